@@ -1,0 +1,45 @@
+/* avatar: one job's effects, shared by the worker and the offline CLI:
+ * render every size, encode, store under PREFIX/ID/SIZE.png, record metadata.
+ * Idempotent: doing it twice leaves the same bytes and one row. */
+#ifndef AQ_AVATAR_H
+#define AQ_AVATAR_H
+
+#include "buf.h"
+#include "error.h"
+#include "job.h"
+#include "meta.h"
+#include "render.h"
+#include "storage.h"
+
+typedef struct avatar_ctx {
+    storage *store;        /* where PNGs go */
+    meta *db;              /* NULL: no metadata (offline render) */
+    const char *prefix;    /* [storage] prefix; "" for none */
+    const char *worker;    /* recorded in metadata */
+    render_image img;      /* reused across jobs */
+    buf png;               /* reused across jobs */
+} avatar_ctx;
+
+/* Sets up ctx (no allocation yet). */
+void avatar_init(avatar_ctx *ctx, storage *store, meta *db, const char *prefix,
+                 const char *worker);
+void avatar_free(avatar_ctx *ctx);
+
+/* Renders one size of r into ctx->png. Returns 0 or AQ_EPERM. */
+int avatar_png(avatar_ctx *ctx, const job_request *r, int size, aq_err *e);
+
+/* Writes "PREFIX/ID/SIZE.png" (or "ID/SIZE.png" with no prefix) to out. */
+void avatar_key(const char *prefix, const char *id, int size, char *out, size_t n);
+
+/* Generates every size of r, stores them, then upserts the metadata row
+ * (attempts recorded). *outputs receives a malloc'd JSON object
+ * {"32":"avatars/ID/32.png",...} for the job hash (outputs may be NULL).
+ * Errors carry the storage/database classification. */
+int avatar_generate(avatar_ctx *ctx, const job_request *r, int attempts,
+                    char **outputs, aq_err *e);
+
+/* Removes the files of id (the sizes its metadata row lists, else those of
+ * r->sizes) and its metadata row. */
+int avatar_delete(avatar_ctx *ctx, const job_request *r, aq_err *e);
+
+#endif

@@ -1,0 +1,79 @@
+/* job: the job document of PROTOCOL.md. Parse and validate with jansson,
+ * apply defaults, produce the canonical form and the derived id. */
+#ifndef AQ_JOB_H
+#define AQ_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "color.h"
+#include "config.h"
+#include "error.h"
+#include "render.h"
+
+#define JOB_MAX_DOC (64 * 1024)
+#define JOB_ID_MAX 64
+#define JOB_SEED_MAX 256
+#define JOB_SIZES_MAX 16
+#define JOB_VERSION 1
+
+typedef enum { JOB_GENERATE = 0, JOB_DELETE = 1 } job_type;
+
+/* Limits and defaults that come from [render]. */
+typedef struct job_limits {
+    int default_style;                    /* render style index */
+    int default_sizes[JOB_SIZES_MAX];
+    size_t n_default_sizes;
+    int max_size;
+} job_limits;
+
+typedef struct job_request {
+    job_type type;
+    char id[JOB_ID_MAX + 1];   /* given or derived; always set after a successful parse */
+    bool id_given;
+    char seed[JOB_SEED_MAX + 1]; /* NUL-free, 1..256 bytes */
+    size_t seed_len;
+    int style;                 /* render style index */
+    int sizes[JOB_SIZES_MAX];  /* distinct, in the order given */
+    size_t nsizes;
+    char primary[32], foreign[32], scheme[32]; /* as given (lowercased), "" when absent */
+    double angle;              /* < 0 when absent */
+    aq_filter filter;
+    int max_attempts;          /* 0 when absent */
+    int64_t created_at;        /* 0 when absent */
+    render_params render;      /* resolved for render_make() */
+} job_request;
+
+/* Fills limits from the [render] section of c. Returns 0 or AQ_EPERM
+ * (unknown default_style). */
+int job_limits_from_config(job_limits *l, const aq_config *c, aq_err *e);
+
+/* Parses and validates a document of len bytes (need not be NUL-terminated).
+ * On success returns 0 and fills r completely (defaults applied, id derived
+ * when absent, render params resolved). On failure returns AQ_EPERM with a
+ * message naming the field and the bad value ("sizes[1]: 9 is below 16");
+ * if the document carried a valid id, r->id holds it, else r->id is "".
+ * Never crashes on any input. */
+int job_parse(const char *doc, size_t len, const job_limits *l, job_request *r, aq_err *e);
+
+/* Initialises r as an empty generate request with defaults from l (for
+ * building requests in code, e.g. from CLI flags); call job_finish() after
+ * setting fields. */
+void job_init(job_request *r, const job_limits *l);
+
+/* Validates a request built in code, resolves render params and derives the
+ * id when absent, with the same rules and messages as job_parse(). */
+int job_finish(job_request *r, const job_limits *l, aq_err *e);
+
+/* The canonical form of the request (sorted keys, defaults applied; no id,
+ * v, created_at or max_attempts) as a malloc'd JSON string. */
+char *job_canonical(const job_request *r);
+
+/* The job document to enqueue (with "v":1 and "id"), malloc'd. */
+char *job_to_json(const job_request *r);
+
+/* True when s is a valid id: [A-Za-z0-9._-]{1,64}, not starting with '.'. */
+bool job_id_valid(const char *s);
+
+#endif

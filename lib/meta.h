@@ -1,0 +1,90 @@
+/* meta: avatar metadata, one row per avatar in table `avatars` (same schema
+ * on every backend). A backend is a table of operations plus opaque state,
+ * picked by name ([database] backend) from the table in meta.c. Schema
+ * migrations are one versioned list (migrations.c) that every backend applies
+ * and records in `schema_migrations`. One handle per process, opened after
+ * fork. */
+#ifndef AQ_META_H
+#define AQ_META_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "error.h"
+
+typedef struct meta_row {
+    char id[65];
+    char seed[257];
+    char style[16];
+    char primary_color[32];   /* "" stored as NULL */
+    char foreign_color[32];
+    char scheme[32];
+    double angle;             /* < 0 stored as NULL */
+    char filter[16];
+    char sizes[256];          /* JSON array, e.g. [32,64] */
+    char storage[8];          /* local | s3 */
+    char location[PATH_MAX];  /* root or bucket */
+    char keys[8192];          /* JSON object size -> key */
+    int64_t bytes;            /* total over all sizes */
+    char sha256[2048];        /* JSON object size -> hex digest */
+    int attempts;
+    char worker[128];
+    int64_t created_at, generated_at;
+} meta_row;
+
+typedef struct meta_ops {
+    const char *name;                                  /* "sqlite", "postgresql" */
+    int (*open)(const aq_config *c, void **st, aq_err *e);
+    /* Applies pending migrations (safe when many processes start at once).
+     * With dry_run, prints what it would apply to out and changes nothing. */
+    int (*migrate)(void *st, bool dry_run, FILE *out, aq_err *e);
+    /* Insert or replace by id, in one transaction. */
+    int (*upsert)(void *st, const meta_row *r, aq_err *e);
+    /* AQ_ENOTFOUND when absent. */
+    int (*get)(void *st, const char *id, meta_row *r, aq_err *e);
+    /* Absent is success. */
+    int (*del)(void *st, const char *id, aq_err *e);
+    /* Calls fn for rows ordered by id, after `after` ("" = from the start),
+     * at most limit; fn returning non-zero stops. */
+    int (*list)(void *st, const char *after, int limit,
+                int (*fn)(const meta_row *r, void *ud), void *ud, aq_err *e);
+    /* Number of rows. */
+    int (*count)(void *st, int64_t *n, aq_err *e);
+    /* Health: connected, schema current. */
+    int (*check)(void *st, aq_err *e);
+    void (*close)(void *st);
+} meta_ops;
+
+typedef struct meta {
+    const meta_ops *ops;
+    void *st;
+} meta;
+
+/* Opens the backend named by c->database.backend (only that one is
+ * initialised) and, unless no_migrate, applies migrations. */
+int meta_open(meta *m, const aq_config *c, bool no_migrate, aq_err *e);
+void meta_close(meta *m);
+
+int meta_migrate(meta *m, bool dry_run, FILE *out, aq_err *e);
+int meta_upsert(meta *m, const meta_row *r, aq_err *e);
+int meta_get(meta *m, const char *id, meta_row *r, aq_err *e);
+int meta_del(meta *m, const char *id, aq_err *e);
+int meta_list(meta *m, const char *after, int limit,
+              int (*fn)(const meta_row *r, void *ud), void *ud, aq_err *e);
+int meta_count(meta *m, int64_t *n, aq_err *e);
+int meta_check(meta *m, aq_err *e);
+
+const meta_ops *meta_find(const char *name);
+
+/* The versioned migration list shared by every backend. */
+typedef struct meta_migration {
+    int version;
+    const char *name;
+    const char *sql;   /* portable SQL: runs on SQLite and PostgreSQL */
+} meta_migration;
+const meta_migration *meta_migrations(int *n);
+
+#endif

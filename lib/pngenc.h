@@ -1,0 +1,24 @@
+/* pngenc: render_image -> PNG bytes in memory through libpng, and back (for
+ * tests and `avatarq get`). Named pngenc, not png, so as not to shadow
+ * libpng's <png.h>. Indexed images become palette PNGs at the smallest bit
+ * depth that holds their colours (1, 2, 4 or 8 bits); truecolour images RGB8.
+ * The same image always gives the same bytes (no time chunks). */
+#ifndef AQ_PNGENC_H
+#define AQ_PNGENC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "error.h"
+#include "render.h"
+
+/* Appends the PNG encoding of img to out. Returns 0 or AQ_EPERM. */
+int pngenc_encode(const render_image *img, buf *out, aq_err *e);
+
+/* Decodes PNG bytes into 8-bit RGBA (*rgba malloc'd, width*height*4).
+ * Returns 0 or AQ_EPERM with the reason. */
+int pngenc_decode(const uint8_t *data, size_t len, uint8_t **rgba,
+                  int *width, int *height, aq_err *e);
+
+#endif

@@ -1,0 +1,63 @@
+/* storage: where PNGs go. A backend is a table of operations plus opaque
+ * state, picked by name ([storage] backend) from the table in storage.c.
+ * Keys are relative ("avatars/ID/64.png"); a key with "..", a leading "/",
+ * a NUL, or an empty segment is refused (AQ_EPERM) by every backend. */
+#ifndef AQ_STORAGE_H
+#define AQ_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "config.h"
+#include "error.h"
+
+typedef struct storage_ops {
+    const char *name;                              /* "local", "s3" */
+    int (*open)(const aq_config *c, void **st, aq_err *e);
+    /* Stores data whole or not at all (temp + rename / checksummed upload). */
+    int (*put)(void *st, const char *key, const void *data, size_t len,
+               const char *content_type, aq_err *e);
+    /* Appends the object's bytes to out; AQ_ENOTFOUND when absent. */
+    int (*get)(void *st, const char *key, buf *out, aq_err *e);
+    /* Removes the object; absent is success. */
+    int (*del)(void *st, const char *key, aq_err *e);
+    /* 1 when present, 0 when absent, < 0 on error. */
+    int (*exists)(void *st, const char *key, aq_err *e);
+    /* Health: the root/bucket is reachable and writable with our credentials. */
+    int (*check)(void *st, aq_err *e);
+    /* Where objects live: the local root or the bucket name. */
+    const char *(*location)(void *st);
+    void (*close)(void *st);
+} storage_ops;
+
+typedef struct storage {
+    const storage_ops *ops;
+    void *st;
+} storage;
+
+/* Opens the backend named by c->storage.backend. Returns 0 or an AQ_E* code. */
+int storage_open(storage *s, const aq_config *c, aq_err *e);
+
+/* Opens local storage at root directly (for `avatarq render -d DIR`). */
+int storage_open_local(storage *s, const char *root, bool fsync, aq_err *e);
+
+void storage_close(storage *s);
+
+/* Thin wrappers over s->ops. */
+int storage_put(storage *s, const char *key, const void *data, size_t len,
+                const char *content_type, aq_err *e);
+int storage_get(storage *s, const char *key, buf *out, aq_err *e);
+int storage_del(storage *s, const char *key, aq_err *e);
+int storage_exists(storage *s, const char *key, aq_err *e);
+int storage_check(storage *s, aq_err *e);
+const char *storage_location(storage *s);
+const char *storage_name(storage *s);
+
+/* Returns 0 when key is a safe relative key, else AQ_EPERM naming it. */
+int storage_key_check(const char *key, aq_err *e);
+
+/* Looks a backend up by name; NULL when unknown. */
+const storage_ops *storage_find(const char *name);
+
+#endif

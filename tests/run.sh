@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs every Check test binary of one or more builds, in order, and prints
+# one total in Check's own summary format at the end. Arguments come in pairs:
+# BUILD_DIR BIN_DIR (the test binaries and the programs they exercise).
+# Exit status is non-zero when any check failed or any binary crashed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+checks=0; failures=0; errors=0; crashed=0
+export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120}
+# ASan's leak checker does not work under ptrace and forks; keep the rest.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+while (($# >= 2)); do
+    build=$1 bindir=$2; shift 2
+    export AQ_BIN_DIR="$PWD/$bindir"
+    for t in "$build"/tests/test_*; do
+        [ -x "$t" ] || continue
+        case "$t" in *.o|*.d) continue ;; esac
+        name=$(basename "$t")
+        echo "== $build/$name"
+        out=$(mktemp)
+        timeout 900 "$t" 2>&1 | tee "$out"
+        rc=${PIPESTATUS[0]}
+        line=$(grep -E '^[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$out" | tail -1)
+        rm -f "$out"
+        if [ -z "$line" ]; then
+            echo "!! $build/$name ended without a Check summary (exit $rc)"
+            crashed=$((crashed + 1)); continue
+        fi
+        c=$(sed -E 's/.*Checks: ([0-9]+).*/\1/' <<<"$line")
+        f=$(sed -E 's/.*Failures: ([0-9]+).*/\1/' <<<"$line")
+        e=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$line")
+        checks=$((checks + c)); failures=$((failures + f)); errors=$((errors + e))
+        if ((rc != 0 && f + e == 0)); then
+            echo "!! $build/$name exited $rc"
+            crashed=$((crashed + 1))
+        fi
+    done
+done
+passed=$((checks - failures - errors))
+pct=0; ((checks > 0)) && pct=$((100 * passed / checks))
+echo
+echo "${pct}%: Checks: ${checks}, Failures: ${failures}, Errors: $((errors + crashed))"
+echo "${passed} passed, $((failures + errors + crashed)) failed"
+((checks > 0 && failures == 0 && errors == 0 && crashed == 0))

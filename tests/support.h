@@ -1,0 +1,71 @@
+/* Test support: throwaway servers on free loopback ports in temp dirs, stopped
+ * by PID, and helpers to run our own programs. Used by tests/test_*.c. */
+#ifndef AQ_TEST_SUPPORT_H
+#define AQ_TEST_SUPPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+
+/* A fresh temp directory (mkdtemp under $TMPDIR or /tmp); out gets its path. */
+void sup_tmpdir(char *out, size_t n);
+/* rm -rf path (only paths below /tmp or $TMPDIR). */
+void sup_rmtree(const char *path);
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int sup_free_port(void);
+/* Waits up to timeout_ms until 127.0.0.1:port accepts; true when it does. */
+bool sup_wait_port(int port, int timeout_ms);
+/* Sleeps ms milliseconds. */
+void sup_sleep_ms(int ms);
+
+/* Spawns argv (argv[0] a path) with extra environment entries "K=V" (NULL-
+ * terminated, may be NULL), stdout/stderr appended to log_path (NULL: inherit).
+ * Returns the pid. The child gets its own process group. */
+pid_t sup_spawn(char *const argv[], char *const env[], const char *log_path);
+/* Sends sig and waits up to timeout_ms; returns the raw wait status or -1 if
+ * still running (then SIGKILLs it and reaps). */
+int sup_stop(pid_t pid, int sig, int timeout_ms);
+/* Waits up to timeout_ms for pid to exit; raw status, or -1 on timeout. */
+int sup_wait(pid_t pid, int timeout_ms);
+
+/* Runs a command line through /bin/sh, capturing stdout (+stderr when
+ * merge_stderr) into out (NUL-terminated); returns its exit status (0-255),
+ * or -1. */
+int sup_run(const char *cmdline, buf *out, bool merge_stderr);
+
+/* Path of one of our programs: $AQ_BIN_DIR/name (AQ_BIN_DIR set by
+ * tests/run.sh; defaults to ./bin). */
+const char *sup_bin(const char *name);
+
+/* ---- Redis ---- */
+typedef struct sup_redis {
+    pid_t pid;
+    int port;
+    char dir[256];
+    char url[128];    /* redis://127.0.0.1:PORT/0 */
+    bool aof;
+} sup_redis;
+/* Starts redis-server on a free port in a temp dir (appendonly when aof).
+ * Aborts the test on failure. */
+void sup_redis_start(sup_redis *r, bool aof);
+/* Starts it again on the same port and dir (after sup_redis_stop). */
+void sup_redis_restart(sup_redis *r);
+void sup_redis_stop(sup_redis *r);
+/* Runs redis-cli against r with args (shell words), output into out. Returns
+ * exit status. */
+int sup_redis_cli(const sup_redis *r, buf *out, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* redis-cli output as one trimmed string (static buffer, valid until next call). */
+const char *sup_redis_str(const sup_redis *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* redis-cli output parsed as an integer (e.g. LLEN). */
+long long sup_redis_int(const sup_redis *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Writes text to path (creating it). */
+void sup_write_file(const char *path, const char *text);
+
+#endif
