@@ -15,7 +15,7 @@ static void redis_spawn(sup_redis *r, bool aof)
     snprintf(log, sizeof log, "%s/redis.log", r->dir);
     char *argv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1",
                     "--dir", r->dir, "--save", "", "--appendonly", aof ? "yes" : "no",
-                    "--appendfsync", "everysec", "--daemonize", "no", NULL};
+                    "--appendfsync", aof ? "always" : "everysec", "--daemonize", "no", NULL};
     r->pid = sup_spawn(argv, NULL, log);
     ck_assert_msg(sup_wait_port(r->port, 10000), "redis-server did not start on %d", r->port);
     /* Loading an AOF: wait until it answers PING with PONG. */
