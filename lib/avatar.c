@@ -1,0 +1,194 @@
+#include "avatar.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "pngenc.h"
+#include "retry.h"
+
+void avatar_init(avatar_ctx *ctx, storage *store, meta *db, const char *prefix,
+                 const char *worker)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->store = store;
+    ctx->db = db;
+    ctx->prefix = prefix ? prefix : "";
+    ctx->worker = worker ? worker : "";
+}
+
+void avatar_free(avatar_ctx *ctx)
+{
+    render_image_free(&ctx->img);
+    buf_free(&ctx->png);
+}
+
+int avatar_png(avatar_ctx *ctx, const job_request *r, int size, aq_err *e)
+{
+    if (render_make(&r->render, size, &ctx->img) < 0)
+        return err_set(e, AQ_EPERM, "rendering %d px: size out of range or out of memory", size);
+    buf_reset(&ctx->png);
+    return pngenc_encode(&ctx->img, &ctx->png, e);
+}
+
+void avatar_key(const char *prefix, const char *id, int size, char *out, size_t n)
+{
+    if (prefix && *prefix)
+        snprintf(out, n, "%s/%s/%d.png", prefix, id, size);
+    else
+        snprintf(out, n, "%s/%d.png", id, size);
+}
+
+/* Copies s into a fixed metadata field, "" for NULL. */
+static void field(char *dst, size_t n, const char *s)
+{
+    snprintf(dst, n, "%s", s ? s : "");
+}
+
+/* Serialises a JSON value into a fixed metadata field; fails rather than
+ * truncating, since a cut JSON text would be corrupt. */
+static int json_field(char *dst, size_t n, json_t *v, aq_err *e, const char *what)
+{
+    char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!s)
+        return err_set(e, AQ_EPERM, "%s: out of memory", what);
+    size_t len = strlen(s);
+    if (len >= n) {
+        free(s);
+        return err_set(e, AQ_EPERM, "%s: %zu bytes do not fit the metadata row", what, len);
+    }
+    memcpy(dst, s, len + 1);
+    free(s);
+    return 0;
+}
+
+/* Fills the metadata row of a generated avatar from the request and the
+ * per-size results gathered while storing. */
+static int fill_row(avatar_ctx *ctx, const job_request *r, int attempts, json_t *keys,
+                    json_t *sums, int64_t bytes, meta_row *row, aq_err *e)
+{
+    memset(row, 0, sizeof *row);
+    field(row->id, sizeof row->id, r->id);
+    field(row->seed, sizeof row->seed, r->seed);
+    field(row->style, sizeof row->style, render_style_name(r->style));
+    char hex[8];
+    color_hex(r->render.primary, hex);
+    field(row->primary_color, sizeof row->primary_color, hex);
+    color_hex(r->render.foreign, hex);
+    field(row->foreign_color, sizeof row->foreign_color, hex);
+    field(row->scheme, sizeof row->scheme, r->scheme);
+    row->angle = r->angle;
+    field(row->filter, sizeof row->filter, color_filter_name(r->filter));
+    field(row->storage, sizeof row->storage, storage_name(ctx->store));
+    field(row->location, sizeof row->location, storage_location(ctx->store));
+    field(row->worker, sizeof row->worker, ctx->worker);
+    row->bytes = bytes;
+    row->attempts = attempts;
+    row->generated_at = now_ms();
+    row->created_at = r->created_at > 0 ? r->created_at : row->generated_at;
+
+    json_t *sizes = json_array();
+    for (size_t i = 0; i < r->nsizes; i++)
+        json_array_append_new(sizes, json_integer(r->sizes[i]));
+    int rc = json_field(row->sizes, sizeof row->sizes, sizes, e, "sizes");
+    json_decref(sizes);
+    if (rc == 0)
+        rc = json_field(row->keys, sizeof row->keys, keys, e, "keys");
+    if (rc == 0)
+        rc = json_field(row->sha256, sizeof row->sha256, sums, e, "sha256");
+    return rc;
+}
+
+int avatar_generate(avatar_ctx *ctx, const job_request *r, int attempts,
+                    char **outputs, aq_err *e)
+{
+    if (outputs)
+        *outputs = NULL;
+    json_t *keys = json_object(), *sums = json_object();
+    int64_t bytes = 0;
+    int rc = 0;
+    for (size_t i = 0; i < r->nsizes && rc == 0; i++) {
+        char key[512], name[16], sum[65];
+        int size = r->sizes[i];
+        snprintf(name, sizeof name, "%d", size);
+        avatar_key(ctx->prefix, r->id, size, key, sizeof key);
+        rc = avatar_png(ctx, r, size, e);
+        if (rc == 0)
+            rc = storage_put(ctx->store, key, ctx->png.data, ctx->png.len, "image/png", e);
+        if (rc != 0) {
+            err_prefix(e, "%s: ", key);
+            break;
+        }
+        hash_sha256_hex(ctx->png.data, ctx->png.len, sum);
+        json_object_set_new(keys, name, json_string(key));
+        json_object_set_new(sums, name, json_string(sum));
+        bytes += (int64_t)ctx->png.len;
+    }
+    if (rc == 0 && ctx->db) {
+        meta_row *row = malloc(sizeof *row);
+        if (!row)
+            rc = err_set(e, AQ_EAGAIN, "metadata: out of memory");
+        else {
+            rc = fill_row(ctx, r, attempts, keys, sums, bytes, row, e);
+            if (rc == 0 && (rc = meta_upsert(ctx->db, row, e)) != 0)
+                err_prefix(e, "metadata %s: ", r->id);
+            free(row);
+        }
+    }
+    if (rc == 0 && outputs) {
+        *outputs = json_dumps(keys, JSON_COMPACT | JSON_SORT_KEYS);
+        if (!*outputs)
+            rc = err_set(e, AQ_EAGAIN, "outputs: out of memory");
+    }
+    json_decref(keys);
+    json_decref(sums);
+    return rc;
+}
+
+/* Deletes the stored object of every key in the JSON object text keys. */
+static int delete_keys_json(avatar_ctx *ctx, const char *text, aq_err *e)
+{
+    json_error_t jerr;
+    json_t *keys = json_loads(text, 0, &jerr);
+    if (!json_is_object(keys)) {
+        json_decref(keys);
+        return 0; /* an unreadable row still gets deleted; sizes cover the files */
+    }
+    const char *name;
+    json_t *v;
+    int rc = 0;
+    json_object_foreach(keys, name, v) {
+        if (json_is_string(v) && (rc = storage_del(ctx->store, json_string_value(v), e)) != 0)
+            break;
+    }
+    json_decref(keys);
+    return rc;
+}
+
+int avatar_delete(avatar_ctx *ctx, const job_request *r, aq_err *e)
+{
+    int rc = 0;
+    if (ctx->db) {
+        meta_row *row = malloc(sizeof *row);
+        if (!row)
+            return err_set(e, AQ_EAGAIN, "metadata: out of memory");
+        rc = meta_get(ctx->db, r->id, row, e);
+        if (rc == 0)
+            rc = delete_keys_json(ctx, row->keys, e);
+        else if (rc == AQ_ENOTFOUND)
+            rc = 0;
+        free(row);
+        if (rc != 0)
+            return rc;
+    }
+    for (size_t i = 0; i < r->nsizes && rc == 0; i++) {
+        char key[512];
+        avatar_key(ctx->prefix, r->id, r->sizes[i], key, sizeof key);
+        rc = storage_del(ctx->store, key, e);
+    }
+    if (rc == 0 && ctx->db && (rc = meta_del(ctx->db, r->id, e)) != 0)
+        err_prefix(e, "metadata %s: ", r->id);
+    return rc;
+}
