@@ -61,7 +61,7 @@ TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test test-plain test-asan check-build demo bench fuzz install uninstall clean
+.PHONY: all bench-build deps test test-plain test-asan check-build demo bench fuzz install uninstall clean
 all: $(BINDIR)/avatarq $(BINDIR)/avatarq-worker $(LIBA)
 
 $(BUILD)/%.o: %.c
@@ -110,11 +110,17 @@ test-asan: deps
 	@$(MAKE) --no-print-directory SAN=1 check-build
 	@bash tests/run.sh build-asan build-asan/bin
 
-demo: deps all
+# deps first, then a fresh make: pkg-config only answers once the -dev
+# packages are installed, and make reads it when it starts.
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@bash tests/demo.sh
 
-bench: deps all $(BENCH_BIN)
+bench: deps
+	@$(MAKE) --no-print-directory all bench-build
 	@bash bench/run.sh $(BUILD)
+
+bench-build: $(BENCH_BIN)
 
 fuzz: deps
 	@bash tests/fuzz/run.sh
