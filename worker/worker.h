@@ -1,0 +1,38 @@
+/* worker: one worker process. Forked by the supervisor; opens its own Redis,
+ * storage and metadata handles (nothing crosses fork), then takes jobs until
+ * told to stop: take -> parse -> start -> generate/delete -> ack, or fail
+ * into a retry (NS:delayed) or a dead letter (NS:dead). */
+#ifndef AQ_WORKER_H
+#define AQ_WORKER_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "job.h"
+#include "slots.h"
+
+/* Runs the worker process for slot s with config c and never returns: exits 0
+ * after a clean stop (SIGTERM, the slot's stop flag, or the parent's death),
+ * 1 when it cannot set up. parent is the supervisor's pid (to notice an
+ * orphaning that happened before PR_SET_PDEATHSIG took effect). */
+_Noreturn void worker_run(const aq_config *c, slot *s, int parent);
+
+/* "HOST:PID" of process pid on this host into out. */
+void worker_id(char *out, size_t n, long pid);
+/* This host's name (gethostname, "localhost" when it fails). */
+const char *worker_host(void);
+
+/* The dead-letter document for doc: the doc's JSON object with "error",
+ * "failed_at" and "attempts" added; a doc that is not a JSON object (or is
+ * larger than JOB_MAX_DOC) is wrapped as {"raw": "<doc, shortened>", ...}.
+ * Always returns a malloc'd, valid JSON text (NULL only when out of memory). */
+char *worker_dead_doc(const char *doc, size_t len, const char *error,
+                      int64_t failed_at, int attempts);
+
+/* queue_ident_fn for recovery: id and max_attempts of a document through
+ * job_parse (with the limits of the running config: worker_ident_setup). */
+int worker_ident(const char *doc, size_t len, char id[65], int *max_attempts,
+                 char *why, size_t whylen);
+void worker_ident_setup(const job_limits *l);
+
+#endif
