@@ -7,9 +7,13 @@
 #ifndef AQ_CLI_H
 #define AQ_CLI_H
 
+#include <getopt.h>
 #include <stdbool.h>
+#include <stdint.h>
 
+#include "avatarq.h"
 #include "config.h"
+#include "job.h"
 
 typedef struct cli_ctx {
     const char *config_path;   /* -c FILE, or NULL for the default search */
@@ -47,5 +51,66 @@ int cmd_show(cli_ctx *ctx, int argc, char **argv);     /* cmd_store.c */
 int cmd_get(cli_ctx *ctx, int argc, char **argv);      /* cmd_store.c */
 int cmd_delete(cli_ctx *ctx, int argc, char **argv);   /* cmd_store.c */
 int cmd_migrate(cli_ctx *ctx, int argc, char **argv);  /* cmd_store.c */
+
+/* ---- shared helpers (cli.c) ---- */
+
+/* True when fd is a terminal (the batch progress bar goes to stderr). */
+bool cli_isatty_fd(int fd);
+
+/* Parses s as a whole decimal integer in [min, max] into *out; on failure
+ * prints "avatarq CMD: OPT: 's' is not an integer" (or out of range) and
+ * returns 2, else 0. */
+int cli_int(const char *cmd, const char *opt, const char *s, long min, long max,
+            long *out);
+
+/* Turns a getopt_long error (return '?' or ':', optstring starting with
+ * ':') into one line naming the option; returns 2. */
+int cli_getopt_fail(const char *cmd, int c, char **argv);
+
+/* Fails with status 2 unless exactly want positional arguments remain
+ * (what names them in the message). */
+int cli_positional(const char *cmd, int argc, char **argv, int want, const char *what);
+
+/* Job options shared by enqueue and batch: getopt_long values CLI_OPT_*,
+ * their option table, and the request they build for the public API. */
+enum {
+    CLI_OPT_SEED = 1000, CLI_OPT_STYLE, CLI_OPT_SIZE, CLI_OPT_SIZES, CLI_OPT_PRIMARY,
+    CLI_OPT_FOREIGN, CLI_OPT_SCHEME, CLI_OPT_ANGLE, CLI_OPT_FILTER,
+    CLI_OPT_MAX_ATTEMPTS, CLI_OPT_ID, CLI_OPT_QUEUE,
+};
+typedef struct cli_jobopts {
+    avatarq_request req;       /* strings borrowed from argv */
+    int sizes[JOB_SIZES_MAX];  /* req.sizes points here */
+    int max_size;              /* [render] max_size */
+} cli_jobopts;
+/* The option entries for CLI_OPT_* (CLI_JOB_NLONGOPTS of them, then a zero
+ * entry); commands copy them into their own getopt_long table. */
+#define CLI_JOB_NLONGOPTS 12
+extern const struct option cli_job_longopts[CLI_JOB_NLONGOPTS + 1];
+
+/* An empty request (every field absent: the worker's defaults apply). */
+void cli_jobopts_init(cli_jobopts *o, const aq_config *cfg);
+/* Applies one CLI_OPT_* flag with its argument, validating it with an error
+ * that names the flag ("avatarq enqueue: --size: 9 is below 16"). Returns 0,
+ * 2 (bad value), or -1 when opt is not a job option. */
+int cli_jobopts_apply(cli_jobopts *o, const char *cmd, int opt, const char *arg);
+
+/* ISO-8601 UTC form of ms since the epoch ("2026-11-24T16:35:03.123Z"),
+ * or "-" for 0. */
+const char *cli_time(int64_t ms, char out[32]);
+
+/* Progress on stderr while a long command runs, drawn only when stderr is a
+ * terminal, at most ~10 times a second:
+ * "[#########...........]  45%  5000 jobs  8300/s". total is the input size
+ * in bytes when known (a regular file), else 0 (no bar, count and rate). */
+typedef struct cli_progress {
+    bool on;
+    int64_t total, pos, jobs, start_ms, drawn_ms;
+} cli_progress;
+void cli_progress_start(cli_progress *p, int64_t total);
+/* Records the input position and job count so far, redrawing if due. */
+void cli_progress_update(cli_progress *p, int64_t pos, int64_t jobs);
+/* Erases the bar (the caller prints its summary after). */
+void cli_progress_end(cli_progress *p);
 
 #endif

@@ -1,0 +1,345 @@
+/* Helpers shared by the avatarq commands: one-line errors, integer and
+ * getopt error handling, the job options of enqueue/batch, times and the
+ * progress bar. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "color.h"
+#include "render.h"
+#include "retry.h"
+
+int cli_fail(const char *cmd, int status, const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fprintf(stderr, "avatarq%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return status;
+}
+
+bool cli_tty(void)
+{
+    return isatty(STDOUT_FILENO) == 1;
+}
+
+bool cli_isatty_fd(int fd)
+{
+    return isatty(fd) == 1;
+}
+
+int cli_int(const char *cmd, const char *opt, const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno == ERANGE)
+        return cli_fail(cmd, 2, "%s: '%s' is not an integer", opt, s);
+    if (v < min)
+        return cli_fail(cmd, 2, "%s: %ld is below %ld", opt, v, min);
+    if (v > max)
+        return cli_fail(cmd, 2, "%s: %ld is above %ld", opt, v, max);
+    *out = v;
+    return 0;
+}
+
+int cli_getopt_fail(const char *cmd, int c, char **argv)
+{
+    /* optind already points past the offending word; for a long option the
+     * word itself names it, for a short one optopt does. */
+    const char *word = optind > 0 ? argv[optind - 1] : "";
+    char name[128];
+    if (strncmp(word, "--", 2) == 0) {
+        snprintf(name, sizeof name, "%s", word);
+        char *eq = strchr(name, '=');
+        if (eq)
+            *eq = '\0';
+    } else if (optopt > 0 && optopt < 256) {
+        snprintf(name, sizeof name, "-%c", optopt);
+    } else {
+        snprintf(name, sizeof name, "%s", word);
+    }
+    if (c == ':')
+        return cli_fail(cmd, 2, "option %s needs an argument", name);
+    return cli_fail(cmd, 2, "unknown option %s (see avatarq %s%s--help)", name,
+                    cmd ? cmd : "", cmd ? " " : "");
+}
+
+int cli_positional(const char *cmd, int argc, char **argv, int want, const char *what)
+{
+    int have = argc - optind;
+    if (have < want)
+        return cli_fail(cmd, 2, "missing %s", what);
+    if (have > want)
+        return cli_fail(cmd, 2, "unexpected argument '%s'", argv[optind + want]);
+    return 0;
+}
+
+/* ---- job options ---- */
+
+const struct option cli_job_longopts[CLI_JOB_NLONGOPTS + 1] = {
+    {"seed", required_argument, NULL, CLI_OPT_SEED},
+    {"style", required_argument, NULL, CLI_OPT_STYLE},
+    {"size", required_argument, NULL, CLI_OPT_SIZE},
+    {"sizes", required_argument, NULL, CLI_OPT_SIZES},
+    {"primary", required_argument, NULL, CLI_OPT_PRIMARY},
+    {"foreign", required_argument, NULL, CLI_OPT_FOREIGN},
+    {"scheme", required_argument, NULL, CLI_OPT_SCHEME},
+    {"angle", required_argument, NULL, CLI_OPT_ANGLE},
+    {"filter", required_argument, NULL, CLI_OPT_FILTER},
+    {"max-attempts", required_argument, NULL, CLI_OPT_MAX_ATTEMPTS},
+    {"id", required_argument, NULL, CLI_OPT_ID},
+    {"queue", required_argument, NULL, CLI_OPT_QUEUE},
+    {NULL, 0, NULL, 0},
+};
+
+void cli_jobopts_init(cli_jobopts *o, const aq_config *cfg)
+{
+    memset(o, 0, sizeof *o);
+    avatarq_request_init(&o->req);
+    o->req.sizes = o->sizes;
+    o->max_size = cfg->render.max_size > 0 ? cfg->render.max_size : RENDER_MAX_SIZE;
+}
+
+static int opt_seed(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    size_t n = strlen(arg);
+    if (n == 0)
+        return cli_fail(cmd, 2, "--seed: empty (1 to %d bytes)", JOB_SEED_MAX);
+    if (n > JOB_SEED_MAX)
+        return cli_fail(cmd, 2, "--seed: %zu bytes is longer than %d", n, JOB_SEED_MAX);
+    o->req.seed = arg;
+    return 0;
+}
+
+static int opt_style(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    if (render_style_find(arg) >= 0) {
+        o->req.style = arg;
+        return 0;
+    }
+    char names[256] = "";
+    for (int i = 0; i < render_style_count(); i++) {
+        size_t len = strlen(names);
+        snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", render_style_name(i));
+    }
+    return cli_fail(cmd, 2, "--style: '%s' is not a style (%s)", arg, names);
+}
+
+static int add_size(cli_jobopts *o, const char *cmd, const char *opt, const char *s)
+{
+    long v;
+    int rc = cli_int(cmd, opt, s, RENDER_MIN_SIZE, o->max_size, &v);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < o->req.nsizes; i++)
+        if (o->sizes[i] == v)
+            return 0; /* sizes are a set: a repeat changes nothing */
+    if (o->req.nsizes >= JOB_SIZES_MAX)
+        return cli_fail(cmd, 2, "%s: more than %d sizes", opt, JOB_SIZES_MAX);
+    o->sizes[o->req.nsizes++] = (int)v;
+    return 0;
+}
+
+static int opt_size(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    return add_size(o, cmd, "--size", arg);
+}
+
+static int opt_sizes(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    char list[512];
+    if (strlen(arg) >= sizeof list)
+        return cli_fail(cmd, 2, "--sizes: list too long");
+    snprintf(list, sizeof list, "%s", arg);
+    char *save = NULL;
+    int n = 0;
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save), n++) {
+        int rc = add_size(o, cmd, "--sizes", tok);
+        if (rc)
+            return rc;
+    }
+    if (n == 0)
+        return cli_fail(cmd, 2, "--sizes: '%s' holds no size (e.g. 32,64)", arg);
+    return 0;
+}
+
+static int colour(const char *cmd, const char *opt, const char *arg, const char **slot)
+{
+    aq_rgb c;
+    if (color_parse(arg, &c) != 0)
+        return cli_fail(cmd, 2, "%s: '%s' is not a colour (#rgb, #rrggbb or a CSS name)",
+                        opt, arg);
+    *slot = arg;
+    return 0;
+}
+
+static int opt_primary(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    return colour(cmd, "--primary", arg, &o->req.primary);
+}
+
+static int opt_foreign(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    return colour(cmd, "--foreign", arg, &o->req.foreign);
+}
+
+static int opt_scheme(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    if (!color_scheme_find(arg))
+        return cli_fail(cmd, 2, "--scheme: '%s' is not a colour scheme (see avatarq schemes)",
+                        arg);
+    o->req.scheme = arg;
+    return 0;
+}
+
+static int opt_angle(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (*arg == '\0' || *end != '\0' || errno == ERANGE || !isfinite(v))
+        return cli_fail(cmd, 2, "--angle: '%s' is not a number", arg);
+    if (v < 0 || v > 360)
+        return cli_fail(cmd, 2, "--angle: %s is outside 0..360", arg);
+    o->req.angle = v;
+    return 0;
+}
+
+static int opt_filter(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    if (color_filter_find(arg) < 0) {
+        char names[128] = "";
+        for (int f = 0; f < FILTER_COUNT; f++) {
+            size_t len = strlen(names);
+            snprintf(names + len, sizeof names - len, "%s%s", f ? ", " : "",
+                     color_filter_name((aq_filter)f));
+        }
+        return cli_fail(cmd, 2, "--filter: '%s' is not a filter (%s)", arg, names);
+    }
+    o->req.filter = arg;
+    return 0;
+}
+
+static int opt_max_attempts(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    long v;
+    int rc = cli_int(cmd, "--max-attempts", arg, 1, 25, &v);
+    if (rc == 0)
+        o->req.max_attempts = (int)v;
+    return rc;
+}
+
+static int opt_id(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    if (!job_id_valid(arg))
+        return cli_fail(cmd, 2,
+                        "--id: '%s' is not a valid id ([A-Za-z0-9._-]{1,64}, not starting with '.')",
+                        arg);
+    o->req.id = arg;
+    return 0;
+}
+
+static int opt_queue(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    /* The name becomes part of a Redis key: keep it printable and short. */
+    size_t n = strlen(arg);
+    if (n == 0 || n >= 64)
+        return cli_fail(cmd, 2, "--queue: '%s' must be 1 to 63 bytes", arg);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)arg[i] <= ' ' || arg[i] == 0x7f)
+            return cli_fail(cmd, 2, "--queue: '%s' holds a space or control character", arg);
+    o->req.queue = arg;
+    return 0;
+}
+
+/* Indexed by opt - CLI_OPT_SEED. */
+static int (*const job_opt_fns[CLI_JOB_NLONGOPTS])(cli_jobopts *, const char *, const char *) = {
+    opt_seed, opt_style, opt_size, opt_sizes, opt_primary, opt_foreign,
+    opt_scheme, opt_angle, opt_filter, opt_max_attempts, opt_id, opt_queue,
+};
+
+int cli_jobopts_apply(cli_jobopts *o, const char *cmd, int opt, const char *arg)
+{
+    if (opt < CLI_OPT_SEED || opt >= CLI_OPT_SEED + CLI_JOB_NLONGOPTS)
+        return -1;
+    return job_opt_fns[opt - CLI_OPT_SEED](o, cmd, arg);
+}
+
+/* ---- times ---- */
+
+const char *cli_time(int64_t ms, char out[32])
+{
+    if (ms <= 0) {
+        snprintf(out, 32, "-");
+        return out;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char base[24];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000));
+    return out;
+}
+
+/* ---- progress ---- */
+
+#define PROGRESS_WIDTH 30
+
+void cli_progress_start(cli_progress *p, int64_t total)
+{
+    memset(p, 0, sizeof *p);
+    p->on = cli_isatty_fd(STDERR_FILENO);
+    p->total = total;
+    p->start_ms = mono_ms();
+}
+
+static void progress_draw(cli_progress *p, int64_t now)
+{
+    double secs = (double)(now - p->start_ms) / 1000.0;
+    double rate = secs > 0 ? (double)p->jobs / secs : 0;
+    if (p->total > 0) {
+        int64_t pos = p->pos > p->total ? p->total : p->pos;
+        int fill = (int)(pos * PROGRESS_WIDTH / p->total);
+        char bar[PROGRESS_WIDTH + 1];
+        memset(bar, '#', (size_t)fill);
+        memset(bar + fill, '.', (size_t)(PROGRESS_WIDTH - fill));
+        bar[PROGRESS_WIDTH] = '\0';
+        fprintf(stderr, "\r[%s] %3d%%  %lld jobs  %.0f/s ", bar,
+                (int)(pos * 100 / p->total), (long long)p->jobs, rate);
+    } else {
+        fprintf(stderr, "\r%lld jobs  %.0f/s ", (long long)p->jobs, rate);
+    }
+    fflush(stderr);
+    p->drawn_ms = now;
+}
+
+void cli_progress_update(cli_progress *p, int64_t pos, int64_t jobs)
+{
+    p->pos = pos;
+    p->jobs = jobs;
+    if (!p->on)
+        return;
+    int64_t now = mono_ms();
+    if (now - p->drawn_ms >= 100)
+        progress_draw(p, now);
+}
+
+void cli_progress_end(cli_progress *p)
+{
+    if (p->on && p->drawn_ms)
+        fprintf(stderr, "\r\033[K");
+    fflush(stderr);
+    p->on = false;
+}
