@@ -48,7 +48,9 @@ typedef struct meta_ops {
     /* Absent is success. */
     int (*del)(void *st, const char *id, aq_err *e);
     /* Calls fn for rows ordered by id, after `after` ("" = from the start),
-     * at most limit; fn returning non-zero stops. */
+     * at most limit (<= 0: no limit); fn returning non-zero stops. The order
+     * is the database's collation of id (byte order on SQLite and on a
+     * PostgreSQL database with the C collation). Returns 0 or AQ_E*. */
     int (*list)(void *st, const char *after, int limit,
                 int (*fn)(const meta_row *r, void *ud), void *ud, aq_err *e);
     /* Number of rows. */
@@ -86,5 +88,46 @@ typedef struct meta_migration {
     const char *sql;   /* portable SQL: runs on SQLite and PostgreSQL */
 } meta_migration;
 const meta_migration *meta_migrations(int *n);
+/* The list never grows beyond this (backends size arrays with it). */
+#define META_MIGRATIONS_MAX 64
+
+/* ---- For backends (meta_sqlite.c, meta_pg.c): the one description of the
+ * avatars columns, so both bind and read rows from the same table. ---- */
+typedef enum meta_kind {
+    META_TEXT,       /* char[], NOT NULL */
+    META_TEXT_NULL,  /* char[], "" <-> NULL */
+    META_REAL_NULL,  /* double, < 0 <-> NULL */
+    META_INT64,      /* int64_t */
+    META_INT,        /* int */
+} meta_kind;
+
+typedef struct meta_column {
+    const char *name;
+    meta_kind kind;
+    size_t off;      /* offsetof(meta_row, field) */
+    size_t size;     /* sizeof the field (text capacity, NUL included) */
+} meta_column;
+
+/* The avatars columns in table order; column 0 is id. */
+const meta_column *meta_columns(int *n);
+
+/* "INSERT INTO avatars (...) VALUES (...) ON CONFLICT (id) DO UPDATE SET ..."
+ * with placeholders made by ph ("?%d" for SQLite, "$%d" for PostgreSQL),
+ * numbered from 1 in column order. */
+void meta_sql_upsert(char *out, size_t n, const char *ph);
+
+/* "SELECT <every column> FROM avatars " followed by tail. */
+void meta_sql_select(char *out, size_t n, const char *tail);
+
+/* 0 when every text field of r is NUL-terminated within its size and id is
+ * not empty; else AQ_EPERM naming the field. */
+int meta_row_check(const meta_row *r, aq_err *e);
+
+/* Prints one migration to out as runnable SQL: a "-- migration N: name"
+ * comment line, the SQL and a ';'. */
+void meta_migration_print(FILE *out, const meta_migration *m);
+
+/* The highest version in the migration list. */
+int meta_latest_version(void);
 
 #endif

@@ -57,6 +57,14 @@ const char *storage_name(storage *s);
 /* Returns 0 when key is a safe relative key, else AQ_EPERM naming it. */
 int storage_key_check(const char *key, aq_err *e);
 
+/* storage_key_check for a key of len bytes that may hold NUL bytes (a key
+ * taken from JSON or the network): an embedded NUL is refused too. */
+int storage_key_check_len(const char *key, size_t len, aq_err *e);
+
+/* The local backend's open, without a config (storage_local.c); *st is for
+ * storage_local_ops. Creates root (and parents) with mode 0755. */
+int storage_local_open_root(const char *root, bool fsync, void **st, aq_err *e);
+
 /* Looks a backend up by name; NULL when unknown. */
 const storage_ops *storage_find(const char *name);
 
