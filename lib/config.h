@@ -11,6 +11,7 @@
 #include "error.h"
 
 #define CONFIG_MAX_SIZES 16
+#define CONFIG_KEYS_MAX 48 /* room for every key of the table in config.c */
 
 typedef struct aq_config {
     char path[PATH_MAX]; /* the file that was read; "" when none */
@@ -70,6 +71,11 @@ typedef struct aq_config {
         int level;                /* LOG_* from log.h */
         int format;               /* LOG_FMT_* from log.h */
     } log;
+
+    /* Where each key's value came from, by its index in config.c's table:
+     * > 0 that line of path, 0 the default, -1 the environment. Only for
+     * error messages that involve two keys. */
+    int origin[CONFIG_KEYS_MAX];
 } aq_config;
 
 /* Fills c with every default of PROTOCOL.md. */

@@ -5,6 +5,7 @@
 #ifndef AQ_LOG_H
 #define AQ_LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
@@ -26,6 +27,16 @@ void log_write(int level, const char *msg, ...) __attribute__((sentinel));
 /* Formats an integer into buf (at least 24 bytes) and returns buf, so numbers
  * can be logged inline: log_write(..., "n", log_int(b, n), NULL). */
 const char *log_int(char *buf, int64_t v);
+
+/* Copies len bytes of s into out (outlen > 4) as one printable line for an
+ * error message: bytes outside printable ASCII become \xNN, quotes and
+ * backslashes are escaped, and a value too long for out ends in "...".
+ * Never fails; returns out. */
+const char *log_printable(const char *s, size_t len, char *out, size_t outlen);
+
+/* The longest line log_write() emits, prefix and newline included; longer
+ * values are cut (ending in "...") so one write(2) stays atomic on a pipe. */
+#define LOG_LINE_MAX 4096
 
 #define log_error(...) log_write(LOG_ERROR, __VA_ARGS__, (char *)NULL)
 #define log_warn(...) log_write(LOG_WARN, __VA_ARGS__, (char *)NULL)
