@@ -178,4 +178,28 @@ int queue_control_read(queue *q, char last_id[48], queue_control *out, size_t ma
 /* Redis INFO field maxmemory-policy into out (for the start-up warning). */
 int queue_maxmemory_policy(queue *q, char *out, size_t n, aq_err *e);
 
+/* ---- additions (queue engineer) ---- */
+
+/* The dead letter for doc: the job JSON object with "error", "failed_at"
+ * and "attempts" added (same key order otherwise), or, for a document that
+ * is not a JSON object, {"raw": "<doc>", "error":..., "failed_at":...,
+ * "attempts":...} (bytes that are not UTF-8 become '?'). malloc'd, NULL
+ * only when out of memory. */
+char *queue_dead_doc(const char *doc, size_t len, const char *error, int64_t failed_at,
+                     int attempts);
+
+/* The inverse for `dead retry`: the original document (error, failed_at
+ * and attempts removed; "raw" unwrapped), malloc'd; id receives its "id"
+ * field when that is a valid id, else "". */
+char *queue_dead_unwrap(const char *dead, size_t len, char id[65]);
+
+/* NS:events: the id of the newest entry ("0-0" when empty) into last_id. */
+int queue_events_last(queue *q, char last_id[48], aq_err *e);
+/* Blocks up to block_ms (XREAD BLOCK) for entries after last_id, moving
+ * last_id past what was read; *seen is true when one of them is about job
+ * id. Returns 0 (also on a quiet timeout) or < 0. */
+int queue_events_wait(queue *q, char last_id[48], int block_ms, const char *id, bool *seen,
+                      aq_err *e);
+
 #endif
+
