@@ -1,0 +1,150 @@
+/* storage_s3: the storage backend for S3 and compatible stores, on top of
+ * lib/s3 (which signs, checksums, classifies and retries). Objects live at
+ * the key the caller gives (PREFIX/ID/SIZE.png) in [storage.s3] bucket. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "s3.h"
+#include "storage.h"
+
+typedef struct s3_store {
+    s3 *client;
+    char bucket[128];
+    char prefix[128];            /* [storage] prefix, for the health probe */
+} s3_store;
+
+/* The settings that must be present before we try the network; messages
+ * name the key (never a secret's value). */
+static int require_settings(const aq_config *c, aq_err *e)
+{
+    static const struct {
+        size_t off;
+        const char *what;
+    } required[] = {
+        {offsetof(aq_config, storage.s3.endpoint), "[storage.s3] endpoint is not set"},
+        {offsetof(aq_config, storage.s3.bucket), "[storage.s3] bucket is not set"},
+        {offsetof(aq_config, storage.s3.access_key),
+         "[storage.s3] access_key is not set (nor AWS_ACCESS_KEY_ID)"},
+        {offsetof(aq_config, storage.s3.secret_key),
+         "[storage.s3] secret_key is not set (nor AWS_SECRET_ACCESS_KEY)"},
+    };
+    for (size_t i = 0; i < sizeof required / sizeof *required; i++)
+        if (((const char *)c + required[i].off)[0] == '\0')
+            return err_set(e, AQ_EPERM, "%s", required[i].what);
+    return 0;
+}
+
+static int s3s_open(const aq_config *c, void **st, aq_err *e)
+{
+    int rc = require_settings(c, e);
+    if (rc)
+        return rc;
+    s3_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return err_set(e, AQ_EAGAIN, "storage s3: out of memory");
+    snprintf(s->bucket, sizeof s->bucket, "%s", c->storage.s3.bucket);
+    snprintf(s->prefix, sizeof s->prefix, "%s", c->storage.prefix);
+    s3_opts o = {
+        .endpoint = c->storage.s3.endpoint,
+        .region = c->storage.s3.region,
+        .bucket = c->storage.s3.bucket,
+        .access_key = c->storage.s3.access_key,
+        .secret_key = c->storage.s3.secret_key,
+        .path_style = c->storage.s3.path_style,
+        .timeout_ms = c->storage.s3.timeout_ms,
+        .retries = c->storage.s3.retries,
+    };
+    s->client = s3_open(&o, e);
+    if (!s->client) {
+        free(s);
+        return err_prefix(e, "[storage.s3] ");
+    }
+    /* Start-up fails here, clearly, when the endpoint is unreachable, the
+     * bucket is missing or the credentials are refused: better than every
+     * job going dead later. */
+    rc = s3_check(s->client, e);
+    if (rc) {
+        err_prefix(e, "storage s3: cannot use bucket '%s' at %s: ", s->bucket,
+                   c->storage.s3.endpoint);
+        s3_close(s->client);
+        free(s);
+        return rc;
+    }
+    *st = s;
+    return 0;
+}
+
+static int s3s_put(void *st, const char *key, const void *data, size_t len,
+                   const char *content_type, aq_err *e)
+{
+    s3_store *s = st;
+    int rc = storage_key_check(key, e);
+    return rc ? rc : s3_put(s->client, key, data, len, content_type, e);
+}
+
+static int s3s_get(void *st, const char *key, buf *out, aq_err *e)
+{
+    s3_store *s = st;
+    int rc = storage_key_check(key, e);
+    return rc ? rc : s3_get(s->client, key, out, NULL, 0, e);
+}
+
+static int s3s_del(void *st, const char *key, aq_err *e)
+{
+    s3_store *s = st;
+    int rc = storage_key_check(key, e);
+    return rc ? rc : s3_delete(s->client, key, e);
+}
+
+static int s3s_exists(void *st, const char *key, aq_err *e)
+{
+    s3_store *s = st;
+    int rc = storage_key_check(key, e);
+    return rc ? rc : s3_exists(s->client, key, e);
+}
+
+/* Reachable and readable (list), then writable: a small probe object under
+ * PREFIX/.health/ is written and removed again. */
+static int s3s_check(void *st, aq_err *e)
+{
+    s3_store *s = st;
+    int rc = s3_check(s->client, e);
+    if (rc)
+        return rc;
+    char host[64] = "host", key[300];
+    gethostname(host, sizeof host - 1);
+    snprintf(key, sizeof key, "%s%s.health/%s-%ld", s->prefix, s->prefix[0] ? "/" : "", host,
+             (long)getpid());
+    static const char probe[] = "avatarq health probe\n";
+    if ((rc = s3_put(s->client, key, probe, sizeof probe - 1, "text/plain", e)) != 0)
+        return err_prefix(e, "storage s3: bucket '%s' is not writable: ", s->bucket);
+    return s3_delete(s->client, key, e);
+}
+
+static const char *s3s_location(void *st)
+{
+    return ((s3_store *)st)->bucket;
+}
+
+static void s3s_close(void *st)
+{
+    s3_store *s = st;
+    if (!s)
+        return;
+    s3_close(s->client);
+    free(s);
+}
+
+const storage_ops storage_s3_ops = {
+    .name = "s3",
+    .open = s3s_open,
+    .put = s3s_put,
+    .get = s3s_get,
+    .del = s3s_del,
+    .exists = s3s_exists,
+    .check = s3s_check,
+    .location = s3s_location,
+    .close = s3s_close,
+};

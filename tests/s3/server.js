@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// A signature-checking S3-compatible server for avatarq's tests:
+//   node server.js PORT DIR BUCKET [BUCKET...]
+// listens on 127.0.0.1:PORT, keeps objects below DIR, creates the buckets,
+// and prints "ready" on stdout once it accepts connections. Access key and
+// secret are s3rver's fixed pair S3RVER/S3RVER. Signatures are verified
+// (a wrong secret gives 403 SignatureDoesNotMatch).
+'use strict'
+const path = require('node:path')
+const S3rver = require(path.join(__dirname, 'node_modules', '@20minutes', 's3rver'))
+
+const [port, directory, ...buckets] = process.argv.slice(2)
+if (!port || !directory || buckets.length === 0) {
+  console.error('usage: node server.js PORT DIR BUCKET [BUCKET...]')
+  process.exit(2)
+}
+
+new S3rver({
+  address: '127.0.0.1',
+  port: Number(port),
+  directory,
+  silent: true,
+  configureBuckets: buckets.map((name) => ({ name, configs: [] })),
+})
+  .run()
+  .then(() => console.log('ready'))
+  .catch((err) => {
+    console.error(`s3 test server: ${err.message}`)
+    process.exit(1)
+  })
