@@ -315,15 +315,17 @@ static void ack_job(wk *w, const char *doc, size_t len, const job_request *r,
 
 /* Test hook (test-only, deliberately not in --help): with
  * AVATARQ_TEST_HANG_SEED=<seed> in the environment a worker that starts a job
- * of that seed hangs forever, ignoring SIGTERM, so tests can hold a worker
- * busy deterministically (job timeout, shutdown timeout). */
+ * of that seed hangs, ignoring SIGTERM, so tests can hold a worker busy
+ * deterministically (job timeout, shutdown timeout). It gives up only when
+ * orphaned, so a test that loses its supervisor leaves no process behind. */
 static void maybe_hang(const wk *w, const job_request *r)
 {
     if (!w->hang_seed || r->type != JOB_GENERATE || strcmp(r->seed, w->hang_seed) != 0)
         return;
     log_warn("test hook: hanging on this job", "worker", w->id, "id", r->id);
-    for (;;)
-        pause();
+    while (getppid() == w->parent)
+        sleep(1);
+    _exit(3);
 }
 
 static int run_job(wk *w, const job_request *r, int attempts, char **outputs, aq_err *e)

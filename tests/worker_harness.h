@@ -1,0 +1,329 @@
+/* worker_harness: what the avatarq-worker tests (test_worker.c,
+ * test_worker_faults.c, test_notify.c) share: a throwaway Redis, a temp
+ * config.ini (local storage and SQLite in the temp dir, short intervals), the
+ * real bin/avatarq-worker, and a direct hiredis connection for pushing raw
+ * documents (any bytes) and reading keys.
+ *
+ * Cleanup even when a test fails: every pid started is written to a pid file
+ * named after the Check runner (the parent); an atexit handler in the test
+ * child and the unchecked teardown in the parent (wh_reap_strays) both kill
+ * what is listed, so a failed assertion or a Check timeout leaves nothing
+ * running. Header-only (static functions) because the Makefile links only
+ * tests/support_*.c into test binaries. */
+#ifndef AQ_WORKER_HARNESS_H
+#define AQ_WORKER_HARNESS_H
+
+#include <check.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "support.h"
+
+#define WH_NS "aq"
+
+typedef struct wh {
+    sup_redis r;
+    char dir[256];     /* temp dir: config.ini, worker.log, root/, meta.db */
+    char cfg[320];
+    char log[320];
+    char root[320];
+    char db[320];
+    pid_t pid;         /* the supervisor, 0 when not running */
+    redisContext *rc;
+} wh;
+
+static wh *wh_current;
+
+static void wh_pidfile(char *out, size_t n, pid_t runner)
+{
+    snprintf(out, n, "/tmp/avatarq-wh-%d.pids", (int)runner);
+}
+
+/* Remembers pid (a process group leader) for cleanup. */
+static void wh_track(pid_t pid)
+{
+    char path[64];
+    wh_pidfile(path, sizeof path, getppid());
+    FILE *f = fopen(path, "a");
+    if (f) {
+        fprintf(f, "%d\n", (int)pid);
+        fclose(f);
+    }
+}
+
+static void wh_kill_listed(pid_t runner)
+{
+    char path[64];
+    wh_pidfile(path, sizeof path, runner);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    int pid;
+    while (fscanf(f, "%d", &pid) == 1)
+        if (pid > 1) {
+            kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+        }
+    fclose(f);
+    unlink(path);
+}
+
+/* For the parent's unchecked teardown: kills whatever a test child left. */
+static void wh_reap_strays(void)
+{
+    wh_kill_listed(getpid());
+}
+
+static void wh_atexit(void)
+{
+    if (wh_current && wh_current->pid > 0) {
+        kill(wh_current->pid, SIGKILL);
+        waitpid(wh_current->pid, NULL, 0);
+    }
+    wh_kill_listed(getppid());
+}
+
+/* Writes config.ini: [worker] comes last so worker_extra (lines "key = v")
+ * lands in it; other_sections is appended after (new sections only). */
+static void wh_write_config(wh *h, const char *worker_extra, const char *other_sections)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "[redis]\nurl = %s\nnamespace = " WH_NS "\nqueue = default\n"
+             "[storage]\nbackend = local\nprefix = avatars\n"
+             "[storage.local]\nroot = %s\nfsync = false\n"
+             "[database]\nbackend = sqlite\n"
+             "[database.sqlite]\npath = %s\n"
+             "[log]\nlevel = debug\n"
+             "%s"
+             "[worker]\nprocesses = 2\nheartbeat_interval_s = 1\nheartbeat_ttl_s = 3\n"
+             "job_timeout_s = 30\nshutdown_timeout_s = 20\nmax_attempts = 3\n"
+             "backoff_base_ms = 50\nbackoff_max_ms = 200\n%s",
+             h->r.url, h->root, h->db, other_sections ? other_sections : "",
+             worker_extra ? worker_extra : "");
+    sup_write_file(h->cfg, text);
+}
+
+static void wh_connect(wh *h)
+{
+    if (h->rc)
+        redisFree(h->rc);
+    struct timeval tv = {5, 0};
+    h->rc = redisConnectWithTimeout("127.0.0.1", h->r.port, tv);
+    ck_assert_msg(h->rc && !h->rc->err, "connect to test redis");
+    redisSetTimeout(h->rc, tv);
+}
+
+static void wh_setup(wh *h, bool aof, const char *worker_extra)
+{
+    memset(h, 0, sizeof *h);
+    wh_current = h;
+    atexit(wh_atexit);
+    sup_tmpdir(h->dir, sizeof h->dir);
+    sup_redis_start(&h->r, aof);
+    wh_track(h->r.pid);
+    snprintf(h->cfg, sizeof h->cfg, "%s/config.ini", h->dir);
+    snprintf(h->log, sizeof h->log, "%s/worker.log", h->dir);
+    snprintf(h->root, sizeof h->root, "%s/root", h->dir);
+    snprintf(h->db, sizeof h->db, "%s/meta.db", h->dir);
+    wh_write_config(h, worker_extra, NULL);
+    wh_connect(h);
+}
+
+/* Prints the worker log's tail (for a failing test's story). */
+static void wh_show_log(const wh *h, int lines)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "tail -n %d '%s' >&2", lines, h->log);
+    if (system(cmd) != 0)
+        fprintf(stderr, "(no worker log)\n");
+}
+
+/* Starts bin/avatarq-worker -c config.ini with extra "K=V" env entries. */
+static pid_t wh_start(wh *h, char *const env[])
+{
+    char *argv[] = {(char *)sup_bin("avatarq-worker"), "-c", h->cfg, NULL};
+    h->pid = sup_spawn(argv, env, h->log);
+    wh_track(h->pid);
+    return h->pid;
+}
+
+/* Signals the supervisor and waits; returns the raw wait status (-1: had to
+ * be killed). */
+static int wh_stop(wh *h, int sig, int timeout_ms)
+{
+    int st = sup_stop(h->pid, sig, timeout_ms);
+    h->pid = 0;
+    return st;
+}
+
+static void wh_teardown(wh *h)
+{
+    if (h->pid > 0) {
+        if (getenv("AQ_TEST_VERBOSE"))
+            wh_show_log(h, 60);
+        wh_stop(h, SIGKILL, 5000);
+    }
+    if (h->rc)
+        redisFree(h->rc);
+    h->rc = NULL;
+    sup_redis_stop(&h->r);
+    sup_rmtree(h->r.dir);
+    char pidfile[64];
+    wh_pidfile(pidfile, sizeof pidfile, getppid());
+    unlink(pidfile); /* everything listed was stopped above */
+    if (!getenv("AQ_TEST_KEEP"))
+        sup_rmtree(h->dir);
+    wh_current = NULL;
+}
+
+/* ---- Redis access ---- */
+
+static redisReply *wh_cmdv(wh *h, const char *fmt, va_list ap)
+{
+    redisReply *rep = redisvCommand(h->rc, fmt, ap);
+    if (!rep) { /* the test restarted Redis: reconnect once */
+        wh_connect(h);
+        return NULL;
+    }
+    return rep;
+}
+
+/* A command's reply as a string (integers formatted; nil and errors ""),
+ * in a static buffer valid until the next call. */
+static const char *wh_str(wh *h, const char *fmt, ...)
+{
+    static char out[65536];
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *rep = wh_cmdv(h, fmt, ap);
+    va_end(ap);
+    out[0] = '\0';
+    if (!rep)
+        return out;
+    if (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS)
+        snprintf(out, sizeof out, "%.*s", (int)rep->len, rep->str);
+    else if (rep->type == REDIS_REPLY_INTEGER)
+        snprintf(out, sizeof out, "%lld", rep->integer);
+    freeReplyObject(rep);
+    return out;
+}
+
+static long long wh_int(wh *h, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *rep = wh_cmdv(h, fmt, ap);
+    va_end(ap);
+    long long v = -1;
+    if (rep && rep->type == REDIS_REPLY_INTEGER)
+        v = rep->integer;
+    else if (rep && rep->type == REDIS_REPLY_STRING)
+        v = atoll(rep->str);
+    else if (rep && rep->type == REDIS_REPLY_NIL)
+        v = 0;
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
+/* LPUSH of any bytes onto the configured queue. */
+static void wh_push(wh *h, const char *doc, size_t len)
+{
+    redisReply *rep = redisCommand(h->rc, "LPUSH " WH_NS ":queue:default %b", doc, len);
+    ck_assert_msg(rep && rep->type == REDIS_REPLY_INTEGER, "LPUSH failed");
+    freeReplyObject(rep);
+}
+
+static void wh_push_str(wh *h, const char *doc)
+{
+    wh_push(h, doc, strlen(doc));
+}
+
+/* Keys matching pattern (KEYS is fine on a test instance). */
+static long long wh_count_keys(wh *h, const char *pattern)
+{
+    redisReply *rep = redisCommand(h->rc, "KEYS %s", pattern);
+    long long n = rep && rep->type == REDIS_REPLY_ARRAY ? (long long)rep->elements : -1;
+    if (rep)
+        freeReplyObject(rep);
+    return n;
+}
+
+/* Total length of every NS:processing:* list. */
+static long long wh_processing(wh *h)
+{
+    redisReply *rep = redisCommand(h->rc, "KEYS " WH_NS ":processing:*");
+    long long n = 0;
+    for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++)
+        n += wh_int(h, "LLEN %s", rep->element[i]->str);
+    if (rep)
+        freeReplyObject(rep);
+    return n;
+}
+
+static bool wh_wait_state(wh *h, const char *id, const char *state, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        if (strcmp(wh_str(h, "HGET " WH_NS ":job:%s state", id), state) == 0)
+            return true;
+        sup_sleep_ms(50);
+    }
+    return false;
+}
+
+/* Waits until the integer reply of the command reaches at least target. */
+static bool wh_wait_int(wh *h, long long target, int timeout_ms, const char *cmd)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        if (wh_int(h, "%s", cmd) >= target)
+            return true;
+        sup_sleep_ms(50);
+    }
+    return false;
+}
+
+/* Pids of the live worker processes from their heartbeat hashes (up to max). */
+static int wh_worker_pids(wh *h, pid_t *out, int max)
+{
+    redisReply *rep = redisCommand(h->rc, "KEYS " WH_NS ":worker:*");
+    int n = 0;
+    for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements && n < max; i++) {
+        long long pid = wh_int(h, "HGET %s pid", rep->element[i]->str);
+        if (pid > 0)
+            out[n++] = (pid_t)pid;
+    }
+    if (rep)
+        freeReplyObject(rep);
+    return n;
+}
+
+/* NS:worker:HOST:PID of a worker process of this host. */
+static void wh_worker_key(pid_t pid, char *out, size_t n)
+{
+    char host[128] = "";
+    if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+        snprintf(host, sizeof host, "localhost");
+    snprintf(out, n, WH_NS ":worker:%s:%d", host, (int)pid);
+}
+
+/* "s/ID/SIZE.png" below the storage root. */
+static void wh_png_path(const wh *h, const char *id, int size, char *out, size_t n)
+{
+    snprintf(out, n, "%s/avatars/%s/%d.png", h->root, id, size);
+}
+
+static bool wh_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+#endif
