@@ -12,6 +12,7 @@ extern const storage_ops storage_s3_ops;   /* storage_s3.c */
 /* Picked by name ([storage] backend). Add a backend with one line. */
 static const storage_ops *const storage_backends[] = {
     &storage_local_ops,
+    &storage_s3_ops,
     NULL,
 };
 
