@@ -485,7 +485,7 @@ static int check_redis(const aq_config *cfg)
 
 static int check_database(const aq_config *cfg)
 {
-    char where[1200];
+    char where[PATH_MAX + 1100];
     if (strcmp(cfg->database.backend, "postgresql") == 0)
         redact_conninfo(cfg->database.pg.conninfo, where, sizeof where);
     else
@@ -515,7 +515,7 @@ static int check_storage(const aq_config *cfg)
     err_clear(&e);
     storage s = {0};
     int rc = storage_open(&s, cfg, &e);
-    char where[800];
+    char where[PATH_MAX + 800];
     if (strcmp(cfg->storage.backend, "s3") == 0)
         snprintf(where, sizeof where, "%s bucket=%s", cfg->storage.s3.endpoint,
                  cfg->storage.s3.bucket);

@@ -244,6 +244,20 @@ int cmd_show(cli_ctx *ctx, int argc, char **argv)
 
 /* ---- get ---- */
 
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 /* Writes data to path whole or not at all (temp file + rename), or to
  * standard output for "-". */
 static int write_output(const char *cmd, const char *path, const buf *data)
@@ -259,24 +273,18 @@ static int write_output(const char *cmd, const char *path, const buf *data)
     int fd = mkstemp(tmp);
     if (fd < 0)
         return cli_fail(cmd, 1, "%s: %s", path, strerror(errno));
-    size_t off = 0;
-    while (off < data->len) {
-        ssize_t n = write(fd, data->data + off, data->len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        off += (size_t)n;
-    }
-    int saved = errno;
     /* mkstemp makes 0600; a fetched image is an ordinary file. */
-    if (off == data->len && fchmod(fd, 0644) != 0)
-        off = 0;
-    if (close(fd) != 0 && off == data->len)
-        off = 0;
-    if (off != data->len || rename(tmp, path) != 0) {
-        if (off == data->len)
-            saved = errno;
+    bool ok = write_all(fd, data->data, data->len) == 0 && fchmod(fd, 0644) == 0;
+    int saved = errno;
+    if (close(fd) != 0 && ok) {
+        ok = false;
+        saved = errno;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = false;
+        saved = errno;
+    }
+    if (!ok) {
         unlink(tmp);
         return cli_fail(cmd, 1, "%s: %s", path, strerror(saved));
     }
@@ -449,13 +457,27 @@ int cmd_migrate(cli_ctx *ctx, int argc, char **argv)
     meta m;
     if (open_meta(ctx, argv[0], &m))
         return 1;
+    /* A dry run first tells what is pending, so both forms can say so. */
+    char *pending = NULL;
+    size_t plen = 0;
+    FILE *mem = open_memstream(&pending, &plen);
     aq_err e;
     err_clear(&e);
-    rc = meta_migrate(&m, dry, stdout, &e);
+    rc = mem ? meta_migrate(&m, true, mem, &e) : err_set(&e, AQ_EAGAIN, "out of memory");
+    if (mem)
+        fclose(mem);
+    if (rc == 0 && !dry && plen > 0)
+        rc = meta_migrate(&m, false, NULL, &e);
     meta_close(&m);
-    if (rc != 0)
+    if (rc != 0) {
+        free(pending);
         return cli_fail(argv[0], 1, "%s", e.msg);
-    if (!dry)
-        printf("database %s: schema up to date\n", ctx->cfg.database.backend);
+    }
+    const char *db = ctx->cfg.database.backend;
+    if (plen == 0)
+        printf("database %s: schema up to date, nothing to apply\n", db);
+    else
+        printf("database %s: %s\n%s", db, dry ? "would apply" : "applied", pending);
+    free(pending);
     return 0;
 }
