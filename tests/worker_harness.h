@@ -27,6 +27,8 @@
 #include "support.h"
 
 #define WH_NS "aq"
+/* every helper is static and may go unused by one of the test files */
+#define WH_FN static __attribute__((unused))
 
 typedef struct wh {
     sup_redis r;
@@ -36,18 +38,19 @@ typedef struct wh {
     char root[320];
     char db[320];
     pid_t pid;         /* the supervisor, 0 when not running */
+    const char *backend; /* [storage] backend: "local" unless a test says */
     redisContext *rc;
 } wh;
 
 static wh *wh_current;
 
-static void wh_pidfile(char *out, size_t n, pid_t runner)
+WH_FN void wh_pidfile(char *out, size_t n, pid_t runner)
 {
     snprintf(out, n, "/tmp/avatarq-wh-%d.pids", (int)runner);
 }
 
 /* Remembers pid (a process group leader) for cleanup. */
-static void wh_track(pid_t pid)
+WH_FN void wh_track(pid_t pid)
 {
     char path[64];
     wh_pidfile(path, sizeof path, getppid());
@@ -58,7 +61,7 @@ static void wh_track(pid_t pid)
     }
 }
 
-static void wh_kill_listed(pid_t runner)
+WH_FN void wh_kill_listed(pid_t runner)
 {
     char path[64];
     wh_pidfile(path, sizeof path, runner);
@@ -76,12 +79,12 @@ static void wh_kill_listed(pid_t runner)
 }
 
 /* For the parent's unchecked teardown: kills whatever a test child left. */
-static void wh_reap_strays(void)
+WH_FN void wh_reap_strays(void)
 {
     wh_kill_listed(getpid());
 }
 
-static void wh_atexit(void)
+WH_FN void wh_atexit(void)
 {
     if (wh_current && wh_current->pid > 0) {
         kill(wh_current->pid, SIGKILL);
@@ -92,12 +95,12 @@ static void wh_atexit(void)
 
 /* Writes config.ini: [worker] comes last so worker_extra (lines "key = v")
  * lands in it; other_sections is appended after (new sections only). */
-static void wh_write_config(wh *h, const char *worker_extra, const char *other_sections)
+WH_FN void wh_write_config(wh *h, const char *worker_extra, const char *other_sections)
 {
     char text[4096];
     snprintf(text, sizeof text,
              "[redis]\nurl = %s\nnamespace = " WH_NS "\nqueue = default\n"
-             "[storage]\nbackend = local\nprefix = avatars\n"
+             "[storage]\nbackend = %s\nprefix = avatars\n"
              "[storage.local]\nroot = %s\nfsync = false\n"
              "[database]\nbackend = sqlite\n"
              "[database.sqlite]\npath = %s\n"
@@ -106,12 +109,12 @@ static void wh_write_config(wh *h, const char *worker_extra, const char *other_s
              "[worker]\nprocesses = 2\nheartbeat_interval_s = 1\nheartbeat_ttl_s = 3\n"
              "job_timeout_s = 30\nshutdown_timeout_s = 20\nmax_attempts = 3\n"
              "backoff_base_ms = 50\nbackoff_max_ms = 200\n%s",
-             h->r.url, h->root, h->db, other_sections ? other_sections : "",
+             h->r.url, h->backend ? h->backend : "local", h->root, h->db, other_sections ? other_sections : "",
              worker_extra ? worker_extra : "");
     sup_write_file(h->cfg, text);
 }
 
-static void wh_connect(wh *h)
+WH_FN void wh_connect(wh *h)
 {
     if (h->rc)
         redisFree(h->rc);
@@ -121,7 +124,7 @@ static void wh_connect(wh *h)
     redisSetTimeout(h->rc, tv);
 }
 
-static void wh_setup(wh *h, bool aof, const char *worker_extra)
+WH_FN void wh_setup(wh *h, bool aof, const char *worker_extra)
 {
     memset(h, 0, sizeof *h);
     wh_current = h;
@@ -138,7 +141,7 @@ static void wh_setup(wh *h, bool aof, const char *worker_extra)
 }
 
 /* Prints the worker log's tail (for a failing test's story). */
-static void wh_show_log(const wh *h, int lines)
+WH_FN void wh_show_log(const wh *h, int lines)
 {
     char cmd[400];
     snprintf(cmd, sizeof cmd, "tail -n %d '%s' >&2", lines, h->log);
@@ -147,7 +150,7 @@ static void wh_show_log(const wh *h, int lines)
 }
 
 /* Starts bin/avatarq-worker -c config.ini with extra "K=V" env entries. */
-static pid_t wh_start(wh *h, char *const env[])
+WH_FN pid_t wh_start(wh *h, char *const env[])
 {
     char *argv[] = {(char *)sup_bin("avatarq-worker"), "-c", h->cfg, NULL};
     h->pid = sup_spawn(argv, env, h->log);
@@ -157,14 +160,14 @@ static pid_t wh_start(wh *h, char *const env[])
 
 /* Signals the supervisor and waits; returns the raw wait status (-1: had to
  * be killed). */
-static int wh_stop(wh *h, int sig, int timeout_ms)
+WH_FN int wh_stop(wh *h, int sig, int timeout_ms)
 {
     int st = sup_stop(h->pid, sig, timeout_ms);
     h->pid = 0;
     return st;
 }
 
-static void wh_teardown(wh *h)
+WH_FN void wh_teardown(wh *h)
 {
     if (h->pid > 0) {
         if (getenv("AQ_TEST_VERBOSE"))
@@ -186,7 +189,7 @@ static void wh_teardown(wh *h)
 
 /* ---- Redis access ---- */
 
-static redisReply *wh_cmdv(wh *h, const char *fmt, va_list ap)
+WH_FN redisReply *wh_cmdv(wh *h, const char *fmt, va_list ap)
 {
     redisReply *rep = redisvCommand(h->rc, fmt, ap);
     if (!rep) { /* the test restarted Redis: reconnect once */
@@ -198,7 +201,7 @@ static redisReply *wh_cmdv(wh *h, const char *fmt, va_list ap)
 
 /* A command's reply as a string (integers formatted; nil and errors ""),
  * in a static buffer valid until the next call. */
-static const char *wh_str(wh *h, const char *fmt, ...)
+WH_FN const char *wh_str(wh *h, const char *fmt, ...)
 {
     static char out[65536];
     va_list ap;
@@ -216,7 +219,7 @@ static const char *wh_str(wh *h, const char *fmt, ...)
     return out;
 }
 
-static long long wh_int(wh *h, const char *fmt, ...)
+WH_FN long long wh_int(wh *h, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -235,20 +238,20 @@ static long long wh_int(wh *h, const char *fmt, ...)
 }
 
 /* LPUSH of any bytes onto the configured queue. */
-static void wh_push(wh *h, const char *doc, size_t len)
+WH_FN void wh_push(wh *h, const char *doc, size_t len)
 {
     redisReply *rep = redisCommand(h->rc, "LPUSH " WH_NS ":queue:default %b", doc, len);
     ck_assert_msg(rep && rep->type == REDIS_REPLY_INTEGER, "LPUSH failed");
     freeReplyObject(rep);
 }
 
-static void wh_push_str(wh *h, const char *doc)
+WH_FN void wh_push_str(wh *h, const char *doc)
 {
     wh_push(h, doc, strlen(doc));
 }
 
 /* Keys matching pattern (KEYS is fine on a test instance). */
-static long long wh_count_keys(wh *h, const char *pattern)
+WH_FN long long wh_count_keys(wh *h, const char *pattern)
 {
     redisReply *rep = redisCommand(h->rc, "KEYS %s", pattern);
     long long n = rep && rep->type == REDIS_REPLY_ARRAY ? (long long)rep->elements : -1;
@@ -258,7 +261,7 @@ static long long wh_count_keys(wh *h, const char *pattern)
 }
 
 /* Total length of every NS:processing:* list. */
-static long long wh_processing(wh *h)
+WH_FN long long wh_processing(wh *h)
 {
     redisReply *rep = redisCommand(h->rc, "KEYS " WH_NS ":processing:*");
     long long n = 0;
@@ -269,7 +272,7 @@ static long long wh_processing(wh *h)
     return n;
 }
 
-static bool wh_wait_state(wh *h, const char *id, const char *state, int timeout_ms)
+WH_FN bool wh_wait_state(wh *h, const char *id, const char *state, int timeout_ms)
 {
     for (int waited = 0; waited <= timeout_ms; waited += 50) {
         if (strcmp(wh_str(h, "HGET " WH_NS ":job:%s state", id), state) == 0)
@@ -280,7 +283,7 @@ static bool wh_wait_state(wh *h, const char *id, const char *state, int timeout_
 }
 
 /* Waits until the integer reply of the command reaches at least target. */
-static bool wh_wait_int(wh *h, long long target, int timeout_ms, const char *cmd)
+WH_FN bool wh_wait_int(wh *h, long long target, int timeout_ms, const char *cmd)
 {
     for (int waited = 0; waited <= timeout_ms; waited += 50) {
         if (wh_int(h, "%s", cmd) >= target)
@@ -291,7 +294,7 @@ static bool wh_wait_int(wh *h, long long target, int timeout_ms, const char *cmd
 }
 
 /* Pids of the live worker processes from their heartbeat hashes (up to max). */
-static int wh_worker_pids(wh *h, pid_t *out, int max)
+WH_FN int wh_worker_pids(wh *h, pid_t *out, int max)
 {
     redisReply *rep = redisCommand(h->rc, "KEYS " WH_NS ":worker:*");
     int n = 0;
@@ -306,7 +309,7 @@ static int wh_worker_pids(wh *h, pid_t *out, int max)
 }
 
 /* NS:worker:HOST:PID of a worker process of this host. */
-static void wh_worker_key(pid_t pid, char *out, size_t n)
+WH_FN void wh_worker_key(pid_t pid, char *out, size_t n)
 {
     char host[128] = "";
     if (gethostname(host, sizeof host - 1) != 0 || !host[0])
@@ -315,12 +318,12 @@ static void wh_worker_key(pid_t pid, char *out, size_t n)
 }
 
 /* "s/ID/SIZE.png" below the storage root. */
-static void wh_png_path(const wh *h, const char *id, int size, char *out, size_t n)
+WH_FN void wh_png_path(const wh *h, const char *id, int size, char *out, size_t n)
 {
     snprintf(out, n, "%s/avatars/%s/%d.png", h->root, id, size);
 }
 
-static bool wh_exists(const char *path)
+WH_FN bool wh_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;

@@ -314,13 +314,15 @@ static void ack_job(wk *w, const char *doc, size_t len, const job_request *r,
 }
 
 /* Test hook (test-only, deliberately not in --help): with
- * AVATARQ_TEST_HANG_SEED=<seed> in the environment a worker that starts a job
- * of that seed hangs, ignoring SIGTERM, so tests can hold a worker busy
- * deterministically (job timeout, shutdown timeout). It gives up only when
- * orphaned, so a test that loses its supervisor leaves no process behind. */
-static void maybe_hang(const wk *w, const job_request *r)
+ * AVATARQ_TEST_HANG_SEED=<seed> in the environment a worker that starts the
+ * first attempt of a job of that seed hangs, ignoring SIGTERM, so tests can
+ * hold a worker busy deterministically (job timeout, shutdown timeout, kills)
+ * and still see a later attempt succeed. It gives up only when orphaned, so a
+ * test that loses its supervisor leaves no process behind. */
+static void maybe_hang(const wk *w, const job_request *r, int attempts)
 {
-    if (!w->hang_seed || r->type != JOB_GENERATE || strcmp(r->seed, w->hang_seed) != 0)
+    if (!w->hang_seed || r->type != JOB_GENERATE || attempts != 1 ||
+        strcmp(r->seed, w->hang_seed) != 0)
         return;
     log_warn("test hook: hanging on this job", "worker", w->id, "id", r->id);
     while (getppid() == w->parent)
@@ -357,7 +359,7 @@ static void handle(wk *w, const char *doc, size_t len)
         sa.attempts = 1;
     }
     slots_set_busy(w->s, r.id, doc, len, sa.attempts, mono_ms());
-    maybe_hang(w, &r);
+    maybe_hang(w, &r, sa.attempts);
 
     int64_t t0 = mono_ms();
     char *outputs = NULL;
