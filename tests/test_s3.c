@@ -6,8 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "hash.h"
 
 #include "s3.h"
 #include "storage.h"
@@ -403,6 +408,246 @@ START_TEST(test_frozen_server_without_retries_times_out)
 }
 END_TEST
 
+
+/* ---- answers s3rver cannot give (5xx, 429, SlowDown, RequestTimeout) ----
+ * A forked responder on a loopback socket answers each request with the next
+ * canned HTTP response and appends each request head to a log, so these
+ * tests see both how the client classifies answers and what it sent. */
+
+typedef struct canned {
+    pid_t pid;
+    int port;
+    char dir[256], log[300];
+} canned;
+
+static void canned_read_request(int fd, FILE *log)
+{
+    char req[16384];
+    size_t n = 0;
+    char *end = NULL;
+    while (n < sizeof req - 1 && !end) {
+        ssize_t k = read(fd, req + n, sizeof req - 1 - n);
+        if (k <= 0)
+            return;
+        n += (size_t)k;
+        req[n] = '\0';
+        end = strstr(req, "\r\n\r\n");
+    }
+    if (!end)
+        return;
+    fwrite(req, 1, (size_t)(end - req) + 4, log);
+    fputs("----\n", log);
+    fflush(log);
+    /* Drain a small body (no Expect: 100-continue below 1 KB). */
+    const char *cl = strcasestr(req, "\r\ncontent-length:");
+    size_t body = cl ? strtoul(cl + 17, NULL, 10) : 0, have = n - (size_t)(end + 4 - req);
+    while (have < body) {
+        ssize_t k = read(fd, req, sizeof req);
+        if (k <= 0)
+            return;
+        have += (size_t)k;
+    }
+}
+
+static void canned_start(canned *cs, const char *const *responses)
+{
+    memset(cs, 0, sizeof *cs);
+    sup_tmpdir(cs->dir, sizeof cs->dir);
+    snprintf(cs->log, sizeof cs->log, "%s/requests.log", cs->dir);
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(ls, 0);
+    int one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(getsockname(ls, (struct sockaddr *)&a, &len), 0);
+    ck_assert_int_eq(listen(ls, 16), 0);
+    cs->port = ntohs(a.sin_port);
+    pid_t parent = getpid();
+    cs->pid = fork();
+    ck_assert_int_ge(cs->pid, 0);
+    if (cs->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        FILE *log = fopen(cs->log, "w");
+        for (size_t i = 0; log && responses[i]; i++) {
+            int fd = accept(ls, NULL, NULL);
+            if (fd < 0)
+                _exit(1);
+            canned_read_request(fd, log);
+            ssize_t w = write(fd, responses[i], strlen(responses[i]));
+            (void)w;
+            shutdown(fd, SHUT_WR);
+            close(fd);
+        }
+        _exit(0);
+    }
+    close(ls);
+}
+
+static void canned_stop(canned *cs)
+{
+    if (cs->pid > 0)
+        sup_stop(cs->pid, SIGKILL, 5000);
+    cs->pid = 0;
+    sup_rmtree(cs->dir);
+}
+
+static int canned_requests(const canned *cs)
+{
+    FILE *f = fopen(cs->log, "r");
+    int n = 0;
+    char line[4096];
+    while (f && fgets(line, sizeof line, f))
+        n += strcmp(line, "----\n") == 0;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+#define XML_ERROR(status, reason, code)                                                   \
+    "HTTP/1.1 " status " " reason "\r\nContent-Type: application/xml\r\n"                 \
+    "Connection: close\r\nContent-Length: " XML_LEN_##code "\r\n\r\n"                     \
+    "<Error><Code>" #code "</Code><Message>canned</Message></Error>"
+/* Content-Length: 53 + strlen(code) */
+#define XML_LEN_SlowDown "61"
+#define XML_LEN_InternalError "66"
+#define XML_LEN_RequestTimeout "67"
+#define XML_LEN_AccessDenied "65"
+#define XML_LEN_InvalidArgument "68"
+#define XML_LEN_NoSuchKey "62"
+#define OK_EMPTY "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+#define TOO_MANY "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+static s3 *canned_client(const canned *cs, int retries)
+{
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", cs->port);
+    s3_opts o = {.endpoint = endpoint, .region = "eu-central-1", .bucket = "bkt",
+                 .access_key = "AKIDEXAMPLE", .secret_key = "canned-secret",
+                 .path_style = true, .timeout_ms = 5000, .retries = retries,
+                 .backoff_base_ms = 10, .backoff_max_ms = 50};
+    return client(&o);
+}
+
+START_TEST(test_transient_answers_are_retried)
+{
+    static const char *const answers[] = {
+        XML_ERROR("503", "Slow Down", SlowDown),
+        XML_ERROR("500", "Internal Server Error", InternalError),
+        TOO_MANY,
+        XML_ERROR("400", "Bad Request", RequestTimeout),
+        OK_EMPTY,
+        NULL,
+    };
+    canned cs;
+    canned_start(&cs, answers);
+    s3 *c = canned_client(&cs, 5);
+    aq_err e = {0};
+    int rc = s3_put(c, "avatars/t/64.png", "tiny", 4, "image/png", &e);
+    ck_assert_msg(rc == 0, "put: %s", e.msg);
+    ck_assert_uint_eq(s3_requests(c), 5);
+    ck_assert_int_eq(canned_requests(&cs), 5);
+    s3_close(c);
+    canned_stop(&cs);
+}
+END_TEST
+
+START_TEST(test_transient_answers_run_out_as_eagain)
+{
+    static const char *const answers[] = {
+        XML_ERROR("503", "Slow Down", SlowDown),
+        XML_ERROR("503", "Slow Down", SlowDown),
+        XML_ERROR("503", "Slow Down", SlowDown),
+        NULL,
+    };
+    canned cs;
+    canned_start(&cs, answers);
+    s3 *c = canned_client(&cs, 2);
+    aq_err e = {0};
+    int rc = s3_put(c, "avatars/t/64.png", "tiny", 4, "image/png", &e);
+    ck_assert_int_eq(rc, AQ_EAGAIN);
+    ck_assert_msg(strstr(e.msg, "gave up after 3 attempts: 503 SlowDown"), "%s", e.msg);
+    s3_close(c);
+    canned_stop(&cs);
+}
+END_TEST
+
+START_TEST(test_permanent_answers_are_not_retried)
+{
+    static const struct {
+        const char *answer, *want;
+        int rc;
+    } cases[] = {
+        {XML_ERROR("403", "Forbidden", AccessDenied), "S3 GET k.png: 403 AccessDenied: canned",
+         AQ_EPERM},
+        {XML_ERROR("400", "Bad Request", InvalidArgument), "400 InvalidArgument", AQ_EPERM},
+        {XML_ERROR("404", "Not Found", NoSuchKey), "404 NoSuchKey", AQ_ENOTFOUND},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *answers[] = {cases[i].answer, OK_EMPTY, NULL};
+        canned cs;
+        canned_start(&cs, answers);
+        s3 *c = canned_client(&cs, 5);
+        aq_err e = {0};
+        buf out = BUF_INIT;
+        int rc = s3_get(c, "k.png", &out, NULL, 0, &e);
+        ck_assert_int_eq(rc, cases[i].rc);
+        ck_assert_msg(strstr(e.msg, cases[i].want), "case %zu: %s", i, e.msg);
+        ck_assert_uint_eq(s3_requests(c), 1);
+        ck_assert_uint_eq(out.len, 0); /* an error body is not the object */
+        buf_free(&out);
+        s3_close(c);
+        canned_stop(&cs);
+    }
+}
+END_TEST
+
+START_TEST(test_headers_sent_with_an_upload)
+{
+    static const char *const answers[] = {OK_EMPTY, OK_EMPTY, NULL};
+    canned cs;
+    canned_start(&cs, answers);
+    s3 *c = canned_client(&cs, 0);
+    aq_err e = {0};
+    static const char body[] = "\x89PNG\r\n\x1a\n fake image body";
+    ck_assert_int_eq(s3_put(c, "avatars/h/32.png", body, sizeof body - 1, "image/png", &e), 0);
+    ck_assert_int_eq(s3_exists(c, "avatars/h/32.png", &e), 1);
+    s3_close(c);
+
+    buf log = BUF_INIT;
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "cat '%s'", cs.log);
+    ck_assert_int_eq(sup_run(cmd, &log, false), 0);
+    const char *t = (const char *)log.data;
+    char sha[65], md5[25], line[200], empty[65];
+    hash_sha256_hex(body, sizeof body - 1, sha);
+    hash_md5_base64(body, sizeof body - 1, md5);
+    hash_sha256_hex("", 0, empty);
+    const char *head_req = strstr(t, "HEAD /bkt/avatars/h/32.png HTTP/1.1");
+    ck_assert_msg(strstr(t, "PUT /bkt/avatars/h/32.png HTTP/1.1") && head_req, "%s", t);
+    snprintf(line, sizeof line, "x-amz-content-sha256: %s", sha);
+    ck_assert_msg(strstr(t, line), "no body hash in %s", t);
+    snprintf(line, sizeof line, "Content-MD5: %s", md5);
+    ck_assert_msg(strstr(t, line), "no Content-MD5 in %s", t);
+    ck_assert_msg(strstr(t, "Content-Type: image/png"), "%s", t);
+    /* Signed by curl with the configured region, checksums inside the signature. */
+    ck_assert_msg(strstr(t, "Authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), "%s", t);
+    ck_assert_msg(strstr(t, "/eu-central-1/s3/aws4_request"), "%s", t);
+    ck_assert_msg(strstr(t, "SignedHeaders=content-md5;content-type;host;x-amz-content-sha256;"
+                            "x-amz-date"),
+                  "%s", t);
+    /* The HEAD carries the empty-body hash. */
+    snprintf(line, sizeof line, "x-amz-content-sha256: %s", empty);
+    ck_assert_msg(strstr(head_req, line), "%s", head_req);
+    ck_assert_msg(!strstr(t, "canned-secret"), "secret on the wire");
+    buf_free(&log);
+    canned_stop(&cs);
+}
+END_TEST
+
 /* ---- the storage backend ---- */
 
 START_TEST(test_backend_ops)
@@ -410,6 +655,12 @@ START_TEST(test_backend_ops)
     aq_config *cfg = s3_config(srv, BUCKET, SUP_S3_SECRET);
     void *st = NULL;
     aq_err e = {0};
+    ck_assert_ptr_eq(storage_find("s3"), &storage_s3_ops);
+    storage via = {0};
+    ck_assert_msg(storage_open(&via, cfg, &e) == 0, "storage_open: %s", e.msg);
+    ck_assert_str_eq(storage_name(&via), "s3");
+    ck_assert_str_eq(storage_location(&via), BUCKET);
+    storage_close(&via);
     ck_assert_msg(storage_s3_ops.open(cfg, &st, &e) == 0, "open: %s", e.msg);
     ck_assert_str_eq(storage_s3_ops.name, "s3");
     ck_assert_str_eq(storage_s3_ops.location(st), BUCKET);
@@ -564,6 +815,14 @@ static Suite *s3_suite(void)
     tcase_add_test(live, test_backend_ops);
     tcase_add_test(live, test_bad_keys_refused_before_sending);
     suite_add_tcase(s, live);
+
+    TCase *answers = tcase_create("answers");
+    tcase_set_timeout(answers, 60);
+    tcase_add_test(answers, test_transient_answers_are_retried);
+    tcase_add_test(answers, test_transient_answers_run_out_as_eagain);
+    tcase_add_test(answers, test_permanent_answers_are_not_retried);
+    tcase_add_test(answers, test_headers_sent_with_an_upload);
+    suite_add_tcase(s, answers);
 
     TCase *offline = tcase_create("offline");
     tcase_add_test(offline, test_urls_path_and_virtual_hosted);
