@@ -502,7 +502,10 @@ static int check_database(const aq_config *cfg)
     if (m.ops)
         meta_close(&m);
     if (rc != 0) {
-        printf("fail database %s %s: %s\n", cfg->database.backend, where, e.msg);
+        /* The usual cause on a new machine is a schema nobody migrated yet. */
+        bool hint = rc == AQ_EPERM && !strstr(e.msg, "migrate");
+        printf("fail database %s %s: %s%s\n", cfg->database.backend, where, e.msg,
+               hint ? " (schema missing? run avatarq migrate)" : "");
         return 1;
     }
     printf("ok database %s %s rows=%lld\n", cfg->database.backend, where, (long long)rows);

@@ -457,27 +457,26 @@ int cmd_migrate(cli_ctx *ctx, int argc, char **argv)
     meta m;
     if (open_meta(ctx, argv[0], &m))
         return 1;
-    /* A dry run first tells what is pending, so both forms can say so. */
-    char *pending = NULL;
-    size_t plen = 0;
-    FILE *mem = open_memstream(&pending, &plen);
+    /* The backend reports what it applies (or would apply) into a memory
+     * stream, so "nothing to do" can be said plainly. */
+    char *report = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&report, &len);
     aq_err e;
     err_clear(&e);
-    rc = mem ? meta_migrate(&m, true, mem, &e) : err_set(&e, AQ_EAGAIN, "out of memory");
+    rc = mem ? meta_migrate(&m, dry, mem, &e) : err_set(&e, AQ_EAGAIN, "out of memory");
     if (mem)
         fclose(mem);
-    if (rc == 0 && !dry && plen > 0)
-        rc = meta_migrate(&m, false, NULL, &e);
     meta_close(&m);
     if (rc != 0) {
-        free(pending);
+        free(report);
         return cli_fail(argv[0], 1, "%s", e.msg);
     }
     const char *db = ctx->cfg.database.backend;
-    if (plen == 0)
+    if (len == 0)
         printf("database %s: schema up to date, nothing to apply\n", db);
     else
-        printf("database %s: %s\n%s", db, dry ? "would apply" : "applied", pending);
-    free(pending);
+        printf("database %s:%s\n%s", db, dry ? " would apply" : "", report);
+    free(report);
     return 0;
 }

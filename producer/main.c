@@ -205,10 +205,8 @@ int main(int argc, char **argv)
         default: return cli_getopt_fail(NULL, c, argv);
         }
     }
-    if (optind >= argc) {
-        print_help(stderr);
+    if (optind >= argc)
         return cli_fail(NULL, 2, "missing command (see avatarq --help)");
-    }
     const cmd_entry *cmd = find_command(argv[optind]);
     if (!cmd)
         return cli_fail(NULL, 2, "unknown command '%s' (see avatarq --help)", argv[optind]);
