@@ -18,6 +18,9 @@ typedef enum {
     FILTER_COUNT
 } aq_filter;
 
+/* In every style, primary is the colour of the shapes (the identicon cells,
+ * the rings, the deepest wave, the far end of a gradient) and foreign the
+ * colour around them (the background). */
 typedef struct color_scheme {
     const char *name;
     aq_rgb primary, foreign;
@@ -45,5 +48,17 @@ const char *color_filter_name(aq_filter f);
  * (0.393 0.769 0.189 / 0.349 0.686 0.168 / 0.272 0.534 0.131) clamped to 255;
  * negative = 255 - x. */
 aq_rgb color_filter_apply(aq_filter f, aq_rgb c);
+
+/* The colour t/tmax of the way from a to b (t = 0 gives a, t = tmax gives b),
+ * rounded to nearest; tmax > 0, 0 <= t <= tmax. */
+aq_rgb color_mix(aq_rgb a, aq_rgb b, int t, int tmax);
+
+/* HSL to RGB with integer maths: hue in degrees (any integer, wrapped),
+ * saturation and lightness in percent (0..100). */
+aq_rgb color_hsl(int hue, int sat, int light);
+
+/* RGB to HSL with integer maths, the inverse of color_hsl to within a
+ * percent: hue 0..359 degrees, sat and light 0..100 percent. */
+void color_to_hsl(aq_rgb c, int *hue, int *sat, int *light);
 
 #endif

@@ -1,0 +1,202 @@
+/* pngenc: render_image <-> PNG bytes in memory with libpng.
+ *
+ * Encoding choices come from measurements (NOTES.md, bench/bench_render.c):
+ * the pixel data of an avatar is tiny once packed to its real bit depth, so
+ * zlib time dominates and depends on the settings per kind of image. */
+#include "pngenc.h"
+
+#include <png.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/* How one kind of image is written. */
+typedef struct png_recipe {
+    int max_colors;        /* palette images up to this many colours */
+    int bit_depth;         /* palette index bits */
+    int level;             /* zlib level */
+    int strategy;          /* zlib strategy */
+    int filters;           /* PNG row filters libpng may pick from */
+} png_recipe;
+
+/* Palette images: the first recipe whose max_colors holds the image.
+ * 1-bit flat shapes: no filter (filters never help on packed bits) at a
+ * high level, which costs little on such small data and saves bytes.
+ * 8-bit gradients and waves: SUB turns smooth ramps into runs of tiny
+ * deltas, at a fast level. */
+static const png_recipe palette_recipes[] = {
+    {2, 1, 9, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
+    {4, 2, 9, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
+    {16, 4, 6, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
+    {256, 8, 6, Z_DEFAULT_STRATEGY, PNG_FILTER_SUB},
+};
+
+static const png_recipe truecolour_recipe = {0, 8, 6, Z_DEFAULT_STRATEGY, PNG_FILTER_SUB};
+
+static const png_recipe *recipe_for(const render_image *img)
+{
+    if (img->ncolors == 0)
+        return &truecolour_recipe;
+    for (size_t i = 0; i < sizeof palette_recipes / sizeof palette_recipes[0]; i++)
+        if (img->ncolors <= palette_recipes[i].max_colors)
+            return &palette_recipes[i];
+    return NULL;
+}
+
+typedef struct write_state {
+    buf *out;
+    int failed;
+} write_state;
+
+static void write_cb(png_structp png, png_bytep data, png_size_t len)
+{
+    write_state *ws = png_get_io_ptr(png);
+    if (buf_append(ws->out, data, len) < 0) {
+        ws->failed = 1;
+        png_error(png, "out of memory");
+    }
+}
+
+static void flush_cb(png_structp png) { (void)png; }
+
+/* libpng's error callback: keep the message and unwind to the setjmp. */
+static void error_cb(png_structp png, png_const_charp msg)
+{
+    aq_err *e = png_get_error_ptr(png);
+    err_set(e, AQ_EPERM, "libpng: %s", msg);
+    png_longjmp(png, 1);
+}
+
+static void warning_cb(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
+
+/* Packs one row of 1-byte indices into BITS bits per pixel, leftmost pixel
+ * in the most significant bits as PNG wants. BITS is a constant in each
+ * caller below, so the divisions become shifts. */
+static inline void pack_bits(const uint8_t *in, int width, int bits, uint8_t *out)
+{
+    const int per = 8 / bits;
+    int full = width / per, x = 0;
+    for (int i = 0; i < full; i++) {
+        unsigned v = 0;
+        for (int k = 0; k < per; k++)
+            v = (v << bits) | in[x++];
+        out[i] = (uint8_t)v;
+    }
+    if (x < width) {
+        unsigned v = 0;
+        int k = 0;
+        for (; x < width; k++)
+            v = (v << bits) | in[x++];
+        out[full] = (uint8_t)(v << (bits * (per - k)));
+    }
+}
+
+static void pack1(const uint8_t *in, int w, uint8_t *out) { pack_bits(in, w, 1, out); }
+static void pack2(const uint8_t *in, int w, uint8_t *out) { pack_bits(in, w, 2, out); }
+static void pack4(const uint8_t *in, int w, uint8_t *out) { pack_bits(in, w, 4, out); }
+
+static void (*const packers[9])(const uint8_t *, int, uint8_t *) = {
+    [1] = pack1, [2] = pack2, [4] = pack4,
+};
+
+/* The write itself, separate from pngenc_encode so that no local variable
+ * of the caller lives across the setjmp. */
+static int encode_rows(png_structp png, png_infop info, const render_image *img,
+                       const png_recipe *rc, uint8_t *rowbuf)
+{
+    int size = img->size;
+    png_set_compression_level(png, rc->level);
+    png_set_compression_strategy(png, rc->strategy);
+    png_set_filter(png, PNG_FILTER_TYPE_BASE, rc->filters);
+    if (img->ncolors) {
+        png_color pal[256];
+        for (int i = 0; i < img->ncolors; i++)
+            pal[i] = (png_color){img->palette[i].r, img->palette[i].g, img->palette[i].b};
+        png_set_IHDR(png, info, (png_uint_32)size, (png_uint_32)size, rc->bit_depth,
+                     PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_BASE,
+                     PNG_FILTER_TYPE_BASE);
+        png_set_PLTE(png, info, pal, img->ncolors);
+    } else {
+        png_set_IHDR(png, info, (png_uint_32)size, (png_uint_32)size, 8, PNG_COLOR_TYPE_RGB,
+                     PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_BASE, PNG_FILTER_TYPE_BASE);
+    }
+    png_write_info(png, info);
+    size_t stride = img->ncolors ? (size_t)size : (size_t)size * 3;
+    const uint8_t *prev = NULL;
+    for (int y = 0; y < size; y++) {
+        const uint8_t *row = img->pixels + (size_t)y * stride;
+        if (img->ncolors && rc->bit_depth < 8) {
+            /* avatars repeat rows a lot: pack a row only when it changed */
+            if (!prev || memcmp(prev, row, (size_t)size) != 0)
+                packers[rc->bit_depth](row, size, rowbuf);
+            prev = row;
+            row = rowbuf;
+        }
+        png_write_row(png, row);
+    }
+    png_write_end(png, info);
+    return 0;
+}
+
+int pngenc_encode(const render_image *img, buf *out, aq_err *e)
+{
+    const png_recipe *rc = recipe_for(img);
+    if (!rc || img->size < 1 || img->size > RENDER_MAX_SIZE || !img->pixels)
+        return err_set(e, AQ_EPERM, "png: cannot encode a %dx%d image of %d colours",
+                       img->size, img->size, img->ncolors);
+    uint8_t rowbuf[RENDER_MAX_SIZE / 2];      /* a packed row: <= 4 bits/px */
+    size_t start = out->len;
+    write_state ws = {out, 0};
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, e, error_cb, warning_cb);
+    if (!png)
+        return err_set(e, AQ_EPERM, "png: out of memory");
+    png_infop info = png_create_info_struct(png);
+    if (!info) {
+        png_destroy_write_struct(&png, NULL);
+        return err_set(e, AQ_EPERM, "png: out of memory");
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        out->len = start;
+        return AQ_EPERM;
+    }
+    png_set_write_fn(png, &ws, write_cb, flush_cb);
+    encode_rows(png, info, img, rc, rowbuf);
+    png_destroy_write_struct(&png, &info);
+    return 0;
+}
+
+/* Decoding goes through libpng's simplified API, which catches libpng's
+ * errors internally (its own setjmp) and reports them in image.message. */
+int pngenc_decode(const uint8_t *data, size_t len, uint8_t **rgba, int *width, int *height,
+                  aq_err *e)
+{
+    *rgba = NULL;
+    png_image im;
+    memset(&im, 0, sizeof im);
+    im.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_memory(&im, data, len))
+        return err_set(e, AQ_EPERM, "png: not a readable PNG (%s)", im.message);
+    /* refuse absurd dimensions before allocating for them */
+    if (im.width == 0 || im.height == 0 || im.width > 16384 || im.height > 16384) {
+        png_image_free(&im);
+        return err_set(e, AQ_EPERM, "png: %ux%u is out of range", im.width, im.height);
+    }
+    im.format = PNG_FORMAT_RGBA;
+    uint8_t *pix = malloc(PNG_IMAGE_SIZE(im));
+    if (!pix) {
+        png_image_free(&im);
+        return err_set(e, AQ_EPERM, "png: out of memory for %ux%u", im.width, im.height);
+    }
+    if (!png_image_finish_read(&im, NULL, pix, 0, NULL)) {
+        free(pix);
+        png_image_free(&im);
+        return err_set(e, AQ_EPERM, "png: corrupt image data (%s)", im.message);
+    }
+    *rgba = pix;
+    *width = (int)im.width;
+    *height = (int)im.height;
+    png_image_free(&im);
+    return 0;
+}

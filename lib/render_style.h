@@ -1,0 +1,50 @@
+/* render_style: what render.c shares with the style files (render_pixel.c,
+ * render_classic.c, render_wave.c, render_gradient.c). Private to the
+ * renderer; nothing outside lib/render*.c includes it. */
+#ifndef AQ_RENDER_STYLE_H
+#define AQ_RENDER_STYLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "render.h"
+
+/* xoshiro256** seeded from the SHA-256 of the seed: the only source of
+ * choices in a style, so a seed gives the same picture everywhere. */
+typedef struct render_rng {
+    uint64_t s[4];
+} render_rng;
+
+/* Seeds r from hash; streams with different numbers are independent (styles
+ * use stream 0, colour derivation stream 1). */
+void render_rng_init(render_rng *r, const uint8_t hash[32], uint64_t stream);
+uint64_t render_rng_next(render_rng *r);
+/* Uniform in [lo, hi] (inclusive), lo <= hi. */
+int render_rng_range(render_rng *r, int lo, int hi);
+
+/* sin of a phase given in 1/65536 of a full turn, in Q14 (-16384..16384),
+ * from an integer polynomial: identical on every machine. */
+int32_t render_sin(uint32_t phase);
+static inline int32_t render_cos(uint32_t phase) { return render_sin(phase + 16384); }
+
+/* floor(sqrt(v)), exact. */
+uint32_t render_isqrt(uint64_t v);
+
+/* Makes img->pixels hold at least bytes bytes (keeping memory that is big
+ * enough already). Returns 0 or -1. */
+int render_reserve(render_image *img, size_t bytes);
+
+/* Fills img->palette[0..n-1] with an even ramp from a to b (n >= 2) and sets
+ * img->ncolors = n. */
+void render_ramp(render_image *img, aq_rgb a, aq_rgb b, int n);
+
+/* A style draws p at size x size into img (indexed, unfiltered palette).
+ * It may use img->pixels beyond size*size as scratch after reserving it. */
+typedef int (*render_style_fn)(const render_params *p, int size, render_image *img);
+
+int render_pixel(const render_params *p, int size, render_image *img);
+int render_classic(const render_params *p, int size, render_image *img);
+int render_wave(const render_params *p, int size, render_image *img);
+int render_gradient(const render_params *p, int size, render_image *img);
+
+#endif
