@@ -1,0 +1,1047 @@
+/* lib/queue against a real redis-server: every function, the stale-ack and
+ * exactly-once guarantees, recovery of silent workers, reconnects after a
+ * Redis restart and EVALSHA after SCRIPT FLUSH.
+ *
+ * One redis-server per test case (started in the parent by an unchecked
+ * fixture, stopped by PID even when a test fails); each test runs in its own
+ * forked process and namespace "{tPID}" (a hash tag, as for Redis Cluster). */
+#include <check.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "queue.h"
+#include "retry.h"
+#include "support.h"
+
+static sup_redis R;
+static char NS[32];
+static aq_config CFG;
+static queue *Q;
+static redisContext *RAW; /* our own connection, to look at and set up keys */
+
+/* ---- fixtures ---- */
+
+static void redis_up(void)
+{
+    sup_redis_start(&R, true);
+}
+
+static void redis_down(void)
+{
+    sup_redis_stop(&R);
+    sup_rmtree(R.dir);
+}
+
+/* A config for R with namespace {tPID} plus extra INI lines. */
+static void make_cfg(aq_config *c, const char *extra)
+{
+    char text[2048];
+    snprintf(NS, sizeof NS, "{t%d}", (int)getpid());
+    snprintf(text, sizeof text, "[redis]\nurl = %s\nnamespace = %s\n%s", R.url, NS,
+             extra ? extra : "");
+    aq_err e = {0};
+    ck_assert_msg(config_load_string(c, text, "test.ini", &e) == 0, "config: %s", e.msg);
+}
+
+static queue *open_q(const aq_config *c)
+{
+    aq_err e = {0};
+    queue *q = queue_open(c, &e);
+    ck_assert_msg(q != NULL, "queue_open: %s", e.msg);
+    return q;
+}
+
+static void q_setup(void)
+{
+    make_cfg(&CFG, "[worker]\nresult_ttl_s = 3600\ndead_max = 3\nmax_attempts = 2\n");
+    Q = open_q(&CFG);
+    RAW = redisConnect("127.0.0.1", R.port);
+    ck_assert(RAW && !RAW->err);
+}
+
+static void q_teardown(void)
+{
+    queue_close(Q);
+    Q = NULL;
+    if (RAW)
+        redisFree(RAW);
+    RAW = NULL;
+}
+
+/* ---- helpers ---- */
+
+/* "NS:suffix" in one of a few rotating buffers. */
+static const char *K(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *K(const char *fmt, ...)
+{
+    static char bufs[8][256];
+    static int i;
+    char *b = bufs[i++ % 8];
+    int n = snprintf(b, 256, "%s:", NS);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b + n, 256 - (size_t)n, fmt, ap);
+    va_end(ap);
+    return b;
+}
+
+/* A command on our own connection; the reply is freed at the next call. */
+static redisReply *raw(const char *fmt, ...)
+{
+    static redisReply *last;
+    if (last)
+        freeReplyObject(last);
+    va_list ap;
+    va_start(ap, fmt);
+    last = redisvCommand(RAW, fmt, ap);
+    va_end(ap);
+    ck_assert_msg(last != NULL, "raw command failed: %s", RAW->errstr);
+    return last;
+}
+
+static long long raw_int(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(RAW, fmt, ap);
+    va_end(ap);
+    ck_assert(r != NULL);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer
+                  : r->type == REDIS_REPLY_STRING ? atoll(r->str)
+                                                  : 0;
+    freeReplyObject(r);
+    return v;
+}
+
+/* HGET as a string ("" when absent), in rotating buffers. */
+static const char *hget(const char *key, const char *field)
+{
+    static char bufs[8][600];
+    static int i;
+    char *b = bufs[i++ % 8];
+    redisReply *r = redisCommand(RAW, "HGET %s %s", key, field);
+    ck_assert(r != NULL);
+    snprintf(b, 600, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+    return b;
+}
+
+static char *doc_of(const char *id)
+{
+    static char bufs[8][256];
+    static int i;
+    char *b = bufs[i++ % 8];
+    snprintf(b, 256, "{\"v\":1,\"id\":\"%s\",\"seed\":\"%s\"}", id, id);
+    return b;
+}
+
+static void enqueue(const char *id)
+{
+    aq_err e = {0};
+    const char *d = doc_of(id);
+    ck_assert_msg(queue_enqueue(Q, NULL, id, d, strlen(d), 0, &e) == 0, "enqueue: %s", e.msg);
+}
+
+/* Takes one job for worker w, which must be the doc of id. */
+static void take_expect(const char *w, const char *id)
+{
+    aq_err e = {0};
+    char *doc;
+    size_t len;
+    int rc = queue_take(Q, w, 1000, &doc, &len, &e);
+    ck_assert_msg(rc == 1, "take: %d %s", rc, e.msg);
+    ck_assert_str_eq(doc, doc_of(id));
+    ck_assert_uint_eq(len, strlen(doc));
+    free(doc);
+}
+
+static int start(const char *w, const char *id)
+{
+    aq_err e = {0};
+    int attempts = -1;
+    ck_assert_msg(queue_start(Q, w, id, 0, &attempts, &e) == 0, "start: %s", e.msg);
+    return attempts;
+}
+
+static bool ack(const char *w, const char *id)
+{
+    aq_err e = {0};
+    bool stale = true;
+    const char *d = doc_of(id);
+    ck_assert_msg(queue_ack(Q, w, d, strlen(d), id, "{\"64\":\"k\"}", 12, &stale, &e) == 0,
+                  "ack: %s", e.msg);
+    return stale;
+}
+
+/* A stand-in for the worker's ident: id and max_attempts from the JSON. */
+static int ident(const char *doc, size_t len, char id[65], int *max, char *why, size_t whylen)
+{
+    json_t *o = json_loadb(doc, len, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        snprintf(why, whylen, "not a JSON object");
+        return -1;
+    }
+    const char *s = json_string_value(json_object_get(o, "id"));
+    snprintf(id, 65, "%s", s ? s : "");
+    *max = (int)json_integer_value(json_object_get(o, "max_attempts"));
+    json_decref(o);
+    return 0;
+}
+
+/* The fields of the newest NS:events entry, flat "k=v k=v". */
+static const char *last_event(void)
+{
+    static char out[512];
+    out[0] = '\0';
+    redisReply *r = raw("XREVRANGE %s + - COUNT 1", K("events"));
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    ck_assert_uint_eq(r->elements, 1);
+    redisReply *f = r->element[0]->element[1];
+    for (size_t i = 0; i + 1 < f->elements; i += 2)
+        snprintf(out + strlen(out), sizeof out - strlen(out), "%s%s=%s", i ? " " : "",
+                 f->element[i]->str, f->element[i + 1]->str);
+    return out;
+}
+
+/* ---- producers ---- */
+
+START_TEST(enqueue_sets_hash_counters_event)
+{
+    int64_t t0 = now_ms();
+    enqueue("a1");
+    ck_assert_int_eq(raw_int("LLEN %s", K("queue:default")), 1);
+    ck_assert_str_eq(hget(K("job:a1"), "state"), "queued");
+    ck_assert_str_eq(hget(K("job:a1"), "attempts"), "0");
+    ck_assert_str_eq(hget(K("job:a1"), "queue"), "default");
+    ck_assert_int_ge(atoll(hget(K("job:a1"), "created_at")), t0);
+    ck_assert_int_eq(raw_int("TTL %s", K("job:a1")), -1);
+    ck_assert_str_eq(hget(K("stats"), "enqueued"), "1");
+    ck_assert_str_eq(last_event(), "id=a1 state=queued worker= error=");
+
+    /* another queue, explicit created_at */
+    aq_err e = {0};
+    ck_assert_int_eq(queue_enqueue(Q, "other", "a2", "{}", 2, 1234, &e), 0);
+    ck_assert_int_eq(raw_int("LLEN %s", K("queue:other")), 1);
+    ck_assert_str_eq(hget(K("job:a2"), "created_at"), "1234");
+    ck_assert_str_eq(hget(K("job:a2"), "queue"), "other");
+
+    /* a bad id never reaches a key name */
+    ck_assert_int_eq(queue_enqueue(Q, NULL, "../x", "{}", 2, 0, &e), AQ_EPERM);
+    ck_assert_ptr_nonnull(strstr(e.msg, "../x"));
+
+    /* many in one pipeline */
+    queue_item items[3] = {{"m1", "{\"id\":\"m1\"}", 11, 0},
+                           {"m2", "{\"id\":\"m2\"}", 11, 0},
+                           {"m3", "{\"id\":\"m3\"}", 11, 0}};
+    ck_assert_int_eq(queue_enqueue_many(Q, NULL, items, 3, &e), 0);
+    ck_assert_int_eq(raw_int("LLEN %s", K("queue:default")), 4);
+    ck_assert_str_eq(hget(K("stats"), "enqueued"), "5");
+    ck_assert_str_eq(hget(K("job:m3"), "state"), "queued");
+
+    queue_job j;
+    ck_assert_int_eq(queue_job_get(Q, "a1", &j, &e), 0);
+    ck_assert_str_eq(j.state, "queued");
+    ck_assert_str_eq(j.queue, "default");
+    ck_assert_int_eq(j.attempts, 0);
+    ck_assert_ptr_null(j.outputs);
+    queue_job_free(&j);
+    ck_assert_int_eq(queue_job_get(Q, "nope", &j, &e), AQ_ENOTFOUND);
+}
+END_TEST
+
+/* ---- workers ---- */
+
+START_TEST(take_is_fifo_and_waits)
+{
+    enqueue("f1");
+    enqueue("f2");
+    enqueue("f3");
+    take_expect("h:1", "f1");
+    take_expect("h:1", "f2");
+    ck_assert_int_eq(raw_int("LLEN %s", K("processing:h:1")), 2);
+    ck_assert_int_eq(raw_int("LLEN %s", K("queue:default")), 1);
+    take_expect("h:1", "f3");
+
+    aq_err e = {0};
+    char *doc = (char *)1;
+    size_t len = 1;
+    ck_assert_int_eq(queue_take(Q, "h:1", 200, &doc, &len, &e), 0); /* waits, then times out */
+    ck_assert_ptr_null(doc);
+    ck_assert_int_eq(queue_take(Q, "h:1", 0, &doc, &len, &e), 0);   /* no wait at all */
+
+    /* a job pushed while we block is taken */
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        sup_sleep_ms(300);
+        redisContext *c = redisConnect("127.0.0.1", R.port);
+        redisReply *r = redisCommand(c, "LPUSH %s late", K("queue:default"));
+        freeReplyObject(r);
+        redisFree(c);
+        _exit(0);
+    }
+    ck_assert_int_eq(queue_take(Q, "h:1", 10000, &doc, &len, &e), 1);
+    ck_assert_str_eq(doc, "late");
+    free(doc);
+    waitpid(pid, NULL, 0);
+}
+END_TEST
+
+START_TEST(start_counts_attempts_and_raw_pushes)
+{
+    enqueue("s1");
+    take_expect("h:1", "s1");
+    ck_assert_int_eq(start("h:1", "s1"), 1);
+    ck_assert_str_eq(hget(K("job:s1"), "state"), "running");
+    ck_assert_str_eq(hget(K("job:s1"), "worker"), "h:1");
+    ck_assert_int_gt(atoll(hget(K("job:s1"), "started_at")), 0);
+    ck_assert_str_eq(last_event(), "id=s1 state=running worker=h:1 error=");
+    ck_assert_int_eq(start("h:1", "s1"), 2);
+    ck_assert_str_eq(hget(K("stats"), "started"), "2");
+    ck_assert_str_eq(hget(K("stats"), "enqueued"), "1");
+
+    /* a raw LPUSH has no hash: start counts it enqueued once */
+    raw("LPUSH %s %s", K("queue:default"), doc_of("raw1"));
+    take_expect("h:1", "raw1");
+    aq_err e = {0};
+    int attempts = 0;
+    ck_assert_int_eq(queue_start(Q, "h:1", "raw1", 777, &attempts, &e), 0);
+    ck_assert_int_eq(attempts, 1);
+    ck_assert_str_eq(hget(K("job:raw1"), "created_at"), "777");
+    ck_assert_str_eq(hget(K("stats"), "enqueued"), "2");
+
+    /* the same id pushed raw again after it finished: a new run */
+    ck_assert(!ack("h:1", "raw1"));
+    raw("LPUSH %s %s", K("queue:default"), doc_of("raw1"));
+    take_expect("h:1", "raw1");
+    ck_assert_int_eq(start("h:1", "raw1"), 1);
+    ck_assert_str_eq(hget(K("stats"), "enqueued"), "3");
+    ck_assert_int_eq(raw_int("TTL %s", K("job:raw1")), -1);
+}
+END_TEST
+
+START_TEST(ack_records_done_once)
+{
+    enqueue("k1");
+    take_expect("h:1", "k1");
+    start("h:1", "k1");
+    ck_assert(!ack("h:1", "k1"));
+    ck_assert_int_eq(raw_int("LLEN %s", K("processing:h:1")), 0);
+    ck_assert_str_eq(hget(K("job:k1"), "state"), "done");
+    ck_assert_str_eq(hget(K("job:k1"), "duration_ms"), "12");
+    ck_assert_str_eq(hget(K("job:k1"), "outputs"), "{\"64\":\"k\"}");
+    ck_assert_int_gt(atoll(hget(K("job:k1"), "finished_at")), 0);
+    long long ttl = raw_int("TTL %s", K("job:k1"));
+    ck_assert_int_gt(ttl, 3500);
+    ck_assert_int_le(ttl, 3600);
+    ck_assert_str_eq(hget(K("stats"), "done"), "1");
+    ck_assert_str_eq(last_event(), "id=k1 state=done worker=h:1 error=");
+    /* a second ack of the same doc finds it nowhere: stale, nothing counted */
+    ck_assert(ack("h:1", "k1"));
+    ck_assert_str_eq(hget(K("stats"), "done"), "1");
+
+    aq_err e = {0};
+    queue_job j;
+    ck_assert_int_eq(queue_job_get(Q, "k1", &j, &e), 0);
+    ck_assert_str_eq(j.state, "done");
+    ck_assert_int_eq(j.attempts, 1);
+    ck_assert_int_eq(j.duration_ms, 12);
+    ck_assert_str_eq(j.outputs, "{\"64\":\"k\"}");
+    queue_job_free(&j);
+}
+END_TEST
+
+START_TEST(stale_ack_after_recovery)
+{
+    aq_err e = {0};
+    int rec = 0, dead = 0;
+    /* taken back but not yet taken again: A's ack takes it off the queue */
+    enqueue("r1");
+    take_expect("A:1", "r1");
+    start("A:1", "r1");
+    ck_assert_int_eq(queue_requeue_worker(Q, "A:1", ident, &rec, &dead, &e), 0);
+    ck_assert_int_eq(rec, 1);
+    ck_assert_int_eq(raw_int("LLEN %s", K("queue:default")), 1);
+    ck_assert(!ack("A:1", "r1"));
+    ck_assert_int_eq(raw_int("LLEN %s", K("queue:default")), 0);
+    ck_assert_str_eq(hget(K("stats"), "done"), "1");
+
+    /* taken back and taken by B: A's ack is stale, B's records it once */
+    enqueue("r2");
+    take_expect("A:1", "r2");
+    start("A:1", "r2");
+    ck_assert_int_eq(queue_requeue_worker(Q, "A:1", ident, &rec, &dead, &e), 0);
+    take_expect("B:2", "r2");
+    start("B:2", "r2");
+    ck_assert(ack("A:1", "r2"));
+    ck_assert_str_eq(hget(K("job:r2"), "state"), "running");
+    ck_assert_str_eq(hget(K("stats"), "done"), "1");
+    ck_assert(!ack("B:2", "r2"));
+    ck_assert_str_eq(hget(K("stats"), "done"), "2");
+    ck_assert_str_eq(hget(K("job:r2"), "worker"), "B:2");
+
+    /* the same holds for fail */
+    enqueue("r3");
+    take_expect("A:1", "r3");
+    ck_assert_int_eq(queue_requeue_worker(Q, "A:1", ident, &rec, &dead, &e), 0);
+    take_expect("B:2", "r3");
+    bool stale = false;
+    const char *d = doc_of("r3");
+    ck_assert_int_eq(queue_fail(Q, "A:1", d, strlen(d), "r3", "boom", d, now_ms(), NULL, &stale, &e),
+                     0);
+    ck_assert(stale);
+    ck_assert_int_eq(raw_int("ZCARD %s", K("delayed")), 0);
+}
+END_TEST
+
+START_TEST(fail_retry_and_dead)
+{
+    aq_err e = {0};
+    bool stale = true;
+    enqueue("x1");
+    take_expect("h:1", "x1");
+    start("h:1", "x1");
+    const char *d = doc_of("x1");
+    int64_t due = now_ms() + 5000;
+    ck_assert_int_eq(queue_fail(Q, "h:1", d, strlen(d), "x1", "s3: 503", d, due, NULL, &stale, &e),
+                     0);
+    ck_assert(!stale);
+    ck_assert_int_eq(raw_int("LLEN %s", K("processing:h:1")), 0);
+    ck_assert_int_eq(raw_int("ZSCORE %s %s", K("delayed"), d), due);
+    ck_assert_str_eq(hget(K("job:x1"), "state"), "retrying");
+    ck_assert_str_eq(hget(K("job:x1"), "error"), "s3: 503");
+    ck_assert_int_eq(raw_int("TTL %s", K("job:x1")), -1);
+    ck_assert_str_eq(hget(K("stats"), "retried"), "1");
+    ck_assert_str_eq(last_event(), "id=x1 state=retrying worker=h:1 error=s3: 503");
+
+    /* final failure: the dead letter, state dead, TTL, counters */
+    enqueue("x2");
+    take_expect("h:1", "x2");
+    start("h:1", "x2");
+    d = doc_of("x2");
+    char *dd = queue_dead_doc(d, strlen(d), "sizes[0]: 9 is below 16", 42, 1);
+    ck_assert_int_eq(queue_fail(Q, "h:1", d, strlen(d), "x2", "sizes[0]: 9 is below 16", NULL, 0,
+                                dd, &stale, &e), 0);
+    ck_assert(!stale);
+    redisReply *r = raw("LINDEX %s 0", K("dead"));
+    ck_assert_str_eq(r->str, dd);
+    ck_assert_str_eq(dd, "{\"v\":1,\"id\":\"x2\",\"seed\":\"x2\",\"error\":\"sizes[0]: 9 is "
+                         "below 16\",\"failed_at\":42,\"attempts\":1}");
+    free(dd);
+    ck_assert_str_eq(hget(K("job:x2"), "state"), "dead");
+    ck_assert_str_eq(hget(K("job:x2"), "error"), "sizes[0]: 9 is below 16");
+    ck_assert_int_gt(raw_int("TTL %s", K("job:x2")), 0);
+    ck_assert_str_eq(hget(K("stats"), "failed"), "1");
+    ck_assert_str_eq(hget(K("stats"), "dead"), "1");
+
+    /* a document without a usable id: dead letter, no hash */
+    raw("LPUSH %s %s", K("queue:default"), "not json");
+    char *doc;
+    size_t len;
+    ck_assert_int_eq(queue_take(Q, "h:1", 1000, &doc, &len, &e), 1);
+    dd = queue_dead_doc(doc, len, "not JSON", 43, 0);
+    ck_assert_str_eq(dd, "{\"raw\":\"not json\",\"error\":\"not JSON\",\"failed_at\":43,\"attempts\":0}");
+    ck_assert_int_eq(queue_fail(Q, "h:1", doc, len, "", "not JSON", NULL, 0, dd, &stale, &e), 0);
+    ck_assert_int_eq(raw_int("EXISTS %s", K("job:")), 0);
+    free(dd);
+    free(doc);
+
+    /* the dead list is trimmed to dead_max (3), newest first */
+    for (int i = 0; i < 4; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "t%d", i);
+        enqueue(id);
+        take_expect("h:1", id);
+        d = doc_of(id);
+        ck_assert_int_eq(queue_fail(Q, "h:1", d, strlen(d), id, "bad", NULL, 0, d, &stale, &e), 0);
+    }
+    ck_assert_int_eq(raw_int("LLEN %s", K("dead")), 3);
+    r = raw("LINDEX %s 0", K("dead"));
+    ck_assert_str_eq(r->str, doc_of("t3"));
+    ck_assert_str_eq(hget(K("stats"), "dead"), "6");
+}
+END_TEST
+
+START_TEST(dead_doc_forms)
+{
+    /* invalid UTF-8 still gives valid JSON */
+    char *dd = queue_dead_doc("\xff\xfe{", 3, "bad", 1, 2);
+    ck_assert_str_eq(dd, "{\"raw\":\"??{\",\"error\":\"bad\",\"failed_at\":1,\"attempts\":2}");
+    char id[65];
+    char *back = queue_dead_unwrap(dd, strlen(dd), id);
+    ck_assert_str_eq(back, "??{");
+    ck_assert_str_eq(id, "");
+    free(back);
+    free(dd);
+    /* a JSON array is not a job object: wrapped */
+    dd = queue_dead_doc("[1,2]", 5, "e", 1, 0);
+    back = queue_dead_unwrap(dd, strlen(dd), id);
+    ck_assert_str_eq(back, "[1,2]");
+    free(back);
+    free(dd);
+    /* objects keep their order and numbers exactly */
+    const char *doc = "{\"v\":1,\"id\":\"z\",\"angle\":33.333333333333336,\"created_at\":1764000000123}";
+    dd = queue_dead_doc(doc, strlen(doc), "e", 5, 3);
+    back = queue_dead_unwrap(dd, strlen(dd), id);
+    ck_assert_str_eq(back, doc);
+    ck_assert_str_eq(id, "z");
+    free(back);
+    free(dd);
+}
+END_TEST
+
+/* ---- supervisor duties ---- */
+
+START_TEST(promote_moves_only_due)
+{
+    aq_err e = {0};
+    int64_t now = now_ms();
+    enqueue("p1");
+    raw("HSET %s queue other", K("job:p1")); /* its hash names another queue */
+    raw("LPOP %s", K("queue:default"));
+    raw("ZADD %s %lld %s", K("delayed"), (long long)(now - 10), doc_of("p1"));
+    raw("ZADD %s %lld %s", K("delayed"), (long long)(now - 5), doc_of("p2"));
+    raw("ZADD %s %lld %s", K("delayed"), (long long)now, "garbage");
+    raw("ZADD %s %lld %s", K("delayed"), (long long)(now + 60000), doc_of("p4"));
+    int moved = -1;
+    ck_assert_int_eq(queue_promote_due(Q, now, 100, &moved, &e), 0);
+    ck_assert_int_eq(moved, 3);
+    ck_assert_int_eq(raw_int("ZCARD %s", K("delayed")), 1);
+    ck_assert_int_eq(raw_int("LLEN %s", K("queue:other")), 1);
+    ck_assert_int_eq(raw_int("LLEN %s", K("queue:default")), 2); /* p2 (no hash) + garbage */
+    ck_assert_str_eq(hget(K("job:p1"), "state"), "queued");
+    ck_assert_int_eq(queue_promote_due(Q, now, 100, &moved, &e), 0);
+    ck_assert_int_eq(moved, 0);
+    /* limit */
+    for (int i = 0; i < 5; i++)
+        raw("ZADD %s 1 d%d", K("delayed"), i);
+    ck_assert_int_eq(queue_promote_due(Q, now, 2, &moved, &e), 0);
+    ck_assert_int_eq(moved, 2);
+}
+END_TEST
+
+START_TEST(promote_exactly_once_concurrently)
+{
+    raw("EVAL %s 1 %s",
+        "for i = 1, 1000 do redis.call('ZADD', KEYS[1], i, '{\"id\":\"c' .. i .. '\"}') end",
+        K("delayed"));
+    ck_assert_int_eq(raw_int("ZCARD %s", K("delayed")), 1000);
+    int fds[2][2];
+    pid_t pids[2];
+    for (int c = 0; c < 2; c++) {
+        ck_assert_int_eq(pipe(fds[c]), 0);
+        pids[c] = fork();
+        ck_assert_int_ge(pids[c], 0);
+        if (pids[c] == 0) {
+            aq_err e = {0};
+            queue *q = queue_open(&CFG, &e);
+            int total = 0, moved = 0;
+            do {
+                if (!q || queue_promote_due(q, now_ms(), 7, &moved, &e) < 0)
+                    _exit(1);
+                total += moved;
+            } while (moved > 0);
+            queue_close(q);
+            ssize_t w = write(fds[c][1], &total, sizeof total);
+            _exit(w == sizeof total ? 0 : 1);
+        }
+        close(fds[c][1]);
+    }
+    int sum = 0;
+    for (int c = 0; c < 2; c++) {
+        int total = 0, st = 0;
+        ck_assert_int_eq(read(fds[c][0], &total, sizeof total), (ssize_t)sizeof total);
+        close(fds[c][0]);
+        waitpid(pids[c], &st, 0);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        sum += total;
+    }
+    ck_assert_int_eq(sum, 1000);
+    ck_assert_int_eq(raw_int("LLEN %s", K("queue:default")), 1000);
+    ck_assert_int_eq(raw_int("ZCARD %s", K("delayed")), 0);
+    /* no document twice: a set of them has 1000 members */
+    raw("EVAL %s 2 %s %s",
+        "for _, d in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do redis.call('SADD', KEYS[2], d) end",
+        K("queue:default"), K("uniq"));
+    ck_assert_int_eq(raw_int("SCARD %s", K("uniq")), 1000);
+}
+END_TEST
+
+START_TEST(requeue_worker_back_or_dead)
+{
+    aq_err e = {0};
+    enqueue("q1");
+    enqueue("q2");
+    enqueue("q3");
+    take_expect("W:1", "q1");
+    take_expect("W:1", "q2");
+    start("W:1", "q1");
+    start("W:1", "q2"); /* q2 started max_attempts (2) times: a poison pill */
+    raw("HSET %s attempts 2", K("job:q2"));
+    raw("LPUSH %s %s", K("processing:W:1"), "garbage");
+    int rec = 0, dead = 0;
+    ck_assert_int_eq(queue_requeue_worker(Q, "W:1", ident, &rec, &dead, &e), 0);
+    ck_assert_int_eq(rec, 1);
+    ck_assert_int_eq(dead, 2);
+    ck_assert_int_eq(raw_int("LLEN %s", K("processing:W:1")), 0);
+    /* q1 is taken next, before q3 that waited in the queue */
+    take_expect("W:2", "q1");
+    take_expect("W:2", "q3");
+    ck_assert_str_eq(hget(K("stats"), "recovered"), "1");
+    ck_assert_str_eq(hget(K("stats"), "dead"), "2");
+    ck_assert_str_eq(hget(K("job:q2"), "state"), "dead");
+    ck_assert_str_eq(hget(K("job:q2"), "error"), "worker died 2 times while running it");
+    ck_assert_int_gt(raw_int("TTL %s", K("job:q2")), 0);
+    redisReply *r = raw("LRANGE %s 0 -1", K("dead"));
+    ck_assert_uint_eq(r->elements, 2);
+    bool saw_raw = false, saw_q2 = false;
+    for (size_t i = 0; i < r->elements; i++) {
+        saw_raw |= strstr(r->element[i]->str, "\"raw\":\"garbage\"") &&
+                   strstr(r->element[i]->str, "not a JSON object");
+        saw_q2 |= strstr(r->element[i]->str, "\"id\":\"q2\"") &&
+                  strstr(r->element[i]->str, "\"attempts\":2");
+    }
+    ck_assert(saw_raw && saw_q2);
+
+    /* a per-job max_attempts wins over the configured one */
+    const char *d = "{\"id\":\"q9\",\"max_attempts\":5}";
+    ck_assert_int_eq(queue_enqueue(Q, NULL, "q9", d, strlen(d), 0, &e), 0);
+    char *doc;
+    size_t len;
+    ck_assert_int_eq(queue_take(Q, "W:3", 1000, &doc, &len, &e), 1);
+    free(doc);
+    raw("HSET %s attempts 3", K("job:q9"));
+    ck_assert_int_eq(queue_requeue_worker(Q, "W:3", ident, &rec, &dead, &e), 0);
+    ck_assert_int_eq(rec, 1);
+    ck_assert_int_eq(dead, 0);
+}
+END_TEST
+
+START_TEST(recover_only_silent_workers)
+{
+    aq_err e = {0};
+    aq_config quick;
+    make_cfg(&quick, "[worker]\nheartbeat_interval_s = 1\nheartbeat_ttl_s = 2\n");
+    quick.worker.heartbeat_ttl_s = 1; /* below what config allows, to keep the test short */
+    queue *fast = open_q(&quick);
+    queue_beat dying = {"D:1", "D", 1, 1, "busy", "v1", 0, 0, 100};
+    queue_beat living = {"L:2", "L", 2, 1, "busy", "v2", 0, 0, 100};
+    ck_assert_int_eq(queue_heartbeat(fast, &dying, 1, &e), 0);
+    ck_assert_int_eq(queue_heartbeat(Q, &living, 1, &e), 0);
+    enqueue("v1");
+    enqueue("v2");
+    take_expect("D:1", "v1");
+    take_expect("L:2", "v2");
+    start("D:1", "v1");
+    start("L:2", "v2");
+
+    /* while both beat, nothing is recovered */
+    int rec = -1, dead = -1;
+    ck_assert_int_eq(queue_recover_dead(Q, ident, &rec, &dead, &e), 0);
+    ck_assert_int_eq(rec, 0);
+
+    for (int i = 0; i < 100 && raw_int("EXISTS %s", K("worker:D:1")); i++)
+        sup_sleep_ms(100);
+    ck_assert_int_eq(raw_int("EXISTS %s", K("worker:D:1")), 0);
+    ck_assert_int_eq(raw_int("EXISTS %s", K("worker:L:2")), 1);
+
+    /* someone else holds the lock: we do nothing and leave their lock */
+    raw("SET %s other PX 60000", K("lock:recovery"));
+    ck_assert_int_eq(queue_recover_dead(Q, ident, &rec, &dead, &e), 0);
+    ck_assert_int_eq(rec, 0);
+    ck_assert_int_eq(raw_int("LLEN %s", K("processing:D:1")), 1);
+    raw("DEL %s", K("lock:recovery"));
+
+    ck_assert_int_eq(queue_recover_dead(Q, ident, &rec, &dead, &e), 0);
+    ck_assert_int_eq(rec, 1);
+    ck_assert_int_eq(dead, 0);
+    ck_assert_int_eq(raw_int("LLEN %s", K("processing:D:1")), 0);
+    ck_assert_int_eq(raw_int("LLEN %s", K("processing:L:2")), 1);
+    ck_assert_int_eq(raw_int("LLEN %s", K("queue:default")), 1);
+    ck_assert_int_eq(raw_int("SISMEMBER %s D:1", K("workers")), 0);
+    ck_assert_int_eq(raw_int("SISMEMBER %s L:2", K("workers")), 1);
+    ck_assert_int_eq(raw_int("EXISTS %s", K("lock:recovery")), 0); /* ours, released */
+    ck_assert_str_eq(hget(K("job:v1"), "state"), "queued");
+    ck_assert_str_eq(hget(K("job:v2"), "state"), "running");
+    queue_close(fast);
+}
+END_TEST
+
+/* ---- heartbeats and operators ---- */
+
+static int collect_worker(const queue_worker_info *w, void *ud)
+{
+    queue_worker_info *out = ud;
+    int slot = strcmp(w->id, "H:10") == 0 ? 0 : 1;
+    out[slot] = *w;
+    return 0;
+}
+
+START_TEST(heartbeat_fields_and_gone)
+{
+    aq_err e = {0};
+    queue_beat b[2] = {{"H:10", "H", 10, 5, "busy", "j1", 3, 1, 2048},
+                       {"H:11", "H", 11, 6, "idle", "", 0, 0, 1024}};
+    int64_t t0 = now_ms();
+    ck_assert_int_eq(queue_heartbeat(Q, b, 2, &e), 0);
+    const char *k = K("worker:H:10");
+    ck_assert_str_eq(hget(k, "host"), "H");
+    ck_assert_str_eq(hget(k, "pid"), "10");
+    ck_assert_str_eq(hget(k, "queue"), "default");
+    ck_assert_str_eq(hget(k, "started_at"), "5");
+    ck_assert_int_ge(atoll(hget(k, "beat_at")), t0);
+    ck_assert_str_eq(hget(k, "state"), "busy");
+    ck_assert_str_eq(hget(k, "job"), "j1");
+    ck_assert_str_eq(hget(k, "done"), "3");
+    ck_assert_str_eq(hget(k, "failed"), "1");
+    ck_assert_str_eq(hget(k, "rss_kb"), "2048");
+    long long ttl = raw_int("TTL %s", k);
+    ck_assert(ttl > 0 && ttl <= 10);
+    ck_assert_int_eq(raw_int("SCARD %s", K("workers")), 2);
+
+    /* one registered worker whose key is gone is listed as not alive */
+    raw("DEL %s", K("worker:H:11"));
+    queue_worker_info w[2];
+    memset(w, 0, sizeof w);
+    ck_assert_int_eq(queue_workers(Q, collect_worker, w, &e), 0);
+    ck_assert(w[0].alive);
+    ck_assert_str_eq(w[0].state, "busy");
+    ck_assert_str_eq(w[0].job, "j1");
+    ck_assert_int_eq(w[0].done, 3);
+    ck_assert_int_eq(w[0].rss_kb, 2048);
+    ck_assert_int_eq(w[0].pid, 10);
+    ck_assert(!w[1].alive);
+    ck_assert_str_eq(w[1].id, "H:11");
+    ck_assert_str_eq(w[1].host, "H");
+    ck_assert_int_eq(w[1].pid, 11);
+
+    ck_assert_int_eq(queue_worker_gone(Q, "H:10", &e), 0);
+    ck_assert_int_eq(raw_int("EXISTS %s", k), 0);
+    ck_assert_int_eq(raw_int("SISMEMBER %s H:10", K("workers")), 0);
+}
+END_TEST
+
+START_TEST(stats_add_up)
+{
+    aq_err e = {0};
+    queue_beat b = {"S:1", "S", 1, 1, "busy", "", 0, 0, 0};
+    ck_assert_int_eq(queue_heartbeat(Q, &b, 1, &e), 0);
+    for (int i = 0; i < 4; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "st%d", i);
+        enqueue(id);
+    }
+    take_expect("S:1", "st0");
+    start("S:1", "st0");
+    ack("S:1", "st0");
+    take_expect("S:1", "st1");
+    start("S:1", "st1");
+    const char *d = doc_of("st1");
+    bool stale;
+    ck_assert_int_eq(queue_fail(Q, "S:1", d, strlen(d), "st1", "x", d, now_ms() + 60000, NULL,
+                                &stale, &e), 0);
+    take_expect("S:1", "st2");
+    queue_stats s;
+    ck_assert_int_eq(queue_stats_get(Q, &s, &e), 0);
+    ck_assert_int_eq(s.queued, 1);
+    ck_assert_int_eq(s.processing, 1);
+    ck_assert_int_eq(s.delayed, 1);
+    ck_assert_int_eq(s.dead, 0);
+    ck_assert_int_eq(s.enqueued, 4);
+    ck_assert_int_eq(s.started, 2);
+    ck_assert_int_eq(s.done, 1);
+    ck_assert_int_eq(s.retried, 1);
+    ck_assert_int_eq(s.failed, 0);
+    ck_assert_int_eq(s.dead_total, 0);
+    ck_assert_int_eq(s.recovered, 0);
+
+    char pol[64];
+    ck_assert_int_eq(queue_maxmemory_policy(Q, pol, sizeof pol, &e), 0);
+    ck_assert_str_eq(pol, "noeviction");
+}
+END_TEST
+
+static int collect_dead(const char *doc, void *ud)
+{
+    int *n = ud;
+    (*n)++;
+    return strstr(doc, "\"error\"") ? 0 : 1;
+}
+
+START_TEST(dead_list_retry_purge)
+{
+    aq_err e = {0};
+    bool stale;
+    const char *ids[] = {"y1", "y2"};
+    for (int i = 0; i < 2; i++) {
+        enqueue(ids[i]);
+        take_expect("h:1", ids[i]);
+        start("h:1", ids[i]);
+        const char *d = doc_of(ids[i]);
+        char *dd = queue_dead_doc(d, strlen(d), "always fails", 1, 1);
+        ck_assert_int_eq(queue_fail(Q, "h:1", d, strlen(d), ids[i], "always fails", NULL, 0, dd,
+                                    &stale, &e), 0);
+        free(dd);
+    }
+    char *raw_dead = queue_dead_doc("oops", 4, "not JSON", 1, 0);
+    raw("LPUSH %s %s", K("dead"), raw_dead);
+    free(raw_dead);
+
+    int n = 0;
+    ck_assert_int_eq(queue_dead_list(Q, 0, -1, collect_dead, &n, &e), 0);
+    ck_assert_int_eq(n, 3);
+
+    ck_assert_int_eq(queue_dead_retry(Q, "y1", false, &n, &e), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(raw_int("LLEN %s", K("dead")), 2);
+    redisReply *r = raw("LINDEX %s 0", K("queue:default"));
+    ck_assert_str_eq(r->str, doc_of("y1")); /* the original document again */
+    ck_assert_str_eq(hget(K("job:y1"), "state"), "queued");
+    ck_assert_str_eq(hget(K("job:y1"), "attempts"), "0");
+    ck_assert_int_eq(raw_int("TTL %s", K("job:y1")), -1);
+    ck_assert_int_eq(queue_dead_retry(Q, "nothere", false, &n, &e), 0);
+    ck_assert_int_eq(n, 0);
+
+    ck_assert_int_eq(queue_dead_retry(Q, NULL, true, &n, &e), 0);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(raw_int("LLEN %s", K("dead")), 0);
+    ck_assert_int_eq(raw_int("LLEN %s", K("queue:default")), 3);
+    ck_assert_int_eq(raw_int("LPOS %s oops", K("queue:default")) >= 0, 1);
+
+    raw("LPUSH %s a b c", K("dead"));
+    ck_assert_int_eq(queue_dead_purge(Q, &n, &e), 0);
+    ck_assert_int_eq(n, 3);
+    ck_assert_int_eq(raw_int("EXISTS %s", K("dead")), 0);
+}
+END_TEST
+
+START_TEST(control_post_and_read)
+{
+    aq_err e = {0};
+    char last[48] = "0";
+    queue_control c[4];
+    size_t n = 9;
+    ck_assert_int_eq(queue_control_read(Q, last, c, 4, &n, &e), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(queue_control_post(Q, "all", "quiet", &e), 0);
+    ck_assert_int_eq(queue_control_post(Q, "host:H", "resume", &e), 0);
+    ck_assert_int_eq(queue_control_post(Q, "worker:H:1", "stop", &e), 0);
+    ck_assert_int_eq(queue_control_read(Q, last, c, 2, &n, &e), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(c[0].target, "all");
+    ck_assert_str_eq(c[0].cmd, "quiet");
+    ck_assert_str_eq(c[1].target, "host:H");
+    ck_assert_str_eq(last, c[1].id);
+    ck_assert_int_eq(queue_control_read(Q, last, c, 4, &n, &e), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(c[0].target, "worker:H:1");
+    ck_assert_str_eq(c[0].cmd, "stop");
+    ck_assert_int_eq(queue_control_read(Q, last, c, 4, &n, &e), 0);
+    ck_assert_uint_eq(n, 0);
+    /* "from now" skips what came before */
+    snprintf(last, sizeof last, "%lld-0", (long long)now_ms() + 1000);
+    ck_assert_int_eq(queue_control_read(Q, last, c, 4, &n, &e), 0);
+    ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+START_TEST(events_wait_sees_job)
+{
+    aq_err e = {0};
+    char last[48];
+    ck_assert_int_eq(queue_events_last(Q, last, &e), 0);
+    ck_assert_str_eq(last, "0-0");
+    enqueue("ev0");
+    ck_assert_int_eq(queue_events_last(Q, last, &e), 0);
+    ck_assert_str_ne(last, "0-0");
+    bool seen = true;
+    ck_assert_int_eq(queue_events_wait(Q, last, 100, "ev1", &seen, &e), 0); /* quiet */
+    ck_assert(!seen);
+    enqueue("other");
+    enqueue("ev1");
+    ck_assert_int_eq(queue_events_wait(Q, last, 100, "ev1", &seen, &e), 0);
+    ck_assert(seen);
+    ck_assert_int_eq(queue_events_wait(Q, last, 100, "ev1", &seen, &e), 0);
+    ck_assert(!seen);
+}
+END_TEST
+
+/* ---- outages ---- */
+
+/* The test restarts Redis in its own (forked) process, so the parent's R
+ * still names the first server: the test leaves the new pid in a file and
+ * the teardown stops that one, checking it is still a redis-server. */
+static void note_pid(void)
+{
+    char path[300], text[32];
+    snprintf(path, sizeof path, "%s/current.pid", R.dir);
+    snprintf(text, sizeof text, "%d\n", (int)R.pid);
+    sup_write_file(path, text);
+}
+
+static void outage_down(void)
+{
+    char path[300], comm[64] = "";
+    snprintf(path, sizeof path, "%s/current.pid", R.dir);
+    FILE *f = fopen(path, "r");
+    int pid = 0;
+    if (f) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    snprintf(path, sizeof path, "/proc/%d/comm", pid);
+    f = pid > 0 ? fopen(path, "r") : NULL;
+    if (f) {
+        if (!fgets(comm, sizeof comm, f))
+            comm[0] = '\0';
+        fclose(f);
+    }
+    if (strncmp(comm, "redis-server", 12) == 0) {
+        kill(pid, SIGTERM);
+        for (int i = 0; i < 500 && kill(pid, 0) == 0; i++)
+            sup_sleep_ms(20);
+        kill(pid, SIGKILL);
+    }
+    redis_down();
+}
+
+START_TEST(restart_then_reconnect)
+{
+    aq_err e = {0};
+    enqueue("o1");
+    sup_redis_stop(&R);
+    int rc = queue_enqueue(Q, NULL, "o2", "{}", 2, 0, &e);
+    ck_assert_int_eq(rc, AQ_EAGAIN);
+    ck_assert_ptr_nonnull(strstr(e.msg, "redis 127.0.0.1:"));
+    ck_assert_int_eq(queue_ensure(Q, &e), AQ_EAGAIN); /* still down: refused */
+    sup_redis_restart(&R);
+    note_pid();
+    ck_assert_int_eq(queue_ensure(Q, &e), 0);
+    redisFree(RAW);
+    RAW = redisConnect("127.0.0.1", R.port);
+    ck_assert_int_eq(queue_enqueue(Q, NULL, "o2", "{}", 2, 0, &e), 0);
+    ck_assert_int_eq(raw_int("LLEN %s", K("queue:default")), 2); /* o1 kept by the AOF */
+
+    /* a blocked take sees the server go away as AQ_EAGAIN, not a hang */
+    raw("DEL %s", K("queue:default"));
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char *doc;
+        size_t len;
+        aq_err e2 = {0};
+        queue *q = queue_open(&CFG, &e2);
+        int r2 = q ? queue_take(q, "h:1", 20000, &doc, &len, &e2) : -99;
+        queue_close(q);
+        _exit(r2 == AQ_EAGAIN ? 0 : 1);
+    }
+    sup_sleep_ms(500);
+    sup_redis_stop(&R);
+    int st = sup_wait(pid, 30000);
+    ck_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    sup_redis_restart(&R);
+    note_pid();
+    ck_assert_int_eq(queue_ensure(Q, &e), 0);
+}
+END_TEST
+
+START_TEST(evalsha_after_script_flush)
+{
+    aq_err e = {0};
+    enqueue("sf1");
+    raw("SCRIPT FLUSH");
+    enqueue("sf2"); /* NOSCRIPT -> EVAL */
+    ck_assert_str_eq(hget(K("job:sf2"), "state"), "queued");
+    raw("SCRIPT FLUSH");
+    queue_item items[2] = {{"sf3", "{}", 2, 0}, {"sf4", "{}", 2, 0}};
+    ck_assert_int_eq(queue_enqueue_many(Q, NULL, items, 2, &e), 0);
+    ck_assert_int_eq(raw_int("LLEN %s", K("queue:default")), 4);
+    ck_assert_str_eq(hget(K("stats"), "enqueued"), "4");
+}
+END_TEST
+
+START_TEST(auth_and_select)
+{
+    raw("CONFIG SET requirepass s3cret-pw");
+    aq_err e = {0};
+    aq_config c;
+    char url[200];
+    snprintf(url, sizeof url, "url = redis://:s3cret-pw@127.0.0.1:%d/3\n", R.port);
+    char text[400];
+    snprintf(text, sizeof text, "[redis]\n%snamespace = au\n", url);
+    ck_assert_int_eq(config_load_string(&c, text, "t.ini", &e), 0);
+    queue *q = queue_open(&c, &e);
+    ck_assert_msg(q != NULL, "%s", e.msg);
+    ck_assert_int_eq(queue_enqueue(q, NULL, "au1", "{}", 2, 0, &e), 0);
+    queue_close(q);
+    redisReply *r = redisCommand(RAW, "AUTH s3cret-pw");
+    freeReplyObject(r);
+    r = redisCommand(RAW, "SELECT 3");
+    freeReplyObject(r);
+    ck_assert_int_eq(raw_int("LLEN au:queue:default"), 1);
+
+    snprintf(text, sizeof text, "[redis]\nurl = redis://:wrong-pw@127.0.0.1:%d/0\n", R.port);
+    ck_assert_int_eq(config_load_string(&c, text, "t.ini", &e), 0);
+    q = queue_open(&c, &e);
+    ck_assert_ptr_null(q);
+    ck_assert_int_eq(e.code, AQ_EPERM);
+    ck_assert_ptr_null(strstr(e.msg, "wrong-pw"));
+    ck_assert_ptr_nonnull(strstr(e.msg, "AUTH"));
+    raw("CONFIG SET requirepass %s", "");
+}
+END_TEST
+
+static Suite *queue_suite(void)
+{
+    Suite *s = suite_create("queue");
+    TCase *tc = tcase_create("core");
+    tcase_add_unchecked_fixture(tc, redis_up, redis_down);
+    tcase_add_checked_fixture(tc, q_setup, q_teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, enqueue_sets_hash_counters_event);
+    tcase_add_test(tc, take_is_fifo_and_waits);
+    tcase_add_test(tc, start_counts_attempts_and_raw_pushes);
+    tcase_add_test(tc, ack_records_done_once);
+    tcase_add_test(tc, stale_ack_after_recovery);
+    tcase_add_test(tc, fail_retry_and_dead);
+    tcase_add_test(tc, dead_doc_forms);
+    tcase_add_test(tc, promote_moves_only_due);
+    tcase_add_test(tc, promote_exactly_once_concurrently);
+    tcase_add_test(tc, requeue_worker_back_or_dead);
+    tcase_add_test(tc, recover_only_silent_workers);
+    tcase_add_test(tc, heartbeat_fields_and_gone);
+    tcase_add_test(tc, stats_add_up);
+    tcase_add_test(tc, dead_list_retry_purge);
+    tcase_add_test(tc, control_post_and_read);
+    tcase_add_test(tc, events_wait_sees_job);
+    tcase_add_test(tc, evalsha_after_script_flush);
+    tcase_add_test(tc, auth_and_select);
+    suite_add_tcase(s, tc);
+
+    TCase *out = tcase_create("outage");
+    tcase_add_unchecked_fixture(out, redis_up, outage_down);
+    tcase_add_checked_fixture(out, q_setup, q_teardown);
+    tcase_set_timeout(out, 120);
+    tcase_add_test(out, restart_then_reconnect);
+    suite_add_tcase(s, out);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(queue_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
