@@ -14,6 +14,7 @@ extern const meta_ops meta_pg_ops;       /* meta_pg.c */
  * runs, so a SQLite deployment never touches libpq and vice versa. */
 static const meta_ops *const meta_backends[] = {
     &meta_sqlite_ops,
+    &meta_pg_ops,
     NULL,
 };
 
@@ -90,6 +91,13 @@ void meta_sql_select(char *out, size_t n, const char *tail)
     for (int i = 0; i < nc; i++)
         sql_add(out, n, &o, "%s%s", i ? ", " : "", c[i].name);
     sql_add(out, n, &o, " FROM avatars %s", tail);
+}
+
+void meta_sql_check(char *out, size_t n)
+{
+    snprintf(out, n, "SELECT (SELECT count(*) FROM schema_migrations WHERE version <= %d)"
+             " + 0 * (SELECT count(*) FROM (SELECT 1 FROM avatars LIMIT 1) AS probe)",
+             meta_latest_version());
 }
 
 int meta_row_check(const meta_row *r, aq_err *e)

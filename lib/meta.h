@@ -119,6 +119,10 @@ void meta_sql_upsert(char *out, size_t n, const char *ph);
 /* "SELECT <every column> FROM avatars " followed by tail. */
 void meta_sql_select(char *out, size_t n, const char *tail);
 
+/* A query whose one value is the number of known migrations recorded, and
+ * which fails when the avatars table cannot be read: the health check. */
+void meta_sql_check(char *out, size_t n);
+
 /* 0 when every text field of r is NUL-terminated within its size and id is
  * not empty; else AQ_EPERM naming the field. */
 int meta_row_check(const meta_row *r, aq_err *e);

@@ -199,12 +199,13 @@ static int sq_list(void *sv, const char *after, int limit,
         sqlite3_reset(st);
         return err_set(e, AQ_EAGAIN, "sqlite %s: list: out of memory", s->path);
     }
-    int rc;
+    int rc, ret = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((rc = sq_read_row(s, st, r, e)) < 0 || fn(r, ud) != 0)
+        if ((ret = sq_read_row(s, st, r, e)) < 0 || fn(r, ud) != 0)
             break;
     }
-    int ret = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : rc < 0 ? rc : sq_fail(s, e, rc, "list");
+    if (ret == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = sq_fail(s, e, rc, "list");
     sqlite3_reset(st);
     free(r);
     return ret;
@@ -381,8 +382,7 @@ static void sq_build_sql(sqlite_st *s)
     meta_sql_select(s->sql[SQ_LIST], sizeof s->sql[SQ_LIST], "WHERE id > ?1 ORDER BY id LIMIT ?2");
     snprintf(s->sql[SQ_DEL], sizeof s->sql[SQ_DEL], "DELETE FROM avatars WHERE id = ?1");
     snprintf(s->sql[SQ_COUNT], sizeof s->sql[SQ_COUNT], "SELECT count(*) FROM avatars");
-    snprintf(s->sql[SQ_CHECK], sizeof s->sql[SQ_CHECK],
-             "SELECT count(*) FROM schema_migrations WHERE version <= %d", meta_latest_version());
+    meta_sql_check(s->sql[SQ_CHECK], sizeof s->sql[SQ_CHECK]);
 }
 
 /* Journal mode WAL. Switching needs a moment of exclusive access, which
