@@ -75,7 +75,7 @@ int s3_delete(s3 *c, const char *key, aq_err *e);
 /* HEAD key: 1 when present, 0 when absent, < 0 on error. */
 int s3_exists(s3 *c, const char *key, aq_err *e);
 
-/* Lists at most one key of the bucket (GET ?list-type=2&max-keys=1): proves
+/* Lists no keys of the bucket (GET ?list-type=2&max-keys=0): proves
  * that the endpoint answers, the bucket exists and the credentials are
  * accepted. Returns 0, AQ_EPERM (NoSuchBucket, AccessDenied,
  * SignatureDoesNotMatch, ...) or AQ_EAGAIN (unreachable). */

@@ -139,8 +139,10 @@ START_TEST(test_round_trip_bytes_and_content_type)
     ck_assert_int_eq(s3_get(c, "misc/readme.txt", &out, ctype, sizeof ctype, &e), 0);
     ck_assert_str_eq(ctype, "text/plain");
     buf_free(&out);
+    /* The health check holds with many objects in the bucket. */
+    ck_assert_msg(s3_check(c, &e) == 0, "check: %s", e.msg);
     /* One keep-alive connection served every request. */
-    ck_assert_uint_ge(s3_requests(c), 13);
+    ck_assert_uint_ge(s3_requests(c), 14);
     ck_assert_uint_le(s3_connections(c), 2);
     s3_close(c);
 }
@@ -720,8 +722,8 @@ START_TEST(test_urls_path_and_virtual_hosted)
     aq_err e = {0};
     ck_assert_int_eq(s3_url(c, "avatars/a b/64.png", NULL, url, sizeof url, &e), 0);
     ck_assert_str_eq(url, "https://s3.example.com:9000/pics/avatars/a%20b/64.png");
-    ck_assert_int_eq(s3_url(c, NULL, "list-type=2&max-keys=1", url, sizeof url, &e), 0);
-    ck_assert_str_eq(url, "https://s3.example.com:9000/pics?list-type=2&max-keys=1");
+    ck_assert_int_eq(s3_url(c, NULL, "list-type=2&max-keys=0", url, sizeof url, &e), 0);
+    ck_assert_str_eq(url, "https://s3.example.com:9000/pics?list-type=2&max-keys=0");
     ck_assert_str_eq(s3_bucket(c), "pics");
     s3_close(c);
 
