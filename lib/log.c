@@ -331,8 +331,8 @@ const char *log_printable(const char *s, size_t len, char *out, size_t outlen)
     for (size_t i = 0; s && i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         char unit[5];
-        if (c == '\'' || c == '"' || c == '\\')
-            snprintf(unit, sizeof unit, "\\%c", c);
+        if (c == '\\')
+            snprintf(unit, sizeof unit, "\\\\");
         else if (c >= 0x20 && c < 0x7f)
             snprintf(unit, sizeof unit, "%c", c);
         else

@@ -29,8 +29,8 @@ void log_write(int level, const char *msg, ...) __attribute__((sentinel));
 const char *log_int(char *buf, int64_t v);
 
 /* Copies len bytes of s into out (outlen > 4) as one printable line for an
- * error message: bytes outside printable ASCII become \xNN, quotes and
- * backslashes are escaped, and a value too long for out ends in "...".
+ * error message: bytes outside printable ASCII become \xNN, a backslash
+ * becomes \\, and a value too long for out ends in "...".
  * Never fails; returns out. */
 const char *log_printable(const char *s, size_t len, char *out, size_t outlen);
 

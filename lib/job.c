@@ -1,0 +1,706 @@
+/* job: the job document of PROTOCOL.md.
+ *
+ * job_parse() is a gate in front of everything else a worker does, so it
+ * assumes the worst of its input: the size is checked before any parsing,
+ * nesting before jansson recurses, and jansson itself rejects invalid UTF-8,
+ * NaN/Infinity, numbers that overflow and duplicate keys. Each field then
+ * has one row in FIELDS (its JSON type check and how it lands in the
+ * request), and the rules on values live in check_* functions that
+ * job_finish() shares with requests built in code, so a bad --size on the
+ * command line and a bad "sizes" in a document read the same.
+ *
+ * Decisions where PROTOCOL.md is silent:
+ * - "v" absent means version 1; an integer field given as a JSON real (64.0)
+ *   is rejected, since it usually betrays a float where an integer was meant.
+ * - "type" is case-sensitive; style, scheme, filter and colour names are not
+ *   (they go through the colour and style tables) and are normalised in the
+ *   canonical form: style/scheme/filter names in lower case, colours as
+ *   #rrggbb, sizes in ascending order, angle in hundredths of a degree
+ *   (what decides the pixels), so equal requests share one id. */
+#include "job.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "log.h"
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Deeper nesting than any valid document has (it needs 2), checked before
+ * jansson's recursive descent sees a depth bomb. */
+#define JOB_DEPTH_MAX 16
+#define SHOW 48 /* bytes of a bad value shown in a message */
+
+/* ---- describing values in messages ---- */
+
+static const char *show_str(const char *s, size_t len, char *out, size_t n)
+{
+    char p[SHOW];
+    log_printable(s, len, p, sizeof p);
+    snprintf(out, n, "'%s'", p);
+    return out;
+}
+
+/* "string 'abc'", "integer 5", "real 64.0", "an array", "null"... */
+static const char *describe(const json_t *v, char *out, size_t n)
+{
+    char val[SHOW + 8];
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        snprintf(out, n, "string %s", show_str(json_string_value(v), json_string_length(v), val, sizeof val));
+        break;
+    case JSON_INTEGER:
+        snprintf(out, n, "integer %lld", (long long)json_integer_value(v));
+        break;
+    case JSON_REAL: {
+        snprintf(val, sizeof val, "%.17g", json_real_value(v));
+        bool plain = strspn(val, "-0123456789") == strlen(val);
+        snprintf(out, n, "real %s%s", val, plain ? ".0" : "");
+        break;
+    }
+    case JSON_OBJECT: snprintf(out, n, "an object"); break;
+    case JSON_ARRAY: snprintf(out, n, "an array"); break;
+    case JSON_TRUE: snprintf(out, n, "true"); break;
+    case JSON_FALSE: snprintf(out, n, "false"); break;
+    default: snprintf(out, n, "null"); break;
+    }
+    return out;
+}
+
+static int wrong_type(const char *field, const char *want, const json_t *v, aq_err *e)
+{
+    char got[SHOW + 32];
+    return err_set(e, AQ_EPERM, "%s: expected %s, got %s", field, want, describe(v, got, sizeof got));
+}
+
+/* ---- rules on values, shared by job_parse() and job_finish() ---- */
+
+bool job_id_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return n >= 1 && n <= JOB_ID_MAX && s[0] != '.' &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+static int check_id(const char *s, size_t len, aq_err *e)
+{
+    char v[SHOW + 8];
+    if (len != strlen(s) || !job_id_valid(s))
+        return err_set(e, AQ_EPERM, "id: %s is not a valid id ([A-Za-z0-9._-]{1,64}, not starting with '.')",
+                       show_str(s, len, v, sizeof v));
+    return 0;
+}
+
+static int check_seed(const char *s, size_t len, aq_err *e)
+{
+    if (len == 0)
+        return err_set(e, AQ_EPERM, "seed: must not be empty (1 to %d bytes)", JOB_SEED_MAX);
+    if (len > JOB_SEED_MAX)
+        return err_set(e, AQ_EPERM, "seed: %zu bytes, more than %d", len, JOB_SEED_MAX);
+    const char *nul = memchr(s, '\0', len);
+    if (nul)
+        return err_set(e, AQ_EPERM, "seed: contains a NUL character (\\u0000) at byte %zu", (size_t)(nul - s));
+    /* A document is UTF-8 JSON: a seed it cannot carry cannot be enqueued. */
+    json_t *t = json_stringn(s, len);
+    if (!t) {
+        char v[SHOW + 8];
+        return err_set(e, AQ_EPERM, "seed: %s is not valid UTF-8", show_str(s, len, v, sizeof v));
+    }
+    json_decref(t);
+    return 0;
+}
+
+static int check_nsizes(size_t n, aq_err *e)
+{
+    if (n == 0)
+        return err_set(e, AQ_EPERM, "sizes: must not be empty");
+    if (n > JOB_SIZES_MAX)
+        return err_set(e, AQ_EPERM, "sizes: %zu sizes, at most %d", n, JOB_SIZES_MAX);
+    return 0;
+}
+
+/* sizes[i] = v, given the i sizes before it. */
+static int check_size(long long v, size_t i, const int *before, const job_limits *l, aq_err *e)
+{
+    if (v < RENDER_MIN_SIZE)
+        return err_set(e, AQ_EPERM, "sizes[%zu]: %lld is below %d", i, v, RENDER_MIN_SIZE);
+    if (v > l->max_size)
+        return err_set(e, AQ_EPERM, "sizes[%zu]: %lld is above max_size %d", i, v, l->max_size);
+    for (size_t j = 0; j < i; j++)
+        if (before[j] == v)
+            return err_set(e, AQ_EPERM, "sizes[%zu]: %lld appears twice", i, v);
+    return 0;
+}
+
+static int check_style(int style, aq_err *e)
+{
+    if (style < 0 || style >= render_style_count())
+        return err_set(e, AQ_EPERM, "style: %d is not a style index (0..%d)", style, render_style_count() - 1);
+    return 0;
+}
+
+static int bad_style_name(const char *s, size_t len, aq_err *e)
+{
+    char list[128] = "", v[SHOW + 8];
+    for (int i = 0; i < render_style_count(); i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", render_style_name(i));
+    return err_set(e, AQ_EPERM, "style: %s is not a style (%s)", show_str(s, len, v, sizeof v), list);
+}
+
+static int check_color(const char *field, const char *s, size_t len, aq_rgb *out, aq_err *e)
+{
+    char v[SHOW + 8];
+    if (len >= 32 || len != strlen(s) || color_parse(s, out) != 0)
+        return err_set(e, AQ_EPERM, "%s: %s is not a colour (#rgb, #rrggbb or a CSS colour name)", field,
+                       show_str(s, len, v, sizeof v));
+    return 0;
+}
+
+static int check_scheme(const char *s, size_t len, const color_scheme **out, aq_err *e)
+{
+    char v[SHOW + 8];
+    const color_scheme *sc = len < 32 && len == strlen(s) ? color_scheme_find(s) : NULL;
+    if (!sc)
+        return err_set(e, AQ_EPERM, "scheme: %s is not a colour scheme (`avatarq schemes` lists them)",
+                       show_str(s, len, v, sizeof v));
+    if (out)
+        *out = sc;
+    return 0;
+}
+
+static int check_filter_name(const char *s, size_t len, int *out, aq_err *e)
+{
+    char v[SHOW + 8];
+    int f = len == strlen(s) ? color_filter_find(s) : -1;
+    if (f < 0)
+        return err_set(e, AQ_EPERM, "filter: %s is not a filter (none, grayscale, sepia, negative)",
+                       show_str(s, len, v, sizeof v));
+    *out = f;
+    return 0;
+}
+
+static int check_angle(double a, aq_err *e)
+{
+    if (!isfinite(a))
+        return err_set(e, AQ_EPERM, "angle: not a finite number");
+    if (a < 0 || a > 360)
+        return err_set(e, AQ_EPERM, "angle: %g is outside 0..360", a);
+    return 0;
+}
+
+static int check_max_attempts(long long v, aq_err *e)
+{
+    if (v < 1 || v > 25)
+        return err_set(e, AQ_EPERM, "max_attempts: %lld is outside 1..25", v);
+    return 0;
+}
+
+static int check_created_at(long long v, aq_err *e)
+{
+    if (v < 0)
+        return err_set(e, AQ_EPERM, "created_at: %lld is negative (ms since the epoch)", v);
+    return 0;
+}
+
+/* Lower-cased copy of a name that passed its check (so it fits). */
+static void copy_lower(char *dst, size_t n, const char *s)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < n; i++)
+        dst[i] = (char)tolower((unsigned char)s[i]);
+    dst[i] = '\0';
+}
+
+/* ---- the fields of a document ---- */
+
+typedef struct field_spec {
+    const char *name;
+    /* Checks v's JSON type and value and stores it in r. */
+    int (*take)(job_request *r, const json_t *v, const job_limits *l, aq_err *e);
+} field_spec;
+
+static int want_string(const char *field, const json_t *v, aq_err *e)
+{
+    return json_is_string(v) ? 0 : wrong_type(field, "a string", v, e);
+}
+
+/* Integer fields take JSON integers only: 64.0 is refused (see the top). */
+static int want_integer(const char *field, const json_t *v, aq_err *e)
+{
+    return json_is_integer(v) ? 0 : wrong_type(field, "an integer", v, e);
+}
+
+static int take_id(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    if (want_string("id", v, e) || check_id(json_string_value(v), json_string_length(v), e))
+        return AQ_EPERM;
+    snprintf(r->id, sizeof r->id, "%s", json_string_value(v));
+    r->id_given = true;
+    return 0;
+}
+
+static int take_v(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)r, (void)l;
+    if (want_integer("v", v, e))
+        return AQ_EPERM;
+    if (json_integer_value(v) != JOB_VERSION)
+        return err_set(e, AQ_EPERM, "v: unsupported protocol version %lld (this version reads %d)",
+                       (long long)json_integer_value(v), JOB_VERSION);
+    return 0;
+}
+
+static int take_type(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    static const char *const names[] = {[JOB_GENERATE] = "generate", [JOB_DELETE] = "delete"};
+    (void)l;
+    if (want_string("type", v, e))
+        return AQ_EPERM;
+    for (size_t i = 0; i < NELEM(names); i++) {
+        if (json_string_length(v) == strlen(names[i]) && strcmp(json_string_value(v), names[i]) == 0) {
+            r->type = (job_type)i;
+            return 0;
+        }
+    }
+    char s[SHOW + 8];
+    return err_set(e, AQ_EPERM, "type: %s is not a job type (generate, delete)",
+                   show_str(json_string_value(v), json_string_length(v), s, sizeof s));
+}
+
+static int take_seed(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    if (want_string("seed", v, e) || check_seed(json_string_value(v), json_string_length(v), e))
+        return AQ_EPERM;
+    r->seed_len = json_string_length(v);
+    memcpy(r->seed, json_string_value(v), r->seed_len);
+    r->seed[r->seed_len] = '\0';
+    return 0;
+}
+
+static int take_style(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    if (want_string("style", v, e))
+        return AQ_EPERM;
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    int style = len == strlen(s) ? render_style_find(s) : -1;
+    if (style < 0)
+        return bad_style_name(s, len, e);
+    r->style = style;
+    return 0;
+}
+
+static int take_sizes(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    if (!json_is_array(v))
+        return wrong_type("sizes", "an array of integers", v, e);
+    size_t n = json_array_size(v);
+    if (check_nsizes(n, e))
+        return AQ_EPERM;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *s = json_array_get(v, i);
+        char field[32];
+        snprintf(field, sizeof field, "sizes[%zu]", i);
+        if (want_integer(field, s, e) || check_size(json_integer_value(s), i, r->sizes, l, e))
+            return AQ_EPERM;
+        r->sizes[i] = (int)json_integer_value(s);
+    }
+    r->nsizes = n;
+    return 0;
+}
+
+static int take_color(const char *field, char *dst, const json_t *v, aq_err *e)
+{
+    aq_rgb c;
+    if (want_string(field, v, e) || check_color(field, json_string_value(v), json_string_length(v), &c, e))
+        return AQ_EPERM;
+    copy_lower(dst, 32, json_string_value(v));
+    return 0;
+}
+
+static int take_primary(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    return take_color("primary", r->primary, v, e);
+}
+
+static int take_foreign(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    return take_color("foreign", r->foreign, v, e);
+}
+
+static int take_scheme(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    const color_scheme *sc;
+    if (want_string("scheme", v, e) || check_scheme(json_string_value(v), json_string_length(v), &sc, e))
+        return AQ_EPERM;
+    copy_lower(r->scheme, sizeof r->scheme, sc->name);
+    return 0;
+}
+
+static int take_angle(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    if (!json_is_number(v))
+        return wrong_type("angle", "a number", v, e);
+    if (check_angle(json_number_value(v), e))
+        return AQ_EPERM;
+    r->angle = json_number_value(v);
+    return 0;
+}
+
+static int take_filter(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    int f = 0;
+    if (want_string("filter", v, e) || check_filter_name(json_string_value(v), json_string_length(v), &f, e))
+        return AQ_EPERM;
+    r->filter = (aq_filter)f;
+    return 0;
+}
+
+static int take_max_attempts(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    if (want_integer("max_attempts", v, e) || check_max_attempts(json_integer_value(v), e))
+        return AQ_EPERM;
+    r->max_attempts = (int)json_integer_value(v);
+    return 0;
+}
+
+static int take_created_at(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    if (want_integer("created_at", v, e) || check_created_at(json_integer_value(v), e))
+        return AQ_EPERM;
+    r->created_at = json_integer_value(v);
+    return 0;
+}
+
+/* In the order they are checked: id first, so a failure can still name the
+ * job, then the version, since another version may mean other fields. */
+static const field_spec FIELDS[] = {
+    {"id", take_id},           {"v", take_v},           {"type", take_type},
+    {"seed", take_seed},       {"style", take_style},   {"sizes", take_sizes},
+    {"primary", take_primary}, {"foreign", take_foreign}, {"scheme", take_scheme},
+    {"angle", take_angle},     {"filter", take_filter}, {"max_attempts", take_max_attempts},
+    {"created_at", take_created_at},
+};
+
+/* Keys are compared with their length: a key may hold a \u0000. */
+static bool field_known(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NELEM(FIELDS); i++)
+        if (strlen(FIELDS[i].name) == len && memcmp(FIELDS[i].name, name, len) == 0)
+            return true;
+    return false;
+}
+
+/* ---- limits, init, finish ---- */
+
+int job_limits_from_config(job_limits *l, const aq_config *c, aq_err *e)
+{
+    memset(l, 0, sizeof *l);
+    l->default_style = render_style_find(c->render.default_style);
+    if (l->default_style < 0)
+        return err_set(e, AQ_EPERM, "[render] default_style: '%s' is not a style", c->render.default_style);
+    size_t n = c->render.n_default_sizes;
+    if (n > JOB_SIZES_MAX)
+        n = JOB_SIZES_MAX;
+    memcpy(l->default_sizes, c->render.default_sizes, n * sizeof l->default_sizes[0]);
+    l->n_default_sizes = n;
+    l->max_size = c->render.max_size;
+    return 0;
+}
+
+void job_init(job_request *r, const job_limits *l)
+{
+    memset(r, 0, sizeof *r);
+    r->type = JOB_GENERATE;
+    r->style = l->default_style;
+    size_t n = l->n_default_sizes <= JOB_SIZES_MAX ? l->n_default_sizes : JOB_SIZES_MAX;
+    memcpy(r->sizes, l->default_sizes, n * sizeof r->sizes[0]);
+    r->nsizes = n;
+    r->angle = -1;
+    r->filter = FILTER_NONE;
+}
+
+/* Every rule on a request's values; the names of colours, scheme and filter
+ * are normalised (lower case) on the way. */
+static int check_request(job_request *r, const job_limits *l, aq_err *e)
+{
+    if (r->id_given && check_id(r->id, strnlen(r->id, sizeof r->id), e))
+        return AQ_EPERM;
+    if (r->type != JOB_GENERATE && r->type != JOB_DELETE)
+        return err_set(e, AQ_EPERM, "type: %d is not a job type", (int)r->type);
+    if (r->seed_len == 0)
+        r->seed_len = strnlen(r->seed, sizeof r->seed); /* set with strcpy in code */
+    if (r->seed_len > 0 || r->type == JOB_GENERATE) {
+        if (r->seed_len == 0)
+            return err_set(e, AQ_EPERM, "seed: required for a generate job (1 to %d bytes)", JOB_SEED_MAX);
+        if (check_seed(r->seed, r->seed_len, e))
+            return AQ_EPERM;
+        r->seed[r->seed_len] = '\0';
+    } else if (!r->id_given) {
+        return err_set(e, AQ_EPERM, "id: a delete job needs an id or a seed");
+    }
+    if (check_style(r->style, e) || check_nsizes(r->nsizes, e))
+        return AQ_EPERM;
+    for (size_t i = 0; i < r->nsizes; i++)
+        if (check_size(r->sizes[i], i, r->sizes, l, e))
+            return AQ_EPERM;
+    aq_rgb c;
+    struct { const char *name; char *v; } colors[] = {{"primary", r->primary}, {"foreign", r->foreign}};
+    for (size_t i = 0; i < NELEM(colors); i++) {
+        size_t len = strnlen(colors[i].v, 32);
+        if (len && check_color(colors[i].name, colors[i].v, len, &c, e))
+            return AQ_EPERM;
+        copy_lower(colors[i].v, 32, colors[i].v);
+    }
+    const color_scheme *sc;
+    if (r->scheme[0]) {
+        if (check_scheme(r->scheme, strnlen(r->scheme, sizeof r->scheme), &sc, e))
+            return AQ_EPERM;
+        copy_lower(r->scheme, sizeof r->scheme, sc->name);
+    }
+    if (!(r->angle < 0) && check_angle(r->angle, e)) /* negative = absent; NaN is checked */
+        return AQ_EPERM;
+    if ((unsigned)r->filter >= FILTER_COUNT)
+        return err_set(e, AQ_EPERM, "filter: %d is not a filter", (int)r->filter);
+    if (r->max_attempts != 0 && check_max_attempts(r->max_attempts, e))
+        return AQ_EPERM;
+    return check_created_at(r->created_at, e);
+}
+
+static void resolve_render(job_request *r)
+{
+    aq_rgb p, f;
+    bool has_p = r->primary[0] && color_parse(r->primary, &p) == 0;
+    bool has_f = r->foreign[0] && color_parse(r->foreign, &f) == 0;
+    const color_scheme *sc = r->scheme[0] ? color_scheme_find(r->scheme) : NULL;
+    render_params_init(&r->render, r->seed, r->seed_len, r->style, has_p ? &p : NULL,
+                       has_f ? &f : NULL, sc, r->angle, r->filter);
+}
+
+int job_finish(job_request *r, const job_limits *l, aq_err *e)
+{
+    if (check_request(r, l, e))
+        return AQ_EPERM;
+    memset(&r->render, 0, sizeof r->render);
+    r->render.style = r->style;
+    if (r->seed_len)
+        resolve_render(r);
+    if (!r->id_given) {
+        char *canon = job_canonical(r);
+        if (!canon)
+            return err_set(e, AQ_EPERM, "out of memory deriving the job id");
+        hash_sha256_hex(canon, strlen(canon), r->id);
+        free(canon);
+    }
+    return 0;
+}
+
+/* ---- parsing ---- */
+
+/* How deeply doc nests arrays and objects, counting only brackets outside
+ * strings; stops counting past limit. Invalid JSON is jansson's to report. */
+static int nesting_depth(const char *doc, size_t len, int limit)
+{
+    int depth = 0, max = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < len && max <= limit; i++) {
+        char c = doc[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max)
+                max = depth;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return max;
+}
+
+static json_t *decode(const char *doc, size_t len, aq_err *e)
+{
+    if (len > JOB_MAX_DOC) {
+        err_set(e, AQ_EPERM, "document: %zu bytes, more than %d (64 KiB)", len, JOB_MAX_DOC);
+        return NULL;
+    }
+    if (len == 0 || !doc) {
+        err_set(e, AQ_EPERM, "document: empty (want a JSON object)");
+        return NULL;
+    }
+    if (nesting_depth(doc, len, JOB_DEPTH_MAX) > JOB_DEPTH_MAX) {
+        err_set(e, AQ_EPERM, "document: nested deeper than %d levels", JOB_DEPTH_MAX);
+        return NULL;
+    }
+    json_error_t je;
+    /* ALLOW_NUL so that a \u0000 in a seed gets its own clear message. */
+    json_t *root = json_loadb(doc, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    if (!root) {
+        char text[200];
+        log_printable(je.text, strlen(je.text), text, sizeof text);
+        err_set(e, AQ_EPERM, "document: invalid JSON at line %d, column %d: %s", je.line, je.column, text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        char got[SHOW + 32];
+        err_set(e, AQ_EPERM, "document: must be a JSON object, got %s", describe(root, got, sizeof got));
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+static int take_fields(json_t *root, job_request *r, const job_limits *l, aq_err *e)
+{
+    /* The id first, so that every later failure can still name the job. */
+    const json_t *id = json_object_get(root, "id");
+    if (id && take_id(r, id, l, e))
+        return AQ_EPERM;
+    const char *key;
+    size_t klen;
+    json_t *v;
+    json_object_keylen_foreach(root, key, klen, v) {
+        if (!field_known(key, klen)) {
+            char k[SHOW];
+            return err_set(e, AQ_EPERM, "unknown field '%s'", log_printable(key, klen, k, sizeof k));
+        }
+    }
+    for (size_t i = 1; i < NELEM(FIELDS); i++) {
+        v = json_object_get(root, FIELDS[i].name);
+        if (v && FIELDS[i].take(r, v, l, e))
+            return AQ_EPERM;
+    }
+    return 0;
+}
+
+int job_parse(const char *doc, size_t len, const job_limits *l, job_request *r, aq_err *e)
+{
+    job_init(r, l);
+    json_t *root = decode(doc, len, e);
+    if (!root)
+        return AQ_EPERM;
+    int rc = take_fields(root, r, l, e);
+    json_decref(root);
+    if (rc == 0)
+        rc = job_finish(r, l, e);
+    if (rc != 0 && !r->id_given)
+        r->id[0] = '\0';
+    return rc;
+}
+
+/* ---- writing ---- */
+
+static int set_new(json_t *o, const char *k, json_t *v)
+{
+    return v ? json_object_set_new(o, k, v) : -1;
+}
+
+/* The angle as it decides pixels: hundredths of a degree. Printed with 6
+ * significant digits, which 0.00..360.00 never needs more of, so the text
+ * is the same on every machine. */
+static json_t *canonical_angle(double a)
+{
+    return json_real(floor(a * 100.0 + 0.5) / 100.0);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* Style, sizes, colours, scheme, filter: what both forms carry. */
+static int put_look(json_t *o, const job_request *r, bool canonical)
+{
+    int rc = 0;
+    const char *style = render_style_name(r->style);
+    rc |= set_new(o, "style", style ? json_string(style) : NULL);
+    int sizes[JOB_SIZES_MAX];
+    size_t n = r->nsizes <= JOB_SIZES_MAX ? r->nsizes : JOB_SIZES_MAX;
+    memcpy(sizes, r->sizes, n * sizeof sizes[0]);
+    if (canonical)
+        qsort(sizes, n, sizeof sizes[0], cmp_int);
+    json_t *arr = json_array();
+    rc |= set_new(o, "sizes", arr);
+    for (size_t i = 0; arr && i < n; i++)
+        rc |= json_array_append_new(arr, json_integer(sizes[i]));
+    struct { const char *k; const char *v; } colors[] = {{"primary", r->primary}, {"foreign", r->foreign}};
+    for (size_t i = 0; i < NELEM(colors); i++) {
+        aq_rgb c;
+        char hex[8];
+        if (!colors[i].v[0])
+            continue;
+        if (canonical && color_parse(colors[i].v, &c) == 0) {
+            color_hex(c, hex);
+            rc |= set_new(o, colors[i].k, json_string(hex));
+        } else {
+            rc |= set_new(o, colors[i].k, json_string(colors[i].v));
+        }
+    }
+    if (r->scheme[0])
+        rc |= set_new(o, "scheme", json_string(r->scheme));
+    if (!(r->angle < 0)) {
+        json_t *a = canonical ? canonical_angle(r->angle)
+                    : r->angle == floor(r->angle) ? json_integer((json_int_t)r->angle)
+                                                  : json_real(r->angle);
+        rc |= set_new(o, "angle", a);
+    }
+    rc |= set_new(o, "filter", json_string(color_filter_name(r->filter)));
+    return rc;
+}
+
+static char *dump(json_t *o, int rc, size_t flags)
+{
+    char *s = rc == 0 ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | flags) : NULL;
+    json_decref(o);
+    return s;
+}
+
+char *job_canonical(const job_request *r)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int rc = set_new(o, "seed", json_stringn(r->seed, r->seed_len));
+    rc |= put_look(o, r, true);
+    return dump(o, rc, JSON_REAL_PRECISION(6));
+}
+
+char *job_to_json(const job_request *r)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int rc = set_new(o, "v", json_integer(JOB_VERSION));
+    rc |= set_new(o, "id", json_string(r->id));
+    rc |= set_new(o, "type", json_string(r->type == JOB_DELETE ? "delete" : "generate"));
+    if (r->seed_len)
+        rc |= set_new(o, "seed", json_stringn(r->seed, r->seed_len));
+    if (r->seed_len || r->type == JOB_GENERATE)
+        rc |= put_look(o, r, false);
+    if (r->max_attempts > 0)
+        rc |= set_new(o, "max_attempts", json_integer(r->max_attempts));
+    if (r->created_at > 0)
+        rc |= set_new(o, "created_at", json_integer(r->created_at));
+    /* 15 digits: 45.1 stays "45.1" and any angle a person wrote survives. */
+    return dump(o, rc, JSON_REAL_PRECISION(15));
+}
