@@ -28,13 +28,21 @@ int err_prefix(aq_err *e, const char *fmt, ...)
 {
     if (!e)
         return AQ_EPERM;
-    char head[256], old[sizeof e->msg];
+    char head[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(head, sizeof head, fmt, ap);
+    int n = vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
-    memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s%s", head, old);
+    size_t hl = n < 0 ? 0 : (size_t)n < sizeof head ? (size_t)n : sizeof head - 1;
+    size_t cap = sizeof e->msg - 1;
+    if (hl > cap)
+        hl = cap;
+    size_t ml = strnlen(e->msg, cap);
+    if (hl + ml > cap)
+        ml = cap - hl; /* keep the head; cut the tail of the old message */
+    memmove(e->msg + hl, e->msg, ml);
+    memcpy(e->msg, head, hl);
+    e->msg[hl + ml] = '\0';
     return e->code;
 }
 
