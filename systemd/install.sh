@@ -134,8 +134,12 @@ installed_config() {
     local out
     out=$(mktemp)
     tmp_files+=("$out")
-    sed -E 's#^([[:space:]]*(root|path)[[:space:]]*=[[:space:]]*)\./var/#\1/var/lib/avatarq/#' \
-        config.ini >"$out"
+    {
+        echo "; Installed by \`make install\`: the data paths below point at the state"
+        echo "; directory /var/lib/avatarq instead of ./var (avatarq-worker(8))."
+        sed -E 's#^([[:space:]]*(root|path)[[:space:]]*=[[:space:]]*)\./var/#\1/var/lib/avatarq/#' \
+            config.ini
+    } >"$out"
     echo "$out"
 }
 
