@@ -1,0 +1,344 @@
+/* Local storage: round trips, atomic replacement seen by a concurrent
+ * reader, keys that would leave the root, symlinks planted inside the root,
+ * health check and open errors. Everything happens below one temp dir. */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "storage.h"
+#include "support.h"
+
+static char tmp[256];    /* this test's temp dir */
+static char root[300];   /* the storage root below it */
+
+static void setup(void)
+{
+    sup_tmpdir(tmp, sizeof tmp);
+    snprintf(root, sizeof root, "%s/store/root", tmp);   /* parents do not exist yet */
+}
+
+static void teardown(void)
+{
+    sup_rmtree(tmp);
+}
+
+static void open_store(storage *s, bool fsync)
+{
+    aq_err e = {0};
+    int rc = storage_open_local(s, root, fsync, &e);
+    ck_assert_msg(rc == 0, "open: %s", e.msg);
+}
+
+static void put_ok(storage *s, const char *key, const void *data, size_t len)
+{
+    aq_err e = {0};
+    int rc = storage_put(s, key, data, len, "image/png", &e);
+    ck_assert_msg(rc == 0, "put %s: %s", key, e.msg);
+}
+
+static mode_t mode_of(const char *path)
+{
+    struct stat sb;
+    ck_assert_msg(lstat(path, &sb) == 0, "stat %s: %s", path, strerror(errno));
+    return sb.st_mode & 07777;
+}
+
+/* Names in dir other than . and .. (comma-separated into out); count. */
+static int list_dir(const char *dir, char *out, size_t n)
+{
+    DIR *d = opendir(dir);
+    ck_assert_msg(d != NULL, "opendir %s: %s", dir, strerror(errno));
+    int count = 0;
+    size_t o = 0;
+    out[0] = '\0';
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        count++;
+        if (o < n)
+            o += (size_t)snprintf(out + o, n - o, "%s%s", count > 1 ? "," : "", de->d_name);
+    }
+    closedir(d);
+    return count;
+}
+
+static void read_file(const char *path, buf *b)
+{
+    buf_reset(b);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_append(b, chunk, n);
+    fclose(f);
+}
+
+START_TEST(round_trip)
+{
+    for (int fsync = 0; fsync < 2; fsync++) {
+        storage s;
+        open_store(&s, fsync);
+        ck_assert_str_eq(storage_name(&s), "local");
+        ck_assert_str_eq(storage_location(&s), root);   /* tmp is absolute already */
+        ck_assert_int_eq(mode_of(root), 0755);
+        const char png[] = "\x89PNG\r\n\x1a\n not really, but bytes with a \0 inside";
+        put_ok(&s, "avatars/user-1/64.png", png, sizeof png);
+        aq_err e = {0};
+        buf b = BUF_INIT;
+        ck_assert_int_eq(storage_get(&s, "avatars/user-1/64.png", &b, &e), 0);
+        ck_assert_uint_eq(b.len, sizeof png);
+        ck_assert(memcmp(b.data, png, sizeof png) == 0);
+        ck_assert_int_eq(storage_exists(&s, "avatars/user-1/64.png", &e), 1);
+        ck_assert_int_eq(storage_exists(&s, "avatars/user-1/32.png", &e), 0);
+        ck_assert_int_eq(storage_exists(&s, "avatars/nobody/32.png", &e), 0);
+
+        char path[600], names[256];
+        snprintf(path, sizeof path, "%s/avatars/user-1/64.png", root);
+        ck_assert_int_eq(mode_of(path), 0644);
+        snprintf(path, sizeof path, "%s/avatars/user-1", root);
+        ck_assert_int_eq(mode_of(path), 0755);
+        ck_assert_int_eq(list_dir(path, names, sizeof names), 1);   /* no temp file left */
+        ck_assert_str_eq(names, "64.png");
+
+        buf_reset(&b);
+        ck_assert_int_eq(storage_del(&s, "avatars/user-1/64.png", &e), 0);
+        ck_assert_int_eq(storage_exists(&s, "avatars/user-1/64.png", &e), 0);
+        ck_assert_int_eq(storage_get(&s, "avatars/user-1/64.png", &b, &e), AQ_ENOTFOUND);
+        ck_assert_int_eq(e.code, AQ_ENOTFOUND);
+        ck_assert_uint_eq(b.len, 0);
+        ck_assert_int_eq(storage_del(&s, "avatars/user-1/64.png", &e), 0);   /* absent: fine */
+        ck_assert_int_eq(storage_del(&s, "avatars/nobody/64.png", &e), 0);
+        ck_assert_int_ne(access(path, F_OK), 0);   /* the emptied id directory went too */
+        ck_assert_int_eq(storage_check(&s, &e), 0);
+        buf_free(&b);
+        storage_close(&s);
+    }
+}
+END_TEST
+
+START_TEST(overwrite_replaces_whole)
+{
+    storage s;
+    open_store(&s, true);
+    put_ok(&s, "k/1.png", "first version, longer than the second", 37);
+    put_ok(&s, "k/1.png", "second", 6);
+    aq_err e = {0};
+    buf b = BUF_INIT;
+    ck_assert_int_eq(storage_get(&s, "k/1.png", &b, &e), 0);
+    ck_assert_uint_eq(b.len, 6);
+    ck_assert(memcmp(b.data, "second", 6) == 0);
+    char dir[600], names[256];
+    snprintf(dir, sizeof dir, "%s/k", root);
+    ck_assert_int_eq(list_dir(dir, names, sizeof names), 1);
+    buf_free(&b);
+    storage_close(&s);
+}
+END_TEST
+
+/* A writer process replaces one file over and over with two different
+ * contents of different sizes; a reader opening it by path all the while
+ * only ever sees one of them whole. */
+START_TEST(reader_never_sees_a_partial_file)
+{
+    enum { A_LEN = 256 * 1024, B_LEN = 300 * 1024, ROUNDS = 300 };
+    storage s;
+    open_store(&s, false);
+    uint8_t *a = malloc(A_LEN), *bb = malloc(B_LEN);
+    memset(a, 'A', A_LEN);
+    memset(bb, 'B', B_LEN);
+    put_ok(&s, "race/256.png", a, A_LEN);
+    pid_t writer = fork();
+    ck_assert_int_ge(writer, 0);
+    if (writer == 0) {
+        aq_err e = {0};
+        for (int i = 0; i < ROUNDS; i++)
+            if (storage_put(&s, "race/256.png", i % 2 ? a : bb, i % 2 ? A_LEN : B_LEN, NULL, &e))
+                _exit(1);
+        _exit(0);
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/race/256.png", root);
+    buf got = BUF_INIT;
+    int reads = 0, status = -1;
+    for (;;) {
+        read_file(path, &got);
+        reads++;
+        bool whole_a = got.len == A_LEN && memcmp(got.data, a, A_LEN) == 0;
+        bool whole_b = got.len == B_LEN && memcmp(got.data, bb, B_LEN) == 0;
+        ck_assert_msg(whole_a || whole_b, "read %d saw %zu bytes, not one whole version", reads, got.len);
+        if (waitpid(writer, &status, WNOHANG) == writer)
+            break;
+    }
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char dir[600], names[256];
+    snprintf(dir, sizeof dir, "%s/race", root);
+    ck_assert_int_eq(list_dir(dir, names, sizeof names), 1);   /* no temp files left */
+    buf_free(&got);
+    free(a);
+    free(bb);
+    storage_close(&s);
+}
+END_TEST
+
+static const char *const bad_keys[] = {
+    "../x", "a/../../x", "/etc/passwd", "a//b", "", "a/", "/", "..", ".", "./a", "a/./b",
+    "a/..", "a\\b", "..\\x", "a\nb", "a\x7f" "b",
+};
+
+START_TEST(unsafe_keys_are_refused_before_touching_disk)
+{
+    storage s;
+    open_store(&s, true);
+    char names[256];
+    int before = list_dir(tmp, names, sizeof names);
+    for (size_t i = 0; i < sizeof bad_keys / sizeof *bad_keys; i++) {
+        const char *k = bad_keys[i];
+        aq_err e = {0};
+        buf b = BUF_INIT;
+        ck_assert_msg(storage_put(&s, k, "x", 1, NULL, &e) == AQ_EPERM, "put '%s' accepted", k);
+        ck_assert_msg(strstr(e.msg, "storage key"), "message for '%s': %s", k, e.msg);
+        ck_assert_int_eq(storage_get(&s, k, &b, &e), AQ_EPERM);
+        ck_assert_int_eq(storage_exists(&s, k, &e), AQ_EPERM);
+        ck_assert_int_eq(storage_del(&s, k, &e), AQ_EPERM);
+        ck_assert_int_eq(storage_key_check(k, &e), AQ_EPERM);
+        /* The backend refuses on its own too, for callers that skip the wrapper. */
+        ck_assert_int_eq(s.ops->put(s.st, k, "x", 1, NULL, &e), AQ_EPERM);
+        buf_free(&b);
+    }
+    aq_err e = {0};
+    ck_assert_int_eq(storage_key_check_len("a\0b", 3, &e), AQ_EPERM);
+    ck_assert_ptr_nonnull(strstr(e.msg, "NUL"));
+    ck_assert_ptr_nonnull(strstr(e.msg, "a\\x00b"));   /* shown escaped */
+    char longkey[1100];
+    memset(longkey, 'k', sizeof longkey - 1);
+    longkey[sizeof longkey - 1] = '\0';
+    ck_assert_int_eq(storage_key_check(longkey, &e), AQ_EPERM);
+    longkey[256] = '\0';   /* one segment of 256 bytes */
+    ck_assert_int_eq(storage_key_check(longkey, &e), AQ_EPERM);
+    longkey[255] = '\0';
+    ck_assert_int_eq(storage_key_check(longkey, &e), 0);
+    ck_assert_int_eq(storage_key_check("avatars/u/64.png", &e), 0);
+    ck_assert_int_eq(storage_key_check("a..b/.x/..y", &e), 0);   /* dots inside names are fine */
+    /* Nothing new appeared anywhere: not in tmp, not in the root. */
+    ck_assert_int_eq(list_dir(tmp, names, sizeof names), before);
+    ck_assert_int_eq(list_dir(root, names, sizeof names), 0);
+    storage_close(&s);
+}
+END_TEST
+
+START_TEST(symlinks_inside_root_are_not_followed)
+{
+    storage s;
+    open_store(&s, true);
+    char outside[600], secret[700], link[600], leak[700], dir[600];
+    snprintf(outside, sizeof outside, "%s/outside", tmp);
+    ck_assert_int_eq(mkdir(outside, 0755), 0);
+    snprintf(secret, sizeof secret, "%s/secret", outside);
+    sup_write_file(secret, "top secret");
+    snprintf(link, sizeof link, "%s/link", root);                 /* root/link -> outside */
+    ck_assert_int_eq(symlink(outside, link), 0);
+    snprintf(dir, sizeof dir, "%s/avatars", root);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    snprintf(leak, sizeof leak, "%s/avatars/leak.png", root);    /* a file link -> secret */
+    ck_assert_int_eq(symlink(secret, leak), 0);
+
+    aq_err e = {0};
+    buf b = BUF_INIT;
+    ck_assert_int_eq(storage_get(&s, "link/secret", &b, &e), AQ_EPERM);
+    ck_assert_ptr_nonnull(strstr(e.msg, "symlink"));
+    ck_assert_int_eq(storage_exists(&s, "link/secret", &e), AQ_EPERM);
+    ck_assert_int_eq(storage_del(&s, "link/secret", &e), AQ_EPERM);
+    ck_assert_int_eq(storage_put(&s, "link/new.png", "x", 1, NULL, &e), AQ_EPERM);
+    ck_assert_int_eq(storage_put(&s, "link/deeper/new.png", "x", 1, NULL, &e), AQ_EPERM);
+    ck_assert_int_eq(storage_get(&s, "avatars/leak.png", &b, &e), AQ_EPERM);
+    ck_assert_int_eq(storage_exists(&s, "avatars/leak.png", &e), AQ_EPERM);
+    ck_assert_uint_eq(b.len, 0);
+    char names[256];
+    ck_assert_int_eq(list_dir(outside, names, sizeof names), 1);   /* only the secret */
+
+    /* Writing over the file link replaces the link itself, not its target. */
+    put_ok(&s, "avatars/leak.png", "new", 3);
+    struct stat sb;
+    ck_assert_int_eq(lstat(leak, &sb), 0);
+    ck_assert(S_ISREG(sb.st_mode));
+    read_file(secret, &b);
+    ck_assert_uint_eq(b.len, 10);
+    ck_assert(memcmp(b.data, "top secret", 10) == 0);
+    /* Deleting through the directory link never reaches the target. */
+    ck_assert_int_eq(access(secret, F_OK), 0);
+    buf_free(&b);
+    storage_close(&s);
+}
+END_TEST
+
+START_TEST(check_and_open_errors)
+{
+    storage s;
+    aq_err e = {0};
+    open_store(&s, false);
+    ck_assert_int_eq(storage_check(&s, &e), 0);
+    char moved[600];
+    snprintf(moved, sizeof moved, "%s-moved", root);
+    ck_assert_int_eq(rename(root, moved), 0);   /* root gone from under us */
+    ck_assert_int_ne(storage_check(&s, &e), 0);
+    ck_assert_ptr_nonnull(strstr(e.msg, root));
+    ck_assert_int_eq(mkdir(root, 0755), 0);      /* replaced by another directory */
+    ck_assert_int_eq(storage_check(&s, &e), AQ_EPERM);
+    ck_assert_ptr_nonnull(strstr(e.msg, "replaced"));
+    storage_close(&s);
+
+    char file[600];
+    snprintf(file, sizeof file, "%s/plainfile", tmp);
+    sup_write_file(file, "x");
+    ck_assert_int_eq(storage_open_local(&s, file, false, &e), AQ_EPERM);
+    ck_assert_ptr_nonnull(strstr(e.msg, "plainfile"));
+    ck_assert_ptr_null(s.ops);
+    ck_assert_int_eq(storage_open_local(&s, "", false, &e), AQ_EPERM);
+
+    aq_config c;
+    config_defaults(&c);
+    snprintf(c.storage.backend, sizeof c.storage.backend, "ftp");
+    ck_assert_int_eq(storage_open(&s, &c, &e), AQ_EPERM);
+    ck_assert_ptr_nonnull(strstr(e.msg, "ftp"));
+    ck_assert_ptr_null(storage_find("ftp"));
+    ck_assert_ptr_nonnull(storage_find("local"));
+
+    snprintf(c.storage.backend, sizeof c.storage.backend, "local");
+    snprintf(c.storage.local.root, sizeof c.storage.local.root, "%s/from-config/a/b", tmp);
+    ck_assert_msg(storage_open(&s, &c, &e) == 0, "open from config: %s", e.msg);
+    ck_assert_str_eq(storage_location(&s), c.storage.local.root);
+    put_ok(&s, "x/1.png", "1", 1);
+    storage_close(&s);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("storage");
+    TCase *tc = tcase_create("local");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, round_trip);
+    tcase_add_test(tc, overwrite_replaces_whole);
+    tcase_add_test(tc, reader_never_sees_a_partial_file);
+    tcase_add_test(tc, unsafe_keys_are_refused_before_touching_disk);
+    tcase_add_test(tc, symlinks_inside_root_are_not_followed);
+    tcase_add_test(tc, check_and_open_errors);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
