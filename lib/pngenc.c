@@ -7,6 +7,7 @@
 
 #include <png.h>
 #include <setjmp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -21,15 +22,18 @@ typedef struct png_recipe {
 } png_recipe;
 
 /* Palette images: the first recipe whose max_colors holds the image.
- * 1-bit flat shapes: no filter (filters never help on packed bits) at a
- * high level, which costs little on such small data and saves bytes.
- * 8-bit gradients and waves: SUB turns smooth ramps into runs of tiny
- * deltas, at a fast level. */
+ * Measured over many seeds at 256 px (bench/bench_render.c and a sweep of
+ * level x strategy x filter x memLevel): without a row filter at level 3,
+ * 1-bit grids take ~25 us and ~220 bytes, 4-bit rings and waves ~100-140 us
+ * and 1.5-1.8 KB, 8-bit gradients ~170 us and ~3.7 KB. Higher levels cost
+ * 2-20x the time for 10-40% fewer bytes; SUB/UP filters did not pay on
+ * these images (their rows repeat or are flat runs already, and a filter
+ * only adds bytes for zlib to chew). */
 static const png_recipe palette_recipes[] = {
-    {2, 1, 9, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
-    {4, 2, 9, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
-    {16, 4, 6, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
-    {256, 8, 6, Z_DEFAULT_STRATEGY, PNG_FILTER_SUB},
+    {2, 1, 3, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
+    {4, 2, 3, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
+    {16, 4, 3, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
+    {256, 8, 3, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
 };
 
 static const png_recipe truecolour_recipe = {0, 8, 6, Z_DEFAULT_STRATEGY, PNG_FILTER_SUB};
@@ -42,6 +46,65 @@ static const png_recipe *recipe_for(const render_image *img)
         if (img->ncolors <= palette_recipes[i].max_colors)
             return &palette_recipes[i];
     return NULL;
+}
+
+/* ---- memory ----
+ * Every encode makes a libpng write struct and a zlib deflate state of about
+ * 300 KB. With plain malloc, glibc gives that back to the kernel on free
+ * and faults it in again on the next encode, which cost more than the
+ * compression itself for small avatars. So libpng's allocations (zlib's
+ * included: libpng routes them through these callbacks) come from a small
+ * per-thread cache of blocks that are kept for the next encode. */
+#define CACHE_SLOTS 16
+
+typedef struct block {
+    size_t size;
+    max_align_t align[]; /* the caller's memory starts here */
+} block;
+
+static _Thread_local block *cache[CACHE_SLOTS];
+
+static png_voidp cache_malloc(png_structp png, png_alloc_size_t size)
+{
+    (void)png;
+    int best = -1;
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        if (cache[i] && cache[i]->size >= size && cache[i]->size <= 2 * size + 256 &&
+            (best < 0 || cache[i]->size < cache[best]->size))
+            best = i;
+    block *b;
+    if (best >= 0) {
+        b = cache[best];
+        cache[best] = NULL;
+    } else {
+        b = malloc(sizeof(block) + size);
+        if (!b)
+            return NULL;
+        b->size = size;
+    }
+    return b->align;
+}
+
+static void cache_free(png_structp png, png_voidp ptr)
+{
+    (void)png;
+    if (!ptr)
+        return;
+    block *b = (block *)((char *)ptr - offsetof(block, align));
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        if (!cache[i]) {
+            cache[i] = b;
+            return;
+        }
+    free(b);
+}
+
+void pngenc_release(void)
+{
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        free(cache[i]);
+        cache[i] = NULL;
+    }
 }
 
 typedef struct write_state {
@@ -148,7 +211,8 @@ int pngenc_encode(const render_image *img, buf *out, aq_err *e)
     uint8_t rowbuf[RENDER_MAX_SIZE / 2];      /* a packed row: <= 4 bits/px */
     size_t start = out->len;
     write_state ws = {out, 0};
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, e, error_cb, warning_cb);
+    png_structp png = png_create_write_struct_2(PNG_LIBPNG_VER_STRING, e, error_cb, warning_cb,
+                                                NULL, cache_malloc, cache_free);
     if (!png)
         return err_set(e, AQ_EPERM, "png: out of memory");
     png_infop info = png_create_info_struct(png);

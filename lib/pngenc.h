@@ -16,6 +16,11 @@
 /* Appends the PNG encoding of img to out. Returns 0 or AQ_EPERM. */
 int pngenc_encode(const render_image *img, buf *out, aq_err *e);
 
+/* Frees the memory the calling thread keeps between encodes (libpng and
+ * zlib state, about 300 KB). Optional: for leak checkers and long idle
+ * periods; the next encode just allocates again. */
+void pngenc_release(void);
+
 /* Decodes PNG bytes into 8-bit RGBA (*rgba malloc'd, width*height*4).
  * Returns 0 or AQ_EPERM with the reason. */
 int pngenc_decode(const uint8_t *data, size_t len, uint8_t **rgba,

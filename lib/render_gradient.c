@@ -110,11 +110,25 @@ int render_gradient(const render_params *p, int size, render_image *img)
         lut[u] = (uint8_t)(v < 0 ? 0 : v > STEPS - 1 ? STEPS - 1 : v);
     }
 
+    /* Row y is row y - |a| moved by s = b * sign(a) pixels (see the top of
+     * the file): copy what it shares and look up only the s new pixels. */
+    int k = a < 0 ? -a : a, sh = a < 0 ? -b : b;
     for (int y = 0; y < size; y++) {
         uint8_t *row = img->pixels + (size_t)y * size;
         const uint8_t *l = lut + ((int64_t)b * y - umin);
-        for (int x = 0, u = 0; x < size; x++, u += a)
-            row[x] = l[u];
+        int from = 0, to = size;           /* the columns still to look up */
+        if (k > 0 && y >= k && sh > -size && sh < size) {
+            const uint8_t *src = row - (size_t)k * size;
+            if (sh >= 0) {
+                memcpy(row, src + sh, (size_t)(size - sh));
+                from = size - sh;
+            } else {
+                memcpy(row - sh, src, (size_t)(size + sh));
+                to = -sh;
+            }
+        }
+        for (int x = from; x < to; x++)
+            row[x] = l[(int64_t)a * x];
     }
     return 0;
 }
