@@ -34,7 +34,10 @@
 #define QUEUE_KEY_MAX 400
 #define QUEUE_ARGS_MAX 48
 #define QUEUE_CONTROL_MAXLEN "1000"
-#define QUEUE_LOCK_TTL_MS 60000
+/* The recovery lock only saves duplicated work (every step of recovery is
+ * atomic on its own), so it may expire early; it must not outlive a killed
+ * holder by much, or recovery stalls. */
+#define QUEUE_LOCK_MIN_MS 2000
 #define QUEUE_PAGE 500
 
 /* ------------------------------------------------------------------ */
@@ -1304,7 +1307,8 @@ static int lock_take(queue *q, char token[65], bool *got, aq_err *e)
     arg_s(&a, token);
     arg_s(&a, "NX");
     arg_s(&a, "PX");
-    arg_i(&a, QUEUE_LOCK_TTL_MS);
+    int64_t ttl = (int64_t)q->cfg.worker.heartbeat_ttl_s * 1000;
+    arg_i(&a, ttl > QUEUE_LOCK_MIN_MS ? ttl : QUEUE_LOCK_MIN_MS);
     redisReply *r;
     int rc = q_run(q, &a, "recovery lock", &r, e);
     if (rc < 0)
