@@ -3,8 +3,11 @@
  * hardening rates 2.0 or lower with `systemd-analyze security --offline=yes`,
  * the template stays in step with the plain unit, the settings the worker
  * relies on are there, and systemd-sysusers / systemd-tmpfiles create the
- * user and directories in a scratch root. Without systemd-analyze (a host
- * without systemd) the systemd checks are skipped with a note. */
+ * user and directories in a scratch root, and the worker, run under strace
+ * as an unprivileged user without capabilities, processes jobs, reloads and
+ * stops using only system calls, socket families and mappings the unit's
+ * sandbox allows. Without systemd-analyze (a host without systemd) or strace
+ * the checks that need them are skipped with a note. */
 #include <check.h>
 #include <errno.h>
 #include <grp.h>
@@ -13,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -416,6 +421,171 @@ START_TEST(sysusers_and_tmpfiles_apply)
 }
 END_TEST
 
+/* ---- the worker inside the sandbox's limits ----
+ * No systemd runs as PID 1 here, so the unit's seccomp filter cannot be
+ * applied for real. Instead the worker runs as nobody with no capabilities
+ * and no_new_privs (what User=, CapabilityBoundingSet= and NoNewPrivileges=
+ * give it) under strace, and every system call it makes while taking jobs,
+ * reloading on SIGHUP and stopping on SIGTERM must be in the unit's
+ * SystemCallFilter=@system-service ~@privileged; its sockets must be of the
+ * RestrictAddressFamilies= families and no mapping may be writable and
+ * executable (MemoryDenyWriteExecute=). */
+
+static sup_redis redis;
+
+static void redis_up(void)
+{
+    sup_redis_start(&redis, false);
+}
+
+static void redis_down(void)
+{
+    sup_redis_stop(&redis);
+    sup_rmtree(redis.dir);
+}
+
+/* Polls NS:job:id until its state is done (true) or the deadline passes. */
+static bool job_done(const char *id, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 50) {
+        if (strcmp(sup_redis_str(&redis, "HGET audit:job:%s state", id), "done") == 0)
+            return true;
+        sup_sleep_ms(50);
+    }
+    return false;
+}
+
+static void push_job(const char *id, const char *style)
+{
+    buf out = BUF_INIT;
+    int rc = sup_redis_cli(&redis, &out,
+                           "LPUSH audit:queue:default '{\"v\":1,\"id\":\"%s\",\"seed\":\"%s\","
+                           "\"style\":\"%s\",\"sizes\":[32,64]}'",
+                           id, id, style);
+    ck_assert_msg(rc == 0, "LPUSH: %s", out.data ? (char *)out.data : "");
+    buf_free(&out);
+}
+
+/* True when the file at path contains needle. */
+static bool file_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    fclose(f);
+    char *t = read_text(path);
+    bool has = strstr(t, needle) != NULL;
+    free(t);
+    return has;
+}
+
+/* One system call name per line: what the filter allows. */
+static const char ALLOWED_CMD[] =
+    "expand() { systemd-analyze syscall-filter \"$1\" | sed 1d | sed 's/^ *//' | "
+    "grep -v '^#' | grep . | while read -r n; do case \"$n\" in @*) expand \"$n\" ;; "
+    "*) echo \"$n\" ;; esac; done; }; "
+    "comm -23 <(expand @system-service | sort -u) <(expand @privileged | sort -u)";
+
+START_TEST(worker_stays_within_the_sandbox)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    fprintf(stderr, "note: sanitizer build; its runtime makes calls the production build does not; skipped\n");
+    return;
+#endif
+    if (!have_tool("systemd-analyze") || !have_tool("strace") || !have_tool("setpriv")) {
+        fprintf(stderr, "note: systemd-analyze, strace or setpriv missing; sandbox audit skipped\n");
+        return;
+    }
+    if (geteuid() != 0) {
+        fprintf(stderr, "note: not root, cannot become nobody; sandbox audit skipped\n");
+        return;
+    }
+    if (sup_run("strace -f -qq -o /dev/null true", NULL, false) != 0) {
+        fprintf(stderr, "note: strace cannot trace here (ptrace denied); sandbox audit skipped\n");
+        return;
+    }
+    /* A world-writable scratch directory for the unprivileged worker. */
+    char dir[PATH_MAX + 16], conf[PATH_MAX + 32], trace[PATH_MAX + 32], log[PATH_MAX + 32];
+    FMT(dir, "%s/audit", tmp);
+    ck_assert_int_eq(mkdir(dir, 0777), 0);
+    ck_assert_int_eq(chmod(dir, 0777), 0);
+    ck_assert_int_eq(chmod(tmp, 0755), 0);
+    FMT(conf, "%s/config.ini", dir);
+    FMT(trace, "%s/trace", dir);
+    FMT(log, "%s/worker.log", dir);
+    char text[2 * PATH_MAX + 512];
+    FMT(text,
+        "[redis]\nurl = %s\nnamespace = audit\n[worker]\nprocesses = 2\n"
+        "[storage.local]\nroot = %s/avatars\n[database.sqlite]\npath = %s/avatarq.db\n",
+        redis.url, dir, dir);
+    sup_write_file(conf, text);
+    chmod(conf, 0644);
+
+    char worker[PATH_MAX + 32];
+    FMT(worker, "%s/avatarq-worker", bindir);
+    char *argv[] = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                    "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--",
+                    "/usr/bin/strace", "-f", "-qq", "-o", trace, worker, "-c", conf, NULL};
+    pid_t tracer = sup_spawn(argv, NULL, log);
+
+    push_job("audit-1", "pixel");
+    push_job("audit-2", "gradient");
+    bool done = job_done("audit-1", 60000) && job_done("audit-2", 60000);
+    /* The supervisor is strace's child. */
+    char cmd[PATH_MAX];
+    FMT(cmd, "pgrep -P %d", (int)tracer);
+    buf out = BUF_INIT;
+    sup_run(cmd, &out, false);
+    pid_t sup = out.data ? (pid_t)atoi((char *)out.data) : 0;
+    if (done && sup > 0) {
+        kill(sup, SIGHUP);
+        for (int i = 0; i < 600 && !file_has(log, "reload done"); i++)
+            sup_sleep_ms(50);
+        push_job("audit-3", "wave");
+        done = job_done("audit-3", 60000);
+        kill(sup, SIGTERM);
+    }
+    int st = sup_stop(tracer, SIGTERM, 60000);
+    ck_assert_msg(done && sup > 0, "the worker did not process its jobs; log:\n%s",
+                  file_has(log, "") ? read_text(log) : "");
+    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "worker did not stop cleanly (%d)", st);
+    ck_assert_msg(file_has(log, "reload done"), "no reload in the log");
+
+    /* Every system call made, against the filter. */
+    char names[PATH_MAX + 64];
+    FMT(names, "%s/allowed", dir);
+    char script[PATH_MAX + 64];
+    FMT(script, "%s/allowed.sh", dir);
+    sup_write_file(script, ALLOWED_CMD);
+    FMT(cmd, "bash '%s' > '%s'", script, names);
+    ck_assert_int_eq(sup_run(cmd, NULL, false), 0);
+    FMT(cmd, "grep -cx read '%s'", names);
+    sup_run(cmd, &out, false);
+    ck_assert_msg(atoi((char *)out.data) == 1, "could not list the filter's system calls");
+    char check[4 * PATH_MAX];
+    FMT(check,
+        "sed -E 's/^[0-9]+ +//' '%s' | grep -oE '^[a-z_0-9]+\\(' | tr -d '(' | sort -u | "
+        "comm -23 - '%s' | tr '\\n' ' '",
+        trace, names);
+    ck_assert_int_eq(sup_run(check, &out, false), 0);
+    ck_assert_msg(out.len == 0, "system calls outside @system-service ~@privileged: %s", (char *)out.data);
+    /* The check is not vacuous: the trace holds the calls of real work. */
+    FMT(check, "grep -cE '^[0-9]+ +(sendto|write|writev|openat|rename|renameat2)\\(' '%s'", trace);
+    sup_run(check, &out, false);
+    ck_assert_msg(atoi((char *)out.data) > 20, "trace too thin: %s", (char *)out.data);
+
+    FMT(check, "grep -oE 'socket\\((AF_[A-Z0-9]+|[0-9]+)' '%s' | sort -u | grep -vE 'AF_(UNIX|INET|INET6)$' | tr '\\n' ' '",
+        trace);
+    sup_run(check, &out, false);
+    ck_assert_msg(out.len == 0, "sockets outside AF_UNIX AF_INET AF_INET6: %s", (char *)out.data);
+    FMT(check, "grep -E '(mmap|mprotect|pkey_mprotect)\\(' '%s' | grep 'PROT_WRITE' | grep 'PROT_EXEC' | head -3",
+        trace);
+    sup_run(check, &out, false);
+    ck_assert_msg(out.len == 0, "writable and executable mappings: %s", (char *)out.data);
+    buf_free(&out);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("units");
@@ -428,6 +598,13 @@ int main(void)
     tcase_add_test(tc, unit_settings_the_worker_relies_on);
     tcase_add_test(tc, sysusers_and_tmpfiles_apply);
     suite_add_tcase(s, tc);
+
+    TCase *sb = tcase_create("sandbox");
+    tcase_add_unchecked_fixture(sb, redis_up, redis_down);
+    tcase_add_checked_fixture(sb, setup, teardown);
+    tcase_set_timeout(sb, 240);
+    tcase_add_test(sb, worker_stays_within_the_sandbox);
+    suite_add_tcase(s, sb);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
