@@ -955,6 +955,37 @@ START_TEST(restart_then_reconnect)
 }
 END_TEST
 
+/* READONLY (a failover demoted our server) and BUSY (a script hogs it) are
+ * transient: AQ_EAGAIN, then the handle reconnects and works again. */
+START_TEST(transient_replies)
+{
+    aq_err e = {0};
+    raw("REPLICAOF 127.0.0.1 1");
+    int rc = queue_enqueue(Q, NULL, "ro1", "{}", 2, 0, &e);
+    ck_assert_msg(rc == AQ_EAGAIN && strstr(e.msg, "READONLY"), "%d %s", rc, e.msg);
+    raw("REPLICAOF NO ONE");
+    ck_assert_int_eq(queue_enqueue(Q, NULL, "ro1", "{}", 2, 0, &e), 0);
+
+    raw("CONFIG SET busy-reply-threshold 100");
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        redisContext *c = redisConnect("127.0.0.1", R.port);
+        redisReply *r = redisCommand(c, "EVAL %s 0", "while true do end");
+        _exit(r && r->type == REDIS_REPLY_ERROR ? 0 : 1);
+    }
+    sup_sleep_ms(400);
+    rc = queue_enqueue(Q, NULL, "busy1", "{}", 2, 0, &e);
+    ck_assert_msg(rc == AQ_EAGAIN && strstr(e.msg, "BUSY"), "%d %s", rc, e.msg);
+    raw("SCRIPT KILL");
+    int st = sup_wait(pid, 10000);
+    ck_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ck_assert_int_eq(queue_enqueue(Q, NULL, "busy1", "{}", 2, 0, &e), 0);
+    ck_assert_int_eq(raw_int("LLEN %s", K("queue:default")), 2);
+    raw("CONFIG SET busy-reply-threshold 5000");
+}
+END_TEST
+
 START_TEST(evalsha_after_script_flush)
 {
     aq_err e = {0};
@@ -1033,6 +1064,7 @@ static Suite *queue_suite(void)
     tcase_add_checked_fixture(out, q_setup, q_teardown);
     tcase_set_timeout(out, 120);
     tcase_add_test(out, restart_then_reconnect);
+    tcase_add_test(out, transient_replies);
     suite_add_tcase(s, out);
     return s;
 }
