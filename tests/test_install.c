@@ -87,6 +87,16 @@ static void find_root(void)
                  start[0], start[1]);
 }
 
+/* The sanitizer build's library needs the sanitizer runtime at link time,
+ * and make must rebuild anything stale with the same flags. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SAN_FLAGS "-fsanitize=address,undefined"
+#define SAN_MAKE "SAN=1"
+#else
+#define SAN_FLAGS ""
+#define SAN_MAKE ""
+#endif
+
 /* The make variables that select the build whose programs are in bindir. */
 static void find_build(void)
 {
@@ -104,7 +114,7 @@ static void find_build(void)
     const char *slash = strrchr(bindir, '/');
     ck_assert_msg(slash && strcmp(slash, "/bin") == 0,
                   "AQ_BIN_DIR %s is not the bin/ of a build (make O=DIR)", bindir);
-    FMT(make_build, "O=%.*s", (int)(slash - bindir), bindir);
+    FMT(make_build, "O=%.*s " SAN_MAKE, (int)(slash - bindir), bindir);
 }
 
 static char *read_text(const char *path)
@@ -337,13 +347,6 @@ static const char PROGRAM[] =
     "    avatarq_close(a);\n"
     "    return rc != 0;\n"
     "}\n";
-
-/* The sanitizer build's library needs the sanitizer runtime at link time. */
-#if defined(__SANITIZE_ADDRESS__)
-#define SAN_FLAGS "-fsanitize=address,undefined"
-#else
-#define SAN_FLAGS ""
-#endif
 
 START_TEST(pkg_config_program_links_and_enqueues)
 {
