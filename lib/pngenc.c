@@ -165,10 +165,17 @@ static void (*const packers[9])(const uint8_t *, int, uint8_t *) = {
 
 /* The write itself, separate from pngenc_encode so that no local variable
  * of the caller lives across the setjmp. */
-static int encode_rows(png_structp png, png_infop info, const render_image *img,
+typedef struct png_job {
+    int width, height;
+    int ncolors;              /* 0: RGB8 */
+    const aq_rgb *palette;
+    const uint8_t *pixels;
+} png_job;
+
+static int encode_rows(png_structp png, png_infop info, const png_job *img,
                        const png_recipe *rc, uint8_t *rowbuf)
 {
-    int size = img->size;
+    int width = img->width, height = img->height;
     png_set_compression_level(png, rc->level);
     png_set_compression_strategy(png, rc->strategy);
     png_set_filter(png, PNG_FILTER_TYPE_BASE, rc->filters);
@@ -176,23 +183,23 @@ static int encode_rows(png_structp png, png_infop info, const render_image *img,
         png_color pal[256];
         for (int i = 0; i < img->ncolors; i++)
             pal[i] = (png_color){img->palette[i].r, img->palette[i].g, img->palette[i].b};
-        png_set_IHDR(png, info, (png_uint_32)size, (png_uint_32)size, rc->bit_depth,
+        png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, rc->bit_depth,
                      PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_BASE,
                      PNG_FILTER_TYPE_BASE);
         png_set_PLTE(png, info, pal, img->ncolors);
     } else {
-        png_set_IHDR(png, info, (png_uint_32)size, (png_uint_32)size, 8, PNG_COLOR_TYPE_RGB,
+        png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8, PNG_COLOR_TYPE_RGB,
                      PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_BASE, PNG_FILTER_TYPE_BASE);
     }
     png_write_info(png, info);
-    size_t stride = img->ncolors ? (size_t)size : (size_t)size * 3;
+    size_t stride = img->ncolors ? (size_t)width : (size_t)width * 3;
     const uint8_t *prev = NULL;
-    for (int y = 0; y < size; y++) {
+    for (int y = 0; y < height; y++) {
         const uint8_t *row = img->pixels + (size_t)y * stride;
         if (img->ncolors && rc->bit_depth < 8) {
             /* avatars repeat rows a lot: pack a row only when it changed */
-            if (!prev || memcmp(prev, row, (size_t)size) != 0)
-                packers[rc->bit_depth](row, size, rowbuf);
+            if (!prev || memcmp(prev, row, (size_t)width) != 0)
+                packers[rc->bit_depth](row, width, rowbuf);
             prev = row;
             row = rowbuf;
         }
@@ -202,12 +209,8 @@ static int encode_rows(png_structp png, png_infop info, const render_image *img,
     return 0;
 }
 
-int pngenc_encode(const render_image *img, buf *out, aq_err *e)
+static int encode(const png_job *job, const png_recipe *rc, buf *out, aq_err *e)
 {
-    const png_recipe *rc = recipe_for(img);
-    if (!rc || img->size < 1 || img->size > RENDER_MAX_SIZE || !img->pixels)
-        return err_set(e, AQ_EPERM, "png: cannot encode a %dx%d image of %d colours",
-                       img->size, img->size, img->ncolors);
     uint8_t rowbuf[RENDER_MAX_SIZE / 2];      /* a packed row: <= 4 bits/px */
     size_t start = out->len;
     write_state ws = {out, 0};
@@ -226,9 +229,27 @@ int pngenc_encode(const render_image *img, buf *out, aq_err *e)
         return AQ_EPERM;
     }
     png_set_write_fn(png, &ws, write_cb, flush_cb);
-    encode_rows(png, info, img, rc, rowbuf);
+    encode_rows(png, info, job, rc, rowbuf);
     png_destroy_write_struct(&png, &info);
     return 0;
+}
+
+int pngenc_encode(const render_image *img, buf *out, aq_err *e)
+{
+    const png_recipe *rc = recipe_for(img);
+    if (!rc || img->size < 1 || img->size > RENDER_MAX_SIZE || !img->pixels)
+        return err_set(e, AQ_EPERM, "png: cannot encode a %dx%d image of %d colours",
+                       img->size, img->size, img->ncolors);
+    png_job job = {img->size, img->size, img->ncolors, img->palette, img->pixels};
+    return encode(&job, rc, out, e);
+}
+
+int pngenc_encode_rgb(const uint8_t *rgb, int width, int height, buf *out, aq_err *e)
+{
+    if (!rgb || width < 1 || height < 1 || width > 16384 || height > 16384)
+        return err_set(e, AQ_EPERM, "png: cannot encode a %dx%d picture", width, height);
+    png_job job = {width, height, 0, NULL, rgb};
+    return encode(&job, &truecolour_recipe, out, e);
 }
 
 /* Decoding goes through libpng's simplified API, which catches libpng's

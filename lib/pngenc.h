@@ -16,6 +16,11 @@
 /* Appends the PNG encoding of img to out. Returns 0 or AQ_EPERM. */
 int pngenc_encode(const render_image *img, buf *out, aq_err *e);
 
+/* Appends the PNG encoding of a width x height RGB8 image (rows packed,
+ * 3 bytes per pixel) to out: for pictures that are not avatars, such as
+ * the contact sheet. Returns 0 or AQ_EPERM. */
+int pngenc_encode_rgb(const uint8_t *rgb, int width, int height, buf *out, aq_err *e);
+
 /* Frees the memory the calling thread keeps between encodes (libpng and
  * zlib state, about 300 KB). Optional: for leak checkers and long idle
  * periods; the next encode just allocates again. */
