@@ -586,6 +586,67 @@ START_TEST(worker_stays_within_the_sandbox)
 }
 END_TEST
 
+/* ---- man pages ---- */
+
+START_TEST(man_pages_format_without_warnings)
+{
+    if (!have_tool("groff")) {
+        fprintf(stderr, "note: groff not installed; man page check skipped\n");
+        return;
+    }
+    static const char *const pages[] = {"man/avatarq.1", "man/avatarq-worker.8"};
+    for (size_t i = 0; i < 2; i++) {
+        char cmd[PATH_MAX + 128];
+        FMT(cmd, "groff -man -Tutf8 -ww -z '%s/%s'", root, pages[i]);
+        buf out = BUF_INIT;
+        int rc = sup_run(cmd, &out, true);
+        ck_assert_msg(rc == 0 && out.len == 0, "%s: exit %d:\n%s", pages[i], rc,
+                      out.data ? (char *)out.data : "");
+        buf_free(&out);
+    }
+}
+END_TEST
+
+/* Every command and option the programs' --help lists, and every
+ * configuration key avatarq-worker --help names, is documented. Prints what
+ * is missing, one word per line. */
+static const char MAN_COVERAGE[] =
+    "set -u; B=$1; M=$2; miss=0\n"
+    "text() { groff -man -Tascii -P-cbu \"$1\" 2>/dev/null; }\n"
+    "opts() { grep -oE -- '(^|[^a-z-])--?[a-z][a-z-]*' | grep -oE -- '--?[a-z][a-z-]*'; }\n"
+    "one=$(text \"$M/avatarq.1\"); eight=$(text \"$M/avatarq-worker.8\")\n"
+    "cmds=$(\"$B/avatarq\" --help | awk '/^Commands:/{f=1;next} /^$/{f=0} f && /^  [a-z]/{print $1}')\n"
+    "[ -n \"$cmds\" ] || { echo 'avatarq --help lists no commands'; exit 1; }\n"
+    "words=$( { \"$B/avatarq\" --help | opts; echo \"$cmds\";\n"
+    "  for c in $cmds; do \"$B/avatarq\" \"$c\" --help | opts; done; } | sort -u)\n"
+    "for w in $words; do grep -qF -e \"$w\" <<<\"$one\" || { echo \"avatarq.1: $w\"; miss=1; }; done\n"
+    "help=$(\"$B/avatarq-worker\" --help)\n"
+    "keys=$(sed -n '/^configuration keys/,/^Every key/p' <<<\"$help\" | sed '1d;$d' |\n"
+    "  sed -E 's/^ *\\[[^]]*\\]//; s/\\([^)]*\\)//g' | tr ',' '\\n' | tr -d ' ' | grep -E '^[a-z_]+$')\n"
+    "sections=$(grep -oE '^ *\\[[a-z.]+\\]' <<<\"$help\" | tr -d ' ')\n"
+    "[ -n \"$keys\" ] && [ -n \"$sections\" ] || { echo 'avatarq-worker --help lists no keys'; exit 1; }\n"
+    "for w in $(opts <<<\"$help\" | sort -u) $keys $sections; do\n"
+    "  grep -qF -e \"$w\" <<<\"$eight\" || { echo \"avatarq-worker.8: $w\"; miss=1; }; done\n"
+    "exit $miss\n";
+
+START_TEST(man_pages_cover_every_option_and_key)
+{
+    if (!have_tool("groff")) {
+        fprintf(stderr, "note: groff not installed; man page coverage skipped\n");
+        return;
+    }
+    char script[PATH_MAX + 32], cmd[3 * PATH_MAX];
+    FMT(script, "%s/coverage.sh", tmp);
+    sup_write_file(script, MAN_COVERAGE);
+    FMT(cmd, "bash '%s' '%s' '%s/man'", script, bindir, root);
+    buf out = BUF_INIT;
+    int rc = sup_run(cmd, &out, true);
+    ck_assert_msg(rc == 0 && out.len == 0, "undocumented (exit %d):\n%s", rc,
+                  out.data ? (char *)out.data : "");
+    buf_free(&out);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("units");
@@ -598,6 +659,13 @@ int main(void)
     tcase_add_test(tc, unit_settings_the_worker_relies_on);
     tcase_add_test(tc, sysusers_and_tmpfiles_apply);
     suite_add_tcase(s, tc);
+
+    TCase *man = tcase_create("man");
+    tcase_add_checked_fixture(man, setup, teardown);
+    tcase_set_timeout(man, 60);
+    tcase_add_test(man, man_pages_format_without_warnings);
+    tcase_add_test(man, man_pages_cover_every_option_and_key);
+    suite_add_tcase(s, man);
 
     TCase *sb = tcase_create("sandbox");
     tcase_add_unchecked_fixture(sb, redis_up, redis_down);
