@@ -662,6 +662,18 @@ static int ctx_fail(parse_ctx *x, const char *fmt, ...)
     return 1;
 }
 
+/* "[ Worker ]" names the section "Worker". */
+static const char *trim_section(const char *s, char *out, size_t n)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t len = strlen(s);
+    while (len && isspace((unsigned char)s[len - 1]))
+        len--;
+    snprintf(out, n, "%.*s", (int)(len < n - 1 ? len : n - 1), s);
+    return out;
+}
+
 /* Checks a "[section]" line ourselves: inih only reports sections through
  * the keys inside them, and an empty unknown section is still a typo. */
 static void check_section_line(parse_ctx *x, const char *s, size_t n)
@@ -673,15 +685,12 @@ static void check_section_line(parse_ctx *x, const char *s, size_t n)
     const char *end = memchr(s, ']', n);
     if (!end)
         return; /* inih reports it as a syntax error */
-    char sec[80], shown_sec[96];
+    char raw[80], sec[80], shown_sec[96];
     size_t len = (size_t)(end - s - 1);
-    while (len && isspace((unsigned char)s[1]))
-        s++, len--;
-    while (len && isspace((unsigned char)s[len]))
-        len--;
-    snprintf(sec, sizeof sec, "%.*s", (int)(len < 79 ? len : 79), s + 1);
+    snprintf(raw, sizeof raw, "%.*s", (int)(len < 79 ? len : 79), s + 1);
+    trim_section(raw, sec, sizeof sec);
     if (len >= 79 || !section_known(sec))
-        ctx_fail(x, "unknown section [%s]", log_printable(s + 1, len, shown_sec, sizeof shown_sec));
+        ctx_fail(x, "unknown section [%s]", log_printable(sec, strlen(sec), shown_sec, sizeof shown_sec));
 }
 
 static char *reader(char *str, int num, void *stream)
@@ -709,15 +718,16 @@ static char *reader(char *str, int num, void *stream)
     return str;
 }
 
-static int handler(void *user, const char *section, const char *name, const char *value)
+static int handler(void *user, const char *raw_section, const char *name, const char *value)
 {
     parse_ctx *x = user;
-    char a[96], b[96];
+    char a[96], b[96], section[80];
+    trim_section(raw_section, section, sizeof section);
     if (!*section)
         return ctx_fail(x, "key '%s' outside any section (add [section] above it)",
                         log_printable(name, strlen(name), a, sizeof a));
     if (!section_known(section))
-        return 1; /* reported by check_section_line */
+        return ctx_fail(x, "unknown section [%s]", log_printable(section, strlen(section), b, sizeof b));
     const key_spec *k = key_find(section, name);
     if (!k)
         return ctx_fail(x, "[%s] unknown key '%s'", log_printable(section, strlen(section), b, sizeof b),
@@ -801,7 +811,7 @@ static int validate(const aq_config *c, aq_err *e)
         for (size_t i = 0; i < NELEM(need); i++) {
             size_t k = key_index("storage.s3", need[i]);
             if (!*(const char *)((const char *)c + KEYS[k].off)) {
-                snprintf(why, sizeof why, "%s: required when [storage] backend is s3", need[i]);
+                snprintf(why, sizeof why, "s3 needs [storage.s3] %s", need[i]);
                 return fail_pair(c, k, key_index("storage", "backend"), why, e);
             }
         }

@@ -320,32 +320,41 @@ void log_write(int level, const char *msg, ...)
     errno = saved;
 }
 
+/* One byte of a printable message: itself, \\ or \xNN. */
+static size_t printable_unit(unsigned char c, char unit[5])
+{
+    if (c == '\\')
+        snprintf(unit, 5, "\\\\");
+    else if (c >= 0x20 && c < 0x7f)
+        snprintf(unit, 5, "%c", c);
+    else
+        snprintf(unit, 5, "\\x%02x", c);
+    return strlen(unit);
+}
+
 const char *log_printable(const char *s, size_t len, char *out, size_t outlen)
 {
-    size_t o = 0;
     if (outlen < 5) {
         if (outlen)
             out[0] = '\0';
         return out;
     }
+    char unit[5];
+    size_t total = 0;
+    for (size_t i = 0; s && i < len && total < outlen; i++)
+        total += printable_unit((unsigned char)s[i], unit);
+    /* When it does not all fit, stop where "..." and the NUL still do. */
+    size_t room = total < outlen ? outlen - 1 : outlen - 4, o = 0;
     for (size_t i = 0; s && i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char unit[5];
-        if (c == '\\')
-            snprintf(unit, sizeof unit, "\\\\");
-        else if (c >= 0x20 && c < 0x7f)
-            snprintf(unit, sizeof unit, "%c", c);
-        else
-            snprintf(unit, sizeof unit, "\\x%02x", c);
-        size_t n = strlen(unit);
-        /* The last unit needs room for the NUL only; any other, for "..." too. */
-        if (o + n + 1 > outlen || (i + 1 < len && o + n + 4 > outlen)) {
-            memcpy(out + o, "...", 3);
-            o += 3;
+        size_t n = printable_unit((unsigned char)s[i], unit);
+        if (o + n > room)
             break;
-        }
         memcpy(out + o, unit, n);
         o += n;
+    }
+    if (total >= outlen) {
+        memcpy(out + o, "...", 3);
+        o += 3;
     }
     out[o] = '\0';
     return out;
