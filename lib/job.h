@@ -54,6 +54,9 @@ int job_limits_from_config(job_limits *l, const aq_config *c, aq_err *e);
  * when absent, render params resolved). On failure returns AQ_EPERM with a
  * message naming the field and the bad value ("sizes[1]: 9 is below 16");
  * if the document carried a valid id, r->id holds it, else r->id is "".
+ * Rules where PROTOCOL.md is silent: an absent "v" means 1; integer fields
+ * refuse JSON reals (64.0); unknown fields, duplicate keys, NaN/Infinity,
+ * invalid UTF-8, \u0000 in a seed and nesting deeper than 16 are refused.
  * Never crashes on any input. */
 int job_parse(const char *doc, size_t len, const job_limits *l, job_request *r, aq_err *e);
 
@@ -63,7 +66,9 @@ int job_parse(const char *doc, size_t len, const job_limits *l, job_request *r, 
 void job_init(job_request *r, const job_limits *l);
 
 /* Validates a request built in code, resolves render params and derives the
- * id when absent, with the same rules and messages as job_parse(). */
+ * id when absent (id_given false), with the same rules and messages as
+ * job_parse(); colour and scheme names are lower-cased. A seed_len of 0 with
+ * a non-empty seed means "measure it" (strcpy'd seeds). */
 int job_finish(job_request *r, const job_limits *l, aq_err *e);
 
 /* The canonical form of the request (sorted keys, defaults applied; no id,
