@@ -222,11 +222,19 @@ static void put_key(line *o, const char *k)
     if (n == 0)
         safe[n++] = '_';
     safe[n] = '\0';
-    if (L.format == LOG_FMT_JSON) {
-        if (!(put(o, ",\"", 2) && put(o, safe, n) && put(o, "\":", 2)))
-            mark_cut(o);
-    } else if (!(put(o, " ", 1) && put(o, safe, n) && put(o, "=", 1))) {
-        mark_cut(o);
+    /* The key goes in whole, with room for at least an empty value after
+     * it, or the line ends before it: a cut key would break JSON. */
+    bool json = L.format == LOG_FMT_JSON;
+    if (o->cut || o->len + n + (json ? 6 : 4) > sizeof o->b - TAIL) {
+        if (!o->cut && !json)
+            put_tail(o, " ...");
+        o->cut = true;
+        return;
+    }
+    if (json) {
+        put(o, ",\"", 2), put(o, safe, n), put(o, "\":", 2);
+    } else {
+        put(o, " ", 1), put(o, safe, n), put(o, "=", 1);
     }
 }
 

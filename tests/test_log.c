@@ -223,6 +223,24 @@ START_TEST(long_values_cut)
         }
         free(out);
     }
+    /* wherever the limit falls (inside a value, a key, between fields),
+     * every JSON line still parses and no line is longer than the limit */
+    log_setup(LOG_INFO, LOG_FMT_JSON, "w");
+    for (size_t len = LOG_LINE_MAX - 200; len < LOG_LINE_MAX; len++) {
+        memset(v, 'y', len);
+        v[len] = '\0';
+        capture_start();
+        log_info("edge", "k1", v + len / 2, "a_rather_long_key_name", "v", "k3", v + len / 2 + 60);
+        char *out = capture_end();
+        char *nl = strchr(out, '\n');
+        ck_assert_ptr_nonnull(nl);
+        ck_assert_uint_le((size_t)(nl - out) + 1, LOG_LINE_MAX);
+        json_error_t je;
+        json_t *o = json_loadb(out, (size_t)(nl - out), 0, &je);
+        ck_assert_msg(o != NULL, "len %zu: %s: ...%s", len, je.text, nl - 40);
+        json_decref(o);
+        free(out);
+    }
     /* a multi-byte character is never split by the cut */
     for (size_t i = 0; i + 2 < big; i += 2)
         v[i] = '\xc3', v[i + 1] = '\xa9';
