@@ -644,6 +644,7 @@ static int pg_open(const aq_config *c, void **st, aq_err *e)
         if (rc != AQ_EAGAIN || attempt >= s->retries)
             break;
         retry_sleep_ms(retry_backoff_ms(attempt, PG_BACKOFF_BASE_MS, PG_BACKOFF_MAX_MS), NULL);
+        rc = 0;
     }
     if (rc < 0) {
         pg_close(s);

@@ -556,6 +556,36 @@ START_TEST(pg_idle_restart_is_invisible)
 }
 END_TEST
 
+/* Open retries with backoff: a server that comes up while we wait is found;
+ * with no retries and no server the failure is transient and says why. */
+START_TEST(pg_open_waits_for_the_server)
+{
+    aq_config c;
+    pg_fresh(&c);
+    sup_pg_stop(&pg);
+    meta m;
+    aq_err e = {0};
+    c.database.pg.retries = 0;
+    ck_assert_int_eq(meta_open(&m, &c, false, &e), AQ_EAGAIN);
+    ck_assert_msg(strstr(e.msg, "connect"), "message: %s", e.msg);
+    ck_assert_msg(!strstr(e.msg, pg.password), "message shows the password: %s", e.msg);
+    pid_t starter = fork();
+    ck_assert_int_ge(starter, 0);
+    if (starter == 0) {
+        sup_sleep_ms(300);
+        sup_pg_restart(&pg);
+        _exit(0);
+    }
+    c.database.pg.retries = 12;
+    int rc = meta_open(&m, &c, false, &e);
+    int st = sup_wait(starter, 60000);
+    ck_assert_msg(rc == 0, "open while the server starts: %s", e.msg);
+    ck_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ck_assert_int_eq(count_rows(&m), 0);
+    meta_close(&m);
+}
+END_TEST
+
 static void expect_auth_failure(const char *conninfo, const char *secret)
 {
     aq_config c;
@@ -658,6 +688,7 @@ int main(void)
     tcase_add_test(tc, pg_bad_conninfo_does_not_echo_it);
     tcase_add_test(tc, pg_empty_conninfo_uses_environment);
     /* Last: they stop and start the shared server. */
+    tcase_add_test(tc, pg_open_waits_for_the_server);
     tcase_add_test(tc, pg_idle_restart_is_invisible);
     tcase_add_test(tc, pg_restart_during_a_run);
     suite_add_tcase(s, tc);
