@@ -245,7 +245,9 @@ do_uninstall() {
     # Deepest directories first; one that still holds something stays.
     if ((${#dirs[@]})); then
         while read -r path; do
-            rmdir "$destdir$path" 2>/dev/null && echo "  $destdir$path/" || true
+            if rmdir "$destdir$path" 2>/dev/null; then
+                echo "  $destdir$path/"
+            fi
         done < <(printf '%s\n' "${dirs[@]}" | awk '{ print length($0) " " $0 }' |
             sort -rn | cut -d' ' -f2-)
     fi
