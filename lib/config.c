@@ -618,7 +618,7 @@ static void env_name(const key_spec *k, char *out, size_t n)
 
 /* Reports a bad value of k at its origin: "FILE:LINE: [s] k: why",
  * "AVATARQ_X ([s] k): why", or "[s] k: why" for a default. */
-static int fail_key(const aq_config *c, const char *name, const key_spec *k, int origin,
+static int fail_key(const char *name, const key_spec *k, int origin,
                     const char *why, aq_err *e)
 {
     if (origin > 0)
@@ -628,7 +628,6 @@ static int fail_key(const aq_config *c, const char *name, const key_spec *k, int
         env_name(k, env, sizeof env);
         return err_set(e, AQ_EPERM, "%s ([%s] %s): %s", env, k->section, k->key, why);
     }
-    (void)c;
     return err_set(e, AQ_EPERM, "[%s] %s: %s", k->section, k->key, why);
 }
 
@@ -779,7 +778,7 @@ static size_t key_index(const char *section, const char *key)
 static int fail_pair(const aq_config *c, size_t a, size_t b, const char *why, aq_err *e)
 {
     size_t k = later_key(c, a, b);
-    return fail_key(c, c->path[0] ? c->path : "config", &KEYS[k], c->origin[k], why, e);
+    return fail_key(c->path[0] ? c->path : "config", &KEYS[k], c->origin[k], why, e);
 }
 
 /* Rules that involve more than one key. */
@@ -855,7 +854,7 @@ int config_apply_env(aq_config *c, aq_err *e)
         if (!v)
             continue;
         if (KEYS[i].set(c, &KEYS[i], v, why) != 0)
-            return fail_key(c, "", &KEYS[i], -1, why, e);
+            return fail_key("", &KEYS[i], -1, why, e);
         c->origin[i] = -1;
     }
     /* The standard AWS variables, when the keys are not configured. */
