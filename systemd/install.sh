@@ -114,14 +114,16 @@ put() { # KIND MODE SRC PATH
     echo "  $destdir$path"
 }
 
-# Fills the @VARIABLES@ of a template into a temp file; prints its name.
-tmp_files=()
-cleanup() { ((${#tmp_files[@]})) && rm -f "${tmp_files[@]}"; return 0; }
-trap cleanup EXIT
+# Generated files are staged in one scratch directory, removed on exit
+# (fill and installed_config run in $(...) subshells: a path list kept in a
+# variable there would never reach the trap).
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# Fills the @VARIABLES@ of a template into the scratch directory; prints the
+# file's name.
 fill() { # TEMPLATE
-    local out
-    out=$(mktemp)
-    tmp_files+=("$out")
+    local out=$work/${1##*/}
     sed -e "s#@PREFIX@#$prefix#g" -e "s#@BINDIR@#$prefix/bin#g" \
         -e "s#@SYSCONFDIR@#$sysconfdir#g" -e "s#@VERSION@#$version#g" "$1" >"$out"
     echo "$out"
@@ -131,9 +133,7 @@ fill() { # TEMPLATE
 # program runs); the installed one points at the state directory instead, so
 # the service and an operator running `avatarq` anywhere see the same files.
 installed_config() {
-    local out
-    out=$(mktemp)
-    tmp_files+=("$out")
+    local out=$work/config.ini
     {
         echo "; Installed by \`make install\`: the data paths below point at the state"
         echo "; directory /var/lib/avatarq instead of ./var (avatarq-worker(8))."
