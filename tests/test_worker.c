@@ -106,7 +106,8 @@ START_TEST(t_job_done)
     /* the job hash */
     ck_assert_str_eq(wh_str(&H, "HGET " WH_NS ":job:user-42 attempts"), "1");
     ck_assert_str_eq(wh_str(&H, "HGET " WH_NS ":job:user-42 queue"), "default");
-    const char *worker = wh_str(&H, "HGET " WH_NS ":job:user-42 worker");
+    char worker[200];
+    snprintf(worker, sizeof worker, "%s", wh_str(&H, "HGET " WH_NS ":job:user-42 worker"));
     ck_assert_msg(strchr(worker, ':') && atol(strrchr(worker, ':') + 1) > 0,
                   "worker field is not HOST:PID: '%s'", worker);
     ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":job:user-42 created_at"), 1700000000000LL);

@@ -93,11 +93,34 @@ WH_FN void wh_atexit(void)
     wh_kill_listed(getppid());
 }
 
+/* Default [worker] keys; a test's worker_extra replaces any of them
+ * (config.c refuses a key set twice). */
+static const char *const WH_WORKER_DEFAULTS[][2] = {
+    {"processes", "2"},           {"heartbeat_interval_s", "1"}, {"heartbeat_ttl_s", "3"},
+    {"job_timeout_s", "30"},      {"shutdown_timeout_s", "20"},  {"max_attempts", "3"},
+    {"backoff_base_ms", "50"},    {"backoff_max_ms", "200"},
+};
+
+/* True when text has a line starting with "key =" or "key=". */
+WH_FN bool wh_has_key(const char *text, const char *key)
+{
+    size_t n = strlen(key);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, key, n) == 0 && (p[n] == ' ' || p[n] == '='))
+            return true;
+    return false;
+}
+
 /* Writes config.ini: [worker] comes last so worker_extra (lines "key = v")
- * lands in it; other_sections is appended after (new sections only). */
+ * lands in it; other_sections is inserted before it (new sections only). */
 WH_FN void wh_write_config(wh *h, const char *worker_extra, const char *other_sections)
 {
-    char text[4096];
+    char text[4096], worker[1024] = "";
+    const char *extra = worker_extra ? worker_extra : "";
+    for (size_t i = 0; i < sizeof WH_WORKER_DEFAULTS / sizeof *WH_WORKER_DEFAULTS; i++)
+        if (!wh_has_key(extra, WH_WORKER_DEFAULTS[i][0]))
+            snprintf(worker + strlen(worker), sizeof worker - strlen(worker), "%s = %s\n",
+                     WH_WORKER_DEFAULTS[i][0], WH_WORKER_DEFAULTS[i][1]);
     snprintf(text, sizeof text,
              "[redis]\nurl = %s\nnamespace = " WH_NS "\nqueue = default\n"
              "[storage]\nbackend = %s\nprefix = avatars\n"
@@ -106,11 +129,9 @@ WH_FN void wh_write_config(wh *h, const char *worker_extra, const char *other_se
              "[database.sqlite]\npath = %s\n"
              "[log]\nlevel = debug\n"
              "%s"
-             "[worker]\nprocesses = 2\nheartbeat_interval_s = 1\nheartbeat_ttl_s = 3\n"
-             "job_timeout_s = 30\nshutdown_timeout_s = 20\nmax_attempts = 3\n"
-             "backoff_base_ms = 50\nbackoff_max_ms = 200\n%s",
-             h->r.url, h->backend ? h->backend : "local", h->root, h->db, other_sections ? other_sections : "",
-             worker_extra ? worker_extra : "");
+             "[worker]\n%s%s",
+             h->r.url, h->backend ? h->backend : "local", h->root, h->db,
+             other_sections ? other_sections : "", worker, extra);
     sup_write_file(h->cfg, text);
 }
 
@@ -282,11 +303,35 @@ WH_FN bool wh_wait_state(wh *h, const char *id, const char *state, int timeout_m
     return false;
 }
 
-/* Waits until the integer reply of the command reaches at least target. */
+/* A command given as one string of space-separated words (no quoting), its
+ * reply as an integer (nil 0, errors -1). */
+WH_FN long long wh_int_words(wh *h, const char *cmd)
+{
+    char copy[512];
+    const char *argv[16];
+    int argc = 0;
+    snprintf(copy, sizeof copy, "%s", cmd);
+    for (char *save = NULL, *t = strtok_r(copy, " ", &save); t && argc < 16;
+         t = strtok_r(NULL, " ", &save))
+        argv[argc++] = t;
+    redisReply *rep = redisCommandArgv(h->rc, argc, argv, NULL);
+    if (!rep) {
+        wh_connect(h);
+        return -1;
+    }
+    long long v = rep->type == REDIS_REPLY_INTEGER ? rep->integer
+                : rep->type == REDIS_REPLY_STRING  ? atoll(rep->str)
+                : rep->type == REDIS_REPLY_NIL     ? 0 : -1;
+    freeReplyObject(rep);
+    return v;
+}
+
+/* Waits until the integer reply of cmd (words, see wh_int_words) reaches at
+ * least target. */
 WH_FN bool wh_wait_int(wh *h, long long target, int timeout_ms, const char *cmd)
 {
     for (int waited = 0; waited <= timeout_ms; waited += 50) {
-        if (wh_int(h, "%s", cmd) >= target)
+        if (wh_int_words(h, cmd) >= target)
             return true;
         sup_sleep_ms(50);
     }
