@@ -640,6 +640,7 @@ typedef struct parse_ctx {
     int line;
     aq_err *e;
     bool failed;
+    int fail_line;      /* the line of the first error */
 } parse_ctx;
 
 /* The longest line we accept (inih's runtime limit is set to this). */
@@ -658,6 +659,7 @@ static int ctx_fail(parse_ctx *x, const char *fmt, ...)
     va_end(ap);
     err_set(x->e, AQ_EPERM, "%s:%d: %s", x->name, x->line, msg);
     x->failed = true;
+    x->fail_line = x->line;
     return 1;
 }
 
@@ -743,12 +745,12 @@ static int handler(void *user, const char *raw_section, const char *name, const 
 
 static int parse_text(aq_config *c, const char *text, const char *name, aq_err *e)
 {
-    parse_ctx x = {c, name, text, 0, e, false};
+    parse_ctx x = {c, name, text, 0, e, false, 0};
     /* Debian's inih makes these limits run-time settings. */
     ini_max_line = LINE_MAX_BYTES + 3;
     ini_allow_multiline = false;
     int rc = ini_parse_stream(reader, &x, handler, &x);
-    if (rc > 0 && (!x.failed || rc < x.line)) {
+    if (rc > 0 && (!x.failed || rc < x.fail_line)) {
         /* A syntax error before our first error: report that line instead. */
         x.failed = false;
         x.line = rc;

@@ -245,6 +245,8 @@ static const bad_cfg BAD[] = {
      "config.ini:4: [worker] processes: set twice (first on line 2)"},
     {"[redis]\nurl\n", "~config.ini:2: syntax error"},
     {"[redis\nurl = x\n", "~config.ini:1: syntax error"},
+    {"[redis]\nurl\n[worker]\nprocesses = x\n", "~config.ini:2: syntax error"},
+    {"[worker]\nprocesses = x\nbad line\n[log]\nlevel = info\n", "config.ini:2: [worker] processes: 'x' is not an integer"},
     {"[worker]\nheartbeat_interval_s = 5\nheartbeat_ttl_s = 5\n",
      "config.ini:3: [worker] heartbeat_ttl_s: heartbeat_ttl_s (5) must be greater than heartbeat_interval_s (5)"},
     {"[worker]\nheartbeat_ttl_s = 3\nheartbeat_interval_s = 5\n",
