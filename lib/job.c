@@ -387,8 +387,7 @@ static int take_created_at(job_request *r, const json_t *v, const job_limits *l,
     return 0;
 }
 
-/* In the order they are checked: id first, so a failure can still name the
- * job, then the version, since another version may mean other fields. */
+/* In the order they are checked (see take_fields). */
 static const field_spec FIELDS[] = {
     {"id", take_id},           {"v", take_v},           {"type", take_type},
     {"seed", take_seed},       {"style", take_style},   {"sizes", take_sizes},
@@ -569,22 +568,28 @@ static json_t *decode(const char *doc, size_t len, aq_err *e)
     return root;
 }
 
+/* How many FIELDS rows are taken before the unknown-field check: the id, so
+ * every later failure can still name the job, and the version, since a
+ * document of another version may well have fields this one does not know. */
+#define FIELDS_FIRST 2
+
 static int take_fields(json_t *root, job_request *r, const job_limits *l, aq_err *e)
 {
-    /* The id first, so that every later failure can still name the job. */
-    const json_t *id = json_object_get(root, "id");
-    if (id && take_id(r, id, l, e))
-        return AQ_EPERM;
+    json_t *v;
+    for (size_t i = 0; i < FIELDS_FIRST; i++) {
+        v = json_object_get(root, FIELDS[i].name);
+        if (v && FIELDS[i].take(r, v, l, e))
+            return AQ_EPERM;
+    }
     const char *key;
     size_t klen;
-    json_t *v;
     json_object_keylen_foreach(root, key, klen, v) {
         if (!field_known(key, klen)) {
             char k[SHOW];
             return err_set(e, AQ_EPERM, "unknown field '%s'", log_printable(key, klen, k, sizeof k));
         }
     }
-    for (size_t i = 1; i < NELEM(FIELDS); i++) {
+    for (size_t i = FIELDS_FIRST; i < NELEM(FIELDS); i++) {
         v = json_object_get(root, FIELDS[i].name);
         if (v && FIELDS[i].take(r, v, l, e))
             return AQ_EPERM;

@@ -110,6 +110,7 @@ static const bad_doc BAD[] = {
     /* version */
     {"{\"seed\":\"a\",\"v\":2}", "v: unsupported protocol version 2", ""},
     {"{\"seed\":\"a\",\"v\":0}", "v: unsupported protocol version 0", ""},
+    {"{\"id\":\"j2\",\"shape\":\"new\",\"v\":2}", "v: unsupported protocol version 2", "j2"},
     {"{\"seed\":\"a\",\"v\":\"1\"}", "v: expected an integer, got string '1'", ""},
     {"{\"seed\":\"a\",\"v\":1.0}", "v: expected an integer, got real 1.0", ""},
     /* id */
