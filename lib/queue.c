@@ -122,7 +122,10 @@ static const char LUA_ACK[] =
 
 /* KEYS: processing, job, stats, events, queue, delayed, dead.
  * ARGV: doc, id, worker, now, error, mode (retry|dead), retry_doc, due_ms,
- *       dead_doc, result_ttl, maxlen, dead_max. */
+ *       dead_doc, result_ttl, maxlen, dead_max.
+ * A document refused before it ever started (no live hash: a raw LPUSH of
+ * garbage) is counted `enqueued` here, as queue_start counts the others, so
+ * that enqueued = done + dead + in flight. */
 static const char LUA_FAIL[] =
     LUA_EVENT
     LUA_CLAIM
@@ -137,6 +140,11 @@ static const char LUA_FAIL[] =
     "end\n"
     "redis.call('LPUSH', KEYS[7], ARGV[9])\n"
     "redis.call('LTRIM', KEYS[7], 0, tonumber(ARGV[12]) - 1)\n"
+    "local st = false\n"
+    "if ARGV[2] ~= '' then st = redis.call('HGET', KEYS[2], 'state') end\n"
+    "if st == false or st == 'done' or st == 'dead' then\n"
+    "  redis.call('HINCRBY', KEYS[3], 'enqueued', 1)\n"
+    "end\n"
     "if ARGV[2] ~= '' then\n"
     "  redis.call('HSET', KEYS[2], 'state', 'dead', 'worker', ARGV[3], 'error', ARGV[5],\n"
     "    'finished_at', ARGV[4])\n"
@@ -191,6 +199,11 @@ static const char LUA_REQUEUE[] =
     "  err = 'worker died ' .. attempts .. ' times while running it'\n"
     "end\n"
     "if err ~= '' then\n"
+    "  local st = false\n"
+    "  if ARGV[2] ~= '' then st = redis.call('HGET', KEYS[2], 'state') end\n"
+    "  if st == false or st == 'done' or st == 'dead' then\n"
+    "    redis.call('HINCRBY', KEYS[5], 'enqueued', 1)\n"
+    "  end\n"
     "  redis.call('LPUSH', KEYS[4], ARGV[4])\n"
     "  redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[10]) - 1)\n"
     "  if ARGV[2] ~= '' then\n"

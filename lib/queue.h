@@ -85,7 +85,8 @@ int queue_ack(queue *q, const char *worker, const char *doc, size_t len,
  * NS:delayed at due_ms, state=retrying, counts `retried`; otherwise LPUSH
  * dead_doc (the job JSON with error, failed_at, attempts) to NS:dead, LTRIM
  * it to dead_max, state=dead with error, EXPIRE result_ttl_s, counts `failed`
- * and `dead`. id may be "" (document without a usable id: no job hash).
+ * and `dead` (and `enqueued` for a document that never started: no live job
+ * hash). id may be "" (document without a usable id: no job hash).
  * Adds an event. */
 int queue_fail(queue *q, const char *worker, const char *doc, size_t len,
                const char *id, const char *error, const char *retry_doc,

@@ -452,6 +452,8 @@ START_TEST(fail_retry_and_dead)
     ck_assert_str_eq(dd, "{\"raw\":\"not json\",\"error\":\"not JSON\",\"failed_at\":43,\"attempts\":0}");
     ck_assert_int_eq(queue_fail(Q, "h:1", doc, len, "", "not JSON", NULL, 0, dd, &stale, &e), 0);
     ck_assert_int_eq(raw_int("EXISTS %s", K("job:")), 0);
+    /* it never started, so it is counted enqueued here: enqueued = done + dead */
+    ck_assert_str_eq(hget(K("stats"), "enqueued"), "3");
     free(dd);
     free(doc);
 
@@ -468,6 +470,7 @@ START_TEST(fail_retry_and_dead)
     r = raw("LINDEX %s 0", K("dead"));
     ck_assert_str_eq(r->str, doc_of("t3"));
     ck_assert_str_eq(hget(K("stats"), "dead"), "6");
+    ck_assert_str_eq(hget(K("stats"), "enqueued"), "7");
 }
 END_TEST
 
@@ -598,6 +601,7 @@ START_TEST(requeue_worker_back_or_dead)
     take_expect("W:2", "q3");
     ck_assert_str_eq(hget(K("stats"), "recovered"), "1");
     ck_assert_str_eq(hget(K("stats"), "dead"), "2");
+    ck_assert_str_eq(hget(K("stats"), "enqueued"), "4"); /* q1..q3 + the garbage */
     ck_assert_str_eq(hget(K("job:q2"), "state"), "dead");
     ck_assert_str_eq(hget(K("job:q2"), "error"), "worker died 2 times while running it");
     ck_assert_int_gt(raw_int("TTL %s", K("job:q2")), 0);
