@@ -101,8 +101,11 @@ int avatarq_enqueue_json(avatarq *a, const char *queue, const char *doc,
 /* Batches: many jobs in one pipeline (for bulk producers such as
  * `avatarq batch`). Each add validates at once (its error is that job's
  * only); valid jobs are held until avatarq_batch_flush() sends them all in
- * one round trip (add flushes by itself every AVATARQ_BATCH_MAX jobs, so
- * add may also return AVATARQ_EAGAIN from Redis). */
+ * one round trip. When AVATARQ_BATCH_MAX jobs are held, add flushes them
+ * first, so add may also return AVATARQ_EAGAIN from Redis; whenever add
+ * returns an error the job was not added (and those held stay held).
+ * avatarq_batch_new returns NULL only when out of memory; queue NULL = the
+ * configured queue (the name is copied). */
 #define AVATARQ_BATCH_MAX 1000
 typedef struct avatarq_batch avatarq_batch;
 avatarq_batch *avatarq_batch_new(avatarq *a, const char *queue);
