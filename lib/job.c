@@ -502,7 +502,7 @@ int job_finish(job_request *r, const job_limits *l, aq_err *e)
     if (!r->id_given) {
         char *canon = job_canonical(r);
         if (!canon)
-            return err_set(e, AQ_EPERM, "out of memory deriving the job id");
+            return err_set(e, AQ_EAGAIN, "out of memory deriving the job id");
         hash_sha256_hex(canon, strlen(canon), r->id);
         free(canon);
     }

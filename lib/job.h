@@ -68,7 +68,8 @@ void job_init(job_request *r, const job_limits *l);
 /* Validates a request built in code, resolves render params and derives the
  * id when absent (id_given false), with the same rules and messages as
  * job_parse(); colour and scheme names are lower-cased. A seed_len of 0 with
- * a non-empty seed means "measure it" (strcpy'd seeds). */
+ * a non-empty seed means "measure it" (strcpy'd seeds). Out of memory is
+ * AQ_EAGAIN, as it is for job_parse(). */
 int job_finish(job_request *r, const job_limits *l, aq_err *e);
 
 /* The canonical form of the request (sorted keys, defaults applied; no id,
