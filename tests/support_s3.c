@@ -58,6 +58,10 @@ static void become_server(const sup_s3 *s, pid_t parent, int delay_ms)
         dup2(devnull, 0);
         close(devnull);
     }
+    if (s->secret[0])
+        setenv("AQ_S3_TEST_SECRET", s->secret, 1);
+    else
+        unsetenv("AQ_S3_TEST_SECRET");
     if (delay_ms > 0)
         sup_sleep_ms(delay_ms);
     char *argv[] = {"/usr/bin/env", "node", SERVER_JS, port, data, (char *)s->bucket, NULL};
@@ -95,7 +99,10 @@ static void spawn_and_wait(sup_s3 *s)
 
 void sup_s3_start(sup_s3 *s, const char *bucket)
 {
+    char secret[sizeof s->secret];
+    memcpy(secret, s->secret, sizeof secret);
     memset(s, 0, sizeof *s);
+    memcpy(s->secret, secret, sizeof secret); /* set before start: kept */
     sup_tmpdir(s->dir, sizeof s->dir);
     snprintf(s->bucket, sizeof s->bucket, "%s", bucket);
     s->port = sup_free_port();

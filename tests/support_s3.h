@@ -22,6 +22,8 @@ typedef struct sup_s3 {
     char dir[256];       /* temp dir: data/ (objects) and server.log */
     char endpoint[64];   /* http://127.0.0.1:PORT */
     char bucket[64];
+    char secret[64];     /* "" = SUP_S3_SECRET; else the secret the server
+                            accepts for SUP_S3_KEY from its next (re)start */
 } sup_s3;
 
 /* A zeroed sup_s3 in shared anonymous memory. */
@@ -30,7 +32,8 @@ sup_s3 *sup_s3_new(void);
 void sup_s3_free(sup_s3 *s);
 
 /* Starts the server with one bucket on a free port in a new temp dir and
- * waits until it accepts connections. Aborts the test on failure. */
+ * waits until it accepts connections (s->secret, if set, is kept). Aborts
+ * the test on failure. */
 void sup_s3_start(sup_s3 *s, const char *bucket);
 /* Starts it again on the same port and dir (after sup_s3_stop); waits. */
 void sup_s3_restart(sup_s3 *s);

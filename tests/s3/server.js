@@ -3,11 +3,19 @@
 //   node server.js PORT DIR BUCKET [BUCKET...]
 // listens on 127.0.0.1:PORT, keeps objects below DIR, creates the buckets,
 // and prints "ready" on stdout once it accepts connections. Access key and
-// secret are s3rver's fixed pair S3RVER/S3RVER. Signatures are verified
-// (a wrong secret gives 403 SignatureDoesNotMatch).
+// secret are s3rver's fixed pair S3RVER/S3RVER, unless AQ_S3_TEST_SECRET
+// gives another secret for S3RVER (to rotate credentials under a running
+// client). Signatures are verified (a wrong secret gives 403
+// SignatureDoesNotMatch).
 'use strict'
 const path = require('node:path')
-const S3rver = require(path.join(__dirname, 'node_modules', '@20minutes', 's3rver'))
+const pkg = path.join(__dirname, 'node_modules', '@20minutes', 's3rver')
+const S3rver = require(pkg)
+
+if (process.env.AQ_S3_TEST_SECRET) {
+  const { DUMMY_ACCOUNT } = require(path.join(pkg, 'lib', 'models', 'account.js'))
+  DUMMY_ACCOUNT.createKeyPair('S3RVER', process.env.AQ_S3_TEST_SECRET)
+}
 
 const [port, directory, ...buckets] = process.argv.slice(2)
 if (!port || !directory || buckets.length === 0) {
