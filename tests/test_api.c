@@ -39,7 +39,8 @@ static void redis_down(void)
  * file pointing at R. */
 static void api_setup(void)
 {
-    snprintf(NS, sizeof NS, "api%d", (int)getpid());
+    static int seq; /* unique also with CK_FORK=no (e.g. under valgrind) */
+    snprintf(NS, sizeof NS, "api%d.%d", (int)getpid(), seq++);
     sup_tmpdir(DIR_, sizeof DIR_);
     snprintf(CONF, sizeof CONF, "%s/config.ini", DIR_);
     char text[600];

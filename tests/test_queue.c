@@ -40,11 +40,11 @@ static void redis_down(void)
     sup_rmtree(R.dir);
 }
 
-/* A config for R with namespace {tPID} plus extra INI lines. */
+/* A config for R with the test's namespace plus extra INI lines. */
 static void make_cfg(aq_config *c, const char *extra)
 {
     char text[2048];
-    snprintf(NS, sizeof NS, "{t%d}", (int)getpid());
+
     snprintf(text, sizeof text, "[redis]\nurl = %s\nnamespace = %s\n%s", R.url, NS,
              extra ? extra : "");
     aq_err e = {0};
@@ -61,6 +61,8 @@ static queue *open_q(const aq_config *c)
 
 static void q_setup(void)
 {
+    static int seq; /* unique also with CK_FORK=no (e.g. under valgrind) */
+    snprintf(NS, sizeof NS, "{t%d.%d}", (int)getpid(), seq++);
     make_cfg(&CFG, "[worker]\nresult_ttl_s = 3600\ndead_max = 3\nmax_attempts = 2\n");
     Q = open_q(&CFG);
     RAW = redisConnect("127.0.0.1", R.port);
@@ -949,7 +951,14 @@ START_TEST(restart_then_reconnect)
         queue_close(q);
         _exit(r2 == AQ_EAGAIN ? 0 : 1);
     }
-    sup_sleep_ms(500);
+    /* stop the server only once the child is blocked in BLMOVE */
+    bool blocked = false;
+    for (int i = 0; i < 300 && !blocked; i++) {
+        blocked = strstr(raw("CLIENT LIST")->str, "cmd=blmove") != NULL;
+        if (!blocked)
+            sup_sleep_ms(50);
+    }
+    ck_assert_msg(blocked, "the child never blocked in BLMOVE");
     sup_redis_stop(&R);
     int st = sup_wait(pid, 30000);
     ck_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -976,9 +985,20 @@ START_TEST(transient_replies)
     if (pid == 0) {
         redisContext *c = redisConnect("127.0.0.1", R.port);
         redisReply *r = redisCommand(c, "EVAL %s 0", "while true do end");
-        _exit(r && r->type == REDIS_REPLY_ERROR ? 0 : 1);
+        int ok = r && r->type == REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+        redisFree(c);
+        _exit(ok ? 0 : 1);
     }
-    sup_sleep_ms(400);
+    /* wait (generously) until the server answers BUSY to everyone */
+    bool busy = false;
+    for (int i = 0; i < 300 && !busy; i++) {
+        redisReply *p = raw("PING");
+        busy = p->type == REDIS_REPLY_ERROR && strncmp(p->str, "BUSY", 4) == 0;
+        if (!busy)
+            sup_sleep_ms(50);
+    }
+    ck_assert_msg(busy, "the busy script never made the server BUSY");
     rc = queue_enqueue(Q, NULL, "busy1", "{}", 2, 0, &e);
     ck_assert_msg(rc == AQ_EAGAIN && strstr(e.msg, "BUSY"), "%d %s", rc, e.msg);
     raw("SCRIPT KILL");
