@@ -216,7 +216,7 @@ START_TEST(list_pages_in_id_order)
     open_fresh(b, &c, &m);
     for (int i = 0; i < 25; i++) {   /* inserted out of order */
         meta_row r;
-        char id[16];
+        char id[32];
         snprintf(id, sizeof id, "id-%02d", (i * 7) % 25);
         sample_row(&r, id, i % 3);
         upsert_ok(&m, &r);
@@ -374,7 +374,7 @@ START_TEST(eight_processes_migrate_once)
             int rc = meta_open(&m, &c, false, &e);
             if (rc == 0) {
                 meta_row r;
-                char id[16];
+                char id[32];
                 snprintf(id, sizeof id, "proc-%d", k);
                 sample_row(&r, id, k);
                 rc = meta_upsert(&m, &r, &e);
@@ -519,7 +519,7 @@ START_TEST(pg_restart_during_a_run)
             sup_pg_restart(&pg);
         }
         meta_row r;
-        char id[16];
+        char id[32];
         snprintf(id, sizeof id, "job-%03d", i);
         sample_row(&r, id, i % 5);
         aq_err e = {0};

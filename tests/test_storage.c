@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,7 +21,8 @@
 #include "support.h"
 
 static char tmp[256];    /* this test's temp dir */
-static char root[300];   /* the storage root below it */
+static char root[400];   /* the storage root below it */
+static char mounted[300]; /* a tmpfs this test mounted (private namespace), or "" */
 
 static void setup(void)
 {
@@ -29,6 +32,9 @@ static void setup(void)
 
 static void teardown(void)
 {
+    if (mounted[0])
+        umount2(mounted, MNT_DETACH);
+    mounted[0] = '\0';
     sup_rmtree(tmp);
 }
 
@@ -323,6 +329,58 @@ START_TEST(check_and_open_errors)
 }
 END_TEST
 
+/* Mounts a 64 KiB tmpfs at dir in a mount namespace of this test process
+ * alone (it vanishes with the process, whatever happens). False when this
+ * machine does not let us (not root, no namespaces). */
+static bool small_fs(const char *dir)
+{
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return false;
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return false;
+    if (mount("tmpfs", dir, "tmpfs", 0, "size=64k") < 0)
+        return false;
+    snprintf(mounted, sizeof mounted, "%s", dir);
+    return true;
+}
+
+/* A full disk may pass (transient) and leaves no temporary file behind; a
+ * read-only filesystem will not (permanent). */
+START_TEST(full_disk_is_transient_read_only_is_permanent)
+{
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/small", tmp);
+    if (!small_fs(dir)) {
+        fprintf(stderr, "full/read-only filesystem checks skipped: cannot mount a tmpfs here\n");
+        return;
+    }
+    snprintf(root, sizeof root, "%s/root", dir);
+    storage s;
+    open_store(&s, true);
+    size_t big = 256 * 1024;
+    char *data = calloc(1, big);
+    aq_err e = {0};
+    ck_assert_int_eq(storage_put(&s, "avatars/u/512.png", data, big, NULL, &e), AQ_EAGAIN);
+    ck_assert_msg(strstr(e.msg, "No space left"), "message: %s", e.msg);
+    ck_assert_ptr_nonnull(strstr(e.msg, "avatars/u/512.png"));
+    char names[256], udir[500];
+    snprintf(udir, sizeof udir, "%s/avatars/u", root);
+    ck_assert_int_eq(list_dir(udir, names, sizeof names), 0);   /* the temp file is gone */
+    put_ok(&s, "avatars/u/32.png", data, 1000);                 /* and its space came back */
+
+    ck_assert_int_eq(mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0);
+    ck_assert_int_eq(storage_put(&s, "avatars/u/64.png", data, 10, NULL, &e), AQ_EPERM);
+    ck_assert_msg(strstr(e.msg, "Read-only"), "message: %s", e.msg);
+    ck_assert_int_eq(storage_check(&s, &e), AQ_EPERM);
+    buf b = BUF_INIT;
+    ck_assert_int_eq(storage_get(&s, "avatars/u/32.png", &b, &e), 0);   /* reads still work */
+    ck_assert_uint_eq(b.len, 1000);
+    buf_free(&b);
+    free(data);
+    storage_close(&s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("storage");
@@ -335,6 +393,7 @@ int main(void)
     tcase_add_test(tc, unsafe_keys_are_refused_before_touching_disk);
     tcase_add_test(tc, symlinks_inside_root_are_not_followed);
     tcase_add_test(tc, check_and_open_errors);
+    tcase_add_test(tc, full_disk_is_transient_read_only_is_permanent);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
