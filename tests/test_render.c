@@ -192,7 +192,7 @@ START_TEST(pixel_mirror_and_size)
     static const int sizes[] = {16, 17, 18, 19, 20, 21, 31, 64, 100, 101, 255, 1000};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         for (int s = 0; s < 4; s++) {
-            char seed[16];
+            char seed[32];
             snprintf(seed, sizeof seed, "seed-%d", s);
             req q = {seed, "pixel", sizes[i], NULL, NULL, NULL, -1, NULL};
             picture p = decode_req(&q, NULL);
@@ -235,7 +235,7 @@ static const struct {
 START_TEST(bit_depths)
 {
     for (int s = 0; s < 6; s++) {
-        char seed[16];
+        char seed[32];
         snprintf(seed, sizeof seed, "depth-%d", s);
         req q = {seed, style_depths[_i].style, 128, NULL, NULL, NULL, -1, NULL};
         buf png = BUF_INIT;
@@ -287,7 +287,7 @@ START_TEST(scheme_colours_present)
     const color_scheme *sc = color_scheme_find("ocean");
     uint32_t pc = rgb24(sc->primary), fc = rgb24(sc->foreign);
     for (int s = 0; s < 5; s++) {
-        char seed[16];
+        char seed[32];
         snprintf(seed, sizeof seed, "scheme-%d", s);
         req q = {seed, "pixel", 64, NULL, NULL, "ocean", -1, NULL};
         picture p = decode_req(&q, NULL);
@@ -372,7 +372,7 @@ START_TEST(deterministic_and_varied)
         char hashes[40][65];
         int distinct = 0;
         for (int k = 0; k < 40; k++) {
-            char seed[16];
+            char seed[32];
             snprintf(seed, sizeof seed, "user-%d", k);
             req b = {seed, render_style_name(s), 48, NULL, NULL, "blue", -1, NULL};
             render_image img = RENDER_IMAGE_INIT;
@@ -463,7 +463,7 @@ START_TEST(colour_precedence)
     /* from the seed alone: a light background, hues that vary */
     int hues[360] = {0}, distinct = 0;
     for (int k = 0; k < 60; k++) {
-        char seed[16];
+        char seed[32];
         int len = snprintf(seed, sizeof seed, "hue-%d", k);
         render_params_init(&p, seed, (size_t)len, 0, NULL, NULL, NULL, -1, FILTER_NONE);
         int h, s, l;
