@@ -425,11 +425,13 @@ END_TEST
  * No systemd runs as PID 1 here, so the unit's seccomp filter cannot be
  * applied for real. Instead the worker runs as nobody with no capabilities
  * and no_new_privs (what User=, CapabilityBoundingSet= and NoNewPrivileges=
- * give it) under strace, and every system call it makes while taking jobs,
+ * give it), on a read-only / but for its data directory (ProtectSystem=
+ * strict), under strace, and every system call it makes while taking jobs,
  * reloading on SIGHUP and stopping on SIGTERM must be in the unit's
  * SystemCallFilter=@system-service ~@privileged; its sockets must be of the
- * RestrictAddressFamilies= families and no mapping may be writable and
- * executable (MemoryDenyWriteExecute=). */
+ * RestrictAddressFamilies= families, no mapping may be writable and
+ * executable (MemoryDenyWriteExecute=), no write may hit the read-only
+ * system, and it may read only per-process files of /proc (ProcSubset=pid). */
 
 static sup_redis redis;
 
@@ -492,16 +494,18 @@ START_TEST(worker_stays_within_the_sandbox)
     fprintf(stderr, "note: sanitizer build; its runtime makes calls the production build does not; skipped\n");
     return;
 #endif
-    if (!have_tool("systemd-analyze") || !have_tool("strace") || !have_tool("setpriv")) {
-        fprintf(stderr, "note: systemd-analyze, strace or setpriv missing; sandbox audit skipped\n");
+    if (!have_tool("systemd-analyze") || !have_tool("strace") || !have_tool("setpriv") ||
+        !have_tool("unshare")) {
+        fprintf(stderr, "note: systemd-analyze, strace, setpriv or unshare missing; sandbox audit skipped\n");
         return;
     }
     if (geteuid() != 0) {
         fprintf(stderr, "note: not root, cannot become nobody; sandbox audit skipped\n");
         return;
     }
-    if (sup_run("strace -f -qq -o /dev/null true", NULL, false) != 0) {
-        fprintf(stderr, "note: strace cannot trace here (ptrace denied); sandbox audit skipped\n");
+    if (sup_run("strace -f -qq -o /dev/null true", NULL, false) != 0 ||
+        sup_run("unshare --mount --propagation private true", NULL, false) != 0) {
+        fprintf(stderr, "note: no ptrace or no mount namespaces here; sandbox audit skipped\n");
         return;
     }
     /* A world-writable scratch directory for the unprivileged worker. */
@@ -523,9 +527,15 @@ START_TEST(worker_stays_within_the_sandbox)
 
     char worker[PATH_MAX + 32];
     FMT(worker, "%s/avatarq-worker", bindir);
-    char *argv[] = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                    "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--",
-                    "/usr/bin/strace", "-f", "-qq", "-o", trace, worker, "-c", conf, NULL};
+    /* In a mount namespace of its own, / is read-only and only the data
+     * directory is writable, as with ProtectSystem=strict and
+     * StateDirectory= (a bind remount changes this namespace's view only). */
+    static const char sandbox[] =
+        "mount --make-rprivate / && mount --bind \"$0\" \"$0\" && mount -o remount,bind,ro / && "
+        "exec setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs --inh-caps=-all "
+        "--bounding-set=-all -- strace -f -qq -o \"$0/trace\" \"$1\" -c \"$0/config.ini\"";
+    char *argv[] = {"/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/bin/sh",
+                    "-c", (char *)sandbox, dir, worker, NULL};
     pid_t tracer = sup_spawn(argv, NULL, log);
 
     push_job("audit-1", "pixel");
@@ -582,6 +592,18 @@ START_TEST(worker_stays_within_the_sandbox)
         trace);
     sup_run(check, &out, false);
     ck_assert_msg(out.len == 0, "writable and executable mappings: %s", (char *)out.data);
+    /* ProtectSystem=strict: nothing it tried to write outside its data
+     * directory, not even a failure it shrugged off. */
+    FMT(check, "grep -E '= -1 EROFS' '%s' | head -3", trace);
+    sup_run(check, &out, false);
+    ck_assert_msg(out.len == 0, "writes on the read-only system: %s", (char *)out.data);
+    /* ProcSubset=pid: only the per-process parts of /proc. */
+    FMT(check,
+        "grep -oE '\"/proc/[^\"]*\"' '%s' | grep -vE '^\"/proc/(self|thread-self|[0-9]+)(/[^\"]*)?\"$' | "
+        "sort -u | head -5 | tr '\\n' ' '",
+        trace);
+    sup_run(check, &out, false);
+    ck_assert_msg(out.len == 0, "/proc files outside ProcSubset=pid: %s", (char *)out.data);
     buf_free(&out);
 }
 END_TEST
