@@ -1053,6 +1053,19 @@ START_TEST(auth_and_select)
     ck_assert_ptr_null(strstr(e.msg, "wrong-pw"));
     ck_assert_ptr_nonnull(strstr(e.msg, "AUTH"));
     raw("CONFIG SET requirepass %s", "");
+
+    /* an ACL user (user + password) who may not run CONFIG: the policy
+     * still comes, from INFO memory */
+    raw("ACL SETUSER lim on >lim-pw ~* &* +@all -config");
+    snprintf(text, sizeof text, "[redis]\nurl = redis://lim:lim-pw@127.0.0.1:%d/0\n", R.port);
+    ck_assert_int_eq(config_load_string(&c, text, "t.ini", &e), 0);
+    q = queue_open(&c, &e);
+    ck_assert_msg(q != NULL, "%s", e.msg);
+    char pol[64] = "";
+    ck_assert_msg(queue_maxmemory_policy(q, pol, sizeof pol, &e) == 0, "%s", e.msg);
+    ck_assert_str_eq(pol, "noeviction");
+    queue_close(q);
+    raw("ACL DELUSER lim");
 }
 END_TEST
 
