@@ -23,7 +23,7 @@ typedef struct edge {
     int64_t lo2, hi2;      /* rings: squared radii where coverage is full/none */
 } edge;
 
-/* factor[a][b]: whether shape b of parameter r reaches r*sqrt(2) in the
+/* corner_out[a][b]: whether shape b of parameter r reaches r*sqrt(2) in the
  * metric of shape a (1) or only r (0). A circle fits snugly in anything;
  * a square in a square and a diamond in a diamond; otherwise corners stick
  * out by sqrt(2). Index SHAPE_COUNT is the image frame (a square). */
