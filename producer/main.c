@@ -19,7 +19,8 @@ typedef struct cmd_entry {
     const char *help;
 } cmd_entry;
 
-#define JOB_OPTIONS_HELP \
+/* The options that decide the pixels, shared by enqueue, batch and render. */
+#define JOB_LOOK_HELP \
     "  --seed S            the seed (1 to 256 bytes); same seed + options = same pixels\n" \
     "  --style NAME        pixel | classic | wave | gradient [render] default_style\n" \
     "  --size N            a size in pixels, 16 to [render] max_size; repeatable\n" \
@@ -28,20 +29,33 @@ typedef struct cmd_entry {
     "  --foreign COLOUR    the second colour (background)\n" \
     "  --scheme NAME       a named colour scheme (avatarq schemes); colours override it\n" \
     "  --angle DEG         gradient angle, 0 to 360\n" \
-    "  --filter NAME       none | grayscale | sepia | negative\n" \
+    "  --filter NAME       none | grayscale | sepia | negative\n"
+
+#define JOB_OPTIONS_HELP JOB_LOOK_HELP \
     "  --max-attempts N    1 to 25 tries before the job goes dead [worker] max_attempts\n" \
     "  --queue Q           the queue to push to [redis] queue\n"
 
 static const cmd_entry commands[] = {
-    {{"render", cmd_render, "render --seed S [options] -o FILE | -d DIR",
-      "render an avatar offline, without Redis"},
-     "  Renders PNGs locally with the same code the workers use; needs no\n"
-     "  Redis and no config file. Takes the job options of enqueue.\n"},
-    {{"sheet", cmd_sheet, "sheet [options] -o FILE",
-      "render a contact sheet of styles and schemes"},
-     "  Renders one PNG with a grid of avatars, offline.\n"},
+    {{"render", cmd_render,
+      "render --seed S [options] -o FILE | -d DIR | render --seeds FILE -d DIR [options]",
+      "render avatars offline, without Redis"},
+     JOB_LOOK_HELP
+     "  --id ID             the id for -d DIR (default: derived, as a worker would)\n"
+     "  -o, --output FILE   write one PNG of one size (default 256) ('-': stdout)\n"
+     "  -d, --dir DIR       write every size as DIR/ID/SIZE.png and print the paths\n"
+     "  --seeds FILE        with -d: one seed per line, or ID<TAB>SEED ('-': stdin);\n"
+     "                      progress bar on a terminal, summary at the end\n"
+     "  Renders with the same code as the workers, so the bytes are the ones the\n"
+     "  fleet would store. Needs no config file and no Redis.\n"},
+    {{"sheet", cmd_sheet, "sheet [--size N] -o FILE",
+      "render a contact sheet of every style and scheme"},
+     "  -o, --output FILE   the PNG to write ('-': stdout)\n"
+     "  --size N            cell size in pixels, 16 to 256 (default 96)\n"
+     "  Rows are the styles; columns are seed colours, then schemes, then\n"
+     "  filters. Offline, like render.\n"},
     {{"schemes", cmd_schemes, "schemes", "list the named colour schemes"},
-     "  Prints every colour scheme with its two colours.\n"},
+     "  One line per scheme: name, primary and foreign colour, description\n"
+     "  (with colour swatches on a terminal). Offline.\n"},
     {{"enqueue", cmd_enqueue,
       "enqueue --seed S [job options] [--id ID] [--wait [--timeout S]] | --delete --id ID",
       "push one job and print its id"},
