@@ -488,7 +488,61 @@ static const char ALLOWED_CMD[] =
     "*) echo \"$n\" ;; esac; done; }; "
     "comm -23 <(expand @system-service | sort -u) <(expand @privileged | sort -u)";
 
-START_TEST(worker_stays_within_the_sandbox)
+/* In a mount namespace of its own, / is read-only and only the data
+ * directory ($0) is writable, as with ProtectSystem=strict and
+ * StateDirectory= (a bind remount changes this namespace's view only);
+ * then, as nobody without capabilities, strace runs the program ($2...)
+ * and writes its trace to $0/$1. */
+static const char SANDBOX[] =
+    "d=$0; t=$1; shift; "
+    "mount --make-rprivate / && mount --bind \"$d\" \"$d\" && mount -o remount,bind,ro / && "
+    "exec setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs --inh-caps=-all "
+    "--bounding-set=-all -- strace -f -qq -o \"$d/$t\" \"$@\"";
+
+/* Checks one trace against the unit's limits; allowed holds the filter's
+ * system call names. min_work: how many write-like calls real work makes. */
+static void audit_trace(const char *what, const char *trace, const char *allowed, int min_work)
+{
+    char check[4 * PATH_MAX];
+    buf out = BUF_INIT;
+    FMT(check,
+        "sed -E 's/^[0-9]+ +//' '%s' | grep -oE '^[a-z_0-9]+\\(' | tr -d '(' | sort -u | "
+        "comm -23 - '%s' | tr '\\n' ' '",
+        trace, allowed);
+    ck_assert_int_eq(sup_run(check, &out, false), 0);
+    ck_assert_msg(out.len == 0, "%s: system calls outside @system-service ~@privileged: %s", what,
+                  (char *)out.data);
+    /* The check is not vacuous: the trace holds the calls of real work. */
+    FMT(check, "grep -cE '^[0-9]+ +(sendto|write|writev|openat|rename|renameat2)\\(' '%s'", trace);
+    sup_run(check, &out, false);
+    ck_assert_msg(atoi((char *)out.data) >= min_work, "%s: trace too thin: %s", what, (char *)out.data);
+
+    FMT(check,
+        "grep -oE 'socket\\((AF_[A-Z0-9]+|[0-9]+)' '%s' | sort -u | grep -vE 'AF_(UNIX|INET|INET6)$' | "
+        "tr '\\n' ' '",
+        trace);
+    sup_run(check, &out, false);
+    ck_assert_msg(out.len == 0, "%s: sockets outside AF_UNIX AF_INET AF_INET6: %s", what, (char *)out.data);
+    FMT(check, "grep -E '(mmap|mprotect|pkey_mprotect)\\(' '%s' | grep 'PROT_WRITE' | grep 'PROT_EXEC' | head -3",
+        trace);
+    sup_run(check, &out, false);
+    ck_assert_msg(out.len == 0, "%s: writable and executable mappings: %s", what, (char *)out.data);
+    /* ProtectSystem=strict: nothing it tried to write outside its data
+     * directory, not even a failure it shrugged off. */
+    FMT(check, "grep -E '= -1 EROFS' '%s' | head -3", trace);
+    sup_run(check, &out, false);
+    ck_assert_msg(out.len == 0, "%s: writes on the read-only system: %s", what, (char *)out.data);
+    /* ProcSubset=pid: only the per-process parts of /proc. */
+    FMT(check,
+        "grep -oE '\"/proc/[^\"]*\"' '%s' | grep -vE '^\"/proc/(self|thread-self|[0-9]+)(/[^\"]*)?\"$' | "
+        "sort -u | head -5 | tr '\\n' ' '",
+        trace);
+    sup_run(check, &out, false);
+    ck_assert_msg(out.len == 0, "%s: /proc files outside ProcSubset=pid: %s", what, (char *)out.data);
+    buf_free(&out);
+}
+
+START_TEST(worker_and_health_stay_within_the_sandbox)
 {
 #if defined(__SANITIZE_ADDRESS__)
     fprintf(stderr, "note: sanitizer build; its runtime makes calls the production build does not; skipped\n");
@@ -508,15 +562,15 @@ START_TEST(worker_stays_within_the_sandbox)
         fprintf(stderr, "note: no ptrace or no mount namespaces here; sandbox audit skipped\n");
         return;
     }
-    /* A world-writable scratch directory for the unprivileged worker. */
-    char dir[PATH_MAX + 16], conf[PATH_MAX + 32], trace[PATH_MAX + 32], log[PATH_MAX + 32];
+    /* A world-writable scratch directory for the unprivileged programs. */
+    char dir[PATH_MAX + 16], conf[PATH_MAX + 32], log[PATH_MAX + 32], hlog[PATH_MAX + 32];
     FMT(dir, "%s/audit", tmp);
     ck_assert_int_eq(mkdir(dir, 0777), 0);
     ck_assert_int_eq(chmod(dir, 0777), 0);
     ck_assert_int_eq(chmod(tmp, 0755), 0);
     FMT(conf, "%s/config.ini", dir);
-    FMT(trace, "%s/trace", dir);
     FMT(log, "%s/worker.log", dir);
+    FMT(hlog, "%s/health.log", dir);
     char text[2 * PATH_MAX + 512];
     FMT(text,
         "[redis]\nurl = %s\nnamespace = audit\n[worker]\nprocesses = 2\n"
@@ -525,19 +579,13 @@ START_TEST(worker_stays_within_the_sandbox)
     sup_write_file(conf, text);
     chmod(conf, 0644);
 
-    char worker[PATH_MAX + 32];
+    /* The worker: jobs, a reload, a stop. */
+    char cli[PATH_MAX + 32], worker[PATH_MAX + 32];
+    FMT(cli, "%s/avatarq", bindir);
     FMT(worker, "%s/avatarq-worker", bindir);
-    /* In a mount namespace of its own, / is read-only and only the data
-     * directory is writable, as with ProtectSystem=strict and
-     * StateDirectory= (a bind remount changes this namespace's view only). */
-    static const char sandbox[] =
-        "mount --make-rprivate / && mount --bind \"$0\" \"$0\" && mount -o remount,bind,ro / && "
-        "exec setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs --inh-caps=-all "
-        "--bounding-set=-all -- strace -f -qq -o \"$0/trace\" \"$1\" -c \"$0/config.ini\"";
     char *argv[] = {"/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/bin/sh",
-                    "-c", (char *)sandbox, dir, worker, NULL};
+                    "-c", (char *)SANDBOX, dir, "worker.trace", worker, "-c", conf, NULL};
     pid_t tracer = sup_spawn(argv, NULL, log);
-
     push_job("audit-1", "pixel");
     push_job("audit-2", "gradient");
     bool done = job_done("audit-1", 60000) && job_done("audit-2", 60000);
@@ -561,10 +609,19 @@ START_TEST(worker_stays_within_the_sandbox)
     ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "worker did not stop cleanly (%d)", st);
     ck_assert_msg(file_has(log, "reload done"), "no reload in the log");
 
-    /* Every system call made, against the filter. */
-    char names[PATH_MAX + 64];
+    /* Then ExecStartPre='s avatarq health, as at the next start (on a fresh
+     * database it reports the missing schema: the worker migrates it). */
+    char *hargv[] = {"/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/bin/sh",
+                     "-c", (char *)SANDBOX, dir, "health.trace", cli, "-c", conf, "health", NULL};
+    int hst = sup_wait(sup_spawn(hargv, NULL, hlog), 60000);
+    ck_assert_msg(hst != -1 && WIFEXITED(hst) && WEXITSTATUS(hst) == 0, "health failed (%d):\n%s", hst,
+                  file_has(hlog, "") ? read_text(hlog) : "");
+    ck_assert_msg(file_has(hlog, "ok redis") && file_has(hlog, "ok database") && file_has(hlog, "ok storage"),
+                  "health output:\n%s", read_text(hlog));
+
+    /* What the filter allows, one name per line. */
+    char names[PATH_MAX + 64], script[PATH_MAX + 64];
     FMT(names, "%s/allowed", dir);
-    char script[PATH_MAX + 64];
     FMT(script, "%s/allowed.sh", dir);
     sup_write_file(script, ALLOWED_CMD);
     FMT(cmd, "bash '%s' > '%s'", script, names);
@@ -572,39 +629,13 @@ START_TEST(worker_stays_within_the_sandbox)
     FMT(cmd, "grep -cx read '%s'", names);
     sup_run(cmd, &out, false);
     ck_assert_msg(atoi((char *)out.data) == 1, "could not list the filter's system calls");
-    char check[4 * PATH_MAX];
-    FMT(check,
-        "sed -E 's/^[0-9]+ +//' '%s' | grep -oE '^[a-z_0-9]+\\(' | tr -d '(' | sort -u | "
-        "comm -23 - '%s' | tr '\\n' ' '",
-        trace, names);
-    ck_assert_int_eq(sup_run(check, &out, false), 0);
-    ck_assert_msg(out.len == 0, "system calls outside @system-service ~@privileged: %s", (char *)out.data);
-    /* The check is not vacuous: the trace holds the calls of real work. */
-    FMT(check, "grep -cE '^[0-9]+ +(sendto|write|writev|openat|rename|renameat2)\\(' '%s'", trace);
-    sup_run(check, &out, false);
-    ck_assert_msg(atoi((char *)out.data) > 20, "trace too thin: %s", (char *)out.data);
-
-    FMT(check, "grep -oE 'socket\\((AF_[A-Z0-9]+|[0-9]+)' '%s' | sort -u | grep -vE 'AF_(UNIX|INET|INET6)$' | tr '\\n' ' '",
-        trace);
-    sup_run(check, &out, false);
-    ck_assert_msg(out.len == 0, "sockets outside AF_UNIX AF_INET AF_INET6: %s", (char *)out.data);
-    FMT(check, "grep -E '(mmap|mprotect|pkey_mprotect)\\(' '%s' | grep 'PROT_WRITE' | grep 'PROT_EXEC' | head -3",
-        trace);
-    sup_run(check, &out, false);
-    ck_assert_msg(out.len == 0, "writable and executable mappings: %s", (char *)out.data);
-    /* ProtectSystem=strict: nothing it tried to write outside its data
-     * directory, not even a failure it shrugged off. */
-    FMT(check, "grep -E '= -1 EROFS' '%s' | head -3", trace);
-    sup_run(check, &out, false);
-    ck_assert_msg(out.len == 0, "writes on the read-only system: %s", (char *)out.data);
-    /* ProcSubset=pid: only the per-process parts of /proc. */
-    FMT(check,
-        "grep -oE '\"/proc/[^\"]*\"' '%s' | grep -vE '^\"/proc/(self|thread-self|[0-9]+)(/[^\"]*)?\"$' | "
-        "sort -u | head -5 | tr '\\n' ' '",
-        trace);
-    sup_run(check, &out, false);
-    ck_assert_msg(out.len == 0, "/proc files outside ProcSubset=pid: %s", (char *)out.data);
     buf_free(&out);
+
+    char trace[PATH_MAX + 32];
+    FMT(trace, "%s/health.trace", dir);
+    audit_trace("avatarq health", trace, names, 5);
+    FMT(trace, "%s/worker.trace", dir);
+    audit_trace("avatarq-worker", trace, names, 20);
 }
 END_TEST
 
@@ -693,7 +724,7 @@ int main(void)
     tcase_add_unchecked_fixture(sb, redis_up, redis_down);
     tcase_add_checked_fixture(sb, setup, teardown);
     tcase_set_timeout(sb, 240);
-    tcase_add_test(sb, worker_stays_within_the_sandbox);
+    tcase_add_test(sb, worker_and_health_stay_within_the_sandbox);
     suite_add_tcase(s, sb);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
