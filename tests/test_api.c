@@ -6,6 +6,7 @@
 #include <hiredis/hiredis.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -394,6 +395,92 @@ START_TEST(example_program_enqueues)
 }
 END_TEST
 
+/* ---- a Redis restart while waiting ---- */
+
+static void redis_up_aof(void)
+{
+    sup_redis_start(&R, true);
+}
+
+/* The test restarts Redis in its own (forked) process; it leaves the new
+ * pid in a file so that this teardown stops that server too. */
+static void redis_down_aof(void)
+{
+    char path[300], comm[64] = "";
+    snprintf(path, sizeof path, "%s/current.pid", R.dir);
+    FILE *f = fopen(path, "r");
+    int pid = 0;
+    if (f) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    snprintf(path, sizeof path, "/proc/%d/comm", pid);
+    f = pid > 0 ? fopen(path, "r") : NULL;
+    if (f) {
+        if (!fgets(comm, sizeof comm, f))
+            comm[0] = '\0';
+        fclose(f);
+    }
+    if (strncmp(comm, "redis-server", 12) == 0) {
+        kill(pid, SIGTERM);
+        for (int i = 0; i < 500 && kill(pid, 0) == 0; i++)
+            sup_sleep_ms(20);
+        kill(pid, SIGKILL);
+    }
+    redis_down();
+}
+
+START_TEST(wait_rides_out_a_restart)
+{
+    char err[512], id[65];
+    avatarq_request r;
+    avatarq_request_init(&r);
+    r.seed = "patient";
+    ck_assert_int_eq(avatarq_enqueue(A, &r, id, err, sizeof err), 0);
+    pid_t waiter = fork();
+    ck_assert_int_ge(waiter, 0);
+    if (waiter == 0) {
+        /* a handle of its own, opened after the fork */
+        avatarq *a = avatarq_open(CONF, err, sizeof err);
+        avatarq_status st;
+        int rc = a ? avatarq_wait(a, id, 60000, &st, err, sizeof err) : -99;
+        bool done = rc == 0 && strcmp(st.state, "done") == 0;
+        if (rc == 0)
+            avatarq_status_free(&st);
+        avatarq_close(a);
+        _exit(done ? 0 : 1);
+    }
+    /* stop the server once the waiter is blocked on the events stream */
+    bool blocked = false;
+    for (int i = 0; i < 300 && !blocked; i++) {
+        redisReply *cl = redisCommand(RAW, "CLIENT LIST");
+        blocked = cl && cl->type == REDIS_REPLY_STRING && strstr(cl->str, "cmd=xread");
+        freeReplyObject(cl);
+        if (!blocked)
+            sup_sleep_ms(50);
+    }
+    ck_assert_msg(blocked, "the waiter never blocked in XREAD");
+    sup_redis_stop(&R);
+    sup_redis_restart(&R);
+    char path[300], text[32];
+    snprintf(path, sizeof path, "%s/current.pid", R.dir);
+    snprintf(text, sizeof text, "%d\n", (int)R.pid);
+    sup_write_file(path, text);
+    redisFree(RAW);
+    RAW = redisConnect("127.0.0.1", R.port);
+    ck_assert_int_eq(raw_int("LLEN %s:queue:default", NS), 1); /* kept by the AOF */
+    pid_t worker = fork();
+    ck_assert_int_ge(worker, 0);
+    if (worker == 0)
+        fake_worker(100);
+    int ws = sup_wait(worker, 20000);
+    ck_assert(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    ws = sup_wait(waiter, 60000);
+    ck_assert_msg(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "the waiter did not see done");
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
@@ -408,6 +495,13 @@ static Suite *api_suite(void)
     tcase_add_test(tc, batches_pipeline);
     tcase_add_test(tc, example_program_enqueues);
     suite_add_tcase(s, tc);
+
+    TCase *out = tcase_create("outage");
+    tcase_add_unchecked_fixture(out, redis_up_aof, redis_down_aof);
+    tcase_add_checked_fixture(out, api_setup, api_teardown);
+    tcase_set_timeout(out, 120);
+    tcase_add_test(out, wait_rides_out_a_restart);
+    suite_add_tcase(s, out);
     return s;
 }
 
