@@ -91,6 +91,10 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(TEST_SUPPORT_OBJ) $(LIBA)
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBA)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# Keep test and bench objects between builds (they are intermediates of the
+# pattern rules, which make would otherwise delete).
+.SECONDARY:
+
 deps:
 	@bash tests/deps.sh
 

@@ -12,7 +12,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 while (($# >= 2)); do
     build=$1 bindir=$2; shift 2
-    export AQ_BIN_DIR="$PWD/$bindir"
+    case "$bindir" in /*) ;; *) bindir="$PWD/$bindir" ;; esac
+    export AQ_BIN_DIR="$bindir"
     for t in "$build"/tests/test_*; do
         [ -x "$t" ] || continue
         case "$t" in *.o|*.d) continue ;; esac
