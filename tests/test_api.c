@@ -341,21 +341,27 @@ START_TEST(batches_pipeline)
 }
 END_TEST
 
-/* Directory of this test binary's build (…/tests/test_api -> …). */
-static void build_dir(char *out, size_t n)
+/* The libavatarq.a this test binary was linked with: BUILD/libavatarq.a
+ * for O=DIR and SAN=1 builds, lib/libavatarq.a beside build/ for the
+ * default one (see the Makefile's LIBA). */
+static void library_path(char *out, size_t n)
 {
     char exe[PATH_MAX];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
     ck_assert_int_gt(len, 0);
     exe[len] = '\0';
-    char *d = dirname(dirname(exe));
-    snprintf(out, n, "%s", d);
+    char *build = dirname(dirname(exe)); /* …/BUILD/tests/test_api -> …/BUILD */
+    snprintf(out, n, "%s/libavatarq.a", build);
+    if (access(out, R_OK) == 0)
+        return;
+    snprintf(out, n, "%s/lib/libavatarq.a", dirname(build));
+    ck_assert_msg(access(out, R_OK) == 0, "cannot find libavatarq.a for %s", exe);
 }
 
 START_TEST(example_program_enqueues)
 {
-    char build[PATH_MAX], cmd[8192], bin[400];
-    build_dir(build, sizeof build);
+    char lib[PATH_MAX + 32], cmd[8192], bin[400];
+    library_path(lib, sizeof lib);
     ck_assert_msg(access("examples/enqueue.c", R_OK) == 0,
                   "run from the source tree: examples/enqueue.c not found");
     snprintf(bin, sizeof bin, "%s/enqueue", DIR_);
@@ -366,9 +372,9 @@ START_TEST(example_program_enqueues)
 #endif
     snprintf(cmd, sizeof cmd,
              "cc -std=c11 -Wall -Wextra -Werror %s -Iinclude -o %s examples/enqueue.c "
-             "%s/libavatarq.a $(pkg-config --libs hiredis jansson inih libpq sqlite3 libcurl "
+             "%s $(pkg-config --libs hiredis jansson inih libpq sqlite3 libcurl "
              "libcrypto libpng libsystemd) -lm",
-             san, bin, build);
+             san, bin, lib);
     buf out = BUF_INIT;
     int rc = sup_run(cmd, &out, true);
     ck_assert_msg(rc == 0, "compiling the example failed:\n%s\n%s", cmd,
