@@ -395,6 +395,24 @@ START_TEST(pkg_config_program_links_and_enqueues)
     ck_assert_str_eq(sup_redis_str(&redis, "HGET aqinst:job:%s state", id), "queued");
     const char *doc = sup_redis_str(&redis, "LINDEX aqinst:queue:q1 0");
     ck_assert_msg(strstr(doc, "installed@example.com") != NULL, "queued doc: %s", doc);
+
+    /* The shipped example builds the way its comment says, against the
+     * installed tree, and enqueues too (configured by the environment alone:
+     * it runs where there is no config.ini). */
+    FMT(prog, "%s/example", dest);
+    FMT(cmd, "cc -std=c11 -Wall -Wextra -Werror " SAN_FLAGS " -o '%s' '%s/examples/enqueue.c' $(%s --cflags --libs avatarq)",
+        prog, root, pcenv);
+    rc = sup_run(cmd, &out, true);
+    ck_assert_msg(rc == 0, "building examples/enqueue.c failed (%d):\n%s", rc, (char *)out.data);
+    FMT(cmd,
+        "cd '%s' && AVATARQ_REDIS_URL='%s' AVATARQ_REDIS_NAMESPACE=aqinst AVATARQ_REDIS_QUEUE=q1 "
+        "'%s' example-seed wave",
+        dest, redis.url, prog);
+    rc = sup_run(cmd, &out, false);
+    ck_assert_msg(rc == 0, "examples/enqueue exit %d: %s", rc, (char *)out.data);
+    ck_assert_int_eq(sup_redis_int(&redis, "LLEN aqinst:queue:q1"), 2);
+    doc = sup_redis_str(&redis, "LINDEX aqinst:queue:q1 0");
+    ck_assert_msg(strstr(doc, "example-seed") != NULL, "queued doc: %s", doc);
     buf_free(&out);
 }
 END_TEST
