@@ -155,6 +155,14 @@ void render_ramp(render_image *img, aq_rgb a, aq_rgb b, int n)
     img->ncolors = n;
 }
 
+aq_rgb render_tint(const render_params *p, int t, int tmax)
+{
+    const aq_rgb f = p->foreign;
+    int luma = (299 * f.r + 587 * f.g + 114 * f.b) / 1000;
+    aq_rgb towards = luma >= 128 ? (aq_rgb){255, 255, 255} : f;
+    return color_mix(p->primary, towards, t, tmax);
+}
+
 void render_image_free(render_image *img)
 {
     free(img->pixels);

@@ -1,7 +1,7 @@
 /* gradient: a linear gradient at an angle (CSS convention: 0 = towards the
  * top, 90 = towards the right; the seed picks one when the request has
  * none), crossed by a soft seed-placed band of light, on a three-stop ramp:
- * foreign -> primary -> a deeper primary turned round the hue circle.
+ * pale primary -> primary -> a deeper primary turned round the hue circle.
  * 256 palette steps, 8-bit PNG.
  *
  * Why an integer direction: the colour is a function of u = A*x + B*y for
@@ -20,7 +20,9 @@
 #define LIGHT_END 72   /* the gradient runs from here to STEPS - 1 */
 #define MAX_DIR 12     /* largest |A| or |B| of the direction */
 
-/* Three stops: foreign (0), primary (MID), and a deeper primary turned 30
+/* Three stops: a pale tint of the primary (0, render_tint: close to the
+ * foreign colour of most schemes, never mud between contrasting ones),
+ * the primary (MID), and a deeper primary turned 30
  * degrees round the hue circle (STEPS - 1), which gives the gradient depth
  * without leaving the scheme's family of colours. The turn goes away from
  * yellow (greens to teal, blues to violet, oranges and reds to crimson),
@@ -30,9 +32,10 @@ static void gradient_palette(const render_params *p, render_image *img)
     int h, s, l;
     color_to_hsl(p->primary, &h, &s, &l);
     int turn = h >= 100 && h < 300 ? 30 : -30;
+    aq_rgb light = render_tint(p, 4, 5);
     aq_rgb deep = color_hsl(h + turn, s + 8, l > 30 ? l - 12 : l / 2 + 3);
     for (int i = 0; i < MID; i++)
-        img->palette[i] = color_mix(p->foreign, p->primary, i, MID);
+        img->palette[i] = color_mix(light, p->primary, i, MID);
     for (int i = MID; i < STEPS; i++)
         img->palette[i] = color_mix(p->primary, deep, i - MID, STEPS - 1 - MID);
     img->ncolors = STEPS;

@@ -38,6 +38,12 @@ int render_reserve(render_image *img, size_t bytes);
  * img->ncolors = n. */
 void render_ramp(render_image *img, aq_rgb a, aq_rgb b, int n);
 
+/* The primary paled t/tmax of the way towards white, or, when the foreign
+ * colour is dark, towards the foreign colour: the light end of a style's
+ * ramp that stays in the primary's family instead of passing through mud
+ * on contrasting pairs (purple on gold). */
+aq_rgb render_tint(const render_params *p, int t, int tmax);
+
 /* A style draws p at size x size into img (indexed, unfiltered palette).
  * It may use img->pixels beyond size*size as scratch after reserving it. */
 typedef int (*render_style_fn)(const render_params *p, int size, render_image *img);

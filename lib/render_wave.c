@@ -97,18 +97,13 @@ static void fill_column(uint8_t *col, int size, const int32_t *b, int n, int sub
     }
 }
 
-/* The sky is the foreign colour; the waves are tints of the primary,
- * palest first, down to the primary itself. Tints towards white rather
- * than mixes with the foreign colour keep contrasting pairs (purple on
- * gold) from passing through mud; on a dark sky the waves instead rise out
- * of the dark, as shades between it and the primary. Entry v is v/sub of
- * the way along that chain. */
+/* The sky is the foreign colour; the waves are tints of the primary
+ * (render_tint), palest first, down to the primary itself. Entry v is
+ * v/sub of the way along that chain. */
 static void wave_palette(const render_params *p, int n, int sub, render_image *img)
 {
     aq_rgb chain[MAX_LINES + 1];
-    int sky_luma = (299 * p->foreign.r + 587 * p->foreign.g + 114 * p->foreign.b) / 1000;
-    aq_rgb towards = sky_luma >= 128 ? (aq_rgb){255, 255, 255} : p->foreign;
-    aq_rgb light = color_mix(p->primary, towards, 3, 5);
+    aq_rgb light = render_tint(p, 3, 5);
     chain[0] = p->foreign;
     for (int i = 1; i <= n; i++)
         chain[i] = color_mix(light, p->primary, i - 1, n - 1);

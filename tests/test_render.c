@@ -123,11 +123,11 @@ static const struct golden {
     {{"grace", "wave", 50, NULL, NULL, "sunset", -1, "sepia"},
      "f3188cfa65df3505f63bc81791bdd76dcd32a88dceadcbdb1cce54281d855bc0"},
     {{"dave", "gradient", 256, NULL, NULL, NULL, 45, NULL},
-     "e8370511ec1e4dddfb12438ba417d8fd94146f62a9cef339f8742f2cb8a1a8e6"},
+     "1ffc3278c8357e190fa672aad0a63939f43b5ce1bc850d60a6a38b0b70477186"},
     {{"dave", "gradient", 97, NULL, NULL, NULL, -1, NULL},
-     "9ce5848d1d0de8ccf55b16d62bef65c7eefb5a5bd2cc0dd5ab2e3a1f07abdc33"},
+     "7521e392bb16e16362ee1d6a417d5be8d5e643fa6fcef7b77651d010012368b4"},
     {{"heidi", "gradient", 31, NULL, NULL, "royal", 200.5, NULL},
-     "52c0a67d8bca246d8b3da7e963baabd57e63a983e068cdaa1b3745d26aecbbb2"},
+     "3a56c173728240d4e03b22a6d6bbdfdb65f022d3424466abf6a1c6f622d11f0a"},
 };
 
 START_TEST(golden)
