@@ -1119,7 +1119,7 @@ static json_t *json_string_lossy(const char *s, size_t len)
 char *queue_dead_doc(const char *doc, size_t len, const char *error, int64_t failed_at,
                      int attempts)
 {
-    json_t *o = json_loadb(doc, len, 0, NULL);
+    json_t *o = json_loadb(doc, len, JSON_ALLOW_NUL, NULL);
     if (!o || !json_is_object(o)) {
         json_decref(o);
         o = json_object();
@@ -1135,26 +1135,44 @@ char *queue_dead_doc(const char *doc, size_t len, const char *error, int64_t fai
     return s;
 }
 
-char *queue_dead_unwrap(const char *dead, size_t len, char id[65])
+/* A malloc'd copy of n bytes (plus a NUL), its length in *outlen. */
+static char *copy_bytes(const char *p, size_t n, size_t *outlen)
+{
+    char *s = malloc(n + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, p, n);
+    s[n] = '\0';
+    *outlen = n;
+    return s;
+}
+
+char *queue_dead_unwrap(const char *dead, size_t len, size_t *outlen, char id[65])
 {
     id[0] = '\0';
-    json_t *o = json_loadb(dead, len, 0, NULL);
+    json_t *o = json_loadb(dead, len, JSON_ALLOW_NUL, NULL);
     if (!o || !json_is_object(o)) {
         json_decref(o);
-        return strndup(dead, len); /* not one of ours: give it back as it is */
+        return copy_bytes(dead, len, outlen); /* not one of ours: as it is */
     }
     json_t *raw = json_object_get(o, "raw");
     json_t *vid = json_object_get(o, "id");
     if (json_is_string(vid) && check_id(json_string_value(vid), false, NULL) == 0)
         snprintf(id, 65, "%s", json_string_value(vid));
     char *s;
-    if (json_is_string(raw) && !vid) {
-        s = strndup(json_string_value(raw), json_string_length(raw));
+    /* wrapped by queue_dead_doc: exactly raw, error, failed_at, attempts */
+    bool wrapped = json_is_string(raw) && json_object_size(o) == 4 &&
+                   json_object_get(o, "error") && json_object_get(o, "failed_at") &&
+                   json_object_get(o, "attempts");
+    if (wrapped) {
+        s = copy_bytes(json_string_value(raw), json_string_length(raw), outlen);
     } else {
         json_object_del(o, "error");
         json_object_del(o, "failed_at");
         json_object_del(o, "attempts");
         s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (s)
+            *outlen = strlen(s); /* jansson escapes any NUL as \u0000 */
     }
     json_decref(o);
     return s;
@@ -1614,8 +1632,8 @@ int queue_dead_list(queue *q, long start, long stop, int (*fn)(const char *doc, 
 
 /* Sends one dead letter back to its queue (one script: LREM from NS:dead,
  * then LPUSH the original document and reset its job hash). */
-static int dead_retry_one(queue *q, const redisReply *dead, const char *doc, const char *id,
-                          long long *moved, aq_err *e)
+static int dead_retry_one(queue *q, const redisReply *dead, const char *doc, size_t doclen,
+                          const char *id, long long *moved, aq_err *e)
 {
     char keys[4][QUEUE_KEY_MAX], ns[80];
     queue_keyf(q, keys[0], QUEUE_KEY_MAX, "dead");
@@ -1628,7 +1646,7 @@ static int dead_retry_one(queue *q, const redisReply *dead, const char *doc, con
     for (int i = 0; i < 4; i++)
         arg_s(&a, keys[i]);
     arg_b(&a, dead->str, dead->len);
-    arg_s(&a, doc);
+    arg_b(&a, doc, doclen);
     arg_s(&a, id);
     arg_s(&a, ns);
     arg_s(&a, q->cfg.redis.queue);
@@ -1664,14 +1682,15 @@ int queue_dead_retry(queue *q, const char *id, bool all, int *n, aq_err *e)
         long moved_here = 0;
         for (size_t i = 0; i < got && rc == 0; i++) {
             char doc_id[65];
-            char *doc = queue_dead_unwrap(r->element[i]->str, r->element[i]->len, doc_id);
+            size_t doclen = 0;
+            char *doc = queue_dead_unwrap(r->element[i]->str, r->element[i]->len, &doclen, doc_id);
             if (!doc) {
                 rc = err_set(e, AQ_EAGAIN, "dead retry: out of memory");
                 break;
             }
             if (all || strcmp(doc_id, id) == 0) {
                 long long moved = 0;
-                rc = dead_retry_one(q, r->element[i], doc, doc_id, &moved, e);
+                rc = dead_retry_one(q, r->element[i], doc, doclen, doc_id, &moved, e);
                 moved_here += moved;
                 if (n)
                     *n += (int)moved;

@@ -190,9 +190,10 @@ char *queue_dead_doc(const char *doc, size_t len, const char *error, int64_t fai
                      int attempts);
 
 /* The inverse for `dead retry`: the original document (error, failed_at
- * and attempts removed; "raw" unwrapped), malloc'd; id receives its "id"
- * field when that is a valid id, else "". */
-char *queue_dead_unwrap(const char *dead, size_t len, char id[65]);
+ * and attempts removed; "raw" unwrapped, NUL bytes and all), malloc'd and
+ * NUL-terminated, its length in *outlen; id receives its "id" field when
+ * that is a valid id, else "". NULL only when out of memory. */
+char *queue_dead_unwrap(const char *dead, size_t len, size_t *outlen, char id[65]);
 
 /* NS:events: the id of the newest entry ("0-0" when empty) into last_id. */
 int queue_events_last(queue *q, char last_id[48], aq_err *e);

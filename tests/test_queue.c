@@ -478,25 +478,42 @@ END_TEST
 
 START_TEST(dead_doc_forms)
 {
+    const char *doc;
+    size_t blen = 0;
     /* invalid UTF-8 still gives valid JSON */
     char *dd = queue_dead_doc("\xff\xfe{", 3, "bad", 1, 2);
     ck_assert_str_eq(dd, "{\"raw\":\"??{\",\"error\":\"bad\",\"failed_at\":1,\"attempts\":2}");
     char id[65];
-    char *back = queue_dead_unwrap(dd, strlen(dd), id);
+    char *back = queue_dead_unwrap(dd, strlen(dd), &blen, id);
     ck_assert_str_eq(back, "??{");
     ck_assert_str_eq(id, "");
     free(back);
     free(dd);
     /* a JSON array is not a job object: wrapped */
     dd = queue_dead_doc("[1,2]", 5, "e", 1, 0);
-    back = queue_dead_unwrap(dd, strlen(dd), id);
+    back = queue_dead_unwrap(dd, strlen(dd), &blen, id);
     ck_assert_str_eq(back, "[1,2]");
     free(back);
     free(dd);
-    /* objects keep their order and numbers exactly */
-    const char *doc = "{\"v\":1,\"id\":\"z\",\"angle\":33.333333333333336,\"created_at\":1764000000123}";
+    /* a raw document with a NUL byte comes back whole */
+    dd = queue_dead_doc("a\0b", 3, "NUL", 1, 0);
+    ck_assert_ptr_nonnull(strstr(dd, "\"a\\u0000b\""));
+    back = queue_dead_unwrap(dd, strlen(dd), &blen, id);
+    ck_assert_uint_eq(blen, 3);
+    ck_assert_mem_eq(back, "a\0b", 3);
+    free(back);
+    free(dd);
+    /* a (bad) job object that merely has a "raw" field is not unwrapped */
+    doc = "{\"raw\":\"r\",\"seed\":\"s\"}";
     dd = queue_dead_doc(doc, strlen(doc), "e", 5, 3);
-    back = queue_dead_unwrap(dd, strlen(dd), id);
+    back = queue_dead_unwrap(dd, strlen(dd), &blen, id);
+    ck_assert_str_eq(back, doc);
+    free(back);
+    free(dd);
+    /* objects keep their order and numbers exactly */
+    doc = "{\"v\":1,\"id\":\"z\",\"angle\":33.333333333333336,\"created_at\":1764000000123}";
+    dd = queue_dead_doc(doc, strlen(doc), "e", 5, 3);
+    back = queue_dead_unwrap(dd, strlen(dd), &blen, id);
     ck_assert_str_eq(back, doc);
     ck_assert_str_eq(id, "z");
     free(back);
