@@ -289,6 +289,38 @@ START_TEST(test_help_and_version)
 }
 END_TEST
 
+START_TEST(test_health_redacts_secrets)
+{
+    /* Nothing listens anywhere: every server check fails, and neither the
+     * Redis password nor the PostgreSQL one (key=value or URL form) shows. */
+    static const char *const conninfos[] = {
+        "host=127.0.0.1 port=%d user=x password='pg sec1' dbname=y",
+        "postgresql://u:pgsec2@127.0.0.1:%d/db",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        char conninfo[256], text[1024];
+        snprintf(conninfo, sizeof conninfo, conninfos[i], sup_free_port());
+        snprintf(text, sizeof text,
+                 "[redis]\nurl = redis://:redsec@127.0.0.1:%d/0\n"
+                 "[storage.local]\nroot = %s/avatars\n"
+                 "[database]\nbackend = postgresql\n"
+                 "[database.postgresql]\nconninfo = %s\nretries = 1\n",
+                 sup_free_port(), g_dir, conninfo);
+        sup_write_file(g_conf, text);
+        ck_assert_int_eq(run("health"), 1);
+        assert_has(out_s(), "fail redis redis://:***@127.0.0.1:");
+        assert_has(out_s(), "fail database postgresql");
+        assert_has(out_s(), "ok storage local");
+        assert_has(out_s(), "***");
+        static const char *const secrets[] = {"redsec", "pg sec1", "pgsec2"};
+        for (size_t k = 0; k < 3; k++) {
+            assert_lacks(out_s(), secrets[k]);
+            assert_lacks(err_s(), secrets[k]);
+        }
+    }
+}
+END_TEST
+
 /* ---- producer commands against Redis ---- */
 
 START_TEST(test_enqueue_same_request_same_id)
@@ -789,6 +821,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_bad_config_file);
     tcase_add_test(tc, test_help_and_version);
     tcase_add_test(tc, test_enqueue_redis_down);
+    tcase_add_test(tc, test_health_redacts_secrets);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
 
