@@ -1147,6 +1147,26 @@ static char *copy_bytes(const char *p, size_t n, size_t *outlen)
     return s;
 }
 
+/* The keys a wrapper of a non-object document may have ("raw_bytes": the
+ * worker's note that it kept only the head of a huge document). */
+static const char *const wrapper_keys[] = {"raw", "error", "failed_at", "attempts", "raw_bytes"};
+
+static bool is_wrapper(json_t *o, const json_t *raw)
+{
+    if (!json_is_string(raw))
+        return false;
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v) {
+        bool known = false;
+        for (size_t i = 0; i < sizeof wrapper_keys / sizeof wrapper_keys[0]; i++)
+            known |= strcmp(key, wrapper_keys[i]) == 0;
+        if (!known)
+            return false;
+    }
+    return true;
+}
+
 char *queue_dead_unwrap(const char *dead, size_t len, size_t *outlen, char id[65])
 {
     id[0] = '\0';
@@ -1160,11 +1180,7 @@ char *queue_dead_unwrap(const char *dead, size_t len, size_t *outlen, char id[65
     if (json_is_string(vid) && check_id(json_string_value(vid), false, NULL) == 0)
         snprintf(id, 65, "%s", json_string_value(vid));
     char *s;
-    /* wrapped by queue_dead_doc: exactly raw, error, failed_at, attempts */
-    bool wrapped = json_is_string(raw) && json_object_size(o) == 4 &&
-                   json_object_get(o, "error") && json_object_get(o, "failed_at") &&
-                   json_object_get(o, "attempts");
-    if (wrapped) {
+    if (is_wrapper(o, raw)) {
         s = copy_bytes(json_string_value(raw), json_string_length(raw), outlen);
     } else {
         json_object_del(o, "error");

@@ -503,6 +503,11 @@ START_TEST(dead_doc_forms)
     ck_assert_mem_eq(back, "a\0b", 3);
     free(back);
     free(dd);
+    /* the worker's wrapper of a huge document notes raw_bytes */
+    doc = "{\"raw\":\"head\",\"raw_bytes\":70000,\"error\":\"e\",\"failed_at\":1,\"attempts\":0}";
+    back = queue_dead_unwrap(doc, strlen(doc), &blen, id);
+    ck_assert_str_eq(back, "head");
+    free(back);
     /* a (bad) job object that merely has a "raw" field is not unwrapped */
     doc = "{\"raw\":\"r\",\"seed\":\"s\"}";
     dd = queue_dead_doc(doc, strlen(doc), "e", 5, 3);
