@@ -20,6 +20,7 @@
 #include "pngenc.h"
 #include "storage.h"
 #include "support.h"
+#include "support_s3.h"
 
 static char g_dir[300];      /* temp dir of the current test */
 static char g_conf[1024];     /* its config.ini */
@@ -763,6 +764,72 @@ START_TEST(test_migrate)
 }
 END_TEST
 
+/* ---- S3 storage ---- */
+
+static sup_s3 *g_s3;
+
+static void s3_setup(void)
+{
+    base_setup();
+    g_s3 = sup_s3_new();
+    sup_s3_start(g_s3, "cli");
+}
+
+static void s3_teardown(void)
+{
+    sup_s3_free(g_s3);
+    base_teardown();
+}
+
+static void test_setup_s3(void)
+{
+    new_test_dir();
+    char text[2048];
+    snprintf(text, sizeof text,
+             "[redis]\nurl = redis://127.0.0.1:%d/0\nnamespace = t\n"
+             "[storage]\nbackend = s3\n"
+             "[storage.s3]\nendpoint = %s\nbucket = %s\nregion = %s\n"
+             "access_key = %s\nsecret_key = %s\nretries = 1\n"
+             "[database.sqlite]\npath = %s/avatarq.db\n",
+             sup_free_port(), g_s3->endpoint, g_s3->bucket, SUP_S3_REGION, SUP_S3_KEY,
+             SUP_S3_SECRET, g_dir);
+    snprintf(g_conf, sizeof g_conf, "%s/config.ini", g_dir);
+    sup_write_file(g_conf, text);
+}
+
+START_TEST(test_s3_get_delete)
+{
+    static const char *const seeds[] = {"alpha"};
+    char ids[1][65];
+    populate(seeds, 1, ids);
+
+    ck_assert_int_eq(run("health"), 1); /* no Redis here */
+    assert_has(out_s(), "ok storage s3");
+    assert_has(out_s(), g_s3->bucket);
+
+    /* The object read back from the bucket is the PNG render makes offline
+     * for the same request, byte for byte. */
+    ck_assert_int_eq(run("get %s --size 64 -o %s/s3.png", ids[0], g_dir), 0);
+    ck_assert_int_eq(run_raw("render --seed alpha --size 64 -o %s/local.png", g_dir), 0);
+    char path[1024];
+    buf a = BUF_INIT, b = BUF_INIT;
+    snprintf(path, sizeof path, "%s/s3.png", g_dir);
+    read_file(path, &a);
+    snprintf(path, sizeof path, "%s/local.png", g_dir);
+    read_file(path, &b);
+    ck_assert_uint_gt(a.len, 8);
+    ck_assert_uint_eq(a.len, b.len);
+    ck_assert(memcmp(a.data, b.data, a.len) == 0);
+    buf_free(&a);
+    buf_free(&b);
+
+    ck_assert_int_eq(run("delete %s --now", ids[0]), 0);
+    ck_assert_int_eq(run("get %s --size 64 -o -", ids[0]), 1);
+    assert_has(err_s(), "is not stored");
+    ck_assert_int_eq(run("show %s", ids[0]), 1);
+}
+END_TEST
+
 /* ---- with the real worker ---- */
 
 /* One worker process that renders sizes up to 64 only (the CLI's config
@@ -841,6 +908,13 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_migrate);
     tcase_add_test(tc, test_with_worker);
     tcase_set_timeout(tc, 180);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("s3");
+    tcase_add_unchecked_fixture(tc, s3_setup, s3_teardown);
+    tcase_add_checked_fixture(tc, test_setup_s3, test_teardown);
+    tcase_add_test(tc, test_s3_get_delete);
+    tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return s;
 }
