@@ -45,15 +45,18 @@ struct s3 {
 
 /* ---- validation and URLs ---- */
 
+/* ASCII letters and digits, or one of extra (locale-independent). */
+static bool char_ok(unsigned char ch, const char *extra)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr(extra, ch));
+}
+
 static bool all_chars(const char *s, const char *extra)
 {
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || (ch && strchr(extra, ch));
-        if (!ok)
+    for (; *s; s++)
+        if (!char_ok((unsigned char)*s, extra))
             return false;
-    }
     return true;
 }
 
@@ -168,7 +171,7 @@ int s3_encode_key(const char *key, char *out, size_t n)
     static const char hex[] = "0123456789ABCDEF";
     size_t j = 0;
     for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-        bool keep = all_chars((const char[]){(char)*p, 0}, "-_.~/");
+        bool keep = char_ok(*p, "-_.~/"); /* RFC 3986 unreserved, and '/' */
         if (j + (keep ? 1 : 3) >= n)
             return -1;
         if (keep) {
