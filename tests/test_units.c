@@ -24,6 +24,8 @@
 #include "buf.h"
 #include "config.h"
 #include "support.h"
+#include "support_pg.h"
+#include "support_s3.h"
 
 #define UNIT "avatarq-worker.service"
 #define TEMPLATE "avatarq-worker@.service"
@@ -542,91 +544,112 @@ static void audit_trace(const char *what, const char *trace, const char *allowed
     buf_free(&out);
 }
 
-START_TEST(worker_and_health_stay_within_the_sandbox)
+/* False, with a note, where the sandbox cannot be emulated. */
+static bool sandbox_possible(void)
 {
 #if defined(__SANITIZE_ADDRESS__)
     fprintf(stderr, "note: sanitizer build; its runtime makes calls the production build does not; skipped\n");
-    return;
+    return false;
 #endif
     if (!have_tool("systemd-analyze") || !have_tool("strace") || !have_tool("setpriv") ||
         !have_tool("unshare")) {
         fprintf(stderr, "note: systemd-analyze, strace, setpriv or unshare missing; sandbox audit skipped\n");
-        return;
+        return false;
     }
     if (geteuid() != 0) {
         fprintf(stderr, "note: not root, cannot become nobody; sandbox audit skipped\n");
-        return;
+        return false;
     }
     if (sup_run("strace -f -qq -o /dev/null true", NULL, false) != 0 ||
         sup_run("unshare --mount --propagation private true", NULL, false) != 0) {
         fprintf(stderr, "note: no ptrace or no mount namespaces here; sandbox audit skipped\n");
-        return;
+        return false;
     }
-    /* A world-writable scratch directory for the unprivileged programs. */
-    char dir[PATH_MAX + 16], conf[PATH_MAX + 32], log[PATH_MAX + 32], hlog[PATH_MAX + 32];
-    FMT(dir, "%s/audit", tmp);
+    return true;
+}
+
+/* Makes the world-writable data directory dir (below tmp) and its
+ * config.ini: our Redis, two processes, and the backends' sections. */
+static void sandbox_setup(char *dir, size_t n, const char *backends)
+{
+    ck_assert(snprintf(dir, n, "%s/audit", tmp) < (int)n);
     ck_assert_int_eq(mkdir(dir, 0777), 0);
     ck_assert_int_eq(chmod(dir, 0777), 0);
     ck_assert_int_eq(chmod(tmp, 0755), 0);
+    char conf[PATH_MAX + 32], text[4 * PATH_MAX];
     FMT(conf, "%s/config.ini", dir);
-    FMT(log, "%s/worker.log", dir);
-    FMT(hlog, "%s/health.log", dir);
-    char text[2 * PATH_MAX + 512];
-    FMT(text,
-        "[redis]\nurl = %s\nnamespace = audit\n[worker]\nprocesses = 2\n"
-        "[storage.local]\nroot = %s/avatars\n[database.sqlite]\npath = %s/avatarq.db\n",
-        redis.url, dir, dir);
+    FMT(text, "[redis]\nurl = %s\nnamespace = audit\n[worker]\nprocesses = 2\n%s", redis.url, backends);
     sup_write_file(conf, text);
     chmod(conf, 0644);
+}
 
-    /* The worker: jobs, a reload, a stop. */
-    char cli[PATH_MAX + 32], worker[PATH_MAX + 32];
-    FMT(cli, "%s/avatarq", bindir);
+/* Runs the worker in the sandbox: two jobs, then (reload) a SIGHUP and one
+ * more job, then SIGTERM; asserts every job done and a clean exit. Its trace
+ * is dir/worker.trace. */
+static void sandboxed_worker(const char *dir, bool reload)
+{
+    char conf[PATH_MAX + 32], log[PATH_MAX + 32], worker[PATH_MAX + 32];
+    FMT(conf, "%s/config.ini", dir);
+    FMT(log, "%s/worker.log", dir);
     FMT(worker, "%s/avatarq-worker", bindir);
     char *argv[] = {"/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/bin/sh",
-                    "-c", (char *)SANDBOX, dir, "worker.trace", worker, "-c", conf, NULL};
+                    "-c", (char *)SANDBOX, (char *)dir, "worker.trace", worker, "-c", conf, NULL};
     pid_t tracer = sup_spawn(argv, NULL, log);
     push_job("audit-1", "pixel");
     push_job("audit-2", "gradient");
     bool done = job_done("audit-1", 60000) && job_done("audit-2", 60000);
     /* The supervisor is strace's child. */
-    char cmd[PATH_MAX];
+    char cmd[64];
     FMT(cmd, "pgrep -P %d", (int)tracer);
     buf out = BUF_INIT;
     sup_run(cmd, &out, false);
     pid_t sup = out.data ? (pid_t)atoi((char *)out.data) : 0;
-    if (done && sup > 0) {
+    buf_free(&out);
+    if (done && sup > 0 && reload) {
         kill(sup, SIGHUP);
         for (int i = 0; i < 600 && !file_has(log, "reload done"); i++)
             sup_sleep_ms(50);
         push_job("audit-3", "wave");
         done = job_done("audit-3", 60000);
-        kill(sup, SIGTERM);
     }
+    if (sup > 0)
+        kill(sup, SIGTERM);
     int st = sup_stop(tracer, SIGTERM, 60000);
     ck_assert_msg(done && sup > 0, "the worker did not process its jobs; log:\n%s",
                   file_has(log, "") ? read_text(log) : "");
     ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "worker did not stop cleanly (%d)", st);
-    ck_assert_msg(file_has(log, "reload done"), "no reload in the log");
+    ck_assert_msg(!reload || file_has(log, "reload done"), "no reload in the log");
+}
 
-    /* Then ExecStartPre='s avatarq health, as at the next start (on a fresh
-     * database it reports the missing schema: the worker migrates it). */
-    char *hargv[] = {"/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/bin/sh",
-                     "-c", (char *)SANDBOX, dir, "health.trace", cli, "-c", conf, "health", NULL};
-    int hst = sup_wait(sup_spawn(hargv, NULL, hlog), 60000);
-    ck_assert_msg(hst != -1 && WIFEXITED(hst) && WEXITSTATUS(hst) == 0, "health failed (%d):\n%s", hst,
-                  file_has(hlog, "") ? read_text(hlog) : "");
-    ck_assert_msg(file_has(hlog, "ok redis") && file_has(hlog, "ok database") && file_has(hlog, "ok storage"),
-                  "health output:\n%s", read_text(hlog));
+/* Runs ExecStartPre='s avatarq health in the sandbox, as at the next start
+ * (on a fresh database it reports the missing schema: the worker migrates
+ * it); asserts three ok lines. Its trace is dir/health.trace. */
+static void sandboxed_health(const char *dir)
+{
+    char conf[PATH_MAX + 32], log[PATH_MAX + 32], cli[PATH_MAX + 32];
+    FMT(conf, "%s/config.ini", dir);
+    FMT(log, "%s/health.log", dir);
+    FMT(cli, "%s/avatarq", bindir);
+    char *argv[] = {"/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/bin/sh",
+                    "-c", (char *)SANDBOX, (char *)dir, "health.trace", cli, "-c", conf, "health", NULL};
+    int st = sup_wait(sup_spawn(argv, NULL, log), 60000);
+    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "health failed (%d):\n%s", st,
+                  file_has(log, "") ? read_text(log) : "");
+    ck_assert_msg(file_has(log, "ok redis") && file_has(log, "ok database") && file_has(log, "ok storage"),
+                  "health output:\n%s", read_text(log));
+}
 
-    /* What the filter allows, one name per line. */
-    char names[PATH_MAX + 64], script[PATH_MAX + 64];
+/* Audits both traces of dir against the filter. */
+static void audit_traces(const char *dir)
+{
+    char names[PATH_MAX + 64], script[PATH_MAX + 64], cmd[3 * PATH_MAX];
     FMT(names, "%s/allowed", dir);
     FMT(script, "%s/allowed.sh", dir);
     sup_write_file(script, ALLOWED_CMD);
     FMT(cmd, "bash '%s' > '%s'", script, names);
     ck_assert_int_eq(sup_run(cmd, NULL, false), 0);
     FMT(cmd, "grep -cx read '%s'", names);
+    buf out = BUF_INIT;
     sup_run(cmd, &out, false);
     ck_assert_msg(atoi((char *)out.data) == 1, "could not list the filter's system calls");
     buf_free(&out);
@@ -636,6 +659,70 @@ START_TEST(worker_and_health_stay_within_the_sandbox)
     audit_trace("avatarq health", trace, names, 5);
     FMT(trace, "%s/worker.trace", dir);
     audit_trace("avatarq-worker", trace, names, 20);
+}
+
+/* Local storage and SQLite, with a reload. */
+START_TEST(local_backends_stay_within_the_sandbox)
+{
+    if (!sandbox_possible())
+        return;
+    char dir[PATH_MAX + 16], backends[3 * PATH_MAX];
+    FMT(dir, "%s/audit", tmp);
+    FMT(backends, "[storage.local]\nroot = %s/avatars\n[database.sqlite]\npath = %s/avatarq.db\n", dir, dir);
+    sandbox_setup(dir, sizeof dir, backends);
+    sandboxed_worker(dir, true);
+    sandboxed_health(dir);
+    audit_traces(dir);
+}
+END_TEST
+
+/* S3 through libcurl and PostgreSQL through libpq, over TCP. */
+static sup_pg pg;
+static sup_s3 *s3;
+static bool remote_ok;
+
+static void remote_up(void)
+{
+    redis_up();
+    remote_ok = false;
+    if (!sandbox_possible())
+        return;
+    if (!sup_pg_available() || !have_tool("node")) {
+        fprintf(stderr, "note: no PostgreSQL or no node for the S3 server; remote sandbox audit skipped\n");
+        return;
+    }
+    remote_ok = true;
+    /* The S3 test server is started from the source tree. */
+    find_root();
+    ck_assert_int_eq(chdir(root), 0);
+    sup_pg_start(&pg);
+    s3 = sup_s3_new();
+    sup_s3_start(s3, "audit");
+}
+
+static void remote_down(void)
+{
+    if (remote_ok) {
+        sup_s3_free(s3);
+        sup_pg_destroy(&pg);
+    }
+    redis_down();
+}
+
+START_TEST(remote_backends_stay_within_the_sandbox)
+{
+    if (!remote_ok)
+        return; /* the fixture said why */
+    char dir[PATH_MAX + 16], backends[2048];
+    FMT(backends,
+        "[storage]\nbackend = s3\n[storage.s3]\nendpoint = %s\nbucket = %s\naccess_key = %s\n"
+        "secret_key = %s\nregion = %s\npath_style = true\n"
+        "[database]\nbackend = postgresql\n[database.postgresql]\nconninfo = %s\n",
+        s3->endpoint, s3->bucket, SUP_S3_KEY, SUP_S3_SECRET, SUP_S3_REGION, pg.conninfo);
+    sandbox_setup(dir, sizeof dir, backends);
+    sandboxed_worker(dir, false);
+    sandboxed_health(dir);
+    audit_traces(dir);
 }
 END_TEST
 
@@ -724,8 +811,15 @@ int main(void)
     tcase_add_unchecked_fixture(sb, redis_up, redis_down);
     tcase_add_checked_fixture(sb, setup, teardown);
     tcase_set_timeout(sb, 240);
-    tcase_add_test(sb, worker_and_health_stay_within_the_sandbox);
+    tcase_add_test(sb, local_backends_stay_within_the_sandbox);
     suite_add_tcase(s, sb);
+
+    TCase *rb = tcase_create("sandbox-remote");
+    tcase_add_unchecked_fixture(rb, remote_up, remote_down);
+    tcase_add_checked_fixture(rb, setup, teardown);
+    tcase_set_timeout(rb, 240);
+    tcase_add_test(rb, remote_backends_stay_within_the_sandbox);
+    suite_add_tcase(s, rb);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
