@@ -366,6 +366,8 @@ static void drain_cleanups(sup *s)
         free(s->pend[done].doc);
         done++;
     }
+    if (done == 0)
+        return;
     memmove(s->pend, s->pend + done, (s->npend - done) * sizeof *s->pend);
     s->npend -= done;
 }
