@@ -430,7 +430,7 @@ END_TEST
  * give it), on a read-only / but for its data directory (ProtectSystem=
  * strict), under strace, and every system call it makes while taking jobs,
  * reloading on SIGHUP and stopping on SIGTERM must be in the unit's
- * SystemCallFilter=@system-service ~@privileged; its sockets must be of the
+ * SystemCallFilter=@system-service ~@privileged @resources; its sockets must be of the
  * RestrictAddressFamilies= families, no mapping may be writable and
  * executable (MemoryDenyWriteExecute=), no write may hit the read-only
  * system, and it may read only per-process files of /proc (ProcSubset=pid). */
@@ -488,7 +488,7 @@ static const char ALLOWED_CMD[] =
     "expand() { systemd-analyze syscall-filter \"$1\" | sed 1d | sed 's/^ *//' | "
     "grep -v '^#' | grep . | while read -r n; do case \"$n\" in @*) expand \"$n\" ;; "
     "*) echo \"$n\" ;; esac; done; }; "
-    "comm -23 <(expand @system-service | sort -u) <(expand @privileged | sort -u)";
+    "comm -23 <(expand @system-service | sort -u) <({ expand @privileged; expand @resources; } | sort -u)";
 
 /* In a mount namespace of its own, / is read-only and only the data
  * directory ($0) is writable, as with ProtectSystem=strict and
@@ -512,7 +512,7 @@ static void audit_trace(const char *what, const char *trace, const char *allowed
         "comm -23 - '%s' | tr '\\n' ' '",
         trace, allowed);
     ck_assert_int_eq(sup_run(check, &out, false), 0);
-    ck_assert_msg(out.len == 0, "%s: system calls outside @system-service ~@privileged: %s", what,
+    ck_assert_msg(out.len == 0, "%s: system calls outside @system-service ~@privileged @resources: %s", what,
                   (char *)out.data);
     /* The check is not vacuous: the trace holds the calls of real work. */
     FMT(check, "grep -cE '^[0-9]+ +(sendto|write|writev|openat|rename|renameat2)\\(' '%s'", trace);
