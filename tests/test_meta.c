@@ -30,6 +30,8 @@ typedef struct backend {
     long long (*sql)(const aq_config *c, const char *sql);
     /* Counts the tables avatars and schema_migrations. */
     const char *tables_sql;
+    /* Makes every new row with bytes over 1000 violate a constraint. */
+    const char *constraint_sql;
 } backend;
 
 static int fresh_seq;
@@ -77,9 +79,12 @@ static long long pg_sql(const aq_config *c, const char *sql)
 
 static const backend backends[] = {
     {"sqlite", sqlite_fresh, sqlite_sql,
-     "SELECT count(*) FROM sqlite_master WHERE name IN ('avatars', 'schema_migrations')"},
+     "SELECT count(*) FROM sqlite_master WHERE name IN ('avatars', 'schema_migrations')",
+     "CREATE TRIGGER small_only BEFORE INSERT ON avatars WHEN NEW.bytes > 1000 "
+     "BEGIN SELECT RAISE(ABORT, 'bytes over 1000'); END"},
     {"postgresql", pg_fresh, pg_sql,
-     "SELECT count(*) FROM pg_tables WHERE tablename IN ('avatars', 'schema_migrations')"},
+     "SELECT count(*) FROM pg_tables WHERE tablename IN ('avatars', 'schema_migrations')",
+     "ALTER TABLE avatars ADD CONSTRAINT small_only CHECK (bytes <= 1000)"},
 };
 #define NBACKENDS ((int)(sizeof backends / sizeof *backends))
 
@@ -420,6 +425,26 @@ START_TEST(schema_error_is_permanent)
 }
 END_TEST
 
+/* A constraint violation cannot pass by retrying: permanent. */
+START_TEST(constraint_violation_is_permanent)
+{
+    const backend *b = &backends[_i];
+    aq_config c;
+    meta m;
+    open_fresh(b, &c, &m);
+    b->sql(&c, b->constraint_sql);
+    meta_row r;
+    sample_row(&r, "too-big", 0);   /* bytes is 2^40 */
+    aq_err e = {0};
+    ck_assert_int_eq(meta_upsert(&m, &r, &e), AQ_EPERM);
+    ck_assert_msg(strstr(e.msg, "too-big"), "message: %s", e.msg);
+    r.bytes = 10;
+    upsert_ok(&m, &r);
+    ck_assert_int_eq(count_rows(&m), 1);
+    meta_close(&m);
+}
+END_TEST
+
 /* A row that breaks the struct's own rules never reaches the database. */
 START_TEST(unterminated_field_is_refused)
 {
@@ -534,6 +559,27 @@ START_TEST(pg_restart_during_a_run)
     ck_assert_int_eq(count_rows(&m), 500);
     ck_assert_int_eq(pg_sql(&c, "SELECT count(DISTINCT id) FROM avatars WHERE id LIKE 'job-%'"), 500);
     ck_assert_int_eq(pg_sql(&c, "SELECT count(*) FROM avatars WHERE id = 'while-down'"), 0);
+    meta_close(&m);
+}
+END_TEST
+
+/* The server ends our session (an operator, a failover, a cut): the next
+ * call reconnects by itself and works. */
+START_TEST(pg_terminated_session_reconnects)
+{
+    aq_config c;
+    meta m;
+    open_fresh(&backends[1], &c, &m);
+    meta_row r;
+    sample_row(&r, "one", 0);
+    upsert_ok(&m, &r);
+    ck_assert_int_eq(pg_sql(&c, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                "WHERE application_name = 'avatarq'"), 1);
+    sample_row(&r, "two", 0);
+    aq_err e = {0};
+    ck_assert_msg(meta_upsert(&m, &r, &e) == 0, "after the session ended: %s", e.msg);
+    ck_assert_int_eq(count_rows(&m), 2);
+    ck_assert_msg(meta_check(&m, &e) == 0, "check: %s", e.msg);
     meta_close(&m);
 }
 END_TEST
@@ -680,6 +726,7 @@ int main(void)
     tcase_add_loop_test(tc, dry_run_prints_pending_and_applies_nothing, 0, NBACKENDS);
     tcase_add_loop_test(tc, eight_processes_migrate_once, 0, NBACKENDS);
     tcase_add_loop_test(tc, schema_error_is_permanent, 0, NBACKENDS);
+    tcase_add_loop_test(tc, constraint_violation_is_permanent, 0, NBACKENDS);
     tcase_add_loop_test(tc, unterminated_field_is_refused, 0, NBACKENDS);
     tcase_add_test(tc, unknown_backend_is_named);
     tcase_add_test(tc, only_the_configured_backend_is_used);
@@ -687,6 +734,7 @@ int main(void)
     tcase_add_test(tc, pg_wrong_password_is_clear_and_secret);
     tcase_add_test(tc, pg_bad_conninfo_does_not_echo_it);
     tcase_add_test(tc, pg_empty_conninfo_uses_environment);
+    tcase_add_test(tc, pg_terminated_session_reconnects);
     /* Last: they stop and start the shared server. */
     tcase_add_test(tc, pg_open_waits_for_the_server);
     tcase_add_test(tc, pg_idle_restart_is_invisible);
