@@ -33,7 +33,7 @@ struct s3 {
     char sigv4[96];              /* "aws:amz:REGION:s3" */
     char *access_key, *secret_key;
     bool path_style;
-    int timeout_ms, retries, backoff_base_ms, backoff_max_ms;
+    int timeout_ms, retries, backoff_base_ms, backoff_max_ms, budget_ms;
     volatile int *stop;
     char empty_sha[65];
     buf resp;                    /* the body of the current response */
@@ -230,6 +230,7 @@ s3 *s3_open(const s3_opts *o, aq_err *e)
     c->retries = o->retries;
     c->backoff_base_ms = o->backoff_base_ms > 0 ? o->backoff_base_ms : S3_BACKOFF_BASE_MS;
     c->backoff_max_ms = o->backoff_max_ms > 0 ? o->backoff_max_ms : S3_BACKOFF_MAX_MS;
+    c->budget_ms = o->budget_ms > 0 ? o->budget_ms : 0;
     c->stop = o->stop;
     hash_sha256_hex("", 0, c->empty_sha);
     curl_global_init(CURL_GLOBAL_DEFAULT); /* reference-counted; undone in s3_close */
@@ -544,19 +545,23 @@ static int run(s3 *c, const s3_req *r, aq_err *e)
         snprintf(target, sizeof target, "bucket '%s'%s%s", c->bucket, r->query ? "?" : "",
                  r->query ? r->query : "");
     int attempts = 0;
+    int64_t started = mono_ms();
     for (;;) {
         rc = attempt(c, r, url, detail, sizeof detail);
         attempts++;
         if (rc != AQ_EAGAIN)
             break;
-        if (attempts > c->retries) {
-            return err_set(e, AQ_EAGAIN, "S3 %s %s: gave up after %d attempts: %s", r->method,
-                           target, attempts, detail);
+        int64_t wait = retry_backoff_ms(attempts - 1, c->backoff_base_ms, c->backoff_max_ms);
+        bool over_budget = c->budget_ms &&
+                           mono_ms() - started + wait + c->timeout_ms > c->budget_ms;
+        if (attempts > c->retries || over_budget) {
+            return err_set(e, AQ_EAGAIN, "S3 %s %s: gave up after %d attempts%s: %s", r->method,
+                           target, attempts, over_budget ? " (time budget spent)" : "",
+                           detail);
         }
         char nb[24];
         log_warn("S3 request failed, will retry", "method", r->method, "key", target,
                  "attempt", log_int(nb, attempts), "error", detail);
-        int64_t wait = retry_backoff_ms(attempts - 1, c->backoff_base_ms, c->backoff_max_ms);
         if (retry_sleep_ms(wait, c->stop) != 0)
             return err_set(e, AQ_EAGAIN, "S3 %s %s: stopped while retrying: %s", r->method,
                            target, detail);

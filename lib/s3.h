@@ -42,6 +42,9 @@ typedef struct s3_opts {
     int retries;              /* further attempts after the first (0 = none) */
     int backoff_base_ms;      /* 0: S3_BACKOFF_BASE_MS */
     int backoff_max_ms;       /* 0: S3_BACKOFF_MAX_MS */
+    int budget_ms;            /* 0, or the most one call may take, attempts and
+                                 backoff included: no attempt starts that could
+                                 end after it (AQ_EAGAIN instead) */
     volatile int *stop;       /* optional: when it becomes non-zero, backoff
                                  sleeps end and the call returns AQ_EAGAIN */
     const char *connect_to;   /* optional curl CONNECT_TO entry

@@ -55,6 +55,12 @@ static int s3s_open(const aq_config *c, void **st, aq_err *e)
         .path_style = c->storage.s3.path_style,
         .timeout_ms = c->storage.s3.timeout_ms,
         .retries = c->storage.s3.retries,
+        /* (retries + 1) x timeout_ms can outlast [worker] job_timeout_s (the
+         * defaults do: 6 x 10 s > 60 s), and then the supervisor kills the
+         * worker and the job is recovered instead of retried. One call gets
+         * at most half the job's time, leaving room for the other sizes;
+         * past that it returns AQ_EAGAIN and the job takes the retry path. */
+        .budget_ms = c->worker.job_timeout_s > 0 ? c->worker.job_timeout_s * 500 : 0,
     };
     s->client = s3_open(&o, e);
     if (!s->client) {

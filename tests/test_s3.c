@@ -411,6 +411,27 @@ START_TEST(test_frozen_server_without_retries_times_out)
 END_TEST
 
 
+START_TEST(test_time_budget_ends_retries)
+{
+    s3_opts o = opts_for(srv);
+    o.timeout_ms = 300;
+    o.retries = 50;
+    o.backoff_base_ms = 10;
+    o.backoff_max_ms = 20;
+    o.budget_ms = 1000; /* room for about three attempts, not fifty */
+    s3 *c = client(&o);
+    aq_err e = {0};
+    sup_s3_freeze(srv);
+    int rc = s3_put(c, "avatars/b/1.png", "x", 1, "image/png", &e);
+    sup_s3_thaw(srv);
+    ck_assert_int_eq(rc, AQ_EAGAIN);
+    ck_assert_msg(strstr(e.msg, "(time budget spent)"), "%s", e.msg);
+    ck_assert_uint_ge(s3_requests(c), 1);
+    ck_assert_uint_le(s3_requests(c), 4);
+    s3_close(c);
+}
+END_TEST
+
 /* ---- answers s3rver cannot give (5xx, 429, SlowDown, RequestTimeout) ----
  * A forked responder on a loopback socket answers each request with the next
  * canned HTTP response and appends each request head to a log, so these
@@ -844,6 +865,7 @@ static Suite *s3_suite(void)
     tcase_add_test(live, test_put_while_stopped_succeeds_when_server_returns);
     tcase_add_test(live, test_frozen_server_times_out_and_retries);
     tcase_add_test(live, test_frozen_server_without_retries_times_out);
+    tcase_add_test(live, test_time_budget_ends_retries);
     tcase_add_test(live, test_backend_ops);
     tcase_add_test(live, test_bad_keys_refused_before_sending);
     suite_add_tcase(s, live);
