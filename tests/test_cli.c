@@ -425,6 +425,32 @@ START_TEST(test_batch_stdin_many)
 }
 END_TEST
 
+START_TEST(test_batch_progress_only_on_a_terminal)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "seq 1 50 > %s/seeds.txt", g_dir);
+    ck_assert_int_eq(sup_run(cmd, NULL, false), 0);
+    /* Piped: no bar, no carriage returns, just the summary. */
+    ck_assert_int_eq(run("batch %s/seeds.txt", g_dir), 0);
+    assert_lacks(err_s(), "\r");
+    assert_lacks(err_s(), "jobs");
+    /* On a terminal (script(1) gives it a pty): a bar with count and rate. */
+    buf tty = BUF_INIT;
+    snprintf(cmd, sizeof cmd, "script -qec '%s -c %s batch %s/seeds.txt' /dev/null",
+             sup_bin("avatarq"), g_conf, g_dir);
+    ck_assert_int_eq(sup_run(cmd, &tty, true), 0);
+    buf_append(&tty, "", 1);
+    const char *t = (const char *)tty.data;
+    assert_has(t, "\r[");
+    assert_has(t, "%  ");
+    assert_has(t, " jobs  ");
+    assert_has(t, "/s");
+    assert_has(t, "enqueued 50 jobs");
+    buf_free(&tty);
+    ck_assert_int_eq(sup_redis_int(&g_redis, "LLEN t:queue:default"), 100);
+}
+END_TEST
+
 START_TEST(test_status)
 {
     sup_redis_cli(&g_redis, NULL,
@@ -898,6 +924,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_enqueue_same_request_same_id);
     tcase_add_test(tc, test_batch_file);
     tcase_add_test(tc, test_batch_stdin_many);
+    tcase_add_test(tc, test_batch_progress_only_on_a_terminal);
     tcase_add_test(tc, test_status);
     tcase_add_test(tc, test_stats_and_workers);
     tcase_add_test(tc, test_dead_letters);
