@@ -1,6 +1,7 @@
 /* Operator commands: stats, dead, workers, quiet|resume|stop, health. They
  * talk to Redis through lib/queue (the one home of every Redis command). */
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -423,43 +424,28 @@ int cmd_control(cli_ctx *ctx, int argc, char **argv)
 
 /* ---- health ---- */
 
-/* A libpq conninfo with any password hidden: URLs through
- * config_redact_url, "key=value" strings by masking password=... */
-static void redact_conninfo(const char *in, char *out, size_t n)
+/* Where a libpq conninfo (key=value or URL) points, as USER@HOST:PORT/DB,
+ * parsed by libpq itself; the password is never part of it. Empty parts are
+ * left out (libpq would take them from PG* variables or its defaults). */
+static void describe_conninfo(const char *in, char *out, size_t n)
 {
-    if (strstr(in, "://")) {
-        config_redact_url(in, out, n);
+    char *errmsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(in, &errmsg);
+    if (!opts) {
+        /* errmsg may quote the string, password included: not shown. */
+        PQfreemem(errmsg);
+        snprintf(out, n, "(conninfo libpq cannot parse)");
         return;
     }
-    snprintf(out, n, "%s", in);
-    char *p = strstr(out, "password");
-    while (p) {
-        char *v = p + strlen("password");
-        while (*v == ' ')
-            v++;
-        if (*v == '=') {
-            v++;
-            while (*v == ' ')
-                v++;
-            char *end = v;
-            if (*end == '\'') {
-                end++;
-                while (*end && *end != '\'')
-                    end += (*end == '\\' && end[1]) ? 2 : 1;
-                if (*end)
-                    end++;
-            } else {
-                while (*end && *end != ' ')
-                    end++;
-            }
-            size_t tail = strlen(end);
-            if ((size_t)(v - out) + 3 + tail < n) {
-                memmove(v + 3, end, tail + 1);
-                memcpy(v, "***", 3);
-            }
-        }
-        p = strstr(v, "password");
-    }
+    static const char *const keys[] = {"user", "host", "port", "dbname"};
+    const char *v[4] = {"", "", "", ""};
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        for (size_t i = 0; i < 4; i++)
+            if (o->val && strcmp(o->keyword, keys[i]) == 0)
+                v[i] = o->val;
+    snprintf(out, n, "%s%s%s%s%s/%s", v[0], *v[0] ? "@" : "", v[1], *v[2] ? ":" : "", v[2],
+             v[3]);
+    PQconninfoFree(opts);
 }
 
 static int check_redis(const aq_config *cfg)
@@ -487,7 +473,7 @@ static int check_database(const aq_config *cfg)
 {
     char where[PATH_MAX + 1100];
     if (strcmp(cfg->database.backend, "postgresql") == 0)
-        redact_conninfo(cfg->database.pg.conninfo, where, sizeof where);
+        describe_conninfo(cfg->database.pg.conninfo, where, sizeof where);
     else
         snprintf(where, sizeof where, "%s", cfg->database.sqlite.path);
     aq_err e;
