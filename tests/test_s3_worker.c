@@ -209,6 +209,61 @@ START_TEST(t_rotated_secret_makes_the_job_dead)
 }
 END_TEST
 
+/* Runs `avatarq -c CONFIG args`; returns its exit status, output in out. */
+static int cli(buf *out, const char *args)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "'%s' -c '%s' %s", sup_bin("avatarq"), H.cfg, args);
+    return sup_run(cmd, out, true);
+}
+
+START_TEST(t_cli_and_delete_jobs_on_s3)
+{
+    use_s3("avatars", SECRET, 3);
+    char *env[] = {"AVATARQ_WORKER_PROCESSES=1", NULL};
+    wh_start(&H, env);
+    wait_workers(1);
+    wh_push_str(&H, "{\"id\":\"cli1\",\"seed\":\"cli\",\"sizes\":[32,64]}");
+    wh_push_str(&H, "{\"id\":\"cli2\",\"seed\":\"cli2\",\"sizes\":[32]}");
+    ck_assert(wh_wait_state(&H, "cli1", "done", 60000));
+    ck_assert(wh_wait_state(&H, "cli2", "done", 60000));
+
+    /* avatarq get reads the object through the S3 backend. */
+    s3 *c = test_client();
+    aq_err e = {0};
+    buf want = BUF_INIT, got = BUF_INIT, out = BUF_INIT;
+    ck_assert_int_eq(s3_get(c, "avatars/cli1/64.png", &want, NULL, 0, &e), 0);
+    char args[600], file[400];
+    snprintf(file, sizeof file, "%s/cli1-64.png", H.dir);
+    snprintf(args, sizeof args, "get cli1 --size 64 -o '%s'", file);
+    ck_assert_msg(cli(&out, args) == 0, "avatarq get: %s", out.data);
+    char cat[500];
+    snprintf(cat, sizeof cat, "cat '%s'", file);
+    sup_run(cat, &got, false);
+    ck_assert_uint_eq(got.len, want.len);
+    ck_assert(memcmp(got.data, want.data, want.len) == 0);
+    /* health checks the bucket (list, then a probe written and removed). */
+    ck_assert_msg(cli(&out, "health") == 0, "avatarq health: %s", out.data);
+
+    /* delete --now removes the objects here; a delete job through the worker. */
+    ck_assert_msg(cli(&out, "delete cli1 --now") == 0, "avatarq delete: %s", out.data);
+    ck_assert_int_eq(s3_exists(c, "avatars/cli1/32.png", &e), 0);
+    ck_assert_int_eq(s3_exists(c, "avatars/cli1/64.png", &e), 0);
+    snprintf(args, sizeof args, "get cli1 --size 64 -o '%s'", file);
+    ck_assert_int_eq(cli(&out, args), 1);
+    ck_assert_int_eq(s3_exists(c, "avatars/cli2/32.png", &e), 1);
+    wh_push_str(&H, "{\"type\":\"delete\",\"id\":\"cli2\",\"sizes\":[32]}");
+    ck_assert(wh_wait_int(&H, 3, 60000, "HGET " WH_NS ":stats done"));
+    ck_assert_int_eq(s3_exists(c, "avatars/cli2/32.png", &e), 0);
+    ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":dead"), 0);
+    buf_free(&want);
+    buf_free(&got);
+    buf_free(&out);
+    s3_close(c);
+    wh_stop(&H, SIGTERM, 30000);
+}
+END_TEST
+
 /* Starts the worker, expects it to exit non-zero at start-up, and returns
  * its log (malloc'd). */
 static char *failed_startup(void)
@@ -261,6 +316,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, t_200_jobs_through_s3_outages);
     tcase_add_test(tc, t_rotated_secret_makes_the_job_dead);
+    tcase_add_test(tc, t_cli_and_delete_jobs_on_s3);
     tcase_add_test(tc, t_missing_bucket_stops_startup);
     tcase_add_test(tc, t_refused_credentials_stop_startup);
     tcase_add_test(tc, t_unreachable_endpoint_stops_startup);
