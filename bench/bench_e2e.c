@@ -1,0 +1,300 @@
+/* bench_e2e: the whole pipeline, end to end. Starts the real avatarq-worker
+ * (processes = 2, local storage + SQLite in a temp dir) against the Redis at
+ * AQ_BENCH_REDIS_URL, enqueues 10,000 jobs of one 128 px pixel avatar each in
+ * pipelined batches while it runs, and reports, with fsync off and on:
+ * jobs/s (first enqueue to last finished_at), enqueue-to-done latency p50/p99
+ * (from the job hashes' created_at/finished_at), Redis commands and round
+ * trips per job (INFO commandstats before/after), and RSS per worker process.
+ * AQ_BENCH_E2E_JOBS overrides the job count; AQ_BENCH_E2E_DIR the directory
+ * (default /tmp) that holds storage root and database. Prints figures, never pass/fail. */
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "queue.h"
+#include "retry.h"
+
+#define BATCH 500
+
+typedef struct run {
+    char dir[256], cfg[300], log[300], ns[64];
+    aq_config c;
+    queue *q;
+    redisContext *raw;
+    pid_t pid;
+} run;
+
+/* Sum of calls of the commands named in `names` (NULL-terminated), or of all
+ * commands when names is NULL, from INFO commandstats. */
+static long long calls(redisContext *rc, const char *const *names)
+{
+    redisReply *r = redisCommand(rc, "INFO commandstats");
+    long long total = 0;
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        if (r)
+            freeReplyObject(r);
+        return -1;
+    }
+    for (char *line = r->str; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, "cmdstat_", 8) != 0)
+            continue;
+        char name[64];
+        long long n;
+        if (sscanf(line + 8, "%63[^:]:calls=%lld", name, &n) != 2)
+            continue;
+        bool want = names == NULL;
+        for (size_t i = 0; names && names[i]; i++)
+            want |= strcmp(name, names[i]) == 0;
+        if (want)
+            total += n;
+    }
+    freeReplyObject(r);
+    return total;
+}
+
+/* Commands a client sends on its own (each one a round trip or part of a
+ * pipeline); what scripts call inside Redis is counted apart. */
+static const char *const TOP_LEVEL[] = {"evalsha", "eval", "fcall", "blmove", "lmove", NULL};
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static long rss_kb(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, strlen(field)) == 0)
+            kb = atol(line + strlen(field) + 1);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+typedef struct rss_acc {
+    char out[512];
+} rss_acc;
+
+static int add_worker(const queue_worker_info *w, void *ud)
+{
+    rss_acc *a = ud;
+    if (!w->alive)
+        return 0;
+    size_t n = strlen(a->out);
+    snprintf(a->out + n, sizeof a->out - n, "%s pid %ld: RSS %ld kB (peak %ld kB)",
+             n ? ";" : "", w->pid, rss_kb((pid_t)w->pid, "VmRSS:"), rss_kb((pid_t)w->pid, "VmHWM:"));
+    return 0;
+}
+
+static int setup(run *r, const char *url, bool fsync)
+{
+    const char *base = getenv("AQ_BENCH_E2E_DIR"); /* e.g. /dev/shm: takes the disk out */
+    snprintf(r->dir, sizeof r->dir, "%s/avatarq-bench-e2e-XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(r->dir))
+        return -1;
+    snprintf(r->cfg, sizeof r->cfg, "%s/config.ini", r->dir);
+    snprintf(r->log, sizeof r->log, "%s/worker.log", r->dir);
+    snprintf(r->ns, sizeof r->ns, "bench-e2e-%d-%s", (int)getpid(), fsync ? "fsync" : "nofsync");
+    char text[2048];
+    snprintf(text, sizeof text,
+             "[redis]\nurl = %s\nnamespace = %s\n"
+             "[worker]\nprocesses = 2\nheartbeat_interval_s = 2\nheartbeat_ttl_s = 10\n"
+             "[storage]\nbackend = local\n[storage.local]\nroot = %s/root\nfsync = %s\n"
+             "[database]\nbackend = sqlite\n[database.sqlite]\npath = %s/meta.db\n"
+             "[log]\nlevel = warn\n",
+             url, r->ns, r->dir, fsync ? "true" : "false", r->dir);
+    FILE *f = fopen(r->cfg, "w");
+    if (!f)
+        return -1;
+    fputs(text, f);
+    fclose(f);
+    aq_err e = {0};
+    if (config_load(&r->c, r->cfg, &e) != 0 || !(r->q = queue_open(&r->c, &e))) {
+        fprintf(stderr, "bench_e2e: %s\n", e.msg);
+        return -1;
+    }
+    struct timeval tv = {10, 0};
+    r->raw = r->c.redis.unix_path[0] ? redisConnectUnixWithTimeout(r->c.redis.unix_path, tv)
+                                     : redisConnectWithTimeout(r->c.redis.host, r->c.redis.port, tv);
+    if (!r->raw || r->raw->err)
+        return -1;
+    if (r->c.redis.password[0]) {
+        redisReply *a = r->c.redis.user[0]
+            ? redisCommand(r->raw, "AUTH %s %s", r->c.redis.user, r->c.redis.password)
+            : redisCommand(r->raw, "AUTH %s", r->c.redis.password);
+        if (a)
+            freeReplyObject(a);
+    }
+    return 0;
+}
+
+static void teardown(run *r)
+{
+    if (r->pid > 0) {
+        kill(r->pid, SIGTERM);
+        waitpid(r->pid, NULL, 0);
+    }
+    if (r->q)
+        queue_close(r->q);
+    if (r->raw)
+        redisFree(r->raw);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", r->dir);
+    if (strstr(r->dir, "/avatarq-bench-e2e-") && system(cmd) != 0)
+        fprintf(stderr, "bench_e2e: could not remove %s\n", r->dir);
+}
+
+static pid_t start_worker(run *r)
+{
+    const char *dir = getenv("AQ_BIN_DIR");
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s/avatarq-worker", dir && *dir ? dir : "bin");
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *f = freopen(r->log, "a", stderr);
+        (void)f;
+        execl(bin, bin, "-c", r->cfg, (char *)NULL);
+        perror(bin);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int64_t stat_done(run *r)
+{
+    queue_stats s;
+    aq_err e = {0};
+    memset(&s, 0, sizeof s);
+    return queue_stats_get(r->q, &s, &e) == 0 ? s.done + s.dead_total : -1;
+}
+
+static bool wait_workers(run *r, int n)
+{
+    for (int i = 0; i < 300; i++) {
+        char key[128];
+        queue_keyf(r->q, key, sizeof key, "workers");
+        redisReply *rep = redisCommand(r->raw, "SCARD %s", key);
+        long long have = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+        if (rep)
+            freeReplyObject(rep);
+        if (have >= n)
+            return true;
+        usleep(100000);
+    }
+    return false;
+}
+
+static void bench(const char *url, bool fsync, int n)
+{
+    run r;
+    memset(&r, 0, sizeof r);
+    printf("-- fsync %s: %d jobs, pixel 128 px, processes 2, local storage + SQLite\n",
+           fsync ? "on" : "off", n);
+    if (setup(&r, url, fsync) != 0) {
+        printf("skipped: could not set up (redis at AQ_BENCH_REDIS_URL?)\n");
+        teardown(&r);
+        return;
+    }
+    r.pid = start_worker(&r);
+    if (!wait_workers(&r, 2)) {
+        printf("worker did not come up; see %s\n", r.log);
+        teardown(&r);
+        return;
+    }
+    char **docs = calloc((size_t)n, sizeof *docs);
+    char (*ids)[32] = calloc((size_t)n, sizeof *ids);
+    queue_item *items = calloc((size_t)n, sizeof *items);
+    for (int i = 0; i < n; i++) {
+        snprintf(ids[i], sizeof ids[i], "e2e-%d", i);
+        char doc[160];
+        int len = snprintf(doc, sizeof doc,
+                           "{\"v\":1,\"id\":\"%s\",\"seed\":\"user-%d@example.com\",\"style\":\"pixel\","
+                           "\"sizes\":[128]}", ids[i], i);
+        docs[i] = strdup(doc);
+        items[i] = (queue_item){.id = ids[i], .doc = docs[i], .len = (size_t)len};
+    }
+    long long all0 = calls(r.raw, NULL), top0 = calls(r.raw, TOP_LEVEL);
+    int64_t t0 = now_ms();
+    for (int i = 0; i < n; i += BATCH) {
+        int m = n - i < BATCH ? n - i : BATCH;
+        int64_t now = now_ms();
+        for (int k = 0; k < m; k++)
+            items[i + k].created_at = now;
+        aq_err e = {0};
+        if (queue_enqueue_many(r.q, NULL, items + i, (size_t)m, &e) != 0) {
+            printf("enqueue failed: %s\n", e.msg);
+            break;
+        }
+    }
+    int64_t enq_ms = now_ms() - t0;
+    int polls = 0;
+    while (stat_done(&r) < n && now_ms() - t0 < 600000) {
+        usleep(50000);
+        polls++;
+    }
+    long long all1 = calls(r.raw, NULL), top1 = calls(r.raw, TOP_LEVEL);
+    rss_acc rss = {""};
+    aq_err e = {0};
+    queue_workers(r.q, add_worker, &rss, &e);
+
+    int64_t *lat = calloc((size_t)n, sizeof *lat);
+    int64_t last = 0;
+    int got = 0;
+    for (int i = 0; i < n; i++) {
+        queue_job j;
+        memset(&j, 0, sizeof j);
+        if (queue_job_get(r.q, ids[i], &j, &e) == 0 && strcmp(j.state, "done") == 0) {
+            lat[got++] = j.finished_at - j.created_at;
+            if (j.finished_at > last)
+                last = j.finished_at;
+        }
+        queue_job_free(&j);
+    }
+    qsort(lat, (size_t)got, sizeof *lat, cmp_i64);
+    double secs = (double)(last - t0) / 1000.0;
+    printf("done %d/%d in %.2f s: %.0f jobs/s (enqueue of all took %" PRId64 " ms)\n", got, n,
+           secs, secs > 0 ? got / secs : 0.0, enq_ms);
+    if (got)
+        printf("enqueue-to-done latency (burst): p50 %" PRId64 " ms, p99 %" PRId64 " ms, max %" PRId64 " ms\n",
+               lat[got / 2], lat[(got * 99) / 100 < got ? (got * 99) / 100 : got - 1], lat[got - 1]);
+    /* the bench's own traffic: one EVALSHA per enqueued job, a stats read
+     * (pipeline) per poll, and the commandstats reads */
+    double top = (double)(top1 - top0 - n) / n;
+    printf("redis per job (worker side): %.2f top-level round trips (EVALSHA/BLMOVE), "
+           "%.1f commands incl. inside scripts and the bench's own\n",
+           top, (double)(all1 - all0) / n);
+    printf("workers: %s\n", rss.out[0] ? rss.out : "(none alive)");
+    (void)polls;
+    free(lat);
+    for (int i = 0; i < n; i++)
+        free(docs[i]);
+    free(docs);
+    free(ids);
+    free(items);
+    teardown(&r);
+}
+
+int main(void)
+{
+    const char *url = getenv("AQ_BENCH_REDIS_URL");
+    if (!url || !*url) {
+        printf("skipped: no redis (AQ_BENCH_REDIS_URL)\n");
+        return 0;
+    }
+    const char *nenv = getenv("AQ_BENCH_E2E_JOBS");
+    int n = nenv && atoi(nenv) > 0 ? atoi(nenv) : 10000;
+    bench(url, false, n);
+    bench(url, true, n);
+    return 0;
+}
