@@ -74,12 +74,15 @@ START_TEST(indexed_round_trip)
         ck_assert_int_eq(pngenc_decode(png.data, png.len, &rgba, &w, &h, &e), 0);
         ck_assert_int_eq(w, size);
         ck_assert_int_eq(h, size);
-        for (int i = 0; i < size * size; i++) {
+        /* compare first, assert once: Check records every passing assert */
+        int bad = -1;
+        for (int i = 0; i < size * size && bad < 0; i++) {
             aq_rgb want = img.palette[img.pixels[i]];
-            ck_assert_msg(rgba[4 * i] == want.r && rgba[4 * i + 1] == want.g &&
-                          rgba[4 * i + 2] == want.b && rgba[4 * i + 3] == 255,
-                          "pixel %d of %d colours at %d px", i, ncolors, size);
+            if (rgba[4 * i] != want.r || rgba[4 * i + 1] != want.g ||
+                rgba[4 * i + 2] != want.b || rgba[4 * i + 3] != 255)
+                bad = i;
         }
+        ck_assert_msg(bad < 0, "pixel %d of %d colours at %d px", bad, ncolors, size);
         free(rgba);
         buf_free(&png);
         render_image_free(&img);
@@ -104,8 +107,10 @@ START_TEST(truecolour_round_trip)
     int w, h;
     ck_assert_int_eq(pngenc_decode(png.data, png.len, &rgba, &w, &h, &e), 0);
     ck_assert_int_eq(w, size);
+    int same = 1;
     for (int i = 0; i < size * size; i++)
-        ck_assert(memcmp(rgba + 4 * i, img.pixels + 3 * i, 3) == 0 && rgba[4 * i + 3] == 255);
+        same &= memcmp(rgba + 4 * i, img.pixels + 3 * i, 3) == 0 && rgba[4 * i + 3] == 255;
+    ck_assert(same);
     free(rgba);
     buf_free(&png);
     render_image_free(&img);
@@ -126,8 +131,10 @@ START_TEST(rgb_not_square)
     ck_assert_int_eq(pngenc_decode(png.data, png.len, &rgba, &dw, &dh, &e), 0);
     ck_assert_int_eq(dw, w);
     ck_assert_int_eq(dh, h);
+    int same = 1;
     for (int i = 0; i < w * h; i++)
-        ck_assert(memcmp(rgba + 4 * i, rgb + 3 * i, 3) == 0);
+        same &= memcmp(rgba + 4 * i, rgb + 3 * i, 3) == 0;
+    ck_assert(same);
     ck_assert_int_eq(pngenc_encode_rgb(rgb, 0, h, &png, &e), AQ_EPERM);
     free(rgba);
     free(rgb);
