@@ -171,24 +171,6 @@ void render_image_free(render_image *img)
     img->size = img->ncolors = 0;
 }
 
-/* The filter on a truecolour image, pixel by pixel. Avatars repeat colours
- * in long runs, so a one-entry cache makes this cheap while staying exact. */
-static void filter_truecolour(render_image *img, aq_filter f)
-{
-    size_t n = (size_t)img->size * img->size;
-    uint8_t *px = img->pixels;
-    aq_rgb last_in = {0, 0, 0}, last_out = color_filter_apply(f, last_in);
-    for (size_t i = 0; i < n; i++, px += 3) {
-        if (px[0] != last_in.r || px[1] != last_in.g || px[2] != last_in.b) {
-            last_in = (aq_rgb){px[0], px[1], px[2]};
-            last_out = color_filter_apply(f, last_in);
-        }
-        px[0] = last_out.r;
-        px[1] = last_out.g;
-        px[2] = last_out.b;
-    }
-}
-
 int render_make(const render_params *p, int size, render_image *img)
 {
     if (size < RENDER_MIN_SIZE || size > RENDER_MAX_SIZE || p->style < 0 || p->style >= NSTYLES)
@@ -196,13 +178,9 @@ int render_make(const render_params *p, int size, render_image *img)
     img->size = size;
     if (styles[p->style].draw(p, size, img) < 0)
         return -1;
-    if (p->filter == FILTER_NONE)
-        return 0;
-    if (img->ncolors == 0) {
-        filter_truecolour(img, p->filter);
-        return 0;
-    }
-    for (int i = 0; i < img->ncolors; i++)
+    /* Every style draws an indexed image, so a filter costs one pass over
+     * at most 256 palette entries, whatever the size. */
+    for (int i = 0; i < img->ncolors && p->filter != FILTER_NONE; i++)
         img->palette[i] = color_filter_apply(p->filter, img->palette[i]);
     return 0;
 }

@@ -84,7 +84,7 @@ static int write_atomic(const char *path, const void *data, size_t len, aq_err *
         return err_set(e, AQ_EPERM, "%s: path too long", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return err_set(e, AQ_EPERM, "%s: %s", tmp, strerror(errno));
+        return err_set(e, AQ_EPERM, "%s: %s", path, strerror(errno));
     const uint8_t *p = data;
     size_t left = len;
     while (left > 0) {
@@ -95,7 +95,7 @@ static int write_atomic(const char *path, const void *data, size_t len, aq_err *
             int err = errno;
             close(fd);
             unlink(tmp);
-            return err_set(e, AQ_EPERM, "%s: %s", tmp, strerror(err));
+            return err_set(e, AQ_EPERM, "%s: %s", path, strerror(err));
         }
         p += n;
         left -= (size_t)n;
@@ -103,7 +103,7 @@ static int write_atomic(const char *path, const void *data, size_t len, aq_err *
     if (fsync(fd) != 0 || close(fd) != 0) {
         int err = errno;
         unlink(tmp);
-        return err_set(e, AQ_EPERM, "%s: %s", tmp, strerror(err));
+        return err_set(e, AQ_EPERM, "%s: %s", path, strerror(err));
     }
     if (rename(tmp, path) != 0) {
         int err = errno;

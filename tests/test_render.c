@@ -711,6 +711,17 @@ START_TEST(cli_render_batch)
 }
 END_TEST
 
+START_TEST(cli_render_unwritable)
+{
+    buf out = BUF_INIT;
+    int rc = run_cli(&out, "render --seed x -o nodir/a.png");
+    ck_assert_msg(rc == 1, "exit %d: %s", rc, (char *)out.data);
+    ck_assert_msg(strstr((char *)out.data, "nodir/a.png: No such file or directory") != NULL, "%s",
+                  (char *)out.data);
+    buf_free(&out);
+}
+END_TEST
+
 START_TEST(cli_render_dir_single)
 {
     buf out = BUF_INIT;
@@ -782,6 +793,7 @@ int main(void)
     tcase_add_loop_test(cli, cli_bad_input, 0, sizeof bad_cli / sizeof bad_cli[0]);
     tcase_add_test(cli, cli_render_file_matches_worker);
     tcase_add_test(cli, cli_render_batch);
+    tcase_add_test(cli, cli_render_unwritable);
     tcase_add_test(cli, cli_render_dir_single);
     tcase_add_test(cli, cli_sheet_and_schemes);
     suite_add_tcase(s, cli);
