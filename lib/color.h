@@ -39,8 +39,9 @@ const color_scheme *color_scheme_find(const char *name);
 /* All schemes, in display order; *n receives their count. */
 const color_scheme *color_schemes(size_t *n);
 
-/* "none", "grayscale", ... -> FILTER_*, or -1 when unknown. */
+/* "none", "grayscale", ... (any case) -> FILTER_*, or -1 when unknown. */
 int color_filter_find(const char *name);
+/* The name of filter f ("none", ...); "?" for a value out of range. */
 const char *color_filter_name(aq_filter f);
 
 /* Applies filter f to one colour, with integer maths so every machine

@@ -51,9 +51,11 @@ int render_make(const render_params *p, int size, render_image *img);
 /* Frees img's pixel memory. */
 void render_image_free(render_image *img);
 
-/* Style table. */
-int render_style_find(const char *name);   /* index, or -1 */
+/* The style table: index of a style name (any case), or -1 when unknown. */
+int render_style_find(const char *name);
+/* The name of style index style, or NULL when out of range. */
 const char *render_style_name(int style);
+/* How many styles there are; indexes run 0..count-1. */
 int render_style_count(void);
 
 #endif

@@ -18,6 +18,7 @@ typedef struct render_rng {
 /* Seeds r from hash; streams with different numbers are independent (styles
  * use stream 0, colour derivation stream 1). */
 void render_rng_init(render_rng *r, const uint8_t hash[32], uint64_t stream);
+/* The next 64 random bits of r. */
 uint64_t render_rng_next(render_rng *r);
 /* Uniform in [lo, hi] (inclusive), lo <= hi. */
 int render_rng_range(render_rng *r, int lo, int hi);
@@ -48,6 +49,7 @@ aq_rgb render_tint(const render_params *p, int t, int tmax);
  * It may use img->pixels beyond size*size as scratch after reserving it. */
 typedef int (*render_style_fn)(const render_params *p, int size, render_image *img);
 
+/* The styles, one file each (see the top of each file). */
 int render_pixel(const render_params *p, int size, render_image *img);
 int render_classic(const render_params *p, int size, render_image *img);
 int render_wave(const render_params *p, int size, render_image *img);
