@@ -13,10 +13,12 @@
 #include <errno.h>
 #include <limits.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "log.h"
 #include "retry.h"
 
 #define SQ_BUSY_TIMEOUT_MS 5000
@@ -385,19 +387,34 @@ static void sq_build_sql(sqlite_st *s)
     meta_sql_check(s->sql[SQ_CHECK], sizeof s->sql[SQ_CHECK]);
 }
 
+static int sq_capture_mode(void *out, int ncols, char **vals, char **names)
+{
+    (void)names;
+    if (ncols > 0 && vals[0])
+        snprintf(out, 16, "%s", vals[0]);
+    return 0;
+}
+
 /* Journal mode WAL. Switching needs a moment of exclusive access, which
  * processes opening a fresh file together contend for; the busy timeout
- * covers most of it, this loop the rest. */
+ * covers most of it, this loop the rest. A filesystem without shared memory
+ * support keeps another mode: that works, only slower, so it is a warning. */
 static int sq_wal(sqlite_st *s, aq_err *e)
 {
     int rc = SQLITE_OK;
+    char mode[16] = "";
     for (int tries = 0; tries < 50; tries++) {
-        rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+        rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", sq_capture_mode, mode, NULL);
         if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
             break;
         retry_sleep_ms(20 + 10 * tries, NULL);
     }
-    return rc == SQLITE_OK ? 0 : sq_fail(s, e, rc, "set WAL mode");
+    if (rc != SQLITE_OK)
+        return sq_fail(s, e, rc, "set WAL mode");
+    if (strcmp(mode, "wal") != 0)
+        log_warn("sqlite: WAL journal not available here; writers will block readers",
+                 "path", s->path, "journal_mode", mode);
+    return 0;
 }
 
 static int sq_open_path(const char *path, void **st, aq_err *e)
