@@ -20,6 +20,7 @@
 #include "pngenc.h"
 #include "storage.h"
 #include "support.h"
+#include "support_pg.h"
 #include "support_s3.h"
 
 static char g_dir[300];      /* temp dir of the current test */
@@ -856,6 +857,79 @@ START_TEST(test_s3_get_delete)
 }
 END_TEST
 
+/* ---- PostgreSQL metadata ---- */
+
+static sup_pg g_pg;
+
+static void pg_setup(void)
+{
+    base_setup();
+    memset(&g_pg, 0, sizeof g_pg);
+    sup_pg_start(&g_pg);
+}
+
+static void pg_teardown(void)
+{
+    sup_pg_destroy(&g_pg);
+    base_teardown();
+}
+
+static void test_setup_pg(void)
+{
+    new_test_dir();
+    char conninfo[600], text[2048];
+    /* A database per test, named after its dir (unquoted SQL: lower case). */
+    char name[32] = "cli_";
+    for (const char *p = strrchr(g_dir, '-') + 1; *p && strlen(name) + 1 < sizeof name; p++)
+        name[strlen(name)] = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
+    sup_pg_createdb(&g_pg, name, conninfo, sizeof conninfo);
+    snprintf(text, sizeof text,
+             "[redis]\nurl = redis://127.0.0.1:%d/0\nnamespace = t\n"
+             "[storage.local]\nroot = %s/avatars\nfsync = false\n"
+             "[database]\nbackend = postgresql\n"
+             "[database.postgresql]\nconninfo = %s\nretries = 1\n",
+             sup_free_port(), g_dir, conninfo);
+    snprintf(g_conf, sizeof g_conf, "%s/config.ini", g_dir);
+    sup_write_file(g_conf, text);
+}
+
+START_TEST(test_pg_migrate_health_list)
+{
+    int rc = run("migrate --dry-run");
+    ck_assert_msg(rc == 0, "migrate --dry-run: exit %d: %s", rc, err_s());
+    assert_has(out_s(), "database postgresql: would apply");
+    ck_assert_int_eq(run("health"), 1); /* no Redis, and no schema yet */
+    assert_has(out_s(), "fail database postgresql");
+    ck_assert_int_eq(run("migrate"), 0);
+    assert_has(out_s(), "applied migration 1");
+    ck_assert_int_eq(run("migrate"), 0);
+    assert_has(out_s(), "nothing to apply");
+
+    ck_assert_int_eq(run("health"), 1); /* still no Redis */
+    char want[200];
+    snprintf(want, sizeof want, "ok database postgresql %s@127.0.0.1:%d/", g_pg.user, g_pg.port);
+    assert_has(out_s(), want);
+    assert_has(out_s(), "rows=0");
+    assert_lacks(out_s(), g_pg.password);
+    assert_lacks(err_s(), g_pg.password);
+
+    static const char *const seeds[] = {"pg-one", "pg-two"};
+    char ids[2][65];
+    populate(seeds, 2, ids);
+    ck_assert_int_eq(run("list --json"), 0);
+    json_t *arr = json_loads(out_s(), 0, NULL);
+    ck_assert_int_eq(json_array_size(arr), 2);
+    json_decref(arr);
+    ck_assert_int_eq(run("show %s --json", ids[1]), 0);
+    json_t *o = json_loads(out_s(), 0, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "id")), ids[1]);
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "attempts")), 1);
+    json_decref(o);
+    ck_assert_int_eq(run("delete %s --now", ids[1]), 0);
+    ck_assert_int_eq(run("show %s", ids[1]), 1);
+}
+END_TEST
+
 /* ---- with the real worker ---- */
 
 /* One worker process that renders sizes up to 64 only (the CLI's config
@@ -943,6 +1017,15 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_s3_get_delete);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
+
+    if (sup_pg_available()) {
+        tc = tcase_create("postgresql");
+        tcase_add_unchecked_fixture(tc, pg_setup, pg_teardown);
+        tcase_add_checked_fixture(tc, test_setup_pg, test_teardown);
+        tcase_add_test(tc, test_pg_migrate_health_list);
+        tcase_set_timeout(tc, 120);
+        suite_add_tcase(s, tc);
+    }
     return s;
 }
 
