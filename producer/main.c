@@ -73,7 +73,8 @@ static const cmd_entry commands[] = {
      JOB_OPTIONS_HELP
      "  Reads FILE (or standard input) line by line: a line starting with '{'\n"
      "  is a JSON job document (PROTOCOL.md), any other non-empty line is a seed\n"
-     "  to which the job options apply. Every line is validated here; bad\n"
+     "  to which the job options apply (--queue applies to every line; --seed\n"
+     "  and --id are not taken). Every line is validated here; bad\n"
      "  lines are reported with their line number and skipped, good ones are\n"
      "  pushed pipelined in chunks of 1000. Shows a progress bar on a terminal\n"
      "  and ends with \"enqueued N jobs in T s (R/s), K rejected\".\n"

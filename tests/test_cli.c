@@ -323,6 +323,30 @@ START_TEST(test_health_redacts_secrets)
 }
 END_TEST
 
+START_TEST(test_offline_needs_no_config)
+{
+    /* A directory without config.ini, no AVATARQ_* overrides, no Redis:
+     * render and schemes still work (unless /etc/avatarq/config.ini is
+     * there, which a test machine does not have). */
+    if (access("/etc/avatarq/config.ini", F_OK) == 0)
+        return;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && env -u AVATARQ_REDIS_URL %s render --seed offline --size 32 -o a.png",
+             g_dir, sup_bin("avatarq"));
+    buf out = BUF_INIT;
+    ck_assert_int_eq(sup_run(cmd, &out, true), 0);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/a.png", g_dir);
+    ck_assert_int_eq(access(path, F_OK), 0);
+    snprintf(cmd, sizeof cmd, "cd %s && %s schemes", g_dir, sup_bin("avatarq"));
+    ck_assert_int_eq(sup_run(cmd, &out, true), 0);
+    buf_append(&out, "", 1);
+    assert_has((const char *)out.data, "ocean");
+    buf_free(&out);
+}
+END_TEST
+
 /* ---- producer commands against Redis ---- */
 
 START_TEST(test_enqueue_same_request_same_id)
@@ -989,6 +1013,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_help_and_version);
     tcase_add_test(tc, test_enqueue_redis_down);
     tcase_add_test(tc, test_health_redacts_secrets);
+    tcase_add_test(tc, test_offline_needs_no_config);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
 
