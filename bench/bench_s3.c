@@ -1,15 +1,24 @@
 /* bench_s3: uploads/s of 1 KB and 100 KB objects through one lib/s3 client
  * (one keep-alive connection, SigV4 by curl, SHA-256 + MD5 of every body),
  * plus downloads/s and, for comparison, 1 KB uploads with a fresh client
- * (new connection) per object. Server from AQ_BENCH_S3_ENDPOINT, bucket
+ * (new connection) per object; then end to end: jobs/s through the real
+ * avatarq-worker (processes = 2, [storage] backend = s3, SQLite) against the
+ * Redis at AQ_BENCH_REDIS_URL. Server from AQ_BENCH_S3_ENDPOINT, bucket
  * AQ_BENCH_S3_BUCKET (default "bench"), keys S3RVER/S3RVER, us-east-1, path
- * style. AQ_BENCH_SECONDS (default 2) per figure. Prints figures only. */
+ * style. AQ_BENCH_SECONDS (default 2) per figure, AQ_BENCH_S3_E2E_JOBS
+ * (default 400) jobs per end-to-end figure. Prints figures only. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "config.h"
+#include "queue.h"
+#include "retry.h"
 #include "s3.h"
 
 static double now_s(void)
@@ -128,6 +137,153 @@ static result downloads(size_t size, long keys, double seconds)
     return r;
 }
 
+
+/* ---- end to end: the real worker with the S3 backend ---- */
+
+static int count_alive(const queue_worker_info *w, void *ud)
+{
+    *(int *)ud += w->alive;
+    return 0;
+}
+
+typedef struct e2e {
+    char dir[256], cfg[300], log[300];
+    aq_config c;
+    queue *q;
+    pid_t pid;
+} e2e;
+
+static int e2e_setup(e2e *r, const char *redis_url, const char *tag)
+{
+    snprintf(r->dir, sizeof r->dir, "/tmp/avatarq-bench-s3-XXXXXX");
+    if (!mkdtemp(r->dir))
+        return -1;
+    snprintf(r->cfg, sizeof r->cfg, "%s/config.ini", r->dir);
+    snprintf(r->log, sizeof r->log, "%s/worker.log", r->dir);
+    s3_opts o = opts();
+    char text[2048];
+    snprintf(text, sizeof text,
+             "[redis]\nurl = %s\nnamespace = bench-s3-%d-%s\n"
+             "[worker]\nprocesses = 2\n"
+             "[storage]\nbackend = s3\nprefix = e2e-%s\n"
+             "[storage.s3]\nendpoint = %s\nregion = %s\nbucket = %s\naccess_key = %s\n"
+             "secret_key = %s\npath_style = true\n"
+             "[database]\nbackend = sqlite\n[database.sqlite]\npath = %s/meta.db\n"
+             "[log]\nlevel = warn\n",
+             redis_url, (int)getpid(), tag, tag, o.endpoint, o.region, o.bucket, o.access_key,
+             o.secret_key, r->dir);
+    FILE *f = fopen(r->cfg, "w");
+    if (!f)
+        return -1;
+    fputs(text, f);
+    fclose(f);
+    aq_err e = {0};
+    if (config_load(&r->c, r->cfg, &e) != 0 || !(r->q = queue_open(&r->c, &e))) {
+        fprintf(stderr, "bench_s3: %s\n", e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void e2e_teardown(e2e *r)
+{
+    if (r->pid > 0) {
+        kill(r->pid, SIGTERM);
+        waitpid(r->pid, NULL, 0);
+    }
+    if (r->q)
+        queue_close(r->q);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", r->dir);
+    if (strstr(r->dir, "/avatarq-bench-s3-") && system(cmd) != 0)
+        fprintf(stderr, "bench_s3: could not remove %s\n", r->dir);
+}
+
+static pid_t e2e_start_worker(const e2e *r)
+{
+    const char *dir = getenv("AQ_BIN_DIR");
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s/avatarq-worker", dir && *dir ? dir : "bin");
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen(r->log, "a", stderr))
+            _exit(127);
+        execl(bin, bin, "-c", r->cfg, (char *)NULL);
+        perror(bin);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* done + dead, or -1. */
+static int64_t e2e_finished(e2e *r)
+{
+    queue_stats st;
+    memset(&st, 0, sizeof st);
+    aq_err e = {0};
+    return queue_stats_get(r->q, &st, &e) == 0 ? st.done + st.dead_total : -1;
+}
+
+static bool e2e_wait_workers(e2e *r, int n)
+{
+    for (int i = 0; i < 300; i++) {
+        int alive = 0;
+        aq_err e = {0};
+        if (queue_workers(r->q, count_alive, &alive, &e) == 0 && alive >= n)
+            return true;
+        usleep(100000);
+    }
+    return false;
+}
+
+/* n jobs of the given sizes ("[128]") through the worker; prints jobs/s. */
+static void e2e_run(const char *redis_url, const char *tag, const char *sizes, int nsizes, int n)
+{
+    e2e r;
+    memset(&r, 0, sizeof r);
+    if (e2e_setup(&r, redis_url, tag) != 0) {
+        printf("  end to end %s: skipped (set-up failed)\n", sizes);
+        e2e_teardown(&r);
+        return;
+    }
+    r.pid = e2e_start_worker(&r);
+    if (!e2e_wait_workers(&r, 2)) {
+        printf("  end to end %s: the worker did not come up (see %s)\n", sizes, r.log);
+        r.dir[0] = '\0'; /* keep its log */
+        e2e_teardown(&r);
+        return;
+    }
+    char (*ids)[32] = calloc((size_t)n, sizeof *ids);
+    char (*docs)[160] = calloc((size_t)n, sizeof *docs);
+    queue_item *items = calloc((size_t)n, sizeof *items);
+    int64_t t0 = now_ms();
+    for (int i = 0; i < n; i++) {
+        snprintf(ids[i], sizeof ids[i], "s3e2e-%d", i);
+        int len = snprintf(docs[i], sizeof docs[i],
+                           "{\"v\":1,\"id\":\"%s\",\"seed\":\"user-%d@example.com\","
+                           "\"style\":\"pixel\",\"sizes\":%s}", ids[i], i, sizes);
+        items[i] = (queue_item){.id = ids[i], .doc = docs[i], .len = (size_t)len,
+                                .created_at = t0};
+    }
+    aq_err e = {0};
+    if (queue_enqueue_many(r.q, NULL, items, (size_t)n, &e) != 0)
+        printf("  end to end: enqueue failed: %s\n", e.msg);
+    int64_t fin = 0;
+    while ((fin = e2e_finished(&r)) < n && now_ms() - t0 < 600000)
+        usleep(20000);
+    double secs = (double)(now_ms() - t0) / 1000.0;
+    queue_stats st;
+    memset(&st, 0, sizeof st);
+    queue_stats_get(r.q, &st, &e);
+    printf("  end to end, sizes %-22s %6.0f jobs/s %6.0f uploads/s  (%lld done, %lld dead of %d in %.1f s)\n",
+           sizes, (double)st.done / secs, (double)st.done * nsizes / secs, (long long)st.done,
+           (long long)st.dead_total, n, secs);
+    free(ids);
+    free(docs);
+    free(items);
+    e2e_teardown(&r);
+}
+
 int main(void)
 {
     const char *endpoint = getenv("AQ_BENCH_S3_ENDPOINT");
@@ -165,5 +321,16 @@ int main(void)
         printf("  GET %6zu B keep-alive:     %6.0f/s %6.1f MB/s  client CPU %4.0f us/op  (%ld ops, %lu connections)\n",
                sizes[i], r.rate, r.rate * (double)sizes[i] / 1e6, r.cpu_us, r.n, r.connections);
     }
+
+    const char *redis_url = getenv("AQ_BENCH_REDIS_URL");
+    if (!redis_url || !*redis_url) {
+        printf("  end to end: skipped: no Redis (set AQ_BENCH_REDIS_URL)\n");
+        return 0;
+    }
+    const char *jenv = getenv("AQ_BENCH_S3_E2E_JOBS");
+    int n = jenv && atoi(jenv) > 0 ? atoi(jenv) : 400;
+    printf("end to end: %d pixel jobs each, real avatarq-worker, processes 2, S3 + SQLite\n", n);
+    e2e_run(redis_url, "one", "[128]", 1, n);
+    e2e_run(redis_url, "five", "[32,64,128,256,512]", 5, n);
     return 0;
 }
