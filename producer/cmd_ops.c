@@ -302,10 +302,20 @@ static int dead_list(queue *q, int argc, char **argv)
         json_decref(dp.arr);
         return cli_fail("dead", 1, "%s", e.msg);
     }
-    if (dp.json)
+    if (dp.json) {
         print_json(dp.arr);
-    else if (dp.n == 0)
+        return 0;
+    }
+    if (dp.n == 0) {
         printf("no dead jobs\n");
+        return 0;
+    }
+    /* A full page: say how many more there are (on stderr, so a pipe gets
+     * only the list). */
+    queue_stats s;
+    if (dp.n == limit && queue_stats_get(q, &s, &e) == 0 && s.dead > dp.n)
+        fprintf(stderr, "(%ld of %lld dead jobs shown; --limit N for more)\n", dp.n,
+                (long long)s.dead);
     return 0;
 }
 

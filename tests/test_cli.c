@@ -584,6 +584,10 @@ START_TEST(test_dead_letters)
     ck_assert_int_eq(json_array_size(o), 1);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(o, 0), "id")), "d2");
     json_decref(o);
+    ck_assert_int_eq(run("dead list --limit 1"), 0);
+    assert_has(out_s(), "d2");
+    assert_lacks(out_s(), "d1");
+    assert_has(err_s(), "1 of 2 dead jobs shown");
 
     ck_assert_int_eq(run("dead retry d1"), 0);
     assert_has(out_s(), "retried 1 dead job");
