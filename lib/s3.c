@@ -292,7 +292,8 @@ static size_t on_read(char *dst, size_t size, size_t n, void *ud)
     upload *u = ud;
     size_t want = size * n, left = u->len - u->off;
     size_t k = want < left ? want : left;
-    memcpy(dst, u->data + u->off, k);
+    if (k)
+        memcpy(dst, u->data + u->off, k);
     u->off += k;
     return k;
 }
@@ -395,10 +396,13 @@ static const CURLcode transient_curl[] = {
     CURLE_HTTP2_STREAM,         CURLE_WEIRD_SERVER_REPLY, CURLE_AGAIN,
 };
 
-/* S3 error codes that mean "try again later" whatever the status. */
+/* S3 error codes that mean "try again" whatever the status: throttling and
+ * server trouble, and a body that arrived damaged (the checksums doing their
+ * job: the next attempt sends it again). */
 static const char *const transient_codes[] = {
     "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling",
     "ThrottlingException", "RequestThrottled", "RequestLimitExceeded", "TooManyRequests",
+    "BadDigest", "XAmzContentSHA256Mismatch", "IncompleteBody",
 };
 
 static bool curl_transient(CURLcode cc)
