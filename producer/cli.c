@@ -243,9 +243,8 @@ static int opt_max_attempts(cli_jobopts *o, const char *cmd, const char *arg)
 static int opt_id(cli_jobopts *o, const char *cmd, const char *arg)
 {
     if (!job_id_valid(arg))
-        return cli_fail(cmd, 2,
-                        "--id: '%s' is not a valid id ([A-Za-z0-9._-]{1,64}, not starting with '.')",
-                        arg);
+        return cli_fail(cmd, 2, "--id: '%s' is not a valid id ([A-Za-z0-9._-]{1,64}, "
+                                "not starting with '.')", arg);
     o->req.id = arg;
     return 0;
 }

@@ -93,14 +93,33 @@ static int parse_timeout(const char *cmd, const char *arg, double *out)
     return 0;
 }
 
+/* The combinations getopt cannot judge: what --delete, --timeout and a
+ * missing --seed mean together. */
+static int enqueue_check(enqueue_opts *o, const char *cmd, bool timeout_given)
+{
+    if (timeout_given && !o->wait)
+        return cli_fail(cmd, 2, "--timeout needs --wait");
+    const avatarq_request *r = &o->job.req;
+    if (!o->del)
+        return r->seed ? 0 : cli_fail(cmd, 2, "missing --seed (or --delete --id ID)");
+    if (!r->id)
+        return cli_fail(cmd, 2, "--delete needs --id ID");
+    if (r->seed || r->style || r->nsizes || r->primary || r->foreign || r->scheme ||
+        r->angle >= 0 || r->filter)
+        return cli_fail(cmd, 2, "--delete takes only --id, --queue, --max-attempts and --wait");
+    o->job.req.type = "delete";
+    return 0;
+}
+
 static int enqueue_parse(cli_ctx *ctx, int argc, char **argv, enqueue_opts *o)
 {
-    struct option longopts[CLI_JOB_NLONGOPTS + 4];
-    memcpy(longopts, cli_job_longopts, sizeof cli_job_longopts[0] * CLI_JOB_NLONGOPTS);
-    longopts[CLI_JOB_NLONGOPTS + 0] = (struct option){"wait", no_argument, NULL, OPT_WAIT};
-    longopts[CLI_JOB_NLONGOPTS + 1] = (struct option){"timeout", required_argument, NULL, OPT_TIMEOUT};
-    longopts[CLI_JOB_NLONGOPTS + 2] = (struct option){"delete", no_argument, NULL, OPT_DELETE};
-    longopts[CLI_JOB_NLONGOPTS + 3] = (struct option){NULL, 0, NULL, 0};
+    enum { N = CLI_JOB_NLONGOPTS };
+    struct option longopts[N + 4];
+    memcpy(longopts, cli_job_longopts, sizeof cli_job_longopts[0] * N);
+    longopts[N + 0] = (struct option){"wait", no_argument, NULL, OPT_WAIT};
+    longopts[N + 1] = (struct option){"timeout", required_argument, NULL, OPT_TIMEOUT};
+    longopts[N + 2] = (struct option){"delete", no_argument, NULL, OPT_DELETE};
+    longopts[N + 3] = (struct option){NULL, 0, NULL, 0};
 
     memset(o, 0, sizeof *o);
     cli_jobopts_init(&o->job, &ctx->cfg);
@@ -125,23 +144,7 @@ static int enqueue_parse(cli_ctx *ctx, int argc, char **argv, enqueue_opts *o)
             return rc > 0 ? rc : 2;
     }
     int rc = cli_positional(argv[0], argc, argv, 0, "");
-    if (rc)
-        return rc;
-    if (timeout_given && !o->wait)
-        return cli_fail(argv[0], 2, "--timeout needs --wait");
-    const avatarq_request *r = &o->job.req;
-    if (o->del) {
-        if (!r->id)
-            return cli_fail(argv[0], 2, "--delete needs --id ID");
-        if (r->seed || r->style || r->nsizes || r->primary || r->foreign || r->scheme ||
-            r->angle >= 0 || r->filter)
-            return cli_fail(argv[0], 2, "--delete takes only --id, --queue, --max-attempts "
-                                        "and --wait");
-        o->job.req.type = "delete";
-    } else if (!r->seed) {
-        return cli_fail(argv[0], 2, "missing --seed (or --delete --id ID)");
-    }
-    return 0;
+    return rc ? rc : enqueue_check(o, argv[0], timeout_given);
 }
 
 /* Waits for id to reach a final state and reports it: keys on stdout when
@@ -164,8 +167,9 @@ static int enqueue_wait(avatarq *a, const char *cmd, const char *id, double time
         print_outputs(st.outputs, "");
         status = 0;
     } else {
+        const char *why = st.error[0] ? st.error : "no error recorded";
         status = cli_fail(cmd, 1, "%s: %s after %d attempt%s: %s", id, st.state, st.attempts,
-                          st.attempts == 1 ? "" : "s", st.error[0] ? st.error : "no error recorded");
+                          st.attempts == 1 ? "" : "s", why);
     }
     avatarq_status_free(&st);
     return status;
