@@ -138,7 +138,7 @@ static int opt_style(cli_jobopts *o, const char *cmd, const char *arg)
 
 static int add_size(cli_jobopts *o, const char *cmd, const char *opt, const char *s)
 {
-    long v;
+    long v = 0;
     int rc = cli_int(cmd, opt, s, RENDER_MIN_SIZE, o->max_size, &v);
     if (rc)
         return rc;
@@ -233,7 +233,7 @@ static int opt_filter(cli_jobopts *o, const char *cmd, const char *arg)
 
 static int opt_max_attempts(cli_jobopts *o, const char *cmd, const char *arg)
 {
-    long v;
+    long v = 0;
     int rc = cli_int(cmd, "--max-attempts", arg, 1, 25, &v);
     if (rc == 0)
         o->req.max_attempts = (int)v;

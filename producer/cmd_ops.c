@@ -13,7 +13,8 @@
 #include "storage.h"
 
 /* Parses options that are only flags: each long option's val is its index
- * in flags[]. Returns 0, or 2 after printing the error. */
+ * in flags[] (NULL when the command takes no option). Returns 0, or 2 after
+ * printing the error. */
 static int parse_flags(int argc, char **argv, const struct option *longopts, bool *flags)
 {
     int c;
@@ -21,7 +22,8 @@ static int parse_flags(int argc, char **argv, const struct option *longopts, boo
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         if (c == '?' || c == ':')
             return cli_getopt_fail(argv[0], c, argv);
-        flags[c] = true;
+        if (flags)
+            flags[c] = true;
     }
     return 0;
 }
