@@ -37,7 +37,7 @@ struct s3 {
     volatile int *stop;
     char empty_sha[65];
     buf resp;                    /* the body of the current response */
-    bool resp_keep;              /* GET success: keep the whole body */
+    bool resp_keep;              /* object GET: keep the whole body */
     char ctype[128];             /* Content-Type of the current response */
     char errbuf[CURL_ERROR_SIZE];
     unsigned long requests, connections;
