@@ -25,6 +25,7 @@
 struct s3 {
     CURL *h;
     struct curl_slist *connect_to;
+    char *ca_file;               /* NULL: curl's default bundle */
     char scheme[8];
     char host[256];              /* as in the endpoint ("[::1]" for IPv6) */
     char port[8];                /* "" when the endpoint has none */
@@ -239,8 +240,11 @@ s3 *s3_open(const s3_opts *o, aq_err *e)
     c->h = curl_easy_init();
     if (o->connect_to && *o->connect_to)
         c->connect_to = curl_slist_append(NULL, o->connect_to);
+    if (o->ca_file && *o->ca_file)
+        c->ca_file = strdup(o->ca_file);
     if (!c->access_key || !c->secret_key || !c->h ||
-        (o->connect_to && *o->connect_to && !c->connect_to)) {
+        (o->connect_to && *o->connect_to && !c->connect_to) ||
+        (o->ca_file && *o->ca_file && !c->ca_file)) {
         err_set(e, AQ_EAGAIN, "s3: out of memory");
         s3_close(c);
         return NULL;
@@ -255,6 +259,7 @@ void s3_close(s3 *c)
     if (c->h)
         curl_easy_cleanup(c->h);
     curl_slist_free_all(c->connect_to);
+    free(c->ca_file);
     if (c->secret_key) {
         explicit_bzero(c->secret_key, strlen(c->secret_key));
         free(c->secret_key);
@@ -466,6 +471,8 @@ static void set_common(s3 *c, const char *url, struct curl_slist *hdrs)
     curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
     if (c->connect_to)
         curl_easy_setopt(h, CURLOPT_CONNECT_TO, c->connect_to);
+    if (c->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
 }
 
 static void set_method(s3 *c, const s3_req *r, upload *up)

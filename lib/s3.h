@@ -47,6 +47,8 @@ typedef struct s3_opts {
                                  end after it (AQ_EAGAIN instead) */
     volatile int *stop;       /* optional: when it becomes non-zero, backoff
                                  sleeps end and the call returns AQ_EAGAIN */
+    const char *ca_file;      /* optional CA bundle for https (a private CA,
+                                 e.g. an in-house MinIO); NULL: the system's */
     const char *connect_to;   /* optional curl CONNECT_TO entry
                                  ("HOST:PORT:CONNECT-HOST:CONNECT-PORT"), e.g.
                                  to reach a virtual-hosted name without DNS */

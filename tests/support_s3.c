@@ -62,6 +62,10 @@ static void become_server(const sup_s3 *s, pid_t parent, int delay_ms)
         setenv("AQ_S3_TEST_SECRET", s->secret, 1);
     else
         unsetenv("AQ_S3_TEST_SECRET");
+    if (s->tls_dir[0])
+        setenv("AQ_S3_TEST_TLS_DIR", s->tls_dir, 1);
+    else
+        unsetenv("AQ_S3_TEST_TLS_DIR");
     if (delay_ms > 0)
         sup_sleep_ms(delay_ms);
     char *argv[] = {"/usr/bin/env", "node", SERVER_JS, port, data, (char *)s->bucket, NULL};
@@ -99,14 +103,17 @@ static void spawn_and_wait(sup_s3 *s)
 
 void sup_s3_start(sup_s3 *s, const char *bucket)
 {
-    char secret[sizeof s->secret];
-    memcpy(secret, s->secret, sizeof secret);
+    char secret[sizeof s->secret], tls_dir[sizeof s->tls_dir];
+    memcpy(secret, s->secret, sizeof secret); /* set before start: kept */
+    memcpy(tls_dir, s->tls_dir, sizeof tls_dir);
     memset(s, 0, sizeof *s);
-    memcpy(s->secret, secret, sizeof secret); /* set before start: kept */
+    memcpy(s->secret, secret, sizeof secret);
+    memcpy(s->tls_dir, tls_dir, sizeof tls_dir);
     sup_tmpdir(s->dir, sizeof s->dir);
     snprintf(s->bucket, sizeof s->bucket, "%s", bucket);
     s->port = sup_free_port();
-    snprintf(s->endpoint, sizeof s->endpoint, "http://127.0.0.1:%d", s->port);
+    snprintf(s->endpoint, sizeof s->endpoint, "%s://127.0.0.1:%d",
+             s->tls_dir[0] ? "https" : "http", s->port);
     spawn_and_wait(s);
 }
 
@@ -165,6 +172,16 @@ void sup_s3_stop(sup_s3 *s)
         wait_gone(pid, 5000);
     }
     s->pid = 0;
+}
+
+void sup_s3_make_cert(const char *dir)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+             "-addext subjectAltName=IP:127.0.0.1 -keyout '%s/key.pem' -out '%s/cert.pem'",
+             dir, dir);
+    ck_assert_msg(sup_run(cmd, NULL, true) == 0, "openssl could not make a certificate");
 }
 
 void sup_s3_freeze(sup_s3 *s)

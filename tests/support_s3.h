@@ -24,6 +24,8 @@ typedef struct sup_s3 {
     char bucket[64];
     char secret[64];     /* "" = SUP_S3_SECRET; else the secret the server
                             accepts for SUP_S3_KEY from its next (re)start */
+    char tls_dir[256];   /* "" = http; else https with key.pem and cert.pem
+                            from this dir (endpoint https://127.0.0.1:PORT) */
 } sup_s3;
 
 /* A zeroed sup_s3 in shared anonymous memory. */
@@ -32,8 +34,8 @@ sup_s3 *sup_s3_new(void);
 void sup_s3_free(sup_s3 *s);
 
 /* Starts the server with one bucket on a free port in a new temp dir and
- * waits until it accepts connections (s->secret, if set, is kept). Aborts
- * the test on failure. */
+ * waits until it accepts connections (s->secret and s->tls_dir, if set,
+ * are kept). Aborts the test on failure. */
 void sup_s3_start(sup_s3 *s, const char *bucket);
 /* Starts it again on the same port and dir (after sup_s3_stop); waits. */
 void sup_s3_restart(sup_s3 *s);
@@ -44,6 +46,8 @@ void sup_s3_restart_after(sup_s3 *s, int delay_ms);
 bool sup_s3_wait_ready(const sup_s3 *s, int timeout_ms);
 /* Stops the server by PID (SIGTERM, then SIGKILL), even when frozen. */
 void sup_s3_stop(sup_s3 *s);
+/* Writes a self-signed key.pem + cert.pem for 127.0.0.1 into dir (openssl). */
+void sup_s3_make_cert(const char *dir);
 /* SIGSTOP / SIGCONT: the port still accepts, nothing answers. */
 void sup_s3_freeze(sup_s3 *s);
 void sup_s3_thaw(sup_s3 *s);

@@ -39,6 +39,7 @@ static void srv_clean(void)
 static void srv_setup(void)
 {
     srv_clean(); /* what a failed test left behind */
+    srv->secret[0] = srv->tls_dir[0] = '\0';
     sup_s3_start(srv, BUCKET);
 }
 
@@ -429,6 +430,53 @@ START_TEST(test_time_budget_ends_retries)
     ck_assert_uint_ge(s3_requests(c), 1);
     ck_assert_uint_le(s3_requests(c), 4);
     s3_close(c);
+}
+END_TEST
+
+START_TEST(test_https_round_trip_and_untrusted_certificate)
+{
+    char tls[256];
+    sup_tmpdir(tls, sizeof tls);
+    sup_s3_make_cert(tls);
+    srv_clean();
+    snprintf(srv->tls_dir, sizeof srv->tls_dir, "%s", tls);
+    sup_s3_start(srv, BUCKET);
+    ck_assert(strncmp(srv->endpoint, "https://", 8) == 0);
+
+    char ca[300];
+    snprintf(ca, sizeof ca, "%s/cert.pem", tls);
+    s3_opts o = opts_for(srv);
+    o.ca_file = ca;
+    s3 *c = client(&o);
+    aq_err e = {0};
+    ck_assert_msg(s3_check(c, &e) == 0, "check over https: %s", e.msg);
+    ck_assert_msg(s3_put(c, "avatars/tls/64.png", "secure", 6, "image/png", &e) == 0, "%s",
+                  e.msg);
+    buf out = BUF_INIT;
+    ck_assert_int_eq(s3_get(c, "avatars/tls/64.png", &out, NULL, 0, &e), 0);
+    ck_assert_uint_eq(out.len, 6);
+    ck_assert(memcmp(out.data, "secure", 6) == 0);
+    ck_assert_uint_le(s3_connections(c), 1); /* TLS session kept alive too */
+    /* The server goes away under the kept-alive TLS connection: the next
+     * request gets through on a new one, and no SIGPIPE (default action
+     * here: death) reaches this process. */
+    sup_s3_stop(srv);
+    sup_s3_restart(srv);
+    ck_assert_msg(s3_put(c, "avatars/tls/32.png", "again", 5, "image/png", &e) == 0, "%s",
+                  e.msg);
+    ck_assert_uint_ge(s3_connections(c), 2);
+    buf_free(&out);
+    s3_close(c);
+
+    /* Without our CA the certificate is refused: permanent, not retried. */
+    o.ca_file = NULL;
+    o.retries = 3;
+    c = client(&o);
+    ck_assert_int_eq(s3_check(c, &e), AQ_EPERM);
+    ck_assert_msg(strstr(e.msg, "certificate"), "%s", e.msg);
+    ck_assert_uint_eq(s3_requests(c), 1);
+    s3_close(c);
+    sup_rmtree(tls);
 }
 END_TEST
 
@@ -868,6 +916,7 @@ static Suite *s3_suite(void)
     tcase_add_test(live, test_frozen_server_times_out_and_retries);
     tcase_add_test(live, test_frozen_server_without_retries_times_out);
     tcase_add_test(live, test_time_budget_ends_retries);
+    tcase_add_test(live, test_https_round_trip_and_untrusted_certificate);
     tcase_add_test(live, test_backend_ops);
     tcase_add_test(live, test_bad_keys_refused_before_sending);
     suite_add_tcase(s, live);
