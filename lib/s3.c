@@ -370,9 +370,11 @@ static void xml_text(const buf *body, const char *tag, char *out, size_t n)
 }
 
 /* Runs curl_easy_perform with SIGPIPE blocked, discarding a SIGPIPE raised
- * meanwhile: with CURLOPT_NOSIGNAL curl leaves SIGPIPE alone, and a TLS
- * write to a closed peer would otherwise kill the process (the way libpq
- * guards its SSL writes). */
+ * meanwhile. With CURLOPT_NOSIGNAL curl leaves SIGPIPE alone; curl 7.88 on
+ * Linux sends with MSG_NOSIGNAL even under TLS, but other builds (older
+ * versions, other TLS backends) write through the TLS library, where a
+ * write to a closed peer would kill the process. Two cheap syscalls buy
+ * that certainty (the way libpq guards its SSL writes). */
 static CURLcode perform_quiet(CURL *h)
 {
     sigset_t pipe_set, old, pending;

@@ -15,9 +15,10 @@
  * returns AQ_EAGAIN. Other 4xx answers (403 SignatureDoesNotMatch, 404
  * NoSuchBucket, ...) return AQ_EPERM at once. Messages name the method, the
  * key and the server's error code ("S3 PUT avatars/x/64.png: 403
- * SignatureDoesNotMatch: ..."); they never contain the secret key. SIGPIPE
- * raised by a peer that closes a TLS connection is blocked and discarded
- * around each transfer, so callers need not ignore it. */
+ * SignatureDoesNotMatch: ..."); they never contain the secret key. A
+ * SIGPIPE from a peer that closes a connection is blocked and discarded
+ * around each transfer, so callers need not ignore it; curl never raises
+ * SIGALRM (CURLOPT_NOSIGNAL). */
 #ifndef AQ_S3_H
 #define AQ_S3_H
 
