@@ -389,7 +389,7 @@ static int64_t rss_kb(pid_t pid)
 
 static const char *const STATE_NAMES[] = {"idle", "busy", "stopping"};
 
-static int beat(sup *s)
+static int beat(sup *s, aq_err *e)
 {
     static queue_beat beats[SLOTS_MAX];
     static char jobs[SLOTS_MAX][JOB_ID_MAX + 1];
@@ -410,10 +410,9 @@ static int beat(sup *s)
             .rss_kb = rss_kb(s->ctl[i].pid)};
         n++;
     }
-    aq_err e = {0};
-    int rc = n ? queue_heartbeat(s->q, beats, n, &e) : 0;
+    int rc = n ? queue_heartbeat(s->q, beats, n, e) : 0;
     if (rc != 0 && rc != AQ_EAGAIN)
-        log_error("heartbeat failed", "error", e.msg);
+        log_error("heartbeat failed", "error", e->msg);
     return rc;
 }
 
@@ -541,8 +540,9 @@ static void read_control(sup *s)
 static void heartbeat_duties(sup *s)
 {
     if (redis_ok(s)) {
-        int rc = beat(s);
-        redis_result(s, rc == AQ_EAGAIN ? AQ_EAGAIN : 0, &(aq_err){0});
+        aq_err e = {0};
+        int rc = beat(s, &e);
+        redis_result(s, rc == AQ_EAGAIN ? AQ_EAGAIN : 0, &e);
     }
     drain_cleanups(s);
     if (redis_ok(s))

@@ -434,10 +434,12 @@ static void take_loop(wk *w)
         aq_err e = {0};
         int rc = queue_take(w->q, w->id, 1000, &doc, &len, &e);
         if (rc < 0) {
-            redis_state(w, rc == AQ_EAGAIN ? AQ_EAGAIN : rc, &e);
-            if (rc != AQ_EAGAIN)
+            if (rc == AQ_EAGAIN) {
+                redis_state(w, rc, &e);
+            } else { /* e.g. WRONGTYPE on the queue key: back off the same way */
                 log_error("taking a job failed", "worker", w->id, "error", e.msg);
-            w->redis_fails += rc != AQ_EAGAIN;
+                w->redis_fails++;
+            }
             nap(w, redis_delay(w), 1, true);
             continue;
         }
