@@ -469,8 +469,8 @@ START_TEST(to_json_round_trip)
     aq_err e;
     const char *docs[] = {
         "{\"seed\":\"alice\"}",
-        "{\"seed\":\"a\\\"b\\\\c\\n\",\"style\":\"wave\",\"sizes\":[64,32],\"primary\":\"Red\",\"angle\":45.1,"
-        "\"filter\":\"grayscale\",\"max_attempts\":3,\"created_at\":1764000000000}",
+        ("{\"seed\":\"a\\\"b\\\\c\\n\",\"style\":\"wave\",\"sizes\":[64,32],\"primary\":\"Red\",\"angle\":45.1,"
+         "\"filter\":\"grayscale\",\"max_attempts\":3,\"created_at\":1764000000000}"),
         "{\"id\":\"given\",\"seed\":\"x\",\"scheme\":\"sunset\",\"angle\":0}",
         "{\"type\":\"delete\",\"id\":\"gone\"}",
     };
