@@ -286,6 +286,10 @@ struct queue {
     aq_config cfg;               /* a copy: the caller may reload its own */
     char where[300];             /* "host:port" or the socket path, for messages */
     char sha[S_COUNT][41];
+    /* The worker whose last take lost its connection: the move may have
+     * happened with the reply lost, so its processing list is looked at
+     * first on the next take (else the job would sit there unseen). */
+    char take_doubt[160];
 };
 
 /* Error replies that mean "this server cannot serve us right now": the
@@ -837,6 +841,46 @@ void queue_job_free(queue_job *j)
 /* ------------------------------------------------------------------ */
 /* workers */
 
+/* Copies a string reply into a malloc'd NUL-terminated doc; returns 1. */
+static int take_reply(queue *q, redisReply *r, char **doc, size_t *len, aq_err *e)
+{
+    if (r->type != REDIS_REPLY_STRING) {
+        freeReplyObject(r);
+        return err_set(e, AQ_EPERM, "redis %s: take: unexpected reply", q->where);
+    }
+    *doc = malloc(r->len + 1);
+    if (!*doc) {
+        freeReplyObject(r);
+        return err_set(e, AQ_EAGAIN, "take: out of memory");
+    }
+    memcpy(*doc, r->str, r->len);
+    (*doc)[r->len] = '\0';
+    *len = r->len;
+    freeReplyObject(r);
+    return 1;
+}
+
+/* After a take whose reply was lost: the newest doc of the worker's
+ * processing list, if any, is the one that take moved (a worker takes
+ * while it holds nothing). Returns 1 with it, 0 when there is none. */
+static int take_in_doubt(queue *q, const char *dst, char **doc, size_t *len, aq_err *e)
+{
+    qargs a = {0};
+    arg_s(&a, "LINDEX");
+    arg_s(&a, dst);
+    arg_s(&a, "0");
+    redisReply *r;
+    int rc = q_run(q, &a, "take", &r, e);
+    if (rc < 0)
+        return rc;
+    q->take_doubt[0] = '\0';
+    if (r->type == REDIS_REPLY_NIL) {
+        freeReplyObject(r);
+        return 0;
+    }
+    return take_reply(q, r, doc, len, e);
+}
+
 int queue_take(queue *q, const char *worker, int timeout_ms, char **doc, size_t *len, aq_err *e)
 {
     *doc = NULL;
@@ -861,30 +905,22 @@ int queue_take(queue *q, const char *worker, int timeout_ms, char **doc, size_t 
     int rc = queue_ensure(q, e);
     if (rc < 0)
         return rc;
+    if (strcmp(q->take_doubt, worker) == 0 && (rc = take_in_doubt(q, dst, doc, len, e)) != 0)
+        return rc;
     set_timeout(q, timeout_ms > 0 ? timeout_ms : 0);
     redisReply *r;
     rc = q_run(q, &a, "take", &r, e);
     set_timeout(q, 0);
-    if (rc < 0)
+    if (rc < 0) {
+        if (q->broken) /* sent, perhaps done, reply lost */
+            snprintf(q->take_doubt, sizeof q->take_doubt, "%s", worker);
         return rc;
+    }
     if (r->type == REDIS_REPLY_NIL) {
         freeReplyObject(r);
         return 0;
     }
-    if (r->type != REDIS_REPLY_STRING) {
-        freeReplyObject(r);
-        return err_set(e, AQ_EPERM, "redis %s: take: unexpected reply", q->where);
-    }
-    *doc = malloc(r->len + 1);
-    if (!*doc) {
-        freeReplyObject(r);
-        return err_set(e, AQ_EAGAIN, "take: out of memory");
-    }
-    memcpy(*doc, r->str, r->len);
-    (*doc)[r->len] = '\0';
-    *len = r->len;
-    freeReplyObject(r);
-    return 1;
+    return take_reply(q, r, doc, len, e);
 }
 
 int queue_start(queue *q, const char *worker, const char *id, int64_t created_at, int *attempts,

@@ -61,7 +61,10 @@ void queue_job_free(queue_job *j);
 
 /* BLMOVE NS:queue:Q -> NS:processing:worker (RIGHT LEFT), waiting up to
  * timeout_ms. Returns 1 with *doc (malloc'd, NUL-terminated, *len bytes),
- * 0 on timeout, or < 0. */
+ * 0 on timeout, or < 0. After a take that lost its connection (the move may
+ * have happened, its reply lost), the next take of the same worker first
+ * returns the newest doc of its processing list, if any: a worker calls
+ * take only while it holds no job. */
 int queue_take(queue *q, const char *worker, int timeout_ms, char **doc,
                size_t *len, aq_err *e);
 

@@ -6,13 +6,18 @@
  * fixture, stopped by PID even when a test fails); each test runs in its own
  * forked process and namespace "{tPID}" (a hash tag, as for Redis Cluster). */
 #include <check.h>
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -990,6 +995,110 @@ START_TEST(restart_then_reconnect)
 }
 END_TEST
 
+/* A TCP proxy to R that closes the client's connection instead of passing
+ * on the first reply holding "CUTME": a command done by Redis whose reply
+ * is lost, as when Redis stops right after running it. */
+static void relay(int cfd, int port, const char *flag)
+{
+    int sfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(sfd, (struct sockaddr *)&a, sizeof a) < 0)
+        _exit(1);
+    char b[65536];
+    struct pollfd p[2] = {{cfd, POLLIN, 0}, {sfd, POLLIN, 0}};
+    for (;;) {
+        if (poll(p, 2, -1) < 0)
+            _exit(1);
+        for (int i = 0; i < 2; i++) {
+            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            ssize_t n = read(p[i].fd, b, sizeof b);
+            if (n <= 0)
+                _exit(0);
+            if (i == 1 && access(flag, F_OK) != 0 && memmem(b, (size_t)n, "CUTME", 5)) {
+                sup_write_file(flag, "cut\n");
+                _exit(0); /* closes both ends: the reply never arrives */
+            }
+            if (write(p[1 - i].fd, b, (size_t)n) != n)
+                _exit(0);
+        }
+    }
+}
+
+static pid_t proxy_start(int listen_port, const char *flag)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(listen_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(lfd, 8), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* dies with the test even when an assertion ends it early, and
+         * keeps no pipe of the test runner open */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == 1)
+            _exit(0);
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        signal(SIGCHLD, SIG_IGN);
+        for (;;) {
+            int cfd = accept(lfd, NULL, NULL);
+            if (cfd < 0)
+                continue;
+            if (fork() == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                close(lfd);
+                relay(cfd, R.port, flag);
+            }
+            close(cfd);
+        }
+    }
+    close(lfd);
+    return pid;
+}
+
+START_TEST(take_with_lost_reply)
+{
+    char flag[300];
+    snprintf(flag, sizeof flag, "%s/cut.%d", R.dir, (int)getpid());
+    int port = sup_free_port();
+    pid_t proxy = proxy_start(port, flag);
+    aq_config via = CFG;
+    via.redis.port = port;
+    aq_err e = {0};
+    queue *q = queue_open(&via, &e);
+    if (!q) {
+        kill(proxy, SIGKILL);
+        ck_abort_msg("open through the proxy: %s", e.msg);
+    }
+    raw("LPUSH %s %s", K("queue:default"), "{\"id\":\"CUTME\"}");
+    char *doc = NULL;
+    size_t len;
+    int rc = queue_take(q, "W:9", 1000, &doc, &len, &e);
+    ck_assert_int_eq(access(flag, F_OK), 0); /* the proxy did cut it */
+    ck_assert_int_eq(rc, AQ_EAGAIN);
+    ck_assert_int_eq(raw_int("LLEN %s", K("processing:W:9")), 1); /* moved, reply lost */
+    /* the next take hands over that job instead of leaving it stranded */
+    rc = queue_take(q, "W:9", 1000, &doc, &len, &e);
+    ck_assert_msg(rc == 1, "take after the lost reply: %d %s", rc, e.msg);
+    ck_assert_str_eq(doc, "{\"id\":\"CUTME\"}");
+    free(doc);
+    ck_assert_int_eq(raw_int("LLEN %s", K("processing:W:9")), 1);
+    /* and then takes normally again */
+    ck_assert_int_eq(queue_take(q, "W:9", 0, &doc, &len, &e), 0);
+    queue_close(q);
+    kill(proxy, SIGKILL); /* its relays follow (PDEATHSIG) */
+    waitpid(proxy, NULL, 0);
+}
+END_TEST
+
 /* READONLY (a failover demoted our server) and BUSY (a script hogs it) are
  * transient: AQ_EAGAIN, then the handle reconnects and works again. */
 START_TEST(transient_replies)
@@ -1124,6 +1233,7 @@ static Suite *queue_suite(void)
     tcase_set_timeout(out, 120);
     tcase_add_test(out, restart_then_reconnect);
     tcase_add_test(out, transient_replies);
+    tcase_add_test(out, take_with_lost_reply);
     suite_add_tcase(s, out);
     return s;
 }
