@@ -2,12 +2,15 @@
  *
  * WAL, so readers (the CLI) never block the workers' writes; a 5 s busy
  * timeout, so processes sharing the file queue for the write lock instead of
- * failing; synchronous=NORMAL, which in WAL mode keeps every commit across a
- * process crash (what workers meet: kill -9, OOM) and costs no fsync per job;
- * only an OS crash or power loss can drop the last commits, and the job is
- * then retried from Redis like any other lost effect. Statements are prepared
- * on first use and kept for the handle's life. Each upsert is one statement,
- * hence one transaction. */
+ * failing. Durability follows the choice the operator made for the files
+ * ([storage.local] fsync, default true): with it, synchronous=FULL, so a
+ * commit is on disk before the job is acknowledged, as PROTOCOL.md promises
+ * for "done"; without it, synchronous=NORMAL, which in WAL mode still keeps
+ * every commit across a process crash (kill -9, OOM) but can lose the last
+ * ones to an OS crash or power loss, in exchange for no fsync per job, the
+ * same trade the files make. Statements are prepared on first use and kept
+ * for the handle's life. Each upsert is one statement, hence one
+ * transaction. */
 #include "meta.h"
 
 #include <errno.h>
@@ -417,7 +420,7 @@ static int sq_wal(sqlite_st *s, aq_err *e)
     return 0;
 }
 
-static int sq_open_path(const char *path, void **st, aq_err *e)
+static int sq_open_path(const char *path, bool durable, void **st, aq_err *e)
 {
     *st = NULL;
     if (!path || !*path)
@@ -440,7 +443,8 @@ static int sq_open_path(const char *path, void **st, aq_err *e)
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, SQ_BUSY_TIMEOUT_MS);
     if ((rc = sq_wal(s, e)) < 0 ||
-        (rc = sq_exec(s, "PRAGMA synchronous=NORMAL", "set synchronous", e)) < 0) {
+        (rc = sq_exec(s, durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+                      "set synchronous", e)) < 0) {
         sq_close(s);
         return rc;
     }
@@ -450,7 +454,7 @@ static int sq_open_path(const char *path, void **st, aq_err *e)
 
 static int sq_open(const aq_config *c, void **st, aq_err *e)
 {
-    return sq_open_path(c->database.sqlite.path, st, e);
+    return sq_open_path(c->database.sqlite.path, c->storage.local.fsync, st, e);
 }
 
 const meta_ops meta_sqlite_ops = {
