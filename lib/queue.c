@@ -75,7 +75,10 @@ static const char LUA_ENQUEUE[] =
 /* KEYS: job, stats, events.  ARGV: worker, id, qname, now, created_at, maxlen.
  * No hash, or a hash in a final state, means a job that did not come through
  * queue_enqueue (a raw LPUSH, or the same id pushed again): count it as
- * enqueued and start its attempts from zero. */
+ * enqueued and start its attempts from zero. The job already running on
+ * this very worker means a retried start whose reply was lost: nothing
+ * changes (a worker runs one job at a time, and any requeue in between
+ * would have changed the state). */
 static const char LUA_START[] =
     LUA_EVENT
     "if ARGV[2] == '' then\n"
@@ -84,6 +87,9 @@ static const char LUA_START[] =
     "  return 1\n"
     "end\n"
     "local st = redis.call('HGET', KEYS[1], 'state')\n"
+    "if st == 'running' and redis.call('HGET', KEYS[1], 'worker') == ARGV[1] then\n"
+    "  return tonumber(redis.call('HGET', KEYS[1], 'attempts'))\n"
+    "end\n"
     "if st == false or st == 'done' or st == 'dead' then\n"
     "  redis.call('DEL', KEYS[1])\n"
     "  redis.call('HINCRBY', KEYS[2], 'enqueued', 1)\n"

@@ -312,14 +312,21 @@ START_TEST(start_counts_attempts_and_raw_pushes)
     ck_assert_str_eq(hget(K("job:s1"), "worker"), "h:1");
     ck_assert_int_gt(atoll(hget(K("job:s1"), "started_at")), 0);
     ck_assert_str_eq(last_event(), "id=s1 state=running worker=h:1 error=");
-    ck_assert_int_eq(start("h:1", "s1"), 2);
+    /* a retried start (its reply lost) on the same worker changes nothing */
+    ck_assert_int_eq(start("h:1", "s1"), 1);
+    ck_assert_str_eq(hget(K("stats"), "started"), "1");
+    /* the next run, after the job was put back, is attempt 2 */
+    aq_err e = {0};
+    int rec = 0, dead = 0;
+    ck_assert_int_eq(queue_requeue_worker(Q, "h:1", ident, &rec, &dead, &e), 0);
+    take_expect("h:2", "s1");
+    ck_assert_int_eq(start("h:2", "s1"), 2);
     ck_assert_str_eq(hget(K("stats"), "started"), "2");
     ck_assert_str_eq(hget(K("stats"), "enqueued"), "1");
 
     /* a raw LPUSH has no hash: start counts it enqueued once */
     raw("LPUSH %s %s", K("queue:default"), doc_of("raw1"));
     take_expect("h:1", "raw1");
-    aq_err e = {0};
     int attempts = 0;
     ck_assert_int_eq(queue_start(Q, "h:1", "raw1", 777, &attempts, &e), 0);
     ck_assert_int_eq(attempts, 1);
