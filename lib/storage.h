@@ -1,7 +1,9 @@
 /* storage: where PNGs go. A backend is a table of operations plus opaque
  * state, picked by name ([storage] backend) from the table in storage.c.
  * Keys are relative ("avatars/ID/64.png"); a key with "..", a leading "/",
- * a NUL, or an empty segment is refused (AQ_EPERM) by every backend. */
+ * a NUL, or an empty segment is refused (AQ_EPERM) by every backend, and so
+ * are "." segments, backslashes, control characters, keys over 1024 bytes
+ * and segments over 255 (storage_key_check). */
 #ifndef AQ_STORAGE_H
 #define AQ_STORAGE_H
 
