@@ -139,7 +139,9 @@ static int pg_state_code(const char *state)
 
 /* A failed connection attempt has no SQLSTATE in libpq; these phrases mark
  * the ones that no retry can fix (the rest: refused, timeout, starting up,
- * too many clients, shutting down, DNS hiccups, are transient). */
+ * too many clients, shutting down, DNS hiccups, are transient). They are the
+ * server's English texts: with another lc_messages such a failure counts as
+ * transient, which costs only the retries before the same clear message. */
 static const char *const pg_connect_permanent[] = {
     "password authentication failed", "no password supplied", "does not exist",
     "no pg_hba.conf entry", "invalid connection option", "invalid integer value",
