@@ -480,6 +480,38 @@ START_TEST(test_https_round_trip_and_untrusted_certificate)
 }
 END_TEST
 
+static volatile int stop_flag;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+START_TEST(test_stop_flag_ends_retries)
+{
+    sup_s3_stop(srv);
+    s3_opts o = opts_for(srv);
+    o.retries = 100; /* about 15 s of backoff: far longer than the alarm */
+    o.backoff_base_ms = 100;
+    o.backoff_max_ms = 200;
+    stop_flag = 0;
+    o.stop = &stop_flag;
+    s3 *c = client(&o);
+    struct sigaction sa = {.sa_handler = on_alarm};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    alarm(1); /* a shutdown request arrives while the put is retrying */
+    aq_err e = {0};
+    int rc = s3_put(c, "avatars/stop/1.png", "x", 1, "image/png", &e);
+    alarm(0);
+    ck_assert_int_eq(rc, AQ_EAGAIN);
+    ck_assert_msg(strstr(e.msg, "stopped while retrying"), "%s", e.msg);
+    ck_assert_int_eq(stop_flag, 1);
+    s3_close(c);
+}
+END_TEST
+
 /* ---- answers s3rver cannot give (5xx, 429, SlowDown, RequestTimeout) ----
  * A forked responder on a loopback socket answers each request with the next
  * canned HTTP response and appends each request head to a log, so these
@@ -916,6 +948,7 @@ static Suite *s3_suite(void)
     tcase_add_test(live, test_frozen_server_times_out_and_retries);
     tcase_add_test(live, test_frozen_server_without_retries_times_out);
     tcase_add_test(live, test_time_budget_ends_retries);
+    tcase_add_test(live, test_stop_flag_ends_retries);
     tcase_add_test(live, test_https_round_trip_and_untrusted_certificate);
     tcase_add_test(live, test_backend_ops);
     tcase_add_test(live, test_bad_keys_refused_before_sending);
