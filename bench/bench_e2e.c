@@ -62,6 +62,41 @@ static long long calls(redisContext *rc, const char *const *names)
  * pipeline); what scripts call inside Redis is counted apart. */
 static const char *const TOP_LEVEL[] = {"evalsha", "eval", "fcall", "blmove", "lmove", NULL};
 
+/* Redis server CPU seconds (user + sys) from INFO cpu. */
+static double redis_cpu(redisContext *rc)
+{
+    redisReply *r = redisCommand(rc, "INFO cpu");
+    double u = 0, sy = 0;
+    if (r && r->type == REDIS_REPLY_STRING) {
+        const char *p = strstr(r->str, "used_cpu_sys:");
+        const char *q = strstr(r->str, "used_cpu_user:");
+        if (p)
+            sy = atof(p + 13);
+        if (q)
+            u = atof(q + 14);
+    }
+    if (r)
+        freeReplyObject(r);
+    return u + sy;
+}
+
+/* CPU seconds (user + sys) a process has used, from /proc/PID/stat. */
+static double proc_cpu(pid_t pid)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char *ok = fgets(line, sizeof line, f);
+    fclose(f);
+    char *p = ok ? strrchr(line, ')') : NULL;
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -84,6 +119,7 @@ static long rss_kb(pid_t pid, const char *field)
 
 typedef struct rss_acc {
     char out[512];
+    double cpu;      /* CPU seconds of the live workers */
 } rss_acc;
 
 static int add_worker(const queue_worker_info *w, void *ud)
@@ -92,6 +128,7 @@ static int add_worker(const queue_worker_info *w, void *ud)
     if (!w->alive)
         return 0;
     size_t n = strlen(a->out);
+    a->cpu += proc_cpu((pid_t)w->pid);
     snprintf(a->out + n, sizeof a->out - n, "%s pid %ld: RSS %ld kB (peak %ld kB)",
              n ? ";" : "", w->pid, rss_kb((pid_t)w->pid, "VmRSS:"), rss_kb((pid_t)w->pid, "VmHWM:"));
     return 0;
@@ -225,6 +262,7 @@ static void bench(const char *url, bool fsync, int n)
         items[i] = (queue_item){.id = ids[i], .doc = docs[i], .len = (size_t)len};
     }
     long long all0 = calls(r.raw, NULL), top0 = calls(r.raw, TOP_LEVEL);
+    double rcpu0 = redis_cpu(r.raw);
     int64_t t0 = now_ms();
     for (int i = 0; i < n; i += BATCH) {
         int m = n - i < BATCH ? n - i : BATCH;
@@ -244,7 +282,8 @@ static void bench(const char *url, bool fsync, int n)
         polls++;
     }
     long long all1 = calls(r.raw, NULL), top1 = calls(r.raw, TOP_LEVEL);
-    rss_acc rss = {""};
+    double rcpu1 = redis_cpu(r.raw);
+    rss_acc rss = {"", 0};
     aq_err e = {0};
     queue_workers(r.q, add_worker, &rss, &e);
 
@@ -275,6 +314,12 @@ static void bench(const char *url, bool fsync, int n)
            "%.1f commands incl. inside scripts and the bench's own\n",
            top, (double)(all1 - all0) / n);
     printf("workers: %s\n", rss.out[0] ? rss.out : "(none alive)");
+    /* CPU per job does not depend on what else the machine runs: it tells
+     * what two idle cores could do */
+    double wus = rss.cpu * 1e6 / n, rus = (rcpu1 - rcpu0) * 1e6 / n;
+    printf("CPU per job: workers %.0f us + redis %.0f us = %.0f us -> about %.0f jobs/s "
+           "if 2 cores did nothing else\n", wus, rus, wus + rus,
+           wus + rus > 0 ? 2e6 / (wus + rus) : 0.0);
     (void)polls;
     free(lat);
     for (int i = 0; i < n; i++)
