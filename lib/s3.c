@@ -100,8 +100,9 @@ static int parse_endpoint(s3 *c, const char *endpoint, aq_err *e)
         return err_set(e, AQ_EAGAIN, "s3: out of memory");
     int rc = 0;
     if (curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK) {
+        /* A URL that does not parse may still hold user:password@. */
         rc = err_set(e, AQ_EPERM, "s3: endpoint '%s' is not a URL (want http(s)://host[:port])",
-                     has_userinfo(u) ? "(with credentials)" : endpoint);
+                     strchr(endpoint, '@') ? "(not shown: it contains '@')" : endpoint);
         goto out;
     }
     if (has_userinfo(u)) {
@@ -152,7 +153,7 @@ static int check_opts(s3 *c, const s3_opts *o, aq_err *e)
     if (!o->bucket || !*o->bucket || strlen(o->bucket) >= sizeof c->bucket ||
         !all_chars(o->bucket, ".-_") || o->bucket[0] == '.')
         return err_set(e, AQ_EPERM, "s3: bucket '%s' is not a bucket name "
-                                    "(1-63 of a-z 0-9 . - _)", o->bucket ? o->bucket : "");
+                                    "(1-63 letters, digits, '.', '-', '_')", o->bucket ? o->bucket : "");
     if (!o->access_key || !*o->access_key)
         return err_set(e, AQ_EPERM, "s3: access key is empty");
     if (!o->secret_key || !*o->secret_key)

@@ -921,6 +921,9 @@ START_TEST(test_bad_options_refused)
     aq_err e = {0};
     ck_assert_ptr_null(s3_open(&o, &e));
     ck_assert_msg(!strstr(e.msg, "hunter2"), "%s", e.msg);
+    o.endpoint = "http://user:hunter2@127.0.0.1:notaport"; /* does not even parse */
+    ck_assert_ptr_null(s3_open(&o, &e));
+    ck_assert_msg(!strstr(e.msg, "hunter2") && strstr(e.msg, "not a URL"), "%s", e.msg);
     o = good;
     o.secret_key = "";
     ck_assert_ptr_null(s3_open(&o, &e));
