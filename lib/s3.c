@@ -374,7 +374,7 @@ static void xml_text(const buf *body, const char *tag, char *out, size_t n)
  * meanwhile. With CURLOPT_NOSIGNAL curl leaves SIGPIPE alone; curl 7.88 on
  * Linux sends with MSG_NOSIGNAL even under TLS, but other builds (older
  * versions, other TLS backends) write through the TLS library, where a
- * write to a closed peer would kill the process. Two cheap syscalls buy
+ * write to a closed peer would kill the process. A few cheap syscalls buy
  * that certainty (the way libpq guards its SSL writes). */
 static CURLcode perform_quiet(CURL *h)
 {
