@@ -235,9 +235,10 @@ static int pg_connect_once(pg_st *s, aq_err *e)
         char msg[512];
         snprintf(msg, sizeof msg, "%s", PQerrorMessage(c));
         PQfinish(c);
-        int rc = pg_err(s, e, pg_connect_code(msg), "connect: %s", msg);
-        snprintf(s->last_error, sizeof s->last_error, "%s", e ? e->msg : "");
-        return rc;
+        one_line(msg);
+        pg_scrub(s, msg, sizeof msg);
+        snprintf(s->last_error, sizeof s->last_error, "%s", msg);
+        return pg_err(s, e, pg_connect_code(msg), "connect: %s", msg);
     }
     PQsetNoticeProcessor(c, pg_quiet_notice, NULL);
     s->conn = c;
