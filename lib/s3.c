@@ -277,8 +277,10 @@ unsigned long s3_connections(const s3 *c) { return c->connections; }
 
 /* ---- one attempt ---- */
 
+typedef struct s3_method s3_method;
+
 typedef struct s3_req {
-    const char *method;          /* PUT GET HEAD DELETE */
+    const s3_method *method;
     const char *key;             /* NULL: the bucket */
     const char *query;           /* sorted and encoded, or NULL */
     const uint8_t *body;         /* PUT */
@@ -396,6 +398,47 @@ static CURLcode perform_quiet(CURL *h)
     return cc;
 }
 
+/* ---- the four methods: name, body handling, curl options ---- */
+
+static void setup_put(CURL *h, const s3_req *r, upload *up)
+{
+    curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(h, CURLOPT_READDATA, up);
+    curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+    curl_easy_setopt(h, CURLOPT_SEEKDATA, up);
+    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->len);
+}
+
+static void setup_get(CURL *h, const s3_req *r, upload *up)
+{
+    (void)h, (void)r, (void)up; /* curl's default */
+}
+
+static void setup_head(CURL *h, const s3_req *r, upload *up)
+{
+    (void)r, (void)up;
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+}
+
+static void setup_delete(CURL *h, const s3_req *r, upload *up)
+{
+    (void)r, (void)up;
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
+}
+
+struct s3_method {
+    const char *name;
+    void (*setup)(CURL *h, const s3_req *r, upload *up);
+    bool uploads;                /* sends a body: Content-MD5, its SHA-256 */
+    bool body_is_object;         /* a 2xx body is the object (GET of a key) */
+};
+
+static const s3_method M_PUT = {"PUT", setup_put, true, false};
+static const s3_method M_GET = {"GET", setup_get, false, true};
+static const s3_method M_HEAD = {"HEAD", setup_head, false, false};
+static const s3_method M_DELETE = {"DELETE", setup_delete, false, false};
+
 /* curl failures that a later attempt may get past. */
 static const CURLcode transient_curl[] = {
     CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT,
@@ -436,7 +479,7 @@ static struct curl_slist *request_headers(const s3_req *r)
     snprintf(line, sizeof line, "x-amz-content-sha256: %s", r->sha);
     if (!(l = curl_slist_append(NULL, line)))
         return NULL;
-    if (r->body || strcmp(r->method, "PUT") == 0) {
+    if (r->method->uploads) {
         snprintf(line, sizeof line, "Content-MD5: %s", r->md5);
         if (!(t = curl_slist_append(l, line)))
             goto oom;
@@ -478,23 +521,6 @@ static void set_common(s3 *c, const char *url, struct curl_slist *hdrs)
         curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
 }
 
-static void set_method(s3 *c, const s3_req *r, upload *up)
-{
-    CURL *h = c->h;
-    if (strcmp(r->method, "PUT") == 0) {
-        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(h, CURLOPT_READDATA, up);
-        curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
-        curl_easy_setopt(h, CURLOPT_SEEKDATA, up);
-        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->len);
-    } else if (strcmp(r->method, "HEAD") == 0) {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    } else if (strcmp(r->method, "DELETE") == 0) {
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
-    }
-}
-
 /* Classifies a finished HTTP exchange; detail receives the reason. */
 static int classify_status(s3 *c, const s3_req *r, long status, char *detail, size_t n)
 {
@@ -504,7 +530,7 @@ static int classify_status(s3 *c, const s3_req *r, long status, char *detail, si
     xml_text(&c->resp, "Code", code, sizeof code);
     xml_text(&c->resp, "Message", msg, sizeof msg);
     if (status == 404 && (strcmp(code, "NoSuchKey") == 0 ||
-                          (!code[0] && r->key && strcmp(r->method, "HEAD") == 0))) {
+                          (!code[0] && r->key && r->method == &M_HEAD))) {
         snprintf(detail, n, "404 NoSuchKey");
         return AQ_ENOTFOUND;
     }
@@ -525,11 +551,11 @@ static int attempt(s3 *c, const s3_req *r, const char *url, char *detail, size_t
     upload up = {r->body, r->len, 0};
     buf_reset(&c->resp);
     /* Bodies of object GETs are kept whole; other bodies are error XML. */
-    c->resp_keep = strcmp(r->method, "GET") == 0 && r->key;
+    c->resp_keep = r->method->body_is_object && r->key;
     c->ctype[0] = '\0';
     c->errbuf[0] = '\0';
     set_common(c, url, hdrs);
-    set_method(c, r, &up);
+    r->method->setup(c->h, r, &up);
     c->requests++;
     CURLcode cc = perform_quiet(c->h);
     curl_slist_free_all(hdrs);
@@ -569,20 +595,20 @@ static int run(s3 *c, const s3_req *r, aq_err *e)
         bool over_budget = c->budget_ms &&
                            mono_ms() - started + wait + c->timeout_ms > c->budget_ms;
         if (attempts > c->retries || over_budget) {
-            return err_set(e, AQ_EAGAIN, "S3 %s %s: gave up after %d attempts%s: %s", r->method,
-                           target, attempts, over_budget ? " (time budget spent)" : "",
-                           detail);
+            return err_set(e, AQ_EAGAIN, "S3 %s %s: gave up after %d attempts%s: %s",
+                           r->method->name, target, attempts,
+                           over_budget ? " (time budget spent)" : "", detail);
         }
         char nb[24];
-        log_warn("S3 request failed, will retry", "method", r->method, "key", target,
+        log_warn("S3 request failed, will retry", "method", r->method->name, "key", target,
                  "attempt", log_int(nb, attempts), "error", detail);
         if (retry_sleep_ms(wait, c->stop) != 0)
-            return err_set(e, AQ_EAGAIN, "S3 %s %s: stopped while retrying: %s", r->method,
+            return err_set(e, AQ_EAGAIN, "S3 %s %s: stopped while retrying: %s", r->method->name,
                            target, detail);
     }
     if (rc == 0)
         return 0;
-    return err_set(e, rc, "S3 %s %s: %s", r->method, target, detail);
+    return err_set(e, rc, "S3 %s %s: %s", r->method->name, target, detail);
 }
 
 static int need_key(const char *method, const char *key, aq_err *e)
@@ -599,7 +625,7 @@ int s3_put(s3 *c, const char *key, const void *data, size_t len, const char *con
         return AQ_EPERM;
     if (content_type && (strlen(content_type) > 100 || strpbrk(content_type, "\r\n")))
         return err_set(e, AQ_EPERM, "S3 PUT %s: bad Content-Type '%.100s'", key, content_type);
-    s3_req r = {.method = "PUT", .key = key, .body = data, .len = len,
+    s3_req r = {.method = &M_PUT, .key = key, .body = data, .len = len,
                 .content_type = content_type};
     hash_sha256_hex(data, len, r.sha);
     hash_md5_base64(data, len, r.md5);
@@ -610,7 +636,7 @@ int s3_get(s3 *c, const char *key, buf *out, char *ctype, size_t ctlen, aq_err *
 {
     if (need_key("GET", key, e))
         return AQ_EPERM;
-    s3_req r = {.method = "GET", .key = key};
+    s3_req r = {.method = &M_GET, .key = key};
     memcpy(r.sha, c->empty_sha, sizeof r.sha);
     int rc = run(c, &r, e);
     if (rc)
@@ -626,7 +652,7 @@ int s3_delete(s3 *c, const char *key, aq_err *e)
 {
     if (need_key("DELETE", key, e))
         return AQ_EPERM;
-    s3_req r = {.method = "DELETE", .key = key};
+    s3_req r = {.method = &M_DELETE, .key = key};
     memcpy(r.sha, c->empty_sha, sizeof r.sha);
     int rc = run(c, &r, e);
     if (rc == AQ_ENOTFOUND) { /* some stores answer 404 NoSuchKey for absent keys */
@@ -640,7 +666,7 @@ int s3_exists(s3 *c, const char *key, aq_err *e)
 {
     if (need_key("HEAD", key, e))
         return AQ_EPERM;
-    s3_req r = {.method = "HEAD", .key = key};
+    s3_req r = {.method = &M_HEAD, .key = key};
     memcpy(r.sha, c->empty_sha, sizeof r.sha);
     int rc = run(c, &r, e);
     if (rc == AQ_ENOTFOUND) {
@@ -656,7 +682,7 @@ int s3_check(s3 *c, aq_err *e)
      * max-keys=0 proves bucket and credentials without listing anything
      * (cheaper, and s3rver fails with 500 when it has to make a
      * continuation token under Node's OpenSSL 3). */
-    s3_req r = {.method = "GET", .key = NULL, .query = "list-type=2&max-keys=0"};
+    s3_req r = {.method = &M_GET, .key = NULL, .query = "list-type=2&max-keys=0"};
     memcpy(r.sha, c->empty_sha, sizeof r.sha);
     return run(c, &r, e);
 }
