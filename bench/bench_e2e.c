@@ -4,7 +4,8 @@
  * pipelined batches while it runs, and reports, with fsync off and on:
  * jobs/s (first enqueue to last finished_at), enqueue-to-done latency p50/p99
  * (from the job hashes' created_at/finished_at), Redis commands and round
- * trips per job (INFO commandstats before/after), and RSS per worker process.
+ * trips per job (INFO commandstats before/after), RSS per worker process, CPU
+ * per job, and the latency at a steady 500 jobs/s.
  * AQ_BENCH_E2E_JOBS overrides the job count; AQ_BENCH_E2E_DIR the directory
  * (default /tmp) that holds storage root and database. Prints figures, never pass/fail. */
 #include <hiredis/hiredis.h>
@@ -232,6 +233,55 @@ static bool wait_workers(run *r, int n)
     return false;
 }
 
+/* Latency at a steady rate well below capacity: n jobs, `rate` per second,
+ * enqueued in small batches every 20 ms; p50/p99 of finished_at - created_at. */
+static void paced(run *r, int n, int rate)
+{
+    int per_tick = rate / 50 > 0 ? rate / 50 : 1;
+    queue_item *items = calloc((size_t)n, sizeof *items);
+    char (*ids)[32] = calloc((size_t)n, sizeof *ids);
+    char (*docs)[160] = calloc((size_t)n, sizeof *docs);
+    int64_t base_done = stat_done(r);
+    for (int i = 0; i < n; i += per_tick) {
+        int m = n - i < per_tick ? n - i : per_tick;
+        int64_t now = now_ms();
+        for (int k = i; k < i + m; k++) {
+            snprintf(ids[k], sizeof ids[k], "paced-%d", k);
+            int len = snprintf(docs[k], sizeof docs[k],
+                               "{\"v\":1,\"id\":\"%s\",\"seed\":\"paced-%d\",\"style\":\"pixel\","
+                               "\"sizes\":[128]}", ids[k], k);
+            items[k] = (queue_item){.id = ids[k], .doc = docs[k], .len = (size_t)len, .created_at = now};
+        }
+        aq_err e = {0};
+        if (queue_enqueue_many(r->q, NULL, items + i, (size_t)m, &e) != 0) {
+            printf("paced enqueue failed: %s\n", e.msg);
+            break;
+        }
+        usleep(20000);
+    }
+    int64_t t0 = now_ms();
+    while (stat_done(r) < base_done + n && now_ms() - t0 < 60000)
+        usleep(50000);
+    int64_t *lat = calloc((size_t)n, sizeof *lat);
+    int got = 0;
+    for (int i = 0; i < n; i++) {
+        queue_job j;
+        aq_err e = {0};
+        memset(&j, 0, sizeof j);
+        if (queue_job_get(r->q, ids[i], &j, &e) == 0 && strcmp(j.state, "done") == 0)
+            lat[got++] = j.finished_at - j.created_at;
+        queue_job_free(&j);
+    }
+    qsort(lat, (size_t)got, sizeof *lat, cmp_i64);
+    if (got)
+        printf("enqueue-to-done latency at %d jobs/s steady: p50 %" PRId64 " ms, p99 %" PRId64
+               " ms (%d jobs)\n", rate, lat[got / 2], lat[(got * 99) / 100], got);
+    free(lat);
+    free(items);
+    free(ids);
+    free(docs);
+}
+
 static void bench(const char *url, bool fsync, int n)
 {
     run r;
@@ -321,6 +371,7 @@ static void bench(const char *url, bool fsync, int n)
            "if 2 cores did nothing else\n", wus, rus, wus + rus,
            wus + rus > 0 ? 2e6 / (wus + rus) : 0.0);
     (void)polls;
+    paced(&r, 2000, 500);
     free(lat);
     for (int i = 0; i < n; i++)
         free(docs[i]);
