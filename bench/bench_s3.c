@@ -268,8 +268,7 @@ static void e2e_run(const char *redis_url, const char *tag, const char *sizes, i
     aq_err e = {0};
     if (queue_enqueue_many(r.q, NULL, items, (size_t)n, &e) != 0)
         printf("  end to end: enqueue failed: %s\n", e.msg);
-    int64_t fin = 0;
-    while ((fin = e2e_finished(&r)) < n && now_ms() - t0 < 600000)
+    while (e2e_finished(&r) < n && now_ms() - t0 < 600000)
         usleep(20000);
     double secs = (double)(now_ms() - t0) / 1000.0;
     queue_stats st;

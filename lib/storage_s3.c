@@ -124,7 +124,7 @@ static int s3s_check(void *st, aq_err *e)
     snprintf(key, sizeof key, "%s%s.health/%s-%ld", s->prefix, s->prefix[0] ? "/" : "", host,
              (long)getpid());
     static const char probe[] = "avatarq health probe\n";
-    if ((rc = s3_put(s->client, key, probe, sizeof probe - 1, "text/plain", e)) != 0)
+    if (s3_put(s->client, key, probe, sizeof probe - 1, "text/plain", e) != 0)
         return err_prefix(e, "storage s3: bucket '%s' is not writable: ", s->bucket);
     return s3_delete(s->client, key, e);
 }
