@@ -1326,6 +1326,8 @@ int queue_requeue_worker(queue *q, const char *worker, queue_ident_fn ident, int
         *recovered = 0;
     if (dead)
         *dead = 0;
+    if (!ident)
+        return err_set(e, AQ_EPERM, "requeue: no ident function given");
     char key[QUEUE_KEY_MAX];
     queue_keyf(q, key, sizeof key, "processing:%s", worker);
     qargs a = {0};
