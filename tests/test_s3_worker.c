@@ -1,7 +1,8 @@
 /* The real bin/avatarq-worker with [storage] backend = s3 against the
  * signature-checking S3 test server (issue 4): 200 jobs through S3 outages
- * end done (none dead, none lost, every object and row there); credentials
- * rotated under a running worker make the job dead at once with
+ * end done (none dead, none lost, every object and row there); jobs held up
+ * by a frozen server (SIGSTOP) time out, retry and finish after SIGCONT;
+ * credentials rotated under a running worker make the job dead at once with
  * SignatureDoesNotMatch; a missing bucket, refused credentials or an
  * unreachable endpoint stop the worker at start-up with a clear message. */
 #include <check.h>
@@ -39,14 +40,21 @@ static void teardown(void)
 /* config.ini for the S3 backend; bucket and secret as given. [worker]
  * settings other than the harness's come as AVATARQ_WORKER_* environment
  * overrides at wh_start (a key may not appear twice in the file). */
+static void use_s3_timeout(const char *bucket, const char *secret, int retries, int timeout_ms);
+
 static void use_s3(const char *bucket, const char *secret, int retries)
+{
+    use_s3_timeout(bucket, secret, retries, 3000);
+}
+
+static void use_s3_timeout(const char *bucket, const char *secret, int retries, int timeout_ms)
 {
     char s3[768];
     snprintf(s3, sizeof s3,
              "[storage.s3]\nendpoint = %s\nregion = " SUP_S3_REGION "\nbucket = %s\n"
              "access_key = " SUP_S3_KEY "\nsecret_key = %s\npath_style = true\n"
-             "timeout_ms = 3000\nretries = %d\n",
-             S3->endpoint, bucket, secret, retries);
+             "timeout_ms = %d\nretries = %d\n",
+             S3->endpoint, bucket, secret, timeout_ms, retries);
     H.backend = "s3";
     wh_write_config(&H, NULL, s3);
 }
@@ -158,6 +166,9 @@ START_TEST(t_200_jobs_through_s3_outages)
     ck_assert_int_eq(wh_int(&H, "ZCARD " WH_NS ":delayed"), 0);
     ck_assert_int_eq(wh_processing(&H), 0);
     ck_assert_int_ge(stat_of("retried"), 5);
+    /* The heartbeats held while workers waited on S3: nobody was declared
+     * dead and recovered. */
+    ck_assert_int_eq(stat_of("recovered"), 0);
 
     /* One metadata row per avatar, recording the bucket. */
     buf out = BUF_INIT;
@@ -174,6 +185,36 @@ START_TEST(t_200_jobs_through_s3_outages)
     char *log = worker_log();
     ck_assert_msg(!strstr(log, SECRET), "the secret is in the worker log");
     free(log);
+}
+END_TEST
+
+START_TEST(t_frozen_s3_jobs_finish_after_thaw)
+{
+    enum { N = 20 };
+    use_s3_timeout("avatars", SECRET, 1, 700);
+    char *env[] = {"AVATARQ_WORKER_PROCESSES=2", "AVATARQ_WORKER_MAX_ATTEMPTS=25",
+                   "AVATARQ_WORKER_BACKOFF_BASE_MS=100", "AVATARQ_WORKER_BACKOFF_MAX_MS=500",
+                   NULL};
+    wh_start(&H, env);
+    wait_workers(2);
+    sup_s3_freeze(S3); /* connections are accepted, nothing answers */
+    push_range(0, N);
+    if (!wh_wait_int(&H, 2, 60000, "HGET " WH_NS ":stats retried")) {
+        sup_s3_thaw(S3);
+        wh_show_log(&H, 30);
+        ck_abort_msg("no job timed out into the retry path while S3 was frozen");
+    }
+    char *log = worker_log();
+    ck_assert_msg(strstr(log, "timed out"), "no timeout in the worker log");
+    free(log);
+    sup_s3_thaw(S3);
+    ck_assert_msg(wh_wait_int(&H, N, 120000, "HGET " WH_NS ":stats done"),
+                  "only %lld of %d done after the thaw", stat_of("done"), N);
+    ck_assert_int_eq(stat_of("dead"), 0);
+    ck_assert_int_eq(stat_of("recovered"), 0);
+    ck_assert_int_eq(wh_processing(&H), 0);
+    ck_assert_int_eq(wh_int(&H, "ZCARD " WH_NS ":delayed"), 0);
+    wh_stop(&H, SIGTERM, 30000);
 }
 END_TEST
 
@@ -315,6 +356,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, t_200_jobs_through_s3_outages);
+    tcase_add_test(tc, t_frozen_s3_jobs_finish_after_thaw);
     tcase_add_test(tc, t_rotated_secret_makes_the_job_dead);
     tcase_add_test(tc, t_cli_and_delete_jobs_on_s3);
     tcase_add_test(tc, t_missing_bucket_stops_startup);
