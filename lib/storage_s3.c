@@ -1,6 +1,7 @@
 /* storage_s3: the storage backend for S3 and compatible stores, on top of
  * lib/s3 (which signs, checksums, classifies and retries). Objects live at
  * the key the caller gives (PREFIX/ID/SIZE.png) in [storage.s3] bucket. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,8 @@ static int s3s_open(const aq_config *c, void **st, aq_err *e)
          * defaults do: 6 x 10 s > 60 s), and then the supervisor kills the
          * worker and the job is recovered instead of retried. One call gets
          * at most half the job's time, leaving room for the other sizes;
-         * past that it returns AQ_EAGAIN and the job takes the retry path. */
+         * past that it returns AQ_EAGAIN and the job takes the retry path.
+         * (job_timeout_s is at most a day: no overflow.) */
         .budget_ms = c->worker.job_timeout_s > 0 ? c->worker.job_timeout_s * 500 : 0,
     };
     s->client = s3_open(&o, e);
