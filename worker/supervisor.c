@@ -46,7 +46,6 @@ typedef struct slot_ctl {
     bool retired;          /* remote "stop": leave the slot empty */
     bool replacing;        /* SIGTERMed for a reload: refill at once */
     bool timed_out;        /* SIGKILLed for job_timeout_s */
-    int64_t done_seen;     /* done counter folded into done_base on exit */
 } slot_ctl;
 
 /* A dead worker whose jobs must still be put back (Redis may be down). */
@@ -167,7 +166,6 @@ static void spawn(sup *s, int i)
     c->gen = s->gen;
     c->replacing = false;
     c->timed_out = false;
-    c->done_seen = 0;
     atomic_store(&sl->pid, pid);
     char nb[24];
     log_info("worker started", "worker", c->id, "slot", log_int(nb, i));
@@ -240,7 +238,13 @@ static void after_exit(sup *s, int i, int st)
     int64_t now = mono_ms();
     if (!clean && !c->timed_out) {
         c->crashes = now - c->spawned_mono < CRASH_WINDOW_MS ? c->crashes + 1 : 1;
-        c->restart_at = now + retry_cap_ms(c->crashes - 1, RESTART_BASE_MS, RESTART_MAX_MS);
+        int64_t delay = retry_cap_ms(c->crashes - 1, RESTART_BASE_MS, RESTART_MAX_MS);
+        c->restart_at = now + delay;
+        if (c->crashes > 1 && s->phase == PHASE_RUN) {
+            char a[24], b[24];
+            log_warn("worker keeps dying; restarting it later", "slot", log_int(a, i),
+                     "delay_ms", log_int(b, delay));
+        }
     } else {
         c->crashes = 0;
         c->restart_at = now;
@@ -442,7 +446,13 @@ static void recover(sup *s)
 {
     aq_err e = {0};
     int moved = 0, rec = 0, dead = 0;
-    int rc = queue_promote_due(s->q, now_ms(), PROMOTE_LIMIT, &moved, &e);
+    int rc = 0;
+    /* a backlog of due retries drains in bounded steps, not one per beat */
+    for (int round = 0; round < 10 && rc == 0; round++) {
+        rc = queue_promote_due(s->q, now_ms(), PROMOTE_LIMIT, &moved, &e);
+        if (moved < PROMOTE_LIMIT)
+            break;
+    }
     if (rc == 0)
         rc = queue_recover_dead(s->q, worker_ident, &rec, &dead, &e);
     redis_result(s, rc == AQ_EAGAIN ? AQ_EAGAIN : 0, &e);
