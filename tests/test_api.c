@@ -337,6 +337,17 @@ START_TEST(batches_pipeline)
     ck_assert_int_eq(avatarq_status_get(A, "bj", &st, err, sizeof err), 0);
     ck_assert_str_eq(st.state, "queued");
     avatarq_status_free(&st);
+
+    /* a flush that loses its connection keeps the jobs; the next one sends them */
+    ck_assert_int_eq(avatarq_batch_add_json(b, "{\"seed\":\"k\",\"id\":\"kept\"}", id, err,
+                                            sizeof err), 0);
+    redisReply *k = redisCommand(RAW, "CLIENT KILL TYPE normal SKIPME yes");
+    ck_assert(k && k->type == REDIS_REPLY_INTEGER && k->integer >= 1);
+    freeReplyObject(k);
+    ck_assert_int_eq(avatarq_batch_flush(b, err, sizeof err), AVATARQ_EAGAIN);
+    ck_assert_uint_eq(avatarq_batch_pending(b), 1);
+    ck_assert_int_eq(avatarq_batch_flush(b, err, sizeof err), 1);
+    ck_assert_int_eq(raw_int("LLEN %s:queue:default", NS), AVATARQ_BATCH_MAX + 7);
     avatarq_batch_free(b);
 }
 END_TEST
