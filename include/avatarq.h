@@ -114,7 +114,9 @@ int avatarq_batch_add(avatarq_batch *b, const avatarq_request *r, char id_out[65
 int avatarq_batch_add_json(avatarq_batch *b, const char *doc, char id_out[65],
                            char *err, size_t errlen);
 /* Sends the held jobs; returns how many were enqueued (>= 0) or < 0. On
- * failure the held jobs stay held, so flush can be called again. */
+ * failure the held jobs stay held, so flush can be called again; a flush
+ * cut off midway may already have enqueued some of them, which the next
+ * flush enqueues again (at-least-once: same ids, same avatars). */
 long avatarq_batch_flush(avatarq_batch *b, char *err, size_t errlen);
 /* Number of jobs held and not yet sent. */
 size_t avatarq_batch_pending(const avatarq_batch *b);
