@@ -234,6 +234,15 @@ START_TEST(test_wrong_secret_is_permanent)
     rc = s3_check(c, &e);
     ck_assert_int_eq(rc, AQ_EPERM);
     ck_assert_msg(strstr(e.msg, "SignatureDoesNotMatch"), "%s", e.msg);
+    /* HEAD answers carry no body, so no code: still permanent, not "absent". */
+    ck_assert_int_eq(s3_exists(c, "avatars/x/64.png", &e), AQ_EPERM);
+    ck_assert_msg(strstr(e.msg, "S3 HEAD avatars/x/64.png: 403"), "%s", e.msg);
+    buf out = BUF_INIT;
+    ck_assert_int_eq(s3_get(c, "avatars/x/64.png", &out, NULL, 0, &e), AQ_EPERM);
+    ck_assert_uint_eq(out.len, 0);
+    ck_assert_int_eq(s3_delete(c, "avatars/x/64.png", &e), AQ_EPERM);
+    ck_assert_uint_eq(s3_requests(c), 5); /* one each, none retried */
+    buf_free(&out);
     s3_close(c);
 
     /* The backend refuses to start with it, clearly, without the secret. */
@@ -867,6 +876,13 @@ START_TEST(test_urls_path_and_virtual_hosted)
     ck_assert_str_eq(url, "http://pics.minio.local/avatars/x/64.png");
     ck_assert_int_eq(s3_url(c, NULL, "list-type=2&max-keys=1", url, sizeof url, &e), 0);
     ck_assert_str_eq(url, "http://pics.minio.local/?list-type=2&max-keys=1");
+    s3_close(c);
+
+    o.endpoint = "http://[::1]:9000";
+    o.path_style = true;
+    c = client(&o);
+    ck_assert_int_eq(s3_url(c, "k.png", NULL, url, sizeof url, &e), 0);
+    ck_assert_str_eq(url, "http://[::1]:9000/pics/k.png");
     s3_close(c);
 
     o.endpoint = "http://store.example/s3/";
