@@ -23,12 +23,25 @@ void sup_tmpdir(char *out, size_t n)
     ck_assert_msg(mkdtemp(out) != NULL, "mkdtemp: %s", strerror(errno));
 }
 
+/* True when path names something strictly inside dir ("dir/x..."), never
+ * dir itself: a test's empty or truncated path must not remove /tmp. */
+static bool strictly_below(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    if (strncmp(path, dir, n) != 0 || path[n] != '/')
+        return false;
+    const char *rest = path + n + 1;
+    return rest[0] != '\0' && rest[0] != '/' && rest[0] != '.';
+}
+
 void sup_rmtree(const char *path)
 {
     const char *base = getenv("TMPDIR");
-    if (!path || !*path || strstr(path, ".."))
+    if (!path || !*path || strstr(path, "..") || strchr(path, '\''))
         return;
-    if (strncmp(path, "/tmp/", 5) != 0 && !(base && *base && strncmp(path, base, strlen(base)) == 0))
+    if (!strictly_below(path, "/tmp") && !(base && *base && strictly_below(path, base)))
         return;
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
