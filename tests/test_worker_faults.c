@@ -246,6 +246,49 @@ START_TEST(t_stopped_worker_killed_at_job_timeout)
 }
 END_TEST
 
+START_TEST(t_timeout_at_max_attempts_goes_dead)
+{
+    wh_write_config(&H, "heartbeat_ttl_s = 60\njob_timeout_s = 2\n", NULL);
+    wh_start(&H, HANG_ENV);
+    ck_assert(wh_wait_int(&H, 2, 20000, "SCARD " WH_NS ":workers"));
+    wh_push_str(&H, "{\"id\":\"last-try\",\"seed\":\"hang-here\",\"sizes\":[32],\"max_attempts\":1}");
+    pid_t pid = running_pid("last-try", 20000);
+    ck_assert(alive(pid));
+    ck_assert_msg(wh_wait_state(&H, "last-try", "dead", 30000), "timed-out last attempt not dead");
+    ck_assert_msg(strstr(wh_str(&H, "HGET " WH_NS ":job:last-try error"), "timed out after 2 s"),
+                  "error: %s", wh_str(&H, "HGET " WH_NS ":job:last-try error"));
+    json_t *o = json_loads(wh_str(&H, "LINDEX " WH_NS ":dead 0"), 0, NULL);
+    ck_assert(json_is_object(o));
+    ck_assert_str_eq(json_string_value(json_object_get(o, "id")), "last-try");
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "attempts")), 1);
+    json_decref(o);
+    ck_assert(!alive(pid));
+    ck_assert_int_eq(wh_processing(&H), 0);
+    stop_clean();
+}
+END_TEST
+
+START_TEST(t_poison_pill_killing_its_worker_goes_dead)
+{
+    /* a job whose worker dies on its last attempt is not requeued for ever */
+    wh_write_config(&H, "heartbeat_ttl_s = 60\n", NULL);
+    wh_start(&H, HANG_ENV);
+    ck_assert(wh_wait_int(&H, 2, 20000, "SCARD " WH_NS ":workers"));
+    wh_push_str(&H, "{\"id\":\"pill\",\"seed\":\"hang-here\",\"sizes\":[32],\"max_attempts\":1}");
+    pid_t pid = running_pid("pill", 20000);
+    ck_assert(alive(pid));
+    kill(pid, SIGKILL);
+    ck_assert_msg(wh_wait_state(&H, "pill", "dead", 20000), "poison pill not dead");
+    ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":dead"), 1);
+    ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":queue:default"), 0);
+    ck_assert_int_eq(wh_processing(&H), 0);
+    /* and the pool carries on */
+    wh_push_str(&H, "{\"id\":\"after-pill\",\"seed\":\"fine\",\"sizes\":[32]}");
+    ck_assert(wh_wait_state(&H, "after-pill", "done", 20000));
+    stop_clean();
+}
+END_TEST
+
 START_TEST(t_supervisor_sigkill_orphans_recovered)
 {
     enum { N = 30 };
@@ -482,6 +525,8 @@ static Suite *suite(void)
     tcase_add_test(tc, t_always_failing_job_ends_dead);
     tcase_add_test(tc, t_sigkilled_worker_job_done_by_another);
     tcase_add_test(tc, t_stopped_worker_killed_at_job_timeout);
+    tcase_add_test(tc, t_timeout_at_max_attempts_goes_dead);
+    tcase_add_test(tc, t_poison_pill_killing_its_worker_goes_dead);
     tcase_add_test(tc, t_supervisor_sigkill_orphans_recovered);
     tcase_add_test(tc, t_second_sigterm_stops_at_once);
     tcase_add_test(tc, t_redis_restart);
