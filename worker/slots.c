@@ -52,6 +52,7 @@ void slots_set_busy(slot *s, const char *id, const char *doc, size_t len,
 void slots_set_idle(slot *s)
 {
     atomic_store(&s->state, SLOT_IDLE);
+    atomic_store(&s->finishing, 0);
     seq_begin(s);
     s->job[0] = '\0';
     seq_end(s);
@@ -81,6 +82,7 @@ void slots_reset(slot *s)
     atomic_store(&s->started_at, 0);
     atomic_store(&s->job_start, 0);
     atomic_store(&s->attempts, 0);
+    atomic_store(&s->finishing, 0);
     atomic_store(&s->done, 0);
     atomic_store(&s->failed, 0);
     atomic_store(&s->stop, 0);

@@ -28,6 +28,9 @@ typedef struct slot {
     atomic_llong started_at;     /* epoch ms the process came up */
     atomic_llong job_start;      /* monotonic ms the current job started */
     atomic_int attempts;         /* attempt number of the current job */
+    atomic_int finishing;        /* 1: the work is done, only recording it in
+                                  * Redis remains (no job timeout then: killing
+                                  * cannot help a Redis outage) */
     atomic_llong done, failed;
     atomic_uint seq;             /* seqlock over job and doc: odd while writing */
     char job[JOB_ID_MAX + 1];    /* current job id, "" when idle */

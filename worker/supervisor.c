@@ -285,7 +285,8 @@ static void enforce_timeouts(sup *s)
     int64_t limit = (int64_t)s->cfg.worker.job_timeout_s * 1000, now = mono_ms();
     for (int i = 0; i < SLOTS_MAX; i++) {
         slot *sl = &s->slots[i];
-        if (!live(s, i) || s->ctl[i].timed_out || atomic_load(&sl->state) != SLOT_BUSY)
+        if (!live(s, i) || s->ctl[i].timed_out || atomic_load(&sl->state) != SLOT_BUSY ||
+            atomic_load(&sl->finishing))
             continue;
         if (now - atomic_load(&sl->job_start) <= limit)
             continue;

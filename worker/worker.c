@@ -366,6 +366,7 @@ static void handle(wk *w, const char *doc, size_t len)
     err_clear(&e);
     rc = run_job(w, &r, sa.attempts, &outputs, &e);
     int64_t duration = mono_ms() - t0;
+    atomic_store(&w->s->finishing, 1);
     if (rc == 0)
         ack_job(w, doc, len, &r, outputs ? outputs : "{}", duration);
     else
