@@ -8,6 +8,13 @@
  * and optionally fsyncs the directory: readers see the old file or the new
  * one, never a part.
  *
+ * A writer killed between create and rename (SIGKILL, OOM, power) leaves
+ * its temporary file behind. Temporary names are ".LEAF.tmp-HOST-PID-NONCE-
+ * SEQ" (HOST: FNV-1a of the host name, all hex but PID), so the next put
+ * into that directory from a process that did not just create it removes
+ * the ones whose writer is gone: same host and no such PID, or another host
+ * and untouched for an hour. Nothing else is ever removed.
+ *
  * Failures are classified by errno (table below): running out of space or
  * descriptors, I/O errors and races with a concurrent delete may pass and are
  * transient; permissions, a read-only filesystem, a symlink or a file where a
@@ -23,20 +30,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Largest object get() reads: far above any avatar, bounds memory per job. */
 #define LOCAL_GET_MAX (64u * 1024 * 1024)
 /* How often put() starts again when a concurrent delete removed its directory. */
 #define LOCAL_PUT_TRIES 3
+/* A temporary file of another host's writer is abandoned after this long. */
+#define LOCAL_STALE_S 3600
 
 typedef struct local_st {
     char root[PATH_MAX]; /* absolute, as reported by location() */
     int root_fd;
     bool fsync;
+    uint32_t host;       /* FNV-1a of the host name, in temp names */
     uint32_t nonce;      /* random per open: temp names unique across hosts */
     unsigned long seq;   /* and per put within this process */
+    dev_t fresh_dev;     /* the directory this process created last: */
+    ino_t fresh_ino;     /* nothing stale can be in it */
 } local_st;
 
 /* errno values that may pass on their own; everything else is permanent. */
@@ -71,18 +86,23 @@ static void local_close_dir(const local_st *s, int fd)
 
 /* Opens directory name below dfd without following a symlink; with create,
  * makes it first when missing (mode 0755, entry made durable when fsync). */
-static int local_open_dir(const local_st *s, int dfd, const char *name, bool create)
+static int local_open_dir(const local_st *s, int dfd, const char *name, bool create,
+                          bool *created)
 {
+    *created = false;
     int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0 || errno != ENOENT || !create)
         return fd;
-    if (mkdirat(dfd, name, 0755) < 0 && errno != EEXIST)
+    if (mkdirat(dfd, name, 0755) == 0)
+        *created = true;
+    else if (errno != EEXIST)   /* EEXIST: another process made it meanwhile */
         return -1;
     fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    fchmod(fd, 0755);   /* exactly 0755 whatever the umask: the web server reads these */
-    if (s->fsync && fsync(dfd) < 0) {
+    if (*created)
+        fchmod(fd, 0755);   /* exactly 0755 whatever the umask: the web server reads these */
+    if (*created && s->fsync && fsync(dfd) < 0) {
         int err = errno;
         close(fd);
         errno = err;
@@ -93,12 +113,14 @@ static int local_open_dir(const local_st *s, int dfd, const char *name, bool cre
 
 /* Walks to the directory that holds key's last segment. Returns its fd (close
  * with local_close_dir) and points *leaf at the last segment; with parent,
- * also keeps the fd of the directory above it (or -1) and its name in dirname.
+ * also keeps the fd of the directory above it (or -1) and its name in dirname;
+ * with fresh, tells whether that directory was made by this walk.
  * On failure returns -1 with errno set. key must have passed the key check. */
 static int local_walk(const local_st *s, const char *key, bool create, const char **leaf,
-                      int *parent, char dirname[NAME_MAX + 1])
+                      int *parent, char dirname[NAME_MAX + 1], bool *fresh)
 {
     int dfd = s->root_fd;
+    bool created = false;
     if (parent)
         *parent = -1;
     const char *seg = key;
@@ -107,7 +129,7 @@ static int local_walk(const local_st *s, const char *key, bool create, const cha
         size_t n = (size_t)(slash - seg);
         memcpy(name, seg, n);
         name[n] = '\0';
-        int fd = local_open_dir(s, dfd, name, create);
+        int fd = local_open_dir(s, dfd, name, create, &created);
         if (fd < 0) {
             int err = errno;
             local_close_dir(s, dfd);
@@ -126,6 +148,8 @@ static int local_walk(const local_st *s, const char *key, bool create, const cha
         dfd = fd;
     }
     *leaf = seg;
+    if (fresh)
+        *fresh = created;
     return dfd;
 }
 
@@ -148,12 +172,61 @@ static int write_all(int fd, const void *data, size_t len)
 static int local_temp_open(local_st *s, int dfd, const char *leaf, char *name, size_t n)
 {
     for (int tries = 0; tries < 8; tries++) {
-        snprintf(name, n, ".%.100s.tmp-%ld-%08x-%lu", leaf, (long)getpid(), s->nonce, ++s->seq);
+        snprintf(name, n, ".%.100s.tmp-%08x-%ld-%08x-%lu", leaf, s->host, (long)getpid(), s->nonce,
+                 ++s->seq);
         int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd >= 0 || errno != EEXIST)
             return fd;
     }
     return -1;
+}
+
+/* Whether name in dfd is a temporary file whose writer is gone. */
+static bool local_temp_stale(const local_st *s, int dfd, const char *name)
+{
+    const char *t = NULL;
+    if (name[0] != '.')
+        return false;
+    for (const char *p = name; (p = strstr(p, ".tmp-")) != NULL; p++)
+        t = p;   /* the last ".tmp-": a leaf may contain one too */
+    unsigned host, nonce;
+    long pid;
+    unsigned long seq;
+    int end = 0;
+    if (!t || sscanf(t, ".tmp-%8x-%ld-%8x-%lu%n", &host, &pid, &nonce, &seq, &end) != 4 || t[end])
+        return false;
+    if (host == s->host)
+        return pid > 0 && pid != getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+    struct stat sb;   /* another host's writer: we cannot ask, so wait long */
+    return fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode) &&
+           time(NULL) - sb.st_mtime > LOCAL_STALE_S;
+}
+
+/* Removes abandoned temporary files from directory dfd, unless this process
+ * made it (fresh, or the last one it made): then there can be none. */
+static void local_sweep(local_st *s, int dfd, bool fresh)
+{
+    struct stat sb;
+    if (fstat(dfd, &sb) < 0)
+        return;
+    if (fresh) {
+        s->fresh_dev = sb.st_dev;
+        s->fresh_ino = sb.st_ino;
+        return;
+    }
+    if (sb.st_dev == s->fresh_dev && sb.st_ino == s->fresh_ino)
+        return;
+    int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    for (struct dirent *de; (de = readdir(d)) != NULL;)
+        if (de->d_type != DT_DIR && local_temp_stale(s, dfd, de->d_name))
+            unlinkat(dfd, de->d_name, 0);
+    closedir(d);
 }
 
 /* One attempt at put; *raced is set when a directory vanished under us (a
@@ -162,12 +235,14 @@ static int local_put_once(local_st *s, const char *key, const void *data, size_t
                           bool *raced, aq_err *e)
 {
     const char *leaf;
+    bool fresh = false;
     *raced = false;
-    int dfd = local_walk(s, key, true, &leaf, NULL, NULL);
+    int dfd = local_walk(s, key, true, &leaf, NULL, NULL, &fresh);
     if (dfd < 0) {
         *raced = errno == ENOENT;
         return local_fail(s, e, errno, "put", key, "mkdir");
     }
+    local_sweep(s, dfd, fresh);
     char tmp[NAME_MAX + 1];
     int fd = local_temp_open(s, dfd, leaf, tmp, sizeof tmp);
     if (fd < 0) {
@@ -249,7 +324,7 @@ static int local_get(void *st, const char *key, buf *out, aq_err *e)
     if (rc < 0)
         return rc;
     const char *leaf;
-    int dfd = local_walk(s, key, false, &leaf, NULL, NULL);
+    int dfd = local_walk(s, key, false, &leaf, NULL, NULL, NULL);
     int fd = dfd < 0 ? -1 : openat(dfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     int err = errno;
     local_close_dir(s, dfd);
@@ -274,7 +349,7 @@ static int local_del(void *st, const char *key, aq_err *e)
     const char *leaf;
     int parent;
     char dirname[NAME_MAX + 1];
-    int dfd = local_walk(s, key, false, &leaf, &parent, dirname);
+    int dfd = local_walk(s, key, false, &leaf, &parent, dirname, NULL);
     if (dfd < 0)
         return errno == ENOENT ? 0 : local_fail(s, e, errno, "delete", key, "open directory");
     if (unlinkat(dfd, leaf, 0) < 0 && errno != ENOENT)
@@ -297,7 +372,7 @@ static int local_exists(void *st, const char *key, aq_err *e)
     if (rc < 0)
         return rc;
     const char *leaf;
-    int dfd = local_walk(s, key, false, &leaf, NULL, NULL);
+    int dfd = local_walk(s, key, false, &leaf, NULL, NULL, NULL);
     if (dfd < 0)
         return errno == ENOENT ? 0 : local_fail(s, e, errno, "exists", key, "open directory");
     struct stat sb;
@@ -371,6 +446,17 @@ static int mkdir_parents(const char *path)
     return 0;
 }
 
+/* FNV-1a (32 bit) of the host name: which host wrote a temporary file. */
+static uint32_t local_host_hash(void)
+{
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    uint32_t h = 2166136261u;
+    for (const char *p = host; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return h;
+}
+
 int storage_local_open_root(const char *root, bool fsync, void **st, aq_err *e)
 {
     *st = NULL;
@@ -390,6 +476,7 @@ int storage_local_open_root(const char *root, bool fsync, void **st, aq_err *e)
         return err_set(e, local_errno_code(err), "[storage.local] root: cannot open '%s': %s",
                        root, strerror(err));
     }
+    s->host = local_host_hash();
     if (getrandom(&s->nonce, sizeof s->nonce, GRND_NONBLOCK) != sizeof s->nonce)
         s->nonce = (uint32_t)getpid() ^ (uint32_t)(uintptr_t)s;
     *st = s;

@@ -14,6 +14,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -329,6 +330,75 @@ START_TEST(check_and_open_errors)
 }
 END_TEST
 
+/* The host part of storage_local's temporary names: FNV-1a of the name. */
+static unsigned host_hash(void)
+{
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    uint32_t h = 2166136261u;
+    for (const char *p = host; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return h;
+}
+
+static void touch(const char *dir, const char *name, time_t age_s)
+{
+    char path[800];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    sup_write_file(path, "partial");
+    struct timespec t[2] = {{time(NULL) - age_s, 0}, {time(NULL) - age_s, 0}};
+    ck_assert_int_eq(utimensat(AT_FDCWD, path, t, 0), 0);
+}
+
+static bool present(const char *dir, const char *name)
+{
+    char path[800];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* Temporary files of writers that died are removed by the next put into
+ * their directory; those of live writers, of other hosts' recent writers,
+ * and anything not named like ours stay. */
+START_TEST(abandoned_temp_files_are_swept)
+{
+    storage s;
+    open_store(&s, false);
+    put_ok(&s, "avatars/u/64.png", "png", 3);
+    storage_close(&s);
+    pid_t dead = fork();
+    ck_assert_int_ge(dead, 0);
+    if (dead == 0)
+        _exit(0);
+    waitpid(dead, NULL, 0);   /* its pid names nobody now */
+    unsigned me = host_hash();
+    char dir[600], gone1[128], gone2[128], live[128], recent[128];
+    snprintf(dir, sizeof dir, "%s/avatars/u", root);
+    snprintf(gone1, sizeof gone1, ".64.png.tmp-%08x-%d-deadbeef-7", me, (int)dead);
+    snprintf(gone2, sizeof gone2, ".32.png.tmp-%08x-%d-deadbeef-8", me ^ 1u, 4242);
+    snprintf(live, sizeof live, ".16.png.tmp-%08x-%d-deadbeef-9", me, (int)getppid());
+    snprintf(recent, sizeof recent, ".32.png.tmp-%08x-%d-deadbeef-10", me ^ 1u, 4243);
+    touch(dir, gone1, 0);
+    touch(dir, gone2, 2 * 3600);   /* another host's, untouched for two hours */
+    touch(dir, live, 2 * 3600);
+    touch(dir, recent, 60);
+    touch(dir, ".64.png.tmp-not-ours", 2 * 3600);
+    touch(dir, "notes.txt", 2 * 3600);
+
+    open_store(&s, false);
+    put_ok(&s, "avatars/u/128.png", "png", 3);
+    ck_assert_msg(!present(dir, gone1), "a dead writer's temp file stayed");
+    ck_assert_msg(!present(dir, gone2), "an old temp file of another host stayed");
+    ck_assert(present(dir, live));
+    ck_assert(present(dir, recent));
+    ck_assert(present(dir, ".64.png.tmp-not-ours"));
+    ck_assert(present(dir, "notes.txt"));
+    ck_assert(present(dir, "64.png"));
+    ck_assert(present(dir, "128.png"));
+    storage_close(&s);
+}
+END_TEST
+
 /* Mounts a 64 KiB tmpfs at dir in a mount namespace of this test process
  * alone (it vanishes with the process, whatever happens). False when this
  * machine does not let us (not root, no namespaces). */
@@ -393,6 +463,7 @@ int main(void)
     tcase_add_test(tc, unsafe_keys_are_refused_before_touching_disk);
     tcase_add_test(tc, symlinks_inside_root_are_not_followed);
     tcase_add_test(tc, check_and_open_errors);
+    tcase_add_test(tc, abandoned_temp_files_are_swept);
     tcase_add_test(tc, full_disk_is_transient_read_only_is_permanent);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
