@@ -316,6 +316,25 @@ START_TEST(t_supervisor_sigkill_orphans_recovered)
 }
 END_TEST
 
+START_TEST(t_shutdown_timeout_puts_job_back)
+{
+    wh_write_config(&H, "shutdown_timeout_s = 2\n", NULL);
+    wh_start(&H, HANG_ENV);
+    ck_assert(wh_wait_int(&H, 2, 20000, "SCARD " WH_NS ":workers"));
+    wh_push_str(&H, "{\"id\":\"slow\",\"seed\":\"hang-here\",\"sizes\":[32]}");
+    pid_t pid = running_pid("slow", 20000);
+    ck_assert(alive(pid));
+    /* one SIGTERM: the job in hand does not finish within 2 s, so it is put back */
+    int st = wh_stop(&H, SIGTERM, 30000);
+    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+    ck_assert(!alive(pid));
+    ck_assert_int_eq(wh_processing(&H), 0);
+    ck_assert_str_eq(wh_str(&H, "HGET " WH_NS ":job:slow state"), "queued");
+    ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":queue:default"), 1);
+    ck_assert_int_eq(wh_int(&H, "SCARD " WH_NS ":workers"), 0);
+}
+END_TEST
+
 START_TEST(t_second_sigterm_stops_at_once)
 {
     wh_write_config(&H, "shutdown_timeout_s = 300\n", NULL);
@@ -528,6 +547,7 @@ static Suite *suite(void)
     tcase_add_test(tc, t_timeout_at_max_attempts_goes_dead);
     tcase_add_test(tc, t_poison_pill_killing_its_worker_goes_dead);
     tcase_add_test(tc, t_supervisor_sigkill_orphans_recovered);
+    tcase_add_test(tc, t_shutdown_timeout_puts_job_back);
     tcase_add_test(tc, t_second_sigterm_stops_at_once);
     tcase_add_test(tc, t_redis_restart);
     tcase_add_test(tc, t_sighup_reload);

@@ -774,8 +774,10 @@ static void tick(sup *s)
     } else if (s->npend) {
         drain_cleanups(s); /* put a dead worker's jobs back at once */
     }
-    if (s->phase == PHASE_STOPPING && mono_ms() >= s->stop_deadline)
+    if (s->phase == PHASE_STOPPING && s->stop_deadline && mono_ms() >= s->stop_deadline) {
         kill_all(s, "shutdown_timeout_s passed");
+        s->stop_deadline = 0; /* once: a process in D state is not worth a log line per tick */
+    }
     /* the watchdog hears from us only while this loop turns */
     if (s->wd_interval && mono_ms() >= s->next_wd) {
         notify_watchdog();
