@@ -29,6 +29,7 @@
 #include "retry.h"
 
 #define PG_STATEMENT_TIMEOUT_MS 10000
+#define PG_MIGRATION_TIMEOUT "'10min'"
 #define PG_BACKOFF_BASE_MS 200
 #define PG_BACKOFF_MAX_MS 5000
 /* Any fixed number, the same in every avatarq: "avatarq\0" as an integer. */
@@ -522,6 +523,10 @@ static int pg_migrate_txn(pg_st *s, FILE *out, aq_err *e)
     const meta_migration *m = meta_migrations(&n);
     bool applied[META_MIGRATIONS_MAX] = {false};
     int rc = pg_simple(s, "BEGIN", "migrate: begin", e);
+    /* Building an index on a big table, or waiting for another process that
+     * does, takes longer than a job's statement may: allow minutes here. */
+    if (rc == 0)
+        rc = pg_simple(s, "SET LOCAL statement_timeout = " PG_MIGRATION_TIMEOUT, "migrate: timeout", e);
     if (rc == 0)
         rc = pg_simple(s, "SELECT pg_advisory_xact_lock(" PG_MIGRATION_LOCK ")", "migrate: lock", e);
     if (rc == 0)

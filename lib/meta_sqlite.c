@@ -25,6 +25,7 @@
 #include "retry.h"
 
 #define SQ_BUSY_TIMEOUT_MS 5000
+#define SQ_MIGRATE_BUSY_TIMEOUT_MS 600000
 
 enum { SQ_UPSERT, SQ_GET, SQ_DEL, SQ_LIST, SQ_COUNT, SQ_CHECK, SQ_NSTMT };
 
@@ -328,9 +329,14 @@ static int sq_migrate(void *sv, bool dry_run, FILE *out, aq_err *e)
     int n;
     const meta_migration *m = meta_migrations(&n);
     bool applied[META_MIGRATIONS_MAX] = {false};
+    /* Waiting for another process's migration may take longer than a job's
+     * write may wait: allow minutes while migrating. */
+    sqlite3_busy_timeout(s->db, SQ_MIGRATE_BUSY_TIMEOUT_MS);
     int rc = sq_exec(s, "BEGIN IMMEDIATE", "migrate: begin", e);
-    if (rc < 0)
+    if (rc < 0) {
+        sqlite3_busy_timeout(s->db, SQ_BUSY_TIMEOUT_MS);
         return rc;
+    }
     rc = sq_exec(s, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
                  "name TEXT NOT NULL, applied_at BIGINT NOT NULL)", "migrate: schema_migrations", e);
     if (rc == 0)
@@ -346,6 +352,7 @@ static int sq_migrate(void *sv, bool dry_run, FILE *out, aq_err *e)
     }
     if (rc == 0)
         rc = sq_exec(s, "COMMIT", "migrate: commit", e);
+    sqlite3_busy_timeout(s->db, SQ_BUSY_TIMEOUT_MS);
     if (rc < 0) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return err_prefix(e, "migrating: ");
