@@ -10,9 +10,10 @@
  * share it between threads.
  *
  * Failures are classified where they happen: connection errors, timeouts,
- * 5xx, 429 and throttling codes (SlowDown, ...) are retried inside the call
- * with exponential backoff and full jitter; when the retries run out the call
- * returns AQ_EAGAIN. Other 4xx answers (403 SignatureDoesNotMatch, 404
+ * 5xx, 429, throttling codes (SlowDown, RequestTimeout, ...) and codes for a
+ * body damaged on the way (BadDigest, ...) are retried inside the call with
+ * exponential backoff and full jitter; when the retries (or the time budget)
+ * run out the call returns AQ_EAGAIN. Other 4xx answers (403 SignatureDoesNotMatch, 404
  * NoSuchBucket, ...) return AQ_EPERM at once. Messages name the method, the
  * key and the server's error code ("S3 PUT avatars/x/64.png: 403
  * SignatureDoesNotMatch: ..."); they never contain the secret key. A
