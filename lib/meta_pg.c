@@ -9,7 +9,8 @@
  * after one immediate reconnect-and-retry, and later calls reconnect with
  * backoff. Every statement we run is idempotent (an upsert, a delete, reads),
  * so running one again after an unknown outcome never records anything
- * twice. statement_timeout bounds every statement on the server.
+ * twice. statement_timeout (10 s unless the operator configured another)
+ * bounds every statement on the server.
  *
  * Statements are prepared once per connection, on first use. Each upsert is
  * one INSERT ... ON CONFLICT (id) DO UPDATE statement in autocommit, i.e. one
@@ -243,9 +244,12 @@ static int pg_connect_once(pg_st *s, aq_err *e)
     }
     PQsetNoticeProcessor(c, pg_quiet_notice, NULL);
     s->conn = c;
-    char set[128];
-    snprintf(set, sizeof set, "SET statement_timeout = %d; SET client_min_messages = warning",
-             PG_STATEMENT_TIMEOUT_MS);
+    /* Our statement timeout, unless the operator set one (options in the
+     * conninfo, ALTER ROLE/DATABASE ... SET): one round trip for both. */
+    char set[256];
+    snprintf(set, sizeof set, "SELECT set_config('client_min_messages', 'warning', false), "
+             "CASE WHEN current_setting('statement_timeout') = '0' "
+             "THEN set_config('statement_timeout', '%d', false) END", PG_STATEMENT_TIMEOUT_MS);
     int rc = pg_simple(s, set, "connect: set statement_timeout", e);
     if (rc < 0)
         pg_drop(s);

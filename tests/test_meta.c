@@ -563,6 +563,45 @@ START_TEST(pg_restart_during_a_run)
 }
 END_TEST
 
+/* A statement that waits past statement_timeout (here the operator's own,
+ * 300 ms, from the conninfo) fails as transient without losing the
+ * connection, and works once the lock is gone. */
+START_TEST(pg_statement_timeout_is_transient)
+{
+    aq_config c;
+    meta m;
+    pg_fresh(&c);
+    size_t n = strlen(c.database.pg.conninfo);
+    snprintf(c.database.pg.conninfo + n, sizeof c.database.pg.conninfo - n,
+             " options='-c statement_timeout=300'");
+    aq_err e = {0};
+    ck_assert_msg(meta_open(&m, &c, false, &e) == 0, "open: %s", e.msg);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s/psql' -X -q -h '%s' -p %d -U postgres -d %s -c "
+             "'BEGIN; LOCK TABLE avatars; SELECT pg_sleep(4); COMMIT;' >/dev/null 2>&1 &",
+             pg.bindir, pg.dir, pg.port, pg_db);
+    ck_assert_int_eq(sup_run(cmd, NULL, false), 0);
+    bool locked = false;
+    for (int i = 0; i < 200 && !locked; i++) {
+        locked = pg_sql(&c, "SELECT count(*) FROM pg_locks WHERE granted AND "
+                            "relation = 'avatars'::regclass AND mode = 'AccessExclusiveLock'") == 1;
+        if (!locked)
+            sup_sleep_ms(20);
+    }
+    ck_assert_msg(locked, "the test lock was never taken");
+    meta_row r;
+    sample_row(&r, "waits", 0);
+    ck_assert_int_eq(meta_upsert(&m, &r, &e), AQ_EAGAIN);
+    ck_assert_msg(strstr(e.msg, "57014"), "message: %s", e.msg);
+    int rc;
+    for (int tries = 0; (rc = meta_upsert(&m, &r, &e)) == AQ_EAGAIN && tries < 100; tries++)
+        sup_sleep_ms(100);
+    ck_assert_msg(rc == 0, "after the lock: %s", e.msg);
+    ck_assert_int_eq(count_rows(&m), 1);
+    meta_close(&m);
+}
+END_TEST
+
 /* The server ends our session (an operator, a failover, a cut): the next
  * call reconnects by itself and works. */
 START_TEST(pg_terminated_session_reconnects)
@@ -735,6 +774,7 @@ int main(void)
     tcase_add_test(tc, pg_bad_conninfo_does_not_echo_it);
     tcase_add_test(tc, pg_empty_conninfo_uses_environment);
     tcase_add_test(tc, pg_terminated_session_reconnects);
+    tcase_add_test(tc, pg_statement_timeout_is_transient);
     /* Last: they stop and start the shared server. */
     tcase_add_test(tc, pg_open_waits_for_the_server);
     tcase_add_test(tc, pg_idle_restart_is_invisible);
