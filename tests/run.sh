@@ -2,6 +2,7 @@
 # Runs every Check test binary of one or more builds, in order, and prints
 # one total in Check's own summary format at the end. Arguments come in pairs:
 # BUILD_DIR BIN_DIR (the test binaries and the programs they exercise).
+# Each binary's wall time is printed after its summary.
 # Exit status is non-zero when any check failed or any binary crashed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +21,10 @@ while (($# >= 2)); do
         name=$(basename "$t")
         echo "== $build/$name"
         out=$(mktemp)
+        t0=$SECONDS
         timeout 900 "$t" 2>&1 | tee "$out"
         rc=${PIPESTATUS[0]}
+        echo "   ($((SECONDS - t0)) s)"
         line=$(grep -E '^[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$out" | tail -1)
         rm -f "$out"
         if [ -z "$line" ]; then
