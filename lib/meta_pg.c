@@ -31,6 +31,7 @@
 
 #define PG_STATEMENT_TIMEOUT_MS 10000
 #define PG_MIGRATION_TIMEOUT "'10min'"
+#define PG_LIST_PAGE 500
 #define PG_BACKOFF_BASE_MS 200
 #define PG_BACKOFF_MAX_MS 5000
 /* Any fixed number, the same in every avatarq: "avatarq\0" as an integer. */
@@ -420,23 +421,50 @@ static int pg_del(void *sv, const char *id, aq_err *e)
     return rc;
 }
 
+/* One page of at most n rows after `after`: *got rows were read (the last
+ * one left in r), *stop is set when fn asked to stop. */
+static int pg_list_page(pg_st *s, const char *after, int n, int (*fn)(const meta_row *, void *),
+                        void *ud, meta_row *r, int *got, bool *stop, aq_err *e)
+{
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", n);
+    const char *vals[2] = {after, lim};
+    PGresult *res;
+    int rc = pg_call(s, PG_LIST, vals, PGRES_TUPLES_OK, &res, e);
+    *got = 0;
+    for (int i = 0, rows = rc == 0 ? PQntuples(res) : 0; i < rows && !*stop; i++) {
+        if ((rc = pg_read_row(s, res, i, r, e)) < 0)
+            break;
+        (*got)++;
+        *stop = fn(r, ud) != 0;
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Pages through the rows PG_LIST_PAGE at a time, so a listing of a big
+ * table never holds more than one page in memory. */
 static int pg_list(void *sv, const char *after, int limit,
                    int (*fn)(const meta_row *r, void *ud), void *ud, aq_err *e)
 {
     pg_st *s = sv;
-    char lim[16];
-    snprintf(lim, sizeof lim, "%d", limit);
-    const char *vals[2] = {after, limit > 0 ? lim : NULL};   /* LIMIT NULL: no limit */
-    PGresult *res;
-    int rc = pg_call(s, PG_LIST, vals, PGRES_TUPLES_OK, &res, e);
-    meta_row *r = rc == 0 ? malloc(sizeof *r) : NULL;
-    if (rc == 0 && !r)
-        rc = pg_err(s, e, AQ_EAGAIN, "list: out of memory");
-    for (int i = 0, n = rc == 0 ? PQntuples(res) : 0; i < n; i++)
-        if ((rc = pg_read_row(s, res, i, r, e)) < 0 || fn(r, ud) != 0)
+    meta_row *r = malloc(sizeof *r);
+    if (!r)
+        return pg_err(s, e, AQ_EAGAIN, "list: out of memory");
+    char cursor[sizeof r->id];
+    snprintf(cursor, sizeof cursor, "%s", after);
+    int rc = 0, left = limit > 0 ? limit : -1;
+    bool stop = false;
+    while (rc == 0 && !stop && left != 0) {
+        int want = left > 0 && left < PG_LIST_PAGE ? left : PG_LIST_PAGE, got;
+        rc = pg_list_page(s, cursor, want, fn, ud, r, &got, &stop, e);
+        if (rc < 0 || got < want)
             break;
+        snprintf(cursor, sizeof cursor, "%s", r->id);
+        if (left > 0)
+            left -= got;
+    }
     free(r);
-    PQclear(res);
     return rc;
 }
 

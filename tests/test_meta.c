@@ -520,6 +520,21 @@ START_TEST(sqlite_busy_is_transient)
 }
 END_TEST
 
+typedef struct ordered {
+    int n;
+    bool in_order;
+    char last[65];
+} ordered;
+
+static int count_ordered(const meta_row *r, void *ud)
+{
+    ordered *o = ud;
+    o->in_order = (o->n == 0 || strcmp(o->last, r->id) < 0) && (o->n == 0 || o->in_order);
+    snprintf(o->last, sizeof o->last, "%s", r->id);
+    o->n++;
+    return 0;
+}
+
 /* 500 upserts with the server stopped and started twice: while it is down
  * calls fail as transient, after a restart while idle the next call just
  * works (it reconnects), and at the end there are exactly 500 rows. */
@@ -559,6 +574,15 @@ START_TEST(pg_restart_during_a_run)
     ck_assert_int_eq(count_rows(&m), 500);
     ck_assert_int_eq(pg_sql(&c, "SELECT count(DISTINCT id) FROM avatars WHERE id LIKE 'job-%'"), 500);
     ck_assert_int_eq(pg_sql(&c, "SELECT count(*) FROM avatars WHERE id = 'while-down'"), 0);
+    ordered o = {0};   /* an unlimited list pages internally: 500 rows, in order, once each */
+    aq_err e = {0};
+    ck_assert_int_eq(meta_list(&m, "", 0, count_ordered, &o, &e), 0);
+    ck_assert_int_eq(o.n, 500);
+    ck_assert(o.in_order);
+    o = (ordered){0};
+    ck_assert_int_eq(meta_list(&m, "job-100", 450, count_ordered, &o, &e), 0);
+    ck_assert_int_eq(o.n, 399);
+    ck_assert_str_eq(o.last, "job-499");
     meta_close(&m);
 }
 END_TEST
