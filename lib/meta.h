@@ -131,6 +131,10 @@ int meta_row_check(const meta_row *r, aq_err *e);
  * comment line, the SQL and a ';'. */
 void meta_migration_print(FILE *out, const meta_migration *m);
 
+/* Prints "applied migration N: name" to out (may be NULL) for every
+ * migration k with done[k]. */
+void meta_report_applied(FILE *out, const bool *done);
+
 /* The highest version in the migration list. */
 int meta_latest_version(void);
 

@@ -553,7 +553,7 @@ static int pg_migrate_txn(pg_st *s, FILE *out, aq_err *e)
 {
     int n;
     const meta_migration *m = meta_migrations(&n);
-    bool applied[META_MIGRATIONS_MAX] = {false};
+    bool applied[META_MIGRATIONS_MAX] = {false}, done[META_MIGRATIONS_MAX] = {false};
     int rc = pg_simple(s, "BEGIN", "migrate: begin", e);
     /* Building an index on a big table, or waiting for another process that
      * does, takes longer than a job's statement may: allow minutes here. */
@@ -572,11 +572,12 @@ static int pg_migrate_txn(pg_st *s, FILE *out, aq_err *e)
         rc = pg_simple(s, m[k].sql, m[k].name, e);
         if (rc == 0)
             rc = pg_record(s, &m[k], e);
-        if (rc == 0 && out)
-            fprintf(out, "applied migration %d: %s\n", m[k].version, m[k].name);
+        done[k] = rc == 0;
     }
-    if (rc == 0)
-        return pg_simple(s, "COMMIT", "migrate: commit", e);
+    if (rc == 0 && (rc = pg_simple(s, "COMMIT", "migrate: commit", e)) == 0) {
+        meta_report_applied(out, done);   /* only what is committed */
+        return 0;
+    }
     if (s->conn) {
         PGresult *r = PQexec(s->conn, "ROLLBACK");
         PQclear(r);

@@ -328,7 +328,7 @@ static int sq_migrate(void *sv, bool dry_run, FILE *out, aq_err *e)
         return sq_dry_run(s, out, e);
     int n;
     const meta_migration *m = meta_migrations(&n);
-    bool applied[META_MIGRATIONS_MAX] = {false};
+    bool applied[META_MIGRATIONS_MAX] = {false}, done[META_MIGRATIONS_MAX] = {false};
     /* Waiting for another process's migration may take longer than a job's
      * write may wait: allow minutes while migrating. */
     sqlite3_busy_timeout(s->db, SQ_MIGRATE_BUSY_TIMEOUT_MS);
@@ -347,11 +347,10 @@ static int sq_migrate(void *sv, bool dry_run, FILE *out, aq_err *e)
         rc = sq_exec(s, m[k].sql, m[k].name, e);
         if (rc == 0)
             rc = sq_record(s, &m[k], e);
-        if (rc == 0 && out)
-            fprintf(out, "applied migration %d: %s\n", m[k].version, m[k].name);
+        done[k] = rc == 0;
     }
-    if (rc == 0)
-        rc = sq_exec(s, "COMMIT", "migrate: commit", e);
+    if (rc == 0 && (rc = sq_exec(s, "COMMIT", "migrate: commit", e)) == 0)
+        meta_report_applied(out, done);   /* only what is committed */
     sqlite3_busy_timeout(s->db, SQ_BUSY_TIMEOUT_MS);
     if (rc < 0) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);

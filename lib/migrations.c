@@ -55,3 +55,12 @@ void meta_migration_print(FILE *out, const meta_migration *m)
 {
     fprintf(out, "-- migration %d: %s\n%s;\n\n", m->version, m->name, m->sql);
 }
+
+void meta_report_applied(FILE *out, const bool *done)
+{
+    int n;
+    const meta_migration *m = meta_migrations(&n);
+    for (int k = 0; out && k < n; k++)
+        if (done[k])
+            fprintf(out, "applied migration %d: %s\n", m[k].version, m[k].name);
+}
