@@ -372,15 +372,14 @@ START_TEST(t_redis_restart)
     ck_assert_int_eq(wh_worker_pids(&H, before, 2), 2);
     push_n("r", N, "[256,512]");
     ck_assert(wh_wait_int(&H, 5, 30000, "HGET " WH_NS ":stats done"));
-    sup_redis_stop(&H.r);
+    wh_redis_stop(&H);
     long long cpu0 = cpu_ticks(before[0]) + cpu_ticks(before[1]) + cpu_ticks(H.pid);
     sup_sleep_ms(3000);
     long long cpu1 = cpu_ticks(before[0]) + cpu_ticks(before[1]) + cpu_ticks(H.pid);
     /* no spinning while Redis is away: well under a second of CPU in 3 s */
     ck_assert_msg(cpu1 - cpu0 < sysconf(_SC_CLK_TCK), "burned %lld ticks during the outage",
                   cpu1 - cpu0);
-    sup_redis_restart(&H.r);
-    wh_connect(&H);
+    wh_redis_restart(&H);
     assert_all_done("r", N, 60000);
     ck_assert(alive(H.pid));
     ck_assert(alive(before[0]) && alive(before[1]));
@@ -470,10 +469,9 @@ START_TEST(t_chaos)
             sup_kills++;
             wh_start(&H, NULL);
         } else if (tick == 30 && !redis_restarts) {
-            sup_redis_stop(&H.r);
+            wh_redis_stop(&H);
             sup_sleep_ms(500);
-            sup_redis_restart(&H.r);
-            wh_connect(&H);
+            wh_redis_restart(&H);
             redis_restarts++;
         } else if (tick < 75) { /* about 15 s of kills, then let it finish */
             pid_t kids[16];

@@ -61,6 +61,25 @@ WH_FN void wh_track(pid_t pid)
     }
 }
 
+/* Forgets pid (stopped and reaped cleanly): only strays stay listed. */
+WH_FN void wh_untrack(pid_t pid)
+{
+    char path[64], tmp[80];
+    wh_pidfile(path, sizeof path, getppid());
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *in = fopen(path, "r"), *out = in ? fopen(tmp, "w") : NULL;
+    int p;
+    while (in && out && fscanf(in, "%d", &p) == 1)
+        if (p != (int)pid)
+            fprintf(out, "%d\n", p);
+    if (out) {
+        fclose(out);
+        rename(tmp, path);
+    }
+    if (in)
+        fclose(in);
+}
+
 WH_FN void wh_kill_listed(pid_t runner)
 {
     char path[64];
@@ -184,8 +203,26 @@ WH_FN pid_t wh_start(wh *h, char *const env[])
 WH_FN int wh_stop(wh *h, int sig, int timeout_ms)
 {
     int st = sup_stop(h->pid, sig, timeout_ms);
+    if (h->pid > 0)
+        wh_untrack(h->pid); /* reaped either way (sup_stop SIGKILLs a laggard) */
     h->pid = 0;
     return st;
+}
+
+/* sup_redis_stop/restart that keep the pid list right. */
+WH_FN void wh_redis_stop(wh *h)
+{
+    pid_t pid = h->r.pid;
+    sup_redis_stop(&h->r);
+    if (pid > 0)
+        wh_untrack(pid);
+}
+
+WH_FN void wh_redis_restart(wh *h)
+{
+    sup_redis_restart(&h->r);
+    wh_track(h->r.pid);
+    wh_connect(h);
 }
 
 WH_FN void wh_teardown(wh *h)
@@ -198,11 +235,11 @@ WH_FN void wh_teardown(wh *h)
     if (h->rc)
         redisFree(h->rc);
     h->rc = NULL;
-    sup_redis_stop(&h->r);
+    wh_redis_stop(h);
     sup_rmtree(h->r.dir);
-    char pidfile[64];
-    wh_pidfile(pidfile, sizeof pidfile, getppid());
-    unlink(pidfile); /* everything listed was stopped above */
+    /* what is still listed was left by an earlier test that failed (Check
+     * skips the teardown of a failed test): stop it now */
+    wh_kill_listed(getppid());
     if (!getenv("AQ_TEST_KEEP"))
         sup_rmtree(h->dir);
     wh_current = NULL;
