@@ -579,8 +579,21 @@ START_TEST(fuzz_regressions_replay)
 }
 END_TEST
 
+/* The tests read files of the source tree (the fuzz inputs, config.ini):
+ * run from its root, as tests/run.sh does, or from any directory below. */
+static void chdir_to_tree(void)
+{
+    for (int up = 0; up < 6; up++) {
+        if (access("tests/fuzz/run.sh", F_OK) == 0)
+            return;
+        if (chdir("..") != 0)
+            return;
+    }
+}
+
 int main(void)
 {
+    chdir_to_tree();
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("config");
     tcase_set_timeout(tc, 60);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "hash.h"
@@ -707,8 +708,21 @@ START_TEST(mutations_never_crash)
 }
 END_TEST
 
+/* The tests read files of the source tree (the fuzz inputs, config.ini):
+ * run from its root, as tests/run.sh does, or from any directory below. */
+static void chdir_to_tree(void)
+{
+    for (int up = 0; up < 6; up++) {
+        if (access("tests/fuzz/run.sh", F_OK) == 0)
+            return;
+        if (chdir("..") != 0)
+            return;
+    }
+}
+
 int main(void)
 {
+    chdir_to_tree();
     Suite *s = suite_create("job");
     TCase *tc = tcase_create("job");
     tcase_add_unchecked_fixture(tc, limits_setup, NULL);
