@@ -891,22 +891,25 @@ static char *read_file(const char *path, aq_err *e)
     if (!f)
         return err_set(e, AQ_EPERM, "%s: cannot read: %s", path, strerror(errno)), NULL;
     char *text = malloc(FILE_MAX + 1);
-    size_t n = text ? fread(text, 1, FILE_MAX + 1, f) : 0;
-    int bad = text ? ferror(f) : ENOMEM;
-    fclose(f);
-    if (!text || bad) {
-        free(text);
-        return err_set(e, AQ_EPERM, "%s: cannot read: %s", path, text ? "I/O error" : "out of memory"), NULL;
+    if (!text) {
+        fclose(f);
+        return err_set(e, AQ_EAGAIN, "%s: cannot read: out of memory", path), NULL;
     }
-    if (n > FILE_MAX) {
+    errno = 0;
+    size_t n = fread(text, 1, FILE_MAX + 1, f);
+    int err = ferror(f) ? (errno ? errno : EIO) : 0;
+    fclose(f);
+    const char *why = err ? strerror(err) : NULL;
+    char size[64];
+    if (!why && n > FILE_MAX)
+        why = (snprintf(size, sizeof size, "larger than %d bytes", FILE_MAX), size);
+    else if (!why && memchr(text, '\0', n))
+        why = "contains a NUL byte (not a text file?)";
+    if (why) {
         free(text);
-        return err_set(e, AQ_EPERM, "%s: larger than %d bytes", path, FILE_MAX), NULL;
+        return err_set(e, AQ_EPERM, "%s: %s%s", path, err ? "cannot read: " : "", why), NULL;
     }
     text[n] = '\0';
-    if (strlen(text) != n) {
-        free(text);
-        return err_set(e, AQ_EPERM, "%s: contains a NUL byte (not a text file?)", path), NULL;
-    }
     return text;
 }
 

@@ -502,6 +502,15 @@ START_TEST(files)
     snprintf(path, sizeof path, "%s/missing.ini", dir);
     ck_assert_int_eq(config_load(&C, path, &E), AQ_EPERM);
     ck_assert_ptr_nonnull(strstr(E.msg, "missing.ini: cannot read: No such file or directory"));
+    ck_assert_int_eq(config_load(&C, dir, &E), AQ_EPERM);
+    ck_assert_ptr_nonnull(strstr(E.msg, ": cannot read: Is a directory"));
+    snprintf(path, sizeof path, "%s/big.ini", dir);
+    FILE *bf = fopen(path, "wb");
+    for (int i = 0; i < 70000; i++)
+        fputs("; a comment line\n", bf);
+    fclose(bf);
+    ck_assert_int_eq(config_load(&C, path, &E), AQ_EPERM);
+    ck_assert_ptr_nonnull(strstr(E.msg, "big.ini: larger than 1048576 bytes"));
     snprintf(path, sizeof path, "%s/bad.ini", dir);
     sup_write_file(path, "[log]\nlevel = info\n\n[worker]\nprocesses = x\n");
     ck_assert_int_eq(config_load(&C, path, &E), AQ_EPERM);
