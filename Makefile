@@ -47,6 +47,15 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP \
             -DAQ_VERSION='"$(VERSION)"' -Ilib -Iinclude $(PKG_CFLAGS) $(SANFLAGS)
 LDFLAGS  += $(SANFLAGS)
 
+# Short "CC file" lines; V=1 shows whole commands.
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @printf '  %-6s %s\n' $(1) $(2)
+endif
+
 LIB_SRC    := $(sort $(wildcard lib/*.c))
 WORKER_SRC := $(sort $(wildcard worker/*.c))
 PROD_SRC   := $(sort $(wildcard producer/*.c))
@@ -66,30 +75,37 @@ all: $(BINDIR)/avatarq $(BINDIR)/avatarq-worker $(LIBA)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -c $< -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -c $< -o $@
 
 $(LIBA): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@
-	ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
 
 $(BINDIR)/avatarq-worker: $(WORKER_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(WORKER_OBJ) $(LIBA) $(PKG_LIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(WORKER_OBJ) $(LIBA) $(PKG_LIBS)
 
 $(BINDIR)/avatarq: $(PROD_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(PROD_OBJ) $(LIBA) $(PKG_LIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(PROD_OBJ) $(LIBA) $(PKG_LIBS)
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(TEST_SUPPORT_OBJ) $(LIBA)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) -lpthread
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) -lpthread
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBA)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # Keep test and bench objects between builds (they are intermediates of the
 # pattern rules, which make would otherwise delete).
