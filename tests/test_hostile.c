@@ -65,6 +65,7 @@ static const hostile TABLE[] = {
      * and not parsed far enough to have a usable id: no job hash */
     {"duplicate keys", "{\"id\":\"h-dup\",\"seed\":\"a\",\"seed\":\"b\"}", 0,
      "duplicate object key", "", false},
+    RAW("byte order mark", "\xef\xbb\xbf{\"seed\":\"a\"}", "invalid JSON"),
     RAW("lone surrogate", "{\"seed\":\"\\ud800\"}", "invalid JSON"),
     {"invalid UTF-8", "{\"seed\":\"\xff\xfe\xc0\xaf\"}", 0, "invalid JSON", "", true},
     {"NUL byte in the document", "{\"seed\":\"a\0b\"}", 14, "invalid JSON", "", true},
@@ -77,6 +78,7 @@ static const hostile TABLE[] = {
     {"1 MB of binary garbage", NULL, 0, "more than 65536", "", true},
     /* version, unknown fields */
     OBJ("unknown version 2", "{\"v\":2,\"id\":\"h-v2\",\"seed\":\"a\"}", "unsupported protocol version 2", "h-v2"),
+    OBJ("version as real", "{\"v\":1.0,\"id\":\"h-vreal\",\"seed\":\"a\"}", "v: expected an integer, got real 1.0", "h-vreal"),
     OBJ("version as string", "{\"v\":\"1\",\"id\":\"h-vstr\",\"seed\":\"a\"}", "v: expected an integer", "h-vstr"),
     OBJ("unknown field", "{\"id\":\"h-unk\",\"seed\":\"a\",\"colour\":\"red\"}", "unknown field 'colour'", "h-unk"),
     /* the wrong type for every field */
@@ -403,7 +405,13 @@ START_TEST(t_hostile_table)
     ck_assert_int_eq(wh_int(&H, "ZCARD " WH_NS ":delayed"), 0);
     ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":queue:default"), 0);
     ck_assert_int_eq(wh_processing(&H), 0);
-    /* no job hash under a name that is not a valid id */
+    /* a job hash for each usable id (all different) and the good job, and
+     * none for a document that was not parsed far enough (h-nan, h-dup,
+     * h-1mb, ... carry ids that never counted) */
+    long long with_id = 0;
+    for (size_t i = 0; i < NTABLE; i++)
+        with_id += TABLE[i].id[0] != '\0';
+    ck_assert_int_eq(wh_count_keys(&H, WH_NS ":job:*"), with_id + 1);
     ck_assert_int_eq(wh_count_keys(&H, WH_NS ":job:*/*"), 0);
     ck_assert_int_eq(wh_count_keys(&H, WH_NS ":job:.*"), 0);
 
