@@ -41,6 +41,7 @@
 #define CHAOS_MS 60000     /* the kill phase, at most */
 #define TICK_MS 200        /* one worker kill per tick */
 #define DRAIN_MS 150000    /* then every job must be final within this */
+#define STALL_MS 45000     /* ... and `done` must move at least this often */
 #define PIPE_BATCH 1000
 #define NSIZES 2
 
@@ -340,11 +341,24 @@ static bool all_final(void)
            wh_int(&H, "ZCARD " WH_NS ":delayed") == 0 && processing_total() == 0;
 }
 
+/* Waits until every job is final, giving up after timeout_ms, or sooner
+ * once `done` has not moved for STALL_MS (longer than the longest restart
+ * delay, 30 s, plus heartbeat expiry): a stranded job never comes back, and
+ * waiting the whole timeout for it would only slow `make test` down. */
 static bool wait_all_final(int timeout_ms)
 {
+    long long last = -1;
+    int64_t moved_at = mono_now_ms();
     for (int64_t end = mono_now_ms() + timeout_ms; mono_now_ms() < end;) {
         if (all_final())
             return true;
+        long long done = wh_int(&H, "HGET " WH_NS ":stats done");
+        if (done != last) {
+            last = done;
+            moved_at = mono_now_ms();
+        } else if (mono_now_ms() - moved_at > STALL_MS) {
+            break;
+        }
         sup_sleep_ms(250);
     }
     return all_final();
@@ -623,12 +637,12 @@ START_TEST(t_chaos)
     ck_assert_int_eq(s.started, attempts);
     /* Every take leaves its processing list exactly once: acknowledged
      * (done), failed (retried/dead) or put back (recovered); a take may
-     * have no start (killed before it) but never more than one, except a
-     * start whose reply the Redis restart swallowed and which was sent
-     * again: at most one per worker process alive then. And every done or
-     * retry followed its own start. */
+     * have no start (killed before it) but never more than one (a start
+     * sent again after its reply was lost, e.g. in the Redis restart, finds
+     * the job already running on that worker and counts nothing). And every
+     * done or retry followed its own start. */
     ck_assert_int_ge(s.started, s.done + s.retried);
-    ck_assert_int_le(s.started, s.done + s.retried + s.dead + s.recovered + PROCESSES);
+    ck_assert_int_le(s.started, s.done + s.retried + s.dead + s.recovered);
     /* the worker kills put jobs back (some kill found its worker between
      * jobs, so fewer than the kills) */
     ck_assert_int_gt(s.recovered, 0);
