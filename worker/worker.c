@@ -50,6 +50,7 @@ typedef struct wk {
     bool redis_down;     /* for logging once per change of state */
     int redis_fails;
     bool holding;        /* a taken job not yet acknowledged or failed */
+    bool registered;     /* in NS:workers with a live heartbeat key */
     const char *hang_seed;
 } wk;
 
@@ -423,11 +424,31 @@ static void open_stores(wk *w)
     avatar_init(&w->ctx, &w->store, &w->db, w->c->storage.prefix, w->id);
 }
 
+/* Registers this process (NS:workers + its heartbeat key) before it may hold
+ * a job. The supervisor beats for it from then on; but a process forked after
+ * the supervisor's last beat would otherwise be unknown to recovery, and a job
+ * it took would be stranded in its processing list if both died. */
+static int register_self(wk *w, aq_err *e)
+{
+    queue_beat b = {.worker = w->id, .host = worker_host(), .pid = (long)getpid(),
+                    .started_at = atomic_load(&w->s->started_at), .state = "idle",
+                    .job = ""};
+    int rc = queue_heartbeat(w->q, &b, 1, e);
+    w->registered = rc == 0;
+    return rc;
+}
+
 static void take_loop(wk *w)
 {
     while (!must_stop(w)) {
         if (atomic_load(&w->s->quiet)) {
             nap(w, 200, 1, true);
+            continue;
+        }
+        aq_err re = {0};
+        if (!w->registered && register_self(w, &re) < 0) {
+            redis_state(w, AQ_EAGAIN, &re);
+            nap(w, redis_delay(w), 1, true);
             continue;
         }
         char *doc = NULL;
