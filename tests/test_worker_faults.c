@@ -13,7 +13,6 @@
 
 #include "config.h"
 #include "meta.h"
-#include "pngenc.h"
 #include "support.h"
 #include "support_s3.h"
 #include "worker_harness.h"
@@ -423,113 +422,8 @@ START_TEST(t_sighup_reload)
 END_TEST
 
 
-/* ---- chaos ---- */
-
-/* Child pids of the supervisor (its worker processes), from /proc. */
-static int children_of(pid_t parent, pid_t *out, int max)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)parent, (int)parent);
-    FILE *f = fopen(path, "r");
-    int n = 0, pid;
-    while (f && n < max && fscanf(f, "%d", &pid) == 1)
-        out[n++] = pid;
-    if (f)
-        fclose(f);
-    return n;
-}
-
-/* LPUSHes n generate jobs "c-<i>" in one pipeline. */
-static void push_pipelined(int n)
-{
-    for (int i = 0; i < n; i++)
-        redisAppendCommand(H.rc, "LPUSH " WH_NS ":queue:default {\"id\":\"c-%d\",\"seed\":\"chaos-%d\",\"sizes\":[32]}",
-                           i, i);
-    for (int i = 0; i < n; i++) {
-        redisReply *rep = NULL;
-        ck_assert(redisGetReply(H.rc, (void **)&rep) == REDIS_OK);
-        freeReplyObject(rep);
-    }
-}
-
-START_TEST(t_chaos)
-{
-    enum { N = 5000 };
-    wh_write_config(&H, "processes = 3\nmax_attempts = 10\njob_timeout_s = 60\n", NULL);
-    wh_start(&H, NULL);
-    ck_assert(wh_wait_int(&H, 3, 20000, "SCARD " WH_NS ":workers"));
-    push_pipelined(N);
-    unsigned seed = (unsigned)getpid();
-    int kills = 0, sup_kills = 0, redis_restarts = 0;
-    for (int tick = 0; tick < 1500; tick++) { /* 200 ms each: 5 minutes at most */
-        if (wh_int(&H, "HGET " WH_NS ":stats done") >= N)
-            break;
-        if (tick == 15 && !sup_kills) {
-            ck_assert_int_eq(wh_stop(&H, SIGKILL, 5000), SIGKILL);
-            sup_kills++;
-            wh_start(&H, NULL);
-        } else if (tick == 30 && !redis_restarts) {
-            wh_redis_stop(&H);
-            sup_sleep_ms(500);
-            wh_redis_restart(&H);
-            redis_restarts++;
-        } else if (tick < 75) { /* about 15 s of kills, then let it finish */
-            pid_t kids[16];
-            int n = children_of(H.pid, kids, 16);
-            if (n > 0) {
-                kill(kids[rand_r(&seed) % n], SIGKILL);
-                kills++;
-            }
-        }
-        sup_sleep_ms(200);
-    }
-    fprintf(stderr, "chaos: %d jobs, %d worker kills, %d supervisor kill, %d redis restart\n", N,
-            kills, sup_kills, redis_restarts);
-    /* every job done, once (after the first straggler, just count) */
-    int lost = 0;
-    for (int i = 0; i < N; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "c-%d", i);
-        if (!wh_wait_state(&H, id, "done", lost ? 0 : 60000))
-            lost++;
-    }
-    ck_assert_msg(lost == 0, "%d jobs not done", lost);
-    ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":stats done"), N);
-    ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":stats dead"), 0);
-    ck_assert_int_eq(wh_processing(&H), 0);
-    ck_assert_int_eq(wh_int(&H, "ZCARD " WH_NS ":delayed"), 0);
-    ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":dead"), 0);
-    ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":queue:default"), 0);
-    stop_clean();
-    /* exactly one row per job, every file decodes at its size */
-    static aq_config c;
-    meta m;
-    aq_err e = {0};
-    ck_assert_msg(config_load(&c, H.cfg, &e) == 0, "%s", e.msg);
-    ck_assert_msg(meta_open(&m, &c, true, &e) == 0, "%s", e.msg);
-    int64_t rows = 0;
-    ck_assert(meta_count(&m, &rows, &e) == 0);
-    meta_close(&m);
-    ck_assert_int_eq(rows, N);
-    int bad = 0;
-    for (int i = 0; i < N; i++) {
-        char id[32], path[512];
-        snprintf(id, sizeof id, "c-%d", i);
-        wh_png_path(&H, id, 32, path, sizeof path);
-        FILE *f = fopen(path, "rb");
-        uint8_t data[65536];
-        size_t len = f ? fread(data, 1, sizeof data, f) : 0;
-        if (f)
-            fclose(f);
-        uint8_t *rgba = NULL;
-        int w = 0, h = 0;
-        if (pngenc_decode(data, len, &rgba, &w, &h, &e) != 0 || w != 32 || h != 32)
-            bad++;
-        free(rgba);
-    }
-    ck_assert_msg(bad == 0, "%d files missing or not decoding", bad);
-}
-END_TEST
+/* The chaos test (random SIGKILLs, a supervisor kill, a Redis restart over
+ * 5,000 jobs) lives in tests/test_chaos.c. */
 
 static Suite *suite(void)
 {
@@ -550,12 +444,6 @@ static Suite *suite(void)
     tcase_add_test(tc, t_redis_restart);
     tcase_add_test(tc, t_sighup_reload);
     suite_add_tcase(s, tc);
-    TCase *chaos = tcase_create("chaos");
-    tcase_add_unchecked_fixture(chaos, NULL, wh_reap_strays);
-    tcase_add_checked_fixture(chaos, setup, teardown);
-    tcase_set_timeout(chaos, 600);
-    tcase_add_test(chaos, t_chaos);
-    suite_add_tcase(s, chaos);
     return s;
 }
 
