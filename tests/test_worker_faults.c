@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "meta.h"
 #include "support.h"
 #include "support_s3.h"
 #include "worker_harness.h"
