@@ -12,7 +12,12 @@
  * ASan+UBSan (AQ_BIN_DIR contains "asan") everything runs several times
  * slower, so 1,500 jobs keep that run near two minutes as well. The chaos
  * phase ends at 90 % done or after CHAOS_MS, whichever comes first; then
- * the pool is left alone to finish. */
+ * the pool is left alone to finish.
+ *
+ * A second, short test ("orphan") pins down deterministically the one hole
+ * the chaos test found: a worker spawned after the supervisor's last
+ * heartbeat, killed together with its supervisor while it holds a job.
+ * CK_RUN_CASE=orphan or CK_RUN_CASE=chaos runs one of them. */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -715,7 +720,6 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("chaos");
-    /* CK_RUN_CASE=orphan or CK_RUN_CASE=chaos runs one of them */
     const struct {
         const char *name;
         const TTest *test;
