@@ -237,7 +237,12 @@ static void after_exit(sup *s, int i, int st)
              atomic_load(&sl->attempts));
     int64_t now = mono_ms();
     if (!clean && !c->timed_out) {
-        c->crashes = now - c->spawned_mono < CRASH_WINDOW_MS ? c->crashes + 1 : 1;
+        /* A crash loop is a process that dies young without finishing any
+         * job; one that got work done and was then killed from outside (OOM
+         * killer, an operator, a chaos test) is restarted at once. */
+        bool worked = atomic_load(&sl->done) + atomic_load(&sl->failed) > 0;
+        bool young = now - c->spawned_mono < CRASH_WINDOW_MS;
+        c->crashes = young && !worked ? c->crashes + 1 : 1;
         int64_t delay = retry_cap_ms(c->crashes - 1, RESTART_BASE_MS, RESTART_MAX_MS);
         c->restart_at = now + delay;
         if (c->crashes > 1 && s->phase == PHASE_RUN) {
