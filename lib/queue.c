@@ -1161,13 +1161,20 @@ static json_t *json_string_lossy(const char *s, size_t len)
 char *queue_dead_doc(const char *doc, size_t len, const char *error, int64_t failed_at,
                      int attempts)
 {
-    json_t *o = json_loadb(doc, len, JSON_ALLOW_NUL, NULL);
+    /* A document over the protocol's 64 KiB is never kept whole, object or not. */
+    json_t *o = len <= QUEUE_DEAD_DOC_MAX ? json_loadb(doc, len, JSON_ALLOW_NUL, NULL) : NULL;
     if (!o || !json_is_object(o)) {
         json_decref(o);
         o = json_object();
         if (!o)
             return NULL;
-        json_object_set_new(o, "raw", json_string_lossy(doc, len));
+        /* Only the head of a huge non-object document is kept, so a flood
+         * of garbage cannot grow NS:dead without bound; raw_bytes tells the
+         * whole size. */
+        size_t keep = len < QUEUE_DEAD_RAW_MAX ? len : QUEUE_DEAD_RAW_MAX;
+        json_object_set_new(o, "raw", json_string_lossy(doc, keep));
+        if (len > keep)
+            json_object_set_new(o, "raw_bytes", json_integer((json_int_t)len));
     }
     json_object_set_new(o, "error", json_string_lossy(error ? error : "", error ? strlen(error) : 0));
     json_object_set_new(o, "failed_at", json_integer(failed_at));

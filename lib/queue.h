@@ -188,9 +188,12 @@ int queue_maxmemory_policy(queue *q, char *out, size_t n, aq_err *e);
 
 /* The dead letter for doc: the job JSON object with "error", "failed_at"
  * and "attempts" added (same key order otherwise), or, for a document that
- * is not a JSON object, {"raw": "<doc>", "error":..., "failed_at":...,
- * "attempts":...} (bytes that are not UTF-8 become '?'). malloc'd, NULL
+ * is not a JSON object or is over QUEUE_DEAD_DOC_MAX, {"raw": "<doc>", "error":..., "failed_at":...,
+ * "attempts":...} (bytes that are not UTF-8 become '?'; at most
+ * QUEUE_DEAD_RAW_MAX bytes kept, with "raw_bytes" the whole size). malloc'd, NULL
  * only when out of memory. */
+#define QUEUE_DEAD_RAW_MAX 1024       /* bytes of a non-object document kept as "raw" */
+#define QUEUE_DEAD_DOC_MAX (64 * 1024) /* larger documents are wrapped as "raw" too */
 char *queue_dead_doc(const char *doc, size_t len, const char *error, int64_t failed_at,
                      int attempts);
 

@@ -22,11 +22,12 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "queue.h"
 #include "support.h"
 #include "worker_harness.h"
 
 #define MB (1024 * 1024)
-#define RAW_KEEP 1024 /* what a dead letter keeps of a raw document (worker.c) */
+#define RAW_KEEP QUEUE_DEAD_RAW_MAX /* what a dead letter keeps of a raw document */
 
 /* One hostile document: its bytes, the substring its dead letter's error
  * must hold, the job id it carries when that id is usable ("": none, so no
@@ -120,10 +121,10 @@ static const hostile TABLE[] = {
     OBJ("empty seed", "{\"id\":\"h-es\",\"seed\":\"\"}", "seed: must not be empty", "h-es"),
     {"257-byte seed", NULL, 0, "seed: 257 bytes, more than 256", "h-257", false},
     {"60,000 '[' in a seed", NULL, 0, "seed: 60000 bytes, more than 256", "h-brackets", false},
-    /* the dead letter's writer parses without JSON_ALLOW_NUL, so it wraps
-     * this object as raw text; the job hash still goes dead */
+    /* the dead letter keeps this object as an object (JSON_ALLOW_NUL), so
+     * `dead retry` could hand it back; the job hash goes dead */
     {"seed with \\u0000", "{\"id\":\"h-nul\",\"seed\":\"ab\\u0000cd\"}",
-     0, "seed: contains a NUL character (\\u0000) at byte 2", "h-nul", true},
+     0, "seed: contains a NUL character (\\u0000) at byte 2", "h-nul", false},
     OBJ("delete without id or seed", "{\"type\":\"delete\"}", "id: a delete job needs an id or a seed", ""),
     /* ids that would leave the storage root, or are no ids */
     OBJ("id '../x'", "{\"id\":\"../x\",\"seed\":\"a\"}", "id: '../x' is not a valid id", ""),
@@ -133,7 +134,7 @@ static const hostile TABLE[] = {
     OBJ("id '..'", "{\"id\":\"..\",\"seed\":\"a\"}", "id: '..' is not a valid id", ""),
     OBJ("id '/etc/passwd'", "{\"id\":\"/etc/passwd\",\"seed\":\"a\"}", "id: '/etc/passwd' is not a valid id", ""),
     OBJ("id ''", "{\"id\":\"\",\"seed\":\"a\"}", "id: '' is not a valid id", ""),
-    {"id with NUL", "{\"id\":\"ok\\u0000/../x\",\"seed\":\"a\"}", 0, "is not a valid id", "", true},
+    {"id with NUL", "{\"id\":\"ok\\u0000/../x\",\"seed\":\"a\"}", 0, "is not a valid id", "", false},
     OBJ("id with a space", "{\"id\":\"a b\",\"seed\":\"a\"}", "id: 'a b' is not a valid id", ""),
     OBJ("id 'é'", "{\"id\":\"\xc3\xa9\",\"seed\":\"a\"}", "is not a valid id", ""),
     {"65-character id", NULL, 0, "is not a valid id", "", false},

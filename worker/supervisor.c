@@ -324,7 +324,7 @@ static int fail_timed_out(sup *s, const cleanup *c, aq_err *e)
         due = now_ms() + retry_backoff_ms(c->attempts - 1, s->cfg.worker.backoff_base_ms,
                                           s->cfg.worker.backoff_max_ms);
     } else {
-        dead = worker_dead_doc(c->doc, c->len, why, now_ms(), c->attempts);
+        dead = queue_dead_doc(c->doc, c->len, why, now_ms(), c->attempts);
     }
     bool stale = false;
     int rc = (retry || dead) ? queue_fail(s->q, c->worker, c->doc, c->len, r.id, why, retry,

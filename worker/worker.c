@@ -19,8 +19,6 @@
 /* How much of a document that is not a JSON object a dead letter keeps:
  * NS:dead holds up to dead_max entries, so a 1 MB garbage document must not
  * cost 1 MB of Redis memory each. */
-#define RAW_KEEP 1024
-
 /* Redis reconnect backoff: 100 ms doubling up to 5 s. */
 #define REDIS_BACKOFF_BASE 100
 #define REDIS_BACKOFF_MAX 5000
@@ -70,52 +68,6 @@ void worker_id(char *out, size_t n, long pid)
 }
 
 /* ---- dead letters ---- */
-
-/* A JSON string of at most RAW_KEEP bytes of doc; bytes that are not valid
- * UTF-8 become '?' so the dead letter stays valid JSON. */
-static json_t *raw_string(const char *doc, size_t len)
-{
-    size_t n = len < RAW_KEEP ? len : RAW_KEEP;
-    json_t *s = json_stringn(doc, n);
-    if (s)
-        return s;
-    char *copy = malloc(n + 1);
-    if (!copy)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        copy[i] = (unsigned char)doc[i] < 0x80 ? doc[i] : '?';
-    s = json_stringn(copy, n);
-    free(copy);
-    return s;
-}
-
-char *worker_dead_doc(const char *doc, size_t len, const char *error,
-                      int64_t failed_at, int attempts)
-{
-    json_t *o = NULL;
-    if (len <= JOB_MAX_DOC) {
-        o = json_loadb(doc, len, 0, NULL);
-        if (o && !json_is_object(o)) {
-            json_decref(o);
-            o = NULL;
-        }
-    }
-    if (!o) {
-        o = json_object();
-        if (!o)
-            return NULL;
-        json_object_set_new(o, "raw", raw_string(doc, len));
-        if (len > RAW_KEEP)
-            json_object_set_new(o, "raw_bytes", json_integer((json_int_t)len));
-    }
-    json_t *err = json_string(error);
-    json_object_set_new(o, "error", err ? err : json_string("(error text not UTF-8)"));
-    json_object_set_new(o, "failed_at", json_integer(failed_at));
-    json_object_set_new(o, "attempts", json_integer(attempts));
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return s;
-}
 
 /* ---- recovery identification ---- */
 
@@ -244,7 +196,7 @@ static int op_fail(wk *w, void *arg, aq_err *e)
 static void bury(wk *w, const char *doc, size_t len, const char *id,
                  const char *error, int attempts)
 {
-    char *dead = worker_dead_doc(doc, len, error, now_ms(), attempts);
+    char *dead = queue_dead_doc(doc, len, error, now_ms(), attempts);
     ack_arg a = {.doc = doc, .len = len, .id = id, .error = error, .dead_doc = dead};
     aq_err e = {0};
     char nb[24];

@@ -22,13 +22,6 @@ void worker_id(char *out, size_t n, long pid);
 /* This host's name (gethostname, "localhost" when it fails). */
 const char *worker_host(void);
 
-/* The dead-letter document for doc: the doc's JSON object with "error",
- * "failed_at" and "attempts" added; a doc that is not a JSON object (or is
- * larger than JOB_MAX_DOC) is wrapped as {"raw": "<doc, shortened>", ...}.
- * Always returns a malloc'd, valid JSON text (NULL only when out of memory). */
-char *worker_dead_doc(const char *doc, size_t len, const char *error,
-                      int64_t failed_at, int attempts);
-
 /* queue_ident_fn for recovery: id and max_attempts of a document through
  * job_parse (with the limits of the running config: worker_ident_setup). */
 int worker_ident(const char *doc, size_t len, char id[65], int *max_attempts,
