@@ -302,16 +302,23 @@ static void handle(wk *w, const char *doc, size_t len)
         bury(w, doc, len, r.id, e.msg, 1);
         return;
     }
+    /* Busy in the slot before the job is marked running in Redis: from the
+     * moment anyone can see it running, the supervisor's job timeout covers
+     * it, even if this process wedges (or is stopped) during the start call.
+     * The attempt number is a floor until the start call says. */
+    slots_set_busy(w->s, r.id, doc, len, 1, mono_ms());
     start_arg sa = {.r = &r, .attempts = 1};
     int rc = redis_until_done(w, op_start, &sa, &e);
-    if (rc == AQ_EAGAIN)
-        return; /* told to give up: the job stays in the processing list */
+    if (rc == AQ_EAGAIN) { /* told to give up: the job stays in the processing list */
+        slots_set_idle(w->s);
+        return;
+    }
     if (rc != 0) {
         log_error("could not mark the job running; doing it anyway", "worker", w->id,
                   "id", r.id, "error", e.msg);
         sa.attempts = 1;
     }
-    slots_set_busy(w->s, r.id, doc, len, sa.attempts, mono_ms());
+    atomic_store(&w->s->attempts, sa.attempts);
     maybe_hang(w, &r, sa.attempts);
 
     int64_t t0 = mono_ms();
