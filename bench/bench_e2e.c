@@ -7,7 +7,9 @@
  * trips per job (INFO commandstats before/after), RSS per worker process, CPU
  * per job, and the latency at a steady 500 jobs/s.
  * AQ_BENCH_E2E_JOBS overrides the job count; AQ_BENCH_E2E_DIR the directory
- * (default /tmp) that holds storage root and database. Prints figures, never pass/fail. */
+ * (default /tmp) that holds storage root and database. With
+ * AQ_BENCH_PG_CONNINFO set, a third run keeps the metadata in PostgreSQL.
+ * Prints figures, never pass/fail. */
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -135,7 +137,8 @@ static int add_worker(const queue_worker_info *w, void *ud)
     return 0;
 }
 
-static int setup(run *r, const char *url, bool fsync)
+/* pg: a libpq conninfo for the metadata, or NULL for SQLite in the temp dir. */
+static int setup(run *r, const char *url, bool fsync, const char *pg)
 {
     const char *base = getenv("AQ_BENCH_E2E_DIR"); /* e.g. /dev/shm: takes the disk out */
     snprintf(r->dir, sizeof r->dir, "%s/avatarq-bench-e2e-XXXXXX", base && *base ? base : "/tmp");
@@ -143,15 +146,19 @@ static int setup(run *r, const char *url, bool fsync)
         return -1;
     snprintf(r->cfg, sizeof r->cfg, "%s/config.ini", r->dir);
     snprintf(r->log, sizeof r->log, "%s/worker.log", r->dir);
-    snprintf(r->ns, sizeof r->ns, "bench-e2e-%d-%s", (int)getpid(), fsync ? "fsync" : "nofsync");
-    char text[2048];
+    snprintf(r->ns, sizeof r->ns, "bench-e2e-%d-%s-%s", (int)getpid(), fsync ? "fsync" : "nofsync",
+             pg ? "pg" : "sqlite");
+    char db[1200], text[3072];
+    if (pg)
+        snprintf(db, sizeof db, "[database]\nbackend = postgresql\n[database.postgresql]\nconninfo = %s\n", pg);
+    else
+        snprintf(db, sizeof db, "[database]\nbackend = sqlite\n[database.sqlite]\npath = %s/meta.db\n", r->dir);
     snprintf(text, sizeof text,
              "[redis]\nurl = %s\nnamespace = %s\n"
              "[worker]\nprocesses = 2\nheartbeat_interval_s = 2\nheartbeat_ttl_s = 10\n"
              "[storage]\nbackend = local\n[storage.local]\nroot = %s/root\nfsync = %s\n"
-             "[database]\nbackend = sqlite\n[database.sqlite]\npath = %s/meta.db\n"
-             "[log]\nlevel = warn\n",
-             url, r->ns, r->dir, fsync ? "true" : "false", r->dir);
+             "%s[log]\nlevel = warn\n",
+             url, r->ns, r->dir, fsync ? "true" : "false", db);
     FILE *f = fopen(r->cfg, "w");
     if (!f)
         return -1;
@@ -282,13 +289,13 @@ static void paced(run *r, int n, int rate)
     free(docs);
 }
 
-static void bench(const char *url, bool fsync, int n)
+static void bench(const char *url, bool fsync, int n, const char *pg)
 {
     run r;
     memset(&r, 0, sizeof r);
-    printf("-- fsync %s: %d jobs, pixel 128 px, processes 2, local storage + SQLite\n",
-           fsync ? "on" : "off", n);
-    if (setup(&r, url, fsync) != 0) {
+    printf("-- fsync %s: %d jobs, pixel 128 px, processes 2, local storage + %s\n",
+           fsync ? "on" : "off", n, pg ? "PostgreSQL" : "SQLite");
+    if (setup(&r, url, fsync, pg) != 0) {
         printf("skipped: could not set up (redis at AQ_BENCH_REDIS_URL?)\n");
         teardown(&r);
         return;
@@ -390,7 +397,12 @@ int main(void)
     }
     const char *nenv = getenv("AQ_BENCH_E2E_JOBS");
     int n = nenv && atoi(nenv) > 0 ? atoi(nenv) : 10000;
-    bench(url, false, n);
-    bench(url, true, n);
+    bench(url, false, n, NULL);
+    bench(url, true, n, NULL);
+    const char *pg = getenv("AQ_BENCH_PG_CONNINFO");
+    if (pg && *pg)
+        bench(url, false, n, pg);
+    else
+        printf("-- PostgreSQL: skipped: no PostgreSQL (AQ_BENCH_PG_CONNINFO)\n");
     return 0;
 }
