@@ -1429,29 +1429,43 @@ static void lock_release(queue *q, const char *token)
     q_script_int(q, S_UNLOCK, &a, "recovery unlock", NULL, NULL);
 }
 
+/* SMEMBERS NS:workers, then `cmd NS:worker:<id>` pipelined for each member.
+ * *members receives the SMEMBERS reply (free it) and *n its size; the caller
+ * then reads exactly *n replies with q_read, in member order. */
+static int worker_keys_pipeline(queue *q, const char *cmd, const char *what,
+                                redisReply **members, size_t *n, aq_err *e)
+{
+    char set[QUEUE_KEY_MAX], key[QUEUE_KEY_MAX];
+    queue_keyf(q, set, sizeof set, "workers");
+    qargs a = {0};
+    arg_s(&a, "SMEMBERS");
+    arg_s(&a, set);
+    int rc = q_run(q, &a, what, members, e);
+    if (rc < 0)
+        return rc;
+    redisReply *m = *members;
+    *n = m->type == REDIS_REPLY_ARRAY ? m->elements : 0;
+    for (size_t i = 0; i < *n && rc == 0; i++) {
+        queue_keyf(q, key, sizeof key, "worker:%s", m->element[i]->str);
+        a.n = 0;
+        arg_s(&a, cmd);
+        arg_s(&a, key);
+        rc = q_append(q, &a, what, e);
+    }
+    return rc;
+}
+
 /* Members of NS:workers whose heartbeat key is gone, as one malloc'd array
  * of malloc'd strings. */
 static int silent_workers(queue *q, char ***out, size_t *n, aq_err *e)
 {
     *out = NULL;
     *n = 0;
-    char set[QUEUE_KEY_MAX], key[QUEUE_KEY_MAX];
-    queue_keyf(q, set, sizeof set, "workers");
-    qargs a = {0};
-    arg_s(&a, "SMEMBERS");
-    arg_s(&a, set);
     redisReply *m;
-    int rc = q_run(q, &a, "recovery", &m, e);
-    if (rc < 0)
+    size_t count = 0;
+    int rc = worker_keys_pipeline(q, "EXISTS", "recovery", &m, &count, e);
+    if (rc < 0 && !m)
         return rc;
-    size_t count = m->type == REDIS_REPLY_ARRAY ? m->elements : 0;
-    for (size_t i = 0; i < count && rc == 0; i++) {
-        queue_keyf(q, key, sizeof key, "worker:%s", m->element[i]->str);
-        a.n = 0;
-        arg_s(&a, "EXISTS");
-        arg_s(&a, key);
-        rc = q_append(q, &a, "recovery", e);
-    }
     char **list = calloc(count ? count : 1, sizeof *list);
     if (!list && rc == 0)
         rc = err_set(e, AQ_EAGAIN, "recovery: out of memory");
@@ -1632,23 +1646,11 @@ static void worker_from_id(queue_worker_info *w, const char *id)
 
 int queue_workers(queue *q, int (*fn)(const queue_worker_info *w, void *ud), void *ud, aq_err *e)
 {
-    char set[QUEUE_KEY_MAX], key[QUEUE_KEY_MAX];
-    queue_keyf(q, set, sizeof set, "workers");
-    qargs a = {0};
-    arg_s(&a, "SMEMBERS");
-    arg_s(&a, set);
     redisReply *m;
-    int rc = q_run(q, &a, "workers", &m, e);
-    if (rc < 0)
+    size_t n = 0;
+    int rc = worker_keys_pipeline(q, "HGETALL", "workers", &m, &n, e);
+    if (rc < 0 && !m)
         return rc;
-    size_t n = m->type == REDIS_REPLY_ARRAY ? m->elements : 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        queue_keyf(q, key, sizeof key, "worker:%s", m->element[i]->str);
-        a.n = 0;
-        arg_s(&a, "HGETALL");
-        arg_s(&a, key);
-        rc = q_append(q, &a, "workers", e);
-    }
     /* Read every reply even after fn stops us, so the pipeline stays in step. */
     int stop = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
