@@ -80,16 +80,19 @@ start_s3() {
 
 stop_servers() {
     local pid
+    # Every step may find its server already gone: never fail (callers run
+    # this from an EXIT trap under set -e, where a failure becomes the
+    # script's exit status).
     for pid in "${SERVER_PIDS[@]}"; do
-        kill "$pid" 2>/dev/null
+        kill "$pid" 2>/dev/null || true
     done
     for pid in "${SERVER_PIDS[@]}"; do
         for _ in $(seq 1 100); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-        kill -9 "$pid" 2>/dev/null
+        kill -9 "$pid" 2>/dev/null || true
     done
     SERVER_PIDS=()
-    rm -rf "$SERVERS_DIR"
+    rm -rf "$SERVERS_DIR" || true
 }
