@@ -27,6 +27,8 @@
 #define CRASH_WINDOW_MS 10000
 #define RESTART_BASE_MS 250
 #define RESTART_MAX_MS 30000
+/* Beat early on a change of worker state, at most this often. */
+#define STATE_BEAT_MIN_MS 500
 /* Redis reconnects of the supervisor itself. */
 #define REDIS_BASE_MS 100
 #define REDIS_MAX_MS 5000
@@ -77,6 +79,9 @@ typedef struct sup {
     bool quiet_all;
     bool reloading;
     int64_t next_beat, next_wd, wd_interval;
+    int64_t last_beat;             /* mono ms of the last heartbeat sent */
+    int beat_state[SLOTS_MAX];     /* each slot's state as last beaten */
+    int64_t beat_jobs[SLOTS_MAX];  /* and its done + failed count */
     char control_last[48];
     cleanup *pend;
     size_t npend, cappend;
@@ -409,6 +414,8 @@ static int beat(sup *s, aq_err *e)
             continue;
         slot *sl = &s->slots[i];
         int st = slots_read_job(sl, jobs[n]);
+        s->beat_state[i] = st;
+        s->beat_jobs[i] = atomic_load(&sl->done) + atomic_load(&sl->failed);
         if (s->phase == PHASE_STOPPING || atomic_load(&sl->stop) || s->ctl[i].replacing)
             st = SLOT_STOPPING;
         beats[n] = (queue_beat){
@@ -423,7 +430,25 @@ static int beat(sup *s, aq_err *e)
     int rc = n ? queue_heartbeat(s->q, beats, n, e) : 0;
     if (rc != 0 && rc != AQ_EAGAIN)
         log_error("heartbeat failed", "error", e->msg);
+    s->last_beat = mono_ms();
     return rc;
+}
+
+/* True when a live worker went idle or busy, or finished a job (one shorter
+ * than a tick changes no state), since the last heartbeat: so an operator's
+ * `avatarq workers` does not show a finished job as running, or stale
+ * counters, for a whole heartbeat interval. */
+static bool states_changed(const sup *s)
+{
+    for (int i = 0; i < SLOTS_MAX; i++) {
+        if (!live(s, i))
+            continue;
+        const slot *sl = &s->slots[i];
+        if (atomic_load(&sl->state) != s->beat_state[i] ||
+            atomic_load(&sl->done) + atomic_load(&sl->failed) != s->beat_jobs[i])
+            return true;
+    }
+    return false;
 }
 
 static void status(sup *s)
@@ -776,8 +801,14 @@ static void tick(sup *s)
     if (now >= s->next_beat) {
         heartbeat_duties(s);
         s->next_beat = now + (int64_t)s->cfg.worker.heartbeat_interval_s * 1000;
-    } else if (s->npend) {
-        drain_cleanups(s); /* put a dead worker's jobs back at once */
+    } else {
+        if (s->npend)
+            drain_cleanups(s); /* put a dead worker's jobs back at once */
+        if (now - s->last_beat >= STATE_BEAT_MIN_MS && redis_ok(s) && states_changed(s)) {
+            aq_err e = {0};
+            int rc = beat(s, &e);
+            redis_result(s, rc == AQ_EAGAIN ? AQ_EAGAIN : 0, &e);
+        }
     }
     if (s->phase == PHASE_STOPPING && s->stop_deadline && mono_ms() >= s->stop_deadline) {
         kill_all(s, "shutdown_timeout_s passed");
