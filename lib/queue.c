@@ -767,12 +767,15 @@ int queue_enqueue_many(queue *q, const char *qname, const queue_item *items, siz
 
 /* ---- the job hash ---- */
 
-enum { F_STR, F_INT, F_I64, F_DUP };
-static const struct {
+enum { F_STR, F_INT, F_LONG, F_I64, F_DUP };
+/* One hash field and where it goes in a struct (size for F_STR arrays). */
+typedef struct field_spec {
     const char *name;
     int type;
     size_t off, size;
-} job_fields[] = {
+} field_spec;
+
+static const field_spec job_fields[] = {
     {"state", F_STR, offsetof(queue_job, state), sizeof ((queue_job *)0)->state},
     {"queue", F_STR, offsetof(queue_job, queue), sizeof ((queue_job *)0)->queue},
     {"worker", F_STR, offsetof(queue_job, worker), sizeof ((queue_job *)0)->worker},
@@ -797,6 +800,9 @@ static void store_field(void *base, int type, size_t off, size_t size, const red
     case F_INT:
         *(int *)p = (int)strtol(v->str, NULL, 10);
         break;
+    case F_LONG:
+        *(long *)p = strtol(v->str, NULL, 10);
+        break;
     case F_I64:
         *(int64_t *)p = strtoll(v->str, NULL, 10);
         break;
@@ -804,6 +810,19 @@ static void store_field(void *base, int type, size_t off, size_t size, const red
         free(*(char **)p);
         *(char **)p = v->len ? strndup(v->str, v->len) : NULL;
         break;
+    }
+}
+
+/* Stores every field of a flat HGETALL reply that the table names. */
+static void store_fields(void *base, const field_spec *t, size_t n, const redisReply *hash)
+{
+    for (size_t i = 0; i + 1 < hash->elements; i += 2) {
+        const redisReply *k = hash->element[i], *v = hash->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        for (size_t f = 0; f < n; f++)
+            if (strcmp(k->str, t[f].name) == 0)
+                store_field(base, t[f].type, t[f].off, t[f].size, v);
     }
 }
 
@@ -825,13 +844,7 @@ int queue_job_get(queue *q, const char *id, queue_job *j, aq_err *e)
         freeReplyObject(r);
         return err_set(e, AQ_ENOTFOUND, "job %s: not found", id);
     }
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        const redisReply *k = r->element[i], *v = r->element[i + 1];
-        for (size_t f = 0; f < sizeof job_fields / sizeof job_fields[0]; f++)
-            if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
-                strcmp(k->str, job_fields[f].name) == 0)
-                store_field(j, job_fields[f].type, job_fields[f].off, job_fields[f].size, v);
-    }
+    store_fields(j, job_fields, sizeof job_fields / sizeof job_fields[0], r);
     freeReplyObject(r);
     return 0;
 }
@@ -1618,12 +1631,9 @@ int queue_stats_get(queue *q, queue_stats *s, aq_err *e)
     return rc;
 }
 
-static const struct {
-    const char *name;
-    int type;
-    size_t off, size;
-} worker_fields[] = {
+static const field_spec worker_fields[] = {
     {"host", F_STR, offsetof(queue_worker_info, host), sizeof ((queue_worker_info *)0)->host},
+    {"pid", F_LONG, offsetof(queue_worker_info, pid), 0},
     {"state", F_STR, offsetof(queue_worker_info, state), sizeof ((queue_worker_info *)0)->state},
     {"job", F_STR, offsetof(queue_worker_info, job), sizeof ((queue_worker_info *)0)->job},
     {"queue", F_STR, offsetof(queue_worker_info, queue), sizeof ((queue_worker_info *)0)->queue},
@@ -1661,15 +1671,8 @@ int queue_workers(queue *q, int (*fn)(const queue_worker_info *w, void *ud), voi
         memset(&w, 0, sizeof w);
         worker_from_id(&w, m->element[i]->str);
         w.alive = r->type == REDIS_REPLY_ARRAY && r->elements > 0;
-        for (size_t j = 0; w.alive && j + 1 < r->elements; j += 2) {
-            const redisReply *k = r->element[j], *v = r->element[j + 1];
-            if (strcmp(k->str, "pid") == 0)
-                w.pid = strtol(v->str, NULL, 10);
-            for (size_t f = 0; f < sizeof worker_fields / sizeof worker_fields[0]; f++)
-                if (strcmp(k->str, worker_fields[f].name) == 0)
-                    store_field(&w, worker_fields[f].type, worker_fields[f].off,
-                                worker_fields[f].size, v);
-        }
+        if (w.alive)
+            store_fields(&w, worker_fields, sizeof worker_fields / sizeof worker_fields[0], r);
         freeReplyObject(r);
         if (!stop && fn)
             stop = fn(&w, ud);
