@@ -62,7 +62,7 @@ void avatarq_close(avatarq *a);
 
 /* A request built in code. Pointers are borrowed for the duration of the
  * call only. Start from avatarq_request_init(): NULL / 0 / negative mean
- * "absent", and absent fields take the defaults of PROTOCOL.md. */
+ * "absent", and absent fields take the defaults of docs/protocol.md. */
 typedef struct avatarq_request {
     const char *id;          /* [A-Za-z0-9._-]{1,64}; NULL = derived from the request */
     const char *type;        /* "generate" (NULL) or "delete" */
@@ -90,7 +90,7 @@ void avatarq_request_init(avatarq_request *r);
 int avatarq_enqueue(avatarq *a, const avatarq_request *r, char id_out[65],
                     char *err, size_t errlen);
 
-/* Validates a JSON job document (PROTOCOL.md "Job document") like a worker
+/* Validates a JSON job document (docs/protocol.md "Job document") like a worker
  * would and enqueues it on queue (NULL = configured). A document without
  * "id" is enqueued as given and id_out receives the derived id the worker
  * will use. Returns 0, AVATARQ_EPERM (message names the field) or

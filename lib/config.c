@@ -1,4 +1,4 @@
-/* config: every key of PROTOCOL.md "Configuration" is one row of KEYS below:
+/* config: every key of docs/protocol.md "Configuration" is one row of KEYS below:
  * where it lives in aq_config, its default, and the setter that parses and
  * range-checks a value. The file (through inih), the AVATARQ_* environment
  * and the defaults all go through the same setters, so a value is checked
@@ -838,7 +838,7 @@ static int check_unknown_env(aq_err *e)
         }
         if (!known && ours) {
             char shown_name[96];
-            return err_set(e, AQ_EPERM, "%s: unknown configuration variable (see PROTOCOL.md "
+            return err_set(e, AQ_EPERM, "%s: unknown configuration variable (see docs/protocol.md "
                            "Configuration for the keys)", log_printable(*ev, n, shown_name, sizeof shown_name));
         }
     }

@@ -1,5 +1,5 @@
 /* config: config.ini (through inih) plus AVATARQ_<SECTION>_<KEY> environment
- * overrides, validated. Every key of PROTOCOL.md "Configuration", with its
+ * overrides, validated. Every key of docs/protocol.md "Configuration", with its
  * default, lives in one table in config.c. */
 #ifndef AQ_CONFIG_H
 #define AQ_CONFIG_H
@@ -78,7 +78,7 @@ typedef struct aq_config {
     int origin[CONFIG_KEYS_MAX];
 } aq_config;
 
-/* Fills c with every default of PROTOCOL.md. */
+/* Fills c with every default of docs/protocol.md. */
 void config_defaults(aq_config *c);
 
 /* Loads defaults, then the file (path, or when NULL ./config.ini if it exists,

@@ -1,4 +1,4 @@
-/* job: the job document of PROTOCOL.md.
+/* job: the job document of docs/protocol.md.
  *
  * job_parse() is a gate in front of everything else a worker does, so it
  * assumes the worst of its input: the size is checked before any parsing,
@@ -9,7 +9,7 @@
  * job_finish() shares with requests built in code, so a bad --size on the
  * command line and a bad "sizes" in a document read the same.
  *
- * Decisions where PROTOCOL.md is silent:
+ * Decisions where docs/protocol.md is silent:
  * - "v" absent means version 1; an integer field given as a JSON real (64.0)
  *   is rejected, since it usually betrays a float where an integer was meant.
  * - "type" is case-sensitive; style, scheme, filter and colour names are not

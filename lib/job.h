@@ -1,4 +1,4 @@
-/* job: the job document of PROTOCOL.md. Parse and validate with jansson,
+/* job: the job document of docs/protocol.md. Parse and validate with jansson,
  * apply defaults, produce the canonical form and the derived id. */
 #ifndef AQ_JOB_H
 #define AQ_JOB_H
@@ -54,7 +54,7 @@ int job_limits_from_config(job_limits *l, const aq_config *c, aq_err *e);
  * when absent, render params resolved). On failure returns AQ_EPERM with a
  * message naming the field and the bad value ("sizes[1]: 9 is below 16");
  * if the document carried a valid id, r->id holds it, else r->id is "".
- * Rules where PROTOCOL.md is silent: an absent "v" means 1; integer fields
+ * Rules where docs/protocol.md is silent: an absent "v" means 1; integer fields
  * refuse JSON reals (64.0); unknown fields, duplicate keys, NaN/Infinity,
  * invalid UTF-8, \u0000 in a seed and nesting deeper than 16 are refused.
  * Never crashes on any input. */

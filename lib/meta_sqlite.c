@@ -4,7 +4,7 @@
  * timeout, so processes sharing the file queue for the write lock instead of
  * failing. Durability follows the choice the operator made for the files
  * ([storage.local] fsync, default true): with it, synchronous=FULL, so a
- * commit is on disk before the job is acknowledged, as PROTOCOL.md promises
+ * commit is on disk before the job is acknowledged, as docs/protocol.md promises
  * for "done"; without it, synchronous=NORMAL, which in WAL mode still keeps
  * every commit across a process crash (kill -9, OOM) but can lose the last
  * ones to an OS crash or power loss, in exchange for no fsync per job, the

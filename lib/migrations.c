@@ -5,7 +5,7 @@
  * one; portable SQL only (TEXT, BIGINT, DOUBLE PRECISION, INTEGER; no
  * backend-specific types or functions) so SQLite and PostgreSQL run the same
  * text; one or more statements separated by ';'. The avatars columns must
- * match the table in meta.c (and PROTOCOL.md "Results"). */
+ * match the table in meta.c (and docs/protocol.md "Results"). */
 #include "meta.h"
 
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* queue: every Redis command and Lua script of PROTOCOL.md "Keys in Redis".
+/* queue: every Redis command and Lua script of docs/protocol.md "Keys in Redis".
  *
  * Scripts are loaded once per connection (SCRIPT LOAD, one pipeline) and run
  * with EVALSHA; a NOSCRIPT reply (Redis restarted or SCRIPT FLUSH) is answered

@@ -1,4 +1,4 @@
-/* queue: every Redis command and Lua script of PROTOCOL.md "Keys in Redis".
+/* queue: every Redis command and Lua script of docs/protocol.md "Keys in Redis".
  * One queue handle = one hiredis connection (never shared across fork()).
  * Every state change is one round trip (a Lua script or a pipeline), and a
  * job leaves NS:processing:W only in the same script that records its

@@ -72,7 +72,7 @@ static const cmd_entry commands[] = {
       "enqueue many jobs from JSON lines or plain seeds"},
      JOB_OPTIONS_HELP
      "  Reads FILE (or standard input) line by line: a line starting with '{'\n"
-     "  is a JSON job document (PROTOCOL.md), any other non-empty line is a seed\n"
+     "  is a JSON job document (docs/protocol.md), any other non-empty line is a seed\n"
      "  to which the job options apply (--queue applies to every line; --seed\n"
      "  and --id are not taken). Every line is validated here; bad\n"
      "  lines are reported with their line number and skipped, good ones are\n"

@@ -1,4 +1,4 @@
-/* config: every default of PROTOCOL.md, every key parsed, the AVATARQ_* and
+/* config: every default of docs/protocol.md, every key parsed, the AVATARQ_* and
  * AWS_* environment, errors that name file, line and key (or the
  * variable), Redis URLs, redaction, the default file search, the shipped
  * config.ini, and the crash inputs the fuzzer found (replayed from

@@ -1,7 +1,7 @@
 /* Hostile input end to end (issue 6): a table of documents that break the
  * protocol in every way we could think of, pushed with raw binary-safe
  * LPUSHes to one running bin/avatarq-worker. Each must end in NS:dead with
- * a reason that names what is wrong (PROTOCOL.md: "never crashes a worker
+ * a reason that names what is wrong (docs/protocol.md: "never crashes a worker
  * and is never retried"), its NS:job:ID dead when it carried a usable id,
  * and nothing may be written outside the storage root. The worker stays
  * up throughout: same supervisor, same worker processes, and a good job

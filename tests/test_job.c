@@ -1,4 +1,4 @@
-/* job: the job document of PROTOCOL.md. A table of hostile documents, each
+/* job: the job document of docs/protocol.md. A table of hostile documents, each
  * with the error it must get; good documents with their defaults; the
  * canonical form and derived id (one pinned, so every machine agrees);
  * requests built in code; the crash inputs the fuzzer found, replayed from
