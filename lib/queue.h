@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "queue_dead.h"
 
 typedef struct queue queue;
 
@@ -184,24 +185,7 @@ int queue_control_read(queue *q, char last_id[48], queue_control *out, size_t ma
 /* Redis INFO field maxmemory-policy into out (for the start-up warning). */
 int queue_maxmemory_policy(queue *q, char *out, size_t n, aq_err *e);
 
-/* ---- additions (queue engineer) ---- */
-
-/* The dead letter for doc: the job JSON object with "error", "failed_at"
- * and "attempts" added (same key order otherwise), or, for a document that
- * is not a JSON object or is over QUEUE_DEAD_DOC_MAX, {"raw": "<doc>", "error":..., "failed_at":...,
- * "attempts":...} (bytes that are not UTF-8 become '?'; at most
- * QUEUE_DEAD_RAW_MAX bytes kept, with "raw_bytes" the whole size). malloc'd, NULL
- * only when out of memory. */
-#define QUEUE_DEAD_RAW_MAX 1024       /* bytes of a non-object document kept as "raw" */
-#define QUEUE_DEAD_DOC_MAX (64 * 1024) /* larger documents are wrapped as "raw" too */
-char *queue_dead_doc(const char *doc, size_t len, const char *error, int64_t failed_at,
-                     int attempts);
-
-/* The inverse for `dead retry`: the original document (error, failed_at
- * and attempts removed; "raw" unwrapped, NUL bytes and all), malloc'd and
- * NUL-terminated, its length in *outlen; id receives its "id" field when
- * that is a valid id, else "". NULL only when out of memory. */
-char *queue_dead_unwrap(const char *dead, size_t len, size_t *outlen, char id[65]);
+/* ---- events (for avatarq_wait) ---- */
 
 /* NS:events: the id of the newest entry ("0-0" when empty) into last_id. */
 int queue_events_last(queue *q, char last_id[48], aq_err *e);

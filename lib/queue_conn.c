@@ -1,0 +1,451 @@
+/* queue_conn: the queue handle, its connection and the helpers every queue
+ * module uses to send commands and scripts (see queue_int.h).
+ *
+ * Scripts are loaded once per connection (SCRIPT LOAD, one pipeline) and run
+ * with EVALSHA; a NOSCRIPT reply (Redis restarted or SCRIPT FLUSH) is answered
+ * by resending the same call as EVAL, which also caches the script again.
+ * Every key a script touches is passed in KEYS except where the key is only
+ * known inside Redis (a job's queue read from its hash; promote's per-job
+ * hashes): those are built from the namespace, so with a {hash tag}
+ * namespace they still land in the one slot.
+ *
+ * Documents are re-encoded only on the C side with jansson (dead letters),
+ * never with Lua's cjson, whose %.14g numbers would change a document (and
+ * with it a derived id). */
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "hash.h"
+#include "job.h"
+#include "queue_int.h"
+#include "retry.h"
+
+/* Error replies that mean "this server cannot serve us right now": the
+ * handle reconnects (after a failover the name may lead to a new master). */
+static const struct {
+    const char *word;
+    int code;
+    bool reconnect;
+} reply_errors[] = {
+    {"LOADING", AQ_EAGAIN, true},     {"READONLY", AQ_EAGAIN, true},
+    {"MASTERDOWN", AQ_EAGAIN, true},  {"BUSY", AQ_EAGAIN, true},
+    {"TRYAGAIN", AQ_EAGAIN, true},    {"CLUSTERDOWN", AQ_EAGAIN, true},
+    {"OOM", AQ_EAGAIN, false},        {"NOREPLICAS", AQ_EAGAIN, false},
+};
+
+bool first_word_is(const char *s, const char *word)
+{
+    size_t n = strlen(word);
+    return strncmp(s, word, n) == 0 && (s[n] == ' ' || s[n] == '\0');
+}
+
+/* Classifies an error reply; marks the handle broken when it should
+ * reconnect. */
+int reply_error(queue *q, const redisReply *r, const char *what, aq_err *e)
+{
+    for (size_t i = 0; i < sizeof reply_errors / sizeof reply_errors[0]; i++) {
+        if (first_word_is(r->str, reply_errors[i].word)) {
+            if (reply_errors[i].reconnect)
+                q->broken = true;
+            return err_set(e, reply_errors[i].code, "redis %s: %s: %s", q->where, what, r->str);
+        }
+    }
+    return err_set(e, AQ_EPERM, "redis %s: %s: %s", q->where, what, r->str);
+}
+
+int transport_error(queue *q, const char *what, aq_err *e)
+{
+    q->broken = true;
+    const char *why = q->rc && q->rc->errstr[0] ? q->rc->errstr : "connection lost";
+    return err_set(e, AQ_EAGAIN, "redis %s: %s: %s", q->where, what, why);
+}
+
+struct timeval ms_tv(int ms)
+{
+    struct timeval tv = {ms / 1000, (long)(ms % 1000) * 1000};
+    return tv;
+}
+
+/* Sets the socket timeout to base + extra_ms unless it already is. */
+void set_timeout(queue *q, int extra_ms)
+{
+    int want = QUEUE_CMD_TIMEOUT_MS + extra_ms;
+    if (q->rc && q->timeout_ms != want && redisSetTimeout(q->rc, ms_tv(want)) == REDIS_OK)
+        q->timeout_ms = want;
+}
+
+/* ---- argument vectors ---- */
+
+
+void arg_b(qargs *a, const char *p, size_t len)
+{
+    if (a->n >= QUEUE_ARGS_MAX)
+        abort(); /* a programming error: the vectors here are fixed */
+    a->v[a->n] = p ? p : "";
+    a->l[a->n] = p ? len : 0;
+    a->n++;
+}
+
+void arg_s(qargs *a, const char *s)
+{
+    arg_b(a, s, s ? strlen(s) : 0);
+}
+
+void arg_i(qargs *a, int64_t v)
+{
+    if (a->n >= QUEUE_ARGS_MAX)
+        abort();
+    snprintf(a->num[a->n], sizeof a->num[a->n], "%" PRId64, v);
+    arg_s(a, a->num[a->n]);
+}
+
+/* Starts an EVALSHA vector for script s with nkeys keys to follow. */
+void arg_script(qargs *a, const queue *q, int s, int nkeys)
+{
+    a->n = 0;
+    arg_s(a, "EVALSHA");
+    arg_s(a, q->sha[s]);
+    arg_i(a, nkeys);
+}
+
+/* After NOSCRIPT: the same call with the body (EVAL also caches it again). */
+void arg_script_eval(qargs *a, int s)
+{
+    a->v[0] = "EVAL";
+    a->l[0] = 4;
+    a->v[1] = script_body[s];
+    a->l[1] = strlen(script_body[s]);
+}
+
+bool is_noscript(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR && first_word_is(r->str, "NOSCRIPT");
+}
+
+/* ---- one command ---- */
+
+/* Sends a and returns its reply in *out (to freeReplyObject), or < 0 with
+ * the failure classified. Error replies are failures. */
+int q_run(queue *q, qargs *a, const char *what, redisReply **out, aq_err *e)
+{
+    *out = NULL;
+    int rc = queue_ensure(q, e);
+    if (rc < 0)
+        return rc;
+    redisReply *r = redisCommandArgv(q->rc, a->n, a->v, a->l);
+    if (!r)
+        return transport_error(q, what, e);
+    if (r->type == REDIS_REPLY_ERROR) {
+        rc = reply_error(q, r, what, e);
+        freeReplyObject(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+/* Runs a script vector built with arg_script(), falling back to EVAL. */
+int q_script(queue *q, int s, qargs *a, const char *what, redisReply **out, aq_err *e)
+{
+    *out = NULL;
+    int rc = queue_ensure(q, e);
+    if (rc < 0)
+        return rc;
+    a->v[1] = q->sha[s]; /* the handle may have reconnected since arg_script */
+    redisReply *r = redisCommandArgv(q->rc, a->n, a->v, a->l);
+    if (is_noscript(r)) {
+        freeReplyObject(r);
+        arg_script_eval(a, s);
+        r = redisCommandArgv(q->rc, a->n, a->v, a->l);
+    }
+    if (!r)
+        return transport_error(q, what, e);
+    if (r->type == REDIS_REPLY_ERROR) {
+        rc = reply_error(q, r, what, e);
+        freeReplyObject(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+/* A script whose integer result is all we need. */
+int q_script_int(queue *q, int s, qargs *a, const char *what, long long *res, aq_err *e)
+{
+    redisReply *r;
+    int rc = q_script(q, s, a, what, &r, e);
+    if (rc < 0)
+        return rc;
+    if (r->type != REDIS_REPLY_INTEGER) {
+        int type = r->type;
+        freeReplyObject(r);
+        return err_set(e, AQ_EPERM, "redis %s: %s: unexpected reply type %d", q->where, what, type);
+    }
+    if (res)
+        *res = r->integer;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* ---- pipelines ---- */
+
+int q_append(queue *q, qargs *a, const char *what, aq_err *e)
+{
+    if (redisAppendCommandArgv(q->rc, a->n, a->v, a->l) != REDIS_OK)
+        return transport_error(q, what, e);
+    return 0;
+}
+
+/* Reads one pipelined reply; error replies are returned as replies. */
+int q_read(queue *q, const char *what, redisReply **out, aq_err *e)
+{
+    void *r = NULL;
+    if (redisGetReply(q->rc, &r) != REDIS_OK || !r) {
+        *out = NULL;
+        return transport_error(q, what, e);
+    }
+    *out = r;
+    return 0;
+}
+
+/* Reads n replies, discarding them; the first error reply wins. */
+int q_read_all(queue *q, size_t n, const char *what, aq_err *e)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r;
+        int x = q_read(q, what, &r, e);
+        if (x < 0)
+            return x; /* the connection is gone; nothing more to read */
+        if (r->type == REDIS_REPLY_ERROR && rc == 0)
+            rc = reply_error(q, r, what, e);
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+/* ---- connecting ---- */
+
+static int load_scripts(queue *q, aq_err *e)
+{
+    for (int s = 0; s < S_COUNT; s++) {
+        const char *argv[] = {"SCRIPT", "LOAD", script_body[s]};
+        if (redisAppendCommandArgv(q->rc, 3, argv, NULL) != REDIS_OK)
+            return transport_error(q, "SCRIPT LOAD", e);
+    }
+    int rc = 0;
+    for (int s = 0; s < S_COUNT; s++) {
+        redisReply *r;
+        int x = q_read(q, "SCRIPT LOAD", &r, e);
+        if (x < 0)
+            return x;
+        if (r->type == REDIS_REPLY_STRING && r->len == 40)
+            memcpy(q->sha[s], r->str, 41);
+        else if (rc == 0)
+            rc = r->type == REDIS_REPLY_ERROR
+                     ? reply_error(q, r, "SCRIPT LOAD", e)
+                     : err_set(e, AQ_EPERM, "redis %s: SCRIPT LOAD: unexpected reply", q->where);
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+/* AUTH (ACL user + password, or password only) and SELECT, as configured. */
+static int handshake(queue *q, aq_err *e)
+{
+    qargs a = {0};
+    redisReply *r = NULL;
+    if (q->cfg.redis.password[0]) {
+        arg_s(&a, "AUTH");
+        if (q->cfg.redis.user[0])
+            arg_s(&a, q->cfg.redis.user);
+        arg_s(&a, q->cfg.redis.password);
+        r = redisCommandArgv(q->rc, a.n, a.v, a.l);
+        if (!r)
+            return transport_error(q, "AUTH", e);
+        int rc = r->type == REDIS_REPLY_ERROR ? reply_error(q, r, "AUTH", e) : 0;
+        freeReplyObject(r);
+        if (rc < 0)
+            return rc;
+    }
+    if (q->cfg.redis.db != 0) {
+        a.n = 0;
+        arg_s(&a, "SELECT");
+        arg_i(&a, q->cfg.redis.db);
+        r = redisCommandArgv(q->rc, a.n, a.v, a.l);
+        if (!r)
+            return transport_error(q, "SELECT", e);
+        int rc = r->type == REDIS_REPLY_ERROR ? reply_error(q, r, "SELECT", e) : 0;
+        freeReplyObject(r);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int connect_now(queue *q, aq_err *e)
+{
+    if (q->rc)
+        redisFree(q->rc);
+    q->rc = NULL;
+    q->broken = true;
+    q->timeout_ms = 0;
+    struct timeval tv = ms_tv(q->cfg.redis.connect_timeout_ms > 0 ? q->cfg.redis.connect_timeout_ms
+                                                                  : 2000);
+    q->rc = q->cfg.redis.unix_path[0]
+                ? redisConnectUnixWithTimeout(q->cfg.redis.unix_path, tv)
+                : redisConnectWithTimeout(q->cfg.redis.host, q->cfg.redis.port, tv);
+    if (!q->rc)
+        return err_set(e, AQ_EAGAIN, "redis %s: connect: out of memory", q->where);
+    if (q->rc->err)
+        return err_set(e, AQ_EAGAIN, "redis %s: connect: %s", q->where, q->rc->errstr);
+    if (!q->cfg.redis.unix_path[0])
+        redisEnableKeepAlive(q->rc);
+    set_timeout(q, 0);
+    int rc = handshake(q, e);
+    if (rc == 0)
+        rc = load_scripts(q, e);
+    if (rc < 0) {
+        q->broken = true;
+        return rc;
+    }
+    q->broken = false;
+    return 0;
+}
+
+queue *queue_open(const aq_config *c, aq_err *e)
+{
+    queue *q = calloc(1, sizeof *q);
+    if (!q) {
+        err_set(e, AQ_EAGAIN, "queue: out of memory");
+        return NULL;
+    }
+    q->cfg = *c;
+    if (q->cfg.redis.unix_path[0])
+        snprintf(q->where, sizeof q->where, "%.290s", q->cfg.redis.unix_path);
+    else
+        snprintf(q->where, sizeof q->where, "%.256s:%d", q->cfg.redis.host, q->cfg.redis.port);
+    if (connect_now(q, e) < 0) {
+        queue_close(q);
+        return NULL;
+    }
+    return q;
+}
+
+void queue_close(queue *q)
+{
+    if (!q)
+        return;
+    if (q->rc)
+        redisFree(q->rc);
+    free(q);
+}
+
+int queue_ensure(queue *q, aq_err *e)
+{
+    if (!q->broken && q->rc)
+        return 0;
+    return connect_now(q, e);
+}
+
+void queue_keyf(const queue *q, char *out, size_t n, const char *fmt, ...)
+{
+    int k = snprintf(out, n, "%s:", q->cfg.redis.ns);
+    if (k < 0 || (size_t)k >= n)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out + k, n - (size_t)k, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- small shared helpers ---- */
+
+int events_max(const queue *q)
+{
+    return q->cfg.worker.events_max > 0 ? q->cfg.worker.events_max : 10000;
+}
+
+int dead_max(const queue *q)
+{
+    return q->cfg.worker.dead_max > 0 ? q->cfg.worker.dead_max : 10000;
+}
+
+int result_ttl(const queue *q)
+{
+    return q->cfg.worker.result_ttl_s > 0 ? q->cfg.worker.result_ttl_s : 604800;
+}
+
+const char *qname_or_default(const queue *q, const char *qname)
+{
+    return qname && *qname ? qname : q->cfg.redis.queue;
+}
+
+void ns_prefix(const queue *q, char *out, size_t n)
+{
+    snprintf(out, n, "%s:", q->cfg.redis.ns);
+}
+
+/* Job ids travel into key names: refuse anything a job document could not
+ * carry as an id (the worker validates ids the same way). */
+int check_id(const char *id, bool allow_empty, aq_err *e)
+{
+    if (!id || !*id)
+        return allow_empty ? 0 : err_set(e, AQ_EPERM, "job id is empty");
+    if (!job_id_valid(id))
+        return err_set(e, AQ_EPERM, "job id '%.80s' is not [A-Za-z0-9._-]{1,64}", id);
+    return 0;
+}
+
+/* ---- the job hash ---- */
+
+
+
+/* Stores one field of a flat HGETALL reply into the struct at base, by a
+ * table of {name, type, offset}. */
+void store_field(void *base, int type, size_t off, size_t size, const redisReply *v)
+{
+    char *p = (char *)base + off;
+    switch (type) {
+    case F_STR:
+        snprintf(p, size, "%.*s", (int)v->len, v->str);
+        break;
+    case F_INT:
+        *(int *)p = (int)strtol(v->str, NULL, 10);
+        break;
+    case F_LONG:
+        *(long *)p = strtol(v->str, NULL, 10);
+        break;
+    case F_I64:
+        *(int64_t *)p = strtoll(v->str, NULL, 10);
+        break;
+    case F_DUP:
+        free(*(char **)p);
+        *(char **)p = v->len ? strndup(v->str, v->len) : NULL;
+        break;
+    }
+}
+
+/* Stores every field of a flat HGETALL reply that the table names. */
+void store_fields(void *base, const field_spec *t, size_t n, const redisReply *hash)
+{
+    for (size_t i = 0; i + 1 < hash->elements; i += 2) {
+        const redisReply *k = hash->element[i], *v = hash->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        for (size_t f = 0; f < n; f++)
+            if (strcmp(k->str, t[f].name) == 0)
+                store_field(base, t[f].type, t[f].off, t[f].size, v);
+    }
+}
+

@@ -1,0 +1,144 @@
+/* queue_int: what the queue modules share and nobody else sees.
+ *
+ *   queue_conn.c     the handle: connect, AUTH/SELECT, scripts loaded per
+ *                    connection, argument vectors, one command, pipelines
+ *   queue_scripts.c  every Lua script, in one table indexed by S_*
+ *   queue_jobs.c     a job's life: enqueue, take, start, ack, fail, the
+ *                    batched cycle of the worker engine, promote, requeue
+ *   queue_fleet.c    heartbeats, registration, recovery, workers, control
+ *   queue_views.c    what operators read: stats, dead letters, events
+ *   queue_dead.c     dead-letter documents (pure JSON, no Redis)
+ *
+ * Scripts are loaded once per connection (SCRIPT LOAD, one pipeline) and run
+ * with EVALSHA; a NOSCRIPT reply (Redis restarted or SCRIPT FLUSH) is answered
+ * by resending the same call as EVAL, which also caches the script again.
+ * Every key a script touches is passed in KEYS except where the key is only
+ * known inside Redis (a job's queue read from its hash; per-job hashes of a
+ * batch): those are built from the namespace, so with a {hash tag} namespace
+ * they still land in the one slot. */
+#ifndef AQ_QUEUE_INT_H
+#define AQ_QUEUE_INT_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "queue.h"
+
+/* Base timeout of one command; a blocking command adds its own wait. */
+#define QUEUE_CMD_TIMEOUT_MS 10000
+#define QUEUE_KEY_MAX 400
+#define QUEUE_ARGS_MAX 48
+#define QUEUE_CONTROL_MAXLEN "1000"
+/* The recovery lock only saves duplicated work (every step of recovery is
+ * atomic on its own), so it may expire early; it must not outlive a killed
+ * holder by much, or recovery stalls. */
+#define QUEUE_LOCK_MIN_MS 2000
+#define QUEUE_PAGE 500
+
+enum {
+    S_ENQUEUE,
+    S_START,
+    S_ACK,
+    S_FAIL,
+    S_PROMOTE,
+    S_REQUEUE,
+    S_FORGET,
+    S_UNLOCK,
+    S_DEAD_RETRY,
+    S_COUNT
+};
+
+/* The body of each script, by S_* (queue_scripts.c). */
+extern const char *const script_body[S_COUNT];
+
+/* ------------------------------------------------------------------ */
+/* the handle (change procedure: a new member is set in queue_open or
+ * connect_now; nothing here may survive a fork) */
+
+struct queue {
+    redisContext *rc;
+    bool broken;
+    int timeout_ms;              /* the socket timeout currently set */
+    aq_config cfg;               /* a copy: the caller may reload its own */
+    char where[300];             /* "host:port" or the socket path, for messages */
+    char sha[S_COUNT][41];
+    /* The worker whose last take lost its connection: the move may have
+     * happened with the reply lost, so its processing list is looked at
+     * first on the next take (else the job would sit there unseen). */
+    char take_doubt[160];
+};
+
+/* ---- argument vectors ---- */
+
+typedef struct qargs {
+    int n;
+    const char *v[QUEUE_ARGS_MAX];
+    size_t l[QUEUE_ARGS_MAX];
+    char num[QUEUE_ARGS_MAX][24];
+} qargs;
+
+/* Appends one argument (bytes, a C string, an integer). A full vector aborts:
+ * the vectors are fixed and overflowing one is a programming error. */
+void arg_b(qargs *a, const char *p, size_t len);
+void arg_s(qargs *a, const char *s);
+void arg_i(qargs *a, int64_t v);
+/* Starts an EVALSHA vector for script s with nkeys keys to follow. */
+void arg_script(qargs *a, const queue *q, int s, int nkeys);
+
+/* ---- sending ---- */
+
+/* True when s starts with the word `word`. */
+bool first_word_is(const char *s, const char *word);
+/* Classifies an error reply; marks the handle broken when it should
+ * reconnect. Returns the negative code. */
+int reply_error(queue *q, const redisReply *r, const char *what, aq_err *e);
+/* A lost connection: marks the handle broken, AQ_EAGAIN. */
+int transport_error(queue *q, const char *what, aq_err *e);
+/* Sets the socket timeout to the base plus extra_ms unless it already is. */
+void set_timeout(queue *q, int extra_ms);
+bool is_noscript(const redisReply *r);
+/* After NOSCRIPT: turns an EVALSHA vector into the same EVAL. */
+void arg_script_eval(qargs *a, int s);
+/* One command; its reply in *out (freeReplyObject), error replies are
+ * failures. */
+int q_run(queue *q, qargs *a, const char *what, redisReply **out, aq_err *e);
+/* A script vector built with arg_script(), falling back to EVAL. */
+int q_script(queue *q, int s, qargs *a, const char *what, redisReply **out, aq_err *e);
+/* A script whose integer result is all we need. */
+int q_script_int(queue *q, int s, qargs *a, const char *what, long long *res, aq_err *e);
+/* Pipelines: append, then read each reply (error replies come back as
+ * replies); q_read_all discards n replies, the first error wins. */
+int q_append(queue *q, qargs *a, const char *what, aq_err *e);
+int q_read(queue *q, const char *what, redisReply **out, aq_err *e);
+int q_read_all(queue *q, size_t n, const char *what, aq_err *e);
+
+/* ---- small shared helpers ---- */
+
+int events_max(const queue *q);
+int dead_max(const queue *q);
+int result_ttl(const queue *q);
+const char *qname_or_default(const queue *q, const char *qname);
+/* "NS:" into out. */
+void ns_prefix(const queue *q, char *out, size_t n);
+/* Job ids travel into key names: refuse anything a job document could not
+ * carry as an id. e may be NULL. */
+int check_id(const char *id, bool allow_empty, aq_err *e);
+/* An integer or numeric string reply as int64 (0 otherwise). */
+int64_t reply_int(const redisReply *r);
+
+/* ---- hashes into structs ---- */
+
+enum { F_STR, F_INT, F_LONG, F_I64, F_DUP };
+/* One hash field and where it goes in a struct (size for F_STR arrays). */
+typedef struct field_spec {
+    const char *name;
+    int type;
+    size_t off, size;
+} field_spec;
+/* Stores every field of a flat HGETALL reply that the table t names into
+ * the struct at base. */
+void store_fields(void *base, const field_spec *t, size_t n, const redisReply *hash);
+
+#endif

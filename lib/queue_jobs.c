@@ -1,0 +1,506 @@
+/* queue_jobs: the job lifecycle: enqueue, take, start, ack, fail, promote,
+ * requeue. */
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "hash.h"
+#include "queue_int.h"
+#include "retry.h"
+
+/* ------------------------------------------------------------------ */
+/* producers */
+
+static void enqueue_args(queue *q, qargs *a, char keys[4][QUEUE_KEY_MAX], const char *qname,
+                         const char *id, const char *doc, size_t len, int64_t created_at)
+{
+    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "queue:%s", qname);
+    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "job:%s", id);
+    queue_keyf(q, keys[2], QUEUE_KEY_MAX, "stats");
+    queue_keyf(q, keys[3], QUEUE_KEY_MAX, "events");
+    arg_script(a, q, S_ENQUEUE, 4);
+    for (int i = 0; i < 4; i++)
+        arg_s(a, keys[i]);
+    arg_b(a, doc, len);
+    arg_s(a, id);
+    arg_s(a, qname);
+    arg_i(a, created_at > 0 ? created_at : now_ms());
+    arg_i(a, events_max(q));
+}
+
+int queue_enqueue(queue *q, const char *qname, const char *id, const char *doc, size_t len,
+                  int64_t created_at, aq_err *e)
+{
+    const char *qn = qname_or_default(q, qname);
+    int rc = check_id(id, true, e);
+    if (rc < 0)
+        return rc;
+    qargs a;
+    char keys[4][QUEUE_KEY_MAX];
+    enqueue_args(q, &a, keys, qn, id ? id : "", doc, len, created_at);
+    return q_script_int(q, S_ENQUEUE, &a, "enqueue", NULL, e);
+}
+
+int queue_enqueue_many(queue *q, const char *qname, const queue_item *items, size_t n,
+                       aq_err *e)
+{
+    const char *qn = qname_or_default(q, qname);
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_id(items[i].id, true, e);
+        if (rc < 0)
+            return err_prefix(e, "item %zu: ", i);
+    }
+    int rc = queue_ensure(q, e);
+    if (rc < 0)
+        return rc;
+    qargs a;
+    char keys[4][QUEUE_KEY_MAX];
+    for (size_t i = 0; i < n; i++) {
+        const queue_item *it = &items[i];
+        enqueue_args(q, &a, keys, qn, it->id ? it->id : "", it->doc, it->len, it->created_at);
+        if ((rc = q_append(q, &a, "enqueue", e)) < 0)
+            return rc;
+    }
+    /* Read every reply; items refused with NOSCRIPT (scripts flushed under
+     * us) are sent again one by one with EVAL. */
+    bool *again = calloc(n ? n : 1, sizeof *again);
+    if (!again)
+        return err_set(e, AQ_EAGAIN, "enqueue: out of memory");
+    int first = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r;
+        if ((rc = q_read(q, "enqueue", &r, e)) < 0) {
+            free(again);
+            return rc;
+        }
+        if (is_noscript(r))
+            again[i] = true;
+        else if (r->type == REDIS_REPLY_ERROR && first == 0)
+            first = reply_error(q, r, "enqueue", e);
+        freeReplyObject(r);
+    }
+    for (size_t i = 0; i < n && first == 0; i++) {
+        if (!again[i])
+            continue;
+        const queue_item *it = &items[i];
+        enqueue_args(q, &a, keys, qn, it->id ? it->id : "", it->doc, it->len, it->created_at);
+        first = q_script_int(q, S_ENQUEUE, &a, "enqueue", NULL, e);
+    }
+    free(again);
+    return first;
+}
+
+static const field_spec job_fields[] = {
+    {"state", F_STR, offsetof(queue_job, state), sizeof ((queue_job *)0)->state},
+    {"queue", F_STR, offsetof(queue_job, queue), sizeof ((queue_job *)0)->queue},
+    {"worker", F_STR, offsetof(queue_job, worker), sizeof ((queue_job *)0)->worker},
+    {"error", F_STR, offsetof(queue_job, error), sizeof ((queue_job *)0)->error},
+    {"attempts", F_INT, offsetof(queue_job, attempts), 0},
+    {"created_at", F_I64, offsetof(queue_job, created_at), 0},
+    {"started_at", F_I64, offsetof(queue_job, started_at), 0},
+    {"finished_at", F_I64, offsetof(queue_job, finished_at), 0},
+    {"duration_ms", F_I64, offsetof(queue_job, duration_ms), 0},
+    {"outputs", F_DUP, offsetof(queue_job, outputs), 0},
+};
+
+int queue_job_get(queue *q, const char *id, queue_job *j, aq_err *e)
+{
+    memset(j, 0, sizeof *j);
+    int rc = check_id(id, false, e);
+    if (rc < 0)
+        return rc;
+    char key[QUEUE_KEY_MAX];
+    queue_keyf(q, key, sizeof key, "job:%s", id);
+    qargs a = {0};
+    arg_s(&a, "HGETALL");
+    arg_s(&a, key);
+    redisReply *r;
+    if ((rc = q_run(q, &a, "HGETALL job", &r, e)) < 0)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        freeReplyObject(r);
+        return err_set(e, AQ_ENOTFOUND, "job %s: not found", id);
+    }
+    store_fields(j, job_fields, sizeof job_fields / sizeof job_fields[0], r);
+    freeReplyObject(r);
+    return 0;
+}
+
+void queue_job_free(queue_job *j)
+{
+    if (!j)
+        return;
+    free(j->outputs);
+    j->outputs = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* workers */
+
+/* Copies a string reply into a malloc'd NUL-terminated doc; returns 1. */
+static int take_reply(queue *q, redisReply *r, char **doc, size_t *len, aq_err *e)
+{
+    if (r->type != REDIS_REPLY_STRING) {
+        freeReplyObject(r);
+        return err_set(e, AQ_EPERM, "redis %s: take: unexpected reply", q->where);
+    }
+    *doc = malloc(r->len + 1);
+    if (!*doc) {
+        freeReplyObject(r);
+        return err_set(e, AQ_EAGAIN, "take: out of memory");
+    }
+    memcpy(*doc, r->str, r->len);
+    (*doc)[r->len] = '\0';
+    *len = r->len;
+    freeReplyObject(r);
+    return 1;
+}
+
+/* After a take whose reply was lost: the newest doc of the worker's
+ * processing list, if any, is the one that take moved (a worker takes
+ * while it holds nothing). Returns 1 with it, 0 when there is none. */
+static int take_in_doubt(queue *q, const char *dst, char **doc, size_t *len, aq_err *e)
+{
+    qargs a = {0};
+    arg_s(&a, "LINDEX");
+    arg_s(&a, dst);
+    arg_s(&a, "0");
+    redisReply *r;
+    int rc = q_run(q, &a, "take", &r, e);
+    if (rc < 0)
+        return rc;
+    q->take_doubt[0] = '\0';
+    if (r->type == REDIS_REPLY_NIL) {
+        freeReplyObject(r);
+        return 0;
+    }
+    return take_reply(q, r, doc, len, e);
+}
+
+int queue_take(queue *q, const char *worker, int timeout_ms, char **doc, size_t *len, aq_err *e)
+{
+    *doc = NULL;
+    *len = 0;
+    char src[QUEUE_KEY_MAX], dst[QUEUE_KEY_MAX], secs[32];
+    queue_keyf(q, src, sizeof src, "queue:%s", q->cfg.redis.queue);
+    queue_keyf(q, dst, sizeof dst, "processing:%s", worker);
+    qargs a = {0};
+    /* BLMOVE with timeout 0 would block for ever: 0 means "do not wait". */
+    if (timeout_ms > 0) {
+        snprintf(secs, sizeof secs, "%d.%03d", timeout_ms / 1000, timeout_ms % 1000);
+        arg_s(&a, "BLMOVE");
+    } else {
+        arg_s(&a, "LMOVE");
+    }
+    arg_s(&a, src);
+    arg_s(&a, dst);
+    arg_s(&a, "RIGHT");
+    arg_s(&a, "LEFT");
+    if (timeout_ms > 0)
+        arg_s(&a, secs);
+    int rc = queue_ensure(q, e);
+    if (rc < 0)
+        return rc;
+    if (strcmp(q->take_doubt, worker) == 0 && (rc = take_in_doubt(q, dst, doc, len, e)) != 0)
+        return rc;
+    set_timeout(q, timeout_ms > 0 ? timeout_ms : 0);
+    redisReply *r;
+    rc = q_run(q, &a, "take", &r, e);
+    set_timeout(q, 0);
+    if (rc < 0) {
+        if (q->broken) /* sent, perhaps done, reply lost */
+            snprintf(q->take_doubt, sizeof q->take_doubt, "%s", worker);
+        return rc;
+    }
+    if (r->type == REDIS_REPLY_NIL) {
+        freeReplyObject(r);
+        return 0;
+    }
+    return take_reply(q, r, doc, len, e);
+}
+
+int queue_start(queue *q, const char *worker, const char *id, int64_t created_at, int *attempts,
+                aq_err *e)
+{
+    int rc = check_id(id, true, e);
+    if (rc < 0)
+        return rc;
+    char keys[3][QUEUE_KEY_MAX];
+    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "job:%s", id ? id : "");
+    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "stats");
+    queue_keyf(q, keys[2], QUEUE_KEY_MAX, "events");
+    qargs a;
+    arg_script(&a, q, S_START, 3);
+    for (int i = 0; i < 3; i++)
+        arg_s(&a, keys[i]);
+    arg_s(&a, worker);
+    arg_s(&a, id ? id : "");
+    arg_s(&a, q->cfg.redis.queue);
+    arg_i(&a, now_ms());
+    arg_i(&a, created_at);
+    arg_i(&a, events_max(q));
+    long long n = 0;
+    rc = q_script_int(q, S_START, &a, "start", &n, e);
+    if (rc == 0 && attempts)
+        *attempts = (int)n;
+    return rc;
+}
+
+/* KEYS shared by ack and fail: processing, job, stats, events, queue. */
+static void claim_keys(queue *q, char keys[][QUEUE_KEY_MAX], const char *worker, const char *id)
+{
+    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "processing:%s", worker);
+    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "job:%s", id);
+    queue_keyf(q, keys[2], QUEUE_KEY_MAX, "stats");
+    queue_keyf(q, keys[3], QUEUE_KEY_MAX, "events");
+    queue_keyf(q, keys[4], QUEUE_KEY_MAX, "queue:%s", q->cfg.redis.queue);
+}
+
+int queue_ack(queue *q, const char *worker, const char *doc, size_t len, const char *id,
+              const char *outputs_json, int64_t duration_ms, bool *stale, aq_err *e)
+{
+    if (stale)
+        *stale = false;
+    int rc = check_id(id, true, e);
+    if (rc < 0)
+        return rc;
+    char keys[5][QUEUE_KEY_MAX];
+    claim_keys(q, keys, worker, id ? id : "");
+    qargs a;
+    arg_script(&a, q, S_ACK, 5);
+    for (int i = 0; i < 5; i++)
+        arg_s(&a, keys[i]);
+    arg_b(&a, doc, len);
+    arg_s(&a, id ? id : "");
+    arg_s(&a, worker);
+    arg_i(&a, now_ms());
+    arg_i(&a, duration_ms);
+    arg_s(&a, outputs_json ? outputs_json : "");
+    arg_i(&a, result_ttl(q));
+    arg_i(&a, events_max(q));
+    long long done = 0;
+    rc = q_script_int(q, S_ACK, &a, "ack", &done, e);
+    if (rc == 0 && stale)
+        *stale = done == 0;
+    return rc;
+}
+
+int queue_fail(queue *q, const char *worker, const char *doc, size_t len, const char *id,
+               const char *error, const char *retry_doc, int64_t due_ms, const char *dead_doc,
+               bool *stale, aq_err *e)
+{
+    if (stale)
+        *stale = false;
+    int rc = check_id(id, true, e);
+    if (rc < 0)
+        return rc;
+    if (!retry_doc && !dead_doc)
+        return err_set(e, AQ_EPERM, "fail: neither retry_doc nor dead_doc given");
+    char keys[7][QUEUE_KEY_MAX];
+    claim_keys(q, keys, worker, id ? id : "");
+    queue_keyf(q, keys[5], QUEUE_KEY_MAX, "delayed");
+    queue_keyf(q, keys[6], QUEUE_KEY_MAX, "dead");
+    qargs a;
+    arg_script(&a, q, S_FAIL, 7);
+    for (int i = 0; i < 7; i++)
+        arg_s(&a, keys[i]);
+    arg_b(&a, doc, len);
+    arg_s(&a, id ? id : "");
+    arg_s(&a, worker);
+    arg_i(&a, now_ms());
+    arg_s(&a, error ? error : "");
+    arg_s(&a, retry_doc ? "retry" : "dead");
+    arg_s(&a, retry_doc);
+    arg_i(&a, due_ms);
+    arg_s(&a, dead_doc);
+    arg_i(&a, result_ttl(q));
+    arg_i(&a, events_max(q));
+    arg_i(&a, dead_max(q));
+    long long done = 0;
+    rc = q_script_int(q, S_FAIL, &a, "fail", &done, e);
+    if (rc == 0 && stale)
+        *stale = done == 0;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* supervisor duties */
+
+int queue_promote_due(queue *q, int64_t now, int limit, int *moved, aq_err *e)
+{
+    if (moved)
+        *moved = 0;
+    char keys[3][QUEUE_KEY_MAX], ns[80];
+    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "delayed");
+    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "queue:%s", q->cfg.redis.queue);
+    queue_keyf(q, keys[2], QUEUE_KEY_MAX, "events");
+    ns_prefix(q, ns, sizeof ns);
+    qargs a;
+    arg_script(&a, q, S_PROMOTE, 3);
+    for (int i = 0; i < 3; i++)
+        arg_s(&a, keys[i]);
+    arg_i(&a, now);
+    arg_i(&a, limit > 0 ? limit : 100);
+    arg_s(&a, ns);
+    arg_i(&a, events_max(q));
+    long long n = 0;
+    int rc = q_script_int(q, S_PROMOTE, &a, "promote", &n, e);
+    if (rc == 0 && moved)
+        *moved = (int)n;
+    return rc;
+}
+
+/* Reads the attempts of each job in one pipeline, for the dead documents
+ * requeue may have to build. */
+static int read_attempts(queue *q, char (*ids)[65], size_t n, int *attempts, aq_err *e)
+{
+    char key[QUEUE_KEY_MAX];
+    qargs a;
+    int rc;
+    for (size_t i = 0; i < n; i++) {
+        queue_keyf(q, key, sizeof key, "job:%s", ids[i]);
+        a.n = 0;
+        arg_s(&a, "HGET");
+        arg_s(&a, key);
+        arg_s(&a, "attempts");
+        if ((rc = q_append(q, &a, "requeue", e)) < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r;
+        if ((rc = q_read(q, "requeue", &r, e)) < 0)
+            return rc;
+        attempts[i] = r->type == REDIS_REPLY_STRING ? atoi(r->str) : 0;
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
+typedef struct requeue_doc {
+    const char *doc;
+    size_t len;
+    char id[65];
+    int max_attempts;
+    char why[256];   /* ident's refusal, "" when it accepted the doc */
+    int attempts;
+} requeue_doc;
+
+/* One script for one document: LREM, then back to its queue or dead. */
+static int requeue_one(queue *q, const char *worker, requeue_doc *d, int *recovered, int *dead,
+                       aq_err *e)
+{
+    int max = d->max_attempts > 0 ? d->max_attempts
+                                  : (q->cfg.worker.max_attempts > 0 ? q->cfg.worker.max_attempts : 5);
+    char err[300];
+    if (d->why[0])
+        snprintf(err, sizeof err, "%s", d->why);
+    else
+        snprintf(err, sizeof err, "worker died %d times while running it", d->attempts);
+    char *dead_doc = queue_dead_doc(d->doc, d->len, err, now_ms(), d->attempts);
+    if (!dead_doc)
+        return err_set(e, AQ_EAGAIN, "requeue: out of memory");
+    char keys[6][QUEUE_KEY_MAX], ns[80];
+    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "processing:%s", worker);
+    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "job:%s", d->id);
+    queue_keyf(q, keys[2], QUEUE_KEY_MAX, "queue:%s", q->cfg.redis.queue);
+    queue_keyf(q, keys[3], QUEUE_KEY_MAX, "dead");
+    queue_keyf(q, keys[4], QUEUE_KEY_MAX, "stats");
+    queue_keyf(q, keys[5], QUEUE_KEY_MAX, "events");
+    ns_prefix(q, ns, sizeof ns);
+    qargs a;
+    arg_script(&a, q, S_REQUEUE, 6);
+    for (int i = 0; i < 6; i++)
+        arg_s(&a, keys[i]);
+    arg_b(&a, d->doc, d->len);
+    arg_s(&a, d->id);
+    arg_i(&a, max);
+    arg_s(&a, dead_doc);
+    arg_s(&a, ns);
+    arg_s(&a, worker);
+    arg_i(&a, now_ms());
+    arg_i(&a, result_ttl(q));
+    arg_i(&a, events_max(q));
+    arg_i(&a, dead_max(q));
+    arg_s(&a, d->why);
+    long long res = 0;
+    int rc = q_script_int(q, S_REQUEUE, &a, "requeue", &res, e);
+    free(dead_doc);
+    if (rc == 0 && res == 1)
+        (*recovered)++;
+    if (rc == 0 && res == 2)
+        (*dead)++;
+    return rc;
+}
+
+int queue_requeue_worker(queue *q, const char *worker, queue_ident_fn ident, int *recovered,
+                         int *dead, aq_err *e)
+{
+    int rec = 0, dd = 0;
+    if (recovered)
+        *recovered = 0;
+    if (dead)
+        *dead = 0;
+    if (!ident)
+        return err_set(e, AQ_EPERM, "requeue: no ident function given");
+    char key[QUEUE_KEY_MAX];
+    queue_keyf(q, key, sizeof key, "processing:%s", worker);
+    qargs a = {0};
+    arg_s(&a, "LRANGE");
+    arg_s(&a, key);
+    arg_s(&a, "0");
+    arg_s(&a, "-1");
+    redisReply *r;
+    int rc = q_run(q, &a, "requeue", &r, e);
+    if (rc < 0)
+        return rc;
+    size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    requeue_doc *docs = calloc(n ? n : 1, sizeof *docs);
+    char(*ids)[65] = calloc(n ? n : 1, sizeof *ids);
+    int *attempts = calloc(n ? n : 1, sizeof *attempts);
+    if (!docs || !ids || !attempts) {
+        rc = err_set(e, AQ_EAGAIN, "requeue: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        requeue_doc *d = &docs[i];
+        d->doc = r->element[i]->str;
+        d->len = r->element[i]->len;
+        if (ident(d->doc, d->len, d->id, &d->max_attempts, d->why, sizeof d->why) != 0) {
+            if (!d->why[0])
+                snprintf(d->why, sizeof d->why, "unreadable job document");
+            d->id[0] = '\0';
+        } else {
+            d->why[0] = '\0';
+            if (check_id(d->id, true, NULL) < 0)
+                d->id[0] = '\0';
+        }
+        memcpy(ids[i], d->id, 65);
+    }
+    if (n && (rc = read_attempts(q, ids, n, attempts, e)) < 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        docs[i].attempts = attempts[i];
+        if ((rc = requeue_one(q, worker, &docs[i], &rec, &dd, e)) < 0)
+            goto out;
+    }
+out:
+    free(docs);
+    free(ids);
+    free(attempts);
+    freeReplyObject(r);
+    if (recovered)
+        *recovered = rec;
+    if (dead)
+        *dead = dd;
+    return rc;
+}
+

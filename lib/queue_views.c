@@ -1,0 +1,347 @@
+/* queue_views: what operators read: stats, dead letters, events, server
+ * facts. */
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "hash.h"
+#include "queue_int.h"
+#include "retry.h"
+
+/* ------------------------------------------------------------------ */
+/* operators */
+
+int64_t reply_int(const redisReply *r)
+{
+    if (!r)
+        return 0;
+    if (r->type == REDIS_REPLY_INTEGER)
+        return r->integer;
+    if (r->type == REDIS_REPLY_STRING)
+        return strtoll(r->str, NULL, 10);
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    size_t off;
+} stat_fields[] = {
+    {"enqueued", offsetof(queue_stats, enqueued)}, {"started", offsetof(queue_stats, started)},
+    {"done", offsetof(queue_stats, done)},         {"failed", offsetof(queue_stats, failed)},
+    {"retried", offsetof(queue_stats, retried)},   {"dead", offsetof(queue_stats, dead_total)},
+    {"recovered", offsetof(queue_stats, recovered)},
+};
+
+int queue_stats_get(queue *q, queue_stats *s, aq_err *e)
+{
+    memset(s, 0, sizeof *s);
+    int rc = queue_ensure(q, e);
+    if (rc < 0)
+        return rc;
+    char k[5][QUEUE_KEY_MAX];
+    queue_keyf(q, k[0], QUEUE_KEY_MAX, "queue:%s", q->cfg.redis.queue);
+    queue_keyf(q, k[1], QUEUE_KEY_MAX, "delayed");
+    queue_keyf(q, k[2], QUEUE_KEY_MAX, "dead");
+    queue_keyf(q, k[3], QUEUE_KEY_MAX, "stats");
+    queue_keyf(q, k[4], QUEUE_KEY_MAX, "workers");
+    static const char *const cmds[5] = {"LLEN", "ZCARD", "LLEN", "HGETALL", "SMEMBERS"};
+    qargs a;
+    for (int i = 0; i < 5; i++) {
+        a.n = 0;
+        arg_s(&a, cmds[i]);
+        arg_s(&a, k[i]);
+        if ((rc = q_append(q, &a, "stats", e)) < 0)
+            return rc;
+    }
+    redisReply *r[5] = {0};
+    for (int i = 0; i < 5 && rc == 0; i++) {
+        rc = q_read(q, "stats", &r[i], e);
+        if (rc == 0 && r[i]->type == REDIS_REPLY_ERROR)
+            rc = reply_error(q, r[i], "stats", e);
+    }
+    if (rc == 0) {
+        s->queued = reply_int(r[0]);
+        s->delayed = reply_int(r[1]);
+        s->dead = reply_int(r[2]);
+        for (size_t i = 0; i + 1 < r[3]->elements; i += 2)
+            for (size_t f = 0; f < sizeof stat_fields / sizeof stat_fields[0]; f++)
+                if (strcmp(r[3]->element[i]->str, stat_fields[f].name) == 0)
+                    *(int64_t *)((char *)s + stat_fields[f].off) = reply_int(r[3]->element[i + 1]);
+        /* processing: every registered worker's list, one more pipeline */
+        size_t nw = r[4]->type == REDIS_REPLY_ARRAY ? r[4]->elements : 0;
+        for (size_t i = 0; i < nw && rc == 0; i++) {
+            char key[QUEUE_KEY_MAX];
+            queue_keyf(q, key, sizeof key, "processing:%s", r[4]->element[i]->str);
+            a.n = 0;
+            arg_s(&a, "LLEN");
+            arg_s(&a, key);
+            rc = q_append(q, &a, "stats", e);
+        }
+        for (size_t i = 0; i < nw && rc == 0; i++) {
+            redisReply *x;
+            if ((rc = q_read(q, "stats", &x, e)) == 0) {
+                s->processing += reply_int(x);
+                freeReplyObject(x);
+            }
+        }
+    }
+    for (int i = 0; i < 5; i++)
+        if (r[i])
+            freeReplyObject(r[i]);
+    return rc;
+}
+
+int queue_dead_list(queue *q, long start, long stop, int (*fn)(const char *doc, void *ud),
+                    void *ud, aq_err *e)
+{
+    char key[QUEUE_KEY_MAX];
+    queue_keyf(q, key, sizeof key, "dead");
+    qargs a = {0};
+    arg_s(&a, "LRANGE");
+    arg_s(&a, key);
+    arg_i(&a, start);
+    arg_i(&a, stop);
+    redisReply *r;
+    int rc = q_run(q, &a, "dead list", &r, e);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+        if (fn && fn(r->element[i]->str, ud) != 0)
+            break;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Sends one dead letter back to its queue (one script: LREM from NS:dead,
+ * then LPUSH the original document and reset its job hash). */
+static int dead_retry_one(queue *q, const redisReply *dead, const char *doc, size_t doclen,
+                          const char *id, long long *moved, aq_err *e)
+{
+    char keys[4][QUEUE_KEY_MAX], ns[80];
+    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "dead");
+    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "job:%s", id);
+    queue_keyf(q, keys[2], QUEUE_KEY_MAX, "queue:%s", q->cfg.redis.queue);
+    queue_keyf(q, keys[3], QUEUE_KEY_MAX, "events");
+    ns_prefix(q, ns, sizeof ns);
+    qargs a;
+    arg_script(&a, q, S_DEAD_RETRY, 4);
+    for (int i = 0; i < 4; i++)
+        arg_s(&a, keys[i]);
+    arg_b(&a, dead->str, dead->len);
+    arg_b(&a, doc, doclen);
+    arg_s(&a, id);
+    arg_s(&a, ns);
+    arg_s(&a, q->cfg.redis.queue);
+    arg_i(&a, events_max(q));
+    arg_i(&a, now_ms());
+    return q_script_int(q, S_DEAD_RETRY, &a, "dead retry", moved, e);
+}
+
+int queue_dead_retry(queue *q, const char *id, bool all, int *n, aq_err *e)
+{
+    if (n)
+        *n = 0;
+    if (!all) {
+        int rc = check_id(id, false, e);
+        if (rc < 0)
+            return rc;
+    }
+    char key[QUEUE_KEY_MAX];
+    queue_keyf(q, key, sizeof key, "dead");
+    /* Page through the list; every document moved shifts the rest left. */
+    long start = 0;
+    int rc = 0;
+    for (;;) {
+        qargs a = {0};
+        arg_s(&a, "LRANGE");
+        arg_s(&a, key);
+        arg_i(&a, start);
+        arg_i(&a, start + QUEUE_PAGE - 1);
+        redisReply *r;
+        if ((rc = q_run(q, &a, "dead retry", &r, e)) < 0)
+            return rc;
+        size_t got = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+        long moved_here = 0;
+        for (size_t i = 0; i < got && rc == 0; i++) {
+            char doc_id[65];
+            size_t doclen = 0;
+            char *doc = queue_dead_unwrap(r->element[i]->str, r->element[i]->len, &doclen, doc_id);
+            if (!doc) {
+                rc = err_set(e, AQ_EAGAIN, "dead retry: out of memory");
+                break;
+            }
+            if (all || strcmp(doc_id, id) == 0) {
+                long long moved = 0;
+                rc = dead_retry_one(q, r->element[i], doc, doclen, doc_id, &moved, e);
+                moved_here += moved;
+                if (n)
+                    *n += (int)moved;
+            }
+            free(doc);
+        }
+        freeReplyObject(r);
+        if (rc < 0 || got < QUEUE_PAGE)
+            return rc;
+        start += (long)got - moved_here;
+    }
+}
+
+int queue_dead_purge(queue *q, int *n, aq_err *e)
+{
+    if (n)
+        *n = 0;
+    int rc = queue_ensure(q, e);
+    if (rc < 0)
+        return rc;
+    char key[QUEUE_KEY_MAX];
+    queue_keyf(q, key, sizeof key, "dead");
+    /* MULTI/EXEC: the count is of exactly what was deleted. */
+    static const char *const cmds[] = {"MULTI", "LLEN", "DEL", "EXEC"};
+    qargs a;
+    for (size_t i = 0; i < 4; i++) {
+        a.n = 0;
+        arg_s(&a, cmds[i]);
+        if (i == 1 || i == 2)
+            arg_s(&a, key);
+        if ((rc = q_append(q, &a, "dead purge", e)) < 0)
+            return rc;
+    }
+    redisReply *r = NULL;
+    for (size_t i = 0; i < 4 && rc == 0; i++) {
+        if (r)
+            freeReplyObject(r);
+        if ((rc = q_read(q, "dead purge", &r, e)) < 0)
+            return rc;
+        if (r->type == REDIS_REPLY_ERROR)
+            rc = reply_error(q, r, "dead purge", e);
+    }
+    if (rc == 0 && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && n)
+        *n = (int)reply_int(r->element[0]);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* ---- events (for avatarq_wait) ---- */
+
+int queue_events_last(queue *q, char last_id[48], aq_err *e)
+{
+    char key[QUEUE_KEY_MAX];
+    queue_keyf(q, key, sizeof key, "events");
+    qargs a = {0};
+    arg_s(&a, "XREVRANGE");
+    arg_s(&a, key);
+    arg_s(&a, "+");
+    arg_s(&a, "-");
+    arg_s(&a, "COUNT");
+    arg_s(&a, "1");
+    redisReply *r;
+    int rc = q_run(q, &a, "events", &r, e);
+    if (rc < 0)
+        return rc;
+    snprintf(last_id, 48, "0-0");
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+        r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements >= 1)
+        snprintf(last_id, 48, "%s", r->element[0]->element[0]->str);
+    freeReplyObject(r);
+    return 0;
+}
+
+int queue_events_wait(queue *q, char last_id[48], int block_ms, const char *id, bool *seen,
+                      aq_err *e)
+{
+    *seen = false;
+    char key[QUEUE_KEY_MAX];
+    queue_keyf(q, key, sizeof key, "events");
+    qargs a = {0};
+    arg_s(&a, "XREAD");
+    arg_s(&a, "COUNT");
+    arg_s(&a, "1000");
+    arg_s(&a, "BLOCK");
+    arg_i(&a, block_ms > 0 ? block_ms : 1);
+    arg_s(&a, "STREAMS");
+    arg_s(&a, key);
+    arg_s(&a, last_id);
+    int rc = queue_ensure(q, e);
+    if (rc < 0)
+        return rc;
+    set_timeout(q, block_ms > 0 ? block_ms : 1);
+    redisReply *r;
+    rc = q_run(q, &a, "events", &r, e);
+    set_timeout(q, 0);
+    if (rc < 0)
+        return rc;
+    /* [[key, [[entry-id, [f, v, ...]], ...]]] or nil on timeout */
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->elements == 2) {
+        const redisReply *ents = r->element[0]->element[1];
+        for (size_t i = 0; ents->type == REDIS_REPLY_ARRAY && i < ents->elements; i++) {
+            const redisReply *ent = ents->element[i];
+            if (ent->type != REDIS_REPLY_ARRAY || ent->elements < 2)
+                continue;
+            snprintf(last_id, 48, "%s", ent->element[0]->str);
+            const redisReply *f = ent->element[1];
+            for (size_t j = 0; f->type == REDIS_REPLY_ARRAY && j + 1 < f->elements; j += 2)
+                if (strcmp(f->element[j]->str, "id") == 0 && strcmp(f->element[j + 1]->str, id) == 0)
+                    *seen = true;
+        }
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+/* ---- server facts ---- */
+
+/* "maxmemory_policy:noeviction" from INFO memory, for servers where CONFIG
+ * is renamed or forbidden (managed Redis). */
+static int policy_from_info(queue *q, char *out, size_t n, aq_err *e)
+{
+    qargs a = {0};
+    arg_s(&a, "INFO");
+    arg_s(&a, "memory");
+    redisReply *r;
+    int rc = q_run(q, &a, "INFO memory", &r, e);
+    if (rc < 0)
+        return rc;
+    const char *p = r->type == REDIS_REPLY_STRING ? strstr(r->str, "maxmemory_policy:") : NULL;
+    if (!p) {
+        freeReplyObject(r);
+        return err_set(e, AQ_ENOTFOUND, "redis %s: INFO memory has no maxmemory_policy", q->where);
+    }
+    p += strlen("maxmemory_policy:");
+    size_t len = strcspn(p, "\r\n");
+    snprintf(out, n, "%.*s", (int)len, p);
+    freeReplyObject(r);
+    return 0;
+}
+
+int queue_maxmemory_policy(queue *q, char *out, size_t n, aq_err *e)
+{
+    if (n)
+        out[0] = '\0';
+    qargs a = {0};
+    arg_s(&a, "CONFIG");
+    arg_s(&a, "GET");
+    arg_s(&a, "maxmemory-policy");
+    redisReply *r;
+    int rc = q_run(q, &a, "CONFIG GET", &r, e);
+    if (rc == AQ_EPERM) /* CONFIG renamed or not allowed */
+        return policy_from_info(q, out, n, e);
+    if (rc < 0)
+        return rc;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+        snprintf(out, n, "%s", r->element[1]->str);
+        freeReplyObject(r);
+        return 0;
+    }
+    freeReplyObject(r);
+    return policy_from_info(q, out, n, e);
+}
+
