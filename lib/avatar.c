@@ -101,8 +101,8 @@ static int fill_row(avatar_ctx *ctx, const job_request *r, int attempts, json_t 
     return rc;
 }
 
-int avatar_generate(avatar_ctx *ctx, const job_request *r, int attempts,
-                    char **outputs, aq_err *e)
+int avatar_store(avatar_ctx *ctx, const job_request *r, int attempts, meta_row *row,
+                 char **outputs, aq_err *e)
 {
     if (outputs)
         *outputs = NULL;
@@ -126,17 +126,8 @@ int avatar_generate(avatar_ctx *ctx, const job_request *r, int attempts,
         json_object_set_new(sums, name, json_string(sum));
         bytes += (int64_t)ctx->png.len;
     }
-    if (rc == 0 && ctx->db) {
-        meta_row *row = malloc(sizeof *row);
-        if (!row)
-            rc = err_set(e, AQ_EAGAIN, "metadata: out of memory");
-        else {
-            rc = fill_row(ctx, r, attempts, keys, sums, bytes, row, e);
-            if (rc == 0 && (rc = meta_upsert(ctx->db, row, e)) != 0)
-                err_prefix(e, "metadata %s: ", r->id);
-            free(row);
-        }
-    }
+    if (rc == 0 && row)
+        rc = fill_row(ctx, r, attempts, keys, sums, bytes, row, e);
     if (rc == 0 && outputs) {
         *outputs = json_dumps(keys, JSON_COMPACT | JSON_SORT_KEYS);
         if (!*outputs)
@@ -144,6 +135,23 @@ int avatar_generate(avatar_ctx *ctx, const job_request *r, int attempts,
     }
     json_decref(keys);
     json_decref(sums);
+    return rc;
+}
+
+int avatar_generate(avatar_ctx *ctx, const job_request *r, int attempts,
+                    char **outputs, aq_err *e)
+{
+    meta_row *row = ctx->db ? malloc(sizeof *row) : NULL;
+    if (ctx->db && !row)
+        return err_set(e, AQ_EAGAIN, "metadata: out of memory");
+    int rc = avatar_store(ctx, r, attempts, row, outputs, e);
+    if (rc == 0 && row && (rc = meta_upsert(ctx->db, row, e)) != 0)
+        err_prefix(e, "metadata %s: ", r->id);
+    free(row);
+    if (rc != 0 && outputs) {
+        free(*outputs);
+        *outputs = NULL;
+    }
     return rc;
 }
 

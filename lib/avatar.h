@@ -31,6 +31,13 @@ int avatar_png(avatar_ctx *ctx, const job_request *r, int size, aq_err *e);
 /* Writes "PREFIX/ID/SIZE.png" (or "ID/SIZE.png" with no prefix) to out. */
 void avatar_key(const char *prefix, const char *id, int size, char *out, size_t n);
 
+/* Renders and stores every size of r; fills *row (when not NULL) with the
+ * metadata row to record (attempts in it) without writing it, and *outputs
+ * (may be NULL) as avatar_generate does. For callers that group the
+ * metadata writes of many jobs (the worker engine). */
+int avatar_store(avatar_ctx *ctx, const job_request *r, int attempts, meta_row *row,
+                 char **outputs, aq_err *e);
+
 /* Generates every size of r, stores them, then upserts the metadata row
  * (attempts recorded). *outputs receives a malloc'd JSON object
  * {"32":"avatars/ID/32.png",...} for the job hash (outputs may be NULL).

@@ -67,6 +67,7 @@ static const key_spec KEYS[] = {
     {"redis", "connect_timeout_ms", "2000", set_int, F(redis.connect_timeout_ms), 1, 600000, NULL, 0},
 
     {"worker", "processes", NULL, set_int, F(worker.processes), 1, 256, NULL, 0},
+    {"worker", "concurrency", "16", set_int, F(worker.concurrency), 1, 256, NULL, 0},
     {"worker", "job_timeout_s", "60", set_int, F(worker.job_timeout_s), 1, DAY_S, NULL, 0},
     {"worker", "shutdown_timeout_s", "30", set_int, F(worker.shutdown_timeout_s), 0, DAY_S, NULL, 0},
     {"worker", "heartbeat_interval_s", "2", set_int, F(worker.heartbeat_interval_s), 1, 3600, NULL, 0},

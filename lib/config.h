@@ -11,7 +11,7 @@
 #include "error.h"
 
 #define CONFIG_MAX_SIZES 16
-#define CONFIG_KEYS_MAX 48 /* room for every key of the table in config.c */
+#define CONFIG_KEYS_MAX 64 /* room for every key of the table in config.c */
 
 typedef struct aq_config {
     char path[PATH_MAX]; /* the file that was read; "" when none */
@@ -30,6 +30,7 @@ typedef struct aq_config {
 
     struct {
         int processes;            /* default: number of online CPUs */
+        int concurrency;          /* jobs in flight per process [16] */
         int job_timeout_s, shutdown_timeout_s;
         int heartbeat_interval_s, heartbeat_ttl_s;
         int max_attempts;

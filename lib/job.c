@@ -536,12 +536,18 @@ static int nesting_depth(const char *doc, size_t len, int limit)
     return max;
 }
 
+int job_check_len(size_t len, aq_err *e)
+{
+    if (len > JOB_MAX_DOC)
+        return err_set(e, AQ_EPERM, "document: %zu bytes, more than %d (64 KiB)", len,
+                       JOB_MAX_DOC);
+    return 0;
+}
+
 static json_t *decode(const char *doc, size_t len, aq_err *e)
 {
-    if (len > JOB_MAX_DOC) {
-        err_set(e, AQ_EPERM, "document: %zu bytes, more than %d (64 KiB)", len, JOB_MAX_DOC);
+    if (job_check_len(len, e) != 0)
         return NULL;
-    }
     if (len == 0 || !doc) {
         err_set(e, AQ_EPERM, "document: empty (want a JSON object)");
         return NULL;

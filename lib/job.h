@@ -82,4 +82,8 @@ char *job_to_json(const job_request *r);
 /* True when s is a valid id: [A-Za-z0-9._-]{1,64}, not starting with '.'. */
 bool job_id_valid(const char *s);
 
+/* The size rule of a job document: AQ_EPERM naming the size when len is over
+ * JOB_MAX_DOC (the message job_parse gives), else 0. */
+int job_check_len(size_t len, aq_err *e);
+
 #endif

@@ -192,3 +192,41 @@ int meta_check(meta *m, aq_err *e)
 {
     return m->ops->check(m->st, e);
 }
+
+static int upsert_each(meta *m, const meta_row *const *rows, size_t n, int *rc, aq_err *errs)
+{
+    int first = 0;
+    for (size_t i = 0; i < n; i++) {
+        aq_err e = {0};
+        rc[i] = meta_upsert(m, rows[i], &e);
+        if (errs)
+            errs[i] = e;
+        if (rc[i] != 0 && first == 0)
+            first = rc[i];
+    }
+    return first;
+}
+
+int meta_upsert_many(meta *m, const meta_row *const *rows, size_t n, int *rc, aq_err *errs)
+{
+    if (n == 0)
+        return 0;
+    if (n == 1 || !m->ops->batch)
+        return upsert_each(m, rows, n, rc, errs);
+    aq_err e = {0};
+    if (m->ops->batch(m->st, META_BEGIN, &e) != 0)
+        return upsert_each(m, rows, n, rc, errs);
+    size_t i = 0;
+    while (i < n && meta_upsert(m, rows[i], &e) == 0)
+        i++;
+    if (i == n && m->ops->batch(m->st, META_COMMIT, &e) == 0) {
+        for (size_t k = 0; k < n; k++) {
+            rc[k] = 0;
+            if (errs)
+                errs[k] = (aq_err){0};
+        }
+        return 0;
+    }
+    m->ops->batch(m->st, META_ROLLBACK, NULL);
+    return upsert_each(m, rows, n, rc, errs);
+}

@@ -53,6 +53,11 @@ typedef struct meta_ops {
      * PostgreSQL database with the C collation). Returns 0 or AQ_E*. */
     int (*list)(void *st, const char *after, int limit,
                 int (*fn)(const meta_row *r, void *ud), void *ud, aq_err *e);
+    /* MAY be NULL. Groups the upserts that follow into one transaction:
+     * META_BEGIN, then META_COMMIT (durable as one upsert would be) or
+     * META_ROLLBACK. A backend that cannot keep a transaction across its own
+     * reconnects leaves this NULL and upserts one by one. */
+    int (*batch)(void *st, int op, aq_err *e);
     /* Number of rows. */
     int (*count)(void *st, int64_t *n, aq_err *e);
     /* Health: connected, schema current. */
@@ -72,6 +77,14 @@ void meta_close(meta *m);
 
 int meta_migrate(meta *m, bool dry_run, FILE *out, aq_err *e);
 int meta_upsert(meta *m, const meta_row *r, aq_err *e);
+
+enum { META_BEGIN, META_COMMIT, META_ROLLBACK };
+/* Upserts n rows, in one transaction where the backend can (one commit, one
+ * fsync for the group), else one by one. rc[i] receives each row's result
+ * (0 or AQ_E*, with its message in errs[i] when errs is not NULL); the
+ * return value is 0 when every row landed. A failed group is retried row by
+ * row, so one bad row never fails the others. */
+int meta_upsert_many(meta *m, const meta_row *const *rows, size_t n, int *rc, aq_err *errs);
 int meta_get(meta *m, const char *id, meta_row *r, aq_err *e);
 int meta_del(meta *m, const char *id, aq_err *e);
 int meta_list(meta *m, const char *after, int limit,

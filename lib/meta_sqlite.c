@@ -163,6 +163,15 @@ static int sq_upsert(void *sv, const meta_row *r, aq_err *e)
     return 0;
 }
 
+/* BEGIN IMMEDIATE takes the write lock at once, so the group never fails
+ * half-way on a lock upgrade. */
+static int sq_batch(void *sv, int op, aq_err *e)
+{
+    static const char *const sql[] = {[META_BEGIN] = "BEGIN IMMEDIATE",
+                                      [META_COMMIT] = "COMMIT", [META_ROLLBACK] = "ROLLBACK"};
+    return sq_exec(sv, sql[op], sql[op], e);
+}
+
 static int sq_get(void *sv, const char *id, meta_row *r, aq_err *e)
 {
     sqlite_st *s = sv;
@@ -468,6 +477,7 @@ const meta_ops meta_sqlite_ops = {
     .open = sq_open,
     .migrate = sq_migrate,
     .upsert = sq_upsert,
+    .batch = sq_batch,
     .get = sq_get,
     .del = sq_del,
     .list = sq_list,

@@ -108,6 +108,7 @@ typedef struct queue_beat {
     const char *job;          /* "" when idle */
     int64_t done, failed;
     int64_t rss_kb;
+    int inflight;             /* jobs held by the process */
 } queue_beat;
 /* One pipeline: HSET NS:worker:W fields, EXPIRE heartbeat_ttl_s, SADD
  * NS:workers W, for each of n beats. */
@@ -125,21 +126,122 @@ int queue_worker_gone(queue *q, const char *worker, aq_err *e);
 int queue_promote_due(queue *q, int64_t now_ms, int limit, int *moved, aq_err *e);
 
 /* Puts every job of NS:processing:worker back at the head of its queue
- * (RPUSH, so it is taken next), state=queued; a job already started
- * max_attempts times goes to NS:dead instead ("worker died while running it").
- * ident(doc) gives the job's id and max_attempts (0 = default); when it fails
- * the document goes to dead with ident's message. Counts `recovered`.
- * Used for workers whose heartbeat expired and by a worker's clean stop. */
-typedef int (*queue_ident_fn)(const char *doc, size_t len, char id[65],
+ * (RPUSH, so it is taken next), state=queued. What fate.c decides otherwise
+ * wins: a job already started max_attempts times goes to NS:dead ("worker
+ * died N times while running it"); a job named in timed_out goes down the
+ * retry path (NS:delayed with backoff, or dead) with timeout_error. A
+ * document ident refuses goes to dead with ident's message. Counts
+ * `recovered` (or `retried` / `dead`). Used for workers whose heartbeat
+ * expired, for a worker's clean stop and after a job timeout. */
+typedef int (*queue_ident_fn)(void *ud, const char *doc, size_t len, char id[65],
                               int *max_attempts, char *why, size_t whylen);
-int queue_requeue_worker(queue *q, const char *worker, queue_ident_fn ident,
+typedef struct queue_requeue {
+    queue_ident_fn ident;          /* MUST: id and max_attempts of a document */
+    void *ud;                      /* MAY: handed to ident */
+    const char *const *timed_out;  /* MAY: ids whose attempt ran past its time */
+    size_t n_timed_out;
+    const char *timeout_error;     /* MAY: the error recorded for those */
+} queue_requeue;
+int queue_requeue_worker(queue *q, const char *worker, const queue_requeue *how,
                          int *recovered, int *dead, aq_err *e);
 
 /* Under the lock NS:lock:recovery (SET NX PX), finds members of NS:workers
  * whose NS:worker:W key has expired, requeues their jobs and removes them
  * from NS:workers. *recovered / *dead receive totals. */
-int queue_recover_dead(queue *q, queue_ident_fn ident, int *recovered, int *dead,
+int queue_recover_dead(queue *q, const queue_requeue *how, int *recovered, int *dead,
                        aq_err *e);
+
+/* ---- the worker engine: batched calls ----
+ * A worker process holds up to `concurrency` jobs. Its dispatcher sends the
+ * outcomes of finished jobs and asks for more in ONE script (queue_cycle),
+ * and marks the new ones running in one more (queue_start_many), so Redis
+ * sees two calls per batch instead of three per job. */
+
+typedef enum { QUEUE_DONE = 0, QUEUE_RETRY = 1, QUEUE_DEAD = 2 } queue_outcome_kind;
+
+typedef struct queue_outcome {
+    const char *doc;          /* exactly as taken */
+    size_t len;
+    const char *id;           /* "" for a document without a usable id */
+    queue_outcome_kind kind;
+    const char *outputs;      /* DONE: JSON for the job hash */
+    int64_t duration_ms;      /* DONE */
+    const char *error;        /* RETRY, DEAD */
+    const char *retry_doc;    /* RETRY: pushed to NS:delayed at due_ms */
+    int64_t due_ms;
+    const char *dead_doc;     /* DEAD: pushed to NS:dead */
+    bool stale;               /* out: neither in processing nor queued any more
+                               * (taken back by recovery; its holder records it) */
+} queue_outcome;
+
+/* Job duration histogram, NS:metrics fields job_duration_ms_le_<B>
+ * (non-cumulative counts), job_duration_ms_sum and job_duration_ms_count. */
+#define QUEUE_HIST_N 16
+extern const int queue_hist_bounds_ms[QUEUE_HIST_N - 1]; /* the last bucket is +Inf */
+typedef struct queue_hist {
+    int64_t bucket[QUEUE_HIST_N];
+    int64_t sum_ms, count;
+} queue_hist;
+/* Adds one job duration to h. */
+void queue_hist_add(queue_hist *h, int64_t ms);
+
+/* Docs moved from the queue by queue_cycle, each malloc'd and NUL-terminated;
+ * free with queue_taken_free. */
+typedef struct queue_taken {
+    char **doc;
+    size_t *len;
+    size_t n;
+    bool oversized;           /* the queue's next document is over the limit:
+                               * take it with queue_take_bounded */
+} queue_taken;
+void queue_taken_free(queue_taken *t);
+
+/* One script: records every outcome of outs as queue_ack / queue_fail would
+ * (counters added once per call; one `done` event for all done ids), adds
+ * hist (may be NULL) to NS:metrics, then moves up to want documents of at
+ * most limit bytes from the queue to NS:processing:worker (stopping before a
+ * larger one, which it flags). Transport failures: AQ_EAGAIN, and whether
+ * the script ran is unknown: outcomes may be sent again (a second record of
+ * one is stale), and documents it may have moved are found with
+ * queue_processing. */
+int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
+                const queue_hist *hist, int want, size_t limit, queue_taken *taken,
+                aq_err *e);
+
+typedef struct queue_start_item {
+    const char *id;           /* "" for a document without a usable id */
+    int64_t created_at;
+    int attempts;             /* out */
+} queue_start_item;
+/* queue_start for n jobs in one script (one `running` event for them all). */
+int queue_start_many(queue *q, const char *worker, queue_start_item *items, size_t n,
+                     aq_err *e);
+
+/* BLMOVE from the queue into NS:processing:worker, waiting up to timeout_ms,
+ * reading the reply from the socket in pieces: a document of at most limit
+ * bytes comes back in *doc (malloc'd, NUL-terminated); a larger one is never
+ * held whole: *doc is NULL and big receives its size, its first bytes and
+ * its SHA-256 (then bury it with queue_bury_oversized). Returns 1 when a
+ * document was moved, 0 on timeout, < 0 on failure. */
+typedef struct queue_big {
+    size_t size;
+    char head[QUEUE_DEAD_RAW_MAX + 1];
+    size_t head_len;
+    char sha256[65];
+} queue_big;
+int queue_take_bounded(queue *q, const char *worker, int timeout_ms, size_t limit,
+                       char **doc, size_t *len, queue_big *big, aq_err *e);
+
+/* Removes from NS:processing:worker the first document of exactly big->size
+ * bytes (over limit) and records it dead: NS:dead gets {"raw": head,
+ * "raw_bytes", "raw_sha256", "error", "failed_at", "attempts"}; counts as
+ * queue_fail does. */
+int queue_bury_oversized(queue *q, const char *worker, const queue_big *big, size_t limit,
+                         const char *error, aq_err *e);
+
+/* Every document of NS:processing:worker (after a cycle whose reply was
+ * lost). Same ownership as queue_taken. */
+int queue_processing(queue *q, const char *worker, queue_taken *out, aq_err *e);
 
 /* ---- operators ---- */
 typedef struct queue_stats {

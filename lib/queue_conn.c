@@ -118,15 +118,6 @@ void arg_script(qargs *a, const queue *q, int s, int nkeys)
     arg_i(a, nkeys);
 }
 
-/* After NOSCRIPT: the same call with the body (EVAL also caches it again). */
-void arg_script_eval(qargs *a, int s)
-{
-    a->v[0] = "EVAL";
-    a->l[0] = 4;
-    a->v[1] = script_body[s];
-    a->l[1] = strlen(script_body[s]);
-}
-
 bool is_noscript(const redisReply *r)
 {
     return r && r->type == REDIS_REPLY_ERROR && first_word_is(r->str, "NOSCRIPT");
@@ -155,18 +146,25 @@ int q_run(queue *q, qargs *a, const char *what, redisReply **out, aq_err *e)
 }
 
 /* Runs a script vector built with arg_script(), falling back to EVAL. */
-int q_script(queue *q, int s, qargs *a, const char *what, redisReply **out, aq_err *e)
+int q_script_argv(queue *q, int s, int n, const char **v, size_t *l, const char *what,
+                  redisReply **out, aq_err *e)
 {
     *out = NULL;
     int rc = queue_ensure(q, e);
     if (rc < 0)
         return rc;
-    a->v[1] = q->sha[s]; /* the handle may have reconnected since arg_script */
-    redisReply *r = redisCommandArgv(q->rc, a->n, a->v, a->l);
+    v[0] = "EVALSHA";
+    l[0] = 7;
+    v[1] = q->sha[s]; /* the handle may have reconnected since the vector was built */
+    l[1] = 40;
+    redisReply *r = redisCommandArgv(q->rc, n, v, l);
     if (is_noscript(r)) {
         freeReplyObject(r);
-        arg_script_eval(a, s);
-        r = redisCommandArgv(q->rc, a->n, a->v, a->l);
+        v[0] = "EVAL";
+        l[0] = 4;
+        v[1] = script_body[s];
+        l[1] = strlen(script_body[s]);
+        r = redisCommandArgv(q->rc, n, v, l);
     }
     if (!r)
         return transport_error(q, what, e);
@@ -177,6 +175,11 @@ int q_script(queue *q, int s, qargs *a, const char *what, redisReply **out, aq_e
     }
     *out = r;
     return 0;
+}
+
+int q_script(queue *q, int s, qargs *a, const char *what, redisReply **out, aq_err *e)
+{
+    return q_script_argv(q, s, a->n, a->v, a->l, what, out, e);
 }
 
 /* A script whose integer result is all we need. */

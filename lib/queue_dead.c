@@ -54,6 +54,24 @@ char *queue_dead_doc(const char *doc, size_t len, const char *error, int64_t fai
     return s;
 }
 
+char *queue_dead_doc_big(const char *head, size_t head_len, size_t size, const char *sha256,
+                         const char *error, int64_t failed_at, int attempts)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    size_t keep = head_len < QUEUE_DEAD_RAW_MAX ? head_len : QUEUE_DEAD_RAW_MAX;
+    json_object_set_new(o, "raw", json_string_lossy(head, keep));
+    json_object_set_new(o, "raw_bytes", json_integer((json_int_t)size));
+    json_object_set_new(o, "raw_sha256", json_string(sha256));
+    json_object_set_new(o, "error", json_string_lossy(error ? error : "", error ? strlen(error) : 0));
+    json_object_set_new(o, "failed_at", json_integer(failed_at));
+    json_object_set_new(o, "attempts", json_integer(attempts));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return s;
+}
+
 /* A malloc'd copy of n bytes (plus a NUL), its length in *outlen. */
 static char *copy_bytes(const char *p, size_t n, size_t *outlen)
 {
@@ -68,7 +86,8 @@ static char *copy_bytes(const char *p, size_t n, size_t *outlen)
 
 /* The keys a wrapper of a non-object document may have ("raw_bytes": the
  * worker's note that it kept only the head of a huge document). */
-static const char *const wrapper_keys[] = {"raw", "error", "failed_at", "attempts", "raw_bytes"};
+static const char *const wrapper_keys[] = {"raw", "error", "failed_at", "attempts", "raw_bytes",
+                                           "raw_sha256"};
 
 static bool is_wrapper(json_t *o, const json_t *raw)
 {

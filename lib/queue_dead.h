@@ -24,4 +24,11 @@ char *queue_dead_doc(const char *doc, size_t len, const char *error, int64_t fai
  * that is a valid id, else "". NULL only when out of memory. */
 char *queue_dead_unwrap(const char *dead, size_t len, size_t *outlen, char id[65]);
 
+/* The dead letter of a document too large to hold (QUEUE_DEAD_DOC_MAX): only
+ * its first bytes (at most QUEUE_DEAD_RAW_MAX), its size and its SHA-256 (hex)
+ * were seen: {"raw": head, "raw_bytes": size, "raw_sha256": sha256, "error",
+ * "failed_at", "attempts"}. malloc'd, NULL only when out of memory. */
+char *queue_dead_doc_big(const char *head, size_t head_len, size_t size, const char *sha256,
+                         const char *error, int64_t failed_at, int attempts);
+
 #endif

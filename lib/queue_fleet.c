@@ -55,6 +55,8 @@ int queue_heartbeat(queue *q, const queue_beat *beats, size_t n, aq_err *e)
         arg_i(&a, b->failed);
         arg_s(&a, "rss_kb");
         arg_i(&a, b->rss_kb);
+        arg_s(&a, "inflight");
+        arg_i(&a, b->inflight);
         if ((rc = q_append(q, &a, "heartbeat", e)) < 0)
             return rc;
         a.n = 0;
@@ -210,7 +212,8 @@ static int forget_worker(queue *q, const char *worker, aq_err *e)
     return q_script_int(q, S_FORGET, &a, "forget worker", NULL, e);
 }
 
-int queue_recover_dead(queue *q, queue_ident_fn ident, int *recovered, int *dead, aq_err *e)
+int queue_recover_dead(queue *q, const queue_requeue *how, int *recovered, int *dead,
+                       aq_err *e)
 {
     if (recovered)
         *recovered = 0;
@@ -226,7 +229,7 @@ int queue_recover_dead(queue *q, queue_ident_fn ident, int *recovered, int *dead
     rc = silent_workers(q, &silent, &n, e);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         int r1 = 0, d1 = 0;
-        rc = queue_requeue_worker(q, silent[i], ident, &r1, &d1, e);
+        rc = queue_requeue_worker(q, silent[i], how, &r1, &d1, e);
         if (recovered)
             *recovered += r1;
         if (dead)

@@ -47,6 +47,9 @@ enum {
     S_FORGET,
     S_UNLOCK,
     S_DEAD_RETRY,
+    S_CYCLE,
+    S_START_MANY,
+    S_BURY_BIG,
     S_COUNT
 };
 
@@ -99,13 +102,14 @@ int transport_error(queue *q, const char *what, aq_err *e);
 /* Sets the socket timeout to the base plus extra_ms unless it already is. */
 void set_timeout(queue *q, int extra_ms);
 bool is_noscript(const redisReply *r);
-/* After NOSCRIPT: turns an EVALSHA vector into the same EVAL. */
-void arg_script_eval(qargs *a, int s);
 /* One command; its reply in *out (freeReplyObject), error replies are
  * failures. */
 int q_run(queue *q, qargs *a, const char *what, redisReply **out, aq_err *e);
 /* A script vector built with arg_script(), falling back to EVAL. */
 int q_script(queue *q, int s, qargs *a, const char *what, redisReply **out, aq_err *e);
+/* The same over a vector of any length (v[0] and v[1] are filled here). */
+int q_script_argv(queue *q, int s, int n, const char **v, size_t *l, const char *what,
+                  redisReply **out, aq_err *e);
 /* A script whose integer result is all we need. */
 int q_script_int(queue *q, int s, qargs *a, const char *what, long long *res, aq_err *e);
 /* Pipelines: append, then read each reply (error replies come back as

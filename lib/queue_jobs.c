@@ -13,6 +13,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "fate.h"
 #include "hash.h"
 #include "queue_int.h"
 #include "retry.h"
@@ -394,35 +395,66 @@ typedef struct requeue_doc {
     int attempts;
 } requeue_doc;
 
-/* One script for one document: LREM, then back to its queue or dead. */
-static int requeue_one(queue *q, const char *worker, requeue_doc *d, int *recovered, int *dead,
-                       aq_err *e)
+static bool timed_out(const queue_requeue *how, const char *id)
 {
-    int max = d->max_attempts > 0 ? d->max_attempts
-                                  : (q->cfg.worker.max_attempts > 0 ? q->cfg.worker.max_attempts : 5);
-    char err[300];
-    if (d->why[0])
-        snprintf(err, sizeof err, "%s", d->why);
+    for (size_t i = 0; id[0] && i < how->n_timed_out; i++)
+        if (strcmp(how->timed_out[i], id) == 0)
+            return true;
+    return false;
+}
+
+/* What becomes of one document (fate.c decides): mode for LUA_REQUEUE, the
+ * error it records, and the due time of a delayed retry. */
+static const char *requeue_mode(const queue *q, const queue_requeue *how, const requeue_doc *d,
+                                char *err, size_t errlen, int64_t *due)
+{
+    *due = 0;
+    if (d->why[0]) {
+        snprintf(err, errlen, "%s", d->why);
+        return "dead";
+    }
+    bool slow = timed_out(how, d->id);
+    fate f = fate_decide(&q->cfg, d->max_attempts, d->attempts,
+                         slow ? FATE_TRANSIENT : FATE_DIED, now_ms());
+    if (slow)
+        snprintf(err, errlen, "%s", how->timeout_error ? how->timeout_error : "timed out");
     else
-        snprintf(err, sizeof err, "worker died %d times while running it", d->attempts);
-    char *dead_doc = queue_dead_doc(d->doc, d->len, err, now_ms(), d->attempts);
+        snprintf(err, errlen, "worker died %d times while running it", d->attempts);
+    if (!f.retry)
+        return "dead";
+    *due = f.due_ms;
+    return slow ? "delay" : "queue";
+}
+
+/* One script for one document: LREM, then back to its queue, delayed or
+ * dead. */
+static int requeue_one(queue *q, const char *worker, const queue_requeue *how, requeue_doc *d,
+                       int *recovered, int *dead, aq_err *e)
+{
+    char err[300];
+    int64_t due;
+    const char *mode = requeue_mode(q, how, d, err, sizeof err, &due);
+    char *dead_doc = strcmp(mode, "dead") == 0
+                         ? queue_dead_doc(d->doc, d->len, err, now_ms(), d->attempts)
+                         : strdup("");
     if (!dead_doc)
         return err_set(e, AQ_EAGAIN, "requeue: out of memory");
-    char keys[6][QUEUE_KEY_MAX], ns[80];
+    char keys[7][QUEUE_KEY_MAX], ns[80];
     queue_keyf(q, keys[0], QUEUE_KEY_MAX, "processing:%s", worker);
     queue_keyf(q, keys[1], QUEUE_KEY_MAX, "job:%s", d->id);
     queue_keyf(q, keys[2], QUEUE_KEY_MAX, "queue:%s", q->cfg.redis.queue);
     queue_keyf(q, keys[3], QUEUE_KEY_MAX, "dead");
     queue_keyf(q, keys[4], QUEUE_KEY_MAX, "stats");
     queue_keyf(q, keys[5], QUEUE_KEY_MAX, "events");
+    queue_keyf(q, keys[6], QUEUE_KEY_MAX, "delayed");
     ns_prefix(q, ns, sizeof ns);
     qargs a;
-    arg_script(&a, q, S_REQUEUE, 6);
-    for (int i = 0; i < 6; i++)
+    arg_script(&a, q, S_REQUEUE, 7);
+    for (int i = 0; i < 7; i++)
         arg_s(&a, keys[i]);
     arg_b(&a, d->doc, d->len);
     arg_s(&a, d->id);
-    arg_i(&a, max);
+    arg_s(&a, mode);
     arg_s(&a, dead_doc);
     arg_s(&a, ns);
     arg_s(&a, worker);
@@ -430,18 +462,19 @@ static int requeue_one(queue *q, const char *worker, requeue_doc *d, int *recove
     arg_i(&a, result_ttl(q));
     arg_i(&a, events_max(q));
     arg_i(&a, dead_max(q));
-    arg_s(&a, d->why);
+    arg_s(&a, err);
+    arg_i(&a, due);
     long long res = 0;
     int rc = q_script_int(q, S_REQUEUE, &a, "requeue", &res, e);
     free(dead_doc);
-    if (rc == 0 && res == 1)
+    if (rc == 0 && (res == 1 || res == 3))
         (*recovered)++;
     if (rc == 0 && res == 2)
         (*dead)++;
     return rc;
 }
 
-int queue_requeue_worker(queue *q, const char *worker, queue_ident_fn ident, int *recovered,
+int queue_requeue_worker(queue *q, const char *worker, const queue_requeue *how, int *recovered,
                          int *dead, aq_err *e)
 {
     int rec = 0, dd = 0;
@@ -449,7 +482,7 @@ int queue_requeue_worker(queue *q, const char *worker, queue_ident_fn ident, int
         *recovered = 0;
     if (dead)
         *dead = 0;
-    if (!ident)
+    if (!how || !how->ident)
         return err_set(e, AQ_EPERM, "requeue: no ident function given");
     char key[QUEUE_KEY_MAX];
     queue_keyf(q, key, sizeof key, "processing:%s", worker);
@@ -474,7 +507,8 @@ int queue_requeue_worker(queue *q, const char *worker, queue_ident_fn ident, int
         requeue_doc *d = &docs[i];
         d->doc = r->element[i]->str;
         d->len = r->element[i]->len;
-        if (ident(d->doc, d->len, d->id, &d->max_attempts, d->why, sizeof d->why) != 0) {
+        if (how->ident(how->ud, d->doc, d->len, d->id, &d->max_attempts, d->why,
+                       sizeof d->why) != 0) {
             if (!d->why[0])
                 snprintf(d->why, sizeof d->why, "unreadable job document");
             d->id[0] = '\0';
@@ -489,7 +523,7 @@ int queue_requeue_worker(queue *q, const char *worker, queue_ident_fn ident, int
         goto out;
     for (size_t i = 0; i < n; i++) {
         docs[i].attempts = attempts[i];
-        if ((rc = requeue_one(q, worker, &docs[i], &rec, &dd, e)) < 0)
+        if ((rc = requeue_one(q, worker, how, &docs[i], &rec, &dd, e)) < 0)
             goto out;
     }
 out:

@@ -149,46 +149,50 @@ static const char LUA_PROMOTE[] =
     "end\n"
     "return moved\n";
 
-/* KEYS: processing, job, default queue, dead, stats, events.
- * ARGV: doc, id, max_attempts, dead_doc, ns, worker, now, result_ttl, maxlen,
- *       dead_max, error (non-empty: ident refused the doc, dead at once).
- * Returns 0 (no longer there), 1 (requeued) or 2 (dead). */
+/* KEYS: processing, job, default queue, dead, stats, events, delayed.
+ * ARGV: doc, id, mode, dead_doc, ns, worker, now, result_ttl, maxlen,
+ *       dead_max, error, due_ms.
+ * mode (decided in C by fate.c): 'queue' back at the head of its queue,
+ * 'delay' into NS:delayed at due_ms (a timed-out attempt), 'dead'.
+ * Returns 0 (no longer there), 1 (requeued), 2 (dead) or 3 (delayed). */
 static const char LUA_REQUEUE[] =
     LUA_EVENT
     LUA_QNAME
     "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
-    "local attempts = 0\n"
-    "if ARGV[2] ~= '' then\n"
-    "  attempts = tonumber(redis.call('HGET', KEYS[2], 'attempts') or '0') or 0\n"
-    "end\n"
-    "local err = ARGV[11]\n"
-    "if err == '' and ARGV[2] ~= '' and attempts >= tonumber(ARGV[3]) then\n"
-    "  err = 'worker died ' .. attempts .. ' times while running it'\n"
-    "end\n"
-    "if err ~= '' then\n"
+    "local id, mode, err = ARGV[2], ARGV[3], ARGV[11]\n"
+    "if mode == 'dead' then\n"
     "  local st = false\n"
-    "  if ARGV[2] ~= '' then st = redis.call('HGET', KEYS[2], 'state') end\n"
+    "  if id ~= '' then st = redis.call('HGET', KEYS[2], 'state') end\n"
     "  if st == false or st == 'done' or st == 'dead' then\n"
     "    redis.call('HINCRBY', KEYS[5], 'enqueued', 1)\n"
     "  end\n"
     "  redis.call('LPUSH', KEYS[4], ARGV[4])\n"
     "  redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[10]) - 1)\n"
-    "  if ARGV[2] ~= '' then\n"
+    "  if id ~= '' then\n"
     "    redis.call('HSET', KEYS[2], 'state', 'dead', 'error', err, 'finished_at', ARGV[7])\n"
     "    redis.call('EXPIRE', KEYS[2], ARGV[8])\n"
     "  end\n"
     "  redis.call('HINCRBY', KEYS[5], 'dead', 1)\n"
-    "  event(KEYS[6], ARGV[9], ARGV[2], 'dead', ARGV[6], err)\n"
+    "  event(KEYS[6], ARGV[9], id, 'dead', ARGV[6], err)\n"
     "  return 2\n"
     "end\n"
+    "if mode == 'delay' then\n"
+    "  redis.call('ZADD', KEYS[7], ARGV[12], ARGV[1])\n"
+    "  if id ~= '' then\n"
+    "    redis.call('HSET', KEYS[2], 'state', 'retrying', 'error', err)\n"
+    "  end\n"
+    "  redis.call('HINCRBY', KEYS[5], 'retried', 1)\n"
+    "  event(KEYS[6], ARGV[9], id, 'retrying', ARGV[6], err)\n"
+    "  return 3\n"
+    "end\n"
     "local target = KEYS[3]\n"
-    "if ARGV[2] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then\n"
+    "if id ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then\n"
     "  target = qkey(ARGV[5], redis.call('HGET', KEYS[2], 'queue'), target)\n"
     "  redis.call('HSET', KEYS[2], 'state', 'queued')\n"
     "end\n"
     "redis.call('RPUSH', target, ARGV[1])\n"
     "redis.call('HINCRBY', KEYS[5], 'recovered', 1)\n"
-    "if ARGV[2] ~= '' then event(KEYS[6], ARGV[9], ARGV[2], 'queued', ARGV[6], '') end\n"
+    "if id ~= '' then event(KEYS[6], ARGV[9], id, 'queued', ARGV[6], '') end\n"
     "return 1\n";
 
 /* KEYS: worker hash, processing, workers.  ARGV: worker.
@@ -224,8 +228,164 @@ static const char LUA_DEAD_RETRY[] =
     "redis.call('LPUSH', target, ARGV[2])\n"
     "return 1\n";
 
+/* The worker engine's batch of outcomes plus its next take.
+ * KEYS: processing, queue, stats, events, delayed, dead, metrics.
+ * ARGV: ns, worker, now, result_ttl, maxlen, dead_max, n, want, limit, nmetrics,
+ *       then n outcomes of 6 (kind d|r|x, doc, id, a, b, c):
+ *         d: a=duration_ms b=outputs      r: a=error b=retry_doc c=due_ms
+ *         x: a=error b=dead_doc
+ *       then nmetrics pairs (field, increment).
+ * Returns {claimed flags (1/0 per outcome), taken docs, oversized 1/0}.
+ * Counters are added once for the batch; all done ids share one event
+ * (field ids, space-separated), retries and deaths have one each. A take
+ * moves a document and moves it straight back when it is over the limit:
+ * the worker reads such a one in pieces (queue_take_bounded). */
+static const char LUA_CYCLE[] =
+    LUA_EVENT
+    "local ns, worker, now = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local ttl, maxlen, dmax = ARGV[4], ARGV[5], tonumber(ARGV[6])\n"
+    "local n, want, limit, nm = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]),\n"
+    "  tonumber(ARGV[10])\n"
+    "local claimed, done_ids = {}, {}\n"
+    "local ndone, nretry, ndead, nenq = 0, 0, 0, 0\n"
+    "local p = 11\n"
+    "for i = 1, n do\n"
+    "  local kind, doc, id = ARGV[p], ARGV[p + 1], ARGV[p + 2]\n"
+    "  local a, b, c = ARGV[p + 3], ARGV[p + 4], ARGV[p + 5]\n"
+    "  p = p + 6\n"
+    "  local ok = redis.call('LREM', KEYS[1], 1, doc) == 1 or\n"
+    "             redis.call('LREM', KEYS[2], -1, doc) == 1\n"
+    "  claimed[i] = ok and 1 or 0\n"
+    "  if ok then\n"
+    "    local jk = ns .. 'job:' .. id\n"
+    "    if kind == 'd' then\n"
+    "      if id ~= '' then\n"
+    "        redis.call('HSET', jk, 'state', 'done', 'worker', worker, 'error', '',\n"
+    "          'finished_at', now, 'duration_ms', a, 'outputs', b)\n"
+    "        redis.call('EXPIRE', jk, ttl)\n"
+    "        done_ids[#done_ids + 1] = id\n"
+    "      end\n"
+    "      ndone = ndone + 1\n"
+    "    elseif kind == 'r' then\n"
+    "      redis.call('ZADD', KEYS[5], c, b)\n"
+    "      if id ~= '' then\n"
+    "        redis.call('HSET', jk, 'state', 'retrying', 'worker', worker, 'error', a)\n"
+    "      end\n"
+    "      nretry = nretry + 1\n"
+    "      event(KEYS[4], maxlen, id, 'retrying', worker, a)\n"
+    "    else\n"
+    "      redis.call('LPUSH', KEYS[6], b)\n"
+    "      redis.call('LTRIM', KEYS[6], 0, dmax - 1)\n"
+    "      local st = false\n"
+    "      if id ~= '' then st = redis.call('HGET', jk, 'state') end\n"
+    "      if st == false or st == 'done' or st == 'dead' then nenq = nenq + 1 end\n"
+    "      if id ~= '' then\n"
+    "        redis.call('HSET', jk, 'state', 'dead', 'worker', worker, 'error', a,\n"
+    "          'finished_at', now)\n"
+    "        redis.call('EXPIRE', jk, ttl)\n"
+    "      end\n"
+    "      ndead = ndead + 1\n"
+    "      event(KEYS[4], maxlen, id, 'dead', worker, a)\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if ndone > 0 then redis.call('HINCRBY', KEYS[3], 'done', ndone) end\n"
+    "if nretry > 0 then redis.call('HINCRBY', KEYS[3], 'retried', nretry) end\n"
+    "if ndead > 0 then\n"
+    "  redis.call('HINCRBY', KEYS[3], 'failed', ndead)\n"
+    "  redis.call('HINCRBY', KEYS[3], 'dead', ndead)\n"
+    "end\n"
+    "if nenq > 0 then redis.call('HINCRBY', KEYS[3], 'enqueued', nenq) end\n"
+    "if #done_ids > 0 then\n"
+    "  redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*', 'ids',\n"
+    "    table.concat(done_ids, ' '), 'state', 'done', 'worker', worker, 'error', '')\n"
+    "end\n"
+    "for i = 1, nm do\n"
+    "  redis.call('HINCRBY', KEYS[7], ARGV[p], ARGV[p + 1])\n"
+    "  p = p + 2\n"
+    "end\n"
+    "local taken, over = {}, 0\n"
+    "for i = 1, want do\n"
+    "  local d = redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT')\n"
+    "  if not d then break end\n"
+    "  if #d > limit then\n"
+    "    redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')\n"
+    "    over = 1\n"
+    "    break\n"
+    "  end\n"
+    "  taken[#taken + 1] = d\n"
+    "end\n"
+    "return {claimed, taken, over}\n";
+
+/* queue_start for a batch. KEYS: stats, events.
+ * ARGV: ns, worker, qname, now, maxlen, n, then n pairs (id, created_at).
+ * Returns the attempt number of each. The rules of LUA_START, per job; one
+ * `running` event (field ids) for the batch. A hash in state queued or
+ * retrying has no TTL, so nothing needs PERSIST. */
+static const char LUA_START_MANY[] =
+    "local ns, worker, qname, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+    "local n = tonumber(ARGV[6])\n"
+    "local out, ids, nenq, nstart = {}, {}, 0, 0\n"
+    "for i = 1, n do\n"
+    "  local id, created = ARGV[5 + 2 * i], ARGV[6 + 2 * i]\n"
+    "  if id == '' then\n"
+    "    nenq = nenq + 1\n"
+    "    nstart = nstart + 1\n"
+    "    out[i] = 1\n"
+    "  else\n"
+    "    local jk = ns .. 'job:' .. id\n"
+    "    local st = redis.call('HGET', jk, 'state')\n"
+    "    if st == 'running' and redis.call('HGET', jk, 'worker') == worker then\n"
+    "      out[i] = tonumber(redis.call('HGET', jk, 'attempts'))\n"
+    "    else\n"
+    "      if st == false or st == 'done' or st == 'dead' then\n"
+    "        redis.call('DEL', jk)\n"
+    "        nenq = nenq + 1\n"
+    "        if created == '0' then created = now end\n"
+    "        redis.call('HSET', jk, 'created_at', created, 'attempts', 0)\n"
+    "      end\n"
+    "      out[i] = redis.call('HINCRBY', jk, 'attempts', 1)\n"
+    "      redis.call('HSET', jk, 'state', 'running', 'worker', worker, 'queue', qname,\n"
+    "        'started_at', now)\n"
+    "      ids[#ids + 1] = id\n"
+    "      nstart = nstart + 1\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if nstart > 0 then redis.call('HINCRBY', KEYS[1], 'started', nstart) end\n"
+    "if nenq > 0 then redis.call('HINCRBY', KEYS[1], 'enqueued', nenq) end\n"
+    "if #ids > 0 then\n"
+    "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'ids', table.concat(ids, ' '),\n"
+    "    'state', 'running', 'worker', worker, 'error', '')\n"
+    "end\n"
+    "return out\n";
+
+/* A document too large to hold, moved to processing by queue_take_bounded.
+ * KEYS: processing, stats, events, dead.  ARGV: size, limit, dead_doc,
+ * maxlen, dead_max, worker, error. Removes the first element of exactly size
+ * bytes (over limit) and records it dead. Returns 1, or 0 when none. */
+static const char LUA_BURY_BIG[] =
+    LUA_EVENT
+    "local size, limit = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local n = redis.call('LLEN', KEYS[1])\n"
+    "for i = 0, n - 1 do\n"
+    "  local d = redis.call('LINDEX', KEYS[1], i)\n"
+    "  if d and #d == size and #d > limit then\n"
+    "    redis.call('LREM', KEYS[1], 1, d)\n"
+    "    redis.call('LPUSH', KEYS[4], ARGV[3])\n"
+    "    redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[5]) - 1)\n"
+    "    redis.call('HINCRBY', KEYS[2], 'enqueued', 1)\n"
+    "    redis.call('HINCRBY', KEYS[2], 'failed', 1)\n"
+    "    redis.call('HINCRBY', KEYS[2], 'dead', 1)\n"
+    "    event(KEYS[3], ARGV[4], '', 'dead', ARGV[6], ARGV[7])\n"
+    "    return 1\n"
+    "  end\n"
+    "end\n"
+    "return 0\n";
+
 const char *const script_body[S_COUNT] = {
     [S_ENQUEUE] = LUA_ENQUEUE, [S_START] = LUA_START,     [S_ACK] = LUA_ACK,
     [S_FAIL] = LUA_FAIL,       [S_PROMOTE] = LUA_PROMOTE, [S_REQUEUE] = LUA_REQUEUE,
     [S_FORGET] = LUA_FORGET,   [S_UNLOCK] = LUA_UNLOCK,   [S_DEAD_RETRY] = LUA_DEAD_RETRY,
+    [S_CYCLE] = LUA_CYCLE,     [S_START_MANY] = LUA_START_MANY, [S_BURY_BIG] = LUA_BURY_BIG,
 };

@@ -255,6 +255,21 @@ int queue_events_last(queue *q, char last_id[48], aq_err *e)
     return 0;
 }
 
+/* True when an event field names job id: `id` holds one id, `ids` (a batch
+ * of the worker engine) several separated by spaces. */
+static bool event_names(const char *field, const char *value, const char *id)
+{
+    if (strcmp(field, "id") == 0)
+        return strcmp(value, id) == 0;
+    if (strcmp(field, "ids") != 0)
+        return false;
+    size_t n = strlen(id);
+    for (const char *p = value; (p = strstr(p, id)) != NULL; p += n)
+        if ((p == value || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
 int queue_events_wait(queue *q, char last_id[48], int block_ms, const char *id, bool *seen,
                       aq_err *e)
 {
@@ -289,7 +304,7 @@ int queue_events_wait(queue *q, char last_id[48], int block_ms, const char *id, 
             snprintf(last_id, 48, "%s", ent->element[0]->str);
             const redisReply *f = ent->element[1];
             for (size_t j = 0; f->type == REDIS_REPLY_ARRAY && j + 1 < f->elements; j += 2)
-                if (strcmp(f->element[j]->str, "id") == 0 && strcmp(f->element[j + 1]->str, id) == 0)
+                if (event_names(f->element[j]->str, f->element[j + 1]->str, id))
                     *seen = true;
         }
     }

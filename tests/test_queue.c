@@ -189,8 +189,10 @@ static bool ack(const char *w, const char *id)
 }
 
 /* A stand-in for the worker's ident: id and max_attempts from the JSON. */
-static int ident(const char *doc, size_t len, char id[65], int *max, char *why, size_t whylen)
+static int ident(void *ud, const char *doc, size_t len, char id[65], int *max, char *why,
+                 size_t whylen)
 {
+    (void)ud;
     json_t *o = json_loadb(doc, len, 0, NULL);
     if (!json_is_object(o)) {
         json_decref(o);
@@ -203,6 +205,8 @@ static int ident(const char *doc, size_t len, char id[65], int *max, char *why, 
     json_decref(o);
     return 0;
 }
+
+static const queue_requeue IDENT = {.ident = ident};
 
 /* The fields of the newest NS:events entry, flat "k=v k=v". */
 static const char *last_event(void)
@@ -318,7 +322,7 @@ START_TEST(start_counts_attempts_and_raw_pushes)
     /* the next run, after the job was put back, is attempt 2 */
     aq_err e = {0};
     int rec = 0, dead = 0;
-    ck_assert_int_eq(queue_requeue_worker(Q, "h:1", ident, &rec, &dead, &e), 0);
+    ck_assert_int_eq(queue_requeue_worker(Q, "h:1", &IDENT, &rec, &dead, &e), 0);
     take_expect("h:2", "s1");
     ck_assert_int_eq(start("h:2", "s1"), 2);
     ck_assert_str_eq(hget(K("stats"), "started"), "2");
@@ -382,7 +386,7 @@ START_TEST(stale_ack_after_recovery)
     enqueue("r1");
     take_expect("A:1", "r1");
     start("A:1", "r1");
-    ck_assert_int_eq(queue_requeue_worker(Q, "A:1", ident, &rec, &dead, &e), 0);
+    ck_assert_int_eq(queue_requeue_worker(Q, "A:1", &IDENT, &rec, &dead, &e), 0);
     ck_assert_int_eq(rec, 1);
     ck_assert_int_eq(raw_int("LLEN %s", K("queue:default")), 1);
     ck_assert(!ack("A:1", "r1"));
@@ -393,7 +397,7 @@ START_TEST(stale_ack_after_recovery)
     enqueue("r2");
     take_expect("A:1", "r2");
     start("A:1", "r2");
-    ck_assert_int_eq(queue_requeue_worker(Q, "A:1", ident, &rec, &dead, &e), 0);
+    ck_assert_int_eq(queue_requeue_worker(Q, "A:1", &IDENT, &rec, &dead, &e), 0);
     take_expect("B:2", "r2");
     start("B:2", "r2");
     ck_assert(ack("A:1", "r2"));
@@ -406,7 +410,7 @@ START_TEST(stale_ack_after_recovery)
     /* the same holds for fail */
     enqueue("r3");
     take_expect("A:1", "r3");
-    ck_assert_int_eq(queue_requeue_worker(Q, "A:1", ident, &rec, &dead, &e), 0);
+    ck_assert_int_eq(queue_requeue_worker(Q, "A:1", &IDENT, &rec, &dead, &e), 0);
     take_expect("B:2", "r3");
     bool stale = false;
     const char *d = doc_of("r3");
@@ -628,7 +632,7 @@ START_TEST(requeue_worker_back_or_dead)
     raw("HSET %s attempts 2", K("job:q2"));
     raw("LPUSH %s %s", K("processing:W:1"), "garbage");
     int rec = 0, dead = 0;
-    ck_assert_int_eq(queue_requeue_worker(Q, "W:1", ident, &rec, &dead, &e), 0);
+    ck_assert_int_eq(queue_requeue_worker(Q, "W:1", &IDENT, &rec, &dead, &e), 0);
     ck_assert_int_eq(rec, 1);
     ck_assert_int_eq(dead, 2);
     ck_assert_int_eq(raw_int("LLEN %s", K("processing:W:1")), 0);
@@ -660,7 +664,7 @@ START_TEST(requeue_worker_back_or_dead)
     ck_assert_int_eq(queue_take(Q, "W:3", 1000, &doc, &len, &e), 1);
     free(doc);
     raw("HSET %s attempts 3", K("job:q9"));
-    ck_assert_int_eq(queue_requeue_worker(Q, "W:3", ident, &rec, &dead, &e), 0);
+    ck_assert_int_eq(queue_requeue_worker(Q, "W:3", &IDENT, &rec, &dead, &e), 0);
     ck_assert_int_eq(rec, 1);
     ck_assert_int_eq(dead, 0);
 }
@@ -673,8 +677,8 @@ START_TEST(recover_only_silent_workers)
     make_cfg(&quick, "[worker]\nheartbeat_interval_s = 1\nheartbeat_ttl_s = 2\n");
     quick.worker.heartbeat_ttl_s = 1; /* below what config allows, to keep the test short */
     queue *fast = open_q(&quick);
-    queue_beat dying = {"D:1", "D", 1, 1, "busy", "v1", 0, 0, 100};
-    queue_beat living = {"L:2", "L", 2, 1, "busy", "v2", 0, 0, 100};
+    queue_beat dying = {"D:1", "D", 1, 1, "busy", "v1", 0, 0, 100, 1};
+    queue_beat living = {"L:2", "L", 2, 1, "busy", "v2", 0, 0, 100, 1};
     /* both beat with the 10 s TTL first */
     ck_assert_int_eq(queue_heartbeat(Q, &dying, 1, &e), 0);
     ck_assert_int_eq(queue_heartbeat(Q, &living, 1, &e), 0);
@@ -687,7 +691,7 @@ START_TEST(recover_only_silent_workers)
 
     /* while both beat, nothing is recovered */
     int rec = -1, dead = -1;
-    ck_assert_int_eq(queue_recover_dead(Q, ident, &rec, &dead, &e), 0);
+    ck_assert_int_eq(queue_recover_dead(Q, &IDENT, &rec, &dead, &e), 0);
     ck_assert_int_eq(rec, 0);
 
     /* D's last beat carries a 1 s TTL, then D falls silent; L keeps beating */
@@ -699,12 +703,12 @@ START_TEST(recover_only_silent_workers)
 
     /* someone else holds the lock: we do nothing and leave their lock */
     raw("SET %s other PX 60000", K("lock:recovery"));
-    ck_assert_int_eq(queue_recover_dead(Q, ident, &rec, &dead, &e), 0);
+    ck_assert_int_eq(queue_recover_dead(Q, &IDENT, &rec, &dead, &e), 0);
     ck_assert_int_eq(rec, 0);
     ck_assert_int_eq(raw_int("LLEN %s", K("processing:D:1")), 1);
     raw("DEL %s", K("lock:recovery"));
 
-    ck_assert_int_eq(queue_recover_dead(Q, ident, &rec, &dead, &e), 0);
+    ck_assert_int_eq(queue_recover_dead(Q, &IDENT, &rec, &dead, &e), 0);
     ck_assert_int_eq(rec, 1);
     ck_assert_int_eq(dead, 0);
     ck_assert_int_eq(raw_int("LLEN %s", K("processing:D:1")), 0);
@@ -732,8 +736,8 @@ static int collect_worker(const queue_worker_info *w, void *ud)
 START_TEST(heartbeat_fields_and_gone)
 {
     aq_err e = {0};
-    queue_beat b[2] = {{"H:10", "H", 10, 5, "busy", "j1", 3, 1, 2048},
-                       {"H:11", "H", 11, 6, "idle", "", 0, 0, 1024}};
+    queue_beat b[2] = {{"H:10", "H", 10, 5, "busy", "j1", 3, 1, 2048, 1},
+                       {"H:11", "H", 11, 6, "idle", "", 0, 0, 1024, 0}};
     int64_t t0 = now_ms();
     ck_assert_int_eq(queue_heartbeat(Q, b, 2, &e), 0);
     const char *k = K("worker:H:10");
@@ -776,7 +780,7 @@ END_TEST
 START_TEST(stats_add_up)
 {
     aq_err e = {0};
-    queue_beat b = {"S:1", "S", 1, 1, "busy", "", 0, 0, 0};
+    queue_beat b = {"S:1", "S", 1, 1, "busy", "", 0, 0, 0, 0};
     ck_assert_int_eq(queue_heartbeat(Q, &b, 1, &e), 0);
     for (int i = 0; i < 4; i++) {
         char id[16];

@@ -36,6 +36,9 @@
 #define STARTUP_MIN_MS 10000
 #define PROMOTE_LIMIT 1000
 #define CONTROL_BATCH 16
+/* Timed-out jobs of one process sent down the retry path (any more are
+ * requeued like the other jobs of the process). */
+#define SLOT_TIMED_MAX 16
 
 /* What the supervisor alone knows about one slot. */
 typedef struct slot_ctl {
@@ -48,14 +51,15 @@ typedef struct slot_ctl {
     bool retired;          /* remote "stop": leave the slot empty */
     bool replacing;        /* SIGTERMed for a reload: refill at once */
     bool timed_out;        /* SIGKILLed for job_timeout_s */
+    char timed[SLOT_TIMED_MAX][JOB_ID_MAX + 1]; /* the jobs that ran too long */
+    int ntimed;
 } slot_ctl;
 
 /* A dead worker whose jobs must still be put back (Redis may be down). */
 typedef struct cleanup {
     char worker[160];
-    char *doc;             /* timed-out job to send down the retry path, or NULL */
-    size_t len;
-    int attempts;
+    char timed[SLOT_TIMED_MAX][JOB_ID_MAX + 1]; /* jobs that ran past their time: */
+    int ntimed;                                 /* the retry path, the rest requeued */
 } cleanup;
 
 typedef enum { PHASE_RUN, PHASE_STOPPING } phase;
@@ -189,28 +193,22 @@ static void signal_worker(sup *s, int i, int sig)
         kill(s->ctl[i].pid, SIGKILL);
 }
 
-static void pend_add(sup *s, const char *worker, const char *doc, size_t len, int attempts)
+static void pend_add(sup *s, const slot_ctl *c)
 {
     if (s->npend == s->cappend) {
         size_t cap = s->cappend ? s->cappend * 2 : 16;
         cleanup *p = realloc(s->pend, cap * sizeof *p);
         if (!p) {
-            log_error("out of memory; recovery will return the jobs", "worker", worker);
+            log_error("out of memory; recovery will return the jobs", "worker", c->id);
             return;
         }
         s->pend = p;
         s->cappend = cap;
     }
-    cleanup *c = &s->pend[s->npend++];
-    snprintf(c->worker, sizeof c->worker, "%s", worker);
-    c->doc = NULL;
-    c->len = 0;
-    c->attempts = attempts;
-    if (doc && (c->doc = malloc(len + 1))) {
-        memcpy(c->doc, doc, len);
-        c->doc[len] = '\0';
-        c->len = len;
-    }
+    cleanup *p = &s->pend[s->npend++];
+    snprintf(p->worker, sizeof p->worker, "%s", c->id);
+    p->ntimed = c->timed_out ? c->ntimed : 0;
+    memcpy(p->timed, c->timed, sizeof p->timed);
 }
 
 static void log_exit(const slot_ctl *c, int st, bool expected)
@@ -236,10 +234,7 @@ static void after_exit(sup *s, int i, int st)
     bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
     log_exit(c, st, c->timed_out || s->phase == PHASE_STOPPING);
     s->done_base += atomic_load(&sl->done);
-    /* the slot is private now: its process is gone, the doc is stable */
-    bool hung = c->timed_out && sl->doc_len > 0;
-    pend_add(s, c->id, hung ? sl->doc : NULL, hung ? sl->doc_len : 0,
-             atomic_load(&sl->attempts));
+    pend_add(s, c);
     int64_t now = mono_ms();
     if (!clean && !c->timed_out) {
         /* A crash loop is a process that dies young without finishing any
@@ -288,21 +283,40 @@ static void refill(sup *s)
             spawn(s, i);
 }
 
-/* Kills workers busy on one job longer than job_timeout_s; their job takes
- * the retry path once they are reaped. */
+/* The jobs of slot i running longer than limit ms (and not just recording
+ * their outcome) into its ctl; returns how many. */
+static int overdue_jobs(sup *s, int i, int64_t limit, int64_t now)
+{
+    slot *sl = &s->slots[i];
+    slot_ctl *c = &s->ctl[i];
+    c->ntimed = 0;
+    for (int k = 0; k < SLOT_JOBS_MAX && atomic_load(&sl->inflight) > 0; k++) {
+        char id[JOB_ID_MAX + 1];
+        int64_t start = slots_read_job(sl, k, id);
+        if (start <= 0 || now - start <= limit || atomic_load(&sl->jobs[k].finishing))
+            continue;
+        if (c->ntimed < SLOT_TIMED_MAX)
+            snprintf(c->timed[c->ntimed++], JOB_ID_MAX + 1, "%s", id);
+    }
+    return c->ntimed;
+}
+
+/* Kills a worker process holding a job longer than job_timeout_s: a thread
+ * cannot be stopped alone. Once it is reaped, the jobs that ran too long
+ * take the retry path and the others of that process go back to the head of
+ * the queue (clean_one). */
 static void enforce_timeouts(sup *s)
 {
     int64_t limit = (int64_t)s->cfg.worker.job_timeout_s * 1000, now = mono_ms();
     for (int i = 0; i < SLOTS_MAX; i++) {
         slot *sl = &s->slots[i];
-        if (!live(s, i) || s->ctl[i].timed_out || atomic_load(&sl->state) != SLOT_BUSY ||
-            atomic_load(&sl->finishing))
+        if (!live(s, i) || s->ctl[i].timed_out || atomic_load(&sl->state) != SLOT_BUSY)
             continue;
-        if (now - atomic_load(&sl->job_start) <= limit)
+        if (overdue_jobs(s, i, limit, now) == 0)
             continue;
-        char job[JOB_ID_MAX + 1], nb[24];
-        slots_read_job(sl, job);
-        log_warn("job timed out; killing its worker", "worker", s->ctl[i].id, "id", job,
+        char nb[24], nt[24];
+        log_warn("job timed out; killing its worker", "worker", s->ctl[i].id,
+                 "id", s->ctl[i].timed[0], "timed_out", log_int(nt, s->ctl[i].ntimed),
                  "timeout_s", log_int(nb, s->cfg.worker.job_timeout_s));
         s->ctl[i].timed_out = true;
         signal_worker(s, i, SIGKILL);
@@ -311,49 +325,17 @@ static void enforce_timeouts(sup *s)
 
 /* ---- putting jobs back ---- */
 
-/* The retry path of a job whose worker was killed for running too long. */
-static int fail_timed_out(sup *s, const cleanup *c, aq_err *e)
-{
-    job_request r;
-    aq_err pe = {0};
-    memset(&r, 0, sizeof r);
-    if (job_parse(c->doc, c->len, &s->lim, &r, &pe) != 0)
-        return 0; /* cannot happen for a started job; requeue handles it */
-    char why[96];
-    snprintf(why, sizeof why, "timed out after %d s", s->cfg.worker.job_timeout_s);
-    int max = r.max_attempts > 0 ? r.max_attempts : s->cfg.worker.max_attempts;
-    char *retry = NULL, *dead = NULL;
-    int64_t due = 0;
-    if (c->attempts < max) {
-        retry = job_to_json(&r);
-        due = now_ms() + retry_backoff_ms(c->attempts - 1, s->cfg.worker.backoff_base_ms,
-                                          s->cfg.worker.backoff_max_ms);
-    } else {
-        dead = queue_dead_doc(c->doc, c->len, why, now_ms(), c->attempts);
-    }
-    bool stale = false;
-    int rc = (retry || dead) ? queue_fail(s->q, c->worker, c->doc, c->len, r.id, why, retry,
-                                          due, dead, &stale, e)
-                             : err_set(e, AQ_EAGAIN, "out of memory");
-    if (rc == 0)
-        log_info(retry ? "timed-out job will be retried" : "timed-out job is dead",
-                 "worker", c->worker, "id", r.id);
-    free(retry);
-    free(dead);
-    return rc;
-}
-
 static int clean_one(sup *s, cleanup *c, aq_err *e)
 {
-    if (c->doc) {
-        int rc = fail_timed_out(s, c, e);
-        if (rc != 0)
-            return rc;
-        free(c->doc);
-        c->doc = NULL;
-    }
+    const char *timed[SLOT_TIMED_MAX];
+    for (int i = 0; i < c->ntimed; i++)
+        timed[i] = c->timed[i];
+    char why[96];
+    snprintf(why, sizeof why, "timed out after %d s", s->cfg.worker.job_timeout_s);
+    queue_requeue how = {.ident = worker_ident, .ud = &s->lim, .timed_out = timed,
+                         .n_timed_out = (size_t)c->ntimed, .timeout_error = why};
     int rec = 0, dead = 0;
-    int rc = queue_requeue_worker(s->q, c->worker, worker_ident, &rec, &dead, e);
+    int rc = queue_requeue_worker(s->q, c->worker, &how, &rec, &dead, e);
     if (rc != 0)
         return rc;
     if (rec || dead) {
@@ -378,7 +360,6 @@ static void drain_cleanups(sup *s)
         if (rc != 0)
             log_error("could not put back a dead worker's jobs; recovery will",
                       "worker", s->pend[done].worker, "error", e.msg);
-        free(s->pend[done].doc);
         done++;
     }
     if (done == 0)
@@ -413,7 +394,8 @@ static int beat(sup *s, aq_err *e)
         if (!live(s, i))
             continue;
         slot *sl = &s->slots[i];
-        int st = slots_read_job(sl, jobs[n]);
+        int st = atomic_load(&sl->state);
+        slots_first_job(sl, jobs[n]);
         s->beat_state[i] = st;
         s->beat_jobs[i] = atomic_load(&sl->done) + atomic_load(&sl->failed);
         if (s->phase == PHASE_STOPPING || atomic_load(&sl->stop) || s->ctl[i].replacing)
@@ -424,6 +406,7 @@ static int beat(sup *s, aq_err *e)
             .state = STATE_NAMES[st >= 0 && st <= SLOT_STOPPING ? st : 0],
             .job = st == SLOT_BUSY ? jobs[n] : "",
             .done = atomic_load(&sl->done), .failed = atomic_load(&sl->failed),
+            .inflight = atomic_load(&sl->inflight),
             .rss_kb = rss_kb(s->ctl[i].pid)};
         n++;
     }
@@ -484,8 +467,9 @@ static void recover(sup *s)
         if (moved < PROMOTE_LIMIT)
             break;
     }
+    queue_requeue how = {.ident = worker_ident, .ud = &s->lim};
     if (rc == 0)
-        rc = queue_recover_dead(s->q, worker_ident, &rec, &dead, &e);
+        rc = queue_recover_dead(s->q, &how, &rec, &dead, &e);
     redis_result(s, rc == AQ_EAGAIN ? AQ_EAGAIN : 0, &e);
     if (rc != 0 && rc != AQ_EAGAIN)
         log_error("housekeeping failed", "error", e.msg);
@@ -656,7 +640,6 @@ static void reload(sup *s)
                          strcmp(next.redis.queue, s->cfg.redis.queue) != 0;
     s->cfg = next;
     s->lim = lim;
-    worker_ident_setup(&lim);
     log_setup(next.log.level, next.log.format, "supervisor");
     if (redis_changed && s->q) {
         queue_close(s->q);
@@ -835,8 +818,6 @@ static void finish(sup *s)
         log_error("could not put back every job; recovery on another supervisor will",
                   "workers", log_int(nb, (int64_t)s->npend));
     }
-    for (size_t i = 0; i < s->npend; i++)
-        free(s->pend[i].doc);
     free(s->pend);
     if (s->q)
         queue_close(s->q);
@@ -868,7 +849,6 @@ int supervisor_run(const aq_config *c, const supervisor_opts *o)
         log_error("cannot start", "error", e.msg);
         return 1;
     }
-    worker_ident_setup(&s->lim);
     s->sfd = signals_setup();
     if (s->sfd < 0) {
         log_error("cannot start: signalfd", "error", strerror(errno));

@@ -1,6 +1,22 @@
+/* worker: one worker process. Forked by the supervisor; opens its own Redis,
+ * storage and metadata handles (nothing crosses fork), then holds up to
+ * [worker] concurrency jobs at once until told to stop.
+ *
+ * Threads: the dispatcher (the process's main thread) alone talks to Redis
+ * and to the metadata database; `concurrency` job threads, each with its own
+ * storage handle and render buffers, render and store. The dispatcher sends
+ * the outcomes of every job finished since its last call together with its
+ * next take in one script (queue_cycle), after writing the finished jobs'
+ * metadata rows in one transaction, and marks the new jobs running in one
+ * more script (queue_start_many). A process holding nothing blocks in
+ * queue_take_bounded, which never holds a document over the size limit.
+ *
+ * A job's fate after a failure is fate.c's. Delete jobs run on the
+ * dispatcher: they need the database, and they are rare. */
 #include "worker.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,22 +26,24 @@
 #include <unistd.h>
 
 #include "avatar.h"
+#include "fate.h"
 #include "log.h"
 #include "meta.h"
 #include "queue.h"
 #include "retry.h"
 #include "storage.h"
 
-/* How much of a document that is not a JSON object a dead letter keeps:
- * NS:dead holds up to dead_max entries, so a 1 MB garbage document must not
- * cost 1 MB of Redis memory each. */
 /* Redis reconnect backoff: 100 ms doubling up to 5 s. */
 #define REDIS_BACKOFF_BASE 100
 #define REDIS_BACKOFF_MAX 5000
+/* While jobs are in flight and the queue looked empty, look again this
+ * often (a process holding nothing blocks in its take instead). */
+#define POLL_MS 5
+#define JOB_STACK (512 * 1024)
 
-/* SIGTERM count: 1 = finish the job in hand and exit; 2 = give up even on an
- * acknowledgement that Redis keeps refusing (the job stays in the processing
- * list and the supervisor or recovery puts it back). */
+/* SIGTERM count: 1 = finish the jobs in hand and exit; 2 = give up even on
+ * outcomes that Redis keeps refusing (the jobs stay in the processing list
+ * and the supervisor or recovery puts them back). */
 static volatile sig_atomic_t g_terms;
 
 static void on_term(int sig)
@@ -35,20 +53,63 @@ static void on_term(int sig)
         g_terms++;
 }
 
+/* One job in hand, from its take to its recorded outcome. */
+typedef struct job {
+    struct job *next;
+    int k;                 /* its entry in the slot */
+    char *doc;             /* exactly as taken */
+    size_t len;
+    job_request r;
+    int attempts;
+    int64_t t0;            /* mono ms when its work began */
+    /* set by the job thread */
+    int rc;
+    aq_err err;
+    char *outputs;
+    meta_row *row;         /* generate: the metadata row to record */
+    int64_t duration;
+    /* set by the dispatcher */
+    queue_outcome out;
+    char *made;            /* the retry or dead document it built */
+} job;
+
+/* The job threads' two lists. Change procedure: both lists and quit only
+ * under mu; a job is on at most one list; only the dispatcher allocates and
+ * frees jobs. */
+typedef struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv, done_cv;
+    job *work, *work_tail;     /* FIFO: waiting for a thread */
+    job *done;                 /* finished, for the dispatcher */
+    bool quit;
+    int nthreads;
+    pthread_t th[SLOT_JOBS_MAX];
+} pool;
+
 typedef struct wk {
     const aq_config *c;
     slot *s;
     int parent;
     char id[160];
     queue *q;
-    storage store;
+    storage store;         /* the dispatcher's (deletes) */
     meta db;
     avatar_ctx ctx;
     job_limits lim;
-    bool redis_down;     /* for logging once per change of state */
+    bool redis_down;       /* for logging once per change of state */
     int redis_fails;
-    bool holding;        /* a taken job not yet acknowledged or failed */
-    bool registered;     /* in NS:workers with a live heartbeat key */
+    bool registered;       /* in NS:workers with a live heartbeat key */
+    bool doubt;            /* a call lost its reply: reconcile first */
+    bool more;             /* the queue may hold more: take without waiting */
+    int conc;
+    int inflight;          /* jobs taken and not yet recorded */
+    job *held[SLOT_JOBS_MAX]; /* by slot entry */
+    job *pending;          /* decided outcomes not yet recorded */
+    size_t npending;
+    queue_hist hist;       /* durations not yet added to NS:metrics */
+    int freek[SLOT_JOBS_MAX];
+    int nfree;
+    pool p;
     const char *hang_seed;
 } wk;
 
@@ -67,24 +128,15 @@ void worker_id(char *out, size_t n, long pid)
     snprintf(out, n, "%s:%ld", worker_host(), pid);
 }
 
-/* ---- dead letters ---- */
-
 /* ---- recovery identification ---- */
 
-static job_limits g_ident_limits;
-
-void worker_ident_setup(const job_limits *l)
-{
-    g_ident_limits = *l;
-}
-
-int worker_ident(const char *doc, size_t len, char id[65], int *max_attempts,
+int worker_ident(void *limits, const char *doc, size_t len, char id[65], int *max_attempts,
                  char *why, size_t whylen)
 {
     job_request r;
     aq_err e = {0};
     memset(&r, 0, sizeof r);
-    int rc = job_parse(doc, len, &g_ident_limits, &r, &e);
+    int rc = job_parse(doc, len, limits, &r, &e);
     snprintf(id, 65, "%s", r.id);
     *max_attempts = rc == 0 ? r.max_attempts : 0;
     if (rc != 0)
@@ -141,8 +193,22 @@ static int64_t redis_delay(const wk *w)
     return cap / 2 + retry_backoff_ms(n, REDIS_BACKOFF_BASE, REDIS_BACKOFF_MAX) / 2;
 }
 
-/* A state-changing call that must not be lost (start, ack, fail): retried
- * through transport failures until it lands or a second SIGTERM arrives. */
+/* Registers this process (NS:workers + its heartbeat key) before it may hold
+ * a job. The supervisor beats for it from then on; but a process forked after
+ * the supervisor's last beat would otherwise be unknown to recovery, and a job
+ * it took would be stranded in its processing list if both died. */
+static int register_self(wk *w, aq_err *e)
+{
+    queue_beat b = {.worker = w->id, .host = worker_host(), .pid = (long)getpid(),
+                    .started_at = atomic_load(&w->s->started_at), .state = "idle",
+                    .job = ""};
+    int rc = queue_heartbeat(w->q, &b, 1, e);
+    w->registered = rc == 0;
+    return rc;
+}
+
+/* Calls op until it lands, through transport failures, or a second SIGTERM
+ * arrives. */
 typedef int (*redis_op)(wk *w, void *arg, aq_err *e);
 
 static int redis_until_done(wk *w, redis_op op, void *arg, aq_err *e)
@@ -152,190 +218,546 @@ static int redis_until_done(wk *w, redis_op op, void *arg, aq_err *e)
         redis_state(w, rc, e);
         if (rc != AQ_EAGAIN)
             return rc;
+        w->doubt = true;
         nap(w, redis_delay(w), 2, false);
         if (g_terms >= 2)
             return rc;
     }
 }
 
-typedef struct start_arg {
-    const job_request *r;
-    int attempts;
-} start_arg;
-
-static int op_start(wk *w, void *arg, aq_err *e)
-{
-    start_arg *a = arg;
-    return queue_start(w->q, w->id, a->r->id, a->r->created_at, &a->attempts, e);
-}
-
-typedef struct ack_arg {
-    const char *doc, *id, *outputs, *error, *retry_doc, *dead_doc;
-    size_t len;
-    int64_t duration_ms, due_ms;
-    bool stale;
-} ack_arg;
-
-static int op_ack(wk *w, void *arg, aq_err *e)
-{
-    ack_arg *a = arg;
-    return queue_ack(w->q, w->id, a->doc, a->len, a->id, a->outputs, a->duration_ms,
-                     &a->stale, e);
-}
-
-static int op_fail(wk *w, void *arg, aq_err *e)
-{
-    ack_arg *a = arg;
-    return queue_fail(w->q, w->id, a->doc, a->len, a->id, a->error, a->retry_doc,
-                      a->due_ms, a->dead_doc, &a->stale, e);
-}
-
-/* ---- one job ---- */
-
-/* Sends doc to NS:dead with error (never retried); id may be "". */
-static void bury(wk *w, const char *doc, size_t len, const char *id,
-                 const char *error, int attempts)
-{
-    char *dead = queue_dead_doc(doc, len, error, now_ms(), attempts);
-    ack_arg a = {.doc = doc, .len = len, .id = id, .error = error, .dead_doc = dead};
-    aq_err e = {0};
-    char nb[24];
-    int rc = dead ? redis_until_done(w, op_fail, &a, &e) : AQ_EAGAIN;
-    free(dead);
-    if (rc == 0) {
-        w->holding = false;
-        atomic_fetch_add(&w->s->failed, 1);
-        log_info("job dead", "worker", w->id, "id", id, "attempts", log_int(nb, attempts),
-                 "error", error);
-    } else {
-        log_error("could not record a dead job; it stays in the processing list",
-                  "worker", w->id, "id", id, "error", dead ? e.msg : "out of memory");
-    }
-}
-
-/* The failure path of a job that was started: retry later when the error may
- * pass and attempts are left, else dead with the last error. */
-static void fail_job(wk *w, const char *doc, size_t len, const job_request *r,
-                     int attempts, const aq_err *why)
-{
-    int max = r->max_attempts > 0 ? r->max_attempts : w->c->worker.max_attempts;
-    if (why->code != AQ_EAGAIN || attempts >= max) {
-        bury(w, doc, len, r->id, why->msg, attempts);
-        return;
-    }
-    char *retry = job_to_json(r);
-    int64_t delay = retry_backoff_ms(attempts - 1, w->c->worker.backoff_base_ms,
-                                     w->c->worker.backoff_max_ms);
-    ack_arg a = {.doc = doc, .len = len, .id = r->id, .error = why->msg,
-                 .retry_doc = retry, .due_ms = now_ms() + delay};
-    aq_err e = {0};
-    char nb[24], db[24];
-    int rc = retry ? redis_until_done(w, op_fail, &a, &e) : AQ_EAGAIN;
-    free(retry);
-    if (rc == 0) {
-        w->holding = false;
-        atomic_fetch_add(&w->s->failed, 1);
-        log_info("job will be retried", "worker", w->id, "id", r->id,
-                 "attempts", log_int(nb, attempts), "delay_ms", log_int(db, delay),
-                 "error", why->msg);
-    } else {
-        log_error("could not record a retry; the job stays in the processing list",
-                  "worker", w->id, "id", r->id, "error", retry ? e.msg : "out of memory");
-    }
-}
-
-static void ack_job(wk *w, const char *doc, size_t len, const job_request *r,
-                    const char *outputs, int64_t duration)
-{
-    ack_arg a = {.doc = doc, .len = len, .id = r->id, .outputs = outputs,
-                 .duration_ms = duration};
-    aq_err e = {0};
-    char nb[24];
-    int rc = redis_until_done(w, op_ack, &a, &e);
-    if (rc == 0) {
-        w->holding = false;
-        atomic_fetch_add(&w->s->done, 1);
-        if (a.stale)
-            log_info("job was taken back meanwhile; its holder records it",
-                     "worker", w->id, "id", r->id);
-        else
-            log_debug("job done", "worker", w->id, "id", r->id, "ms", log_int(nb, duration));
-    } else {
-        log_error("could not acknowledge; the job stays in the processing list",
-                  "worker", w->id, "id", r->id, "error", e.msg);
-    }
-}
+/* ---- the job threads ---- */
 
 /* Test hook (test-only, deliberately not in --help): with
- * AVATARQ_TEST_HANG_SEED=<seed> in the environment a worker that starts the
- * first attempt of a job of that seed hangs, ignoring SIGTERM, so tests can
- * hold a worker busy deterministically (job timeout, shutdown timeout, kills)
- * and still see a later attempt succeed. It gives up only when orphaned, so a
- * test that loses its supervisor leaves no process behind. */
-static void maybe_hang(const wk *w, const job_request *r, int attempts)
+ * AVATARQ_TEST_HANG_SEED=<seed> in the environment a job of that seed hangs
+ * on its first attempt, so tests can hold a job deterministically (job
+ * timeout, shutdown timeout, kills) and still see a later attempt succeed. It
+ * gives up only when orphaned, so a test that loses its supervisor leaves no
+ * process behind. */
+static void maybe_hang(const wk *w, const job *j)
 {
-    if (!w->hang_seed || r->type != JOB_GENERATE || attempts != 1 ||
-        strcmp(r->seed, w->hang_seed) != 0)
+    if (!w->hang_seed || j->r.type != JOB_GENERATE || j->attempts != 1 ||
+        strcmp(j->r.seed, w->hang_seed) != 0)
         return;
-    log_warn("test hook: hanging on this job", "worker", w->id, "id", r->id);
+    log_warn("test hook: hanging on this job", "worker", w->id, "id", j->r.id);
     while (getppid() == w->parent)
         sleep(1);
     _exit(3);
 }
 
-static int run_job(wk *w, const job_request *r, int attempts, char **outputs, aq_err *e)
+typedef struct thread_arg {
+    wk *w;
+    storage store;
+    avatar_ctx ctx;
+} thread_arg;
+
+static job *pool_next(pool *p)
 {
-    if (r->type == JOB_DELETE) {
-        *outputs = NULL;
-        return avatar_delete(&w->ctx, r, e);
+    pthread_mutex_lock(&p->mu);
+    while (!p->work && !p->quit)
+        pthread_cond_wait(&p->work_cv, &p->mu);
+    job *j = p->work;
+    if (j) {
+        p->work = j->next;
+        if (!p->work)
+            p->work_tail = NULL;
     }
-    return avatar_generate(&w->ctx, r, attempts, outputs, e);
+    pthread_mutex_unlock(&p->mu);
+    return j;
 }
 
-static void handle(wk *w, const char *doc, size_t len)
+static void pool_finished(pool *p, job *j)
 {
-    job_request r;
-    aq_err e = {0};
-    memset(&r, 0, sizeof r);
-    w->holding = true;
-    if (job_parse(doc, len, &w->lim, &r, &e) != 0) {
-        bury(w, doc, len, r.id, e.msg, 1);
-        return;
-    }
-    /* Busy in the slot before the job is marked running in Redis: from the
-     * moment anyone can see it running, the supervisor's job timeout covers
-     * it, even if this process wedges (or is stopped) during the start call.
-     * The attempt number is a floor until the start call says. */
-    slots_set_busy(w->s, r.id, doc, len, 1, mono_ms());
-    start_arg sa = {.r = &r, .attempts = 1};
-    int rc = redis_until_done(w, op_start, &sa, &e);
-    if (rc == AQ_EAGAIN) { /* told to give up: the job stays in the processing list */
-        slots_set_idle(w->s);
-        return;
-    }
-    if (rc != 0) {
-        log_error("could not mark the job running; doing it anyway", "worker", w->id,
-                  "id", r.id, "error", e.msg);
-        sa.attempts = 1;
-    }
-    atomic_store(&w->s->attempts, sa.attempts);
-    maybe_hang(w, &r, sa.attempts);
+    pthread_mutex_lock(&p->mu);
+    j->next = p->done;
+    p->done = j;
+    pthread_cond_signal(&p->done_cv);
+    pthread_mutex_unlock(&p->mu);
+}
 
-    int64_t t0 = mono_ms();
-    char *outputs = NULL;
-    err_clear(&e);
-    rc = run_job(w, &r, sa.attempts, &outputs, &e);
-    int64_t duration = mono_ms() - t0;
-    atomic_store(&w->s->finishing, 1);
-    if (rc == 0)
-        ack_job(w, doc, len, &r, outputs ? outputs : "{}", duration);
+/* Renders and stores one generate job; the metadata row is the
+ * dispatcher's to write. */
+static void run_one(thread_arg *t, job *j)
+{
+    wk *w = t->w;
+    maybe_hang(w, j);
+    j->row = malloc(sizeof *j->row);
+    if (!j->row)
+        j->rc = err_set(&j->err, AQ_EAGAIN, "metadata: out of memory");
     else
-        fail_job(w, doc, len, &r, sa.attempts, &e);
-    free(outputs);
-    slots_set_idle(w->s);
+        j->rc = avatar_store(&t->ctx, &j->r, j->attempts, j->row, &j->outputs, &j->err);
+    j->duration = mono_ms() - j->t0;
+    atomic_store(&w->s->jobs[j->k].finishing, 1);
 }
 
-/* ---- the process ---- */
+static void *job_thread(void *arg)
+{
+    thread_arg *t = arg;
+    job *j;
+    while ((j = pool_next(&t->w->p)) != NULL) {
+        run_one(t, j);
+        pool_finished(&t->w->p, j);
+    }
+    avatar_free(&t->ctx);
+    storage_close(&t->store);
+    free(t);
+    return NULL;
+}
+
+static void pool_start(wk *w)
+{
+    pool *p = &w->p;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work_cv, NULL);
+    pthread_cond_init(&p->done_cv, NULL);
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setstacksize(&at, JOB_STACK);
+    /* job threads take no signals: SIGTERM is the dispatcher's */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (int i = 0; i < w->conc; i++) {
+        aq_err e = {0};
+        thread_arg *t = calloc(1, sizeof *t);
+        if (!t || storage_open(&t->store, w->c, &e) != 0) {
+            log_error("worker cannot start a job thread", "worker", w->id,
+                      "error", t ? e.msg : "out of memory");
+            exit(1);
+        }
+        t->w = w;
+        avatar_init(&t->ctx, &t->store, NULL, w->c->storage.prefix, w->id);
+        if (pthread_create(&p->th[i], &at, job_thread, t) != 0) {
+            log_error("worker cannot start a job thread", "worker", w->id);
+            exit(1);
+        }
+        p->nthreads++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&at);
+}
+
+static void pool_stop(wk *w)
+{
+    pool *p = &w->p;
+    pthread_mutex_lock(&p->mu);
+    p->quit = true;
+    pthread_cond_broadcast(&p->work_cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->nthreads; i++)
+        pthread_join(p->th[i], NULL);
+}
+
+static void pool_give(pool *p, job *j)
+{
+    pthread_mutex_lock(&p->mu);
+    j->next = NULL;
+    if (p->work_tail)
+        p->work_tail->next = j;
+    else
+        p->work = j;
+    p->work_tail = j;
+    pthread_cond_signal(&p->work_cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Waits up to ms for finished jobs and takes them all (NULL when none). */
+static job *pool_collect(pool *p, int ms)
+{
+    pthread_mutex_lock(&p->mu);
+    if (!p->done && ms > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)ms * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&p->done_cv, &p->mu, &ts);
+    }
+    job *d = p->done;
+    p->done = NULL;
+    pthread_mutex_unlock(&p->mu);
+    return d;
+}
+
+/* ---- jobs in hand ---- */
+
+static job *job_new(wk *w, char *doc, size_t len)
+{
+    job *j = calloc(1, sizeof *j);
+    if (!j) {
+        free(doc);
+        return NULL;
+    }
+    j->doc = doc;
+    j->len = len;
+    j->k = w->freek[--w->nfree];
+    w->held[j->k] = j;
+    w->inflight++;
+    return j;
+}
+
+static void job_free(wk *w, job *j)
+{
+    slots_job_end(w->s, j->k);
+    w->held[j->k] = NULL;
+    w->freek[w->nfree++] = j->k;
+    w->inflight--;
+    free(j->doc);
+    free(j->outputs);
+    free(j->row);
+    free(j->made);
+    free(j);
+}
+
+static void pend(wk *w, job *j)
+{
+    j->next = w->pending;
+    w->pending = j;
+    w->npending++;
+}
+
+/* Decides the outcome of a finished (or refused) job with fate.c. */
+static void decide(wk *w, job *j)
+{
+    queue_outcome *o = &j->out;
+    memset(o, 0, sizeof *o);
+    o->doc = j->doc;
+    o->len = j->len;
+    o->id = j->r.id;
+    if (j->rc == 0) {
+        o->kind = QUEUE_DONE;
+        o->outputs = j->outputs ? j->outputs : "{}";
+        o->duration_ms = j->duration;
+        queue_hist_add(&w->hist, j->duration);
+        return;
+    }
+    o->error = j->err.msg;
+    fate f = fate_decide(w->c, j->r.max_attempts, j->attempts,
+                         j->rc == AQ_EAGAIN ? FATE_TRANSIENT : FATE_PERMANENT, now_ms());
+    if (f.retry) {
+        o->kind = QUEUE_RETRY;
+        o->due_ms = f.due_ms;
+        o->retry_doc = j->made = job_to_json(&j->r);
+    } else {
+        o->kind = QUEUE_DEAD;
+        o->dead_doc = j->made = queue_dead_doc(j->doc, j->len, j->err.msg, now_ms(), j->attempts);
+    }
+    if (!j->made) { /* out of memory: leave it in the processing list */
+        o->kind = QUEUE_DEAD;
+        o->dead_doc = "{}";
+    }
+}
+
+/* Records the metadata rows of the finished generate jobs in one group,
+ * then decides every finished job. */
+static void finish_batch(wk *w, job *fin)
+{
+    size_t n = 0;
+    for (job *j = fin; j; j = j->next)
+        n += j->rc == 0 && j->row;
+    const meta_row **rows = n ? calloc(n, sizeof *rows) : NULL;
+    int *rcs = n ? calloc(n, sizeof *rcs) : NULL;
+    aq_err *errs = n ? calloc(n, sizeof *errs) : NULL;
+    size_t i = 0;
+    for (job *j = fin; rows && rcs && errs && j; j = j->next)
+        if (j->rc == 0 && j->row)
+            rows[i++] = j->row;
+    if (n && rows && rcs && errs)
+        meta_upsert_many(&w->db, rows, n, rcs, errs);
+    i = 0;
+    for (job *j = fin, *next; j; j = next) {
+        next = j->next;
+        if (j->rc == 0 && j->row) {
+            if (!rows || !rcs || !errs)
+                j->rc = err_set(&j->err, AQ_EAGAIN, "metadata: out of memory");
+            else if ((j->rc = rcs[i]) != 0) {
+                j->err = errs[i];
+                err_prefix(&j->err, "metadata %s: ", j->r.id);
+            }
+            i++;
+        }
+        decide(w, j);
+        pend(w, j);
+    }
+    free(rows);
+    free(rcs);
+    free(errs);
+}
+
+/* ---- taking and starting ---- */
+
+typedef struct start_arg {
+    queue_start_item *items;
+    size_t n;
+} start_arg;
+
+static int op_start(wk *w, void *arg, aq_err *e)
+{
+    start_arg *a = arg;
+    return queue_start_many(w->q, w->id, a->items, a->n, e);
+}
+
+/* A refused document: dead at once, with the parser's message. */
+static void refuse(wk *w, job *j)
+{
+    j->attempts = 1;
+    slots_job_begin(w->s, j->k, j->r.id, 1, mono_ms());
+    atomic_store(&w->s->jobs[j->k].finishing, 1);
+    j->rc = AQ_EPERM;
+    j->r.max_attempts = 1;
+    decide(w, j);
+    pend(w, j);
+}
+
+/* Runs a delete job on the dispatcher (it needs the database). */
+static void run_delete(wk *w, job *j)
+{
+    j->t0 = mono_ms();
+    j->rc = avatar_delete(&w->ctx, &j->r, &j->err);
+    j->duration = mono_ms() - j->t0;
+    decide(w, j);
+    pend(w, j);
+}
+
+/* Takes over n documents just moved into our processing list: parses them,
+ * marks the valid ones running in one call, hands them to the threads. */
+static void admit(wk *w, char **docs, size_t *lens, size_t n)
+{
+    job **js = calloc(n ? n : 1, sizeof *js);
+    queue_start_item *items = calloc(n ? n : 1, sizeof *items);
+    size_t m = 0;
+    for (size_t i = 0; js && items && i < n; i++) {
+        job *j = job_new(w, docs[i], lens[i]);
+        docs[i] = NULL;
+        if (!j)
+            continue; /* out of memory: the doc stays in processing for recovery */
+        if (job_parse(j->doc, j->len, &w->lim, &j->r, &j->err) != 0) {
+            refuse(w, j);
+            continue;
+        }
+        /* in the slot before anyone can see it running: the job timeout
+         * covers it even if this process wedges in the start call */
+        slots_job_begin(w->s, j->k, j->r.id, 1, mono_ms());
+        items[m] = (queue_start_item){.id = j->r.id, .created_at = j->r.created_at};
+        js[m++] = j;
+    }
+    aq_err e = {0};
+    start_arg a = {items, m};
+    int rc = m ? redis_until_done(w, op_start, &a, &e) : 0;
+    for (size_t i = 0; i < m; i++) {
+        job *j = js[i];
+        j->attempts = rc == 0 && items[i].attempts > 0 ? items[i].attempts : 1;
+        atomic_store(&w->s->jobs[j->k].attempts, j->attempts);
+        j->t0 = mono_ms();
+        if (j->r.type == JOB_DELETE)
+            run_delete(w, j);
+        else
+            pool_give(&w->p, j);
+    }
+    if (rc != 0 && m)
+        log_error("could not mark jobs running; doing them anyway", "worker", w->id,
+                  "error", e.msg);
+    for (size_t i = 0; i < n; i++)
+        free(docs[i]);
+    free(js);
+    free(items);
+}
+
+/* The blocking take of a process holding nothing. */
+static void take_blocking(wk *w)
+{
+    char *doc = NULL;
+    size_t len = 0;
+    queue_big big;
+    aq_err e = {0};
+    int rc = queue_take_bounded(w->q, w->id, 1000, JOB_MAX_DOC, &doc, &len, &big, &e);
+    if (rc < 0) {
+        if (rc == AQ_EAGAIN) {
+            redis_state(w, rc, &e);
+            w->doubt = true;
+        } else { /* e.g. WRONGTYPE on the queue key: back off the same way */
+            log_error("taking a job failed", "worker", w->id, "error", e.msg);
+            w->redis_fails++;
+        }
+        nap(w, redis_delay(w), 1, true);
+        return;
+    }
+    redis_state(w, 0, &e);
+    if (rc == 0)
+        return;
+    w->more = true;
+    if (doc) {
+        admit(w, &doc, &len, 1);
+        return;
+    }
+    aq_err why = {0};
+    job_check_len(big.size, &why);
+    if (queue_bury_oversized(w->q, w->id, &big, JOB_MAX_DOC, why.msg, &e) != 0)
+        log_error("could not bury an oversized document; recovery will", "worker", w->id,
+                  "error", e.msg);
+    else
+        log_info("job dead", "worker", w->id, "error", why.msg);
+}
+
+/* After a lost reply: documents in our processing list that we do not hold
+ * were moved by a call whose reply never came; take them over. Matching is
+ * by bytes, each held job matching one copy. */
+static void reconcile(wk *w)
+{
+    queue_taken t;
+    aq_err e = {0};
+    if (queue_processing(w->q, w->id, &t, &e) != 0)
+        return;
+    w->doubt = false;
+    bool matched[SLOT_JOBS_MAX] = {false};
+    size_t keep = 0;
+    for (size_t i = 0; i < t.n; i++) {
+        bool ours = false;
+        for (int k = 0; k < SLOT_JOBS_MAX && !ours; k++) {
+            const job *j = w->held[k];
+            if (j && !matched[k] && j->len == t.len[i] && memcmp(j->doc, t.doc[i], j->len) == 0)
+                ours = matched[k] = true;
+        }
+        if (ours || w->inflight + (int)keep >= w->conc) {
+            free(t.doc[i]); /* held already, or no room: recovery returns it */
+            continue;
+        }
+        t.doc[keep] = t.doc[i];
+        t.len[keep++] = t.len[i];
+    }
+    t.n = keep;
+    if (keep) {
+        char nb[24];
+        log_warn("taking over jobs a lost reply moved to us", "worker", w->id,
+                 "jobs", log_int(nb, (int64_t)keep));
+        admit(w, t.doc, t.len, keep);
+    }
+    queue_taken_free(&t);
+}
+
+/* ---- recording outcomes ---- */
+
+typedef struct cycle_arg {
+    queue_outcome *outs;
+    size_t n;
+    int want;
+    queue_taken taken;
+} cycle_arg;
+
+static int op_cycle(wk *w, void *arg, aq_err *e)
+{
+    cycle_arg *a = arg;
+    if (w->doubt && queue_ensure(w->q, e) == 0)
+        reconcile(w);
+    return queue_cycle(w->q, w->id, a->outs, a->n, &w->hist, a->want, JOB_MAX_DOC, &a->taken, e);
+}
+
+static void log_outcome(const wk *w, const job *j)
+{
+    char nb[24];
+    if (j->out.stale)
+        log_info("job was taken back meanwhile; its holder records it", "worker", w->id,
+                 "id", j->r.id);
+    else if (j->out.kind == QUEUE_RETRY)
+        log_info("job will be retried", "worker", w->id, "id", j->r.id,
+                 "attempts", log_int(nb, j->attempts), "error", j->err.msg);
+    else if (j->out.kind == QUEUE_DEAD)
+        log_info("job dead", "worker", w->id, "id", j->r.id,
+                 "attempts", log_int(nb, j->attempts), "error", j->err.msg);
+    else
+        log_debug("job done", "worker", w->id, "id", j->r.id, "ms", log_int(nb, j->duration));
+}
+
+/* One cycle: every pending outcome, plus a take of up to want documents. */
+static void cycle(wk *w, int want)
+{
+    cycle_arg a = {.want = want};
+    a.outs = w->npending ? calloc(w->npending, sizeof *a.outs) : NULL;
+    if (w->npending && !a.outs)
+        return;
+    for (job *j = w->pending; j; j = j->next)
+        a.outs[a.n++] = j->out;
+    aq_err e = {0};
+    int rc = redis_until_done(w, op_cycle, &a, &e);
+    if (rc != 0) {
+        if (rc != AQ_EAGAIN)
+            log_error("could not record outcomes; the jobs stay in the processing list",
+                      "worker", w->id, "error", e.msg);
+        free(a.outs);
+        if (rc != AQ_EAGAIN)
+            nap(w, redis_delay(w), 1, true);
+        return;
+    }
+    memset(&w->hist, 0, sizeof w->hist);
+    size_t i = 0;
+    for (job *j = w->pending, *next; j; j = next) {
+        next = j->next;
+        j->out.stale = a.outs[i++].stale;
+        log_outcome(w, j);
+        atomic_fetch_add(j->out.kind == QUEUE_DONE ? &w->s->done : &w->s->failed, 1);
+        job_free(w, j);
+    }
+    w->pending = NULL;
+    w->npending = 0;
+    free(a.outs);
+    w->more = want > 0 && a.taken.n == (size_t)want;
+    if (a.taken.n)
+        admit(w, a.taken.doc, a.taken.len, a.taken.n);
+    if (a.taken.oversized)
+        w->more = true, take_blocking(w);
+    queue_taken_free(&a.taken);
+}
+
+/* ---- the dispatcher ---- */
+
+static int capacity(const wk *w)
+{
+    if (must_stop(w) || atomic_load(&w->s->quiet))
+        return 0;
+    return w->conc - w->inflight;
+}
+
+static void engine(wk *w)
+{
+    int64_t next_poll = 0;
+    for (;;) {
+        job *fin = pool_collect(&w->p, 0);
+        if (fin)
+            finish_batch(w, fin);
+        int cap = capacity(w);
+        bool poll_due = cap > 0 && w->inflight > 0 && mono_ms() >= next_poll;
+        if (w->npending || (cap > 0 && (w->more || poll_due))) {
+            cycle(w, cap);
+            if (poll_due)
+                next_poll = mono_ms() + POLL_MS;
+            if (g_terms >= 2 && w->npending)
+                return; /* told to give up: the rest stays in the processing list */
+            continue;
+        }
+        if (w->inflight == 0) {
+            if (must_stop(w))
+                return;
+            if (cap == 0) { /* quiet */
+                nap(w, 200, 1, true);
+                continue;
+            }
+            aq_err re = {0};
+            if (!w->registered && register_self(w, &re) < 0) {
+                redis_state(w, AQ_EAGAIN, &re);
+                nap(w, redis_delay(w), 1, true);
+                continue;
+            }
+            if (w->doubt && queue_ensure(w->q, &re) == 0)
+                reconcile(w);
+            take_blocking(w);
+            continue;
+        }
+        fin = pool_collect(&w->p, cap > 0 ? POLL_MS : 50);
+        if (fin)
+            finish_batch(w, fin);
+        if (g_terms >= 2)
+            return;
+    }
+}
 
 static void setup_signals(void)
 {
@@ -383,54 +805,6 @@ static void open_stores(wk *w)
     avatar_init(&w->ctx, &w->store, &w->db, w->c->storage.prefix, w->id);
 }
 
-/* Registers this process (NS:workers + its heartbeat key) before it may hold
- * a job. The supervisor beats for it from then on; but a process forked after
- * the supervisor's last beat would otherwise be unknown to recovery, and a job
- * it took would be stranded in its processing list if both died. */
-static int register_self(wk *w, aq_err *e)
-{
-    queue_beat b = {.worker = w->id, .host = worker_host(), .pid = (long)getpid(),
-                    .started_at = atomic_load(&w->s->started_at), .state = "idle",
-                    .job = ""};
-    int rc = queue_heartbeat(w->q, &b, 1, e);
-    w->registered = rc == 0;
-    return rc;
-}
-
-static void take_loop(wk *w)
-{
-    while (!must_stop(w)) {
-        if (atomic_load(&w->s->quiet)) {
-            nap(w, 200, 1, true);
-            continue;
-        }
-        aq_err re = {0};
-        if (!w->registered && register_self(w, &re) < 0) {
-            redis_state(w, AQ_EAGAIN, &re);
-            nap(w, redis_delay(w), 1, true);
-            continue;
-        }
-        char *doc = NULL;
-        size_t len = 0;
-        aq_err e = {0};
-        int rc = queue_take(w->q, w->id, 1000, &doc, &len, &e);
-        if (rc < 0) {
-            if (rc == AQ_EAGAIN) {
-                redis_state(w, rc, &e);
-            } else { /* e.g. WRONGTYPE on the queue key: back off the same way */
-                log_error("taking a job failed", "worker", w->id, "error", e.msg);
-                w->redis_fails++;
-            }
-            nap(w, redis_delay(w), 1, true);
-            continue;
-        }
-        redis_state(w, 0, &e);
-        if (rc == 1)
-            handle(w, doc, len);
-        free(doc);
-    }
-}
-
 _Noreturn void worker_run(const aq_config *c, slot *s, int parent)
 {
     static wk w; /* static: large, and alive for the whole process */
@@ -438,6 +812,11 @@ _Noreturn void worker_run(const aq_config *c, slot *s, int parent)
     w.c = c;
     w.s = s;
     w.parent = parent;
+    w.conc = c->worker.concurrency > 0 ? c->worker.concurrency : 1;
+    if (w.conc > SLOT_JOBS_MAX)
+        w.conc = SLOT_JOBS_MAX;
+    for (int k = w.conc - 1; k >= 0; k--)
+        w.freek[w.nfree++] = k;
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     setup_signals();
@@ -449,17 +828,21 @@ _Noreturn void worker_run(const aq_config *c, slot *s, int parent)
     atomic_store(&s->started_at, now_ms());
 
     open_stores(&w);
-    worker_ident_setup(&w.lim);
+    pool_start(&w);
     open_redis(&w);
     if (w.q) {
         log_debug("worker up", "worker", w.id);
-        take_loop(&w);
+        engine(&w);
         atomic_store(&s->state, SLOT_STOPPING);
         aq_err e = {0};
-        if (!w.holding && queue_worker_gone(w.q, w.id, &e) != 0)
+        if (w.inflight == 0 && queue_worker_gone(w.q, w.id, &e) != 0)
             log_warn("could not deregister", "worker", w.id, "error", e.msg);
         queue_close(w.q);
     }
+    if (w.inflight > 0) /* given up with jobs in hand: they stay in the
+                         * processing list; do not wait for their threads */
+        _exit(0);
+    pool_stop(&w);
     avatar_free(&w.ctx);
     meta_close(&w.db);
     storage_close(&w.store);

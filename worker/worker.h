@@ -1,7 +1,8 @@
 /* worker: one worker process. Forked by the supervisor; opens its own Redis,
- * storage and metadata handles (nothing crosses fork), then takes jobs until
- * told to stop: take -> parse -> start -> generate/delete -> ack, or fail
- * into a retry (NS:delayed) or a dead letter (NS:dead). */
+ * storage and metadata handles (nothing crosses fork), then holds up to
+ * [worker] concurrency jobs until told to stop: take -> parse -> start ->
+ * generate/delete -> metadata -> ack, or fail into a retry (NS:delayed) or a
+ * dead letter (NS:dead); see worker.c. */
 #ifndef AQ_WORKER_H
 #define AQ_WORKER_H
 
@@ -23,9 +24,8 @@ void worker_id(char *out, size_t n, long pid);
 const char *worker_host(void);
 
 /* queue_ident_fn for recovery: id and max_attempts of a document through
- * job_parse (with the limits of the running config: worker_ident_setup). */
-int worker_ident(const char *doc, size_t len, char id[65], int *max_attempts,
+ * job_parse, with the job_limits that limits points to. */
+int worker_ident(void *limits, const char *doc, size_t len, char id[65], int *max_attempts,
                  char *why, size_t whylen);
-void worker_ident_setup(const job_limits *l);
 
 #endif
