@@ -63,7 +63,8 @@ static long long calls(redisContext *rc, const char *const *names)
 
 /* Commands a client sends on its own (each one a round trip or part of a
  * pipeline); what scripts call inside Redis is counted apart. */
-static const char *const TOP_LEVEL[] = {"evalsha", "eval", "fcall", "blmove", "lmove", NULL};
+/* LMOVE is not here: the worker engine calls it inside its scripts */
+static const char *const TOP_LEVEL[] = {"evalsha", "eval", "fcall", "blmove", NULL};
 
 /* Redis server CPU seconds (user + sys) from INFO cpu. */
 static double redis_cpu(redisContext *rc)

@@ -39,6 +39,9 @@
 /* While jobs are in flight and the queue looked empty, look again this
  * often (a process holding nothing blocks in its take instead). */
 #define POLL_MS 5
+/* A finished job waits at most this long for others to share its call,
+ * while the job threads still have work queued (otherwise it goes at once). */
+#define LINGER_MS 2
 #define JOB_STACK (512 * 1024)
 
 /* SIGTERM count: 1 = finish the jobs in hand and exit; 2 = give up even on
@@ -81,6 +84,7 @@ typedef struct pool {
     pthread_cond_t work_cv, done_cv;
     job *work, *work_tail;     /* FIFO: waiting for a thread */
     job *done;                 /* finished, for the dispatcher */
+    atomic_int nwork;          /* jobs on the work list (read without mu) */
     bool quit;
     int nthreads;
     pthread_t th[SLOT_JOBS_MAX];
@@ -101,10 +105,14 @@ typedef struct wk {
     bool registered;       /* in NS:workers with a live heartbeat key */
     bool doubt;            /* a call lost its reply: reconcile first */
     bool more;             /* the queue may hold more: take without waiting */
-    int conc;
+    int conc;              /* job threads */
+    int hold;              /* jobs a process may hold: the threads' work plus
+                            * as much again prefetched, so that they never
+                            * wait for the dispatcher's round trip */
     int inflight;          /* jobs taken and not yet recorded */
+    int64_t pending_since; /* mono ms of the oldest pending outcome */
     job *held[SLOT_JOBS_MAX]; /* by slot entry */
-    job *pending;          /* decided outcomes not yet recorded */
+    job *pending, *pending_tail; /* decided outcomes not yet recorded (FIFO) */
     size_t npending;
     queue_hist hist;       /* durations not yet added to NS:metrics */
     int freek[SLOT_JOBS_MAX];
@@ -260,6 +268,7 @@ static job *pool_next(pool *p)
         p->work = j->next;
         if (!p->work)
             p->work_tail = NULL;
+        atomic_fetch_sub(&p->nwork, 1);
     }
     pthread_mutex_unlock(&p->mu);
     return j;
@@ -356,6 +365,7 @@ static void pool_give(pool *p, job *j)
     else
         p->work = j;
     p->work_tail = j;
+    atomic_fetch_add(&p->nwork, 1);
     pthread_cond_signal(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
 }
@@ -408,10 +418,18 @@ static void job_free(wk *w, job *j)
     free(j);
 }
 
+/* Appends j to the pending outcomes: recorded in the order decided, so the
+ * dead letters of documents taken together land in NS:dead in queue order. */
 static void pend(wk *w, job *j)
 {
-    j->next = w->pending;
-    w->pending = j;
+    j->next = NULL;
+    if (!w->pending) {
+        w->pending = j;
+        w->pending_since = mono_ms();
+    } else {
+        w->pending_tail->next = j;
+    }
+    w->pending_tail = j;
     w->npending++;
 }
 
@@ -617,7 +635,7 @@ static void reconcile(wk *w)
             if (j && !matched[k] && j->len == t.len[i] && memcmp(j->doc, t.doc[i], j->len) == 0)
                 ours = matched[k] = true;
         }
-        if (ours || w->inflight + (int)keep >= w->conc) {
+        if (ours || w->inflight + (int)keep >= w->hold) {
             free(t.doc[i]); /* held already, or no room: recovery returns it */
             continue;
         }
@@ -696,7 +714,7 @@ static void cycle(wk *w, int want)
         atomic_fetch_add(j->out.kind == QUEUE_DONE ? &w->s->done : &w->s->failed, 1);
         job_free(w, j);
     }
-    w->pending = NULL;
+    w->pending = w->pending_tail = NULL;
     w->npending = 0;
     free(a.outs);
     w->more = want > 0 && a.taken.n == (size_t)want;
@@ -713,7 +731,19 @@ static int capacity(const wk *w)
 {
     if (must_stop(w) || atomic_load(&w->s->quiet))
         return 0;
-    return w->conc - w->inflight;
+    return w->hold - w->inflight;
+}
+
+/* Whether to make a call now rather than let more outcomes gather: when the
+ * jobs not yet finished are about to run out (half the threads' worth), when a thread's worth of outcomes
+ * waits, or when the oldest has waited LINGER_MS. */
+static bool call_now(const wk *w)
+{
+    if (w->inflight - (int)w->npending <= w->conc / 2)
+        return true;
+    if (w->npending >= (size_t)w->conc)
+        return true;
+    return w->npending && mono_ms() - w->pending_since >= LINGER_MS;
 }
 
 static void engine(wk *w)
@@ -725,7 +755,7 @@ static void engine(wk *w)
             finish_batch(w, fin);
         int cap = capacity(w);
         bool poll_due = cap > 0 && w->inflight > 0 && mono_ms() >= next_poll;
-        if (w->npending || (cap > 0 && (w->more || poll_due))) {
+        if ((w->npending || (cap > 0 && (w->more || poll_due))) && call_now(w)) {
             cycle(w, cap);
             if (poll_due)
                 next_poll = mono_ms() + POLL_MS;
@@ -751,7 +781,7 @@ static void engine(wk *w)
             take_blocking(w);
             continue;
         }
-        fin = pool_collect(&w->p, cap > 0 ? POLL_MS : 50);
+        fin = pool_collect(&w->p, w->npending ? 1 : cap > 0 ? POLL_MS : 50);
         if (fin)
             finish_batch(w, fin);
         if (g_terms >= 2)
@@ -813,9 +843,10 @@ _Noreturn void worker_run(const aq_config *c, slot *s, int parent)
     w.s = s;
     w.parent = parent;
     w.conc = c->worker.concurrency > 0 ? c->worker.concurrency : 1;
-    if (w.conc > SLOT_JOBS_MAX)
-        w.conc = SLOT_JOBS_MAX;
-    for (int k = w.conc - 1; k >= 0; k--)
+    w.hold = 2 * w.conc < SLOT_JOBS_MAX ? 2 * w.conc : SLOT_JOBS_MAX;
+    if (w.conc > w.hold)
+        w.conc = w.hold;
+    for (int k = w.hold - 1; k >= 0; k--)
         w.freek[w.nfree++] = k;
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
