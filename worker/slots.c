@@ -39,9 +39,15 @@ void slots_job_begin(slot *s, int k, const char *id, int attempts, int64_t mono_
     seq_end(j);
     atomic_store(&j->attempts, attempts);
     atomic_store(&j->finishing, 0);
+    atomic_store(&j->run, 0);
     atomic_store(&j->start, mono_now > 0 ? mono_now : 1);
     if (atomic_fetch_add(&s->inflight, 1) == 0)
         atomic_store(&s->state, SLOT_BUSY);
+}
+
+void slots_job_run(slot *s, int k, int64_t mono_now)
+{
+    atomic_store(&s->jobs[k].run, mono_now > 0 ? mono_now : 1);
 }
 
 void slots_job_end(slot *s, int k)
@@ -94,6 +100,7 @@ void slots_reset(slot *s)
     atomic_store(&s->stop, 0);
     for (int k = 0; k < SLOT_JOBS_MAX; k++) {
         atomic_store(&s->jobs[k].start, 0);
+        atomic_store(&s->jobs[k].run, 0);
         atomic_store(&s->jobs[k].finishing, 0);
         s->jobs[k].id[0] = '\0';
     }

@@ -26,7 +26,9 @@ typedef enum { SLOT_IDLE = 0, SLOT_BUSY = 1, SLOT_STOPPING = 2 } slot_state;
 
 typedef struct slot_job {
     atomic_uint seq;             /* seqlock over id: odd while writing */
-    atomic_llong start;          /* monotonic ms the job started; 0 = free */
+    atomic_llong start;          /* monotonic ms the process took it; 0 = free */
+    atomic_llong run;            /* monotonic ms its work began; 0 = waiting for
+                                  * a thread (prefetched) */
     atomic_int attempts;         /* its attempt number (a floor until known) */
     atomic_int finishing;        /* 1: the work is done, only recording it
                                   * remains (no job timeout then: killing
@@ -53,11 +55,14 @@ void slots_unmap(slot *s, size_t n);
 
 /* Worker side: job k of s is id at attempt `attempts`, started now. */
 void slots_job_begin(slot *s, int k, const char *id, int attempts, int64_t mono_now);
+/* Worker side: the work of job k begins now. */
+void slots_job_run(slot *s, int k, int64_t mono_now);
 /* Worker side: job k is finished and forgotten. */
 void slots_job_end(slot *s, int k);
 
 /* Supervisor side: a consistent copy of job k's id into out (JOB_ID_MAX + 1
- * bytes); returns its start (monotonic ms), 0 when the entry is free. */
+ * bytes); returns when the process took it (monotonic ms), 0 when the entry
+ * is free. */
 int64_t slots_read_job(slot *s, int k, char *out);
 /* Supervisor side: the id of the first job held into out ("" when none). */
 void slots_first_job(slot *s, char *out);

@@ -283,8 +283,10 @@ static void refill(sup *s)
             spawn(s, i);
 }
 
-/* The jobs of slot i running longer than limit ms (and not just recording
- * their outcome) into its ctl; returns how many. */
+/* The jobs of slot i overdue into its ctl; returns how many. A job is
+ * overdue when its work has run longer than limit ms (and it is not just
+ * recording its outcome), or when it has waited for a thread longer than
+ * twice that (the process is wedged: no thread ever frees up). */
 static int overdue_jobs(sup *s, int i, int64_t limit, int64_t now)
 {
     slot *sl = &s->slots[i];
@@ -292,10 +294,12 @@ static int overdue_jobs(sup *s, int i, int64_t limit, int64_t now)
     c->ntimed = 0;
     for (int k = 0; k < SLOT_JOBS_MAX && atomic_load(&sl->inflight) > 0; k++) {
         char id[JOB_ID_MAX + 1];
-        int64_t start = slots_read_job(sl, k, id);
-        if (start <= 0 || now - start <= limit || atomic_load(&sl->jobs[k].finishing))
+        int64_t took = slots_read_job(sl, k, id);
+        int64_t run = atomic_load(&sl->jobs[k].run);
+        if (took <= 0 || atomic_load(&sl->jobs[k].finishing))
             continue;
-        if (c->ntimed < SLOT_TIMED_MAX)
+        bool late = run > 0 ? now - run > limit : now - took > 2 * limit;
+        if (late && c->ntimed < SLOT_TIMED_MAX)
             snprintf(c->timed[c->ntimed++], JOB_ID_MAX + 1, "%s", id);
     }
     return c->ntimed;

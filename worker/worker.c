@@ -288,6 +288,8 @@ static void pool_finished(pool *p, job *j)
 static void run_one(thread_arg *t, job *j)
 {
     wk *w = t->w;
+    j->t0 = mono_ms();
+    slots_job_run(w->s, j->k, j->t0);
     maybe_hang(w, j);
     j->row = malloc(sizeof *j->row);
     if (!j->row)
@@ -530,6 +532,7 @@ static void refuse(wk *w, job *j)
 static void run_delete(wk *w, job *j)
 {
     j->t0 = mono_ms();
+    slots_job_run(w->s, j->k, j->t0);
     j->rc = avatar_delete(&w->ctx, &j->r, &j->err);
     j->duration = mono_ms() - j->t0;
     decide(w, j);
@@ -755,7 +758,8 @@ static void engine(wk *w)
             finish_batch(w, fin);
         int cap = capacity(w);
         bool poll_due = cap > 0 && w->inflight > 0 && mono_ms() >= next_poll;
-        if ((w->npending || (cap > 0 && (w->more || poll_due))) && call_now(w)) {
+        bool want_take = cap > 0 && (w->more || poll_due);
+        if (w->npending ? call_now(w) : want_take) {
             cycle(w, cap);
             if (poll_due)
                 next_poll = mono_ms() + POLL_MS;
