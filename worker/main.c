@@ -25,7 +25,7 @@ static const char USAGE[] =
     "\n"
     "configuration keys (config.ini sections):\n"
     "  [redis]             url, namespace, queue, connect_timeout_ms\n"
-    "  [worker]            processes, job_timeout_s, shutdown_timeout_s,\n"
+    "  [worker]            processes, concurrency, job_timeout_s, shutdown_timeout_s,\n"
     "                      heartbeat_interval_s, heartbeat_ttl_s, max_attempts,\n"
     "                      backoff_base_ms, backoff_max_ms, result_ttl_s,\n"
     "                      dead_max, events_max\n"
