@@ -319,9 +319,10 @@ static const char LUA_CYCLE[] =
 
 /* queue_start for a batch. KEYS: stats, events.
  * ARGV: ns, worker, qname, now, maxlen, n, then n pairs (id, created_at).
- * Returns the attempt number of each. The rules of LUA_START, per job; one
- * `running` event (field ids) for the batch. A hash in state queued or
- * retrying has no TTL, so nothing needs PERSIST. */
+ * Returns the attempt number of each. The rules of LUA_START, per job, in as
+ * few calls as each case allows (this runs for every job); one `running`
+ * event (field ids) for the batch. A hash in state queued or retrying has no
+ * TTL, so nothing needs PERSIST. */
 static const char LUA_START_MANY[] =
     "local ns, worker, qname, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
     "local n = tonumber(ARGV[6])\n"
@@ -339,14 +340,17 @@ static const char LUA_START_MANY[] =
     "      out[i] = tonumber(redis.call('HGET', jk, 'attempts'))\n"
     "    else\n"
     "      if st == false or st == 'done' or st == 'dead' then\n"
-    "        redis.call('DEL', jk)\n"
+    "        if st then redis.call('DEL', jk) end\n"
     "        nenq = nenq + 1\n"
     "        if created == '0' then created = now end\n"
-    "        redis.call('HSET', jk, 'created_at', created, 'attempts', 0)\n"
+    "        redis.call('HSET', jk, 'created_at', created, 'attempts', 1, 'state', 'running',\n"
+    "          'worker', worker, 'queue', qname, 'started_at', now)\n"
+    "        out[i] = 1\n"
+    "      else\n"
+    "        out[i] = redis.call('HINCRBY', jk, 'attempts', 1)\n"
+    "        redis.call('HSET', jk, 'state', 'running', 'worker', worker, 'queue', qname,\n"
+    "          'started_at', now)\n"
     "      end\n"
-    "      out[i] = redis.call('HINCRBY', jk, 'attempts', 1)\n"
-    "      redis.call('HSET', jk, 'state', 'running', 'worker', worker, 'queue', qname,\n"
-    "        'started_at', now)\n"
     "      ids[#ids + 1] = id\n"
     "      nstart = nstart + 1\n"
     "    end\n"
