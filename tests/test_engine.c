@@ -193,7 +193,17 @@ START_TEST(t_huge_document_never_held)
     memcpy(big, "{\"seed\":\"", 9);
     char sum[65];
     hash_sha256_hex(big, n, sum);
-    wh_push(&H, big, n);
+    /* its own connection: writing 200 MB may take longer than the
+     * harness's 5 s timeout on a busy machine */
+    struct timeval tv = {120, 0};
+    redisContext *rc = redisConnectWithTimeout("127.0.0.1", H.r.port, tv);
+    ck_assert(rc && !rc->err);
+    redisSetTimeout(rc, tv);
+    redisReply *rep = redisCommand(rc, "LPUSH " WH_NS ":queue:default %b", big, n);
+    ck_assert_msg(rep && rep->type == REDIS_REPLY_INTEGER, "LPUSH of 200 MB: %s",
+                  rep && rep->type == REDIS_REPLY_ERROR ? rep->str : rc->errstr);
+    freeReplyObject(rep);
+    redisFree(rc);
     free(big);
     wh_push_str(&H, "{\"id\":\"after-big\",\"seed\":\"fine\",\"sizes\":[32]}");
     ck_assert_msg(wh_wait_state(&H, "after-big", "done", 60000), "job after the big one not done");
@@ -266,6 +276,27 @@ START_TEST(t_batched_events_and_metrics)
 }
 END_TEST
 
+/* An invalid document that carries the id of a valid job leaves that job's
+ * hash alone (issue 13, item 7): it only adds a dead letter. */
+START_TEST(t_invalid_document_leaves_job_hash_alone)
+{
+    wh_write_config(&H, "processes = 1\n", NULL);
+    wh_start(&H, NULL);
+    only_worker();
+    wh_push_str(&H, "{\"id\":\"keep\",\"seed\":\"keep\",\"sizes\":[32]}");
+    ck_assert(wh_wait_state(&H, "keep", "done", 20000));
+    long long attempts = wh_int(&H, "HGET " WH_NS ":job:keep attempts");
+    wh_push_str(&H, "{\"id\":\"keep\",\"seed\":17}");
+    ck_assert(wh_wait_int(&H, 1, 20000, "LLEN " WH_NS ":dead"));
+    ck_assert_str_eq(wh_str(&H, "HGET " WH_NS ":job:keep state"), "done");
+    ck_assert_str_eq(wh_str(&H, "HGET " WH_NS ":job:keep error"), "");
+    ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":job:keep attempts"), attempts);
+    ck_assert_msg(strstr(wh_str(&H, "LINDEX " WH_NS ":dead 0"), "\"id\":\"keep\""),
+                  "dead letter lost the document");
+    stop_clean();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("engine");
@@ -277,6 +308,7 @@ static Suite *suite(void)
     tcase_add_test(tc, t_timeout_with_jobs_in_flight);
     tcase_add_test(tc, t_huge_document_never_held);
     tcase_add_test(tc, t_batched_events_and_metrics);
+    tcase_add_test(tc, t_invalid_document_leaves_job_hash_alone);
     suite_add_tcase(s, tc);
     return s;
 }

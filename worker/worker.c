@@ -29,6 +29,7 @@
 #include "fate.h"
 #include "log.h"
 #include "meta.h"
+#include "pngenc.h"
 #include "queue.h"
 #include "retry.h"
 #include "storage.h"
@@ -309,6 +310,7 @@ static void *job_thread(void *arg)
         pool_finished(&t->w->p, j);
     }
     avatar_free(&t->ctx);
+    pngenc_release(); /* the encoder's per-thread block cache */
     storage_close(&t->store);
     free(t);
     return NULL;
@@ -516,9 +518,12 @@ static int op_start(wk *w, void *arg, aq_err *e)
     return queue_start_many(w->q, w->id, a->items, a->n, e);
 }
 
-/* A refused document: dead at once, with the parser's message. */
+/* A refused document: dead at once, with the parser's message. It touches
+ * only the dead list: an id it carries names no job of ours (it may even be
+ * another, valid job's id, whose hash must not turn dead). */
 static void refuse(wk *w, job *j)
 {
+    j->r.id[0] = '\0';
     j->attempts = 1;
     slots_job_begin(w->s, j->k, j->r.id, 1, mono_ms());
     atomic_store(&w->s->jobs[j->k].finishing, 1);
