@@ -130,7 +130,7 @@ typedef struct avatarq_status {
     char state[16];          /* queued | running | retrying | done | dead */
     int attempts;
     char queue[64];
-    char worker[160];        /* HOST:PID of the last worker that ran it */
+    char worker[160];        /* HOST:PID-NONCE of the last worker that ran it */
     char error[512];         /* last error (retrying, dead) */
     int64_t created_at, started_at, finished_at, duration_ms; /* ms since epoch / ms */
     char *outputs;           /* malloc'd JSON of the stored keys, or NULL */

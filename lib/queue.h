@@ -100,7 +100,7 @@ int queue_fail(queue *q, const char *worker, const char *doc, size_t len,
 
 /* ---- heartbeats (the supervisor beats for its worker processes) ---- */
 typedef struct queue_beat {
-    const char *worker;       /* HOST:PID */
+    const char *worker;       /* HOST:PID-NONCE */
     const char *host;
     long pid;
     int64_t started_at;
@@ -157,7 +157,17 @@ int queue_recover_dead(queue *q, const queue_requeue *how, int *recovered, int *
  * and marks the new ones running in one more (queue_start_many), so Redis
  * sees two calls per batch instead of three per job. */
 
-typedef enum { QUEUE_DONE = 0, QUEUE_RETRY = 1, QUEUE_DEAD = 2 } queue_outcome_kind;
+/* QUEUE_REFUSED: a document that never became a job (it breaks the
+ * protocol): dead like QUEUE_DEAD, but the hash of the id it carries turns
+ * dead only while it is `queued` (the hash an enqueue made for this very
+ * document); a hash of any other state belongs to another job and is left
+ * alone. */
+typedef enum {
+    QUEUE_DONE = 0,
+    QUEUE_RETRY = 1,
+    QUEUE_DEAD = 2,
+    QUEUE_REFUSED = 3,
+} queue_outcome_kind;
 
 typedef struct queue_outcome {
     const char *doc;          /* exactly as taken */
@@ -270,7 +280,7 @@ int queue_dead_purge(queue *q, int *n, aq_err *e);
 
 /* ---- remote control (fleet) ----
  * Commands live in the stream NS:control (MAXLEN ~ 1000): fields target
- * ("all", "host:H" or "worker:HOST:PID") and cmd ("quiet", "resume", "stop").
+ * ("all", "host:H" or "worker:ID") and cmd ("quiet", "resume", "stop").
  * Each supervisor reads entries newer than the last it saw (starting from its
  * own start time) at every heartbeat and applies those that match it. */
 int queue_control_post(queue *q, const char *target, const char *cmd, aq_err *e);

@@ -122,7 +122,7 @@ static void qvec_head(qvec *a, char keys[][QUEUE_KEY_MAX], int nkeys)
 /* ---- queue_cycle ---- */
 
 static const char *const KIND_CODE[] = {[QUEUE_DONE] = "d", [QUEUE_RETRY] = "r",
-                                        [QUEUE_DEAD] = "x"};
+                                        [QUEUE_DEAD] = "x", [QUEUE_REFUSED] = "z"};
 
 static void cycle_outcome(qvec *a, const queue_outcome *o)
 {
@@ -141,6 +141,7 @@ static void cycle_outcome(qvec *a, const queue_outcome *o)
         qvec_i(a, o->due_ms);
         break;
     case QUEUE_DEAD:
+    case QUEUE_REFUSED:
         qvec_s(a, o->error);
         qvec_s(a, o->dead_doc);
         qvec_s(a, "");

@@ -258,7 +258,8 @@ static const field_spec worker_fields[] = {
     {"rss_kb", F_I64, offsetof(queue_worker_info, rss_kb), 0},
 };
 
-/* A dead worker has no hash left: host and pid come from its id HOST:PID. */
+/* A dead worker has no hash left: host and pid come from its id
+ * HOST:PID-NONCE. */
 static void worker_from_id(queue_worker_info *w, const char *id)
 {
     snprintf(w->id, sizeof w->id, "%s", id);

@@ -231,9 +231,10 @@ static const char LUA_DEAD_RETRY[] =
 /* The worker engine's batch of outcomes plus its next take.
  * KEYS: processing, queue, stats, events, delayed, dead, metrics.
  * ARGV: ns, worker, now, result_ttl, maxlen, dead_max, n, want, limit, nmetrics,
- *       then n outcomes of 6 (kind d|r|x, doc, id, a, b, c):
+ *       then n outcomes of 6 (kind d|r|x|z, doc, id, a, b, c):
  *         d: a=duration_ms b=outputs      r: a=error b=retry_doc c=due_ms
- *         x: a=error b=dead_doc
+ *         x: a=error b=dead_doc           z: the same, a refused document:
+ *                                            its id's hash only if queued
  *       then nmetrics pairs (field, increment).
  * Returns {claimed flags (1/0 per outcome), taken docs, oversized 1/0}.
  * Counters are added once for the batch; all done ids share one event
@@ -278,6 +279,7 @@ static const char LUA_CYCLE[] =
     "      redis.call('LTRIM', KEYS[6], 0, dmax - 1)\n"
     "      local st = false\n"
     "      if id ~= '' then st = redis.call('HGET', jk, 'state') end\n"
+    "      if kind == 'z' and st ~= 'queued' then id, st = '', false end\n"
     "      if st == false or st == 'done' or st == 'dead' then nenq = nenq + 1 end\n"
     "      if id ~= '' then\n"
     "        redis.call('HSET', jk, 'state', 'dead', 'worker', worker, 'error', a,\n"

@@ -65,6 +65,11 @@ int storage_key_check_len(const char *key, size_t len, aq_err *e);
 
 /* The local backend's open, without a config (storage_local.c); *st is for
  * storage_local_ops. Creates root (and parents) with mode 0755. */
+/* The "host" part of local storage's temporary names: FNV-1a of the host
+ * name and the PID namespace (a writer with another tag is never judged by
+ * its PID). */
+uint32_t storage_local_host_tag(void);
+
 int storage_local_open_root(const char *root, bool fsync, void **st, aq_err *e);
 
 /* Looks a backend up by name; NULL when unknown. */

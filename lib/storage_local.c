@@ -446,13 +446,20 @@ static int mkdir_parents(const char *path)
     return 0;
 }
 
-/* FNV-1a (32 bit) of the host name: which host wrote a temporary file. */
-static uint32_t local_host_hash(void)
+/* FNV-1a (32 bit) of the host name and the PID namespace: which "host"
+ * wrote a temporary file. Containers often share a host name while each has
+ * its own PID numbers; with the namespace in the hash, a writer in another
+ * container counts as another host (never asked about by PID). */
+uint32_t storage_local_host_tag(void)
 {
-    char host[256] = "";
+    char host[256] = "", ns[64] = "";
     gethostname(host, sizeof host - 1);
+    ssize_t k = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+    ns[k > 0 ? k : 0] = '\0';
     uint32_t h = 2166136261u;
     for (const char *p = host; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    for (const char *p = ns; *p; p++)
         h = (h ^ (uint8_t)*p) * 16777619u;
     return h;
 }
@@ -476,7 +483,7 @@ int storage_local_open_root(const char *root, bool fsync, void **st, aq_err *e)
         return err_set(e, local_errno_code(err), "[storage.local] root: cannot open '%s': %s",
                        root, strerror(err));
     }
-    s->host = local_host_hash();
+    s->host = storage_local_host_tag();
     if (getrandom(&s->nonce, sizeof s->nonce, GRND_NONBLOCK) != sizeof s->nonce)
         s->nonce = (uint32_t)getpid() ^ (uint32_t)(uintptr_t)s;
     *st = s;

@@ -420,7 +420,7 @@ int cmd_control(cli_ctx *ctx, int argc, char **argv)
     if (rc)
         return rc;
     if (ntargets != 1)
-        return cli_fail(argv[0], 2, "give exactly one of --worker HOST:PID, --host H, --all");
+        return cli_fail(argv[0], 2, "give exactly one of --worker ID, --host H, --all");
     queue *q = open_queue(ctx, argv[0]);
     if (!q)
         return 1;

@@ -99,16 +99,16 @@ static const cmd_entry commands[] = {
      "  done and failed, RSS and the age of its last heartbeat.\n"},
     {{"quiet", cmd_control, "quiet --worker ID|--host H|--all",
       "stop taking new jobs (fleet remote control)"},
-     "  --worker HOST:PID   one worker process\n"
+     "  --worker ID         one worker process (HOST:PID-NONCE)\n"
      "  --host H            every worker on host H\n"
      "  --all               every worker\n"
      "  Each supervisor applies it at its next heartbeat; heartbeats go on.\n"},
     {{"resume", cmd_control, "resume --worker ID|--host H|--all",
       "take jobs again after quiet"},
-     "  --worker HOST:PID | --host H | --all, as for quiet\n"},
+     "  --worker ID | --host H | --all, as for quiet\n"},
     {{"stop", cmd_control, "stop --worker ID|--host H|--all",
       "finish jobs in hand and exit cleanly"},
-     "  --worker HOST:PID | --host H | --all, as for quiet\n"},
+     "  --worker ID | --host H | --all, as for quiet\n"},
     {{"health", cmd_health, "health", "check Redis, database and storage"},
      "  One line per check (\"ok redis URL ...\" or \"fail ...\"), passwords\n"
      "  redacted. Exit 0 when all pass, 1 otherwise (monitoring, ExecStartPre).\n"},

@@ -253,7 +253,7 @@ static void kill_random_worker(tally *t)
         t->kills++;
 }
 
-/* The worker id (HOST:PID) of a worker process of this host. */
+/* The worker id (HOST:PID-NONCE) of a worker process of this host. */
 static void worker_name(pid_t pid, char *out, size_t n)
 {
     char key[256];

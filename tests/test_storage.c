@@ -330,17 +330,6 @@ START_TEST(check_and_open_errors)
 }
 END_TEST
 
-/* The host part of storage_local's temporary names: FNV-1a of the name. */
-static unsigned host_hash(void)
-{
-    char host[256] = "";
-    gethostname(host, sizeof host - 1);
-    uint32_t h = 2166136261u;
-    for (const char *p = host; *p; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
-    return h;
-}
-
 static void touch(const char *dir, const char *name, time_t age_s)
 {
     char path[800];
@@ -371,7 +360,7 @@ START_TEST(abandoned_temp_files_are_swept)
     if (dead == 0)
         _exit(0);
     waitpid(dead, NULL, 0);   /* its pid names nobody now */
-    unsigned me = host_hash();
+    unsigned me = storage_local_host_tag();
     char dir[600], gone1[128], gone2[128], live[128], recent[128];
     snprintf(dir, sizeof dir, "%s/avatars/u", root);
     snprintf(gone1, sizeof gone1, ".64.png.tmp-%08x-%d-deadbeef-7", me, (int)dead);

@@ -108,8 +108,10 @@ START_TEST(t_job_done)
     ck_assert_str_eq(wh_str(&H, "HGET " WH_NS ":job:user-42 queue"), "default");
     char worker[200];
     snprintf(worker, sizeof worker, "%s", wh_str(&H, "HGET " WH_NS ":job:user-42 worker"));
-    ck_assert_msg(strchr(worker, ':') && atol(strrchr(worker, ':') + 1) > 0,
-                  "worker field is not HOST:PID: '%s'", worker);
+    const char *pid = strrchr(worker, ':'), *nonce = pid ? strchr(pid, '-') : NULL;
+    ck_assert_msg(pid && atol(pid + 1) > 0 && nonce && strlen(nonce + 1) == 4 &&
+                      strspn(nonce + 1, "0123456789abcdef") == 4,
+                  "worker field is not HOST:PID-NONCE: '%s'", worker);
     ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":job:user-42 created_at"), 1700000000000LL);
     long long started = wh_int(&H, "HGET " WH_NS ":job:user-42 started_at");
     long long finished = wh_int(&H, "HGET " WH_NS ":job:user-42 finished_at");

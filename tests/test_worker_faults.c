@@ -205,6 +205,9 @@ START_TEST(t_sigkilled_worker_job_done_by_another)
     wh_push_str(&H, "{\"id\":\"victim\",\"seed\":\"hang-here\",\"sizes\":[32]}");
     pid_t pid = running_pid("victim", 20000);
     ck_assert_msg(alive(pid), "no worker running the job");
+    char key[256]; /* NS:worker:HOST:PID-NONCE of the victim's process */
+    snprintf(key, sizeof key, WH_NS ":worker:%s", wh_str(&H, "HGET " WH_NS ":job:victim worker"));
+    ck_assert_int_eq(wh_int(&H, "EXISTS %s", key), 1);
     kill(pid, SIGKILL);
     ck_assert_msg(wh_wait_state(&H, "victim", "done", 20000), "killed worker's job not done");
     ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":job:victim attempts"), 2);
@@ -213,8 +216,6 @@ START_TEST(t_sigkilled_worker_job_done_by_another)
     ck_assert_int_eq(wh_processing(&H), 0);
     /* the pool is whole again, without the dead one */
     ck_assert(wh_wait_int(&H, 2, 20000, "SCARD " WH_NS ":workers"));
-    char key[256];
-    wh_worker_key(pid, key, sizeof key);
     ck_assert_int_eq(wh_int(&H, "EXISTS %s", key), 0);
     ck_assert_int_eq(wh_int(&H, "SISMEMBER " WH_NS ":workers %s", key + strlen(WH_NS ":worker:")), 0);
     stop_clean();

@@ -390,13 +390,24 @@ WH_FN int wh_worker_pids(wh *h, pid_t *out, int max)
     return n;
 }
 
-/* NS:worker:HOST:PID of a worker process of this host. */
+/* NS:worker:HOST:PID-NONCE of a worker process of this host (the nonce
+ * found among the registered workers; "-0000" when it is not registered). */
 WH_FN void wh_worker_key(pid_t pid, char *out, size_t n)
 {
     char host[128] = "";
     if (gethostname(host, sizeof host - 1) != 0 || !host[0])
         snprintf(host, sizeof host, "localhost");
-    snprintf(out, n, WH_NS ":worker:%s:%d", host, (int)pid);
+    char prefix[200];
+    snprintf(prefix, sizeof prefix, "%s:%d-", host, (int)pid);
+    snprintf(out, n, WH_NS ":worker:%s0000", prefix);
+    redisReply *rep = wh_current && wh_current->rc
+                          ? redisCommand(wh_current->rc, "SMEMBERS " WH_NS ":workers")
+                          : NULL;
+    for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++)
+        if (strncmp(rep->element[i]->str, prefix, strlen(prefix)) == 0)
+            snprintf(out, n, WH_NS ":worker:%s", rep->element[i]->str);
+    if (rep)
+        freeReplyObject(rep);
 }
 
 /* "s/ID/SIZE.png" below the storage root. */

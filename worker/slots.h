@@ -41,6 +41,7 @@ typedef struct slot {
     atomic_int pid;              /* worker process, 0 when none */
     atomic_int quiet;            /* 1: take no new jobs */
     atomic_int stop;             /* 1: finish the jobs in hand and exit */
+    atomic_uint nonce;           /* random per process start: part of its id */
     /* written by the worker process */
     atomic_int state;            /* slot_state: busy while any job is held */
     atomic_int inflight;         /* jobs held */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,7 +44,7 @@
 /* What the supervisor alone knows about one slot. */
 typedef struct slot_ctl {
     pid_t pid;             /* 0: no process */
-    char id[160];          /* HOST:PID */
+    char id[160];          /* HOST:PID-NONCE */
     int64_t spawned_mono, spawned_epoch;
     int64_t restart_at;    /* mono ms when an empty slot may be refilled */
     int crashes;           /* consecutive quick crashes */
@@ -155,6 +156,10 @@ static void spawn(sup *s, int i)
     slot_ctl *c = &s->ctl[i];
     slots_reset(sl);
     atomic_store(&sl->quiet, s->quiet_all);
+    unsigned nonce = 0;
+    if (getrandom(&nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce)
+        nonce = (unsigned)mono_ms() ^ (unsigned)getpid();
+    atomic_store(&sl->nonce, nonce);
     pid_t pid = fork();
     if (pid < 0) {
         log_error("fork failed", "error", strerror(errno));
@@ -169,7 +174,7 @@ static void spawn(sup *s, int i)
     }
     setpgid(pid, pid); /* also done by the child: whichever runs first wins */
     c->pid = pid;
-    worker_id(c->id, sizeof c->id, (long)pid);
+    worker_id(c->id, sizeof c->id, (long)pid, nonce);
     c->spawned_mono = mono_ms();
     c->spawned_epoch = now_ms();
     c->gen = s->gen;

@@ -132,9 +132,9 @@ const char *worker_host(void)
     return host;
 }
 
-void worker_id(char *out, size_t n, long pid)
+void worker_id(char *out, size_t n, long pid, unsigned nonce)
 {
-    snprintf(out, n, "%s:%ld", worker_host(), pid);
+    snprintf(out, n, "%s:%ld-%04x", worker_host(), pid, nonce & 0xffffu);
 }
 
 /* ---- recovery identification ---- */
@@ -518,18 +518,19 @@ static int op_start(wk *w, void *arg, aq_err *e)
     return queue_start_many(w->q, w->id, a->items, a->n, e);
 }
 
-/* A refused document: dead at once, with the parser's message. It touches
- * only the dead list: an id it carries names no job of ours (it may even be
- * another, valid job's id, whose hash must not turn dead). */
+/* A refused document: dead at once, with the parser's message. The id it
+ * carries may be another, valid job's: its hash turns dead only while it is
+ * the queued hash of this very document (QUEUE_REFUSED). */
 static void refuse(wk *w, job *j)
 {
-    j->r.id[0] = '\0';
     j->attempts = 1;
     slots_job_begin(w->s, j->k, j->r.id, 1, mono_ms());
     atomic_store(&w->s->jobs[j->k].finishing, 1);
     j->rc = AQ_EPERM;
     j->r.max_attempts = 1;
     decide(w, j);
+    if (j->out.kind == QUEUE_DEAD)
+        j->out.kind = QUEUE_REFUSED;
     pend(w, j);
 }
 
@@ -686,7 +687,7 @@ static void log_outcome(const wk *w, const job *j)
     else if (j->out.kind == QUEUE_RETRY)
         log_info("job will be retried", "worker", w->id, "id", j->r.id,
                  "attempts", log_int(nb, j->attempts), "error", j->err.msg);
-    else if (j->out.kind == QUEUE_DEAD)
+    else if (j->out.kind == QUEUE_DEAD || j->out.kind == QUEUE_REFUSED)
         log_info("job dead", "worker", w->id, "id", j->r.id,
                  "attempts", log_int(nb, j->attempts), "error", j->err.msg);
     else
@@ -863,7 +864,7 @@ _Noreturn void worker_run(const aq_config *c, slot *s, int parent)
     if (getppid() != parent)
         g_terms = 1; /* orphaned before PDEATHSIG was armed */
     log_setup(c->log.level, c->log.format, "worker");
-    worker_id(w.id, sizeof w.id, (long)getpid());
+    worker_id(w.id, sizeof w.id, (long)getpid(), atomic_load(&s->nonce));
     w.hang_seed = getenv("AVATARQ_TEST_HANG_SEED");
     atomic_store(&s->started_at, now_ms());
 

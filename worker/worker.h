@@ -18,8 +18,10 @@
  * orphaning that happened before PR_SET_PDEATHSIG took effect). */
 _Noreturn void worker_run(const aq_config *c, slot *s, int parent);
 
-/* "HOST:PID" of process pid on this host into out. */
-void worker_id(char *out, size_t n, long pid);
+/* "HOST:PID-NONCE" of process pid on this host into out: nonce (4 hex
+ * digits, random per process start) keeps ids apart across containers that
+ * share a host name but not PID numbers. */
+void worker_id(char *out, size_t n, long pid, unsigned nonce);
 /* This host's name (gethostname, "localhost" when it fails). */
 const char *worker_host(void);
 
