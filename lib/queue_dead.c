@@ -1,14 +1,22 @@
-/* queue_dead: dead-letter documents (pure JSON, no Redis). */
+/* queue_dead: dead-letter documents (pure JSON, no Redis).
+ *
+ * Two forms, told apart by one rule: a dead letter with a "raw" key is a
+ * wrapper, and every other one is the job object itself with "error",
+ * "failed_at" and "attempts" added. The rule holds because a document that
+ * would break it (an object with its own "raw" key) is always wrapped, so
+ * an invalid document shaped like a wrapper can never come back from
+ * `dead retry` as another document. */
 #include "queue_dead.h"
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
+#include "hash.h"
 #include "job.h"
-
-/* ---- dead documents ---- */
 
 /* A string jansson accepts: the bytes themselves when they are UTF-8, else a
  * copy with every non-ASCII byte replaced by '?' (a dead letter must stay
@@ -28,34 +36,20 @@ static json_t *json_string_lossy(const char *s, size_t len)
     return j;
 }
 
-char *queue_dead_doc(const char *doc, size_t len, const char *error, int64_t failed_at,
-                     int attempts)
+/* Adds error, failed_at and attempts to o and serialises it (o is freed). */
+static char *finish(json_t *o, const char *error, int64_t failed_at, int attempts)
 {
-    /* A document over the protocol's 64 KiB is never kept whole, object or not. */
-    json_t *o = len <= QUEUE_DEAD_DOC_MAX ? json_loadb(doc, len, JSON_ALLOW_NUL, NULL) : NULL;
-    if (!o || !json_is_object(o)) {
-        json_decref(o);
-        o = json_object();
-        if (!o)
-            return NULL;
-        /* Only the head of a huge non-object document is kept, so a flood
-         * of garbage cannot grow NS:dead without bound; raw_bytes tells the
-         * whole size. */
-        size_t keep = len < QUEUE_DEAD_RAW_MAX ? len : QUEUE_DEAD_RAW_MAX;
-        json_object_set_new(o, "raw", json_string_lossy(doc, keep));
-        if (len > keep)
-            json_object_set_new(o, "raw_bytes", json_integer((json_int_t)len));
-    }
     json_object_set_new(o, "error", json_string_lossy(error ? error : "", error ? strlen(error) : 0));
     json_object_set_new(o, "failed_at", json_integer(failed_at));
     json_object_set_new(o, "attempts", json_integer(attempts));
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return s;
 }
 
-char *queue_dead_doc_big(const char *head, size_t head_len, size_t size, const char *sha256,
-                         const char *error, int64_t failed_at, int attempts)
+/* The wrapper: the first bytes seen (at most QUEUE_DEAD_RAW_MAX), the size,
+ * and the SHA-256 when only a head is kept. */
+static json_t *wrapper(const char *head, size_t head_len, size_t size, const char *sha256)
 {
     json_t *o = json_object();
     if (!o)
@@ -63,13 +57,46 @@ char *queue_dead_doc_big(const char *head, size_t head_len, size_t size, const c
     size_t keep = head_len < QUEUE_DEAD_RAW_MAX ? head_len : QUEUE_DEAD_RAW_MAX;
     json_object_set_new(o, "raw", json_string_lossy(head, keep));
     json_object_set_new(o, "raw_bytes", json_integer((json_int_t)size));
-    json_object_set_new(o, "raw_sha256", json_string(sha256));
-    json_object_set_new(o, "error", json_string_lossy(error ? error : "", error ? strlen(error) : 0));
-    json_object_set_new(o, "failed_at", json_integer(failed_at));
-    json_object_set_new(o, "attempts", json_integer(attempts));
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    return s;
+    if (keep < size && sha256)
+        json_object_set_new(o, "raw_sha256", json_string(sha256));
+    return o;
+}
+
+static char *dead_doc(const char *doc, size_t len, bool refused, const char *error,
+                      int64_t failed_at, int attempts)
+{
+    json_t *o = len <= QUEUE_DEAD_DOC_MAX ? json_loadb(doc, len, JSON_ALLOW_NUL, NULL) : NULL;
+    bool whole = json_is_object(o) && !json_object_get(o, "raw") &&
+                 !(refused && len > QUEUE_DEAD_RAW_MAX);
+    if (!whole) {
+        json_decref(o);
+        char sum[65];
+        if (len > QUEUE_DEAD_RAW_MAX)
+            hash_sha256_hex(doc, len, sum);
+        o = wrapper(doc, len, len, sum);
+        if (!o)
+            return NULL;
+    }
+    return finish(o, error, failed_at, attempts);
+}
+
+char *queue_dead_doc(const char *doc, size_t len, const char *error, int64_t failed_at,
+                     int attempts)
+{
+    return dead_doc(doc, len, false, error, failed_at, attempts);
+}
+
+char *queue_dead_doc_refused(const char *doc, size_t len, const char *error,
+                             int64_t failed_at)
+{
+    return dead_doc(doc, len, true, error, failed_at, 1);
+}
+
+char *queue_dead_doc_big(const char *head, size_t head_len, size_t size, const char *sha256,
+                         const char *error, int64_t failed_at, int attempts)
+{
+    json_t *o = wrapper(head, head_len, size, sha256);
+    return o ? finish(o, error, failed_at, attempts) : NULL;
 }
 
 /* A malloc'd copy of n bytes (plus a NUL), its length in *outlen. */
@@ -84,51 +111,47 @@ static char *copy_bytes(const char *p, size_t n, size_t *outlen)
     return s;
 }
 
-/* The keys a wrapper of a non-object document may have ("raw_bytes": the
- * worker's note that it kept only the head of a huge document). */
-static const char *const wrapper_keys[] = {"raw", "error", "failed_at", "attempts", "raw_bytes",
-                                           "raw_sha256"};
-
-static bool is_wrapper(json_t *o, const json_t *raw)
+static int unwrap_raw(json_t *o, json_t *raw, char **out, size_t *outlen, aq_err *e)
 {
     if (!json_is_string(raw))
-        return false;
-    const char *key;
-    json_t *v;
-    json_object_foreach(o, key, v) {
-        bool known = false;
-        for (size_t i = 0; i < sizeof wrapper_keys / sizeof wrapper_keys[0]; i++)
-            known |= strcmp(key, wrapper_keys[i]) == 0;
-        if (!known)
-            return false;
-    }
-    return true;
+        return err_set(e, AQ_EPERM, "dead letter: \"raw\" is not a string");
+    size_t kept = json_string_length(raw);
+    json_t *bytes = json_object_get(o, "raw_bytes");
+    if (json_is_integer(bytes) && (size_t)json_integer_value(bytes) != kept)
+        return err_set(e, AQ_EPERM, "dead letter keeps only the first %zu of %lld bytes; "
+                       "it cannot be retried", kept, (long long)json_integer_value(bytes));
+    *out = copy_bytes(json_string_value(raw), kept, outlen);
+    return *out ? 0 : err_set(e, AQ_EAGAIN, "dead letter: out of memory");
 }
 
-char *queue_dead_unwrap(const char *dead, size_t len, size_t *outlen, char id[65])
+int queue_dead_unwrap(const char *dead, size_t len, char **out, size_t *outlen, char id[65],
+                      aq_err *e)
 {
+    *out = NULL;
     id[0] = '\0';
     json_t *o = json_loadb(dead, len, JSON_ALLOW_NUL, NULL);
     if (!o || !json_is_object(o)) {
         json_decref(o);
-        return copy_bytes(dead, len, outlen); /* not one of ours: as it is */
+        *out = copy_bytes(dead, len, outlen); /* not one of ours: as it is */
+        return *out ? 0 : err_set(e, AQ_EAGAIN, "dead letter: out of memory");
     }
     json_t *raw = json_object_get(o, "raw");
     json_t *vid = json_object_get(o, "id");
-    if (json_is_string(vid) && job_id_valid(json_string_value(vid)))
-        snprintf(id, 65, "%s", json_string_value(vid));
-    char *s;
-    if (is_wrapper(o, raw)) {
-        s = copy_bytes(json_string_value(raw), json_string_length(raw), outlen);
+    int rc = 0;
+    if (raw) {
+        rc = unwrap_raw(o, raw, out, outlen, e);
     } else {
+        if (json_is_string(vid) && job_id_valid(json_string_value(vid)))
+            snprintf(id, 65, "%s", json_string_value(vid));
         json_object_del(o, "error");
         json_object_del(o, "failed_at");
         json_object_del(o, "attempts");
-        s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (s)
-            *outlen = strlen(s); /* jansson escapes any NUL as \u0000 */
+        *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (*out)
+            *outlen = strlen(*out); /* jansson escapes any NUL as \u0000 */
+        else
+            rc = err_set(e, AQ_EAGAIN, "dead letter: out of memory");
     }
     json_decref(o);
-    return s;
+    return rc;
 }
-

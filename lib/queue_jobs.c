@@ -434,9 +434,9 @@ static int requeue_one(queue *q, const char *worker, const queue_requeue *how, r
     char err[300];
     int64_t due;
     const char *mode = requeue_mode(q, how, d, err, sizeof err, &due);
-    char *dead_doc = strcmp(mode, "dead") == 0
-                         ? queue_dead_doc(d->doc, d->len, err, now_ms(), d->attempts)
-                         : strdup("");
+    char *dead_doc = strcmp(mode, "dead") != 0 ? strdup("")
+                     : d->why[0] ? queue_dead_doc_refused(d->doc, d->len, err, now_ms())
+                                 : queue_dead_doc(d->doc, d->len, err, now_ms(), d->attempts);
     if (!dead_doc)
         return err_set(e, AQ_EAGAIN, "requeue: out of memory");
     char keys[7][QUEUE_KEY_MAX], ns[80];

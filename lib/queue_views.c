@@ -157,10 +157,20 @@ int queue_dead_retry(queue *q, const char *id, bool all, int *n, aq_err *e)
     }
     char key[QUEUE_KEY_MAX];
     queue_keyf(q, key, sizeof key, "dead");
-    /* Page through the list; every document moved shifts the rest left. */
+    /* Page through the list; every document moved shifts the rest left.
+     * Bounded by the length it had: retried jobs that die again meanwhile
+     * land at the head and are not met a second time. */
+    qargs la = {0};
+    arg_s(&la, "LLEN");
+    arg_s(&la, key);
+    redisReply *lr;
+    int rc = q_run(q, &la, "dead retry", &lr, e);
+    if (rc < 0)
+        return rc;
+    long left = (long)reply_int(lr);
+    freeReplyObject(lr);
     long start = 0;
-    int rc = 0;
-    for (;;) {
+    while (left > 0) {
         qargs a = {0};
         arg_s(&a, "LRANGE");
         arg_s(&a, key);
@@ -170,13 +180,20 @@ int queue_dead_retry(queue *q, const char *id, bool all, int *n, aq_err *e)
         if ((rc = q_run(q, &a, "dead retry", &r, e)) < 0)
             return rc;
         size_t got = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+        if ((long)got > left)
+            got = (size_t)left;
+        left -= (long)got;
         long moved_here = 0;
         for (size_t i = 0; i < got && rc == 0; i++) {
-            char doc_id[65];
+            char doc_id[65], *doc;
             size_t doclen = 0;
-            char *doc = queue_dead_unwrap(r->element[i]->str, r->element[i]->len, &doclen, doc_id);
-            if (!doc) {
-                rc = err_set(e, AQ_EAGAIN, "dead retry: out of memory");
+            aq_err ue = {0};
+            int u = queue_dead_unwrap(r->element[i]->str, r->element[i]->len, &doc, &doclen,
+                                      doc_id, &ue);
+            if (u == AQ_EPERM)
+                continue; /* only its head was kept: it stays a dead letter */
+            if (u != 0) {
+                rc = err_set(e, u, "dead retry: %s", ue.msg);
                 break;
             }
             if (all || strcmp(doc_id, id) == 0) {
@@ -193,6 +210,7 @@ int queue_dead_retry(queue *q, const char *id, bool all, int *n, aq_err *e)
             return rc;
         start += (long)got - moved_here;
     }
+    return rc;
 }
 
 int queue_dead_purge(queue *q, int *n, aq_err *e)

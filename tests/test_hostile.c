@@ -255,14 +255,18 @@ static char *check_dead_letter(const hostile *h, size_t len)
     ck_assert_int_eq(json_integer_value(json_object_get(o, "attempts")), 1);
     ck_assert_int_gt(json_integer_value(json_object_get(o, "failed_at")), 0);
     json_t *raw = json_object_get(o, "raw");
-    ck_assert_msg(h->raw == json_is_string(raw), "%s: raw wrapper %s", h->name,
-                  h->raw ? "missing" : "unexpected");
-    if (h->raw && len > RAW_KEEP) {
+    /* every hostile document is refused: over RAW_KEEP bytes it is kept as
+     * a wrapper too (head, size, SHA-256), never whole */
+    bool wrapped = h->raw || len > RAW_KEEP;
+    ck_assert_msg(wrapped == json_is_string(raw), "%s: raw wrapper %s", h->name,
+                  wrapped ? "missing" : "unexpected");
+    if (wrapped && len > RAW_KEEP) {
+        ck_assert_int_eq(json_string_length(json_object_get(o, "raw_sha256")), 64);
         ck_assert_int_eq(json_string_length(raw), RAW_KEEP);
         ck_assert_int_eq(json_integer_value(json_object_get(o, "raw_bytes")), (json_int_t)len);
     }
     if (h->id[0]) {
-        if (!h->raw)
+        if (!wrapped)
             ck_assert_str_eq(json_string_value(json_object_get(o, "id")), h->id);
         /* an invalid document touches only the dead list (issue 13) */
         ck_assert_int_eq(wh_int(&H, "EXISTS " WH_NS ":job:%s", h->id), 0);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "hash.h"
 #include "queue.h"
 #include "retry.h"
 #include "support.h"
@@ -467,7 +468,8 @@ START_TEST(fail_retry_and_dead)
     size_t len;
     ck_assert_int_eq(queue_take(Q, "h:1", 1000, &doc, &len, &e), 1);
     dd = queue_dead_doc(doc, len, "not JSON", 43, 0);
-    ck_assert_str_eq(dd, "{\"raw\":\"not json\",\"error\":\"not JSON\",\"failed_at\":43,\"attempts\":0}");
+    ck_assert_str_eq(dd, "{\"raw\":\"not json\",\"raw_bytes\":8,\"error\":\"not JSON\","
+                         "\"failed_at\":43,\"attempts\":0}");
     ck_assert_int_eq(queue_fail(Q, "h:1", doc, len, "", "not JSON", NULL, 0, dd, &stale, &e), 0);
     ck_assert_int_eq(raw_int("EXISTS %s", K("job:")), 0);
     /* it never started, so it is counted enqueued here: enqueued = done + dead */
@@ -492,49 +494,85 @@ START_TEST(fail_retry_and_dead)
 }
 END_TEST
 
+/* Unwraps dd, expecting success; the malloc'd document. */
+static char *unwrap_ok(const char *dd, size_t *blen, char id[65])
+{
+    char *back = NULL;
+    aq_err e = {0};
+    ck_assert_msg(queue_dead_unwrap(dd, strlen(dd), &back, blen, id, &e) == 0, "unwrap %s: %s",
+                  dd, e.msg);
+    return back;
+}
+
 START_TEST(dead_doc_forms)
 {
     const char *doc;
     size_t blen = 0;
+    char id[65];
     /* invalid UTF-8 still gives valid JSON */
     char *dd = queue_dead_doc("\xff\xfe{", 3, "bad", 1, 2);
-    ck_assert_str_eq(dd, "{\"raw\":\"??{\",\"error\":\"bad\",\"failed_at\":1,\"attempts\":2}");
-    char id[65];
-    char *back = queue_dead_unwrap(dd, strlen(dd), &blen, id);
+    ck_assert_str_eq(dd, "{\"raw\":\"??{\",\"raw_bytes\":3,\"error\":\"bad\",\"failed_at\":1,"
+                         "\"attempts\":2}");
+    char *back = unwrap_ok(dd, &blen, id);
     ck_assert_str_eq(back, "??{");
     ck_assert_str_eq(id, "");
     free(back);
     free(dd);
     /* a JSON array is not a job object: wrapped */
     dd = queue_dead_doc("[1,2]", 5, "e", 1, 0);
-    back = queue_dead_unwrap(dd, strlen(dd), &blen, id);
+    back = unwrap_ok(dd, &blen, id);
     ck_assert_str_eq(back, "[1,2]");
     free(back);
     free(dd);
     /* a raw document with a NUL byte comes back whole */
     dd = queue_dead_doc("a\0b", 3, "NUL", 1, 0);
     ck_assert_ptr_nonnull(strstr(dd, "\"a\\u0000b\""));
-    back = queue_dead_unwrap(dd, strlen(dd), &blen, id);
+    back = unwrap_ok(dd, &blen, id);
     ck_assert_uint_eq(blen, 3);
     ck_assert_mem_eq(back, "a\0b", 3);
     free(back);
     free(dd);
-    /* the worker's wrapper of a huge document notes raw_bytes */
+    /* a wrapper that kept only the head of a document cannot be retried */
     doc = "{\"raw\":\"head\",\"raw_bytes\":70000,\"error\":\"e\",\"failed_at\":1,\"attempts\":0}";
-    back = queue_dead_unwrap(doc, strlen(doc), &blen, id);
-    ck_assert_str_eq(back, "head");
-    free(back);
-    /* a (bad) job object that merely has a "raw" field is not unwrapped */
+    aq_err e = {0};
+    ck_assert_int_eq(queue_dead_unwrap(doc, strlen(doc), &back, &blen, id, &e), AQ_EPERM);
+    ck_assert_ptr_null(back);
+    ck_assert_ptr_nonnull(strstr(e.msg, "first 4 of 70000 bytes"));
+    /* a (bad) job object with a "raw" field of its own is wrapped whole, so
+     * it comes back as itself */
     doc = "{\"raw\":\"r\",\"seed\":\"s\"}";
     dd = queue_dead_doc(doc, strlen(doc), "e", 5, 3);
-    back = queue_dead_unwrap(dd, strlen(dd), &blen, id);
+    back = unwrap_ok(dd, &blen, id);
     ck_assert_str_eq(back, doc);
     free(back);
+    free(dd);
+    /* issue 13 item 11: an invalid document shaped like our wrapper never
+     * turns into another document (here a delete) on the way back */
+    doc = "{\"raw\":\"{\\\"type\\\":\\\"delete\\\",\\\"id\\\":\\\"victim\\\"}\",\"error\":\"x\","
+          "\"failed_at\":1,\"attempts\":1}";
+    dd = queue_dead_doc_refused(doc, strlen(doc), "unknown field raw", 5);
+    back = unwrap_ok(dd, &blen, id);
+    ck_assert_str_eq(back, doc);
+    ck_assert_str_eq(id, "");
+    free(back);
+    free(dd);
+    /* a large invalid object keeps its head, its size and its SHA-256 */
+    char big[3000];
+    memset(big, ' ', sizeof big);
+    memcpy(big, "{\"seed\":1", 9);
+    big[sizeof big - 1] = '}';
+    dd = queue_dead_doc_refused(big, sizeof big, "seed: not a string", 5);
+    ck_assert_uint_lt(strlen(dd), 1400);
+    ck_assert_ptr_nonnull(strstr(dd, "\"raw_bytes\":3000"));
+    char sum[65], want[90];
+    hash_sha256_hex(big, sizeof big, sum);
+    snprintf(want, sizeof want, "\"raw_sha256\":\"%s\"", sum);
+    ck_assert_ptr_nonnull(strstr(dd, want));
     free(dd);
     /* objects keep their order and numbers exactly */
     doc = "{\"v\":1,\"id\":\"z\",\"angle\":33.333333333333336,\"created_at\":1764000000123}";
     dd = queue_dead_doc(doc, strlen(doc), "e", 5, 3);
-    back = queue_dead_unwrap(dd, strlen(dd), &blen, id);
+    back = unwrap_ok(dd, &blen, id);
     ck_assert_str_eq(back, doc);
     ck_assert_str_eq(id, "z");
     free(back);

@@ -65,6 +65,7 @@ typedef struct job {
     size_t len;
     job_request r;
     int attempts;
+    bool refused;          /* not a valid job document */
     int64_t t0;            /* mono ms when its work began */
     /* set by the job thread */
     int rc;
@@ -461,7 +462,10 @@ static void decide(wk *w, job *j)
         o->retry_doc = j->made = job_to_json(&j->r);
     } else {
         o->kind = QUEUE_DEAD;
-        o->dead_doc = j->made = queue_dead_doc(j->doc, j->len, j->err.msg, now_ms(), j->attempts);
+        o->dead_doc = j->made = j->refused
+                                    ? queue_dead_doc_refused(j->doc, j->len, j->err.msg, now_ms())
+                                    : queue_dead_doc(j->doc, j->len, j->err.msg, now_ms(),
+                                                     j->attempts);
     }
     if (!j->made) { /* out of memory: leave it in the processing list */
         o->kind = QUEUE_DEAD;
@@ -523,6 +527,7 @@ static int op_start(wk *w, void *arg, aq_err *e)
  * the queued hash of this very document (QUEUE_REFUSED). */
 static void refuse(wk *w, job *j)
 {
+    j->refused = true;
     j->attempts = 1;
     slots_job_begin(w->s, j->k, j->r.id, 1, mono_ms());
     atomic_store(&w->s->jobs[j->k].finishing, 1);
