@@ -94,6 +94,22 @@ $(BINDIR)/avatarq-worker: $(WORKER_OBJ) $(LIBA)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(WORKER_OBJ) $(LIBA) $(PKG_LIBS)
 
+# The worker as the tests run it: the same objects, but worker.c built with
+# AQ_TEST_HOOKS (AVATARQ_TEST_HANG_SEED). bin/avatarq-worker, which `make
+# install` ships, has no test hook at all.
+TESTBIN    := $(BUILD)/testbin
+TEST_WORKER_OBJ := $(filter-out $(BUILD)/worker/worker.o,$(WORKER_OBJ)) $(BUILD)/testhooks/worker.o
+
+$(BUILD)/testhooks/worker.o: worker/worker.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$< [test hooks])
+	$(Q)$(CC) $(CFLAGS) -DAQ_TEST_HOOKS -c $< -o $@
+
+$(TESTBIN)/avatarq-worker: $(TEST_WORKER_OBJ) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(TEST_WORKER_OBJ) $(LIBA) $(PKG_LIBS)
+
 $(BINDIR)/avatarq: $(PROD_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
@@ -114,7 +130,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBA)
 deps:
 	@bash tests/deps.sh
 
-check-build: all $(TEST_BIN)
+check-build: all $(TEST_BIN) $(TESTBIN)/avatarq-worker
 
 # The whole suite, plain then under sanitizers; one summary line at the end.
 test: deps

@@ -39,6 +39,9 @@ int sup_run(const char *cmdline, buf *out, bool merge_stderr);
 /* Path of one of our programs: $AQ_BIN_DIR/name (AQ_BIN_DIR set by
  * tests/run.sh; defaults to ./bin). */
 const char *sup_bin(const char *name);
+/* The same for a program built with test hooks ($AQ_TEST_BIN_DIR, else as
+ * sup_bin): only avatarq-worker has one (AVATARQ_TEST_HANG_SEED). */
+const char *sup_test_bin(const char *name);
 
 /* ---- Redis ---- */
 typedef struct sup_redis {

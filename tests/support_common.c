@@ -172,6 +172,18 @@ const char *sup_bin(const char *name)
     return p;
 }
 
+const char *sup_test_bin(const char *name)
+{
+    const char *dir = getenv("AQ_TEST_BIN_DIR");
+    if (!dir || !*dir)
+        return sup_bin(name);
+    static char path[2][1024];
+    static int slot;
+    char *p = path[slot++ % 2];
+    snprintf(p, sizeof path[0], "%s/%s", dir, name);
+    return p;
+}
+
 void sup_write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");

@@ -297,6 +297,24 @@ START_TEST(t_invalid_document_leaves_job_hash_alone)
 }
 END_TEST
 
+/* The worker that `make install` ships has no test hook: a job of the hang
+ * seed simply runs (issue 13). */
+START_TEST(t_production_build_has_no_test_hook)
+{
+    wh_write_config(&H, "processes = 1\n", NULL);
+    char *argv[] = {(char *)sup_bin("avatarq-worker"), "-c", H.cfg, NULL};
+    ck_assert_str_ne(sup_bin("avatarq-worker"), sup_test_bin("avatarq-worker"));
+    H.pid = sup_spawn(argv, HANG_ENV, H.log);
+    wh_track(H.pid);
+    ck_assert(H.pid > 0);
+    only_worker();
+    wh_push_str(&H, "{\"id\":\"plain\",\"seed\":\"hang-here\",\"sizes\":[32]}");
+    ck_assert_msg(wh_wait_state(&H, "plain", "done", 20000), "hang seed hung a production worker");
+    ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":job:plain attempts"), 1);
+    stop_clean();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("engine");
@@ -309,6 +327,7 @@ static Suite *suite(void)
     tcase_add_test(tc, t_huge_document_never_held);
     tcase_add_test(tc, t_batched_events_and_metrics);
     tcase_add_test(tc, t_invalid_document_leaves_job_hash_alone);
+    tcase_add_test(tc, t_production_build_has_no_test_hook);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -192,7 +192,7 @@ WH_FN void wh_show_log(const wh *h, int lines)
 /* Starts bin/avatarq-worker -c config.ini with extra "K=V" env entries. */
 WH_FN pid_t wh_start(wh *h, char *const env[])
 {
-    char *argv[] = {(char *)sup_bin("avatarq-worker"), "-c", h->cfg, NULL};
+    char *argv[] = {(char *)sup_test_bin("avatarq-worker"), "-c", h->cfg, NULL};
     h->pid = sup_spawn(argv, env, h->log);
     wh_track(h->pid);
     return h->pid;

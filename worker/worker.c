@@ -237,12 +237,13 @@ static int redis_until_done(wk *w, redis_op op, void *arg, aq_err *e)
 
 /* ---- the job threads ---- */
 
-/* Test hook (test-only, deliberately not in --help): with
- * AVATARQ_TEST_HANG_SEED=<seed> in the environment a job of that seed hangs
- * on its first attempt, so tests can hold a job deterministically (job
- * timeout, shutdown timeout, kills) and still see a later attempt succeed. It
- * gives up only when orphaned, so a test that loses its supervisor leaves no
- * process behind. */
+#ifdef AQ_TEST_HOOKS
+/* Test hook, only in the worker the tests build (build/testbin; never in
+ * bin/avatarq-worker): with AVATARQ_TEST_HANG_SEED=<seed> in the environment
+ * a job of that seed hangs on its first attempt, so tests can hold a job
+ * deterministically (job timeout, shutdown timeout, kills) and still see a
+ * later attempt succeed. It gives up only when orphaned, so a test that
+ * loses its supervisor leaves no process behind. */
 static void maybe_hang(const wk *w, const job *j)
 {
     if (!w->hang_seed || j->r.type != JOB_GENERATE || j->attempts != 1 ||
@@ -253,6 +254,13 @@ static void maybe_hang(const wk *w, const job *j)
         sleep(1);
     _exit(3);
 }
+#else
+static void maybe_hang(const wk *w, const job *j)
+{
+    (void)w;
+    (void)j;
+}
+#endif
 
 typedef struct thread_arg {
     wk *w;
@@ -870,7 +878,9 @@ _Noreturn void worker_run(const aq_config *c, slot *s, int parent)
         g_terms = 1; /* orphaned before PDEATHSIG was armed */
     log_setup(c->log.level, c->log.format, "worker");
     worker_id(w.id, sizeof w.id, (long)getpid(), atomic_load(&s->nonce));
+#ifdef AQ_TEST_HOOKS
     w.hang_seed = getenv("AVATARQ_TEST_HANG_SEED");
+#endif
     atomic_store(&s->started_at, now_ms());
 
     open_stores(&w);
