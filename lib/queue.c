@@ -632,6 +632,14 @@ void queue_close(queue *q)
     free(q);
 }
 
+void queue_server_get(const queue *q, queue_server *s)
+{
+    s->where = rconn_where(q->rc);
+    s->role = rconn_role(q->rc);
+    s->via = rconn_mode(q->rc);
+    s->tls = rconn_tls(q->rc);
+}
+
 int queue_ensure(queue *q, aq_err *e)
 {
     if (!q->broken && q->rc)
