@@ -132,7 +132,7 @@ void rt_kill(pid_t pid, int sig)
 
 /* ---- servers ---- */
 
-static void write_conf(rt_srv *s, const char *lines)
+static void write_conf(rt_srv *s, bool sentinel, const char *lines)
 {
     char text[8192];
     const char *tls = strstr(lines, "TLSPORT");
@@ -145,10 +145,9 @@ static void write_conf(rt_srv *s, const char *lines)
         snprintf(rest, sizeof rest, "%s", p + 7);
         snprintf(p, sizeof body - (size_t)(p - body), "%d%s", s->port, rest);
     }
-    snprintf(text, sizeof text,
-             "bind 127.0.0.1\nport %d\ndir %s\ndaemonize no\nsave \"\"\nappendonly no\n"
-             "repl-diskless-sync-delay 0\nlogfile \"\"\n%s\n",
-             tls ? 0 : s->port, s->dir, body);
+    snprintf(text, sizeof text, "bind 127.0.0.1\nport %d\ndir %s\ndaemonize no\nlogfile \"\"\n%s%s\n",
+             tls ? 0 : s->port, s->dir,
+             sentinel ? "" : "save \"\"\nappendonly no\nrepl-diskless-sync-delay 0\n", body);
     sup_write_file(s->conf, text);
 }
 
@@ -169,7 +168,7 @@ void rt_server(rt_srv *s, const char *name, bool sentinel, const char *lines)
     snprintf(s->dir, sizeof s->dir, "%s/%s", dir, name);
     ck_assert_int_eq(mkdir(s->dir, 0700), 0);
     snprintf(s->conf, sizeof s->conf, "%s/%s.conf", s->dir, name);
-    write_conf(s, lines ? lines : "");
+    write_conf(s, sentinel, lines ? lines : "");
     spawn_server(s, sentinel);
 }
 
