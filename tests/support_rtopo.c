@@ -1,12 +1,15 @@
 #include "support_rtopo.h"
 
 #include <check.h>
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -84,6 +87,7 @@ void rt_begin(void)
         atexit(at_exit);
     registered = true;
     kill_listed(getppid()); /* whatever an earlier failed test left */
+    srand((unsigned)getpid());
     sup_tmpdir(dir, sizeof dir);
 }
 
@@ -161,10 +165,34 @@ static void spawn_server(rt_srv *s, bool sentinel)
                   log);
 }
 
+static bool port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)port)};
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* A cluster node also listens on port + 10000 (its bus): both must be free
+ * and below 65536. */
+static int cluster_port(void)
+{
+    for (int i = 0; i < 1000; i++) {
+        int p = 20000 + rand() % 30000;
+        if (port_free(p) && port_free(p + 10000))
+            return p;
+    }
+    ck_abort_msg("no free port pair for a cluster node");
+    return 0;
+}
+
 void rt_server(rt_srv *s, const char *name, bool sentinel, const char *lines)
 {
     memset(s, 0, sizeof *s);
-    s->port = sup_free_port();
+    s->port = lines && strstr(lines, "cluster-enabled yes") ? cluster_port() : sup_free_port();
     snprintf(s->dir, sizeof s->dir, "%s/%s", dir, name);
     ck_assert_int_eq(mkdir(s->dir, 0700), 0);
     snprintf(s->conf, sizeof s->conf, "%s/%s.conf", s->dir, name);
