@@ -80,7 +80,7 @@ static int check_role(rconn *r, aq_err *e)
         snprintf(r->role, sizeof r->role, "%.15s", rep->element[0]->str);
     if (rep)
         freeReplyObject(rep);
-    if (rc == AQ_EAGAIN && r->link.fd < 0)
+    if (rc < 0 && r->link.fd < 0) /* the connection itself failed */
         return err_set(e, rc, "%s", why.msg);
     if (modes[r->mode].must_be_master && strcmp(r->role, "master") != 0)
         return err_set(e, AQ_EAGAIN, "redis %s: found through %s but its ROLE is %s, not master "

@@ -20,6 +20,7 @@ typedef struct rlink {
     redisReader *rd;
     buf out;
     int timeout_ms;
+    bool cert_asked;     /* TLS: the server asked for a client certificate we lack */
     char where[300];     /* "host:port" or the socket path */
 } rlink;
 

@@ -119,6 +119,7 @@ int rlink_open(rlink *l, const char *host, int port, int timeout_ms, const rlink
     if (err)
         return err_set(e, AQ_EAGAIN, "redis %s: connect: %s", l->where, err > 0 ? strerror(err) : why);
     l->fd = fd;
+    l->cert_asked = false;
     set_sock_timeout(fd, timeout_ms);
     l->timeout_ms = timeout_ms;
     l->rd = redisReaderCreate();
@@ -162,9 +163,14 @@ void rlink_set_timeout(rlink *l, int ms)
 
 static int link_fail(rlink *l, const char *why, aq_err *e)
 {
-    err_set(e, AQ_EAGAIN, "redis %s: %s", l->where, why);
+    int code = AQ_EAGAIN;
+    if (l->cert_asked) /* a certificate will not appear by retrying */
+        code = err_set(e, AQ_EPERM, "redis %s: %s: the server requires a client certificate (set "
+                       "[redis] tls_cert_file and tls_key_file)", l->where, why);
+    else
+        err_set(e, code, "redis %s: %s", l->where, why);
     rlink_close(l);
-    return AQ_EAGAIN;
+    return code;
 }
 
 int rlink_append(rlink *l, int argc, const char **argv, const size_t *lens, aq_err *e)
@@ -232,8 +238,9 @@ int rlink_reply(rlink *l, redisReply **out, aq_err *e)
     *out = NULL;
     if (l->fd < 0)
         return err_set(e, AQ_EAGAIN, "redis %s: not connected", l->where);
-    if (l->out.len && flush_out(l, e) < 0)
-        return AQ_EAGAIN;
+    int rc = l->out.len ? flush_out(l, e) : 0;
+    if (rc < 0)
+        return rc;
     char chunk[RLINK_CHUNK], why[256];
     for (;;) {
         void *r = NULL;

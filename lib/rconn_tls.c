@@ -29,6 +29,21 @@ static const char *ssl_reason(char *out, size_t n, const char *fallback)
     return out;
 }
 
+/* Called by OpenSSL only when the server asks for a client certificate
+ * and none is configured: remembered, so that a refusal that follows (with
+ * TLS 1.3 an alert after the handshake, which may race with our first
+ * command and arrive as a reset) is reported clearly. A server that only
+ * asks (tls-auth-clients optional) goes on working. */
+static int no_client_cert(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+    (void)x509;
+    (void)pkey;
+    rlink *l = SSL_get_app_data(ssl);
+    if (l)
+        l->cert_asked = true;
+    return 0; /* send none */
+}
+
 SSL_CTX *rtls_context(const aq_config *c, aq_err *e)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -73,6 +88,7 @@ SSL_CTX *rtls_context(const aq_config *c, aq_err *e)
         return NULL;
     }
     SSL_CTX_set_verify(ctx, c->redis.tls_verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_client_cert_cb(ctx, no_client_cert);
     return ctx;
 }
 
@@ -115,6 +131,8 @@ int rtls_handshake(rlink *l, const char *host, const rlink_tls *t, aq_err *e)
     l->ssl = SSL_new(t->ctx);
     if (!l->ssl || SSL_set_fd(l->ssl, l->fd) != 1)
         return err_set(e, AQ_EAGAIN, "redis %s: TLS: out of memory", l->where);
+    l->cert_asked = false;
+    SSL_set_app_data(l->ssl, l);
     if (t->verify && expect_name(l->ssl, name) < 0)
         return err_set(e, AQ_EPERM, "redis %s: TLS: bad server name '%s'", l->where, name);
     errno = 0;

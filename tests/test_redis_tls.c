@@ -96,7 +96,7 @@ START_TEST(t_refusals)
         {"wrong server name", false, "ca.crt", true, "tls_server_name = wrong.example\n",
          "does not match the name 'wrong.example'"},
         {"TLS against a plain port", true, "ca.crt", true, "", "is this a TLS port?"},
-        {"no client certificate", false, "ca.crt", false, "", "certificate required"},
+        {"no client certificate", false, "ca.crt", false, "", "the server requires a client certificate"},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         snprintf(lines, sizeof lines, "url = rediss://127.0.0.1:%d/0\ntls_ca_file = %s\n%s%s%s%s%s",
