@@ -1,6 +1,7 @@
 #include "support_rtopo.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -56,6 +57,38 @@ static void untrack(pid_t pid)
         fclose(in);
 }
 
+/* SIGKILLs pid's children by their ids (found in /proc), then pid's group:
+ * avatarq-worker puts each worker process in its own group, and a worker
+ * waiting for a Redis that is gone would outlive its supervisor. */
+static void kill_tree(pid_t pid)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        char path[300], stat[512];
+        int child = atoi(de->d_name);
+        if (child <= 1)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/stat", child);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+        stat[n] = '\0';
+        const char *rp = strrchr(stat, ')'); /* the name may hold spaces */
+        int ppid = 0;
+        if (rp && sscanf(rp + 2, "%*c %d", &ppid) == 1 && ppid == pid) {
+            kill(-child, SIGKILL);
+            kill(child, SIGKILL);
+        }
+    }
+    if (d)
+        closedir(d);
+    kill(-pid, SIGKILL); /* sup_spawn made it a group leader */
+    kill(pid, SIGKILL);
+}
+
 static void kill_listed(pid_t runner)
 {
     char path[64];
@@ -66,8 +99,7 @@ static void kill_listed(pid_t runner)
     int pid;
     while (fscanf(f, "%d", &pid) == 1) {
         if (pid > 1) {
-            kill(-pid, SIGKILL); /* sup_spawn made it a group leader */
-            kill(pid, SIGKILL);
+            kill_tree(pid);
             waitpid(pid, NULL, WNOHANG);
         }
     }
@@ -130,7 +162,16 @@ void rt_kill(pid_t pid, int sig)
 {
     if (pid <= 0)
         return;
-    sup_stop(pid, sig, 10000);
+    if (waitpid(pid, NULL, WNOHANG) != 0) { /* gone already (or reaped by sup_wait) */
+        untrack(pid);
+        return;
+    }
+    kill(pid, sig);
+    /* longer than rt_config's shutdown_timeout_s: a worker stop is graceful */
+    if (sup_wait(pid, 30000) == -1) { /* a laggard: it and its children */
+        kill_tree(pid);
+        waitpid(pid, NULL, 0);
+    }
     untrack(pid);
 }
 

@@ -32,7 +32,8 @@ const char *rt_dir(void);
 
 /* Spawns argv (tracked), output appended to log. */
 pid_t rt_spawn(char *const argv[], const char *log);
-/* Sends sig, waits (SIGKILL after 10 s), forgets the pid. */
+/* Sends sig, waits (then SIGKILLs it and its children after 30 s), forgets
+ * the pid. A pid already reaped is only forgotten. */
 void rt_kill(pid_t pid, int sig);
 
 /* redis-server (sentinel: redis-sentinel) with a config file NAME.conf in

@@ -147,6 +147,44 @@ START_TEST(t_master_killed_mid_run)
 }
 END_TEST
 
+/* CLUSTER FAILOVER on the owner's replica: the old master turns replica
+ * and answers MOVED; the worker and the CLI follow to the new master. */
+START_TEST(t_manual_failover_moved)
+{
+    int m, r;
+    owner(&m, &r);
+    ck_assert_msg(rt_cli_wait(20000, "master_link_status:up", "-p %d info replication", N[r].port),
+                  "replica of the owner never linked");
+    const char *cfg = rt_path("config.ini"), *log = rt_path("worker.log");
+    char lines[512];
+    snprintf(lines, sizeof lines, "url = redis://127.0.0.1:%d\ncluster = true\nconnect_timeout_ms = 1000\n",
+             N[m].port);
+    rt_config(cfg, NS, lines, NULL);
+    buf out = BUF_INIT;
+    ck_assert_msg(rt_batch(cfg, "f", JOBS, &out) == 0, "batch: %s", (char *)out.data);
+    pid_t w = rt_worker(cfg, log);
+    ck_assert_msg(rt_wait_stat(cfg, "counters.done", JOBS / 5, 60000), "no progress before the failover");
+    ck_assert_str_eq(rt_cli("-p %d cluster failover", N[r].port), "OK");
+    ck_assert_msg(rt_cli_wait(30000, "role:slave", "-p %d info replication", N[m].port),
+                  "the old master never turned replica");
+    /* a write to the old master is now redirected */
+    ck_assert_msg(strstr(rt_cli("-p %d lpush '%s:probe' x", N[m].port, NS), "MOVED"), "no MOVED");
+    bool done = rt_wait_stat(cfg, "counters.done", JOBS, 120000);
+    if (!done)
+        rt_show(log, 60);
+    ck_assert_msg(done, "done %lld of %d", rt_stat(cfg, "counters.done"), JOBS);
+    ck_assert_int_eq(rt_stat(cfg, "counters.done"), JOBS);
+    ck_assert_int_eq(rt_stat(cfg, "dead"), 0);
+    ck_assert_int_eq(rt_meta_rows(cfg), JOBS);
+    rt_avatarq(&out, cfg, "health");
+    char want[80];
+    snprintf(want, sizeof want, "server=127.0.0.1:%d role=master", N[r].port);
+    ck_assert_msg(strstr((char *)out.data, want), "health after failover: %s", (char *)out.data);
+    rt_kill(w, SIGTERM);
+    buf_free(&out);
+}
+END_TEST
+
 START_TEST(t_bad_input)
 {
     const char *cfg = rt_path("bad.ini");
@@ -176,6 +214,7 @@ static Suite *suite(void)
     tcase_add_unchecked_fixture(tc, NULL, rt_reap_strays);
     tcase_set_timeout(tc, 400);
     tcase_add_test(tc, t_master_killed_mid_run);
+    tcase_add_test(tc, t_manual_failover_moved);
     tcase_add_test(tc, t_bad_input);
     suite_add_tcase(s, tc);
     return s;
