@@ -56,14 +56,21 @@ static void teardown(void)
     rt_end();
 }
 
-static const char *sentinel_lines(const char *master, const char *extra)
+/* [redis] lines: the URL (scheme redis or rediss) gives no address, only
+ * the db; the sentinels give the master. */
+static const char *sentinel_lines_s(const char *scheme, const char *master, const char *extra)
 {
     static char out[1024];
     snprintf(out, sizeof out,
-             "url = redis://127.0.0.1:1/0\nsentinels = 127.0.0.1:%d,127.0.0.1:%d, 127.0.0.1:%d\n"
+             "url = %s://127.0.0.1:1/0\nsentinels = 127.0.0.1:%d,127.0.0.1:%d, 127.0.0.1:%d\n"
              "sentinel_master = %s\nconnect_timeout_ms = 1000\n%s",
-             S[0].port, S[1].port, S[2].port, master, extra ? extra : "");
+             scheme, S[0].port, S[1].port, S[2].port, master, extra ? extra : "");
     return out;
+}
+
+static const char *sentinel_lines(const char *master, const char *extra)
+{
+    return sentinel_lines_s("redis", master, extra);
 }
 
 static double now_s(void)
@@ -171,6 +178,71 @@ START_TEST(t_bad_input)
 }
 END_TEST
 
+/* ---- the same over TLS: master, replica and sentinels on TLS ports only ---- */
+
+static char TLSCLI[700];
+
+static void setup_tls(void)
+{
+    rt_begin();
+    rt_certs();
+    char tls[1400], lines[2000];
+    snprintf(tls, sizeof tls,
+             "tls-port TLSPORT\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\n"
+             "tls-auth-clients no\ntls-replication yes\n",
+             rt_path("server.crt"), rt_path("server.key"), rt_path("ca.crt"));
+    snprintf(TLSCLI, sizeof TLSCLI, "--tls --cacert %s", rt_path("ca.crt"));
+    rt_server(&M, "master", false, tls);
+    snprintf(lines, sizeof lines, "%sreplicaof 127.0.0.1 %d\n", tls, M.port);
+    rt_server(&R, "replica", false, lines);
+    ck_assert_msg(rt_cli_wait(20000, "master_link_status:up", "%s -p %d info replication", TLSCLI, R.port),
+                  "replica never linked over TLS");
+    snprintf(lines, sizeof lines,
+             "%ssentinel monitor mymaster 127.0.0.1 %d 2\nsentinel down-after-milliseconds mymaster 1000\n"
+             "sentinel failover-timeout mymaster 10000\n", tls, M.port);
+    const char *names[] = {"s1", "s2", "s3"};
+    for (int i = 0; i < 3; i++)
+        rt_server(&S[i], names[i], true, lines);
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(rt_cli_wait(30000, "slaves=1,sentinels=3", "%s -p %d info sentinel", TLSCLI, S[i].port),
+                      "TLS sentinel %d never saw the whole set", i);
+}
+
+/* rediss:// reaches the sentinels and the master over TLS; jobs flow; a
+ * failover is followed. */
+START_TEST(t_tls_sentinel)
+{
+    const char *cfg = rt_path("config.ini"), *log = rt_path("worker.log");
+    char extra[600];
+    snprintf(extra, sizeof extra, "tls_ca_file = %s\n", rt_path("ca.crt"));
+    rt_config(cfg, "aq", sentinel_lines_s("rediss", "mymaster", extra), NULL);
+    buf out = BUF_INIT;
+    ck_assert_msg(rt_batch(cfg, "t", 100, &out) == 0, "batch: %s", (char *)out.data);
+    rt_avatarq(&out, cfg, "health");
+    char want[80];
+    snprintf(want, sizeof want, "server=127.0.0.1:%d role=master tls=on via=sentinel", M.port);
+    ck_assert_msg(strstr((char *)out.data, want), "health: %s", (char *)out.data);
+    pid_t w = rt_worker(cfg, log);
+    ck_assert_msg(rt_wait_stat(cfg, "counters.done", 20, 60000), "no progress");
+    ck_assert_str_eq(rt_cli("%s -p %d sentinel failover mymaster", TLSCLI, S[1].port), "OK");
+    ck_assert_msg(rt_cli_wait(30000, "role:master", "%s -p %d info replication", TLSCLI, R.port),
+                  "the replica was never promoted");
+    ck_assert_msg(rt_cli_wait(30000, "role:slave", "%s -p %d info replication", TLSCLI, M.port),
+                  "the old master never became a replica");
+    bool done = rt_wait_stat(cfg, "counters.done", 100, 120000);
+    if (!done)
+        rt_show(log, 40);
+    ck_assert_msg(done, "done %lld of 100", rt_stat(cfg, "counters.done"));
+    ck_assert_int_eq(rt_meta_rows(cfg), 100);
+    ck_assert_int_eq(rt_stat(cfg, "dead"), 0);
+    rt_avatarq(&out, cfg, "health");
+    snprintf(want, sizeof want, "server=127.0.0.1:%d role=master tls=on via=sentinel", R.port);
+    ck_assert_msg(strstr((char *)out.data, want), "health after failover: %s", (char *)out.data);
+    rt_kill(w, SIGTERM);
+    buf_free(&out);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("redis_sentinel");
@@ -181,6 +253,12 @@ static Suite *suite(void)
     tcase_add_test(tc, t_failover_mid_run);
     tcase_add_test(tc, t_bad_input);
     suite_add_tcase(s, tc);
+    TCase *tls = tcase_create("sentinel_tls");
+    tcase_add_checked_fixture(tls, setup_tls, teardown);
+    tcase_add_unchecked_fixture(tls, NULL, rt_reap_strays);
+    tcase_set_timeout(tls, 400);
+    tcase_add_test(tls, t_tls_sentinel);
+    suite_add_tcase(s, tls);
     return s;
 }
 
