@@ -15,6 +15,35 @@
 #include <stdio.h>
 #include <string.h>
 
+/* OpenSSL writes with write(2), in SSL_write and also in SSL_read and
+ * SSL_connect (alerts): a peer that went away would raise SIGPIPE in a
+ * program that does not ignore it (the CLI, a C API user). SIGPIPE is
+ * blocked around those calls and one they raised is consumed. */
+typedef struct pipe_guard {
+    sigset_t set, old;
+    bool was_pending;
+} pipe_guard;
+
+static void guard_on(pipe_guard *g)
+{
+    sigset_t pending;
+    sigemptyset(&g->set);
+    sigaddset(&g->set, SIGPIPE);
+    sigpending(&pending);
+    g->was_pending = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &g->set, &g->old);
+}
+
+static void guard_off(pipe_guard *g)
+{
+    sigset_t pending;
+    struct timespec zero = {0, 0};
+    sigpending(&pending);
+    if (!g->was_pending && sigismember(&pending, SIGPIPE))
+        sigtimedwait(&g->set, NULL, &zero);
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
 /* The oldest OpenSSL error on the queue, or fallback. */
 static const char *ssl_reason(char *out, size_t n, const char *fallback)
 {
@@ -136,7 +165,10 @@ int rtls_handshake(rlink *l, const char *host, const rlink_tls *t, aq_err *e)
     if (t->verify && expect_name(l->ssl, name) < 0)
         return err_set(e, AQ_EPERM, "redis %s: TLS: bad server name '%s'", l->where, name);
     errno = 0;
+    pipe_guard g;
+    guard_on(&g);
     int ret = SSL_connect(l->ssl);
+    guard_off(&g);
     if (ret == 1)
         return 0;
     char why[400];
@@ -164,36 +196,25 @@ static long io_fail(rlink *l, int ret, char *why, size_t wl)
     return -1;
 }
 
-long rtls_read(rlink *l, void *p, size_t n, char *why, size_t wl)
+static long guarded(rlink *l, bool writing, void *p, size_t n, char *why, size_t wl)
 {
+    pipe_guard g;
+    guard_on(&g);
     ERR_clear_error();
     errno = 0;
-    int k = SSL_read(l->ssl, p, n > 1 << 30 ? 1 << 30 : (int)n);
-    return k > 0 ? k : io_fail(l, k, why, wl);
+    int len = n > 1 << 30 ? 1 << 30 : (int)n;
+    int k = writing ? SSL_write(l->ssl, p, len) : SSL_read(l->ssl, p, len);
+    long rc = k > 0 ? k : io_fail(l, k, why, wl);
+    guard_off(&g);
+    return rc;
 }
 
-/* OpenSSL writes with write(2): a peer that went away would raise SIGPIPE
- * in a program that does not ignore it (the CLI, a C API user). SIGPIPE is
- * blocked around the write and a pending one consumed. */
+long rtls_read(rlink *l, void *p, size_t n, char *why, size_t wl)
+{
+    return guarded(l, false, p, n, why, wl);
+}
+
 long rtls_write(rlink *l, const void *p, size_t n, char *why, size_t wl)
 {
-    sigset_t pipe_set, old;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    sigset_t pending;
-    sigpending(&pending);
-    bool was_pending = sigismember(&pending, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    ERR_clear_error();
-    errno = 0;
-    int k = SSL_write(l->ssl, p, n > 1 << 30 ? 1 << 30 : (int)n);
-    long rc = k > 0 ? k : io_fail(l, k, why, wl);
-    if (!was_pending) {
-        struct timespec zero = {0, 0};
-        sigpending(&pending);
-        if (sigismember(&pending, SIGPIPE))
-            sigtimedwait(&pipe_set, NULL, &zero);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return rc;
+    return guarded(l, true, (void *)p, n, why, wl);
 }
