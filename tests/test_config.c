@@ -488,6 +488,9 @@ START_TEST(env_overrides)
     setenv("AVATARQ_REDIS_URL", "redis://:pw@10.0.0.5:7000/4", 1);
     setenv("AVATARQ_STORAGE_LOCAL_FSYNC", "off", 1);
     setenv("AVATARQ_DATABASE_POSTGRESQL_CONNINFO", "dbname=x", 1);
+    setenv("AVATARQ_REDIS_TLS_CA_FILE", "/etc/ca.pem", 1);
+    setenv("AVATARQ_REDIS_SENTINELS", "a:1,b:2", 1);
+    setenv("AVATARQ_REDIS_MIN_REPLICAS_ACK", "1", 1);
     setenv("AWS_ACCESS_KEY_ID", "FROMAWS", 1);       /* the file wins */
     setenv("AWS_SECRET_ACCESS_KEY", "AWSSECRET", 1); /* fills the gap */
     setenv("AVATARQ_UNRELATED", "ignored", 1);       /* not a section of ours */
@@ -497,6 +500,9 @@ START_TEST(env_overrides)
     ck_assert_str_eq(C.storage.s3.bucket, "env-bucket");
     ck_assert_str_eq(C.redis.host, "10.0.0.5");
     ck_assert_int_eq(C.redis.port, 7000);
+    ck_assert_str_eq(C.redis.tls_ca_file, "/etc/ca.pem");
+    ck_assert_str_eq(C.redis.sentinels, "a:1,b:2");
+    ck_assert_int_eq(C.redis.min_replicas_ack, 1);
     ck_assert_int_eq(C.redis.db, 4);
     ck_assert_str_eq(C.redis.password, "pw");
     ck_assert(!C.storage.local.fsync);
