@@ -9,7 +9,7 @@
 #   make fuzz       libFuzzer targets for a bounded time (clang)
 #   make install    PREFIX=/usr/local DESTDIR=...
 
-PKGS      := hiredis jansson inih libpq sqlite3 libcurl libcrypto libpng libsystemd
+PKGS      := hiredis jansson inih libpq sqlite3 libcurl libssl libcrypto libpng libsystemd
 TEST_PKGS := check
 CC        ?= cc
 VERSION   := 0.1.0

@@ -86,7 +86,10 @@ void avatarq_request_init(avatarq_request *r);
  * below 16" -> AVATARQ_EPERM), then pushes the job document onto its queue
  * and marks NS:job:ID queued, in one round trip. id_out (may be NULL)
  * receives the job id (given or derived: the same request always gets the
- * same id). Returns 0, AVATARQ_EPERM or AVATARQ_EAGAIN. */
+ * same id). Returns 0, AVATARQ_EPERM or AVATARQ_EAGAIN. With [redis]
+ * min_replicas_ack = N, AVATARQ_EAGAIN also when fewer than N replicas
+ * confirmed the write in time (it happened on the master: retrying with
+ * the same id gives one job). */
 int avatarq_enqueue(avatarq *a, const avatarq_request *r, char id_out[65],
                     char *err, size_t errlen);
 

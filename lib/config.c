@@ -52,6 +52,7 @@ static int set_format(aq_config *, const key_spec *, const char *, char *);
 static int set_prefix(aq_config *, const key_spec *, const char *, char *);
 static int set_endpoint(aq_config *, const key_spec *, const char *, char *);
 static int set_bucket(aq_config *, const key_spec *, const char *, char *);
+static int set_hostports(aq_config *, const key_spec *, const char *, char *);
 
 static const char *const storage_backends[] = {"local", "s3", NULL};
 static const char *const database_backends[] = {"sqlite", "postgresql", NULL};
@@ -65,6 +66,18 @@ static const key_spec KEYS[] = {
     {"redis", "namespace", "avatarq", set_name, F(redis.ns), 1, 63, NULL, 0},
     {"redis", "queue", "default", set_name, F(redis.queue), 1, 63, NULL, 0},
     {"redis", "connect_timeout_ms", "2000", set_int, F(redis.connect_timeout_ms), 1, 600000, NULL, 0},
+    {"redis", "tls_ca_file", "", set_str, F(redis.tls_ca_file), 0, PATH_MAX - 1, NULL, 0},
+    {"redis", "tls_cert_file", "", set_str, F(redis.tls_cert_file), 0, PATH_MAX - 1, NULL, 0},
+    {"redis", "tls_key_file", "", set_str, F(redis.tls_key_file), 0, PATH_MAX - 1, NULL, 0},
+    {"redis", "tls_server_name", "", set_name, F(redis.tls_server_name), 0, 255, NULL, 0},
+    {"redis", "tls_verify", "true", set_bool, F(redis.tls_verify), 0, 0, NULL, 0},
+    {"redis", "sentinels", "", set_hostports, F(redis.sentinels), 0, 1023, NULL, 0},
+    {"redis", "sentinel_master", "mymaster", set_name, F(redis.sentinel_master), 1, 127, NULL, 0},
+    {"redis", "sentinel_password", "", set_str, F(redis.sentinel_password), 0, 255, NULL, 1},
+    {"redis", "cluster", "false", set_bool, F(redis.cluster), 0, 0, NULL, 0},
+    {"redis", "min_replicas_ack", "0", set_int, F(redis.min_replicas_ack), 0, 100, NULL, 0},
+    {"redis", "min_replicas_timeout_ms", "100", set_int, F(redis.min_replicas_timeout_ms), 1, 600000,
+     NULL, 0},
 
     {"worker", "processes", NULL, set_int, F(worker.processes), 1, 256, NULL, 0},
     {"worker", "concurrency", "16", set_int, F(worker.concurrency), 1, 256, NULL, 0},
@@ -481,14 +494,13 @@ static int set_url(aq_config *c, const key_spec *k, const char *v, char *why)
     static const struct {
         const char *scheme;
         int (*parse)(const char *rest, redis_target *t, char *why);
-    } schemes[] = {{"redis://", parse_tcp}, {"unix://", parse_unix}, {"redis+unix://", parse_unix}};
+    } schemes[] = {{"redis://", parse_tcp}, {"rediss://", parse_tcp}, {"unix://", parse_unix},
+                   {"redis+unix://", parse_unix}};
     char red[600], val[96];
     config_redact_url(v, red, sizeof red);
     if (check_len(k, v, why) != 0)
         return -1;
-    if (strncmp(v, "rediss://", 9) == 0)
-        return snprintf(why, WHY, "%s: rediss:// (TLS) is not supported: hiredis 0.14 on this "
-                        "system has no TLS; use redis:// or unix://", shown(NULL, red, val, sizeof val)), -1;
+    bool tls = strncmp(v, "rediss://", 9) == 0;
     for (size_t i = 0; i < NELEM(schemes); i++) {
         size_t n = strlen(schemes[i].scheme);
         if (strncmp(v, schemes[i].scheme, n) != 0)
@@ -505,9 +517,37 @@ static int set_url(aq_config *c, const key_spec *k, const char *v, char *why)
         memcpy(c->redis.password, t.password, sizeof t.password);
         c->redis.db = t.db;
         memcpy(c->redis.unix_path, t.unix_path, sizeof t.unix_path);
+        c->redis.tls = tls;
         return 0;
     }
-    return snprintf(why, WHY, "%s is not a redis:// or unix:// URL", shown(NULL, red, val, sizeof val)), -1;
+    return snprintf(why, WHY, "%s is not a redis://, rediss:// or unix:// URL", shown(NULL, red, val, sizeof val)), -1;
+}
+
+/* "host:port,host:port" (blanks around items allowed; [v6]:port too):
+ * every item needs a host and a port 1..65535. "" = none. */
+static int set_hostports(aq_config *c, const key_spec *k, const char *v, char *why)
+{
+    if (check_len(k, v, why) != 0)
+        return -1;
+    char copy[1024];
+    snprintf(copy, sizeof copy, "%s", v);
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save), n++) {
+        while (*t == ' ' || *t == '\t')
+            t++;
+        size_t len = strcspn(t, " \t");
+        t[len] = '\0';
+        char reason[WHY];
+        redis_target r;
+        memset(&r, 0, sizeof r);
+        if (!strrchr(t, ':') || (strchr(t, ']') && strrchr(t, ':') < strchr(t, ']')))
+            return why_value(why, k, v, "item %d ('%.60s') has no :port", n + 1, t), -1;
+        if (parse_tcp(t, &r, reason) != 0 || strchr(t, '@') || strchr(t, '/'))
+            return why_value(why, k, v, "item %d ('%.60s') is not host:port", n + 1, t), -1;
+    }
+    if (*v && n == 0)
+        return why_value(why, k, v, "names no host:port");
+    return set_str(c, k, v, why);
 }
 
 /* Copies up to n bytes of s into out at *o, always NUL-terminating. */
@@ -784,6 +824,44 @@ static int fail_pair(const aq_config *c, size_t a, size_t b, const char *why, aq
     return fail_key(c->path[0] ? c->path : "config", &KEYS[k], c->origin[k], why, e);
 }
 
+/* Redis deployment rules: the two [redis] keys involved go to key[0..1]
+ * (the message then names the one set last). A cluster keeps every key of
+ * a namespace in one slot only when the namespace is a hash tag (Redis
+ * hashes just the text between the first '{' and the next '}'). */
+static int validate_redis(const aq_config *c, const char *key[2], char *why)
+{
+    const char *ns = c->redis.ns, *open = strchr(ns, '{');
+    const char *close = open ? strchr(open, '}') : NULL;
+    static const struct {
+        const char *a, *b;
+        const char *msg;
+    } rule[] = {
+        {"namespace", "cluster", "with cluster = true the namespace must be a hash tag such as "
+                                 "{avatarq} (every key of a namespace must share one hash slot)"},
+        {"cluster", "sentinels", "cluster = true and sentinels exclude each other"},
+        {"url", "cluster", "Redis Cluster has only database 0 (drop /N from the URL)"},
+        {"tls_key_file", "tls_cert_file", "tls_cert_file and tls_key_file go together"},
+        {"sentinels", "url", "Sentinel needs a redis:// or rediss:// URL (not a unix socket)"},
+        {"cluster", "url", "Redis Cluster needs a redis:// or rediss:// URL (not a unix socket)"},
+    };
+    bool broken[] = {
+        c->redis.cluster && (!open || !close || close == open + 1),
+        c->redis.cluster && c->redis.sentinels[0],
+        c->redis.cluster && c->redis.db != 0,
+        !c->redis.tls_cert_file[0] != !c->redis.tls_key_file[0],
+        c->redis.sentinels[0] && c->redis.unix_path[0],
+        c->redis.cluster && c->redis.unix_path[0],
+    };
+    for (size_t i = 0; i < NELEM(rule); i++) {
+        if (broken[i]) {
+            key[0] = rule[i].a;
+            key[1] = rule[i].b;
+            return snprintf(why, WHY, "%s", rule[i].msg), -1;
+        }
+    }
+    return 0;
+}
+
 /* Rules that involve more than one key. */
 static int validate(const aq_config *c, aq_err *e)
 {
@@ -808,6 +886,9 @@ static int validate(const aq_config *c, aq_err *e)
                              why, e);
         }
     }
+    const char *pair[2];
+    if (validate_redis(c, pair, why) != 0)
+        return fail_pair(c, key_index("redis", pair[0]), key_index("redis", pair[1]), why, e);
     if (strcmp(c->storage.backend, "s3") == 0) {
         static const char *const need[] = {"endpoint", "bucket"};
         for (size_t i = 0; i < NELEM(need); i++) {

@@ -26,6 +26,17 @@ typedef struct aq_config {
         char ns[64];              /* [redis] namespace */
         char queue[64];
         int connect_timeout_ms;
+        /* Where the master is (docs/protocol.md "Redis deployments"). */
+        bool tls;                 /* rediss:// URL */
+        char tls_ca_file[PATH_MAX], tls_cert_file[PATH_MAX], tls_key_file[PATH_MAX];
+        char tls_server_name[256];/* "" = the host being connected to */
+        bool tls_verify;          /* [true] chain and host name */
+        char sentinels[1024];     /* "host:port,host:port"; "" = no Sentinel */
+        char sentinel_master[128];
+        char sentinel_password[256];
+        bool cluster;
+        int min_replicas_ack;     /* WAIT N after enqueue and outcomes; 0 = off */
+        int min_replicas_timeout_ms;
     } redis;
 
     struct {

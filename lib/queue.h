@@ -23,6 +23,16 @@ typedef struct queue queue;
 queue *queue_open(const aq_config *c, aq_err *e);
 void queue_close(queue *q);
 
+/* The Redis server in use (lib/rconn.h): "host:port" or socket path, what
+ * ROLE said ("master"; "?" when ROLE is not allowed), TLS on, and how it
+ * was found ("direct", "sentinel", "cluster"). Valid until the next call on
+ * q. */
+typedef struct queue_server {
+    const char *where, *role, *via;
+    bool tls;
+} queue_server;
+void queue_server_get(const queue *q, queue_server *s);
+
 /* Reconnects if the handle is marked broken; returns 0 or AQ_EAGAIN. */
 int queue_ensure(queue *q, aq_err *e);
 

@@ -2,17 +2,14 @@
  * its dispatcher records the outcomes of all finished ones and takes new ones
  * in one script (queue_cycle), and marks the new ones running in one more
  * (queue_start_many). queue_take_bounded is the blocking take of an idle
- * worker, which reads its reply in pieces so that a document over the
+ * worker, whose reply rconn reads in pieces so that a document over the
  * protocol's limit is never held whole. */
-#include <errno.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "hash.h"
 #include "queue_int.h"
@@ -313,119 +310,35 @@ int queue_start_many(queue *q, const char *worker, queue_start_item *items, size
     return rc;
 }
 
-/* ---- queue_take_bounded: the reply read from the socket in pieces ---- */
+/* ---- queue_take_bounded: a document over the limit is never held ---- */
 
-typedef struct rd {
-    queue *q;
-    int fd;
-    char buf[16384];
-    size_t have, at;
-} rd;
+/* Where the pieces of an oversized document go: its SHA-256 and head. */
+typedef struct big_sink {
+    EVP_MD_CTX *md;
+    queue_big *big;
+} big_sink;
 
-/* Fills r->buf when it is used up; the socket's receive timeout (set by
- * set_timeout) bounds each read. Returns bytes available or < 0. */
-static int rd_fill(rd *r, aq_err *e)
+static void big_piece(void *ud, const char *p, size_t n)
 {
-    if (r->at < r->have)
-        return (int)(r->have - r->at);
-    ssize_t k;
-    do
-        k = read(r->fd, r->buf, sizeof r->buf);
-    while (k < 0 && errno == EINTR);
-    if (k <= 0)
-        return transport_error(r->q, "take", e);
-    r->have = (size_t)k;
-    r->at = 0;
-    return (int)k;
+    big_sink *s = ud;
+    EVP_DigestUpdate(s->md, p, n);
+    size_t room = QUEUE_DEAD_RAW_MAX - s->big->head_len;
+    size_t keep = n < room ? n : room;
+    memcpy(s->big->head + s->big->head_len, p, keep);
+    s->big->head_len += keep;
 }
 
-/* Reads the first line of a reply (type byte and text, without CRLF). */
-static int rd_line(rd *r, char *out, size_t n, aq_err *e)
+/* Copies a bulk reply into a malloc'd NUL-terminated doc; returns 1. */
+static int take_doc(queue *q, redisReply *r, char **doc, size_t *len, aq_err *e)
 {
-    size_t k = 0;
-    for (;;) {
-        int rc = rd_fill(r, e);
-        if (rc < 0)
-            return rc;
-        char c = r->buf[r->at++];
-        if (c == '\n')
-            break;
-        if (k + 1 < n && c != '\r')
-            out[k++] = c;
-    }
-    out[k] = '\0';
-    return 0;
-}
-
-/* Reads the n payload bytes of a bulk reply plus its CRLF: into *doc when
- * n <= limit, else through SHA-256 keeping the head in big. */
-static int rd_bulk(rd *r, size_t n, size_t limit, char **doc, queue_big *big, aq_err *e)
-{
-    char *out = n <= limit ? malloc(n + 1) : NULL;
-    if (n <= limit && !out)
+    if (r->type != REDIS_REPLY_STRING)
+        return err_set(e, AQ_EPERM, "redis %s: take: unexpected reply", q->where);
+    if (!(*doc = malloc(r->len + 1)))
         return err_set(e, AQ_EAGAIN, "take: out of memory");
-    EVP_MD_CTX *md = out ? NULL : EVP_MD_CTX_new();
-    if (md)
-        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    size_t got = 0, total = n + 2;
-    int rc = 0;
-    while (got < total && rc == 0) {
-        if ((rc = rd_fill(r, e)) < 0)
-            break;
-        rc = 0;
-        size_t k = r->have - r->at;
-        if (k > total - got)
-            k = total - got;
-        size_t data = got < n ? (k < n - got ? k : n - got) : 0;
-        const char *p = r->buf + r->at;
-        if (out)
-            memcpy(out + got, p, data);
-        else {
-            if (md)
-                EVP_DigestUpdate(md, p, data);
-            size_t room = QUEUE_DEAD_RAW_MAX - big->head_len;
-            size_t keep = got < QUEUE_DEAD_RAW_MAX ? (data < room ? data : room) : 0;
-            memcpy(big->head + big->head_len, p, keep);
-            big->head_len += keep;
-        }
-        got += k;
-        r->at += k;
-    }
-    if (rc < 0) {
-        free(out);
-        EVP_MD_CTX_free(md);
-        return rc;
-    }
-    if (out) {
-        out[n] = '\0';
-        *doc = out;
-    } else {
-        unsigned char sum[32];
-        unsigned len = 0;
-        EVP_DigestFinal_ex(md, sum, &len);
-        EVP_MD_CTX_free(md);
-        hash_hex(sum, 32, big->sha256);
-        big->head[big->head_len] = '\0';
-        big->size = n;
-    }
-    return 0;
-}
-
-/* Sends BLMOVE through hiredis (which flushes its buffer) without reading. */
-static int send_blmove(queue *q, const char *worker, int timeout_ms, aq_err *e)
-{
-    char src[QUEUE_KEY_MAX], dst[QUEUE_KEY_MAX], secs[32];
-    queue_keyf(q, src, sizeof src, "queue:%s", q->cfg.redis.queue);
-    queue_keyf(q, dst, sizeof dst, "processing:%s", worker);
-    snprintf(secs, sizeof secs, "%d.%03d", timeout_ms / 1000, timeout_ms % 1000);
-    const char *v[] = {"BLMOVE", src, dst, "RIGHT", "LEFT", secs};
-    if (redisAppendCommandArgv(q->rc, 6, v, NULL) != REDIS_OK)
-        return transport_error(q, "take", e);
-    int done = 0;
-    while (!done)
-        if (redisBufferWrite(q->rc, &done) != REDIS_OK)
-            return transport_error(q, "take", e);
-    return 0;
+    memcpy(*doc, r->str, r->len);
+    (*doc)[r->len] = '\0';
+    *len = r->len;
+    return 1;
 }
 
 int queue_take_bounded(queue *q, const char *worker, int timeout_ms, size_t limit, char **doc,
@@ -439,38 +352,45 @@ int queue_take_bounded(queue *q, const char *worker, int timeout_ms, size_t limi
         return rc;
     if (timeout_ms < 1)
         timeout_ms = 1;
+    char src[QUEUE_KEY_MAX], dst[QUEUE_KEY_MAX], secs[32];
+    queue_keyf(q, src, sizeof src, "queue:%s", q->cfg.redis.queue);
+    queue_keyf(q, dst, sizeof dst, "processing:%s", worker);
+    snprintf(secs, sizeof secs, "%d.%03d", timeout_ms / 1000, timeout_ms % 1000);
+    const char *v[] = {"BLMOVE", src, dst, "RIGHT", "LEFT", secs};
+    if (rconn_append(q->rc, 6, v, NULL, e) < 0)
+        return transport_error(q, "take", e);
+    big_sink sink = {.md = EVP_MD_CTX_new(), .big = big};
+    if (!sink.md)
+        return err_set(e, AQ_EAGAIN, "take: out of memory");
+    EVP_DigestInit_ex(sink.md, EVP_sha256(), NULL);
     set_timeout(q, timeout_ms);
-    if ((rc = send_blmove(q, worker, timeout_ms, e)) < 0)
-        return rc;
-    static __thread rd r;
-    r = (rd){.q = q, .fd = q->rc->fd};
-    char line[512];
-    rc = rd_line(&r, line, sizeof line, e);
+    redisReply *r = NULL;
+    size_t n = 0;
+    rc = rconn_reply_bounded(q->rc, limit, big_piece, &sink, &r, &n, e);
     set_timeout(q, 0);
-    if (rc < 0)
-        return rc;
-    if (line[0] == '-') {
-        q->broken = first_word_is(line + 1, "READONLY") || first_word_is(line + 1, "LOADING");
-        return err_set(e, q->broken ? AQ_EAGAIN : AQ_EPERM, "redis %s: take: %s", q->where,
-                       line + 1);
+    if (rc < 0) {
+        EVP_MD_CTX_free(sink.md);
+        return transport_error(q, "take", e);
     }
-    long long n = line[0] == '$' || line[0] == '*' ? strtoll(line + 1, NULL, 10) : -2;
-    if (n == -1)
-        return 0; /* timed out */
-    if (line[0] != '$' || n < 0) {
-        q->broken = true;
-        return err_set(e, AQ_EPERM, "redis %s: take: unexpected reply '%.40s'", q->where, line);
+    if (n > 0) { /* streamed: the head and the digest are all we kept */
+        unsigned char sum[32];
+        unsigned sl = 0;
+        EVP_DigestFinal_ex(sink.md, sum, &sl);
+        hash_hex(sum, 32, big->sha256);
+        big->head[big->head_len] = '\0';
+        big->size = n;
+        rc = 1;
+    } else if (r->type == REDIS_REPLY_NIL) {
+        rc = 0; /* timed out */
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        rc = reply_error(q, r, "take", e);
+    } else {
+        rc = take_doc(q, r, doc, len, e);
     }
-    if ((rc = rd_bulk(&r, (size_t)n, limit, doc, big, e)) < 0)
-        return rc;
-    if (r.at != r.have) { /* bytes of no reply of ours: the stream is out of step */
-        q->broken = true;
-        free(*doc);
-        *doc = NULL;
-        return err_set(e, AQ_EAGAIN, "redis %s: take: stray bytes after the reply", q->where);
-    }
-    *len = *doc ? (size_t)n : 0;
-    return 1;
+    EVP_MD_CTX_free(sink.md);
+    if (r)
+        freeReplyObject(r);
+    return rc;
 }
 
 int queue_bury_oversized(queue *q, const char *worker, const queue_big *big, size_t limit,

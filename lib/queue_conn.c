@@ -27,6 +27,7 @@
 
 #include "hash.h"
 #include "job.h"
+#include "rconn.h"
 #include "queue_int.h"
 #include "retry.h"
 
@@ -40,6 +41,7 @@ static const struct {
     {"LOADING", AQ_EAGAIN, true},     {"READONLY", AQ_EAGAIN, true},
     {"MASTERDOWN", AQ_EAGAIN, true},  {"BUSY", AQ_EAGAIN, true},
     {"TRYAGAIN", AQ_EAGAIN, true},    {"CLUSTERDOWN", AQ_EAGAIN, true},
+    {"MOVED", AQ_EAGAIN, true},       {"ASK", AQ_EAGAIN, true},
     {"OOM", AQ_EAGAIN, false},        {"NOREPLICAS", AQ_EAGAIN, false},
 };
 
@@ -63,25 +65,26 @@ int reply_error(queue *q, const redisReply *r, const char *what, aq_err *e)
     return err_set(e, AQ_EPERM, "redis %s: %s: %s", q->where, what, r->str);
 }
 
+/* rconn put "redis HOST:PORT: why" into e; this adds which call it was. */
 int transport_error(queue *q, const char *what, aq_err *e)
 {
     q->broken = true;
-    const char *why = q->rc && q->rc->errstr[0] ? q->rc->errstr : "connection lost";
-    return err_set(e, AQ_EAGAIN, "redis %s: %s: %s", q->where, what, why);
+    if (!e)
+        return AQ_EAGAIN;
+    char why[sizeof e->msg];
+    snprintf(why, sizeof why, "%s", e->msg[0] ? e->msg : "redis: connection lost");
+    return err_set(e, AQ_EAGAIN, "%.400s (%s)", why, what);
 }
 
-struct timeval ms_tv(int ms)
-{
-    struct timeval tv = {ms / 1000, (long)(ms % 1000) * 1000};
-    return tv;
-}
 
 /* Sets the socket timeout to base + extra_ms unless it already is. */
 void set_timeout(queue *q, int extra_ms)
 {
     int want = QUEUE_CMD_TIMEOUT_MS + extra_ms;
-    if (q->rc && q->timeout_ms != want && redisSetTimeout(q->rc, ms_tv(want)) == REDIS_OK)
+    if (q->rc && q->timeout_ms != want) {
+        rconn_set_timeout(q->rc, want);
         q->timeout_ms = want;
+    }
 }
 
 /* ---- argument vectors ---- */
@@ -133,8 +136,8 @@ int q_run(queue *q, qargs *a, const char *what, redisReply **out, aq_err *e)
     int rc = queue_ensure(q, e);
     if (rc < 0)
         return rc;
-    redisReply *r = redisCommandArgv(q->rc, a->n, a->v, a->l);
-    if (!r)
+    redisReply *r = NULL;
+    if (rconn_command(q->rc, a->n, a->v, a->l, &r, e) < 0)
         return transport_error(q, what, e);
     if (r->type == REDIS_REPLY_ERROR) {
         rc = reply_error(q, r, what, e);
@@ -145,7 +148,33 @@ int q_run(queue *q, qargs *a, const char *what, redisReply **out, aq_err *e)
     return 0;
 }
 
-/* Runs a script vector built with arg_script(), falling back to EVAL. */
+/* Sends one vector, followed in the same write by WAIT when durable (see
+ * [redis] min_replicas_ack), and reads its reply (*r) and WAIT's (*w). */
+static int q_send(queue *q, int n, const char **v, const size_t *l, bool durable, redisReply **r,
+                  redisReply **w, aq_err *e)
+{
+    *r = *w = NULL;
+    int rc = rconn_append(q->rc, n, v, l, e);
+    if (rc == 0 && durable)
+        rc = rconn_append_wait(q->rc, e);
+    if (rc == 0)
+        rc = rconn_reply(q->rc, r, e);
+    if (rc == 0 && durable)
+        rc = rconn_reply(q->rc, w, e);
+    if (rc < 0 && *r) {
+        freeReplyObject(*r);
+        *r = NULL;
+    }
+    return rc;
+}
+
+/* The scripts whose writes must reach min_replicas_ack replicas (WAIT): the
+ * ones that record a job or its outcome. */
+static const bool script_durable[S_COUNT] = {
+    [S_ENQUEUE] = true, [S_ACK] = true, [S_FAIL] = true, [S_CYCLE] = true,
+    [S_REQUEUE] = true, [S_BURY_BIG] = true,
+};
+
 int q_script_argv(queue *q, int s, int n, const char **v, size_t *l, const char *what,
                   redisReply **out, aq_err *e)
 {
@@ -153,28 +182,49 @@ int q_script_argv(queue *q, int s, int n, const char **v, size_t *l, const char 
     int rc = queue_ensure(q, e);
     if (rc < 0)
         return rc;
+    bool durable = script_durable[s] && rconn_wait_wanted(q->rc);
     v[0] = "EVALSHA";
     l[0] = 7;
     v[1] = q->sha[s]; /* the handle may have reconnected since the vector was built */
     l[1] = 40;
-    redisReply *r = redisCommandArgv(q->rc, n, v, l);
-    if (is_noscript(r)) {
+    redisReply *r, *w;
+    rc = q_send(q, n, v, l, durable, &r, &w, e);
+    if (rc == 0 && is_noscript(r)) {
         freeReplyObject(r);
+        if (w)
+            freeReplyObject(w);
         v[0] = "EVAL";
         l[0] = 4;
         v[1] = script_body[s];
         l[1] = strlen(script_body[s]);
-        r = redisCommandArgv(q->rc, n, v, l);
+        rc = q_send(q, n, v, l, durable, &r, &w, e);
     }
-    if (!r)
+    if (rc < 0)
         return transport_error(q, what, e);
-    if (r->type == REDIS_REPLY_ERROR) {
+    if (r->type == REDIS_REPLY_ERROR)
         rc = reply_error(q, r, what, e);
+    else if (w)
+        rc = rconn_wait_check(q->rc, w, e);
+    if (w)
+        freeReplyObject(w);
+    if (rc < 0) {
         freeReplyObject(r);
         return rc;
     }
     *out = r;
     return 0;
+}
+
+int q_wait(queue *q, const char *what, aq_err *e)
+{
+    if (!rconn_wait_wanted(q->rc))
+        return 0;
+    redisReply *w = NULL;
+    if (rconn_append_wait(q->rc, e) < 0 || rconn_reply(q->rc, &w, e) < 0)
+        return transport_error(q, what, e);
+    int rc = rconn_wait_check(q->rc, w, e);
+    freeReplyObject(w);
+    return rc;
 }
 
 int q_script(queue *q, int s, qargs *a, const char *what, redisReply **out, aq_err *e)
@@ -204,7 +254,7 @@ int q_script_int(queue *q, int s, qargs *a, const char *what, long long *res, aq
 
 int q_append(queue *q, qargs *a, const char *what, aq_err *e)
 {
-    if (redisAppendCommandArgv(q->rc, a->n, a->v, a->l) != REDIS_OK)
+    if (rconn_append(q->rc, a->n, a->v, a->l, e) < 0)
         return transport_error(q, what, e);
     return 0;
 }
@@ -212,12 +262,8 @@ int q_append(queue *q, qargs *a, const char *what, aq_err *e)
 /* Reads one pipelined reply; error replies are returned as replies. */
 int q_read(queue *q, const char *what, redisReply **out, aq_err *e)
 {
-    void *r = NULL;
-    if (redisGetReply(q->rc, &r) != REDIS_OK || !r) {
-        *out = NULL;
+    if (rconn_reply(q->rc, out, e) < 0)
         return transport_error(q, what, e);
-    }
-    *out = r;
     return 0;
 }
 
@@ -243,7 +289,7 @@ static int load_scripts(queue *q, aq_err *e)
 {
     for (int s = 0; s < S_COUNT; s++) {
         const char *argv[] = {"SCRIPT", "LOAD", script_body[s]};
-        if (redisAppendCommandArgv(q->rc, 3, argv, NULL) != REDIS_OK)
+        if (rconn_append(q->rc, 3, argv, NULL, e) < 0)
             return transport_error(q, "SCRIPT LOAD", e);
     }
     int rc = 0;
@@ -263,61 +309,26 @@ static int load_scripts(queue *q, aq_err *e)
     return rc;
 }
 
-/* AUTH (ACL user + password, or password only) and SELECT, as configured. */
-static int handshake(queue *q, aq_err *e)
-{
-    qargs a = {0};
-    redisReply *r = NULL;
-    if (q->cfg.redis.password[0]) {
-        arg_s(&a, "AUTH");
-        if (q->cfg.redis.user[0])
-            arg_s(&a, q->cfg.redis.user);
-        arg_s(&a, q->cfg.redis.password);
-        r = redisCommandArgv(q->rc, a.n, a.v, a.l);
-        if (!r)
-            return transport_error(q, "AUTH", e);
-        int rc = r->type == REDIS_REPLY_ERROR ? reply_error(q, r, "AUTH", e) : 0;
-        freeReplyObject(r);
-        if (rc < 0)
-            return rc;
-    }
-    if (q->cfg.redis.db != 0) {
-        a.n = 0;
-        arg_s(&a, "SELECT");
-        arg_i(&a, q->cfg.redis.db);
-        r = redisCommandArgv(q->rc, a.n, a.v, a.l);
-        if (!r)
-            return transport_error(q, "SELECT", e);
-        int rc = r->type == REDIS_REPLY_ERROR ? reply_error(q, r, "SELECT", e) : 0;
-        freeReplyObject(r);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
 
+/* Finds the master (rconn: URL, Sentinel or Cluster; AUTH, SELECT, ROLE)
+ * the first time, finds it again after that, and loads the scripts. */
 static int connect_now(queue *q, aq_err *e)
 {
-    if (q->rc)
-        redisFree(q->rc);
-    q->rc = NULL;
+    aq_err mine = {0};
+    if (!e)
+        e = &mine; /* rconn_open's failure code is read from it */
     q->broken = true;
     q->timeout_ms = 0;
-    struct timeval tv = ms_tv(q->cfg.redis.connect_timeout_ms > 0 ? q->cfg.redis.connect_timeout_ms
-                                                                  : 2000);
-    q->rc = q->cfg.redis.unix_path[0]
-                ? redisConnectUnixWithTimeout(q->cfg.redis.unix_path, tv)
-                : redisConnectWithTimeout(q->cfg.redis.host, q->cfg.redis.port, tv);
+    int rc;
     if (!q->rc)
-        return err_set(e, AQ_EAGAIN, "redis %s: connect: out of memory", q->where);
-    if (q->rc->err)
-        return err_set(e, AQ_EAGAIN, "redis %s: connect: %s", q->where, q->rc->errstr);
-    if (!q->cfg.redis.unix_path[0])
-        redisEnableKeepAlive(q->rc);
+        rc = (q->rc = rconn_open(&q->cfg, e)) ? 0 : e->code;
+    else
+        rc = rconn_reconnect(q->rc, e);
+    if (rc < 0)
+        return rc;
+    snprintf(q->where, sizeof q->where, "%s", rconn_where(q->rc));
     set_timeout(q, 0);
-    int rc = handshake(q, e);
-    if (rc == 0)
-        rc = load_scripts(q, e);
+    rc = load_scripts(q, e);
     if (rc < 0) {
         q->broken = true;
         return rc;
@@ -349,9 +360,16 @@ void queue_close(queue *q)
 {
     if (!q)
         return;
-    if (q->rc)
-        redisFree(q->rc);
+    rconn_close(q->rc);
     free(q);
+}
+
+void queue_server_get(const queue *q, queue_server *s)
+{
+    s->where = rconn_where(q->rc);
+    s->role = rconn_role(q->rc);
+    s->via = rconn_mode(q->rc);
+    s->tls = rconn_tls(q->rc);
 }
 
 int queue_ensure(queue *q, aq_err *e)

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "queue.h"
+#include "rconn.h"
 
 /* Base timeout of one command; a blocking command adds its own wait. */
 #define QUEUE_CMD_TIMEOUT_MS 10000
@@ -61,7 +62,7 @@ extern const char *const script_body[S_COUNT];
  * connect_now; nothing here may survive a fork) */
 
 struct queue {
-    redisContext *rc;
+    rconn *rc;                   /* found, TLS, Sentinel, Cluster: lib/rconn.h */
     bool broken;
     int timeout_ms;              /* the socket timeout currently set */
     aq_config cfg;               /* a copy: the caller may reload its own */
@@ -110,6 +111,9 @@ int q_script(queue *q, int s, qargs *a, const char *what, redisReply **out, aq_e
 /* The same over a vector of any length (v[0] and v[1] are filled here). */
 int q_script_argv(queue *q, int s, int n, const char **v, size_t *l, const char *what,
                   redisReply **out, aq_err *e);
+/* After a pipeline of durable writes: one WAIT covers them all (0 when
+ * [redis] min_replicas_ack is 0). */
+int q_wait(queue *q, const char *what, aq_err *e);
 /* A script whose integer result is all we need. */
 int q_script_int(queue *q, int s, qargs *a, const char *what, long long *res, aq_err *e);
 /* Pipelines: append, then read each reply (error replies come back as

@@ -97,7 +97,7 @@ int queue_enqueue_many(queue *q, const char *qname, const queue_item *items, siz
         first = q_script_int(q, S_ENQUEUE, &a, "enqueue", NULL, e);
     }
     free(again);
-    return first;
+    return first == 0 ? q_wait(q, "enqueue", e) : first;
 }
 
 static const field_spec job_fields[] = {

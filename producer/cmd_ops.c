@@ -38,6 +38,14 @@ static queue *open_queue(const cli_ctx *ctx, const char *cmd)
     return q;
 }
 
+/* "server=HOST:PORT role=master tls=on via=sentinel": the master in use. */
+static void describe_server(const queue *q, char *out, size_t n)
+{
+    queue_server s;
+    queue_server_get(q, &s);
+    snprintf(out, n, "server=%s role=%s tls=%s via=%s", s.where, s.role, s.tls ? "on" : "off", s.via);
+}
+
 static void print_json(json_t *v)
 {
     json_dumpf(v, stdout, JSON_COMPACT);
@@ -144,11 +152,15 @@ int cmd_workers(cli_ctx *ctx, int argc, char **argv)
     if (!q)
         return 1;
     worker_list l;
+    char server[400];
+    describe_server(q, server, sizeof server);
     rc = load_workers(q, argv[0], &l);
     queue_close(q);
     if (rc)
         return rc;
     int64_t now = now_ms();
+    if (!flags[0])
+        printf("redis %s\n", server);
     if (flags[0]) {
         json_t *arr = json_array();
         for (size_t i = 0; i < l.n; i++)
@@ -467,8 +479,10 @@ static int check_redis(const aq_config *cfg)
     aq_err e;
     err_clear(&e);
     queue *q = queue_open(cfg, &e);
-    char policy[64] = "";
+    char policy[64] = "", server[400] = "";
     int rc = q ? queue_maxmemory_policy(q, policy, sizeof policy, &e) : -1;
+    if (q)
+        describe_server(q, server, sizeof server);
     queue_close(q);
     if (rc != 0) {
         printf("fail redis %s: %s\n", url, e.msg);
@@ -476,7 +490,7 @@ static int check_redis(const aq_config *cfg)
     }
     /* Eviction would drop jobs silently: worth a word, not a failure. */
     bool safe = strcmp(policy, "noeviction") == 0;
-    printf("ok redis %s maxmemory-policy=%s%s\n", url, policy,
+    printf("ok redis %s %s maxmemory-policy=%s%s\n", url, server, policy,
            safe ? "" : " (warning: Redis may evict jobs; set noeviction)");
     return 0;
 }

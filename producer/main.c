@@ -95,8 +95,10 @@ static const cmd_entry commands[] = {
      "  Exit 1 when retry ID finds no such dead job.\n"},
     {{"workers", cmd_workers, "workers [--json]", "list live and dead workers"},
      "  --json              one JSON array\n"
-     "  One line per registered worker: host, pid, state, current job, jobs\n"
-     "  done and failed, RSS and the age of its last heartbeat.\n"},
+     "  First the Redis master in use (server, role, tls on/off, found via\n"
+     "  direct|sentinel|cluster), then one line per registered worker: host,\n"
+     "  pid, state, current job, jobs done and failed, RSS and the age of its\n"
+     "  last heartbeat.\n"},
     {{"quiet", cmd_control, "quiet --worker ID|--host H|--all",
       "stop taking new jobs (fleet remote control)"},
      "  --worker ID         one worker process (HOST:PID-NONCE)\n"
@@ -111,7 +113,9 @@ static const cmd_entry commands[] = {
      "  --worker ID | --host H | --all, as for quiet\n"},
     {{"health", cmd_health, "health", "check Redis, database and storage"},
      "  One line per check (\"ok redis URL ...\" or \"fail ...\"), passwords\n"
-     "  redacted. Exit 0 when all pass, 1 otherwise (monitoring, ExecStartPre).\n"},
+     "  redacted; the redis line names the master in use (server=HOST:PORT\n"
+     "  role=ROLE tls=on|off via=direct|sentinel|cluster).\n"
+     "  Exit 0 when all pass, 1 otherwise (monitoring, ExecStartPre).\n"},
     {{"list", cmd_list, "list [--limit N] [--after ID] [--json]",
       "list avatars in the metadata store"},
      "  --limit N           at most N rows (default 100)\n"

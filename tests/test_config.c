@@ -55,6 +55,18 @@ START_TEST(defaults)
     ck_assert_str_eq(C.redis.ns, "avatarq");
     ck_assert_str_eq(C.redis.queue, "default");
     ck_assert_int_eq(C.redis.connect_timeout_ms, 2000);
+    ck_assert(!C.redis.tls);
+    ck_assert_str_eq(C.redis.tls_ca_file, "");
+    ck_assert_str_eq(C.redis.tls_cert_file, "");
+    ck_assert_str_eq(C.redis.tls_key_file, "");
+    ck_assert_str_eq(C.redis.tls_server_name, "");
+    ck_assert(C.redis.tls_verify);
+    ck_assert_str_eq(C.redis.sentinels, "");
+    ck_assert_str_eq(C.redis.sentinel_master, "mymaster");
+    ck_assert_str_eq(C.redis.sentinel_password, "");
+    ck_assert(!C.redis.cluster);
+    ck_assert_int_eq(C.redis.min_replicas_ack, 0);
+    ck_assert_int_eq(C.redis.min_replicas_timeout_ms, 100);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     ck_assert_int_eq(C.worker.processes, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
     ck_assert_int_eq(C.worker.job_timeout_s, 60);
@@ -102,10 +114,20 @@ END_TEST
 static const char *FULL =
     "; every key, none at its default\n"
     "[redis]\n"
-    "url = redis://alice:s%40cret@cache.example:6380/3\n"
+    "url = rediss://alice:s%40cret@cache.example:6380/3\n"
     "namespace = {aq}\n"
     "queue = high\n"
     "connect_timeout_ms = 500\n"
+    "tls_ca_file = /etc/ca.pem\n"
+    "tls_cert_file = /etc/client.pem\n"
+    "tls_key_file = /etc/client.key\n"
+    "tls_server_name = redis.internal\n"
+    "tls_verify = false\n"
+    "sentinels = s1:26379, [::1]:26380 ,s3:1\n"
+    "sentinel_master = queue-master\n"
+    "sentinel_password = sentinelpw\n"
+    "min_replicas_ack = 2\n"
+    "min_replicas_timeout_ms = 250\n"
     "[worker]\n"
     "processes = 7\n"
     "job_timeout_s = 61\n"
@@ -152,7 +174,18 @@ START_TEST(every_key)
 {
     ck_assert_msg(load(FULL) == 0, "%s", E.msg);
     ck_assert_str_eq(C.path, "config.ini");
-    ck_assert_str_eq(C.redis.url, "redis://alice:s%40cret@cache.example:6380/3");
+    ck_assert_str_eq(C.redis.url, "rediss://alice:s%40cret@cache.example:6380/3");
+    ck_assert(C.redis.tls);
+    ck_assert_str_eq(C.redis.tls_ca_file, "/etc/ca.pem");
+    ck_assert_str_eq(C.redis.tls_cert_file, "/etc/client.pem");
+    ck_assert_str_eq(C.redis.tls_key_file, "/etc/client.key");
+    ck_assert_str_eq(C.redis.tls_server_name, "redis.internal");
+    ck_assert(!C.redis.tls_verify);
+    ck_assert_str_eq(C.redis.sentinels, "s1:26379, [::1]:26380 ,s3:1");
+    ck_assert_str_eq(C.redis.sentinel_master, "queue-master");
+    ck_assert_str_eq(C.redis.sentinel_password, "sentinelpw");
+    ck_assert_int_eq(C.redis.min_replicas_ack, 2);
+    ck_assert_int_eq(C.redis.min_replicas_timeout_ms, 250);
     ck_assert_str_eq(C.redis.host, "cache.example");
     ck_assert_int_eq(C.redis.port, 6380);
     ck_assert_str_eq(C.redis.user, "alice");
@@ -196,6 +229,10 @@ START_TEST(every_key)
     ck_assert_int_eq(C.database.pg.retries, 100);
     ck_assert_int_eq(C.log.level, LOG_DEBUG);
     ck_assert_int_eq(C.log.format, LOG_FMT_JSON);
+    /* cluster excludes sentinels and a db: checked on its own */
+    ck_assert_msg(load("[redis]\ncluster = on\nnamespace = x{aq}y\nurl = redis://n1:7000\n") == 0, "%s",
+                  E.msg);
+    ck_assert(C.redis.cluster);
 }
 END_TEST
 
@@ -285,8 +322,19 @@ static const bad_cfg BAD[] = {
     {"[redis]\nnamespace = a b\n", "~'a b' may hold only visible ASCII characters"},
     {"[redis]\nnamespace =\n", "config.ini:2: [redis] namespace: must not be empty"},
     {"[redis]\nconnect_timeout_ms = -1\n", "~'-1' is out of range 1..600000"},
-    {"[redis]\nurl = rediss://h:6380\n", "~'rediss://h:6380': rediss:// (TLS) is not supported"},
-    {"[redis]\nurl = http://h\n", "~'http://h' is not a redis:// or unix:// URL"},
+    {"[redis]\nurl = rediss://\n", "~'rediss://' has no host"},
+    {"[redis]\nurl = http://h\n", "~'http://h' is not a redis://, rediss:// or unix:// URL"},
+    {"[redis]\ncluster = true\n", "~config.ini:2: [redis] cluster: with cluster = true the namespace must be a hash tag such as {avatarq}"},
+    {"[redis]\ncluster = yes\nnamespace = {}\n", "~config.ini:3: [redis] namespace: with cluster = true the namespace must be a hash tag such as {avatarq}"},
+    {"[redis]\ncluster = true\nnamespace = {aq}\nurl = redis://h/2\n", "~config.ini:4: [redis] url: Redis Cluster has only database 0"},
+    {"[redis]\nnamespace = {aq}\nsentinels = h:1\ncluster = true\n", "config.ini:4: [redis] cluster: cluster = true and sentinels exclude each other"},
+    {"[redis]\nsentinels = h\n", "~'h' item 1 ('h') has no :port"},
+    {"[redis]\nsentinels = h:1,,h:0\n", "~item 2 ('h:0') is not host:port"},
+    {"[redis]\nsentinels = h:1\nurl = unix:///tmp/r.sock\n", "~config.ini:3: [redis] url: Sentinel needs a redis:// or rediss:// URL"},
+    {"[redis]\ntls_cert_file = /c.pem\n", "config.ini:2: [redis] tls_cert_file: tls_cert_file and tls_key_file go together"},
+    {"[redis]\ntls_verify = maybe\n", "~'maybe' is not a boolean"},
+    {"[redis]\nmin_replicas_ack = -1\n", "~'-1' is out of range 0..100"},
+    {"[redis]\nmin_replicas_timeout_ms = 0\n", "~'0' is out of range 1..600000"},
     {"[redis]\nurl = redis://\n", "~'redis://' has no host"},
     {"[redis]\nurl = redis://h:0\n", "~has a bad port"},
     {"[redis]\nurl = redis://h:99999\n", "~has a bad port"},
@@ -365,6 +413,7 @@ START_TEST(redis_urls)
         {"unix:///run/redis.sock?db=3&password=s%26x", "", 0, "", "s&x", 3, "/run/redis.sock"},
         {"unix://u:pw@/tmp/a@b.sock", "", 0, "u", "pw", 0, "/tmp/a@b.sock"},
         {"redis+unix:///tmp/r.sock?db=1", "", 0, "", "", 1, "/tmp/r.sock"},
+        {"rediss://u:pw@h:6380/2", "h", 6380, "u", "pw", 2, ""},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         char text[256];
@@ -377,6 +426,7 @@ START_TEST(redis_urls)
         ck_assert_msg(strcmp(C.redis.password, t[i].password) == 0, "%s: password %s", t[i].url, C.redis.password);
         ck_assert_msg(C.redis.db == t[i].db, "%s: db %d", t[i].url, C.redis.db);
         ck_assert_msg(strcmp(C.redis.unix_path, t[i].unix_path) == 0, "%s: path %s", t[i].url, C.redis.unix_path);
+        ck_assert_msg(C.redis.tls == (strncmp(t[i].url, "rediss:", 7) == 0), "%s: tls", t[i].url);
     }
 }
 END_TEST
@@ -438,6 +488,9 @@ START_TEST(env_overrides)
     setenv("AVATARQ_REDIS_URL", "redis://:pw@10.0.0.5:7000/4", 1);
     setenv("AVATARQ_STORAGE_LOCAL_FSYNC", "off", 1);
     setenv("AVATARQ_DATABASE_POSTGRESQL_CONNINFO", "dbname=x", 1);
+    setenv("AVATARQ_REDIS_TLS_CA_FILE", "/etc/ca.pem", 1);
+    setenv("AVATARQ_REDIS_SENTINELS", "a:1,b:2", 1);
+    setenv("AVATARQ_REDIS_MIN_REPLICAS_ACK", "1", 1);
     setenv("AWS_ACCESS_KEY_ID", "FROMAWS", 1);       /* the file wins */
     setenv("AWS_SECRET_ACCESS_KEY", "AWSSECRET", 1); /* fills the gap */
     setenv("AVATARQ_UNRELATED", "ignored", 1);       /* not a section of ours */
@@ -447,6 +500,9 @@ START_TEST(env_overrides)
     ck_assert_str_eq(C.storage.s3.bucket, "env-bucket");
     ck_assert_str_eq(C.redis.host, "10.0.0.5");
     ck_assert_int_eq(C.redis.port, 7000);
+    ck_assert_str_eq(C.redis.tls_ca_file, "/etc/ca.pem");
+    ck_assert_str_eq(C.redis.sentinels, "a:1,b:2");
+    ck_assert_int_eq(C.redis.min_replicas_ack, 1);
     ck_assert_int_eq(C.redis.db, 4);
     ck_assert_str_eq(C.redis.password, "pw");
     ck_assert(!C.storage.local.fsync);
@@ -466,7 +522,8 @@ START_TEST(env_errors)
     static const struct { const char *name, *value, *want; } t[] = {
         {"AVATARQ_WORKER_PROCESSES", "x", "AVATARQ_WORKER_PROCESSES ([worker] processes): 'x' is not an integer"},
         {"AVATARQ_LOG_LEVEL", "loud", "AVATARQ_LOG_LEVEL ([log] level): 'loud' is not a log level"},
-        {"AVATARQ_REDIS_URL", "rediss://h", "AVATARQ_REDIS_URL ([redis] url): 'rediss://h': rediss:// (TLS) is not supported"},
+        {"AVATARQ_REDIS_URL", "rediss://", "AVATARQ_REDIS_URL ([redis] url): 'rediss://' has no host"},
+        {"AVATARQ_REDIS_CLUSTER", "true", "AVATARQ_REDIS_CLUSTER ([redis] cluster): with cluster = true the namespace must be a hash tag"},
         {"AVATARQ_REDIS_URI", "redis://h", "AVATARQ_REDIS_URI: unknown configuration variable"},
         {"AVATARQ_STORAGE_S3_BUCKETS", "b", "AVATARQ_STORAGE_S3_BUCKETS: unknown configuration variable"},
         {"AVATARQ_WORKER_HEARTBEAT_TTL_S", "1", "AVATARQ_WORKER_HEARTBEAT_TTL_S ([worker] heartbeat_ttl_s): '1' is out of range 2..86400"},

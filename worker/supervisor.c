@@ -740,6 +740,10 @@ static int connect_at_start(sup *s)
         s->q = queue_open(&s->cfg, &e);
         if (s->q)
             return 0;
+        if (e.code == AQ_EPERM) { /* a certificate, a name, a password: waiting cannot help */
+            log_error("cannot start: redis refused", "url", url, "error", e.msg);
+            return -1;
+        }
         if (n == 0)
             log_warn("redis unreachable at start, retrying", "url", url, "error", e.msg);
         if (mono_ms() >= deadline || s->terms) {
