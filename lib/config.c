@@ -10,11 +10,13 @@
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -312,11 +314,18 @@ static int set_prefix(aq_config *c, const key_spec *k, const char *v, char *why)
     return set_str(c, k, v, why);
 }
 
+/* An S3 endpoint: http(s)://host[:port][/path], no userinfo. Credentials
+ * belong in access_key/secret_key, where they are never printed; a URL is
+ * printed (health, logs), so one holding "user:pass@" is refused unshown. */
 static int set_endpoint(aq_config *c, const key_spec *k, const char *v, char *why)
 {
     if (*v && strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
-        return why_value(why, k, v, "is not an http:// or https:// URL");
-    if (*v && !v[strncmp(v, "http://", 7) == 0 ? 7 : 8])
+        return snprintf(why, WHY, "(hidden) is not an http:// or https:// URL"), -1;
+    const char *host = v + (strncmp(v, "http://", 7) == 0 ? 7 : 8);
+    if (*v && memchr(host, '@', strcspn(host, "/?#")))
+        return snprintf(why, WHY, "(hidden) holds a user name or password: put credentials in "
+                        "[storage.s3] access_key and secret_key"), -1;
+    if (*v && !*host)
         return why_value(why, k, v, "has no host");
     return set_name(c, k, v, why);
 }
@@ -475,19 +484,20 @@ static int parse_unix(const char *rest, redis_target *t, char *why)
     return 0;
 }
 
+/* A URL that failed to parse is never echoed, not even redacted: where its
+ * userinfo ends is exactly what the parser could not tell, so a redaction
+ * could leave a password in sight ("unix://:pa/ss@/sock"). */
 static int set_url(aq_config *c, const key_spec *k, const char *v, char *why)
 {
     static const struct {
         const char *scheme;
         int (*parse)(const char *rest, redis_target *t, char *why);
     } schemes[] = {{"redis://", parse_tcp}, {"unix://", parse_unix}, {"redis+unix://", parse_unix}};
-    char red[600], val[96];
-    config_redact_url(v, red, sizeof red);
     if (check_len(k, v, why) != 0)
         return -1;
     if (strncmp(v, "rediss://", 9) == 0)
-        return snprintf(why, WHY, "%s: rediss:// (TLS) is not supported: hiredis 0.14 on this "
-                        "system has no TLS; use redis:// or unix://", shown(NULL, red, val, sizeof val)), -1;
+        return snprintf(why, WHY, "(hidden): rediss:// (TLS) is not supported: hiredis 0.14 on this "
+                        "system has no TLS; use redis:// or unix://"), -1;
     for (size_t i = 0; i < NELEM(schemes); i++) {
         size_t n = strlen(schemes[i].scheme);
         if (strncmp(v, schemes[i].scheme, n) != 0)
@@ -495,18 +505,22 @@ static int set_url(aq_config *c, const key_spec *k, const char *v, char *why)
         redis_target t;
         memset(&t, 0, sizeof t);
         char reason[WHY];
-        if (schemes[i].parse(v + n, &t, reason) != 0)
-            return snprintf(why, WHY, "%s %.200s", shown(NULL, red, val, sizeof val), reason), -1;
-        memcpy(c->redis.url, v, strlen(v) + 1);
-        memcpy(c->redis.host, t.host, sizeof t.host);
-        c->redis.port = t.port;
-        memcpy(c->redis.user, t.user, sizeof t.user);
-        memcpy(c->redis.password, t.password, sizeof t.password);
-        c->redis.db = t.db;
-        memcpy(c->redis.unix_path, t.unix_path, sizeof t.unix_path);
-        return 0;
+        int rc = schemes[i].parse(v + n, &t, reason);
+        if (rc == 0) {
+            memcpy(c->redis.url, v, strlen(v) + 1);
+            memcpy(c->redis.host, t.host, sizeof t.host);
+            c->redis.port = t.port;
+            memcpy(c->redis.user, t.user, sizeof t.user);
+            memcpy(c->redis.password, t.password, sizeof t.password);
+            c->redis.db = t.db;
+            memcpy(c->redis.unix_path, t.unix_path, sizeof t.unix_path);
+        } else {
+            snprintf(why, WHY, "(hidden) %s URL %.200s", schemes[i].scheme, reason);
+        }
+        config_wipe(&t, sizeof t);
+        return rc;
     }
-    return snprintf(why, WHY, "%s is not a redis:// or unix:// URL", shown(NULL, red, val, sizeof val)), -1;
+    return snprintf(why, WHY, "(hidden) is not a redis:// or unix:// URL"), -1;
 }
 
 /* Copies up to n bytes of s into out at *o, always NUL-terminating. */
@@ -884,12 +898,43 @@ int config_load_string(aq_config *c, const char *text, const char *name, aq_err 
 
 #define FILE_MAX (1024 * 1024)
 
-/* Reads a whole config file; it is small, and inih then parses memory. */
-static char *read_file(const char *path, aq_err *e)
+/* Why a config file may not be trusted, into why; NULL when it may. The file
+ * picks the Redis server, the storage root and the database: one that
+ * someone else owns or can write (./config.ini in a shared directory) would
+ * hand them all of those. Non-regular files (/dev/null) only need a trusted
+ * owner. */
+static const char *file_distrust(const struct stat *st, char *why, size_t n)
+{
+    if (st->st_uid != geteuid() && st->st_uid != 0) {
+        snprintf(why, n, "refused: owned by uid %u, not by you (uid %u) or root",
+                 (unsigned)st->st_uid, (unsigned)geteuid());
+        return why;
+    }
+    if (S_ISREG(st->st_mode) && (st->st_mode & (S_IWGRP | S_IWOTH))) {
+        snprintf(why, n, "refused: %s-writable (mode %04o); run chmod go-w on it",
+                 st->st_mode & S_IWOTH ? "world" : "group", (unsigned)(st->st_mode & 07777));
+        return why;
+    }
+    return NULL;
+}
+
+/* Reads a whole config file; it is small, and inih then parses memory.
+ * *st gets the file's status (for the secrets warning). */
+static char *read_file(const char *path, struct stat *st, aq_err *e)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         return err_set(e, AQ_EPERM, "%s: cannot read: %s", path, strerror(errno)), NULL;
+    char distrust[160];
+    if (fstat(fileno(f), st) != 0) {
+        int err = errno;
+        fclose(f);
+        return err_set(e, AQ_EPERM, "%s: cannot read: %s", path, strerror(err)), NULL;
+    }
+    if (file_distrust(st, distrust, sizeof distrust)) {
+        fclose(f);
+        return err_set(e, AQ_EPERM, "%s: %s", path, distrust), NULL;
+    }
     char *text = malloc(FILE_MAX + 1);
     if (!text) {
         fclose(f);
@@ -906,11 +951,52 @@ static char *read_file(const char *path, aq_err *e)
     else if (!why && memchr(text, '\0', n))
         why = "contains a NUL byte (not a text file?)";
     if (why) {
+        config_wipe(text, n < FILE_MAX ? n : FILE_MAX);
         free(text);
         return err_set(e, AQ_EPERM, "%s: %s%s", path, err ? "cannot read: " : "", why), NULL;
     }
     text[n] = '\0';
     return text;
+}
+
+/* True when c holds a secret (a password or key) that the file gave it. */
+static bool holds_secret(const aq_config *c)
+{
+    return c->redis.password[0] || c->storage.s3.access_key[0] || c->storage.s3.secret_key[0] ||
+           strstr(c->database.pg.conninfo, "password") != NULL;
+}
+
+/* Warns when a config file holding secrets can be read by others: by
+ * everyone, or by a group that is not the reader's own (root reads the
+ * service's root:avatarq 0640 file to administer it). */
+static void warn_readable(const aq_config *c, const char *path, const struct stat *st)
+{
+    if (!S_ISREG(st->st_mode) || !holds_secret(c))
+        return;
+    bool world = st->st_mode & S_IROTH;
+    bool group = (st->st_mode & S_IRGRP) && st->st_gid != getegid() && geteuid() != 0;
+    if (world || group) {
+        char mode[8];
+        snprintf(mode, sizeof mode, "%04o", (unsigned)(st->st_mode & 07777));
+        log_warn("config file holds secrets and is readable by others; chmod 0640 or 0600 it "
+                 "(docs/protocol.md, Hardening)", "path", path, "mode", mode,
+                 "readable_by", world ? "everyone" : "its group");
+    }
+}
+
+void config_wipe(void *p, size_t n)
+{
+    if (p && n)
+        explicit_bzero(p, n);
+}
+
+void config_wipe_secrets(aq_config *c)
+{
+    config_wipe(c->redis.url, sizeof c->redis.url);
+    config_wipe(c->redis.password, sizeof c->redis.password);
+    config_wipe(c->storage.s3.access_key, sizeof c->storage.s3.access_key);
+    config_wipe(c->storage.s3.secret_key, sizeof c->storage.s3.secret_key);
+    config_wipe(c->database.pg.conninfo, sizeof c->database.pg.conninfo);
 }
 
 int config_load(aq_config *c, const char *path, aq_err *e)
@@ -926,13 +1012,17 @@ int config_load(aq_config *c, const char *path, aq_err *e)
         if (strlen(path) >= sizeof c->path)
             return err_set(e, AQ_EPERM, "config file name longer than %d bytes", PATH_MAX - 1);
         snprintf(c->path, sizeof c->path, "%s", path);
-        char *text = read_file(path, e);
+        struct stat st;
+        memset(&st, 0, sizeof st);
+        char *text = read_file(path, &st, e);
         if (!text)
             return AQ_EPERM;
         int rc = parse_text(c, text, path, e);
+        config_wipe(text, strlen(text));   /* it holds the secrets too */
         free(text);
         if (rc != 0)
             return rc;
+        warn_readable(c, path, &st);
     }
     return config_apply_env(c, e);
 }

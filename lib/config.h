@@ -84,7 +84,9 @@ void config_defaults(aq_config *c);
 /* Loads defaults, then the file (path, or when NULL ./config.ini if it exists,
  * else /etc/avatarq/config.ini if it exists, else no file), then the
  * environment overrides, then validates. An explicit path that cannot be read
- * is an error. Errors name file, line and key ("config.ini:12: [worker]
+ * is an error, and so is a file owned by someone other than the caller or
+ * root, or a regular file that is group- or world-writable (the message says
+ * which). A file holding secrets that others can read gets a log warning. Errors name file, line and key ("config.ini:12: [worker]
  * processes: 'x' is not an integer"). Returns 0 or AQ_EPERM. */
 int config_load(aq_config *c, const char *path, aq_err *e);
 
@@ -94,6 +96,14 @@ int config_load_string(aq_config *c, const char *text, const char *name, aq_err 
 
 /* Applies AVATARQ_* environment overrides and validates. */
 int config_apply_env(aq_config *c, aq_err *e);
+
+/* Overwrites n bytes at p with zeros in a way the compiler keeps
+ * (explicit_bzero): for secrets that are no longer needed. */
+void config_wipe(void *p, size_t n);
+
+/* Wipes every secret of c (Redis URL and password, S3 keys, PostgreSQL
+ * conninfo) once they have been handed to the client libraries. */
+void config_wipe_secrets(aq_config *c);
 
 /* Writes url with any password replaced by "***" into out. */
 void config_redact_url(const char *url, char *out, size_t outlen);

@@ -119,6 +119,92 @@ START_TEST(delete_ignores_keys_stored_in_the_row)
 }
 END_TEST
 
+/* ---- 3: a config file someone else controls is refused ---- */
+
+static void write_mode(const char *path, const char *text, mode_t mode)
+{
+    sup_write_file(path, text);
+    ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+START_TEST(config_file_owned_or_writable_by_others_is_refused)
+{
+    new_test_dir();
+    char path[400];
+    aq_config c;
+    aq_err e = {0};
+    path_in(path, sizeof path, "config.ini");
+    write_mode(path, "[redis]\nurl = redis://evil.example:6379/0\n", 0664);
+    ck_assert_int_eq(config_load(&c, path, &e), AQ_EPERM);
+    assert_has(e.msg, "refused: group-writable (mode 0664)");
+    ck_assert_int_eq(chmod(path, 0602), 0);
+    ck_assert_int_eq(config_load(&c, path, &e), AQ_EPERM);
+    assert_has(e.msg, "refused: world-writable (mode 0602)");
+    ck_assert_int_eq(chmod(path, 0644), 0);
+    ck_assert_msg(config_load(&c, path, &e) == 0, "%s", e.msg);
+    ck_assert_str_eq(c.redis.host, "evil.example");
+
+    /* ./config.ini planted by another user in the current directory */
+    if (geteuid() == 0) {
+        ck_assert_int_eq(chown(path, 4242, 4242), 0);
+        char cwd[512];
+        ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+        ck_assert_int_eq(chdir(g_dir), 0);
+        int rc = config_load(&c, NULL, &e);
+        ck_assert_int_eq(chdir(cwd), 0);
+        ck_assert_int_eq(rc, AQ_EPERM);
+        assert_has(e.msg, "./config.ini: refused: owned by uid 4242, not by you (uid 0) or root");
+    }
+    /* /dev/null (root's, mode 0666, not a regular file) is still an empty config */
+    ck_assert_msg(config_load(&c, "/dev/null", &e) == 0, "%s", e.msg);
+}
+END_TEST
+
+/* ---- 6: a config holding secrets that others can read gets a warning ---- */
+
+/* Runs config_load(path) with stderr captured into out. */
+static int load_capturing_stderr(const char *path, aq_config *c, aq_err *e, char *out, size_t n)
+{
+    char log[400];
+    path_in(log, sizeof log, "stderr.log");
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *f = fopen(log, "w+");
+    ck_assert_ptr_nonnull(f);
+    dup2(fileno(f), 2);
+    int rc = config_load(c, path, e);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(f);
+    size_t got = fread(out, 1, n - 1, f);
+    out[got] = '\0';
+    fclose(f);
+    return rc;
+}
+
+START_TEST(config_with_secrets_readable_by_others_warns)
+{
+    new_test_dir();
+    char path[400], err[4096];
+    aq_config c;
+    aq_err e = {0};
+    path_in(path, sizeof path, "config.ini");
+    write_mode(path, "[storage.s3]\nsecret_key = hunter2\n", 0644);
+    ck_assert_int_eq(load_capturing_stderr(path, &c, &e, err, sizeof err), 0);
+    assert_has(err, "config file holds secrets and is readable by others");
+    assert_has(err, "readable_by=everyone");
+    assert_lacks(err, "hunter2");
+    ck_assert_int_eq(chmod(path, 0600), 0);
+    ck_assert_int_eq(load_capturing_stderr(path, &c, &e, err, sizeof err), 0);
+    assert_lacks(err, "readable by others");
+    /* no secret, no warning, whatever the mode */
+    write_mode(path, "[worker]\nprocesses = 2\n", 0644);
+    ck_assert_int_eq(load_capturing_stderr(path, &c, &e, err, sizeof err), 0);
+    assert_lacks(err, "readable by others");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("security");
@@ -126,6 +212,8 @@ int main(void)
     tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, delete_ignores_keys_stored_in_the_row);
+    tcase_add_test(tc, config_file_owned_or_writable_by_others_is_refused);
+    tcase_add_test(tc, config_with_secrets_readable_by_others_warns);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
