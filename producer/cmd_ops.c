@@ -126,9 +126,9 @@ static void workers_print(const worker_list *l, int64_t now)
             snprintf(rss, sizeof rss, "%.1fMB", (double)w->rss_kb / 1024.0);
         else
             snprintf(rss, sizeof rss, "-");
-        printf("%-24s %7ld %-8s %-24s %8lld %7lld %9s %s\n", w->host[0] ? w->host : "-",
-               w->pid, w->alive ? (w->state[0] ? w->state : "-") : "dead",
-               w->job[0] ? w->job : "-", (long long)w->done, (long long)w->failed, rss,
+        printf("%-24s %7ld %-8s %-24s %8lld %7lld %9s %s\n", w->host[0] ? cli_safe(w->host) : "-",
+               w->pid, w->alive ? (w->state[0] ? cli_safe(w->state) : "-") : "dead",
+               w->job[0] ? cli_safe(w->job) : "-", (long long)w->done, (long long)w->failed, rss,
                age(w->beat_at ? now - w->beat_at : -1, a));
     }
 }
@@ -187,7 +187,7 @@ static void stats_print(const aq_config *cfg, const queue_stats *s, const worker
     size_t live = 0;
     for (size_t i = 0; i < l->n; i++)
         live += l->w[i].alive;
-    printf("queued       %lld  (queue %s)\n", (long long)s->queued, cfg->redis.queue);
+    printf("queued       %lld  (queue %s)\n", (long long)s->queued, cli_safe(cfg->redis.queue));
     printf("processing   %lld\n", (long long)s->processing);
     printf("delayed      %lld\n", (long long)s->delayed);
     printf("dead         %lld\n", (long long)s->dead);
@@ -195,8 +195,8 @@ static void stats_print(const aq_config *cfg, const queue_stats *s, const worker
     for (size_t i = 0; i < l->n; i++) {
         const queue_worker_info *w = &l->w[i];
         if (w->alive)
-            printf("  %-28s %-8s %s\n", w->id, w->state[0] ? w->state : "-",
-                   w->job[0] ? w->job : "-");
+            printf("  %-28s %-8s %s\n", cli_safe(w->id), w->state[0] ? cli_safe(w->state) : "-",
+                   w->job[0] ? cli_safe(w->job) : "-");
     }
     printf("counters     enqueued %lld, started %lld, done %lld, failed %lld, retried %lld, "
            "dead %lld, recovered %lld\n",
@@ -260,13 +260,15 @@ static int dead_one(const char *doc, void *ud)
     }
     if (!json_is_object(o)) {
         /* Not even JSON: show it raw, short. */
-        printf("-  %.60s\n", doc);
+        char head[61];
+        snprintf(head, sizeof head, "%s", doc);
+        printf("-  %s\n", cli_safe(head));
     } else {
         char t[32];
         json_int_t at = json_integer_value(json_object_get(o, "failed_at"));
-        printf("%-24s %s  attempts %lld  %s\n", jstr(o, "id"), cli_time(at, t),
+        printf("%-24s %s  attempts %lld  %s\n", cli_safe(jstr(o, "id")), cli_time(at, t),
                (long long)json_integer_value(json_object_get(o, "attempts")),
-               jstr(o, "error"));
+               cli_safe(jstr(o, "error")));
     }
     json_decref(o);
     return 0;
@@ -471,12 +473,12 @@ static int check_redis(const aq_config *cfg)
     int rc = q ? queue_maxmemory_policy(q, policy, sizeof policy, &e) : -1;
     queue_close(q);
     if (rc != 0) {
-        printf("fail redis %s: %s\n", url, e.msg);
+        printf("fail redis %s: %s\n", cli_safe(url), cli_safe(e.msg));
         return 1;
     }
     /* Eviction would drop jobs silently: worth a word, not a failure. */
     bool safe = strcmp(policy, "noeviction") == 0;
-    printf("ok redis %s maxmemory-policy=%s%s\n", url, policy,
+    printf("ok redis %s maxmemory-policy=%s%s\n", cli_safe(url), cli_safe(policy),
            safe ? "" : " (warning: Redis may evict jobs; set noeviction)");
     return 0;
 }
@@ -502,11 +504,11 @@ static int check_database(const aq_config *cfg)
     if (rc != 0) {
         /* The usual cause on a new machine is a schema nobody migrated yet. */
         bool hint = rc == AQ_EPERM && !strstr(e.msg, "migrate");
-        printf("fail database %s %s: %s%s\n", cfg->database.backend, where, e.msg,
+        printf("fail database %s %s: %s%s\n", cfg->database.backend, cli_safe(where), cli_safe(e.msg),
                hint ? " (schema missing? run avatarq migrate)" : "");
         return 1;
     }
-    printf("ok database %s %s rows=%lld\n", cfg->database.backend, where, (long long)rows);
+    printf("ok database %s %s rows=%lld\n", cfg->database.backend, cli_safe(where), (long long)rows);
     return 0;
 }
 
@@ -527,10 +529,10 @@ static int check_storage(const aq_config *cfg)
     if (s.ops)
         storage_close(&s);
     if (rc != 0) {
-        printf("fail storage %s %s: %s\n", cfg->storage.backend, where, e.msg);
+        printf("fail storage %s %s: %s\n", cfg->storage.backend, cli_safe(where), cli_safe(e.msg));
         return 1;
     }
-    printf("ok storage %s %s\n", cfg->storage.backend, where);
+    printf("ok storage %s %s\n", cfg->storage.backend, cli_safe(where));
     return 0;
 }
 

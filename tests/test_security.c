@@ -4,12 +4,16 @@
  * test failed before its fix. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <hiredis.h>
 
 #include "avatar.h"
 #include "config.h"
@@ -205,6 +209,168 @@ START_TEST(config_with_secrets_readable_by_others_warns)
 }
 END_TEST
 
+/* ---- 4: render -o never opens a planted file ---- */
+
+/* Runs "avatarq ARGS" (words split at spaces) as a child whose pid is known
+ * before it starts: the child plants a symlink at OUT.tmp-PID (the name the
+ * old code opened) pointing at victim, then execs avatarq in place. Returns
+ * the exit status. */
+static int run_with_planted_tmp(const char *out, const char *victim, const char *args)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char tmp[600], words[1200], *argv[16];
+        int argc = 0;
+        snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out, (long)getpid());
+        if (symlink(victim, tmp) != 0)
+            _exit(99);
+        snprintf(words, sizeof words, "%s", args);
+        argv[argc++] = (char *)sup_bin("avatarq");
+        for (char *w = strtok(words, " "); w && argc < 15; w = strtok(NULL, " "))
+            argv[argc++] = w;
+        argv[argc] = NULL;
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execv(argv[0], argv);
+        _exit(98);
+    }
+    int st = sup_wait(pid, 60000);
+    ck_assert_msg(st >= 0, "avatarq did not finish");
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(render_output_never_follows_a_planted_symlink)
+{
+    new_test_dir();
+    char out[400], victim[400], args[1200];
+    path_in(victim, sizeof victim, "victim.txt");
+    sup_write_file(victim, "precious");
+    static const char *const cmds[] = {"render --seed alice --size 32 -o %s", "sheet -o %s"};
+    for (size_t i = 0; i < 2; i++) {
+        path_in(out, sizeof out, "out%zu.png", i);
+        snprintf(args, sizeof args, cmds[i], out);
+        ck_assert_int_eq(run_with_planted_tmp(out, victim, args), 0);
+        FILE *f = fopen(victim, "r");
+        char text[32] = "";
+        ck_assert_ptr_nonnull(f);
+        ck_assert_ptr_nonnull(fgets(text, sizeof text, f));
+        fclose(f);
+        ck_assert_msg(strcmp(text, "precious") == 0, "%s: the planted symlink was followed", cmds[i]);
+        struct stat st;
+        ck_assert_int_eq(lstat(out, &st), 0);
+        ck_assert(S_ISREG(st.st_mode));
+        ck_assert_int_gt(st.st_size, 8);
+    }
+}
+END_TEST
+
+/* ---- 5: stored data reaches the terminal escaped ---- */
+
+/* Redis is an unchecked fixture of its own test case: started and stopped
+ * by the parent process, so it is stopped even when a test fails. */
+static sup_redis g_redis;
+
+static void redis_setup(void)
+{
+    base_setup();
+    memset(&g_redis, 0, sizeof g_redis);
+    sup_redis_start(&g_redis, false);
+}
+
+static void redis_teardown(void)
+{
+    sup_redis_stop(&g_redis);
+    base_teardown();
+}
+
+static void redis_cmd(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "%s: %s", fmt, r ? r->str : c->errstr);
+    freeReplyObject(r);
+}
+
+/* Runs "avatarq -c CONF ARGS", stdout and stderr together into out. */
+static int run_cli(const char *conf, buf *out, const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s -c %s %s", sup_bin("avatarq"), conf, args);
+    return sup_run(cmd, out, true);
+}
+
+/* No byte below 0x20 but newline, no DEL, in the output. */
+static void assert_no_controls(const buf *b, const char *what)
+{
+    for (size_t i = 0; i < b->len; i++) {
+        unsigned char ch = ((const unsigned char *)b->data)[i];
+        ck_assert_msg(ch == '\n' || (ch >= 0x20 && ch != 0x7f), "%s: raw byte 0x%02x in:\n%s", what, ch,
+                      (const char *)b->data);
+    }
+}
+
+START_TEST(stored_control_characters_are_escaped)
+{
+    new_test_dir();
+    char conf[400], db[400], root[400], text[2048];
+    path_in(db, sizeof db, "avatarq.db");
+    path_in(root, sizeof root, "avatars");
+    snprintf(text, sizeof text,
+             "[redis]\nurl = %s\nnamespace = t\n[storage.local]\nroot = %s\nfsync = false\n"
+             "[database.sqlite]\npath = %s\n[log]\nlevel = error\n", g_redis.url, root, db);
+    path_in(conf, sizeof conf, "config.ini");
+    sup_write_file(conf, text);
+
+    redisContext *rc = redisConnect("127.0.0.1", g_redis.port);
+    ck_assert(rc && !rc->err);
+    const char *esc = "\x1b]0;owned\x07\x1b[2J";
+    redis_cmd(rc, "LPUSH t:dead {\"id\":\"x\\u001b[31m\",\"error\":\"%s\",\"failed_at\":1,\"attempts\":1}",
+              "\\u0007bell\\u009b");
+    redis_cmd(rc, "LPUSH t:dead %s", "not json \x1b[5m blink");
+    redis_cmd(rc, "HSET t:job:j1 state dead attempts 1 error %s worker w%s", esc, esc);
+    redis_cmd(rc, "HSET t:worker:w1 host %s pid 1 state idle job %s beat_at 1", esc, esc);
+    redis_cmd(rc, "SADD t:workers w1");
+    redisFree(rc);
+
+    /* a metadata row with a hostile seed and keys */
+    aq_config c;
+    aq_err e = {0};
+    ck_assert_msg(config_load(&c, conf, &e) == 0, "%s", e.msg);
+    meta m;
+    ck_assert_msg(meta_open(&m, &c, false, &e) == 0, "%s", e.msg);
+    meta_row *row = calloc(1, sizeof *row);
+    snprintf(row->id, sizeof row->id, "u1");
+    snprintf(row->seed, sizeof row->seed, "seed%s", esc);
+    snprintf(row->style, sizeof row->style, "pixel");
+    snprintf(row->sizes, sizeof row->sizes, "[32]");
+    snprintf(row->storage, sizeof row->storage, "local");
+    snprintf(row->location, sizeof row->location, "%s", root);
+    snprintf(row->keys, sizeof row->keys, "{\"32\":\"a\x1b[8m\"}");
+    snprintf(row->sha256, sizeof row->sha256, "{}");
+    snprintf(row->worker, sizeof row->worker, "w\x9b");
+    ck_assert_msg(meta_upsert(&m, row, &e) == 0, "%s", e.msg);
+    free(row);
+    meta_close(&m);
+
+    static const struct { const char *args, *want; } t[] = {
+        {"dead list", "\\x1b[31m"}, {"dead list", "\\x07bell\\u009b"}, {"dead list", "not json \\x1b[5m"},
+        {"status j1", "\\x1b]0;owned\\x07\\x1b[2J"}, {"workers", "\\x1b]0;owned"},
+        {"stats", "w1"}, {"show u1", "seed\\x1b]0;owned"}, {"show u1", "w\\x9b"}, {"list", "u1"},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        buf out = BUF_INIT;
+        run_cli(conf, &out, t[i].args);
+        assert_no_controls(&out, t[i].args);
+        assert_has((const char *)out.data, t[i].want);
+        buf_free(&out);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("security");
@@ -214,6 +380,12 @@ int main(void)
     tcase_add_test(tc, delete_ignores_keys_stored_in_the_row);
     tcase_add_test(tc, config_file_owned_or_writable_by_others_is_refused);
     tcase_add_test(tc, config_with_secrets_readable_by_others_warns);
+    tcase_add_test(tc, render_output_never_follows_a_planted_symlink);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("redis");
+    tcase_add_unchecked_fixture(tc, redis_setup, redis_teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, stored_control_characters_are_escaped);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
