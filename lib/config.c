@@ -95,8 +95,11 @@ static const key_spec KEYS[] = {
     {"storage.s3", "endpoint", "", set_endpoint, F(storage.s3.endpoint), 0, 511, NULL, 0},
     {"storage.s3", "region", "us-east-1", set_name, F(storage.s3.region), 1, 63, NULL, 0},
     {"storage.s3", "bucket", "", set_bucket, F(storage.s3.bucket), 0, 63, NULL, 0},
-    {"storage.s3", "access_key", "", set_str, F(storage.s3.access_key), 0, 255, NULL, 1},
-    {"storage.s3", "secret_key", "", set_str, F(storage.s3.secret_key), 0, 255, NULL, 1},
+    /* Visible ASCII only: curl sends the access key in a header, and a CR/LF
+     * there would inject one (set_name). */
+    {"storage.s3", "access_key", "", set_name, F(storage.s3.access_key), 0, 255, NULL, 1},
+    {"storage.s3", "secret_key", "", set_name, F(storage.s3.secret_key), 0, 255, NULL, 1},
+    {"storage.s3", "ca_file", "", set_str, F(storage.s3.ca_file), 0, PATH_MAX - 1, NULL, 0},
     {"storage.s3", "path_style", "true", set_bool, F(storage.s3.path_style), 0, 0, NULL, 0},
     {"storage.s3", "timeout_ms", "10000", set_int, F(storage.s3.timeout_ms), 1, 600000, NULL, 0},
     {"storage.s3", "retries", "5", set_int, F(storage.s3.retries), 0, 100, NULL, 0},

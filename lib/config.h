@@ -56,6 +56,7 @@ typedef struct aq_config {
         struct {
             char endpoint[512], region[64], bucket[128];
             char access_key[256], secret_key[256];
+            char ca_file[PATH_MAX];   /* "" = the system's CA bundle */
             bool path_style;
             int timeout_ms, retries;
         } s3;

@@ -1,6 +1,7 @@
 /* storage_s3: the storage backend for S3 and compatible stores, on top of
  * lib/s3 (which signs, checksums, classifies and retries). Objects live at
  * the key the caller gives (PREFIX/ID/SIZE.png) in [storage.s3] bucket. */
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,9 @@ static int s3s_open(const aq_config *c, void **st, aq_err *e)
     int rc = require_settings(c, e);
     if (rc)
         return rc;
+    const char *ca = c->storage.s3.ca_file;
+    if (*ca && access(ca, R_OK) != 0)
+        return err_set(e, AQ_EPERM, "[storage.s3] ca_file: cannot read %s: %s", ca, strerror(errno));
     s3_store *s = calloc(1, sizeof *s);
     if (!s)
         return err_set(e, AQ_EAGAIN, "storage s3: out of memory");
@@ -56,6 +60,7 @@ static int s3s_open(const aq_config *c, void **st, aq_err *e)
         .path_style = c->storage.s3.path_style,
         .timeout_ms = c->storage.s3.timeout_ms,
         .retries = c->storage.s3.retries,
+        .ca_file = *ca ? ca : NULL,
         /* (retries + 1) x timeout_ms can outlast [worker] job_timeout_s (the
          * defaults do: 6 x 10 s > 60 s), and then the supervisor kills the
          * worker and the job is recovered instead of retried. One call gets

@@ -19,8 +19,10 @@
 #include "config.h"
 #include "job.h"
 #include "meta.h"
+#include "s3.h"
 #include "storage.h"
 #include "support.h"
+#include "support_s3.h"
 
 /* The base temp dir is an unchecked fixture (the parent process makes and
  * removes it), so it goes away even when a test fails; each test works in
@@ -268,6 +270,22 @@ END_TEST
 
 /* ---- 5: stored data reaches the terminal escaped ---- */
 
+/* The S3 test server, likewise (it also dies with the parent). */
+static sup_s3 *g_s3;
+
+static void s3_setup(void)
+{
+    base_setup();
+    g_s3 = sup_s3_new();
+    sup_s3_start(g_s3, "sec");
+}
+
+static void s3_teardown(void)
+{
+    sup_s3_free(g_s3);
+    base_teardown();
+}
+
 /* Redis is an unchecked fixture of its own test case: started and stopped
  * by the parent process, so it is stopped even when a test fails. */
 static sup_redis g_redis;
@@ -371,6 +389,117 @@ START_TEST(stored_control_characters_are_escaped)
 }
 END_TEST
 
+/* ---- 10: S3 input ---- */
+
+/* Runs fn(arg) with stderr captured into out. */
+static void capture_stderr(void (*fn)(void *), void *arg, char *out, size_t n)
+{
+    char log[400];
+    path_in(log, sizeof log, "stderr-%d.log", (int)getpid());
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *f = fopen(log, "w+");
+    ck_assert_ptr_nonnull(f);
+    dup2(fileno(f), 2);
+    fn(arg);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(f);
+    size_t got = fread(out, 1, n - 1, f);
+    out[got] = '\0';
+    fclose(f);
+}
+
+static s3_opts base_opts(const char *endpoint)
+{
+    s3_opts o = {.endpoint = endpoint, .region = SUP_S3_REGION, .bucket = "bucket",
+                 .access_key = SUP_S3_KEY, .secret_key = SUP_S3_SECRET, .path_style = true,
+                 .timeout_ms = 5000, .retries = 0};
+    return o;
+}
+
+static void open_and_close(void *arg)
+{
+    aq_err e = {0};
+    s3 *c = s3_open(arg, &e);
+    ck_assert_msg(c != NULL, "%s", e.msg);
+    s3_close(c);
+}
+
+START_TEST(s3_refuses_control_characters_in_keys_and_warns_on_plain_http)
+{
+    new_test_dir();
+    aq_err e = {0};
+    s3_opts o = base_opts("http://127.0.0.1:9");
+    o.access_key = "AKIA\r\nX-Injected: 1";
+    ck_assert_ptr_null(s3_open(&o, &e));
+    assert_has(e.msg, "access key holds a control character");
+    assert_lacks(e.msg, "Injected");
+    o.access_key = SUP_S3_KEY;
+    o.secret_key = "sec\nret";
+    ck_assert_ptr_null(s3_open(&o, &e));
+    assert_has(e.msg, "secret key holds a control character");
+    /* the config refuses them before s3 ever sees them, and hides them */
+    aq_config c;
+    ck_assert_int_eq(config_load_string(&c, "[storage.s3]\naccess_key = AK\rX-Injected: 1\n", "c.ini", &e),
+                     AQ_EPERM);
+    assert_has(e.msg, "[storage.s3] access_key: (hidden) may hold only visible ASCII");
+
+    char err[2048];
+    s3_opts far = base_opts("http://s3.example.com:9000");
+    capture_stderr(open_and_close, &far, err, sizeof err);
+    assert_has(err, "plain http:// on a host that is not loopback");
+    assert_has(err, "s3.example.com");
+    s3_opts near = base_opts("http://127.0.0.1:9000");
+    capture_stderr(open_and_close, &near, err, sizeof err);
+    assert_lacks(err, "plain http://");
+    s3_opts tls = base_opts("https://s3.example.com");
+    capture_stderr(open_and_close, &tls, err, sizeof err);
+    assert_lacks(err, "plain http://");
+
+    /* [storage.s3] ca_file reaches the backend, which checks it is readable */
+    ck_assert_int_eq(config_load_string(&c, "[storage]\nbackend = s3\n[storage.s3]\n"
+                                            "endpoint = https://127.0.0.1:9\nbucket = bkt\n"
+                                            "access_key = a\nsecret_key = b\n"
+                                            "ca_file = /nonexistent/ca.pem\n", "c.ini", &e), 0);
+    ck_assert_str_eq(c.storage.s3.ca_file, "/nonexistent/ca.pem");
+    storage s;
+    ck_assert_int_eq(storage_open(&s, &c, &e), AQ_EPERM);
+    assert_has(e.msg, "[storage.s3] ca_file: cannot read /nonexistent/ca.pem");
+}
+END_TEST
+
+/* GET bodies are capped: a huge object is refused, not read into memory. */
+START_TEST(s3_get_bodies_are_capped)
+{
+    sup_s3 *srv = g_s3;
+    aq_err e = {0};
+    s3_opts o = base_opts(srv->endpoint);
+    o.bucket = srv->bucket;
+    s3 *c = s3_open(&o, &e);
+    ck_assert_msg(c != NULL, "%s", e.msg);
+    static char big[4096];
+    memset(big, 'x', sizeof big);
+    ck_assert_msg(s3_put(c, "big.bin", big, sizeof big, NULL, &e) == 0, "%s", e.msg);
+    buf b = BUF_INIT;
+    ck_assert_msg(s3_get(c, "big.bin", &b, NULL, 0, &e) == 0, "%s", e.msg);
+    ck_assert_uint_eq(b.len, sizeof big);
+    s3_close(c);
+
+    o.max_object = 1000;
+    c = s3_open(&o, &e);
+    ck_assert_msg(c != NULL, "%s", e.msg);
+    buf_reset(&b);
+    ck_assert_int_eq(s3_get(c, "big.bin", &b, NULL, 0, &e), AQ_EPERM);
+    assert_has(e.msg, "object larger than 1000 bytes");
+    ck_assert_uint_le(b.len, 1000);
+    ck_assert_msg(s3_get(c, "small.bin", &b, NULL, 0, &e) == AQ_ENOTFOUND, "%s", e.msg);
+    buf_free(&b);
+    s3_close(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("security");
@@ -381,11 +510,17 @@ int main(void)
     tcase_add_test(tc, config_file_owned_or_writable_by_others_is_refused);
     tcase_add_test(tc, config_with_secrets_readable_by_others_warns);
     tcase_add_test(tc, render_output_never_follows_a_planted_symlink);
+    tcase_add_test(tc, s3_refuses_control_characters_in_keys_and_warns_on_plain_http);
     suite_add_tcase(s, tc);
     tc = tcase_create("redis");
     tcase_add_unchecked_fixture(tc, redis_setup, redis_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, stored_control_characters_are_escaped);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("s3");
+    tcase_add_unchecked_fixture(tc, s3_setup, s3_teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, s3_get_bodies_are_capped);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
