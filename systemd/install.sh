@@ -6,7 +6,9 @@
 #
 # Installs (paths below DESTDIR):
 #   PREFIX/bin/avatarq, PREFIX/bin/avatarq-worker
-#   PREFIX/lib/libavatarq.a, PREFIX/include/avatarq.h
+#   PREFIX/lib/libavatarq.a, PREFIX/lib/libavatarq.so.VERSION (+ the
+#   libavatarq.so.0 and libavatarq.so links), PREFIX/include/avatarq.h
+#   (the library as `make dist` builds it: only avatarq_* global)
 #   PREFIX/lib/pkgconfig/avatarq.pc
 #   PREFIX/share/man/man1/avatarq.1, PREFIX/share/man/man8/avatarq-worker.8
 #   SYSCONFDIR/avatarq/config.ini            (never over an admin's changes)
@@ -22,7 +24,7 @@
 # UNITDIR, SYSUSERSDIR, TMPFILESDIR.
 #
 # The programs come from the build `make` just made: $O/ when make ran with
-# O=DIR, build-asan/ with SAN=1, else bin/ and lib/libavatarq.a.
+# O=DIR, build-asan/ with SAN=1, else bin/; the libraries from its dist/.
 #
 # The manifest records every file and directory an install created, with the
 # SHA-256 of each file as installed. Uninstall removes exactly those, except
@@ -59,11 +61,11 @@ manifest=$prefix/share/avatarq/install-manifest
 
 # Where the build put the programs and the library (see the Makefile's O= and SAN=).
 if [ -n "${O:-}" ]; then
-    build_bin=$O/bin build_lib=$O/libavatarq.a
+    build_bin=$O/bin build_dist=$O/dist
 elif [ "${SAN:-}" = 1 ]; then
-    build_bin=build-asan/bin build_lib=build-asan/libavatarq.a
+    build_bin=build-asan/bin build_dist=build-asan/dist
 else
-    build_bin=bin build_lib=lib/libavatarq.a
+    build_bin=bin build_dist=build/dist
 fi
 
 # ---- the manifest: lines "KIND SHA256 PATH", PATH without DESTDIR ----
@@ -112,6 +114,14 @@ put() { # KIND MODE SRC PATH
     install -D -m "$mode" "$from" "$destdir$path"
     record "$kind" "$(sha "$destdir$path")" "$path"
     echo "  $destdir$path"
+}
+
+# Makes PATH a symbolic link to TARGET (a name in the same directory),
+# recorded as a file so uninstall removes it.
+put_link() { # TARGET PATH
+    ln -sfn "$1" "$destdir$2"
+    record f - "$2"
+    echo "  $destdir$2 -> $1"
 }
 
 # Generated files are staged in one scratch directory, removed on exit
@@ -197,7 +207,10 @@ do_install() {
     echo "installing avatarq $version into ${destdir:-/} (prefix $prefix)"
     put f 0755 "$build_bin/avatarq" "$prefix/bin/avatarq"
     put f 0755 "$build_bin/avatarq-worker" "$prefix/bin/avatarq-worker"
-    put f 0644 "$build_lib" "$prefix/lib/libavatarq.a"
+    put f 0644 "$build_dist/libavatarq.a" "$prefix/lib/libavatarq.a"
+    put f 0755 "$build_dist/libavatarq.so.$version" "$prefix/lib/libavatarq.so.$version"
+    put_link "libavatarq.so.$version" "$prefix/lib/libavatarq.so.0"
+    put_link "libavatarq.so.0" "$prefix/lib/libavatarq.so"
     put f 0644 include/avatarq.h "$prefix/include/avatarq.h"
     put f 0644 "$(fill systemd/avatarq.pc.in)" "$prefix/lib/pkgconfig/avatarq.pc"
     put f 0644 man/avatarq.1 "$prefix/share/man/man1/avatarq.1"
