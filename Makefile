@@ -3,7 +3,8 @@
 #
 #   make            bin/avatarq, bin/avatarq-worker, lib/libavatarq.a
 #   make test       install what is missing, build, run every test twice:
-#                   plain and under AddressSanitizer + UBSan
+#                   plain and under AddressSanitizer + UBSan; LOAD=N runs N
+#                   busy loops beside it (make test LOAD=2)
 #   make demo       run the main job on the default setup, then stop
 #   make bench      benchmarks (figures, never pass/fail)
 #   make fuzz       libFuzzer targets for a bounded time (clang)
@@ -163,15 +164,15 @@ check-build: all dist $(TEST_BIN)
 test: deps
 	@$(MAKE) --no-print-directory check-build
 	@$(MAKE) --no-print-directory SAN=1 check-build
-	@bash tests/run.sh build bin build-asan build-asan/bin
+	@LOAD=$(LOAD) bash tests/run.sh build bin build-asan build-asan/bin
 
 test-plain: deps
 	@$(MAKE) --no-print-directory check-build
-	@bash tests/run.sh build bin
+	@LOAD=$(LOAD) bash tests/run.sh build bin
 
 test-asan: deps
 	@$(MAKE) --no-print-directory SAN=1 check-build
-	@bash tests/run.sh build-asan build-asan/bin
+	@LOAD=$(LOAD) bash tests/run.sh build-asan build-asan/bin
 
 # deps first, then a fresh make: pkg-config only answers once the -dev
 # packages are installed, and make reads it when it starts.
@@ -188,6 +189,7 @@ bench-build: $(BENCH_BIN)
 fuzz: deps
 	@bash tests/fuzz/run.sh
 
+LOAD    ?= 0
 PREFIX  ?= /usr/local
 DESTDIR ?=
 install: all dist

@@ -1,22 +1,8 @@
-/* worker_harness: what the avatarq-worker tests (test_worker.c,
- * test_worker_faults.c, test_notify.c) share: a throwaway Redis, a temp
- * config.ini (local storage and SQLite in the temp dir, short intervals), the
- * real bin/avatarq-worker, and a direct hiredis connection for pushing raw
- * documents (any bytes) and reading keys.
- *
- * Cleanup even when a test fails: every pid started is written to a pid file
- * named after the Check runner (the parent); an atexit handler in the test
- * child and the unchecked teardown in the parent (wh_reap_strays) both kill
- * what is listed, so a failed assertion or a Check timeout leaves nothing
- * running. Header-only (static functions) because the Makefile links only
- * tests/support_*.c into test binaries. */
-#ifndef AQ_WORKER_HARNESS_H
-#define AQ_WORKER_HARNESS_H
+/* support_worker: see support_worker.h. */
+#include "support_worker.h"
 
 #include <check.h>
-#include <hiredis/hiredis.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,33 +10,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "support.h"
 
-#define WH_NS "aq"
-/* every helper is static and may go unused by one of the test files */
-#define WH_FN static __attribute__((unused))
 
-typedef struct wh {
-    sup_redis r;
-    char dir[256];     /* temp dir: config.ini, worker.log, root/, meta.db */
-    char cfg[320];
-    char log[320];
-    char root[320];
-    char db[320];
-    pid_t pid;         /* the supervisor, 0 when not running */
-    const char *backend; /* [storage] backend: "local" unless a test says */
-    redisContext *rc;
-} wh;
-
+/* The harness of the running test, for the atexit handler. */
 static wh *wh_current;
 
-WH_FN void wh_pidfile(char *out, size_t n, pid_t runner)
+void wh_pidfile(char *out, size_t n, pid_t runner)
 {
     snprintf(out, n, "/tmp/avatarq-wh-%d.pids", (int)runner);
 }
 
 /* Remembers pid (a process group leader) for cleanup. */
-WH_FN void wh_track(pid_t pid)
+void wh_track(pid_t pid)
 {
     char path[64];
     wh_pidfile(path, sizeof path, getppid());
@@ -62,7 +33,7 @@ WH_FN void wh_track(pid_t pid)
 }
 
 /* Forgets pid (stopped and reaped cleanly): only strays stay listed. */
-WH_FN void wh_untrack(pid_t pid)
+void wh_untrack(pid_t pid)
 {
     char path[64], tmp[80];
     wh_pidfile(path, sizeof path, getppid());
@@ -80,7 +51,7 @@ WH_FN void wh_untrack(pid_t pid)
         fclose(in);
 }
 
-WH_FN void wh_kill_listed(pid_t runner)
+void wh_kill_listed(pid_t runner)
 {
     char path[64];
     wh_pidfile(path, sizeof path, runner);
@@ -98,12 +69,12 @@ WH_FN void wh_kill_listed(pid_t runner)
 }
 
 /* For the parent's unchecked teardown: kills whatever a test child left. */
-WH_FN void wh_reap_strays(void)
+void wh_reap_strays(void)
 {
     wh_kill_listed(getpid());
 }
 
-WH_FN void wh_atexit(void)
+void wh_atexit(void)
 {
     if (wh_current && wh_current->pid > 0) {
         kill(wh_current->pid, SIGKILL);
@@ -121,7 +92,7 @@ static const char *const WH_WORKER_DEFAULTS[][2] = {
 };
 
 /* True when text has a line starting with "key =" or "key=". */
-WH_FN bool wh_has_key(const char *text, const char *key)
+bool wh_has_key(const char *text, const char *key)
 {
     size_t n = strlen(key);
     for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
@@ -132,7 +103,7 @@ WH_FN bool wh_has_key(const char *text, const char *key)
 
 /* Writes config.ini: [worker] comes last so worker_extra (lines "key = v")
  * lands in it; other_sections is inserted before it (new sections only). */
-WH_FN void wh_write_config(wh *h, const char *worker_extra, const char *other_sections)
+void wh_write_config(wh *h, const char *worker_extra, const char *other_sections)
 {
     char text[4096], worker[1024] = "";
     const char *extra = worker_extra ? worker_extra : "";
@@ -154,7 +125,7 @@ WH_FN void wh_write_config(wh *h, const char *worker_extra, const char *other_se
     sup_write_file(h->cfg, text);
 }
 
-WH_FN void wh_connect(wh *h)
+void wh_connect(wh *h)
 {
     if (h->rc)
         redisFree(h->rc);
@@ -164,7 +135,7 @@ WH_FN void wh_connect(wh *h)
     redisSetTimeout(h->rc, tv);
 }
 
-WH_FN void wh_setup(wh *h, bool aof, const char *worker_extra)
+void wh_setup(wh *h, bool aof, const char *worker_extra)
 {
     memset(h, 0, sizeof *h);
     wh_current = h;
@@ -181,7 +152,7 @@ WH_FN void wh_setup(wh *h, bool aof, const char *worker_extra)
 }
 
 /* Prints the worker log's tail (for a failing test's story). */
-WH_FN void wh_show_log(const wh *h, int lines)
+void wh_show_log(const wh *h, int lines)
 {
     char cmd[400];
     snprintf(cmd, sizeof cmd, "tail -n %d '%s' >&2", lines, h->log);
@@ -190,7 +161,7 @@ WH_FN void wh_show_log(const wh *h, int lines)
 }
 
 /* Starts bin/avatarq-worker -c config.ini with extra "K=V" env entries. */
-WH_FN pid_t wh_start(wh *h, char *const env[])
+pid_t wh_start(wh *h, char *const env[])
 {
     char *argv[] = {(char *)sup_bin("avatarq-worker"), "-c", h->cfg, NULL};
     h->pid = sup_spawn(argv, env, h->log);
@@ -200,7 +171,7 @@ WH_FN pid_t wh_start(wh *h, char *const env[])
 
 /* Signals the supervisor and waits; returns the raw wait status (-1: had to
  * be killed). */
-WH_FN int wh_stop(wh *h, int sig, int timeout_ms)
+int wh_stop(wh *h, int sig, int timeout_ms)
 {
     int st = sup_stop(h->pid, sig, timeout_ms);
     if (h->pid > 0)
@@ -210,7 +181,7 @@ WH_FN int wh_stop(wh *h, int sig, int timeout_ms)
 }
 
 /* sup_redis_stop/restart that keep the pid list right. */
-WH_FN void wh_redis_stop(wh *h)
+void wh_redis_stop(wh *h)
 {
     pid_t pid = h->r.pid;
     sup_redis_stop(&h->r);
@@ -218,14 +189,14 @@ WH_FN void wh_redis_stop(wh *h)
         wh_untrack(pid);
 }
 
-WH_FN void wh_redis_restart(wh *h)
+void wh_redis_restart(wh *h)
 {
     sup_redis_restart(&h->r);
     wh_track(h->r.pid);
     wh_connect(h);
 }
 
-WH_FN void wh_teardown(wh *h)
+void wh_teardown(wh *h)
 {
     if (h->pid > 0) {
         if (getenv("AQ_TEST_VERBOSE"))
@@ -247,7 +218,7 @@ WH_FN void wh_teardown(wh *h)
 
 /* ---- Redis access ---- */
 
-WH_FN redisReply *wh_cmdv(wh *h, const char *fmt, va_list ap)
+redisReply *wh_cmdv(wh *h, const char *fmt, va_list ap)
 {
     redisReply *rep = redisvCommand(h->rc, fmt, ap);
     if (!rep) { /* the test restarted Redis: reconnect once */
@@ -259,7 +230,7 @@ WH_FN redisReply *wh_cmdv(wh *h, const char *fmt, va_list ap)
 
 /* A command's reply as a string (integers formatted; nil and errors ""),
  * in a static buffer valid until the next call. */
-WH_FN const char *wh_str(wh *h, const char *fmt, ...)
+const char *wh_str(wh *h, const char *fmt, ...)
 {
     static char out[65536];
     va_list ap;
@@ -277,7 +248,7 @@ WH_FN const char *wh_str(wh *h, const char *fmt, ...)
     return out;
 }
 
-WH_FN long long wh_int(wh *h, const char *fmt, ...)
+long long wh_int(wh *h, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -296,20 +267,20 @@ WH_FN long long wh_int(wh *h, const char *fmt, ...)
 }
 
 /* LPUSH of any bytes onto the configured queue. */
-WH_FN void wh_push(wh *h, const char *doc, size_t len)
+void wh_push(wh *h, const char *doc, size_t len)
 {
     redisReply *rep = redisCommand(h->rc, "LPUSH " WH_NS ":queue:default %b", doc, len);
     ck_assert_msg(rep && rep->type == REDIS_REPLY_INTEGER, "LPUSH failed");
     freeReplyObject(rep);
 }
 
-WH_FN void wh_push_str(wh *h, const char *doc)
+void wh_push_str(wh *h, const char *doc)
 {
     wh_push(h, doc, strlen(doc));
 }
 
 /* Keys matching pattern (KEYS is fine on a test instance). */
-WH_FN long long wh_count_keys(wh *h, const char *pattern)
+long long wh_count_keys(wh *h, const char *pattern)
 {
     redisReply *rep = redisCommand(h->rc, "KEYS %s", pattern);
     long long n = rep && rep->type == REDIS_REPLY_ARRAY ? (long long)rep->elements : -1;
@@ -319,7 +290,7 @@ WH_FN long long wh_count_keys(wh *h, const char *pattern)
 }
 
 /* Total length of every NS:processing:* list. */
-WH_FN long long wh_processing(wh *h)
+long long wh_processing(wh *h)
 {
     redisReply *rep = redisCommand(h->rc, "KEYS " WH_NS ":processing:*");
     long long n = 0;
@@ -330,7 +301,7 @@ WH_FN long long wh_processing(wh *h)
     return n;
 }
 
-WH_FN bool wh_wait_state(wh *h, const char *id, const char *state, int timeout_ms)
+bool wh_wait_state(wh *h, const char *id, const char *state, int timeout_ms)
 {
     for (int waited = 0; waited <= timeout_ms; waited += 50) {
         if (strcmp(wh_str(h, "HGET " WH_NS ":job:%s state", id), state) == 0)
@@ -342,7 +313,7 @@ WH_FN bool wh_wait_state(wh *h, const char *id, const char *state, int timeout_m
 
 /* A command given as one string of space-separated words (no quoting), its
  * reply as an integer (nil 0, errors -1). */
-WH_FN long long wh_int_words(wh *h, const char *cmd)
+long long wh_int_words(wh *h, const char *cmd)
 {
     char copy[512];
     const char *argv[16];
@@ -365,7 +336,7 @@ WH_FN long long wh_int_words(wh *h, const char *cmd)
 
 /* Waits until the integer reply of cmd (words, see wh_int_words) reaches at
  * least target. */
-WH_FN bool wh_wait_int(wh *h, long long target, int timeout_ms, const char *cmd)
+bool wh_wait_int(wh *h, long long target, int timeout_ms, const char *cmd)
 {
     for (int waited = 0; waited <= timeout_ms; waited += 50) {
         if (wh_int_words(h, cmd) >= target)
@@ -376,7 +347,7 @@ WH_FN bool wh_wait_int(wh *h, long long target, int timeout_ms, const char *cmd)
 }
 
 /* Pids of the live worker processes from their heartbeat hashes (up to max). */
-WH_FN int wh_worker_pids(wh *h, pid_t *out, int max)
+int wh_worker_pids(wh *h, pid_t *out, int max)
 {
     redisReply *rep = redisCommand(h->rc, "KEYS " WH_NS ":worker:*");
     int n = 0;
@@ -391,7 +362,7 @@ WH_FN int wh_worker_pids(wh *h, pid_t *out, int max)
 }
 
 /* NS:worker:HOST:PID of a worker process of this host. */
-WH_FN void wh_worker_key(pid_t pid, char *out, size_t n)
+void wh_worker_key(pid_t pid, char *out, size_t n)
 {
     char host[128] = "";
     if (gethostname(host, sizeof host - 1) != 0 || !host[0])
@@ -400,15 +371,72 @@ WH_FN void wh_worker_key(pid_t pid, char *out, size_t n)
 }
 
 /* "s/ID/SIZE.png" below the storage root. */
-WH_FN void wh_png_path(const wh *h, const char *id, int size, char *out, size_t n)
+void wh_png_path(const wh *h, const char *id, int size, char *out, size_t n)
 {
     snprintf(out, n, "%s/avatars/%s/%d.png", h->root, id, size);
 }
 
-WH_FN bool wh_exists(const char *path)
+bool wh_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
 }
 
-#endif
+long wh_log_size(const wh *h)
+{
+    struct stat st;
+    return stat(h->log, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* True when the log from byte `from` holds needle. */
+static bool log_has(const wh *h, const char *needle, long from)
+{
+    FILE *f = fopen(h->log, "r");
+    if (!f)
+        return false;
+    bool found = false;
+    char line[8192];
+    if (fseek(f, from, SEEK_SET) == 0)
+        while (!found && fgets(line, sizeof line, f))
+            found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+bool wh_wait_log(const wh *h, const char *needle, long from, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        if (log_has(h, needle, from))
+            return true;
+        sup_sleep_ms(50);
+    }
+    return false;
+}
+
+/* True when pid is one of the nold pids in old. */
+static bool pid_in(pid_t pid, const pid_t *old, int nold)
+{
+    for (int i = 0; i < nold; i++)
+        if (old[i] == pid)
+            return true;
+    return false;
+}
+
+bool wh_wait_new_workers(wh *h, int want, const pid_t *old, int nold, pid_t *out,
+                         int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        pid_t pids[64];
+        int n = wh_worker_pids(h, pids, 64), fresh = 0;
+        for (int i = 0; i < n; i++)
+            if (kill(pids[i], 0) == 0 && !pid_in(pids[i], old, nold) && fresh < want)
+                out[fresh++] = pids[i];
+        bool stale = false;
+        for (int i = 0; i < n; i++)
+            stale = stale || pid_in(pids[i], old, nold);
+        if (fresh == want && n == want && !stale)
+            return true;
+        sup_sleep_ms(50);
+    }
+    return false;
+}
