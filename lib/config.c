@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "job.h"
 #include "log.h"
 #include "render.h"
 
@@ -54,6 +55,7 @@ static int set_format(aq_config *, const key_spec *, const char *, char *);
 static int set_prefix(aq_config *, const key_spec *, const char *, char *);
 static int set_endpoint(aq_config *, const key_spec *, const char *, char *);
 static int set_bucket(aq_config *, const key_spec *, const char *, char *);
+static int set_queue(aq_config *, const key_spec *, const char *, char *);
 
 static const char *const storage_backends[] = {"local", "s3", NULL};
 static const char *const database_backends[] = {"sqlite", "postgresql", NULL};
@@ -65,7 +67,7 @@ static const char *const database_backends[] = {"sqlite", "postgresql", NULL};
 static const key_spec KEYS[] = {
     {"redis", "url", "redis://127.0.0.1:6379/0", set_url, F(redis.url), 1, 511, NULL, 1},
     {"redis", "namespace", "avatarq", set_name, F(redis.ns), 1, 63, NULL, 0},
-    {"redis", "queue", "default", set_name, F(redis.queue), 1, 63, NULL, 0},
+    {"redis", "queue", "default", set_queue, F(redis.queue), 1, 64, NULL, 0},
     {"redis", "connect_timeout_ms", "2000", set_int, F(redis.connect_timeout_ms), 1, 600000, NULL, 0},
 
     {"worker", "processes", NULL, set_int, F(worker.processes), 1, 256, NULL, 0},
@@ -331,6 +333,14 @@ static int set_endpoint(aq_config *c, const key_spec *k, const char *v, char *wh
     if (*v && !*host)
         return why_value(why, k, v, "has no host");
     return set_name(c, k, v, why);
+}
+
+/* Queue names: the rule every entry point shares (job_queue_valid). */
+static int set_queue(aq_config *c, const key_spec *k, const char *v, char *why)
+{
+    if (!job_queue_valid(v))
+        return why_value(why, k, v, "is not a valid queue name ([A-Za-z0-9._-]{1,64})");
+    return set_str(c, k, v, why);
 }
 
 /* S3 bucket names: 3..63 of a-z 0-9 . - (empty = not configured). */

@@ -24,7 +24,7 @@ typedef struct aq_config {
         int db;
         char unix_path[PATH_MAX]; /* redis+unix:// or unix:// URLs; "" for TCP */
         char ns[64];              /* [redis] namespace */
-        char queue[64];
+        char queue[65];           /* [A-Za-z0-9._-]{1,64} (job_queue_valid) */
         int connect_timeout_ms;
     } redis;
 

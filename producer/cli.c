@@ -354,13 +354,9 @@ static int opt_id(cli_jobopts *o, const char *cmd, const char *arg)
 
 static int opt_queue(cli_jobopts *o, const char *cmd, const char *arg)
 {
-    /* The name becomes part of a Redis key: keep it printable and short. */
-    size_t n = strlen(arg);
-    if (n == 0 || n >= 64)
-        return cli_fail(cmd, 2, "--queue: '%s' must be 1 to 63 bytes", arg);
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)arg[i] <= ' ' || arg[i] == 0x7f)
-            return cli_fail(cmd, 2, "--queue: '%s' holds a space or control character", arg);
+    aq_err e;
+    if (job_queue_check(arg, "--queue", &e) != 0)
+        return cli_fail(cmd, 2, "%s", e.msg);
     o->req.queue = arg;
     return 0;
 }

@@ -338,7 +338,7 @@ START_TEST(long_lines_and_values)
     snprintf(text, 6000, "[storage.local]\nroot = %05000d\n", 1);
     text[7 + 16 + 3000] = '\n', text[7 + 16 + 3001] = '\0';
     ck_assert_int_eq(load(text), 0); /* 3000 bytes fit PATH_MAX */
-    snprintf(text, 6000, "[redis]\nqueue = %0100d\n", 1);
+    snprintf(text, 6000, "[redis]\nnamespace = %0100d\n", 1);
     ck_assert_int_eq(load(text), AQ_EPERM);
     ck_assert_ptr_nonnull(strstr(E.msg, "...' is longer than 63 bytes"));
     ck_assert_uint_lt(strlen(E.msg), 200);

@@ -16,6 +16,7 @@
 #include <hiredis.h>
 
 #include "avatar.h"
+#include "avatarq.h"
 #include "config.h"
 #include "job.h"
 #include "meta.h"
@@ -500,6 +501,65 @@ START_TEST(s3_get_bodies_are_capped)
 }
 END_TEST
 
+/* ---- 13: one queue-name rule for config, CLI and library ---- */
+
+START_TEST(queue_names_follow_one_rule_everywhere)
+{
+    new_test_dir();
+    static const char *const bad[] = {"a:b", "a b", "", "q\x1b", "q*"};
+    char long_ok[65], too_long[66], text[512];
+    memset(long_ok, 'q', 64), long_ok[64] = '\0';
+    memset(too_long, 'q', 65), too_long[65] = '\0';
+    aq_config c;
+    aq_err e = {0};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ck_assert(!job_queue_valid(bad[i]));
+        snprintf(text, sizeof text, "[redis]\nqueue = %s\n", bad[i]);
+        ck_assert_int_eq(config_load_string(&c, text, "c.ini", &e), AQ_EPERM);
+    }
+    snprintf(text, sizeof text, "[redis]\nqueue = a:b\n");
+    ck_assert_int_eq(config_load_string(&c, text, "c.ini", &e), AQ_EPERM);
+    assert_has(e.msg, "[redis] queue: 'a:b' is not a valid queue name ([A-Za-z0-9._-]{1,64})");
+    snprintf(text, sizeof text, "[redis]\nqueue = %s\n", long_ok);
+    ck_assert_msg(config_load_string(&c, text, "c.ini", &e) == 0, "%s", e.msg);
+    ck_assert_str_eq(c.redis.queue, long_ok);
+    snprintf(text, sizeof text, "[redis]\nqueue = %s\n", too_long);
+    ck_assert_int_eq(config_load_string(&c, text, "c.ini", &e), AQ_EPERM);
+
+    /* the CLI: the same message, exit 2, nothing enqueued */
+    char conf[400], cfgtext[1024];
+    path_in(conf, sizeof conf, "config.ini");
+    snprintf(cfgtext, sizeof cfgtext, "[redis]\nurl = %s\nnamespace = qn\n", g_redis.url);
+    sup_write_file(conf, cfgtext);
+    buf out = BUF_INIT;
+    ck_assert_int_eq(run_cli(conf, &out, "enqueue --seed s --queue 'a:b'"), 2);
+    assert_has((const char *)out.data, "--queue: 'a:b' is not a valid queue name ([A-Za-z0-9._-]{1,64})");
+    char args[200];
+    snprintf(args, sizeof args, "enqueue --seed s --queue %s", long_ok);
+    ck_assert_int_eq(run_cli(conf, &out, args), 0);
+    ck_assert_int_eq(sup_redis_int(&g_redis, "LLEN qn:queue:%s", long_ok), 1);
+    ck_assert_int_eq(sup_redis_int(&g_redis, "EXISTS qn:queue:a:b"), 0);
+    buf_free(&out);
+
+    /* the library */
+    char err[256], id[65];
+    avatarq *a = avatarq_open(conf, err, sizeof err);
+    ck_assert_msg(a != NULL, "%s", err);
+    avatarq_request r;
+    avatarq_request_init(&r);
+    r.seed = "s";
+    r.queue = "a:b";
+    ck_assert_int_ne(avatarq_enqueue(a, &r, id, err, sizeof err), 0);
+    assert_has(err, "queue: 'a:b' is not a valid queue name");
+    ck_assert_int_ne(avatarq_enqueue_json(a, "x y", "{\"seed\":\"s\"}", id, err, sizeof err), 0);
+    ck_assert_ptr_null(avatarq_batch_new(a, "a:b"));
+    avatarq_batch *b = avatarq_batch_new(a, long_ok);
+    ck_assert_ptr_nonnull(b);
+    avatarq_batch_free(b);
+    avatarq_close(a);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("security");
@@ -516,6 +576,7 @@ int main(void)
     tcase_add_unchecked_fixture(tc, redis_setup, redis_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, stored_control_characters_are_escaped);
+    tcase_add_test(tc, queue_names_follow_one_rule_everywhere);
     suite_add_tcase(s, tc);
     tc = tcase_create("s3");
     tcase_add_unchecked_fixture(tc, s3_setup, s3_teardown);
