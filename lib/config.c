@@ -21,7 +21,9 @@
 
 #include "job.h"
 #include "log.h"
+#include "meta.h"
 #include "render.h"
+#include "storage.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define WHY 320 /* room for the reason part of a message */
@@ -38,7 +40,6 @@ struct key_spec {
     setter set;
     size_t off, size;       /* the field in aq_config; size for strings */
     long long min, max;     /* integer range, or string length range */
-    const char *const *choices;
     int secret;             /* never echo the value in a message */
 };
 
@@ -46,7 +47,6 @@ static int set_int(aq_config *, const key_spec *, const char *, char *);
 static int set_bool(aq_config *, const key_spec *, const char *, char *);
 static int set_str(aq_config *, const key_spec *, const char *, char *);
 static int set_name(aq_config *, const key_spec *, const char *, char *);
-static int set_choice(aq_config *, const key_spec *, const char *, char *);
 static int set_url(aq_config *, const key_spec *, const char *, char *);
 static int set_sizes(aq_config *, const key_spec *, const char *, char *);
 static int set_style(aq_config *, const key_spec *, const char *, char *);
@@ -57,63 +57,61 @@ static int set_endpoint(aq_config *, const key_spec *, const char *, char *);
 static int set_bucket(aq_config *, const key_spec *, const char *, char *);
 static int set_queue(aq_config *, const key_spec *, const char *, char *);
 
-static const char *const storage_backends[] = {"local", "s3", NULL};
-static const char *const database_backends[] = {"sqlite", "postgresql", NULL};
+static int set_storage_backend(aq_config *, const key_spec *, const char *, char *);
+static int set_database_backend(aq_config *, const key_spec *, const char *, char *);
 
 #define F(field) offsetof(aq_config, field), sizeof(((aq_config *)0)->field)
 #define DAY_S 86400LL
 #define DAY_MS (86400LL * 1000)
 
 static const key_spec KEYS[] = {
-    {"redis", "url", "redis://127.0.0.1:6379/0", set_url, F(redis.url), 1, 511, NULL, 1},
-    {"redis", "namespace", "avatarq", set_name, F(redis.ns), 1, 63, NULL, 0},
-    {"redis", "queue", "default", set_queue, F(redis.queue), 1, 64, NULL, 0},
-    {"redis", "connect_timeout_ms", "2000", set_int, F(redis.connect_timeout_ms), 1, 600000, NULL, 0},
+    {"redis", "url", "redis://127.0.0.1:6379/0", set_url, F(redis.url), 1, 511, 1},
+    {"redis", "namespace", "avatarq", set_name, F(redis.ns), 1, 63, 0},
+    {"redis", "queue", "default", set_queue, F(redis.queue), 1, 64, 0},
+    {"redis", "connect_timeout_ms", "2000", set_int, F(redis.connect_timeout_ms), 1, 600000, 0},
 
-    {"worker", "processes", NULL, set_int, F(worker.processes), 1, 256, NULL, 0},
-    {"worker", "job_timeout_s", "60", set_int, F(worker.job_timeout_s), 1, DAY_S, NULL, 0},
-    {"worker", "shutdown_timeout_s", "30", set_int, F(worker.shutdown_timeout_s), 0, DAY_S, NULL, 0},
-    {"worker", "heartbeat_interval_s", "2", set_int, F(worker.heartbeat_interval_s), 1, 3600, NULL, 0},
-    {"worker", "heartbeat_ttl_s", "10", set_int, F(worker.heartbeat_ttl_s), 2, DAY_S, NULL, 0},
-    {"worker", "max_attempts", "5", set_int, F(worker.max_attempts), 1, 25, NULL, 0},
-    {"worker", "backoff_base_ms", "1000", set_int, F(worker.backoff_base_ms), 1, DAY_MS, NULL, 0},
-    {"worker", "backoff_max_ms", "300000", set_int, F(worker.backoff_max_ms), 1, 7 * DAY_MS, NULL, 0},
-    {"worker", "result_ttl_s", "604800", set_int, F(worker.result_ttl_s), 1, 3650 * DAY_S, NULL, 0},
-    {"worker", "dead_max", "10000", set_int, F(worker.dead_max), 1, 100000000, NULL, 0},
-    {"worker", "events_max", "10000", set_int, F(worker.events_max), 1, 100000000, NULL, 0},
+    {"worker", "processes", NULL, set_int, F(worker.processes), 1, 256, 0},
+    {"worker", "job_timeout_s", "60", set_int, F(worker.job_timeout_s), 1, DAY_S, 0},
+    {"worker", "shutdown_timeout_s", "30", set_int, F(worker.shutdown_timeout_s), 0, DAY_S, 0},
+    {"worker", "heartbeat_interval_s", "2", set_int, F(worker.heartbeat_interval_s), 1, 3600, 0},
+    {"worker", "heartbeat_ttl_s", "10", set_int, F(worker.heartbeat_ttl_s), 2, DAY_S, 0},
+    {"worker", "max_attempts", "5", set_int, F(worker.max_attempts), 1, 25, 0},
+    {"worker", "backoff_base_ms", "1000", set_int, F(worker.backoff_base_ms), 1, DAY_MS, 0},
+    {"worker", "backoff_max_ms", "300000", set_int, F(worker.backoff_max_ms), 1, 7 * DAY_MS, 0},
+    {"worker", "result_ttl_s", "604800", set_int, F(worker.result_ttl_s), 1, 3650 * DAY_S, 0},
+    {"worker", "dead_max", "10000", set_int, F(worker.dead_max), 1, 100000000, 0},
+    {"worker", "events_max", "10000", set_int, F(worker.events_max), 1, 100000000, 0},
 
-    {"render", "default_style", "pixel", set_style, F(render.default_style), 1, 15, NULL, 0},
+    {"render", "default_style", "pixel", set_style, F(render.default_style), 1, 15, 0},
     {"render", "default_sizes", "32,64,128,256,512", set_sizes, F(render.default_sizes), 1,
-     CONFIG_MAX_SIZES, NULL, 0},
-    {"render", "max_size", "1024", set_int, F(render.max_size), RENDER_MIN_SIZE, RENDER_MAX_SIZE,
-     NULL, 0},
+     CONFIG_MAX_SIZES, 0},
+    {"render", "max_size", "1024", set_int, F(render.max_size), RENDER_MIN_SIZE, RENDER_MAX_SIZE, 0},
 
-    {"storage", "backend", "local", set_choice, F(storage.backend), 1, 15, storage_backends, 0},
-    {"storage", "prefix", "avatars", set_prefix, F(storage.prefix), 0, 127, NULL, 0},
+    {"storage", "backend", "local", set_storage_backend, F(storage.backend), 1, 15, 0},
+    {"storage", "prefix", "avatars", set_prefix, F(storage.prefix), 0, 127, 0},
 
-    {"storage.local", "root", "./var/avatars", set_str, F(storage.local.root), 1, PATH_MAX - 1, NULL, 0},
-    {"storage.local", "fsync", "true", set_bool, F(storage.local.fsync), 0, 0, NULL, 0},
+    {"storage.local", "root", "./var/avatars", set_str, F(storage.local.root), 1, PATH_MAX - 1, 0},
+    {"storage.local", "fsync", "true", set_bool, F(storage.local.fsync), 0, 0, 0},
 
-    {"storage.s3", "endpoint", "", set_endpoint, F(storage.s3.endpoint), 0, 511, NULL, 0},
-    {"storage.s3", "region", "us-east-1", set_name, F(storage.s3.region), 1, 63, NULL, 0},
-    {"storage.s3", "bucket", "", set_bucket, F(storage.s3.bucket), 0, 63, NULL, 0},
+    {"storage.s3", "endpoint", "", set_endpoint, F(storage.s3.endpoint), 0, 511, 0},
+    {"storage.s3", "region", "us-east-1", set_name, F(storage.s3.region), 1, 63, 0},
+    {"storage.s3", "bucket", "", set_bucket, F(storage.s3.bucket), 0, 63, 0},
     /* Visible ASCII only: curl sends the access key in a header, and a CR/LF
      * there would inject one (set_name). */
-    {"storage.s3", "access_key", "", set_name, F(storage.s3.access_key), 0, 255, NULL, 1},
-    {"storage.s3", "secret_key", "", set_name, F(storage.s3.secret_key), 0, 255, NULL, 1},
-    {"storage.s3", "ca_file", "", set_str, F(storage.s3.ca_file), 0, PATH_MAX - 1, NULL, 0},
-    {"storage.s3", "path_style", "true", set_bool, F(storage.s3.path_style), 0, 0, NULL, 0},
-    {"storage.s3", "timeout_ms", "10000", set_int, F(storage.s3.timeout_ms), 1, 600000, NULL, 0},
-    {"storage.s3", "retries", "5", set_int, F(storage.s3.retries), 0, 100, NULL, 0},
+    {"storage.s3", "access_key", "", set_name, F(storage.s3.access_key), 0, 255, 1},
+    {"storage.s3", "secret_key", "", set_name, F(storage.s3.secret_key), 0, 255, 1},
+    {"storage.s3", "ca_file", "", set_str, F(storage.s3.ca_file), 0, PATH_MAX - 1, 0},
+    {"storage.s3", "path_style", "true", set_bool, F(storage.s3.path_style), 0, 0, 0},
+    {"storage.s3", "timeout_ms", "10000", set_int, F(storage.s3.timeout_ms), 1, 600000, 0},
+    {"storage.s3", "retries", "5", set_int, F(storage.s3.retries), 0, 100, 0},
 
-    {"database", "backend", "sqlite", set_choice, F(database.backend), 1, 15, database_backends, 0},
-    {"database.sqlite", "path", "./var/avatarq.db", set_str, F(database.sqlite.path), 1, PATH_MAX - 1,
-     NULL, 0},
-    {"database.postgresql", "conninfo", "", set_str, F(database.pg.conninfo), 0, 1023, NULL, 1},
-    {"database.postgresql", "retries", "5", set_int, F(database.pg.retries), 0, 100, NULL, 0},
+    {"database", "backend", "sqlite", set_database_backend, F(database.backend), 1, 15, 0},
+    {"database.sqlite", "path", "./var/avatarq.db", set_str, F(database.sqlite.path), 1, PATH_MAX - 1, 0},
+    {"database.postgresql", "conninfo", "", set_str, F(database.pg.conninfo), 0, 1023, 1},
+    {"database.postgresql", "retries", "5", set_int, F(database.pg.retries), 0, 100, 0},
 
-    {"log", "level", "info", set_level, F(log.level), 0, 0, NULL, 0},
-    {"log", "format", "logfmt", set_format, F(log.format), 0, 0, NULL, 0},
+    {"log", "level", "info", set_level, F(log.level), 0, 0, 0},
+    {"log", "format", "logfmt", set_format, F(log.format), 0, 0, 0},
 };
 
 _Static_assert(NELEM(KEYS) <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX in config.h");
@@ -218,15 +216,22 @@ static int set_name(aq_config *c, const key_spec *k, const char *v, char *why)
     return set_str(c, k, v, why);
 }
 
-static int set_choice(aq_config *c, const key_spec *k, const char *v, char *why)
+static int set_storage_backend(aq_config *c, const key_spec *k, const char *v, char *why)
 {
-    char list[128] = "";
-    for (const char *const *ch = k->choices; *ch; ch++) {
-        if (strcmp(v, *ch) == 0)
-            return set_str(c, k, v, why);
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", ch == k->choices ? "" : ", ", *ch);
-    }
-    return why_value(why, k, v, "is not one of %s", list);
+    char names[128];
+    if (storage_find(v))
+        return set_str(c, k, v, why);
+    storage_names(names, sizeof names);
+    return why_value(why, k, v, "is not one of %s", names);
+}
+
+static int set_database_backend(aq_config *c, const key_spec *k, const char *v, char *why)
+{
+    char names[128];
+    if (meta_find(v))
+        return set_str(c, k, v, why);
+    meta_names(names, sizeof names);
+    return why_value(why, k, v, "is not one of %s", names);
 }
 
 static int set_level(aq_config *c, const key_spec *k, const char *v, char *why)
@@ -834,14 +839,15 @@ static int validate(const aq_config *c, aq_err *e)
                              why, e);
         }
     }
-    if (strcmp(c->storage.backend, "s3") == 0) {
-        static const char *const need[] = {"endpoint", "bucket"};
-        for (size_t i = 0; i < NELEM(need); i++) {
-            size_t k = key_index("storage.s3", need[i]);
-            if (!*(const char *)((const char *)c + KEYS[k].off)) {
-                snprintf(why, sizeof why, "s3 needs [storage.s3] %s", need[i]);
-                return fail_pair(c, k, key_index("storage", "backend"), why, e);
-            }
+    /* the keys the chosen storage backend says it needs */
+    const storage_ops *ops = storage_find(c->storage.backend);
+    char section[64];
+    snprintf(section, sizeof section, "storage.%s", c->storage.backend);
+    for (const char *const *need = ops ? ops->required : NULL; need && *need; need++) {
+        const key_spec *k = key_find(section, *need);
+        if (k && !*(const char *)((const char *)c + k->off)) {
+            snprintf(why, sizeof why, "%s needs [%s] %s", c->storage.backend, section, *need);
+            return fail_pair(c, (size_t)(k - KEYS), key_index("storage", "backend"), why, e);
         }
     }
     return 0;

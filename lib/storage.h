@@ -31,6 +31,13 @@ typedef struct storage_ops {
     /* Where objects live: the local root or the bucket name. */
     const char *(*location)(void *st);
     void (*close)(void *st);
+    /* Where c points this backend, secrets left out, into where ("ROOT",
+     * "ENDPOINT bucket=NAME"), and a caution for `health` into caution (""
+     * when none). Needs no open backend. */
+    void (*describe)(const aq_config *c, char *where, size_t wn, char *caution, size_t cn);
+    /* Keys of [storage.NAME] that must not be empty for this backend (NULL-
+     * terminated; NULL for none): config validation names them. */
+    const char *const *required;
 } storage_ops;
 
 typedef struct storage {
@@ -69,5 +76,8 @@ int storage_local_open_root(const char *root, bool fsync, void **st, aq_err *e);
 
 /* Looks a backend up by name; NULL when unknown. */
 const storage_ops *storage_find(const char *name);
+
+/* The backends' names, ", "-separated ("local, s3"), into out. */
+void storage_names(char *out, size_t n);
 
 #endif

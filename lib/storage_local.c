@@ -488,6 +488,13 @@ static int local_open(const aq_config *c, void **st, aq_err *e)
     return storage_local_open_root(c->storage.local.root, c->storage.local.fsync, st, e);
 }
 
+static void local_describe(const aq_config *c, char *where, size_t wn, char *caution, size_t cn)
+{
+    snprintf(where, wn, "%s", c->storage.local.root);
+    if (cn)
+        caution[0] = '\0';
+}
+
 const storage_ops storage_local_ops = {
     .name = "local",
     .open = local_open,
@@ -498,4 +505,6 @@ const storage_ops storage_local_ops = {
     .check = local_check,
     .location = local_location,
     .close = local_close,
+    .describe = local_describe,
+    .required = NULL,
 };

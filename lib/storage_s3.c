@@ -2,6 +2,7 @@
  * lib/s3 (which signs, checksums, classifies and retries). Objects live at
  * the key the caller gives (PREFIX/ID/SIZE.png) in [storage.s3] bucket. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +151,28 @@ static void s3s_close(void *st)
     free(s);
 }
 
+/* True for localhost, 127.0.0.0/8 and [::1] at the start of an endpoint's
+ * host part. */
+static bool endpoint_on_loopback(const char *endpoint)
+{
+    const char *h = strstr(endpoint, "://");
+    h = h ? h + 3 : endpoint;
+    return strncmp(h, "localhost", 9) == 0 || strncmp(h, "127.", 4) == 0 || strncmp(h, "[::1]", 5) == 0;
+}
+
+static void s3s_describe(const aq_config *c, char *where, size_t wn, char *caution, size_t cn)
+{
+    /* config.c refuses userinfo in the endpoint, so it can be shown */
+    snprintf(where, wn, "%s bucket=%s", c->storage.s3.endpoint, c->storage.s3.bucket);
+    bool plain = strncmp(c->storage.s3.endpoint, "http://", 7) == 0;
+    snprintf(caution, cn, "%s", plain && !endpoint_on_loopback(c->storage.s3.endpoint)
+                                    ? "plain http:// to a host that is not loopback: objects travel "
+                                      "unencrypted; use https://"
+                                    : "");
+}
+
+static const char *const s3s_required[] = {"endpoint", "bucket", NULL};
+
 const storage_ops storage_s3_ops = {
     .name = "s3",
     .open = s3s_open,
@@ -160,4 +183,6 @@ const storage_ops storage_s3_ops = {
     .check = s3s_check,
     .location = s3s_location,
     .close = s3s_close,
+    .describe = s3s_describe,
+    .required = s3s_required,
 };

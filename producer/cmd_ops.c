@@ -438,30 +438,6 @@ int cmd_control(cli_ctx *ctx, int argc, char **argv)
 
 /* ---- health ---- */
 
-/* Where a libpq conninfo (key=value or URL) points, as USER@HOST:PORT/DB,
- * parsed by libpq itself; the password is never part of it. Empty parts are
- * left out (libpq would take them from PG* variables or its defaults). */
-static void describe_conninfo(const char *in, char *out, size_t n)
-{
-    char *errmsg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(in, &errmsg);
-    if (!opts) {
-        /* errmsg may quote the string, password included: not shown. */
-        PQfreemem(errmsg);
-        snprintf(out, n, "(conninfo libpq cannot parse)");
-        return;
-    }
-    static const char *const keys[] = {"user", "host", "port", "dbname"};
-    const char *v[4] = {"", "", "", ""};
-    for (PQconninfoOption *o = opts; o->keyword; o++)
-        for (size_t i = 0; i < 4; i++)
-            if (o->val && strcmp(o->keyword, keys[i]) == 0)
-                v[i] = o->val;
-    snprintf(out, n, "%s%s%s%s%s/%s", v[0], *v[0] ? "@" : "", v[1], *v[2] ? ":" : "", v[2],
-             v[3]);
-    PQconninfoFree(opts);
-}
-
 static int check_redis(const aq_config *cfg)
 {
     char url[600];
@@ -483,13 +459,18 @@ static int check_redis(const aq_config *cfg)
     return 0;
 }
 
+/* " (warning: CAUTION)" when the backend described one, else "". */
+static const char *warning(const char *caution, char *out, size_t n)
+{
+    snprintf(out, n, "%s%s%s", *caution ? " (warning: " : "", cli_safe(caution), *caution ? ")" : "");
+    return out;
+}
+
 static int check_database(const aq_config *cfg)
 {
-    char where[PATH_MAX + 1100];
-    if (strcmp(cfg->database.backend, "postgresql") == 0)
-        describe_conninfo(cfg->database.pg.conninfo, where, sizeof where);
-    else
-        snprintf(where, sizeof where, "%s", cfg->database.sqlite.path);
+    char where[PATH_MAX + 1100], caution[400], warn[480];
+    const meta_ops *ops = meta_find(cfg->database.backend); /* config.c checked the name */
+    ops->describe(cfg, where, sizeof where, caution, sizeof caution);
     aq_err e;
     err_clear(&e);
     meta m = {0};
@@ -504,11 +485,12 @@ static int check_database(const aq_config *cfg)
     if (rc != 0) {
         /* The usual cause on a new machine is a schema nobody migrated yet. */
         bool hint = rc == AQ_EPERM && !strstr(e.msg, "migrate");
-        printf("fail database %s %s: %s%s\n", cfg->database.backend, cli_safe(where), cli_safe(e.msg),
-               hint ? " (schema missing? run avatarq migrate)" : "");
+        printf("fail database %s %s: %s%s%s\n", cfg->database.backend, cli_safe(where), cli_safe(e.msg),
+               hint ? " (schema missing? run avatarq migrate)" : "", warning(caution, warn, sizeof warn));
         return 1;
     }
-    printf("ok database %s %s rows=%lld\n", cfg->database.backend, cli_safe(where), (long long)rows);
+    printf("ok database %s %s rows=%lld%s\n", cfg->database.backend, cli_safe(where), (long long)rows,
+           warning(caution, warn, sizeof warn));
     return 0;
 }
 
@@ -518,21 +500,19 @@ static int check_storage(const aq_config *cfg)
     err_clear(&e);
     storage s = {0};
     int rc = storage_open(&s, cfg, &e);
-    char where[PATH_MAX + 800];
-    if (strcmp(cfg->storage.backend, "s3") == 0)
-        snprintf(where, sizeof where, "%s bucket=%s", cfg->storage.s3.endpoint,
-                 cfg->storage.s3.bucket);
-    else
-        snprintf(where, sizeof where, "%s", cfg->storage.local.root);
+    char where[PATH_MAX + 800], caution[400], warn[480];
+    storage_find(cfg->storage.backend)->describe(cfg, where, sizeof where, caution, sizeof caution);
     if (rc == 0)
         rc = storage_check(&s, &e);
     if (s.ops)
         storage_close(&s);
     if (rc != 0) {
-        printf("fail storage %s %s: %s\n", cfg->storage.backend, cli_safe(where), cli_safe(e.msg));
+        printf("fail storage %s %s: %s%s\n", cfg->storage.backend, cli_safe(where), cli_safe(e.msg),
+               warning(caution, warn, sizeof warn));
         return 1;
     }
-    printf("ok storage %s %s\n", cfg->storage.backend, cli_safe(where));
+    printf("ok storage %s %s%s\n", cfg->storage.backend, cli_safe(where),
+           warning(caution, warn, sizeof warn));
     return 0;
 }
 

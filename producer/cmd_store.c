@@ -298,9 +298,12 @@ int cmd_get(cli_ctx *ctx, int argc, char **argv)
     rc = storage_get(&s, key, &data, &e);
     storage_close(&s);
     if (rc == AQ_ENOTFOUND)
-        rc = cli_fail(argv[0], 1, "%s is not stored (%s %s)", key, ctx->cfg.storage.backend,
-                      strcmp(ctx->cfg.storage.backend, "s3") == 0 ? ctx->cfg.storage.s3.bucket
-                                                                 : ctx->cfg.storage.local.root);
+    {
+        char where[PATH_MAX + 800], caution[400];
+        storage_find(ctx->cfg.storage.backend)->describe(&ctx->cfg, where, sizeof where, caution,
+                                                         sizeof caution);
+        rc = cli_fail(argv[0], 1, "%s is not stored (%s %s)", key, ctx->cfg.storage.backend, where);
+    }
     else if (rc != 0)
         rc = cli_fail(argv[0], 1, "%s", e.msg);
     else if ((rc = write_output(argv[0], out, &data)) == 0 && strcmp(out, "-") != 0)

@@ -560,6 +560,50 @@ START_TEST(queue_names_follow_one_rule_everywhere)
 }
 END_TEST
 
+/* ---- 12: PostgreSQL without verify-full to a remote server ---- */
+
+/* The caution meta_pg's describe gives for conninfo, into out. */
+static const char *pg_caution(const char *conninfo, char *out, size_t n)
+{
+    aq_config c;
+    config_defaults(&c);
+    snprintf(c.database.pg.conninfo, sizeof c.database.pg.conninfo, "%s", conninfo);
+    char where[512];
+    meta_find("postgresql")->describe(&c, where, sizeof where, out, n);
+    ck_assert_msg(strstr(where, "hunter2") == NULL, "password in %s", where);
+    return out;
+}
+
+START_TEST(pg_remote_without_verify_full_gets_a_caution)
+{
+    char out[400];
+    unsetenv("PGSSLMODE");
+    unsetenv("PGHOST");
+    assert_has(pg_caution("host=db.example.com dbname=a password=hunter2", out, sizeof out),
+               "sslmode=prefer to a server that is not on loopback");
+    assert_has(pg_caution("postgresql://u:hunter2@10.1.2.3/a?sslmode=require", out, sizeof out),
+               "sslmode=require");
+    ck_assert_str_eq(pg_caution("host=db.example.com sslmode=verify-full", out, sizeof out), "");
+    ck_assert_str_eq(pg_caution("host=127.0.0.1 dbname=a", out, sizeof out), "");
+    ck_assert_str_eq(pg_caution("host=localhost,::1 dbname=a", out, sizeof out), "");
+    ck_assert_str_eq(pg_caution("host=/var/run/postgresql dbname=a", out, sizeof out), "");
+    ck_assert_str_eq(pg_caution("dbname=a", out, sizeof out), "");   /* the local socket */
+    assert_has(pg_caution("host=localhost,db.example.com", out, sizeof out), "not on loopback");
+    setenv("PGSSLMODE", "verify-full", 1);
+    ck_assert_str_eq(pg_caution("host=db.example.com", out, sizeof out), "");
+    unsetenv("PGSSLMODE");
+    /* S3 describes itself the same way */
+    aq_config c;
+    char where[512];
+    ck_assert_int_eq(config_load_string(&c, "[storage.s3]\nendpoint = http://s3.example.com\n", "c", NULL), 0);
+    storage_find("s3")->describe(&c, where, sizeof where, out, sizeof out);
+    assert_has(out, "plain http://");
+    ck_assert_int_eq(config_load_string(&c, "[storage.s3]\nendpoint = http://127.0.0.1:9000\n", "c", NULL), 0);
+    storage_find("s3")->describe(&c, where, sizeof where, out, sizeof out);
+    ck_assert_str_eq(out, "");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("security");
@@ -570,6 +614,7 @@ int main(void)
     tcase_add_test(tc, config_file_owned_or_writable_by_others_is_refused);
     tcase_add_test(tc, config_with_secrets_readable_by_others_warns);
     tcase_add_test(tc, render_output_never_follows_a_planted_symlink);
+    tcase_add_test(tc, pg_remote_without_verify_full_gets_a_caution);
     tcase_add_test(tc, s3_refuses_control_characters_in_keys_and_warns_on_plain_http);
     suite_add_tcase(s, tc);
     tc = tcase_create("redis");
