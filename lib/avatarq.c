@@ -133,6 +133,7 @@ void avatarq_close(avatarq *a)
     if (!a)
         return;
     queue_close(a->q);
+    config_wipe_secrets(&a->cfg);   /* the connection has what it needs */
     free(a);
 }
 

@@ -614,6 +614,8 @@ static void pg_close(void *sv)
     if (!s)
         return;
     pg_drop(s);
+    explicit_bzero(s->conninfo, sizeof s->conninfo);
+    explicit_bzero(s->password, sizeof s->password);
     free(s);
 }
 

@@ -296,7 +296,10 @@ void s3_close(s3 *c)
         explicit_bzero(c->secret_key, strlen(c->secret_key));
         free(c->secret_key);
     }
-    free(c->access_key);
+    if (c->access_key) {
+        explicit_bzero(c->access_key, strlen(c->access_key));
+        free(c->access_key);
+    }
     buf_free(&c->resp);
     free(c);
     curl_global_cleanup();

@@ -237,5 +237,7 @@ int main(int argc, char **argv)
         return cli_fail(NULL, 2, "%s", e.msg);
     setup_log(&ctx.cfg);
     optind = 0; /* glibc: 0 fully re-initialises getopt for the command */
-    return cmd->cmd.run(&ctx, cargc, cargv);
+    int rc = cmd->cmd.run(&ctx, cargc, cargv);
+    config_wipe_secrets(&ctx.cfg);
+    return rc;
 }

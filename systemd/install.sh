@@ -44,7 +44,22 @@ usage() {
 (($# == 4)) || usage
 action=$1 destdir=${2%/} prefix=${3%/} version=$4
 [ -n "$prefix" ] || prefix=/usr/local
-case "$prefix" in /*) ;; *) echo "install.sh: PREFIX must be absolute: '$prefix'" >&2; exit 2 ;; esac
+
+# Paths end up in sed expressions (fill), unit files and shell commands: a
+# '#', '&', '\', quote, space or newline in one could run a command or
+# rewrite a file. Only plain absolute paths are taken.
+check_path() { # NAME VALUE [empty-ok]
+    local name=$1 value=$2
+    if [ -z "$value" ] && [ -n "${3:-}" ]; then return 0; fi
+    if [[ ! "$value" =~ ^/[A-Za-z0-9._/+-]*$ ]] || [[ "$value" == *..* ]]; then
+        printf 'install.sh: %s must be an absolute path of A-Z a-z 0-9 . _ / + - only (no ..)\n' \
+            "$name" >&2
+        exit 2
+    fi
+}
+check_path PREFIX "$prefix"
+check_path DESTDIR "$destdir" empty-ok
+[[ "$version" =~ ^[0-9A-Za-z.+~-]+$ ]] || { echo "install.sh: bad VERSION" >&2; exit 2; }
 
 cd "$(dirname "$0")/.."
 src=$PWD
@@ -58,6 +73,10 @@ unitdir=${UNITDIR:-$syslib/systemd/system}
 sysusersdir=${SYSUSERSDIR:-$syslib/sysusers.d}
 tmpfilesdir=${TMPFILESDIR:-$syslib/tmpfiles.d}
 manifest=$prefix/share/avatarq/install-manifest
+check_path SYSCONFDIR "$sysconfdir"
+check_path UNITDIR "$unitdir"
+check_path SYSUSERSDIR "$sysusersdir"
+check_path TMPFILESDIR "$tmpfilesdir"
 
 # Where the build put the programs and the library (see the Makefile's O= and SAN=).
 if [ -n "${O:-}" ]; then

@@ -604,6 +604,60 @@ START_TEST(pg_remote_without_verify_full_gets_a_caution)
 }
 END_TEST
 
+/* ---- 14: install paths, secrets wiped ---- */
+
+START_TEST(install_refuses_paths_that_could_inject)
+{
+    new_test_dir();
+    char dest[400], marker[400], cmd[2048];
+    path_in(dest, sizeof dest, "dest");
+    path_in(marker, sizeof marker, "pwned");
+    const char *bad[] = {"/usr/x#e touch MARKER#", "/usr/x&y", "usr/relative", "/usr/a b",
+                         "/usr/$(touch MARKER)", "/usr/../etc"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char prefix[600] = "";
+        const char *m = strstr(bad[i], "MARKER");
+        if (m)
+            snprintf(prefix, sizeof prefix, "%.*s%s%s", (int)(m - bad[i]), bad[i], marker, m + 6);
+        else
+            snprintf(prefix, sizeof prefix, "%s", bad[i]);
+        snprintf(cmd, sizeof cmd, "bash systemd/install.sh install '%s' '%s' 0.1.0 2>&1", dest, prefix);
+        buf out = BUF_INIT;
+        ck_assert_int_eq(sup_run(cmd, &out, true), 2);
+        assert_has((const char *)out.data, "PREFIX must be an absolute path");
+        buf_free(&out);
+        ck_assert_msg(access(marker, F_OK) != 0, "PREFIX '%s' ran a command", bad[i]);
+        ck_assert_msg(access(dest, F_OK) != 0, "PREFIX '%s' installed something", bad[i]);
+    }
+    snprintf(cmd, sizeof cmd, "SYSCONFDIR='/etc/x#y' bash systemd/install.sh install '%s' /usr/local 0.1.0", dest);
+    buf out = BUF_INIT;
+    ck_assert_int_eq(sup_run(cmd, &out, true), 2);
+    assert_has((const char *)out.data, "SYSCONFDIR must be an absolute path");
+    ck_assert_int_eq(sup_run("bash systemd/install.sh install relative/dest /usr/local 0.1.0", &out, true), 2);
+    assert_has((const char *)out.data, "DESTDIR must be an absolute path");
+    buf_free(&out);
+}
+END_TEST
+
+START_TEST(config_secrets_can_be_wiped)
+{
+    aq_config c;
+    aq_err e = {0};
+    ck_assert_int_eq(config_load_string(&c, "[redis]\nurl = redis://u:hunter2@h/0\n"
+                                            "[storage.s3]\naccess_key = AK\nsecret_key = SK\n"
+                                            "[database.postgresql]\nconninfo = password=pw\n", "c", &e), 0);
+    ck_assert_str_eq(c.redis.password, "hunter2");
+    config_wipe_secrets(&c);
+    static const char zero[sizeof c.redis.url];
+    ck_assert(memcmp(c.redis.url, zero, sizeof c.redis.url) == 0);
+    ck_assert(memcmp(c.redis.password, zero, sizeof c.redis.password) == 0);
+    ck_assert(memcmp(c.storage.s3.access_key, zero, sizeof c.storage.s3.access_key) == 0);
+    ck_assert(memcmp(c.storage.s3.secret_key, zero, sizeof c.storage.s3.secret_key) == 0);
+    ck_assert(memcmp(c.database.pg.conninfo, zero, sizeof zero) == 0);
+    ck_assert_str_eq(c.redis.host, "h");   /* the rest stays */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("security");
@@ -615,6 +669,8 @@ int main(void)
     tcase_add_test(tc, config_with_secrets_readable_by_others_warns);
     tcase_add_test(tc, render_output_never_follows_a_planted_symlink);
     tcase_add_test(tc, pg_remote_without_verify_full_gets_a_caution);
+    tcase_add_test(tc, install_refuses_paths_that_could_inject);
+    tcase_add_test(tc, config_secrets_can_be_wiped);
     tcase_add_test(tc, s3_refuses_control_characters_in_keys_and_warns_on_plain_http);
     suite_add_tcase(s, tc);
     tc = tcase_create("redis");

@@ -341,6 +341,8 @@ START_TEST(unit_settings_the_worker_relies_on)
         {"RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"},
         {"SystemCallFilter", "@system-service"},
         {"OOMPolicy", "continue"},
+        {"LimitCORE", "0"},          /* no core dump holds the secrets */
+        {"MemoryMax", "2G"},
     };
     for (size_t i = 0; i < sizeof exact / sizeof *exact; i++) {
         const char *v = unit_value(u, exact[i].key);
