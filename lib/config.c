@@ -56,6 +56,7 @@ static int set_prefix(aq_config *, const key_spec *, const char *, char *);
 static int set_endpoint(aq_config *, const key_spec *, const char *, char *);
 static int set_bucket(aq_config *, const key_spec *, const char *, char *);
 static int set_queue(aq_config *, const key_spec *, const char *, char *);
+static int set_mode(aq_config *, const key_spec *, const char *, char *);
 
 static int set_storage_backend(aq_config *, const key_spec *, const char *, char *);
 static int set_database_backend(aq_config *, const key_spec *, const char *, char *);
@@ -92,6 +93,8 @@ static const key_spec KEYS[] = {
 
     {"storage.local", "root", "./var/avatars", set_str, F(storage.local.root), 1, PATH_MAX - 1, 0},
     {"storage.local", "fsync", "true", set_bool, F(storage.local.fsync), 0, 0, 0},
+    {"storage.local", "file_mode", "0644", set_mode, F(storage.local.file_mode), 0, 0666, 0},
+    {"storage.local", "dir_mode", "0755", set_mode, F(storage.local.dir_mode), 0, 0777, 0},
 
     {"storage.s3", "endpoint", "", set_endpoint, F(storage.s3.endpoint), 0, 511, 0},
     {"storage.s3", "region", "us-east-1", set_name, F(storage.s3.region), 1, 63, 0},
@@ -338,6 +341,20 @@ static int set_endpoint(aq_config *c, const key_spec *k, const char *v, char *wh
     if (*v && !*host)
         return why_value(why, k, v, "has no host");
     return set_name(c, k, v, why);
+}
+
+/* A permission mode in octal ("0640"), at most k->max (no setuid, setgid
+ * or sticky bits; files get no execute bits). */
+static int set_mode(aq_config *c, const key_spec *k, const char *v, char *why)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 4 || strspn(v, "01234567") != n)
+        return why_value(why, k, v, "is not an octal mode (e.g. 0640)");
+    long x = strtol(v, NULL, 8);
+    if ((x & ~k->max) != 0)
+        return why_value(why, k, v, "has bits outside %04llo", k->max);
+    *(int *)field(c, k) = (int)x;
+    return 0;
 }
 
 /* Queue names: the rule every entry point shares (job_queue_valid). */

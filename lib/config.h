@@ -52,6 +52,7 @@ typedef struct aq_config {
         struct {
             char root[PATH_MAX];
             bool fsync;
+            int file_mode, dir_mode;  /* [0644] [0755], minus the umask */
         } local;
         struct {
             char endpoint[512], region[64], bucket[128];

@@ -71,8 +71,14 @@ int storage_key_check(const char *key, aq_err *e);
 int storage_key_check_len(const char *key, size_t len, aq_err *e);
 
 /* The local backend's open, without a config (storage_local.c); *st is for
- * storage_local_ops. Creates root (and parents) with mode 0755. */
+ * storage_local_ops. Creates root (and parents) with mode 0755 minus the
+ * umask; files get 0644 and directories 0755, minus the umask. */
 int storage_local_open_root(const char *root, bool fsync, void **st, aq_err *e);
+
+/* storage_local_open_root with the modes of new files and directories
+ * ([storage.local] file_mode, dir_mode); the process umask is taken off. */
+int storage_local_open_modes(const char *root, bool fsync, int file_mode, int dir_mode,
+                             void **st, aq_err *e);
 
 /* Looks a backend up by name; NULL when unknown. */
 const storage_ops *storage_find(const char *name);

@@ -658,6 +658,56 @@ START_TEST(config_secrets_can_be_wiped)
 }
 END_TEST
 
+/* ---- 6: storage modes are configurable and honour the umask ---- */
+
+static mode_t mode_of(const char *path)
+{
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    return st.st_mode & 07777;
+}
+
+START_TEST(storage_modes_are_configured_and_honour_umask)
+{
+    new_test_dir();
+    char root[400], p[500];
+    aq_config c;
+    aq_err e = {0};
+    /* defaults, under the unit's UMask=0027: nothing readable by others */
+    umask(027);
+    path_in(root, sizeof root, "a");
+    ck_assert_int_eq(config_load_string(&c, "", "c", &e), 0);
+    snprintf(c.storage.local.root, sizeof c.storage.local.root, "%s", root);
+    storage s;
+    ck_assert_msg(storage_open(&s, &c, &e) == 0, "%s", e.msg);
+    ck_assert_int_eq(storage_put(&s, "avatars/u/32.png", "x", 1, NULL, &e), 0);
+    storage_close(&s);
+    snprintf(p, sizeof p, "%s/avatars/u/32.png", root);
+    ck_assert_uint_eq(mode_of(p), 0640);
+    snprintf(p, sizeof p, "%s/avatars/u", root);
+    ck_assert_uint_eq(mode_of(p), 0750);
+
+    /* configured modes, umask 022 */
+    umask(022);
+    path_in(root, sizeof root, "b");
+    ck_assert_msg(config_load_string(&c, "[storage.local]\nfile_mode = 0600\ndir_mode = 0711\n", "c", &e) == 0,
+                  "%s", e.msg);
+    snprintf(c.storage.local.root, sizeof c.storage.local.root, "%s", root);
+    ck_assert_msg(storage_open(&s, &c, &e) == 0, "%s", e.msg);
+    ck_assert_int_eq(storage_put(&s, "avatars/v/32.png", "x", 1, NULL, &e), 0);
+    storage_close(&s);
+    snprintf(p, sizeof p, "%s/avatars/v/32.png", root);
+    ck_assert_uint_eq(mode_of(p), 0600);
+    snprintf(p, sizeof p, "%s/avatars/v", root);
+    ck_assert_uint_eq(mode_of(p), 0711);
+
+    ck_assert_int_eq(config_load_string(&c, "[storage.local]\nfile_mode = 4755\n", "c", &e), AQ_EPERM);
+    assert_has(e.msg, "[storage.local] file_mode: '4755' has bits outside 0666");
+    ck_assert_int_eq(config_load_string(&c, "[storage.local]\ndir_mode = rwx\n", "c", &e), AQ_EPERM);
+    assert_has(e.msg, "is not an octal mode");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("security");
@@ -671,6 +721,7 @@ int main(void)
     tcase_add_test(tc, pg_remote_without_verify_full_gets_a_caution);
     tcase_add_test(tc, install_refuses_paths_that_could_inject);
     tcase_add_test(tc, config_secrets_can_be_wiped);
+    tcase_add_test(tc, storage_modes_are_configured_and_honour_umask);
     tcase_add_test(tc, s3_refuses_control_characters_in_keys_and_warns_on_plain_http);
     suite_add_tcase(s, tc);
     tc = tcase_create("redis");
