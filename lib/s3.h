@@ -87,7 +87,9 @@ int s3_get(s3 *c, const char *key, buf *out, char *ctype, size_t ctlen, aq_err *
 /* Deletes key; an absent key is success (S3 semantics). */
 int s3_delete(s3 *c, const char *key, aq_err *e);
 
-/* HEAD key: 1 when present, 0 when absent, < 0 on error. */
+/* HEAD key: 1 when present, 0 when absent, < 0 on error. Test-only API:
+ * nothing in avatarq's programs needs it; the S3 tests check objects with
+ * it. */
 int s3_exists(s3 *c, const char *key, aq_err *e);
 
 /* Lists no keys of the bucket (GET ?list-type=2&max-keys=0): proves

@@ -171,12 +171,6 @@ int storage_del(storage *s, const char *key, aq_err *e)
     return rc < 0 ? rc : s->ops->del(s->st, key, e);
 }
 
-int storage_exists(storage *s, const char *key, aq_err *e)
-{
-    int rc = storage_key_check(key, e);
-    return rc < 0 ? rc : s->ops->exists(s->st, key, e);
-}
-
 int storage_check(storage *s, aq_err *e)
 {
     return s->ops->check(s->st, e);

@@ -24,8 +24,6 @@ typedef struct storage_ops {
     int (*get)(void *st, const char *key, buf *out, aq_err *e);
     /* Removes the object; absent is success. */
     int (*del)(void *st, const char *key, aq_err *e);
-    /* 1 when present, 0 when absent, < 0 on error. */
-    int (*exists)(void *st, const char *key, aq_err *e);
     /* Health: the root/bucket is reachable and writable with our credentials. */
     int (*check)(void *st, aq_err *e);
     /* Where objects live: the local root or the bucket name. */
@@ -58,7 +56,6 @@ int storage_put(storage *s, const char *key, const void *data, size_t len,
                 const char *content_type, aq_err *e);
 int storage_get(storage *s, const char *key, buf *out, aq_err *e);
 int storage_del(storage *s, const char *key, aq_err *e);
-int storage_exists(storage *s, const char *key, aq_err *e);
 int storage_check(storage *s, aq_err *e);
 const char *storage_location(storage *s);
 const char *storage_name(storage *s);

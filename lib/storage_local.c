@@ -367,28 +367,6 @@ static int local_del(void *st, const char *key, aq_err *e)
     return rc;
 }
 
-static int local_exists(void *st, const char *key, aq_err *e)
-{
-    local_st *s = st;
-    int rc = storage_key_check(key, e);
-    if (rc < 0)
-        return rc;
-    const char *leaf;
-    int dfd = local_walk(s, key, false, &leaf, NULL, NULL, NULL);
-    if (dfd < 0)
-        return errno == ENOENT ? 0 : local_fail(s, e, errno, "exists", key, "open directory");
-    struct stat sb;
-    rc = fstatat(dfd, leaf, &sb, AT_SYMLINK_NOFOLLOW);
-    int err = errno;
-    local_close_dir(s, dfd);
-    if (rc < 0)
-        return err == ENOENT ? 0 : local_fail(s, e, err, "exists", key, "stat");
-    if (S_ISLNK(sb.st_mode))
-        return err_set(e, AQ_EPERM, "local storage %s: exists %s: is a symlink (never followed)",
-                       s->root, key);
-    return S_ISREG(sb.st_mode) ? 1 : 0;
-}
-
 /* Healthy when root still names the directory we opened and we can create
  * and remove a file in it. */
 static int local_check(void *st, aq_err *e)
@@ -522,7 +500,6 @@ const storage_ops storage_local_ops = {
     .put = local_put,
     .get = local_get,
     .del = local_del,
-    .exists = local_exists,
     .check = local_check,
     .location = local_location,
     .close = local_close,

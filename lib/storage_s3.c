@@ -112,13 +112,6 @@ static int s3s_del(void *st, const char *key, aq_err *e)
     return rc ? rc : s3_delete(s->client, key, e);
 }
 
-static int s3s_exists(void *st, const char *key, aq_err *e)
-{
-    s3_store *s = st;
-    int rc = storage_key_check(key, e);
-    return rc ? rc : s3_exists(s->client, key, e);
-}
-
 /* Reachable and readable (list), then writable: a small probe object under
  * PREFIX/.health/ is written and removed again. */
 static int s3s_check(void *st, aq_err *e)
@@ -179,7 +172,6 @@ const storage_ops storage_s3_ops = {
     .put = s3s_put,
     .get = s3s_get,
     .del = s3s_del,
-    .exists = s3s_exists,
     .check = s3s_check,
     .location = s3s_location,
     .close = s3s_close,
