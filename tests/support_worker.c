@@ -1,6 +1,13 @@
 /* support_worker: see support_worker.h. */
 #include "support_worker.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "queue.h"
+
 #include <check.h>
 #include <signal.h>
 #include <stdio.h>
@@ -439,4 +446,93 @@ bool wh_wait_new_workers(wh *h, int want, const pid_t *old, int nold, pid_t *out
         sup_sleep_ms(50);
     }
     return false;
+}
+
+/* ---- fleets for benchmarks ---- */
+
+int wh_fleet_dir(wh_fleet *f, const char *base, const char *tag)
+{
+    memset(f, 0, sizeof *f);
+    const char *tmp = getenv("TMPDIR");
+    if (!base || !*base)
+        base = tmp && *tmp ? tmp : "/tmp";
+    snprintf(f->dir, sizeof f->dir, "%s/avatarq-bench-%s-XXXXXX", base, tag);
+    if (!mkdtemp(f->dir)) {
+        fprintf(stderr, "bench: mkdtemp %s: %s\n", f->dir, strerror(errno));
+        f->dir[0] = '\0';
+        return -1;
+    }
+    snprintf(f->cfg, sizeof f->cfg, "%s/config.ini", f->dir);
+    snprintf(f->log, sizeof f->log, "%s/worker.log", f->dir);
+    return 0;
+}
+
+/* Live workers of the fleet's namespace (alive heartbeats). */
+static int count_live(const queue_worker_info *w, void *ud)
+{
+    *(int *)ud += w->alive;
+    return 0;
+}
+
+static int fleet_config(wh_fleet *f, const char *text)
+{
+    int fd = open(f->cfg, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    size_t len = strlen(text);
+    bool ok = fd >= 0 && write(fd, text, len) == (ssize_t)len;
+    if (fd >= 0)
+        close(fd);
+    aq_err e = {0};
+    f->c = ok ? calloc(1, sizeof *f->c) : NULL;
+    if (!f->c || config_load(f->c, f->cfg, &e) != 0 || !(f->q = queue_open(f->c, &e))) {
+        fprintf(stderr, "bench: %s: %s\n", f->cfg, ok ? e.msg : strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int wh_fleet_start(wh_fleet *f, const char *config_text, int live, int timeout_ms)
+{
+    if (fleet_config(f, config_text) != 0)
+        return -1;
+    char *argv[] = {(char *)sup_bin("avatarq-worker"), "-c", f->cfg, NULL};
+    f->pid = sup_spawn(argv, NULL, f->log);
+    for (int waited = 0; waited <= timeout_ms; waited += 100) {
+        int n = 0;
+        aq_err e = {0};
+        if (queue_workers(f->q, count_live, &n, &e) == 0 && n >= live)
+            return 0;
+        if (sup_wait(f->pid, 0) != -1) {   /* it exited: no point waiting */
+            f->pid = 0;
+            break;
+        }
+        sup_sleep_ms(100);
+    }
+    fprintf(stderr, "bench: the worker did not come up (see %s)\n", f->log);
+    return -1;
+}
+
+int64_t wh_fleet_finished(wh_fleet *f)
+{
+    queue_stats st;
+    memset(&st, 0, sizeof st);
+    aq_err e = {0};
+    return f->q && queue_stats_get(f->q, &st, &e) == 0 ? st.done + st.dead_total : -1;
+}
+
+void wh_fleet_stop(wh_fleet *f, bool keep)
+{
+    if (f->pid > 0)
+        sup_stop(f->pid, SIGTERM, 30000);
+    f->pid = 0;
+    if (f->q)
+        queue_close(f->q);
+    f->q = NULL;
+    free(f->c);
+    f->c = NULL;
+    if (!keep && f->dir[0]) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+        if (strstr(f->dir, "/avatarq-bench-") && !strchr(f->dir, '\'') && system(cmd) != 0)
+            fprintf(stderr, "bench: could not remove %s\n", f->dir);
+    }
 }

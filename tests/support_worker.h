@@ -122,4 +122,29 @@ bool wh_wait_new_workers(wh *h, int want, const pid_t *old, int nold, pid_t *out
 /* True when path exists. */
 bool wh_exists(const char *path);
 
+/* ---- a worker against a Redis someone else runs (benchmarks) ----
+ * bench/ links this support too, so the end-to-end benchmarks share the
+ * worker set-up instead of repeating it. No Check assertions: failures are
+ * returned, with a line on stderr. */
+struct aq_config;
+struct queue;
+typedef struct wh_fleet {
+    char dir[256], cfg[320], log[320];
+    struct aq_config *c;  /* the config the worker reads, loaded */
+    struct queue *q;      /* a queue client on it */
+    pid_t pid;            /* the supervisor, 0 when not running */
+} wh_fleet;
+/* Makes a temp dir BASE/avatarq-bench-TAG-XXXXXX (BASE NULL: $TMPDIR or
+ * /tmp) and the paths of config.ini and worker.log in it. 0 or -1. */
+int wh_fleet_dir(wh_fleet *f, const char *base, const char *tag);
+/* Writes config_text as config.ini, loads it, opens a queue client, starts
+ * bin/avatarq-worker on it and waits up to timeout_ms for `live` live
+ * workers. 0 or -1 (the log names the cause). */
+int wh_fleet_start(wh_fleet *f, const char *config_text, int live, int timeout_ms);
+/* done + dead counters of the fleet's namespace, or -1. */
+int64_t wh_fleet_finished(wh_fleet *f);
+/* SIGTERM to the supervisor (SIGKILL after 30 s), closes the client and
+ * removes the temp dir unless keep (then its log stays for a look). */
+void wh_fleet_stop(wh_fleet *f, bool keep);
+
 #endif
