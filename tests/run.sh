@@ -34,7 +34,8 @@ while (($# >= 2)); do
     build=$1 bindir=$2; shift 2
     case "$bindir" in /*) ;; *) bindir="$PWD/$bindir" ;; esac
     export AQ_BIN_DIR="$bindir"
-    export AQ_DIST_DIR="$PWD/$build/dist"   # the installable library (make dist)
+    case "$build" in /*) dist="$build/dist" ;; *) dist="$PWD/$build/dist" ;; esac
+    export AQ_DIST_DIR="$dist"   # the installable library (make dist)
     for t in "$build"/tests/test_*; do
         [ -x "$t" ] || continue
         case "$t" in *.o|*.d) continue ;; esac
