@@ -199,6 +199,10 @@ put_config() {
 # What a package's post-install does; only for a live install by root.
 post_install() {
     [ -z "$destdir" ] && [ "$(id -u)" = 0 ] || return 0
+    # the new libavatarq.so.0 must be found by the dynamic linker
+    if command -v ldconfig >/dev/null 2>&1; then
+        ldconfig || true
+    fi
     if command -v systemd-sysusers >/dev/null 2>&1; then
         systemd-sysusers "$sysusersdir/avatarq.conf" || true
     fi
