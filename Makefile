@@ -3,7 +3,8 @@
 #
 #   make            bin/avatarq, bin/avatarq-worker, lib/libavatarq.a
 #   make test       install what is missing, build, run every test twice:
-#                   plain and under AddressSanitizer + UBSan
+#                   plain and under AddressSanitizer + UBSan; LOAD=N runs N
+#                   busy loops beside it (make test LOAD=2)
 #   make demo       run the main job on the default setup, then stop
 #   make bench      benchmarks (figures, never pass/fail)
 #   make fuzz       libFuzzer targets for a bounded time (clang)
@@ -70,7 +71,7 @@ TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all bench-build deps test test-plain test-asan check-build demo bench fuzz install uninstall clean
+.PHONY: all dist bench-build deps test test-plain test-asan check-build demo bench fuzz install uninstall clean
 all: $(BINDIR)/avatarq $(BINDIR)/avatarq-worker $(LIBA)
 
 $(BUILD)/%.o: %.c
@@ -119,9 +120,60 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(TEST_SUPPORT_OBJ) $(LIBA)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) -lpthread
 
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBA)
+# Benchmarks link the test support too (tests/support_*.c: throwaway
+# servers, the worker fleet of support_worker.c), so the end-to-end ones do
+# not repeat the worker set-up.
+$(BUILD)/bench/%.o: bench/%.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -c $< -o $@
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(TEST_SUPPORT_OBJ) $(LIBA)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) -lpthread
+
+# ---- the library `make install` ships ----
+# $(LIBA) above is the internal archive the programs and tests link: every
+# module's names are global there. What is installed exports only the
+# public API (avatarq_*), so a program may define its own log_write or
+# buf_append: $(DISTDIR)/libavatarq.a is one partially linked object with
+# every other symbol made local (objcopy --keep-global-symbols, the list
+# taken from the object itself), and libavatarq.so.$(VERSION) (soname
+# libavatarq.so.0) exports avatarq_* through lib/avatarq.map. Both are built
+# from position-independent objects of their own.
+DISTDIR   := $(BUILD)/dist
+SONAME    := libavatarq.so.0
+PIC_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+DIST_A    := $(DISTDIR)/libavatarq.a
+DIST_SO   := $(DISTDIR)/libavatarq.so.$(VERSION)
+
+dist: $(DIST_A) $(DIST_SO)
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+$(DISTDIR)/avatarq.o: $(PIC_OBJ)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(SANFLAGS) -r -nostdlib -o $@.all $^
+	$(Q)nm -g --defined-only $@.all | awk '$$3 ~ /^avatarq_/ { print $$3 }' >$@.keep
+	$(Q)objcopy --keep-global-symbols=$@.keep $@.all $@
+	$(Q)rm -f $@.all
+
+$(DIST_A): $(DISTDIR)/avatarq.o
+	$(call say,AR,$@)
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(DIST_SO): $(PIC_OBJ) lib/avatarq.map
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/avatarq.map \
+	    -Wl,--no-undefined -o $@ $(PIC_OBJ) $(PKG_LIBS)
+	$(Q)ln -sf $(notdir $@) $(DISTDIR)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $(DISTDIR)/libavatarq.so
 
 # Keep test and bench objects between builds (they are intermediates of the
 # pattern rules, which make would otherwise delete).
@@ -130,21 +182,21 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBA)
 deps:
 	@bash tests/deps.sh
 
-check-build: all $(TEST_BIN) $(TESTBIN)/avatarq-worker
+check-build: all dist $(TEST_BIN) $(TESTBIN)/avatarq-worker
 
 # The whole suite, plain then under sanitizers; one summary line at the end.
 test: deps
 	@$(MAKE) --no-print-directory check-build
 	@$(MAKE) --no-print-directory SAN=1 check-build
-	@bash tests/run.sh build bin build-asan build-asan/bin
+	@LOAD=$(LOAD) bash tests/run.sh build bin build-asan build-asan/bin
 
 test-plain: deps
 	@$(MAKE) --no-print-directory check-build
-	@bash tests/run.sh build bin
+	@LOAD=$(LOAD) bash tests/run.sh build bin
 
 test-asan: deps
 	@$(MAKE) --no-print-directory SAN=1 check-build
-	@bash tests/run.sh build-asan build-asan/bin
+	@LOAD=$(LOAD) bash tests/run.sh build-asan build-asan/bin
 
 # deps first, then a fresh make: pkg-config only answers once the -dev
 # packages are installed, and make reads it when it starts.
@@ -161,9 +213,10 @@ bench-build: $(BENCH_BIN)
 fuzz: deps
 	@bash tests/fuzz/run.sh
 
+LOAD    ?= 0
 PREFIX  ?= /usr/local
 DESTDIR ?=
-install: all
+install: all dist
 	@bash systemd/install.sh install "$(DESTDIR)" "$(PREFIX)" "$(VERSION)"
 uninstall:
 	@bash systemd/install.sh uninstall "$(DESTDIR)" "$(PREFIX)" "$(VERSION)"

@@ -22,15 +22,14 @@
 #include "config.h"
 #include "queue.h"
 #include "retry.h"
+#include "support_worker.h"
 
 #define BATCH 500
 
 typedef struct run {
-    char dir[256], cfg[300], log[300], ns[64];
-    aq_config c;
-    queue *q;
-    redisContext *raw;
-    pid_t pid;
+    wh_fleet f;          /* the worker, its dir, config and queue client */
+    queue *q;            /* f.q */
+    redisContext *raw;   /* for INFO commandstats */
 } run;
 
 /* Sum of calls of the commands named in `names` (NULL-terminated), or of all
@@ -138,107 +137,55 @@ static int add_worker(const queue_worker_info *w, void *ud)
     return 0;
 }
 
-/* pg: a libpq conninfo for the metadata, or NULL for SQLite in the temp dir. */
+/* pg: a libpq conninfo for the metadata, or NULL for SQLite in the temp dir.
+ * Starts the worker (support_worker's fleet) and waits for its 2 workers. */
 static int setup(run *r, const char *url, bool fsync, const char *pg)
 {
     const char *base = getenv("AQ_BENCH_E2E_DIR"); /* e.g. /dev/shm: takes the disk out */
-    snprintf(r->dir, sizeof r->dir, "%s/avatarq-bench-e2e-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(r->dir))
+    if (wh_fleet_dir(&r->f, base, "e2e") != 0)
         return -1;
-    snprintf(r->cfg, sizeof r->cfg, "%s/config.ini", r->dir);
-    snprintf(r->log, sizeof r->log, "%s/worker.log", r->dir);
-    snprintf(r->ns, sizeof r->ns, "bench-e2e-%d-%s-%s", (int)getpid(), fsync ? "fsync" : "nofsync",
-             pg ? "pg" : "sqlite");
     char db[1200], text[3072];
     if (pg)
         snprintf(db, sizeof db, "[database]\nbackend = postgresql\n[database.postgresql]\nconninfo = %s\n", pg);
     else
-        snprintf(db, sizeof db, "[database]\nbackend = sqlite\n[database.sqlite]\npath = %s/meta.db\n", r->dir);
+        snprintf(db, sizeof db, "[database]\nbackend = sqlite\n[database.sqlite]\npath = %s/meta.db\n", r->f.dir);
     snprintf(text, sizeof text,
-             "[redis]\nurl = %s\nnamespace = %s\n"
+             "[redis]\nurl = %s\nnamespace = bench-e2e-%d-%s-%s\n"
              "[worker]\nprocesses = 2\nheartbeat_interval_s = 2\nheartbeat_ttl_s = 10\n"
              "[storage]\nbackend = local\n[storage.local]\nroot = %s/root\nfsync = %s\n"
              "%s[log]\nlevel = warn\n",
-             url, r->ns, r->dir, fsync ? "true" : "false", db);
-    FILE *f = fopen(r->cfg, "w");
-    if (!f)
+             url, (int)getpid(), fsync ? "fsync" : "nofsync", pg ? "pg" : "sqlite", r->f.dir,
+             fsync ? "true" : "false", db);
+    if (wh_fleet_start(&r->f, text, 2, 30000) != 0)
         return -1;
-    fputs(text, f);
-    fclose(f);
-    aq_err e = {0};
-    if (config_load(&r->c, r->cfg, &e) != 0 || !(r->q = queue_open(&r->c, &e))) {
-        fprintf(stderr, "bench_e2e: %s\n", e.msg);
-        return -1;
-    }
+    r->q = r->f.q;
+    const aq_config *c = r->f.c;
     struct timeval tv = {10, 0};
-    r->raw = r->c.redis.unix_path[0] ? redisConnectUnixWithTimeout(r->c.redis.unix_path, tv)
-                                     : redisConnectWithTimeout(r->c.redis.host, r->c.redis.port, tv);
+    r->raw = c->redis.unix_path[0] ? redisConnectUnixWithTimeout(c->redis.unix_path, tv)
+                                   : redisConnectWithTimeout(c->redis.host, c->redis.port, tv);
     if (!r->raw || r->raw->err)
         return -1;
-    if (r->c.redis.password[0]) {
-        redisReply *a = r->c.redis.user[0]
-            ? redisCommand(r->raw, "AUTH %s %s", r->c.redis.user, r->c.redis.password)
-            : redisCommand(r->raw, "AUTH %s", r->c.redis.password);
+    if (c->redis.password[0]) {
+        redisReply *a = c->redis.user[0]
+            ? redisCommand(r->raw, "AUTH %s %s", c->redis.user, c->redis.password)
+            : redisCommand(r->raw, "AUTH %s", c->redis.password);
         if (a)
             freeReplyObject(a);
     }
     return 0;
 }
 
-static void teardown(run *r)
+static void teardown(run *r, bool keep)
 {
-    if (r->pid > 0) {
-        kill(r->pid, SIGTERM);
-        waitpid(r->pid, NULL, 0);
-    }
-    if (r->q)
-        queue_close(r->q);
     if (r->raw)
         redisFree(r->raw);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", r->dir);
-    if (strstr(r->dir, "/avatarq-bench-e2e-") && system(cmd) != 0)
-        fprintf(stderr, "bench_e2e: could not remove %s\n", r->dir);
-}
-
-static pid_t start_worker(run *r)
-{
-    const char *dir = getenv("AQ_BIN_DIR");
-    char bin[512];
-    snprintf(bin, sizeof bin, "%s/avatarq-worker", dir && *dir ? dir : "bin");
-    pid_t pid = fork();
-    if (pid == 0) {
-        FILE *f = freopen(r->log, "a", stderr);
-        (void)f;
-        execl(bin, bin, "-c", r->cfg, (char *)NULL);
-        perror(bin);
-        _exit(127);
-    }
-    return pid;
+    r->raw = NULL;
+    wh_fleet_stop(&r->f, keep);
 }
 
 static int64_t stat_done(run *r)
 {
-    queue_stats s;
-    aq_err e = {0};
-    memset(&s, 0, sizeof s);
-    return queue_stats_get(r->q, &s, &e) == 0 ? s.done + s.dead_total : -1;
-}
-
-static bool wait_workers(run *r, int n)
-{
-    for (int i = 0; i < 300; i++) {
-        char key[128];
-        queue_keyf(r->q, key, sizeof key, "workers");
-        redisReply *rep = redisCommand(r->raw, "SCARD %s", key);
-        long long have = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
-        if (rep)
-            freeReplyObject(rep);
-        if (have >= n)
-            return true;
-        usleep(100000);
-    }
-    return false;
+    return wh_fleet_finished(&r->f);
 }
 
 /* Latency at a steady rate well below capacity: n jobs, `rate` per second,
@@ -297,14 +244,8 @@ static void bench(const char *url, bool fsync, int n, const char *pg)
     printf("-- fsync %s: %d jobs, pixel 128 px, processes 2, local storage + %s\n",
            fsync ? "on" : "off", n, pg ? "PostgreSQL" : "SQLite");
     if (setup(&r, url, fsync, pg) != 0) {
-        printf("skipped: could not set up (redis at AQ_BENCH_REDIS_URL?)\n");
-        teardown(&r);
-        return;
-    }
-    r.pid = start_worker(&r);
-    if (!wait_workers(&r, 2)) {
-        printf("worker did not come up; see %s\n", r.log);
-        teardown(&r);
+        printf("skipped: could not set up (redis at AQ_BENCH_REDIS_URL? worker log %s)\n", r.f.log);
+        teardown(&r, true);
         return;
     }
     char **docs = calloc((size_t)n, sizeof *docs);
@@ -386,7 +327,7 @@ static void bench(const char *url, bool fsync, int n, const char *pg)
     free(docs);
     free(ids);
     free(items);
-    teardown(&r);
+    teardown(&r, false);
 }
 
 int main(void)

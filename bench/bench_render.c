@@ -60,7 +60,8 @@ int main(void)
     const char *env = getenv("AQ_BENCH_SECONDS");
     double seconds = env && atof(env) > 0 ? atof(env) : 1.0;
     static const int sizes[] = {64, 256, 512};
-    /* jdenticon 3.x measured on the same kind of machine (NOTES.md) */
+    /* jdenticon 3.x (npm), measured earlier on a 2-core machine of the same
+     * kind; a recorded figure, not re-run here */
     static const double jdenticon[] = {1500, 560, 185};
     printf("render + PNG encode, one core, %.1f s per cell\n", seconds);
     printf("%-9s %5s %12s %10s %12s\n", "style", "size", "avatars/s", "mean B", "x jdenticon");

@@ -20,6 +20,7 @@
 #include "queue.h"
 #include "retry.h"
 #include "s3.h"
+#include "support_worker.h"
 
 static double now_s(void)
 {
@@ -71,7 +72,7 @@ typedef struct result {
     unsigned long connections;
 } result;
 
-static void fail(const aq_err *e)
+static void bench_fail(const aq_err *e)
 {
     fprintf(stderr, "bench_s3: %s\n", e->msg);
     exit(1);
@@ -94,7 +95,7 @@ static result uploads(size_t size, double seconds, int fresh)
         data[0] = (unsigned char)r.n; /* every body differs */
         s3 *k = fresh ? open_client() : c;
         if (s3_put(k, key, data, size, "image/png", &e) != 0)
-            fail(&e);
+            bench_fail(&e);
         if (fresh) {
             r.connections += s3_connections(k);
             s3_close(k);
@@ -125,7 +126,7 @@ static result downloads(size_t size, long keys, double seconds)
         snprintf(key, sizeof key, "bench/ka%zu/%ld.png", size, r.n % keys);
         buf_reset(&out);
         if (s3_get(c, key, &out, NULL, 0, &e) != 0)
-            fail(&e);
+            bench_fail(&e);
         r.n++;
         t = now_s();
     }
@@ -140,26 +141,16 @@ static result downloads(size_t size, long keys, double seconds)
 
 /* ---- end to end: the real worker with the S3 backend ---- */
 
-static int count_alive(const queue_worker_info *w, void *ud)
+/* n jobs of the given sizes ("[128]") through the worker; prints jobs/s. */
+static void e2e_run(const char *redis_url, const char *tag, const char *sizes, int nsizes, int n)
 {
-    *(int *)ud += w->alive;
-    return 0;
-}
-
-typedef struct e2e {
-    char dir[256], cfg[300], log[300];
-    aq_config c;
-    queue *q;
-    pid_t pid;
-} e2e;
-
-static int e2e_setup(e2e *r, const char *redis_url, const char *tag)
-{
-    snprintf(r->dir, sizeof r->dir, "/tmp/avatarq-bench-s3-XXXXXX");
-    if (!mkdtemp(r->dir))
-        return -1;
-    snprintf(r->cfg, sizeof r->cfg, "%s/config.ini", r->dir);
-    snprintf(r->log, sizeof r->log, "%s/worker.log", r->dir);
+    wh_fleet r;
+    char dirtag[64];
+    snprintf(dirtag, sizeof dirtag, "s3-%s", tag);
+    if (wh_fleet_dir(&r, NULL, dirtag) != 0) {
+        printf("  end to end %s: skipped (no temp dir)\n", sizes);
+        return;
+    }
     s3_opts o = opts();
     char text[2048];
     snprintf(text, sizeof text,
@@ -171,86 +162,10 @@ static int e2e_setup(e2e *r, const char *redis_url, const char *tag)
              "[database]\nbackend = sqlite\n[database.sqlite]\npath = %s/meta.db\n"
              "[log]\nlevel = warn\n",
              redis_url, (int)getpid(), tag, tag, o.endpoint, o.region, o.bucket, o.access_key,
-             o.secret_key, r->dir);
-    FILE *f = fopen(r->cfg, "w");
-    if (!f)
-        return -1;
-    fputs(text, f);
-    fclose(f);
-    aq_err e = {0};
-    if (config_load(&r->c, r->cfg, &e) != 0 || !(r->q = queue_open(&r->c, &e))) {
-        fprintf(stderr, "bench_s3: %s\n", e.msg);
-        return -1;
-    }
-    return 0;
-}
-
-static void e2e_teardown(e2e *r)
-{
-    if (r->pid > 0) {
-        kill(r->pid, SIGTERM);
-        waitpid(r->pid, NULL, 0);
-    }
-    if (r->q)
-        queue_close(r->q);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", r->dir);
-    if (strstr(r->dir, "/avatarq-bench-s3-") && system(cmd) != 0)
-        fprintf(stderr, "bench_s3: could not remove %s\n", r->dir);
-}
-
-static pid_t e2e_start_worker(const e2e *r)
-{
-    const char *dir = getenv("AQ_BIN_DIR");
-    char bin[512];
-    snprintf(bin, sizeof bin, "%s/avatarq-worker", dir && *dir ? dir : "bin");
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (!freopen(r->log, "a", stderr))
-            _exit(127);
-        execl(bin, bin, "-c", r->cfg, (char *)NULL);
-        perror(bin);
-        _exit(127);
-    }
-    return pid;
-}
-
-/* done + dead, or -1. */
-static int64_t e2e_finished(e2e *r)
-{
-    queue_stats st;
-    memset(&st, 0, sizeof st);
-    aq_err e = {0};
-    return queue_stats_get(r->q, &st, &e) == 0 ? st.done + st.dead_total : -1;
-}
-
-static bool e2e_wait_workers(e2e *r, int n)
-{
-    for (int i = 0; i < 300; i++) {
-        int alive = 0;
-        aq_err e = {0};
-        if (queue_workers(r->q, count_alive, &alive, &e) == 0 && alive >= n)
-            return true;
-        usleep(100000);
-    }
-    return false;
-}
-
-/* n jobs of the given sizes ("[128]") through the worker; prints jobs/s. */
-static void e2e_run(const char *redis_url, const char *tag, const char *sizes, int nsizes, int n)
-{
-    e2e r;
-    memset(&r, 0, sizeof r);
-    if (e2e_setup(&r, redis_url, tag) != 0) {
-        printf("  end to end %s: skipped (set-up failed)\n", sizes);
-        e2e_teardown(&r);
-        return;
-    }
-    r.pid = e2e_start_worker(&r);
-    if (!e2e_wait_workers(&r, 2)) {
+             o.secret_key, r.dir);
+    if (wh_fleet_start(&r, text, 2, 30000) != 0) {
         printf("  end to end %s: the worker did not come up (see %s)\n", sizes, r.log);
-        r.dir[0] = '\0'; /* keep its log */
-        e2e_teardown(&r);
+        wh_fleet_stop(&r, true); /* keep its log */
         return;
     }
     char (*ids)[32] = calloc((size_t)n, sizeof *ids);
@@ -268,7 +183,7 @@ static void e2e_run(const char *redis_url, const char *tag, const char *sizes, i
     aq_err e = {0};
     if (queue_enqueue_many(r.q, NULL, items, (size_t)n, &e) != 0)
         printf("  end to end: enqueue failed: %s\n", e.msg);
-    while (e2e_finished(&r) < n && now_ms() - t0 < 600000)
+    while (wh_fleet_finished(&r) < n && now_ms() - t0 < 600000)
         usleep(20000);
     double secs = (double)(now_ms() - t0) / 1000.0;
     queue_stats st;
@@ -280,7 +195,7 @@ static void e2e_run(const char *redis_url, const char *tag, const char *sizes, i
     free(ids);
     free(docs);
     free(items);
-    e2e_teardown(&r);
+    wh_fleet_stop(&r, false);
 }
 
 int main(void)

@@ -107,8 +107,9 @@ int avatarq_enqueue_json(avatarq *a, const char *queue, const char *doc,
  * one round trip. When AVATARQ_BATCH_MAX jobs are held, add flushes them
  * first, so add may also return AVATARQ_EAGAIN from Redis; whenever add
  * returns an error the job was not added (and those held stay held).
- * avatarq_batch_new returns NULL only when out of memory; queue NULL = the
- * configured queue (the name is copied). */
+ * avatarq_batch_new returns NULL when out of memory or when queue is not a
+ * valid queue name ([A-Za-z0-9._-]{1,64}, the rule of [redis] queue and
+ * --queue); queue NULL = the configured queue (the name is copied). */
 #define AVATARQ_BATCH_MAX 1000
 typedef struct avatarq_batch avatarq_batch;
 avatarq_batch *avatarq_batch_new(avatarq *a, const char *queue);
@@ -132,7 +133,7 @@ void avatarq_batch_free(avatarq_batch *b);
 typedef struct avatarq_status {
     char state[16];          /* queued | running | retrying | done | dead */
     int attempts;
-    char queue[64];
+    char queue[65];
     char worker[160];        /* HOST:PID-NONCE of the last worker that ran it */
     char error[512];         /* last error (retrying, dead) */
     int64_t created_at, started_at, finished_at, duration_ms; /* ms since epoch / ms */

@@ -155,23 +155,56 @@ int avatar_generate(avatar_ctx *ctx, const job_request *r, int attempts,
     return rc;
 }
 
-/* Deletes the stored object of every key in the JSON object text keys. */
-static int delete_keys_json(avatar_ctx *ctx, const char *text, aq_err *e)
+/* The most sizes a metadata row can make a delete visit: a row is data
+ * (anyone with database access could have written it), so it bounds the work
+ * it can cause as well as the keys it can name. */
+#define ROW_SIZES_MAX 64
+
+/* Removes PREFIX/ID/SIZE.png for one size; the key is built from the id
+ * and an integer, never taken from stored data. */
+static int delete_size(avatar_ctx *ctx, const char *id, long long size, aq_err *e)
 {
-    json_error_t jerr;
-    json_t *keys = json_loads(text, 0, &jerr);
-    if (!json_is_object(keys)) {
-        json_decref(keys);
-        return 0; /* an unreadable row still gets deleted; sizes cover the files */
-    }
+    if (size < RENDER_MIN_SIZE || size > RENDER_MAX_SIZE)
+        return 0; /* no job could have made it, so there is nothing to delete */
+    char key[512];
+    avatar_key(ctx->prefix, id, (int)size, key, sizeof key);
+    return storage_del(ctx->store, key, e);
+}
+
+/* A size from a row's "keys" object name: decimal digits only. */
+static long long size_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 6 || strspn(name, "0123456789") != n)
+        return -1;
+    return atoll(name);
+}
+
+/* Deletes the files of the sizes a metadata row lists (the names of its
+ * "keys" object and its "sizes" array). The row's key strings are ignored:
+ * a row saying {"1":"important.txt"} must not delete important.txt. */
+static int delete_row_sizes(avatar_ctx *ctx, const meta_row *row, aq_err *e)
+{
+    json_t *keys = json_loads(row->keys, 0, NULL), *sizes = json_loads(row->sizes, 0, NULL);
     const char *name;
     json_t *v;
+    size_t i, seen = 0;
     int rc = 0;
-    json_object_foreach(keys, name, v) {
-        if (json_is_string(v) && (rc = storage_del(ctx->store, json_string_value(v), e)) != 0)
-            break;
-    }
+    if (json_is_object(keys))
+        json_object_foreach(keys, name, v) {
+            if (rc != 0 || ++seen > ROW_SIZES_MAX)
+                break;
+            rc = delete_size(ctx, row->id, size_name(name), e);
+        }
+    if (json_is_array(sizes))
+        json_array_foreach(sizes, i, v) {
+            if (rc != 0 || ++seen > 2 * ROW_SIZES_MAX)
+                break;
+            if (json_is_integer(v))
+                rc = delete_size(ctx, row->id, json_integer_value(v), e);
+        }
     json_decref(keys);
+    json_decref(sizes);
     return rc;
 }
 
@@ -184,7 +217,7 @@ int avatar_delete(avatar_ctx *ctx, const job_request *r, aq_err *e)
             return err_set(e, AQ_EAGAIN, "metadata: out of memory");
         rc = meta_get(ctx->db, r->id, row, e);
         if (rc == 0)
-            rc = delete_keys_json(ctx, row->keys, e);
+            rc = delete_row_sizes(ctx, row, e);
         else if (rc == AQ_ENOTFOUND)
             rc = 0;
         free(row);

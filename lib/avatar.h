@@ -45,8 +45,9 @@ int avatar_store(avatar_ctx *ctx, const job_request *r, int attempts, meta_row *
 int avatar_generate(avatar_ctx *ctx, const job_request *r, int attempts,
                     char **outputs, aq_err *e);
 
-/* Removes the files of id (the sizes its metadata row lists, else those of
- * r->sizes) and its metadata row. */
+/* Removes the files of id and its metadata row. Only keys derived from the
+ * id, PREFIX/ID/SIZE.png, are ever deleted: for the sizes the row lists and
+ * for r->sizes; the key strings stored in the row are never trusted. */
 int avatar_delete(avatar_ctx *ctx, const job_request *r, aq_err *e);
 
 #endif

@@ -41,7 +41,7 @@ typedef struct held {
 
 struct avatarq_batch {
     avatarq *a;
-    char queue[64];
+    char queue[JOB_QUEUE_MAX + 1];
     held items[AVATARQ_BATCH_MAX];
     size_t n;
 };
@@ -133,6 +133,7 @@ void avatarq_close(avatarq *a)
     if (!a)
         return;
     queue_close(a->q);
+    config_wipe_secrets(&a->cfg);   /* the connection has what it needs */
     free(a);
 }
 
@@ -272,7 +273,9 @@ int avatarq_enqueue(avatarq *a, const avatarq_request *r, char id_out[65], char 
     aq_err e = {0};
     char *doc = NULL, id[65];
     int64_t created_at = 0;
-    int rc = build_doc(a, r, &doc, id, &created_at, &e);
+    int rc = r->queue ? job_queue_check(r->queue, "queue", &e) : 0;
+    if (rc == 0)
+        rc = build_doc(a, r, &doc, id, &created_at, &e);
     if (rc == 0)
         rc = queue_enqueue(a->q, r->queue, id, doc, strlen(doc), created_at, &e);
     free(doc);
@@ -289,7 +292,9 @@ int avatarq_enqueue_json(avatarq *a, const char *queue, const char *doc, char id
     aq_err e = {0};
     char id[65];
     int64_t created_at = 0;
-    int rc = check_doc(a, doc, id, &created_at, &e);
+    int rc = queue ? job_queue_check(queue, "queue", &e) : 0;
+    if (rc == 0)
+        rc = check_doc(a, doc, id, &created_at, &e);
     if (rc == 0)
         rc = queue_enqueue(a->q, queue, id, doc, strlen(doc), created_at, &e);
     if (rc < 0)
@@ -303,6 +308,8 @@ int avatarq_enqueue_json(avatarq *a, const char *queue, const char *doc, char id
 
 avatarq_batch *avatarq_batch_new(avatarq *a, const char *queue)
 {
+    if (queue && !job_queue_valid(queue))
+        return NULL;
     avatarq_batch *b = calloc(1, sizeof *b);
     if (!b)
         return NULL;

@@ -10,15 +10,20 @@
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "job.h"
 #include "log.h"
+#include "meta.h"
 #include "render.h"
+#include "storage.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define WHY 320 /* room for the reason part of a message */
@@ -35,7 +40,6 @@ struct key_spec {
     setter set;
     size_t off, size;       /* the field in aq_config; size for strings */
     long long min, max;     /* integer range, or string length range */
-    const char *const *choices;
     int secret;             /* never echo the value in a message */
 };
 
@@ -43,7 +47,6 @@ static int set_int(aq_config *, const key_spec *, const char *, char *);
 static int set_bool(aq_config *, const key_spec *, const char *, char *);
 static int set_str(aq_config *, const key_spec *, const char *, char *);
 static int set_name(aq_config *, const key_spec *, const char *, char *);
-static int set_choice(aq_config *, const key_spec *, const char *, char *);
 static int set_url(aq_config *, const key_spec *, const char *, char *);
 static int set_sizes(aq_config *, const key_spec *, const char *, char *);
 static int set_style(aq_config *, const key_spec *, const char *, char *);
@@ -53,74 +56,79 @@ static int set_prefix(aq_config *, const key_spec *, const char *, char *);
 static int set_endpoint(aq_config *, const key_spec *, const char *, char *);
 static int set_bucket(aq_config *, const key_spec *, const char *, char *);
 static int set_hostports(aq_config *, const key_spec *, const char *, char *);
+static int set_queue(aq_config *, const key_spec *, const char *, char *);
+static int set_mode(aq_config *, const key_spec *, const char *, char *);
 
-static const char *const storage_backends[] = {"local", "s3", NULL};
-static const char *const database_backends[] = {"sqlite", "postgresql", NULL};
+static int set_storage_backend(aq_config *, const key_spec *, const char *, char *);
+static int set_database_backend(aq_config *, const key_spec *, const char *, char *);
 
 #define F(field) offsetof(aq_config, field), sizeof(((aq_config *)0)->field)
 #define DAY_S 86400LL
 #define DAY_MS (86400LL * 1000)
 
 static const key_spec KEYS[] = {
-    {"redis", "url", "redis://127.0.0.1:6379/0", set_url, F(redis.url), 1, 511, NULL, 1},
-    {"redis", "namespace", "avatarq", set_name, F(redis.ns), 1, 63, NULL, 0},
-    {"redis", "queue", "default", set_name, F(redis.queue), 1, 63, NULL, 0},
-    {"redis", "connect_timeout_ms", "2000", set_int, F(redis.connect_timeout_ms), 1, 600000, NULL, 0},
-    {"redis", "tls_ca_file", "", set_str, F(redis.tls_ca_file), 0, PATH_MAX - 1, NULL, 0},
-    {"redis", "tls_cert_file", "", set_str, F(redis.tls_cert_file), 0, PATH_MAX - 1, NULL, 0},
-    {"redis", "tls_key_file", "", set_str, F(redis.tls_key_file), 0, PATH_MAX - 1, NULL, 0},
-    {"redis", "tls_server_name", "", set_name, F(redis.tls_server_name), 0, 255, NULL, 0},
-    {"redis", "tls_verify", "true", set_bool, F(redis.tls_verify), 0, 0, NULL, 0},
-    {"redis", "sentinels", "", set_hostports, F(redis.sentinels), 0, 1023, NULL, 0},
-    {"redis", "sentinel_master", "mymaster", set_name, F(redis.sentinel_master), 1, 127, NULL, 0},
-    {"redis", "sentinel_password", "", set_str, F(redis.sentinel_password), 0, 255, NULL, 1},
-    {"redis", "cluster", "false", set_bool, F(redis.cluster), 0, 0, NULL, 0},
-    {"redis", "min_replicas_ack", "0", set_int, F(redis.min_replicas_ack), 0, 100, NULL, 0},
+    {"redis", "url", "redis://127.0.0.1:6379/0", set_url, F(redis.url), 1, 511, 1},
+    {"redis", "namespace", "avatarq", set_name, F(redis.ns), 1, 63, 0},
+    {"redis", "queue", "default", set_queue, F(redis.queue), 1, 64, 0},
+    {"redis", "connect_timeout_ms", "2000", set_int, F(redis.connect_timeout_ms), 1, 600000, 0},
+    {"redis", "tls_ca_file", "", set_str, F(redis.tls_ca_file), 0, PATH_MAX - 1, 0},
+    {"redis", "tls_cert_file", "", set_str, F(redis.tls_cert_file), 0, PATH_MAX - 1, 0},
+    {"redis", "tls_key_file", "", set_str, F(redis.tls_key_file), 0, PATH_MAX - 1, 0},
+    {"redis", "tls_server_name", "", set_name, F(redis.tls_server_name), 0, 255, 0},
+    {"redis", "tls_verify", "true", set_bool, F(redis.tls_verify), 0, 0, 0},
+    {"redis", "sentinels", "", set_hostports, F(redis.sentinels), 0, 1023, 0},
+    {"redis", "sentinel_master", "mymaster", set_name, F(redis.sentinel_master), 1, 127, 0},
+    {"redis", "sentinel_password", "", set_str, F(redis.sentinel_password), 0, 255, 1},
+    {"redis", "cluster", "false", set_bool, F(redis.cluster), 0, 0, 0},
+    {"redis", "min_replicas_ack", "0", set_int, F(redis.min_replicas_ack), 0, 100, 0},
     {"redis", "min_replicas_timeout_ms", "100", set_int, F(redis.min_replicas_timeout_ms), 1, 600000,
-     NULL, 0},
+     0},
 
-    {"worker", "processes", NULL, set_int, F(worker.processes), 1, 256, NULL, 0},
-    {"worker", "concurrency", "16", set_int, F(worker.concurrency), 1, 256, NULL, 0},
-    {"worker", "job_timeout_s", "60", set_int, F(worker.job_timeout_s), 1, DAY_S, NULL, 0},
-    {"worker", "shutdown_timeout_s", "30", set_int, F(worker.shutdown_timeout_s), 0, DAY_S, NULL, 0},
-    {"worker", "heartbeat_interval_s", "2", set_int, F(worker.heartbeat_interval_s), 1, 3600, NULL, 0},
-    {"worker", "heartbeat_ttl_s", "10", set_int, F(worker.heartbeat_ttl_s), 2, DAY_S, NULL, 0},
-    {"worker", "max_attempts", "5", set_int, F(worker.max_attempts), 1, 25, NULL, 0},
-    {"worker", "backoff_base_ms", "1000", set_int, F(worker.backoff_base_ms), 1, DAY_MS, NULL, 0},
-    {"worker", "backoff_max_ms", "300000", set_int, F(worker.backoff_max_ms), 1, 7 * DAY_MS, NULL, 0},
-    {"worker", "result_ttl_s", "604800", set_int, F(worker.result_ttl_s), 1, 3650 * DAY_S, NULL, 0},
-    {"worker", "dead_max", "10000", set_int, F(worker.dead_max), 1, 100000000, NULL, 0},
-    {"worker", "events_max", "10000", set_int, F(worker.events_max), 1, 100000000, NULL, 0},
+    {"worker", "processes", NULL, set_int, F(worker.processes), 1, 256, 0},
+    {"worker", "concurrency", "16", set_int, F(worker.concurrency), 1, 256, 0},
+    {"worker", "job_timeout_s", "60", set_int, F(worker.job_timeout_s), 1, DAY_S, 0},
+    {"worker", "shutdown_timeout_s", "30", set_int, F(worker.shutdown_timeout_s), 0, DAY_S, 0},
+    {"worker", "heartbeat_interval_s", "2", set_int, F(worker.heartbeat_interval_s), 1, 3600, 0},
+    {"worker", "heartbeat_ttl_s", "10", set_int, F(worker.heartbeat_ttl_s), 2, DAY_S, 0},
+    {"worker", "max_attempts", "5", set_int, F(worker.max_attempts), 1, 25, 0},
+    {"worker", "backoff_base_ms", "1000", set_int, F(worker.backoff_base_ms), 1, DAY_MS, 0},
+    {"worker", "backoff_max_ms", "300000", set_int, F(worker.backoff_max_ms), 1, 7 * DAY_MS, 0},
+    {"worker", "result_ttl_s", "604800", set_int, F(worker.result_ttl_s), 1, 3650 * DAY_S, 0},
+    {"worker", "dead_max", "10000", set_int, F(worker.dead_max), 1, 100000000, 0},
+    {"worker", "events_max", "10000", set_int, F(worker.events_max), 1, 100000000, 0},
 
-    {"render", "default_style", "pixel", set_style, F(render.default_style), 1, 15, NULL, 0},
+    {"render", "default_style", "pixel", set_style, F(render.default_style), 1, 15, 0},
     {"render", "default_sizes", "32,64,128,256,512", set_sizes, F(render.default_sizes), 1,
-     CONFIG_MAX_SIZES, NULL, 0},
-    {"render", "max_size", "1024", set_int, F(render.max_size), RENDER_MIN_SIZE, RENDER_MAX_SIZE,
-     NULL, 0},
+     CONFIG_MAX_SIZES, 0},
+    {"render", "max_size", "1024", set_int, F(render.max_size), RENDER_MIN_SIZE, RENDER_MAX_SIZE, 0},
 
-    {"storage", "backend", "local", set_choice, F(storage.backend), 1, 15, storage_backends, 0},
-    {"storage", "prefix", "avatars", set_prefix, F(storage.prefix), 0, 127, NULL, 0},
+    {"storage", "backend", "local", set_storage_backend, F(storage.backend), 1, 15, 0},
+    {"storage", "prefix", "avatars", set_prefix, F(storage.prefix), 0, 127, 0},
 
-    {"storage.local", "root", "./var/avatars", set_str, F(storage.local.root), 1, PATH_MAX - 1, NULL, 0},
-    {"storage.local", "fsync", "true", set_bool, F(storage.local.fsync), 0, 0, NULL, 0},
+    {"storage.local", "root", "./var/avatars", set_str, F(storage.local.root), 1, PATH_MAX - 1, 0},
+    {"storage.local", "fsync", "true", set_bool, F(storage.local.fsync), 0, 0, 0},
+    {"storage.local", "file_mode", "0644", set_mode, F(storage.local.file_mode), 0, 0666, 0},
+    {"storage.local", "dir_mode", "0755", set_mode, F(storage.local.dir_mode), 0, 0777, 0},
 
-    {"storage.s3", "endpoint", "", set_endpoint, F(storage.s3.endpoint), 0, 511, NULL, 0},
-    {"storage.s3", "region", "us-east-1", set_name, F(storage.s3.region), 1, 63, NULL, 0},
-    {"storage.s3", "bucket", "", set_bucket, F(storage.s3.bucket), 0, 63, NULL, 0},
-    {"storage.s3", "access_key", "", set_str, F(storage.s3.access_key), 0, 255, NULL, 1},
-    {"storage.s3", "secret_key", "", set_str, F(storage.s3.secret_key), 0, 255, NULL, 1},
-    {"storage.s3", "path_style", "true", set_bool, F(storage.s3.path_style), 0, 0, NULL, 0},
-    {"storage.s3", "timeout_ms", "10000", set_int, F(storage.s3.timeout_ms), 1, 600000, NULL, 0},
-    {"storage.s3", "retries", "5", set_int, F(storage.s3.retries), 0, 100, NULL, 0},
+    {"storage.s3", "endpoint", "", set_endpoint, F(storage.s3.endpoint), 0, 511, 0},
+    {"storage.s3", "region", "us-east-1", set_name, F(storage.s3.region), 1, 63, 0},
+    {"storage.s3", "bucket", "", set_bucket, F(storage.s3.bucket), 0, 63, 0},
+    /* Visible ASCII only: curl sends the access key in a header, and a CR/LF
+     * there would inject one (set_name). */
+    {"storage.s3", "access_key", "", set_name, F(storage.s3.access_key), 0, 255, 1},
+    {"storage.s3", "secret_key", "", set_name, F(storage.s3.secret_key), 0, 255, 1},
+    {"storage.s3", "ca_file", "", set_str, F(storage.s3.ca_file), 0, PATH_MAX - 1, 0},
+    {"storage.s3", "path_style", "true", set_bool, F(storage.s3.path_style), 0, 0, 0},
+    {"storage.s3", "timeout_ms", "10000", set_int, F(storage.s3.timeout_ms), 1, 600000, 0},
+    {"storage.s3", "retries", "5", set_int, F(storage.s3.retries), 0, 100, 0},
 
-    {"database", "backend", "sqlite", set_choice, F(database.backend), 1, 15, database_backends, 0},
-    {"database.sqlite", "path", "./var/avatarq.db", set_str, F(database.sqlite.path), 1, PATH_MAX - 1,
-     NULL, 0},
-    {"database.postgresql", "conninfo", "", set_str, F(database.pg.conninfo), 0, 1023, NULL, 1},
-    {"database.postgresql", "retries", "5", set_int, F(database.pg.retries), 0, 100, NULL, 0},
+    {"database", "backend", "sqlite", set_database_backend, F(database.backend), 1, 15, 0},
+    {"database.sqlite", "path", "./var/avatarq.db", set_str, F(database.sqlite.path), 1, PATH_MAX - 1, 0},
+    {"database.postgresql", "conninfo", "", set_str, F(database.pg.conninfo), 0, 1023, 1},
+    {"database.postgresql", "retries", "5", set_int, F(database.pg.retries), 0, 100, 0},
 
-    {"log", "level", "info", set_level, F(log.level), 0, 0, NULL, 0},
-    {"log", "format", "logfmt", set_format, F(log.format), 0, 0, NULL, 0},
+    {"log", "level", "info", set_level, F(log.level), 0, 0, 0},
+    {"log", "format", "logfmt", set_format, F(log.format), 0, 0, 0},
 };
 
 _Static_assert(NELEM(KEYS) <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX in config.h");
@@ -225,15 +233,22 @@ static int set_name(aq_config *c, const key_spec *k, const char *v, char *why)
     return set_str(c, k, v, why);
 }
 
-static int set_choice(aq_config *c, const key_spec *k, const char *v, char *why)
+static int set_storage_backend(aq_config *c, const key_spec *k, const char *v, char *why)
 {
-    char list[128] = "";
-    for (const char *const *ch = k->choices; *ch; ch++) {
-        if (strcmp(v, *ch) == 0)
-            return set_str(c, k, v, why);
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", ch == k->choices ? "" : ", ", *ch);
-    }
-    return why_value(why, k, v, "is not one of %s", list);
+    char names[128];
+    if (storage_find(v))
+        return set_str(c, k, v, why);
+    storage_names(names, sizeof names);
+    return why_value(why, k, v, "is not one of %s", names);
+}
+
+static int set_database_backend(aq_config *c, const key_spec *k, const char *v, char *why)
+{
+    char names[128];
+    if (meta_find(v))
+        return set_str(c, k, v, why);
+    meta_names(names, sizeof names);
+    return why_value(why, k, v, "is not one of %s", names);
 }
 
 static int set_level(aq_config *c, const key_spec *k, const char *v, char *why)
@@ -326,13 +341,42 @@ static int set_prefix(aq_config *c, const key_spec *k, const char *v, char *why)
     return set_str(c, k, v, why);
 }
 
+/* An S3 endpoint: http(s)://host[:port][/path], no userinfo. Credentials
+ * belong in access_key/secret_key, where they are never printed; a URL is
+ * printed (health, logs), so one holding "user:pass@" is refused unshown. */
 static int set_endpoint(aq_config *c, const key_spec *k, const char *v, char *why)
 {
     if (*v && strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
-        return why_value(why, k, v, "is not an http:// or https:// URL");
-    if (*v && !v[strncmp(v, "http://", 7) == 0 ? 7 : 8])
+        return snprintf(why, WHY, "(hidden) is not an http:// or https:// URL"), -1;
+    const char *host = v + (strncmp(v, "http://", 7) == 0 ? 7 : 8);
+    if (*v && memchr(host, '@', strcspn(host, "/?#")))
+        return snprintf(why, WHY, "(hidden) holds a user name or password: put credentials in "
+                        "[storage.s3] access_key and secret_key"), -1;
+    if (*v && !*host)
         return why_value(why, k, v, "has no host");
     return set_name(c, k, v, why);
+}
+
+/* A permission mode in octal ("0640"), at most k->max (no setuid, setgid
+ * or sticky bits; files get no execute bits). */
+static int set_mode(aq_config *c, const key_spec *k, const char *v, char *why)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 4 || strspn(v, "01234567") != n)
+        return why_value(why, k, v, "is not an octal mode (e.g. 0640)");
+    long x = strtol(v, NULL, 8);
+    if ((x & ~k->max) != 0)
+        return why_value(why, k, v, "has bits outside %04llo", k->max);
+    *(int *)field(c, k) = (int)x;
+    return 0;
+}
+
+/* Queue names: the rule every entry point shares (job_queue_valid). */
+static int set_queue(aq_config *c, const key_spec *k, const char *v, char *why)
+{
+    if (!job_queue_valid(v))
+        return why_value(why, k, v, "is not a valid queue name ([A-Za-z0-9._-]{1,64})");
+    return set_str(c, k, v, why);
 }
 
 /* S3 bucket names: 3..63 of a-z 0-9 . - (empty = not configured). */
@@ -489,6 +533,9 @@ static int parse_unix(const char *rest, redis_target *t, char *why)
     return 0;
 }
 
+/* A URL that failed to parse is never echoed, not even redacted: where its
+ * userinfo ends is exactly what the parser could not tell, so a redaction
+ * could leave a password in sight ("unix://:pa/ss@/sock"). */
 static int set_url(aq_config *c, const key_spec *k, const char *v, char *why)
 {
     static const struct {
@@ -496,8 +543,6 @@ static int set_url(aq_config *c, const key_spec *k, const char *v, char *why)
         int (*parse)(const char *rest, redis_target *t, char *why);
     } schemes[] = {{"redis://", parse_tcp}, {"rediss://", parse_tcp}, {"unix://", parse_unix},
                    {"redis+unix://", parse_unix}};
-    char red[600], val[96];
-    config_redact_url(v, red, sizeof red);
     if (check_len(k, v, why) != 0)
         return -1;
     bool tls = strncmp(v, "rediss://", 9) == 0;
@@ -508,20 +553,25 @@ static int set_url(aq_config *c, const key_spec *k, const char *v, char *why)
         redis_target t;
         memset(&t, 0, sizeof t);
         char reason[WHY];
-        if (schemes[i].parse(v + n, &t, reason) != 0)
-            return snprintf(why, WHY, "%s %.200s", shown(NULL, red, val, sizeof val), reason), -1;
-        memcpy(c->redis.url, v, strlen(v) + 1);
-        memcpy(c->redis.host, t.host, sizeof t.host);
-        c->redis.port = t.port;
-        memcpy(c->redis.user, t.user, sizeof t.user);
-        memcpy(c->redis.password, t.password, sizeof t.password);
-        c->redis.db = t.db;
-        memcpy(c->redis.unix_path, t.unix_path, sizeof t.unix_path);
-        c->redis.tls = tls;
-        return 0;
+        int rc = schemes[i].parse(v + n, &t, reason);
+        if (rc == 0) {
+            memcpy(c->redis.url, v, strlen(v) + 1);
+            memcpy(c->redis.host, t.host, sizeof t.host);
+            c->redis.port = t.port;
+            memcpy(c->redis.user, t.user, sizeof t.user);
+            memcpy(c->redis.password, t.password, sizeof t.password);
+            c->redis.db = t.db;
+            memcpy(c->redis.unix_path, t.unix_path, sizeof t.unix_path);
+            c->redis.tls = tls;
+        } else {
+            snprintf(why, WHY, "(hidden) %s URL %.200s", schemes[i].scheme, reason);
+        }
+        config_wipe(&t, sizeof t);
+        return rc;
     }
-    return snprintf(why, WHY, "%s is not a redis://, rediss:// or unix:// URL", shown(NULL, red, val, sizeof val)), -1;
+    return snprintf(why, WHY, "(hidden) is not a redis://, rediss:// or unix:// URL"), -1;
 }
+
 
 /* "host:port,host:port" (blanks around items allowed; [v6]:port too):
  * every item needs a host and a port 1..65535. "" = none. */
@@ -889,14 +939,15 @@ static int validate(const aq_config *c, aq_err *e)
     const char *pair[2];
     if (validate_redis(c, pair, why) != 0)
         return fail_pair(c, key_index("redis", pair[0]), key_index("redis", pair[1]), why, e);
-    if (strcmp(c->storage.backend, "s3") == 0) {
-        static const char *const need[] = {"endpoint", "bucket"};
-        for (size_t i = 0; i < NELEM(need); i++) {
-            size_t k = key_index("storage.s3", need[i]);
-            if (!*(const char *)((const char *)c + KEYS[k].off)) {
-                snprintf(why, sizeof why, "s3 needs [storage.s3] %s", need[i]);
-                return fail_pair(c, k, key_index("storage", "backend"), why, e);
-            }
+    /* the keys the chosen storage backend says it needs */
+    const storage_ops *ops = storage_find(c->storage.backend);
+    char section[64];
+    snprintf(section, sizeof section, "storage.%s", c->storage.backend);
+    for (const char *const *need = ops ? ops->required : NULL; need && *need; need++) {
+        const key_spec *k = key_find(section, *need);
+        if (k && !*(const char *)((const char *)c + k->off)) {
+            snprintf(why, sizeof why, "%s needs [%s] %s", c->storage.backend, section, *need);
+            return fail_pair(c, (size_t)(k - KEYS), key_index("storage", "backend"), why, e);
         }
     }
     return 0;
@@ -966,12 +1017,43 @@ int config_load_string(aq_config *c, const char *text, const char *name, aq_err 
 
 #define FILE_MAX (1024 * 1024)
 
-/* Reads a whole config file; it is small, and inih then parses memory. */
-static char *read_file(const char *path, aq_err *e)
+/* Why a config file may not be trusted, into why; NULL when it may. The file
+ * picks the Redis server, the storage root and the database: one that
+ * someone else owns or can write (./config.ini in a shared directory) would
+ * hand them all of those. Non-regular files (/dev/null) only need a trusted
+ * owner. */
+static const char *file_distrust(const struct stat *st, char *why, size_t n)
+{
+    if (st->st_uid != geteuid() && st->st_uid != 0) {
+        snprintf(why, n, "refused: owned by uid %u, not by you (uid %u) or root",
+                 (unsigned)st->st_uid, (unsigned)geteuid());
+        return why;
+    }
+    if (S_ISREG(st->st_mode) && (st->st_mode & (S_IWGRP | S_IWOTH))) {
+        snprintf(why, n, "refused: %s-writable (mode %04o); run chmod go-w on it",
+                 st->st_mode & S_IWOTH ? "world" : "group", (unsigned)(st->st_mode & 07777));
+        return why;
+    }
+    return NULL;
+}
+
+/* Reads a whole config file; it is small, and inih then parses memory.
+ * *st gets the file's status (for the secrets warning). */
+static char *read_file(const char *path, struct stat *st, aq_err *e)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         return err_set(e, AQ_EPERM, "%s: cannot read: %s", path, strerror(errno)), NULL;
+    char distrust[160];
+    if (fstat(fileno(f), st) != 0) {
+        int err = errno;
+        fclose(f);
+        return err_set(e, AQ_EPERM, "%s: cannot read: %s", path, strerror(err)), NULL;
+    }
+    if (file_distrust(st, distrust, sizeof distrust)) {
+        fclose(f);
+        return err_set(e, AQ_EPERM, "%s: %s", path, distrust), NULL;
+    }
     char *text = malloc(FILE_MAX + 1);
     if (!text) {
         fclose(f);
@@ -988,11 +1070,52 @@ static char *read_file(const char *path, aq_err *e)
     else if (!why && memchr(text, '\0', n))
         why = "contains a NUL byte (not a text file?)";
     if (why) {
+        config_wipe(text, n < FILE_MAX ? n : FILE_MAX);
         free(text);
         return err_set(e, AQ_EPERM, "%s: %s%s", path, err ? "cannot read: " : "", why), NULL;
     }
     text[n] = '\0';
     return text;
+}
+
+/* True when c holds a secret (a password or key) that the file gave it. */
+static bool holds_secret(const aq_config *c)
+{
+    return c->redis.password[0] || c->storage.s3.access_key[0] || c->storage.s3.secret_key[0] ||
+           strstr(c->database.pg.conninfo, "password") != NULL;
+}
+
+/* Warns when a config file holding secrets can be read by others: by
+ * everyone, or by a group that is not the reader's own (root reads the
+ * service's root:avatarq 0640 file to administer it). */
+static void warn_readable(const aq_config *c, const char *path, const struct stat *st)
+{
+    if (!S_ISREG(st->st_mode) || !holds_secret(c))
+        return;
+    bool world = st->st_mode & S_IROTH;
+    bool group = (st->st_mode & S_IRGRP) && st->st_gid != getegid() && geteuid() != 0;
+    if (world || group) {
+        char mode[8];
+        snprintf(mode, sizeof mode, "%04o", (unsigned)(st->st_mode & 07777));
+        log_warn("config file holds secrets and is readable by others; chmod 0640 or 0600 it "
+                 "(docs/protocol.md, Hardening)", "path", path, "mode", mode,
+                 "readable_by", world ? "everyone" : "its group");
+    }
+}
+
+void config_wipe(void *p, size_t n)
+{
+    if (p && n)
+        explicit_bzero(p, n);
+}
+
+void config_wipe_secrets(aq_config *c)
+{
+    config_wipe(c->redis.url, sizeof c->redis.url);
+    config_wipe(c->redis.password, sizeof c->redis.password);
+    config_wipe(c->storage.s3.access_key, sizeof c->storage.s3.access_key);
+    config_wipe(c->storage.s3.secret_key, sizeof c->storage.s3.secret_key);
+    config_wipe(c->database.pg.conninfo, sizeof c->database.pg.conninfo);
 }
 
 int config_load(aq_config *c, const char *path, aq_err *e)
@@ -1008,13 +1131,17 @@ int config_load(aq_config *c, const char *path, aq_err *e)
         if (strlen(path) >= sizeof c->path)
             return err_set(e, AQ_EPERM, "config file name longer than %d bytes", PATH_MAX - 1);
         snprintf(c->path, sizeof c->path, "%s", path);
-        char *text = read_file(path, e);
+        struct stat st;
+        memset(&st, 0, sizeof st);
+        char *text = read_file(path, &st, e);
         if (!text)
             return AQ_EPERM;
         int rc = parse_text(c, text, path, e);
+        config_wipe(text, strlen(text));   /* it holds the secrets too */
         free(text);
         if (rc != 0)
             return rc;
+        warn_readable(c, path, &st);
     }
     return config_apply_env(c, e);
 }

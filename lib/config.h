@@ -24,7 +24,7 @@ typedef struct aq_config {
         int db;
         char unix_path[PATH_MAX]; /* redis+unix:// or unix:// URLs; "" for TCP */
         char ns[64];              /* [redis] namespace */
-        char queue[64];
+        char queue[65];           /* [A-Za-z0-9._-]{1,64} (job_queue_valid) */
         int connect_timeout_ms;
         /* Where the master is (docs/protocol.md "Redis deployments"). */
         bool tls;                 /* rediss:// URL */
@@ -64,10 +64,12 @@ typedef struct aq_config {
         struct {
             char root[PATH_MAX];
             bool fsync;
+            int file_mode, dir_mode;  /* [0644] [0755], minus the umask */
         } local;
         struct {
             char endpoint[512], region[64], bucket[128];
             char access_key[256], secret_key[256];
+            char ca_file[PATH_MAX];   /* "" = the system's CA bundle */
             bool path_style;
             int timeout_ms, retries;
         } s3;
@@ -96,7 +98,9 @@ void config_defaults(aq_config *c);
 /* Loads defaults, then the file (path, or when NULL ./config.ini if it exists,
  * else /etc/avatarq/config.ini if it exists, else no file), then the
  * environment overrides, then validates. An explicit path that cannot be read
- * is an error. Errors name file, line and key ("config.ini:12: [worker]
+ * is an error, and so is a file owned by someone other than the caller or
+ * root, or a regular file that is group- or world-writable (the message says
+ * which). A file holding secrets that others can read gets a log warning. Errors name file, line and key ("config.ini:12: [worker]
  * processes: 'x' is not an integer"). Returns 0 or AQ_EPERM. */
 int config_load(aq_config *c, const char *path, aq_err *e);
 
@@ -106,6 +110,14 @@ int config_load_string(aq_config *c, const char *text, const char *name, aq_err 
 
 /* Applies AVATARQ_* environment overrides and validates. */
 int config_apply_env(aq_config *c, aq_err *e);
+
+/* Overwrites n bytes at p with zeros in a way the compiler keeps
+ * (explicit_bzero): for secrets that are no longer needed. */
+void config_wipe(void *p, size_t n);
+
+/* Wipes every secret of c (Redis URL and password, S3 keys, PostgreSQL
+ * conninfo) once they have been handed to the client libraries. */
+void config_wipe_secrets(aq_config *c);
 
 /* Writes url with any password replaced by "***" into out. */
 void config_redact_url(const char *url, char *out, size_t outlen);

@@ -46,12 +46,3 @@ int err_prefix(aq_err *e, const char *fmt, ...)
     return e->code;
 }
 
-const char *err_kind(int code)
-{
-    switch (code) {
-    case AQ_OK: return "ok";
-    case AQ_EAGAIN: return "transient";
-    case AQ_ENOTFOUND: return "not found";
-    default: return "permanent";
-    }
-}

@@ -30,7 +30,4 @@ void err_clear(aq_err *e);
 int err_prefix(aq_err *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* "permanent", "transient" or "not found" for a code. */
-const char *err_kind(int code);
-
 #endif

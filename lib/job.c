@@ -87,6 +87,22 @@ bool job_id_valid(const char *s)
            strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
+bool job_queue_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return n >= 1 && n <= JOB_QUEUE_MAX &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+int job_queue_check(const char *s, const char *what, aq_err *e)
+{
+    if (job_queue_valid(s))
+        return 0;
+    char v[SHOW + 8];
+    return err_set(e, AQ_EPERM, "%s: %s is not a valid queue name ([A-Za-z0-9._-]{1,64})", what,
+                   show_str(s ? s : "", s ? strlen(s) : 0, v, sizeof v));
+}
+
 static int check_id(const char *s, size_t len, aq_err *e)
 {
     char v[SHOW + 8];

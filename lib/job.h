@@ -86,4 +86,15 @@ bool job_id_valid(const char *s);
  * JOB_MAX_DOC (the message job_parse gives), else 0. */
 int job_check_len(size_t len, aq_err *e);
 
+/* The longest queue name; names become part of Redis keys (NS:queue:NAME). */
+#define JOB_QUEUE_MAX 64
+
+/* The one queue-name rule, for [redis] queue, --queue and the library:
+ * [A-Za-z0-9._-]{1,64} (the Lua scripts of queue.c apply the same). */
+bool job_queue_valid(const char *s);
+
+/* Returns 0 when s is a valid queue name, else AQ_EPERM with "WHAT: 'S' is
+ * not a valid queue name ([A-Za-z0-9._-]{1,64})" (S shown printable). */
+int job_queue_check(const char *s, const char *what, aq_err *e);
+
 #endif

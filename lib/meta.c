@@ -125,14 +125,28 @@ const meta_ops *meta_find(const char *name)
     return NULL;
 }
 
+void meta_names(char *out, size_t n)
+{
+    size_t o = 0;
+    if (n)
+        out[0] = '\0';
+    for (size_t i = 0; meta_backends[i] && o < n; i++) {
+        int w = snprintf(out + o, n - o, "%s%s", i ? ", " : "", meta_backends[i]->name);
+        o += w > 0 ? (size_t)w : 0;
+    }
+}
+
 int meta_open(meta *m, const aq_config *c, bool no_migrate, aq_err *e)
 {
     m->ops = NULL;
     m->st = NULL;
     const meta_ops *ops = meta_find(c->database.backend);
-    if (!ops)
-        return err_set(e, AQ_EPERM, "[database] backend: unknown backend '%s' (sqlite or postgresql)",
-                       c->database.backend);
+    if (!ops) {
+        char names[128];
+        meta_names(names, sizeof names);
+        return err_set(e, AQ_EPERM, "[database] backend: unknown backend '%s' (%s)",
+                       c->database.backend, names);
+    }
     void *st = NULL;
     int rc = ops->open(c, &st, e);
     if (rc < 0)

@@ -63,6 +63,10 @@ typedef struct meta_ops {
     /* Health: connected, schema current. */
     int (*check)(void *st, aq_err *e);
     void (*close)(void *st);
+    /* Where c points this backend, secrets left out, into where (the file,
+     * or USER@HOST:PORT/DB), and a caution for `health` into caution (""
+     * when none). Needs no open backend. */
+    void (*describe)(const aq_config *c, char *where, size_t wn, char *caution, size_t cn);
 } meta_ops;
 
 typedef struct meta {
@@ -93,6 +97,9 @@ int meta_count(meta *m, int64_t *n, aq_err *e);
 int meta_check(meta *m, aq_err *e);
 
 const meta_ops *meta_find(const char *name);
+
+/* The backends' names, ", "-separated ("sqlite, postgresql"), into out. */
+void meta_names(char *out, size_t n);
 
 /* The versioned migration list shared by every backend. */
 typedef struct meta_migration {

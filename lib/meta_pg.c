@@ -23,6 +23,7 @@
 
 #include <libpq-fe.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -613,6 +614,8 @@ static void pg_close(void *sv)
     if (!s)
         return;
     pg_drop(s);
+    explicit_bzero(s->conninfo, sizeof s->conninfo);
+    explicit_bzero(s->password, sizeof s->password);
     free(s);
 }
 
@@ -695,6 +698,70 @@ static int pg_open(const aq_config *c, void **st, aq_err *e)
     return 0;
 }
 
+/* ---- describe (health) ---- */
+
+/* The value of keyword in parsed conninfo options, or "" */
+static const char *pg_opt(const PQconninfoOption *opts, const char *keyword)
+{
+    for (const PQconninfoOption *o = opts; o->keyword; o++)
+        if (o->val && strcmp(o->keyword, keyword) == 0)
+            return o->val;
+    return "";
+}
+
+/* True when every host of a (comma-separated) libpq host list stays on this
+ * machine: empty (libpq's default Unix socket), a socket directory, or a
+ * loopback name or address. */
+static bool hosts_on_loopback(const char *hosts)
+{
+    static const char *const local[] = {"localhost", "127.", "::1", "/", "@"};
+    for (const char *h = hosts; *h;) {
+        size_t n = strcspn(h, ",");
+        bool ok = n == 0;
+        for (size_t i = 0; !ok && i < sizeof local / sizeof *local; i++)
+            ok = strncmp(h, local[i], strlen(local[i])) == 0 &&
+                 (strcmp(local[i], "localhost") != 0 || n == 9);
+        if (!ok)
+            return false;
+        h += n + (h[n] == ',');
+    }
+    return true;
+}
+
+/* Where a conninfo (key=value or URL) points, as USER@HOST:PORT/DB, parsed
+ * by libpq itself; the password is never part of it. A server off this
+ * machine reached with an sslmode weaker than verify-full (libpq's default
+ * is prefer: encryption if offered, no certificate check) gets a caution.
+ * PGHOST and PGSSLMODE fill in what the conninfo leaves out, as libpq does. */
+static void pg_describe(const aq_config *c, char *where, size_t wn, char *caution, size_t cn)
+{
+    char *errmsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(c->database.pg.conninfo, &errmsg);
+    if (cn)
+        caution[0] = '\0';
+    if (!opts) {
+        /* errmsg may quote the string, password included: not shown. */
+        PQfreemem(errmsg);
+        snprintf(where, wn, "(conninfo libpq cannot parse)");
+        return;
+    }
+    const char *user = pg_opt(opts, "user"), *host = pg_opt(opts, "host");
+    const char *addr = pg_opt(opts, "hostaddr"), *port = pg_opt(opts, "port");
+    const char *sslmode = pg_opt(opts, "sslmode");
+    if (!*host && getenv("PGHOST"))
+        host = getenv("PGHOST");
+    if (!*sslmode)
+        sslmode = getenv("PGSSLMODE") && *getenv("PGSSLMODE") ? getenv("PGSSLMODE") : "prefer";
+    snprintf(where, wn, "%s%s%s%s%s/%s", user, *user ? "@" : "", *host ? host : addr,
+             *port ? ":" : "", port, pg_opt(opts, "dbname"));
+    bool remote = !hosts_on_loopback(host) || !hosts_on_loopback(addr);
+    if (remote && strcmp(sslmode, "verify-full") != 0)
+        snprintf(caution, cn, "sslmode=%s to a server that is not on loopback: the connection "
+                 "may be unencrypted or the server unverified; add sslmode=verify-full "
+                 "(and sslrootcert) to the conninfo", sslmode);
+    PQconninfoFree(opts);
+}
+
 const meta_ops meta_pg_ops = {
     .name = "postgresql",
     .open = pg_open,
@@ -706,4 +773,5 @@ const meta_ops meta_pg_ops = {
     .count = pg_count,
     .check = pg_check,
     .close = pg_close,
+    .describe = pg_describe,
 };

@@ -498,6 +498,13 @@ static int sq_open(const aq_config *c, void **st, aq_err *e)
     return sq_open_path(c->database.sqlite.path, c->storage.local.fsync, st, e);
 }
 
+static void sq_describe(const aq_config *c, char *where, size_t wn, char *caution, size_t cn)
+{
+    snprintf(where, wn, "%s", c->database.sqlite.path);
+    if (cn)
+        caution[0] = '\0';
+}
+
 const meta_ops meta_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -510,4 +517,5 @@ const meta_ops meta_sqlite_ops = {
     .count = sq_count,
     .check = sq_check,
     .close = sq_close,
+    .describe = sq_describe,
 };

@@ -1,6 +1,6 @@
 /* pngenc: render_image <-> PNG bytes in memory with libpng.
  *
- * Encoding choices come from measurements (NOTES.md, bench/bench_render.c):
+ * Encoding choices come from measurements (bench/bench_render.c):
  * the pixel data of an avatar is tiny once packed to its real bit depth, so
  * zlib time dominates and depends on the settings per kind of image. */
 #include "pngenc.h"

@@ -45,14 +45,6 @@ int render_style_count(void) { return NSTYLES; }
 
 /* ---- PRNG ---- */
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Little-endian by construction, so big-endian machines agree. */
 static uint64_t load_le64(const uint8_t *p)
 {
@@ -66,24 +58,13 @@ void render_rng_init(render_rng *r, const uint8_t hash[32], uint64_t stream)
 {
     for (int i = 0; i < 4; i++) {
         uint64_t x = load_le64(hash + 8 * i) ^ (stream * 0xd1b54a32d192ed03ull);
-        r->s[i] = splitmix64(&x);
+        r->s[i] = prng_splitmix64(&x);
     }
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
 uint64_t render_rng_next(render_rng *r)
 {
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
+    return prng_next(r);
 }
 
 int render_rng_range(render_rng *r, int lo, int hi)

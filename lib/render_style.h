@@ -7,13 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "prng.h"
 #include "render.h"
 
-/* xoshiro256** seeded from the SHA-256 of the seed: the only source of
- * choices in a style, so a seed gives the same picture everywhere. */
-typedef struct render_rng {
-    uint64_t s[4];
-} render_rng;
+/* xoshiro256** (prng.h) seeded from the SHA-256 of the seed: the only
+ * source of choices in a style, so a seed gives the same picture everywhere. */
+typedef prng render_rng;
 
 /* Seeds r from hash; streams with different numbers are independent (styles
  * use stream 0, colour derivation stream 1). */

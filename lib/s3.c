@@ -39,6 +39,8 @@ struct s3 {
     char empty_sha[65];
     buf resp;                    /* the body of the current response */
     bool resp_keep;              /* object GET: keep the whole body */
+    size_t max_object;           /* cap on a kept body */
+    bool too_big;                /* the current body went over max_object */
     char ctype[128];             /* Content-Type of the current response */
     char errbuf[CURL_ERROR_SIZE];
     unsigned long requests, connections;
@@ -134,6 +136,22 @@ out:
     return rc;
 }
 
+/* True when s is non-empty visible ASCII (0x21..0x7e) only. */
+static bool visible_ascii(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+            return false;
+    return true;
+}
+
+/* True for localhost, 127.0.0.0/8 and ::1: plain http:// stays on the box. */
+static bool host_is_loopback(const char *host)
+{
+    return strcasecmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+           strcmp(host, "[::1]") == 0;
+}
+
 /* IPv6 literals come bracketed from curl; IPv4 is digits and dots. */
 static bool host_is_ip(const char *host)
 {
@@ -158,6 +176,14 @@ static int check_opts(s3 *c, const s3_opts *o, aq_err *e)
         return err_set(e, AQ_EPERM, "s3: access key is empty");
     if (!o->secret_key || !*o->secret_key)
         return err_set(e, AQ_EPERM, "s3: secret key is empty");
+    /* curl puts the access key into the Authorization header: a CR or LF
+     * there would start a header of the key's choosing. */
+    if (!visible_ascii(o->access_key))
+        return err_set(e, AQ_EPERM, "s3: access key holds a control character, space or "
+                                    "non-ASCII byte (not shown)");
+    if (!visible_ascii(o->secret_key))
+        return err_set(e, AQ_EPERM, "s3: secret key holds a control character, space or "
+                                    "non-ASCII byte (not shown)");
     if (o->timeout_ms <= 0)
         return err_set(e, AQ_EPERM, "s3: timeout_ms %d must be positive", o->timeout_ms);
     if (o->retries < 0 || o->retries > 100)
@@ -234,6 +260,11 @@ s3 *s3_open(const s3_opts *o, aq_err *e)
     c->backoff_max_ms = o->backoff_max_ms > 0 ? o->backoff_max_ms : S3_BACKOFF_MAX_MS;
     c->budget_ms = o->budget_ms > 0 ? o->budget_ms : 0;
     c->stop = o->stop;
+    c->max_object = o->max_object ? o->max_object : S3_OBJECT_MAX;
+    if (strcmp(c->scheme, "http") == 0 && !host_is_loopback(c->host))
+        log_warn("s3 endpoint is plain http:// on a host that is not loopback: objects and "
+                 "request metadata travel unencrypted (use https://, with [storage.s3] ca_file "
+                 "for a private CA)", "host", c->host);
     hash_sha256_hex("", 0, c->empty_sha);
     curl_global_init(CURL_GLOBAL_DEFAULT); /* reference-counted; undone in s3_close */
     c->access_key = strdup(o->access_key);
@@ -265,7 +296,10 @@ void s3_close(s3 *c)
         explicit_bzero(c->secret_key, strlen(c->secret_key));
         free(c->secret_key);
     }
-    free(c->access_key);
+    if (c->access_key) {
+        explicit_bzero(c->access_key, strlen(c->access_key));
+        free(c->access_key);
+    }
     buf_free(&c->resp);
     free(c);
     curl_global_cleanup();
@@ -325,6 +359,10 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
         if (buf_append(&c->resp, p, k < room ? k : room) < 0)
             return 0;
         return k;
+    }
+    if (c->resp.len + k > c->max_object) {
+        c->too_big = true;   /* 0 makes curl stop with CURLE_WRITE_ERROR */
+        return 0;
     }
     return buf_append(&c->resp, p, k) < 0 ? 0 : k;
 }
@@ -552,6 +590,7 @@ static int attempt(s3 *c, const s3_req *r, const char *url, char *detail, size_t
     buf_reset(&c->resp);
     /* Bodies of object GETs are kept whole; other bodies are error XML. */
     c->resp_keep = r->method->body_is_object && r->key;
+    c->too_big = false;
     c->ctype[0] = '\0';
     c->errbuf[0] = '\0';
     set_common(c, url, hdrs);
@@ -562,6 +601,11 @@ static int attempt(s3 *c, const s3_req *r, const char *url, char *detail, size_t
     long fresh = 0;
     if (curl_easy_getinfo(c->h, CURLINFO_NUM_CONNECTS, &fresh) == CURLE_OK && fresh > 0)
         c->connections += (unsigned long)fresh;
+    if (cc != CURLE_OK && c->too_big) {
+        snprintf(detail, n, "object larger than %zu bytes (refused: not an avatar of ours)",
+                 c->max_object);
+        return AQ_EPERM;
+    }
     if (cc != CURLE_OK) {
         snprintf(detail, n, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc));
         return curl_transient(cc) ? AQ_EAGAIN : AQ_EPERM;

@@ -29,6 +29,10 @@
 #include "buf.h"
 #include "error.h"
 
+/* The largest object s3_get reads by default: a 4096 px RGBA image,
+ * uncompressed, is 64 MiB; no PNG of ours comes near it. */
+#define S3_OBJECT_MAX ((size_t)64 << 20)
+
 /* Defaults for the backoff between attempts (retry_backoff_ms). */
 #define S3_BACKOFF_BASE_MS 100
 #define S3_BACKOFF_MAX_MS 5000
@@ -51,6 +55,8 @@ typedef struct s3_opts {
                                  sleeps end and the call returns AQ_EAGAIN */
     const char *ca_file;      /* optional CA bundle for https (a private CA,
                                  e.g. an in-house MinIO); NULL: the system's */
+    size_t max_object;        /* 0: S3_OBJECT_MAX; a GET body larger than this
+                                 is refused (AQ_EPERM) before it is all read */
     const char *connect_to;   /* optional curl CONNECT_TO entry
                                  ("HOST:PORT:CONNECT-HOST:CONNECT-PORT"), e.g.
                                  to reach a virtual-hosted name without DNS */
@@ -58,9 +64,11 @@ typedef struct s3_opts {
 
 typedef struct s3 s3;
 
-/* Validates o (endpoint scheme http/https with a host, region, bucket
- * name, credentials, timeout) and creates a client with its CURL handle.
- * No network traffic. Returns NULL with e set (AQ_EPERM) on bad options,
+/* Validates o (endpoint scheme http/https with a host and no userinfo,
+ * region, bucket name, credentials of visible ASCII only, so no CR/LF can
+ * reach a header, timeout) and creates a client with its CURL handle.
+ * An http:// endpoint on a host other than loopback gets a log warning
+ * (keys are signed, but objects travel in the clear). No network traffic. Returns NULL with e set (AQ_EPERM) on bad options,
  * naming the option and its value (never the secret). The strings of o are
  * copied. */
 s3 *s3_open(const s3_opts *o, aq_err *e);
@@ -79,7 +87,9 @@ int s3_get(s3 *c, const char *key, buf *out, char *ctype, size_t ctlen, aq_err *
 /* Deletes key; an absent key is success (S3 semantics). */
 int s3_delete(s3 *c, const char *key, aq_err *e);
 
-/* HEAD key: 1 when present, 0 when absent, < 0 on error. */
+/* HEAD key: 1 when present, 0 when absent, < 0 on error. Test-only API:
+ * nothing in avatarq's programs needs it; the S3 tests check objects with
+ * it. */
 int s3_exists(s3 *c, const char *key, aq_err *e);
 
 /* Lists no keys of the bucket (GET ?list-type=2&max-keys=0): proves

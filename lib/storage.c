@@ -29,6 +29,17 @@ const storage_ops *storage_find(const char *name)
     return NULL;
 }
 
+void storage_names(char *out, size_t n)
+{
+    size_t o = 0;
+    if (n)
+        out[0] = '\0';
+    for (size_t i = 0; storage_backends[i] && o < n; i++) {
+        int w = snprintf(out + o, n - o, "%s%s", i ? ", " : "", storage_backends[i]->name);
+        o += w > 0 ? (size_t)w : 0;
+    }
+}
+
 /* Copies key into out for a message: printable ASCII as is, anything else as
  * \xNN, cut at a sane length, so a hostile key cannot mangle a log line. */
 static const char *key_quote(const char *key, size_t len, char *out, size_t n)
@@ -112,10 +123,12 @@ int storage_open(storage *s, const aq_config *c, aq_err *e)
 {
     const storage_ops *ops = storage_find(c->storage.backend);
     if (!ops) {
+        char names[128];
+        storage_names(names, sizeof names);
         s->ops = NULL;
         s->st = NULL;
-        return err_set(e, AQ_EPERM, "[storage] backend: unknown backend '%s' (local or s3)",
-                       c->storage.backend);
+        return err_set(e, AQ_EPERM, "[storage] backend: unknown backend '%s' (%s)",
+                       c->storage.backend, names);
     }
     void *st = NULL;
     int rc = ops->open(c, &st, e);
@@ -156,12 +169,6 @@ int storage_del(storage *s, const char *key, aq_err *e)
 {
     int rc = storage_key_check(key, e);
     return rc < 0 ? rc : s->ops->del(s->st, key, e);
-}
-
-int storage_exists(storage *s, const char *key, aq_err *e)
-{
-    int rc = storage_key_check(key, e);
-    return rc < 0 ? rc : s->ops->exists(s->st, key, e);
 }
 
 int storage_check(storage *s, aq_err *e)

@@ -24,13 +24,18 @@ typedef struct storage_ops {
     int (*get)(void *st, const char *key, buf *out, aq_err *e);
     /* Removes the object; absent is success. */
     int (*del)(void *st, const char *key, aq_err *e);
-    /* 1 when present, 0 when absent, < 0 on error. */
-    int (*exists)(void *st, const char *key, aq_err *e);
     /* Health: the root/bucket is reachable and writable with our credentials. */
     int (*check)(void *st, aq_err *e);
     /* Where objects live: the local root or the bucket name. */
     const char *(*location)(void *st);
     void (*close)(void *st);
+    /* Where c points this backend, secrets left out, into where ("ROOT",
+     * "ENDPOINT bucket=NAME"), and a caution for `health` into caution (""
+     * when none). Needs no open backend. */
+    void (*describe)(const aq_config *c, char *where, size_t wn, char *caution, size_t cn);
+    /* Keys of [storage.NAME] that must not be empty for this backend (NULL-
+     * terminated; NULL for none): config validation names them. */
+    const char *const *required;
 } storage_ops;
 
 typedef struct storage {
@@ -51,7 +56,6 @@ int storage_put(storage *s, const char *key, const void *data, size_t len,
                 const char *content_type, aq_err *e);
 int storage_get(storage *s, const char *key, buf *out, aq_err *e);
 int storage_del(storage *s, const char *key, aq_err *e);
-int storage_exists(storage *s, const char *key, aq_err *e);
 int storage_check(storage *s, aq_err *e);
 const char *storage_location(storage *s);
 const char *storage_name(storage *s);
@@ -64,15 +68,24 @@ int storage_key_check(const char *key, aq_err *e);
 int storage_key_check_len(const char *key, size_t len, aq_err *e);
 
 /* The local backend's open, without a config (storage_local.c); *st is for
- * storage_local_ops. Creates root (and parents) with mode 0755. */
+ * storage_local_ops. Creates root (and parents) with mode 0755 minus the
+ * umask; files get 0644 and directories 0755, minus the umask. */
+int storage_local_open_root(const char *root, bool fsync, void **st, aq_err *e);
+
+/* storage_local_open_root with the modes of new files and directories
+ * ([storage.local] file_mode, dir_mode); the process umask is taken off. */
+int storage_local_open_modes(const char *root, bool fsync, int file_mode, int dir_mode,
+                             void **st, aq_err *e);
+
 /* The "host" part of local storage's temporary names: FNV-1a of the host
  * name and the PID namespace (a writer with another tag is never judged by
  * its PID). */
 uint32_t storage_local_host_tag(void);
 
-int storage_local_open_root(const char *root, bool fsync, void **st, aq_err *e);
-
 /* Looks a backend up by name; NULL when unknown. */
 const storage_ops *storage_find(const char *name);
+
+/* The backends' names, ", "-separated ("local, s3"), into out. */
+void storage_names(char *out, size_t n);
 
 #endif

@@ -47,6 +47,8 @@ typedef struct local_st {
     char root[PATH_MAX]; /* absolute, as reported by location() */
     int root_fd;
     bool fsync;
+    mode_t file_mode;    /* new files: [storage.local] file_mode minus umask */
+    mode_t dir_mode;     /* new directories: dir_mode minus umask */
     uint32_t host;       /* FNV-1a of the host name, in temp names */
     uint32_t nonce;      /* random per open: temp names unique across hosts */
     unsigned long seq;   /* and per put within this process */
@@ -85,7 +87,7 @@ static void local_close_dir(const local_st *s, int fd)
 }
 
 /* Opens directory name below dfd without following a symlink; with create,
- * makes it first when missing (mode 0755, entry made durable when fsync). */
+ * makes it first when missing (s->dir_mode, entry made durable when fsync). */
 static int local_open_dir(const local_st *s, int dfd, const char *name, bool create,
                           bool *created)
 {
@@ -93,7 +95,7 @@ static int local_open_dir(const local_st *s, int dfd, const char *name, bool cre
     int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0 || errno != ENOENT || !create)
         return fd;
-    if (mkdirat(dfd, name, 0755) == 0)
+    if (mkdirat(dfd, name, s->dir_mode) == 0)
         *created = true;
     else if (errno != EEXIST)   /* EEXIST: another process made it meanwhile */
         return -1;
@@ -101,7 +103,7 @@ static int local_open_dir(const local_st *s, int dfd, const char *name, bool cre
     if (fd < 0)
         return -1;
     if (*created)
-        fchmod(fd, 0755);   /* exactly 0755 whatever the umask: the web server reads these */
+        fchmod(fd, s->dir_mode);   /* the configured mode minus the umask, nothing wider */
     if (*created && s->fsync && fsync(dfd) < 0) {
         int err = errno;
         close(fd);
@@ -252,7 +254,7 @@ static int local_put_once(local_st *s, const char *key, const void *data, size_t
         return local_fail(s, e, err, "put", key, "create temporary file");
     }
     const char *step = NULL;
-    fchmod(fd, 0644);   /* exactly 0644 whatever the umask */
+    fchmod(fd, s->file_mode);   /* temp files start 0600-ish; the configured mode minus umask */
     if (write_all(fd, data, len) < 0)
         step = "write";
     else if (s->fsync && fdatasync(fd) < 0)
@@ -365,28 +367,6 @@ static int local_del(void *st, const char *key, aq_err *e)
     return rc;
 }
 
-static int local_exists(void *st, const char *key, aq_err *e)
-{
-    local_st *s = st;
-    int rc = storage_key_check(key, e);
-    if (rc < 0)
-        return rc;
-    const char *leaf;
-    int dfd = local_walk(s, key, false, &leaf, NULL, NULL, NULL);
-    if (dfd < 0)
-        return errno == ENOENT ? 0 : local_fail(s, e, errno, "exists", key, "open directory");
-    struct stat sb;
-    rc = fstatat(dfd, leaf, &sb, AT_SYMLINK_NOFOLLOW);
-    int err = errno;
-    local_close_dir(s, dfd);
-    if (rc < 0)
-        return err == ENOENT ? 0 : local_fail(s, e, err, "exists", key, "stat");
-    if (S_ISLNK(sb.st_mode))
-        return err_set(e, AQ_EPERM, "local storage %s: exists %s: is a symlink (never followed)",
-                       s->root, key);
-    return S_ISREG(sb.st_mode) ? 1 : 0;
-}
-
 /* Healthy when root still names the directory we opened and we can create
  * and remove a file in it. */
 static int local_check(void *st, aq_err *e)
@@ -466,6 +446,21 @@ uint32_t storage_local_host_tag(void)
 
 int storage_local_open_root(const char *root, bool fsync, void **st, aq_err *e)
 {
+    return storage_local_open_modes(root, fsync, 0644, 0755, st, e);
+}
+
+/* The process umask. Read by setting and restoring it: storage opens at
+ * start-up, before any thread exists. */
+static mode_t current_umask(void)
+{
+    mode_t m = umask(022);
+    umask(m);
+    return m;
+}
+
+int storage_local_open_modes(const char *root, bool fsync, int file_mode, int dir_mode,
+                             void **st, aq_err *e)
+{
     *st = NULL;
     if (!root || !*root)
         return err_set(e, AQ_EPERM, "[storage.local] root: empty");
@@ -476,6 +471,9 @@ int storage_local_open_root(const char *root, bool fsync, void **st, aq_err *e)
     if (!s)
         return err_set(e, AQ_EAGAIN, "[storage.local] root: out of memory");
     s->fsync = fsync;
+    mode_t um = current_umask();
+    s->file_mode = (mode_t)file_mode & 0666 & ~um;
+    s->dir_mode = (mode_t)dir_mode & 0777 & ~um;
     s->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->root_fd < 0 || !realpath(root, s->root)) {
         int err = errno;
@@ -492,7 +490,15 @@ int storage_local_open_root(const char *root, bool fsync, void **st, aq_err *e)
 
 static int local_open(const aq_config *c, void **st, aq_err *e)
 {
-    return storage_local_open_root(c->storage.local.root, c->storage.local.fsync, st, e);
+    return storage_local_open_modes(c->storage.local.root, c->storage.local.fsync,
+                                    c->storage.local.file_mode, c->storage.local.dir_mode, st, e);
+}
+
+static void local_describe(const aq_config *c, char *where, size_t wn, char *caution, size_t cn)
+{
+    snprintf(where, wn, "%s", c->storage.local.root);
+    if (cn)
+        caution[0] = '\0';
 }
 
 const storage_ops storage_local_ops = {
@@ -501,8 +507,9 @@ const storage_ops storage_local_ops = {
     .put = local_put,
     .get = local_get,
     .del = local_del,
-    .exists = local_exists,
     .check = local_check,
     .location = local_location,
     .close = local_close,
+    .describe = local_describe,
+    .required = NULL,
 };

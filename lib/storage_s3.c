@@ -1,6 +1,8 @@
 /* storage_s3: the storage backend for S3 and compatible stores, on top of
  * lib/s3 (which signs, checksums, classifies and retries). Objects live at
  * the key the caller gives (PREFIX/ID/SIZE.png) in [storage.s3] bucket. */
+#include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,9 @@ static int s3s_open(const aq_config *c, void **st, aq_err *e)
     int rc = require_settings(c, e);
     if (rc)
         return rc;
+    const char *ca = c->storage.s3.ca_file;
+    if (*ca && access(ca, R_OK) != 0)
+        return err_set(e, AQ_EPERM, "[storage.s3] ca_file: cannot read %s: %s", ca, strerror(errno));
     s3_store *s = calloc(1, sizeof *s);
     if (!s)
         return err_set(e, AQ_EAGAIN, "storage s3: out of memory");
@@ -56,6 +61,7 @@ static int s3s_open(const aq_config *c, void **st, aq_err *e)
         .path_style = c->storage.s3.path_style,
         .timeout_ms = c->storage.s3.timeout_ms,
         .retries = c->storage.s3.retries,
+        .ca_file = *ca ? ca : NULL,
         /* (retries + 1) x timeout_ms can outlast [worker] job_timeout_s (the
          * defaults do: 6 x 10 s > 60 s), and then the supervisor kills the
          * worker and the job is recovered instead of retried. One call gets
@@ -106,13 +112,6 @@ static int s3s_del(void *st, const char *key, aq_err *e)
     return rc ? rc : s3_delete(s->client, key, e);
 }
 
-static int s3s_exists(void *st, const char *key, aq_err *e)
-{
-    s3_store *s = st;
-    int rc = storage_key_check(key, e);
-    return rc ? rc : s3_exists(s->client, key, e);
-}
-
 /* Reachable and readable (list), then writable: a small probe object under
  * PREFIX/.health/ is written and removed again. */
 static int s3s_check(void *st, aq_err *e)
@@ -145,14 +144,37 @@ static void s3s_close(void *st)
     free(s);
 }
 
+/* True for localhost, 127.0.0.0/8 and [::1] at the start of an endpoint's
+ * host part. */
+static bool endpoint_on_loopback(const char *endpoint)
+{
+    const char *h = strstr(endpoint, "://");
+    h = h ? h + 3 : endpoint;
+    return strncmp(h, "localhost", 9) == 0 || strncmp(h, "127.", 4) == 0 || strncmp(h, "[::1]", 5) == 0;
+}
+
+static void s3s_describe(const aq_config *c, char *where, size_t wn, char *caution, size_t cn)
+{
+    /* config.c refuses userinfo in the endpoint, so it can be shown */
+    snprintf(where, wn, "%s bucket=%s", c->storage.s3.endpoint, c->storage.s3.bucket);
+    bool plain = strncmp(c->storage.s3.endpoint, "http://", 7) == 0;
+    snprintf(caution, cn, "%s", plain && !endpoint_on_loopback(c->storage.s3.endpoint)
+                                    ? "plain http:// to a host that is not loopback: objects travel "
+                                      "unencrypted; use https://"
+                                    : "");
+}
+
+static const char *const s3s_required[] = {"endpoint", "bucket", NULL};
+
 const storage_ops storage_s3_ops = {
     .name = "s3",
     .open = s3s_open,
     .put = s3s_put,
     .get = s3s_get,
     .del = s3s_del,
-    .exists = s3s_exists,
     .check = s3s_check,
     .location = s3s_location,
     .close = s3s_close,
+    .describe = s3s_describe,
+    .required = s3s_required,
 };

@@ -4,11 +4,13 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,14 +20,115 @@
 
 int cli_fail(const char *cmd, int status, const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
     fflush(stdout);
-    fprintf(stderr, "avatarq%s%s: ", cmd ? " " : "", cmd ? cmd : "");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    /* The message may quote stored data (an error a worker recorded): it
+     * reaches the terminal escaped like everything else. */
+    fprintf(stderr, "avatarq%s%s: %s\n", cmd ? " " : "", cmd ? cmd : "", cli_safe(msg));
     return status;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when s does not
+ * start one (a stray continuation byte, an overlong form, a surrogate). */
+static size_t utf8_len(const unsigned char *s, unsigned *cp)
+{
+    size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
+    if (n == 0)
+        return 0;
+    unsigned c = s[0] & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        c = c << 6 | (s[i] & 0x3f);
+    }
+    static const unsigned min[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (c < min[n] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return n;
+}
+
+/* Appends the escaped form of s to b: see cli_safe. */
+static void safe_append(buf *b, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        char esc[8];
+        unsigned cp = 0;
+        size_t n = *p < 0x80 ? 1 : utf8_len(p, &cp);
+        if (*p == '\\') {
+            buf_append(b, "\\\\", 2);
+        } else if (*p < 0x20 || *p == 0x7f || n == 0 || (cp >= 0x80 && cp < 0xa0)) {
+            /* C0, DEL, C1 (terminal controls in UTF-8) and invalid bytes */
+            unsigned v = n > 1 ? cp : *p;
+            snprintf(esc, sizeof esc, n > 1 ? "\\u%04x" : "\\x%02x", v);
+            buf_append(b, esc, strlen(esc));
+            n = n ? n : 1;
+        } else {
+            buf_append(b, p, n);
+        }
+        p += n;
+    }
+    buf_append(b, "", 1);
+}
+
+const char *cli_safe(const char *s)
+{
+    /* A ring of buffers, so one printf can take several escaped fields;
+     * they stay reachable (not leaks) and are reused for the process. */
+    static buf ring[16];
+    static size_t next;
+    if (!s)
+        return "";
+    buf *b = &ring[next++ % 16];
+    buf_reset(b);
+    safe_append(b, s);
+    return b->data ? (const char *)b->data : "";
+}
+
+int cli_write_file(const char *path, const void *data, size_t len, aq_err *e)
+{
+    if (strcmp(path, "-") == 0) {
+        if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0)
+            return err_set(e, AQ_EPERM, "writing to standard output: %s", strerror(errno));
+        return 0;
+    }
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof tmp)
+        return err_set(e, AQ_EPERM, "%s: path too long", path);
+    /* mkstemp: a new name, O_EXCL, never a planted file or symlink. */
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        return err_set(e, AQ_EPERM, "%s: %s", path, strerror(errno));
+    mode_t um = umask(0);
+    umask(um);
+    const unsigned char *p = data;
+    size_t left = len;
+    int err = 0;
+    while (left > 0 && !err) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            err = n < 0 ? errno : EIO;
+        else
+            p += n, left -= (size_t)n;
+    }
+    /* mkstemp makes 0600; an image is an ordinary file, as umask says. */
+    if (!err && (fchmod(fd, 0666 & ~um) != 0 || fsync(fd) != 0))
+        err = errno;
+    if (close(fd) != 0 && !err)
+        err = errno;
+    if (!err && rename(tmp, path) != 0)
+        err = errno;
+    if (err) {
+        unlink(tmp);
+        return err_set(e, AQ_EPERM, "%s: %s", path, strerror(err));
+    }
+    return 0;
 }
 
 bool cli_tty(void)
@@ -251,13 +354,9 @@ static int opt_id(cli_jobopts *o, const char *cmd, const char *arg)
 
 static int opt_queue(cli_jobopts *o, const char *cmd, const char *arg)
 {
-    /* The name becomes part of a Redis key: keep it printable and short. */
-    size_t n = strlen(arg);
-    if (n == 0 || n >= 64)
-        return cli_fail(cmd, 2, "--queue: '%s' must be 1 to 63 bytes", arg);
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)arg[i] <= ' ' || arg[i] == 0x7f)
-            return cli_fail(cmd, 2, "--queue: '%s' holds a space or control character", arg);
+    aq_err e;
+    if (job_queue_check(arg, "--queue", &e) != 0)
+        return cli_fail(cmd, 2, "%s", e.msg);
     o->req.queue = arg;
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "avatarq.h"
+#include "buf.h"
 #include "config.h"
 #include "job.h"
 
@@ -30,6 +31,20 @@ typedef struct cli_cmd {
 /* Prints "avatarq CMD: message" on stderr; returns status. */
 int cli_fail(const char *cmd, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* s made safe for a terminal: C0 control characters, DEL, C1 controls and
+ * bytes that are not valid UTF-8 become \xNN (or \u00NN), a backslash
+ * becomes \\; printable ASCII and valid UTF-8 pass unchanged. Every field
+ * of stored data (ids, seeds, errors, documents, worker names) goes through
+ * it before human-readable output (JSON output is escaped by jansson). The
+ * result lives in one of 16 rotating buffers: valid for the next 15 calls. */
+const char *cli_safe(const char *s);
+
+/* Writes data to path whole or not at all: a new temp file beside it
+ * (mkostemp, so a planted file or symlink is never opened), mode 0666 minus
+ * the umask, fsync'd, renamed over path. "-" writes to standard output.
+ * Returns 0 or AQ_EPERM with the path in the message. */
+int cli_write_file(const char *path, const void *data, size_t len, aq_err *e);
 
 /* True when stdout is a terminal (progress bars only then). */
 bool cli_tty(void);

@@ -53,7 +53,7 @@ static void print_outputs(const char *outputs, const char *label)
         return;
     json_t *o = json_loads(outputs, 0, NULL);
     if (!json_is_object(o)) {
-        printf("%s%s\n", label, outputs);
+        printf("%s%s\n", label, cli_safe(outputs));
         json_decref(o);
         return;
     }
@@ -67,7 +67,7 @@ static void print_outputs(const char *outputs, const char *label)
     }
     qsort(items, n, sizeof items[0], by_size);
     for (size_t i = 0; i < n; i++)
-        printf("%s%ld %s\n", label, items[i].size, items[i].key);
+        printf("%s%ld %s\n", label, items[i].size, cli_safe(items[i].key));
     json_decref(o);
 }
 
@@ -356,12 +356,12 @@ static json_t *status_json(const char *id, const avatarq_status *st)
 static void status_print(const char *id, const avatarq_status *st)
 {
     char t[32];
-    printf("id           %s\n", id);
-    printf("state        %s\n", st->state);
+    printf("id           %s\n", cli_safe(id));
+    printf("state        %s\n", cli_safe(st->state));
     printf("attempts     %d\n", st->attempts);
-    printf("queue        %s\n", st->queue[0] ? st->queue : "-");
-    printf("worker       %s\n", st->worker[0] ? st->worker : "-");
-    printf("error        %s\n", st->error[0] ? st->error : "-");
+    printf("queue        %s\n", st->queue[0] ? cli_safe(st->queue) : "-");
+    printf("worker       %s\n", st->worker[0] ? cli_safe(st->worker) : "-");
+    printf("error        %s\n", st->error[0] ? cli_safe(st->error) : "-");
     printf("created_at   %s\n", cli_time(st->created_at, t));
     printf("started_at   %s\n", cli_time(st->started_at, t));
     printf("finished_at  %s\n", cli_time(st->finished_at, t));

@@ -134,9 +134,9 @@ static void workers_print(const worker_list *l, int64_t now)
             snprintf(rss, sizeof rss, "%.1fMB", (double)w->rss_kb / 1024.0);
         else
             snprintf(rss, sizeof rss, "-");
-        printf("%-24s %7ld %-8s %-24s %8lld %7lld %9s %s\n", w->host[0] ? w->host : "-",
-               w->pid, w->alive ? (w->state[0] ? w->state : "-") : "dead",
-               w->job[0] ? w->job : "-", (long long)w->done, (long long)w->failed, rss,
+        printf("%-24s %7ld %-8s %-24s %8lld %7lld %9s %s\n", w->host[0] ? cli_safe(w->host) : "-",
+               w->pid, w->alive ? (w->state[0] ? cli_safe(w->state) : "-") : "dead",
+               w->job[0] ? cli_safe(w->job) : "-", (long long)w->done, (long long)w->failed, rss,
                age(w->beat_at ? now - w->beat_at : -1, a));
     }
 }
@@ -199,7 +199,7 @@ static void stats_print(const aq_config *cfg, const queue_stats *s, const worker
     size_t live = 0;
     for (size_t i = 0; i < l->n; i++)
         live += l->w[i].alive;
-    printf("queued       %lld  (queue %s)\n", (long long)s->queued, cfg->redis.queue);
+    printf("queued       %lld  (queue %s)\n", (long long)s->queued, cli_safe(cfg->redis.queue));
     printf("processing   %lld\n", (long long)s->processing);
     printf("delayed      %lld\n", (long long)s->delayed);
     printf("dead         %lld\n", (long long)s->dead);
@@ -207,8 +207,8 @@ static void stats_print(const aq_config *cfg, const queue_stats *s, const worker
     for (size_t i = 0; i < l->n; i++) {
         const queue_worker_info *w = &l->w[i];
         if (w->alive)
-            printf("  %-28s %-8s %s\n", w->id, w->state[0] ? w->state : "-",
-                   w->job[0] ? w->job : "-");
+            printf("  %-28s %-8s %s\n", cli_safe(w->id), w->state[0] ? cli_safe(w->state) : "-",
+                   w->job[0] ? cli_safe(w->job) : "-");
     }
     printf("counters     enqueued %lld, started %lld, done %lld, failed %lld, retried %lld, "
            "dead %lld, recovered %lld\n",
@@ -272,13 +272,15 @@ static int dead_one(const char *doc, void *ud)
     }
     if (!json_is_object(o)) {
         /* Not even JSON: show it raw, short. */
-        printf("-  %.60s\n", doc);
+        char head[61];
+        snprintf(head, sizeof head, "%s", doc);
+        printf("-  %s\n", cli_safe(head));
     } else {
         char t[32];
         json_int_t at = json_integer_value(json_object_get(o, "failed_at"));
-        printf("%-24s %s  attempts %lld  %s\n", jstr(o, "id"), cli_time(at, t),
+        printf("%-24s %s  attempts %lld  %s\n", cli_safe(jstr(o, "id")), cli_time(at, t),
                (long long)json_integer_value(json_object_get(o, "attempts")),
-               jstr(o, "error"));
+               cli_safe(jstr(o, "error")));
     }
     json_decref(o);
     return 0;
@@ -448,30 +450,6 @@ int cmd_control(cli_ctx *ctx, int argc, char **argv)
 
 /* ---- health ---- */
 
-/* Where a libpq conninfo (key=value or URL) points, as USER@HOST:PORT/DB,
- * parsed by libpq itself; the password is never part of it. Empty parts are
- * left out (libpq would take them from PG* variables or its defaults). */
-static void describe_conninfo(const char *in, char *out, size_t n)
-{
-    char *errmsg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(in, &errmsg);
-    if (!opts) {
-        /* errmsg may quote the string, password included: not shown. */
-        PQfreemem(errmsg);
-        snprintf(out, n, "(conninfo libpq cannot parse)");
-        return;
-    }
-    static const char *const keys[] = {"user", "host", "port", "dbname"};
-    const char *v[4] = {"", "", "", ""};
-    for (PQconninfoOption *o = opts; o->keyword; o++)
-        for (size_t i = 0; i < 4; i++)
-            if (o->val && strcmp(o->keyword, keys[i]) == 0)
-                v[i] = o->val;
-    snprintf(out, n, "%s%s%s%s%s/%s", v[0], *v[0] ? "@" : "", v[1], *v[2] ? ":" : "", v[2],
-             v[3]);
-    PQconninfoFree(opts);
-}
-
 static int check_redis(const aq_config *cfg)
 {
     char url[600];
@@ -485,23 +463,29 @@ static int check_redis(const aq_config *cfg)
         describe_server(q, server, sizeof server);
     queue_close(q);
     if (rc != 0) {
-        printf("fail redis %s: %s\n", url, e.msg);
+        printf("fail redis %s: %s\n", cli_safe(url), cli_safe(e.msg));
         return 1;
     }
     /* Eviction would drop jobs silently: worth a word, not a failure. */
     bool safe = strcmp(policy, "noeviction") == 0;
-    printf("ok redis %s %s maxmemory-policy=%s%s\n", url, server, policy,
+    printf("ok redis %s %s maxmemory-policy=%s%s\n", cli_safe(url), cli_safe(server),
+           cli_safe(policy),
            safe ? "" : " (warning: Redis may evict jobs; set noeviction)");
     return 0;
 }
 
+/* " (warning: CAUTION)" when the backend described one, else "". */
+static const char *warning(const char *caution, char *out, size_t n)
+{
+    snprintf(out, n, "%s%s%s", *caution ? " (warning: " : "", cli_safe(caution), *caution ? ")" : "");
+    return out;
+}
+
 static int check_database(const aq_config *cfg)
 {
-    char where[PATH_MAX + 1100];
-    if (strcmp(cfg->database.backend, "postgresql") == 0)
-        describe_conninfo(cfg->database.pg.conninfo, where, sizeof where);
-    else
-        snprintf(where, sizeof where, "%s", cfg->database.sqlite.path);
+    char where[PATH_MAX + 1100], caution[400], warn[480];
+    const meta_ops *ops = meta_find(cfg->database.backend); /* config.c checked the name */
+    ops->describe(cfg, where, sizeof where, caution, sizeof caution);
     aq_err e;
     err_clear(&e);
     meta m = {0};
@@ -516,11 +500,12 @@ static int check_database(const aq_config *cfg)
     if (rc != 0) {
         /* The usual cause on a new machine is a schema nobody migrated yet. */
         bool hint = rc == AQ_EPERM && !strstr(e.msg, "migrate");
-        printf("fail database %s %s: %s%s\n", cfg->database.backend, where, e.msg,
-               hint ? " (schema missing? run avatarq migrate)" : "");
+        printf("fail database %s %s: %s%s%s\n", cfg->database.backend, cli_safe(where), cli_safe(e.msg),
+               hint ? " (schema missing? run avatarq migrate)" : "", warning(caution, warn, sizeof warn));
         return 1;
     }
-    printf("ok database %s %s rows=%lld\n", cfg->database.backend, where, (long long)rows);
+    printf("ok database %s %s rows=%lld%s\n", cfg->database.backend, cli_safe(where), (long long)rows,
+           warning(caution, warn, sizeof warn));
     return 0;
 }
 
@@ -530,21 +515,19 @@ static int check_storage(const aq_config *cfg)
     err_clear(&e);
     storage s = {0};
     int rc = storage_open(&s, cfg, &e);
-    char where[PATH_MAX + 800];
-    if (strcmp(cfg->storage.backend, "s3") == 0)
-        snprintf(where, sizeof where, "%s bucket=%s", cfg->storage.s3.endpoint,
-                 cfg->storage.s3.bucket);
-    else
-        snprintf(where, sizeof where, "%s", cfg->storage.local.root);
+    char where[PATH_MAX + 800], caution[400], warn[480];
+    storage_find(cfg->storage.backend)->describe(cfg, where, sizeof where, caution, sizeof caution);
     if (rc == 0)
         rc = storage_check(&s, &e);
     if (s.ops)
         storage_close(&s);
     if (rc != 0) {
-        printf("fail storage %s %s: %s\n", cfg->storage.backend, where, e.msg);
+        printf("fail storage %s %s: %s%s\n", cfg->storage.backend, cli_safe(where), cli_safe(e.msg),
+               warning(caution, warn, sizeof warn));
         return 1;
     }
-    printf("ok storage %s %s\n", cfg->storage.backend, where);
+    printf("ok storage %s %s%s\n", cfg->storage.backend, cli_safe(where),
+           warning(caution, warn, sizeof warn));
     return 0;
 }
 

@@ -70,47 +70,11 @@ static int build_request(const cli_jobopts *o, const job_limits *l, const char *
 
 /* ---- writing files ---- */
 
-/* Writes data to path whole or not at all: a temporary file beside it,
- * fsync'd, then renamed over it. "-" writes to standard output. */
+/* Writes data to path whole or not at all through a unique temp file
+ * (cli_write_file); "-" writes to standard output. */
 static int write_atomic(const char *path, const void *data, size_t len, aq_err *e)
 {
-    if (strcmp(path, "-") == 0) {
-        if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0)
-            return err_set(e, AQ_EPERM, "writing to standard output: %s", strerror(errno));
-        return 0;
-    }
-    char tmp[4200];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= sizeof tmp)
-        return err_set(e, AQ_EPERM, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return err_set(e, AQ_EPERM, "%s: %s", path, strerror(errno));
-    const uint8_t *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t n = write(fd, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int err = errno;
-            close(fd);
-            unlink(tmp);
-            return err_set(e, AQ_EPERM, "%s: %s", path, strerror(err));
-        }
-        p += n;
-        left -= (size_t)n;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        int err = errno;
-        unlink(tmp);
-        return err_set(e, AQ_EPERM, "%s: %s", path, strerror(err));
-    }
-    if (rename(tmp, path) != 0) {
-        int err = errno;
-        unlink(tmp);
-        return err_set(e, AQ_EPERM, "%s: %s", path, strerror(err));
-    }
-    return 0;
+    return cli_write_file(path, data, len, e);
 }
 
 /* ---- render ---- */

@@ -123,7 +123,8 @@ static int list_row(const meta_row *r, void *ud)
         return 0;
     }
     char t[32];
-    printf("%-32s %-9s %-24s %9lld %s\n", r->id, r->style, r->sizes, (long long)r->bytes,
+    printf("%-32s %-9s %-24s %9lld %s\n", cli_safe(r->id), cli_safe(r->style), cli_safe(r->sizes),
+           (long long)r->bytes,
            cli_time(r->generated_at, t));
     return 0;
 }
@@ -177,7 +178,7 @@ int cmd_list(cli_ctx *ctx, int argc, char **argv)
     if (json)
         print_json(lo.arr);
     else if (lo.n == limit)
-        fprintf(stderr, "(more may follow: avatarq list --after %s)\n", lo.last);
+        fprintf(stderr, "(more may follow: avatarq list --after %s)\n", cli_safe(lo.last));
     return 0;
 }
 
@@ -186,24 +187,24 @@ int cmd_list(cli_ctx *ctx, int argc, char **argv)
 static void show_print(const meta_row *r)
 {
     char t[32];
-    printf("id             %s\n", r->id);
-    printf("seed           %s\n", r->seed);
-    printf("style          %s\n", r->style);
-    printf("primary_color  %s\n", r->primary_color[0] ? r->primary_color : "-");
-    printf("foreign_color  %s\n", r->foreign_color[0] ? r->foreign_color : "-");
-    printf("scheme         %s\n", r->scheme[0] ? r->scheme : "-");
+    printf("id             %s\n", cli_safe(r->id));
+    printf("seed           %s\n", cli_safe(r->seed));
+    printf("style          %s\n", cli_safe(r->style));
+    printf("primary_color  %s\n", r->primary_color[0] ? cli_safe(r->primary_color) : "-");
+    printf("foreign_color  %s\n", r->foreign_color[0] ? cli_safe(r->foreign_color) : "-");
+    printf("scheme         %s\n", r->scheme[0] ? cli_safe(r->scheme) : "-");
     if (r->angle >= 0)
         printf("angle          %g\n", r->angle);
     else
         printf("angle          -\n");
-    printf("filter         %s\n", r->filter);
-    printf("sizes          %s\n", r->sizes);
-    printf("storage        %s %s\n", r->storage, r->location);
-    printf("keys           %s\n", r->keys);
+    printf("filter         %s\n", cli_safe(r->filter));
+    printf("sizes          %s\n", cli_safe(r->sizes));
+    printf("storage        %s %s\n", cli_safe(r->storage), cli_safe(r->location));
+    printf("keys           %s\n", cli_safe(r->keys));
     printf("bytes          %lld\n", (long long)r->bytes);
-    printf("sha256         %s\n", r->sha256);
+    printf("sha256         %s\n", cli_safe(r->sha256));
     printf("attempts       %d\n", r->attempts);
-    printf("worker         %s\n", r->worker[0] ? r->worker : "-");
+    printf("worker         %s\n", r->worker[0] ? cli_safe(r->worker) : "-");
     printf("created_at     %s\n", cli_time(r->created_at, t));
     printf("generated_at   %s\n", cli_time(r->generated_at, t));
 }
@@ -244,50 +245,14 @@ int cmd_show(cli_ctx *ctx, int argc, char **argv)
 
 /* ---- get ---- */
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Writes data to path whole or not at all (temp file + rename), or to
+/* Writes data to path whole or not at all (cli_write_file), or to
  * standard output for "-". */
 static int write_output(const char *cmd, const char *path, const buf *data)
 {
-    if (strcmp(path, "-") == 0) {
-        if (fwrite(data->data, 1, data->len, stdout) != data->len || fflush(stdout) != 0)
-            return cli_fail(cmd, 1, "writing standard output: %s", strerror(errno));
-        return 0;
-    }
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof tmp)
-        return cli_fail(cmd, 2, "-o: path too long");
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return cli_fail(cmd, 1, "%s: %s", path, strerror(errno));
-    /* mkstemp makes 0600; a fetched image is an ordinary file. */
-    bool ok = write_all(fd, data->data, data->len) == 0 && fchmod(fd, 0644) == 0;
-    int saved = errno;
-    if (close(fd) != 0 && ok) {
-        ok = false;
-        saved = errno;
-    }
-    if (ok && rename(tmp, path) != 0) {
-        ok = false;
-        saved = errno;
-    }
-    if (!ok) {
-        unlink(tmp);
-        return cli_fail(cmd, 1, "%s: %s", path, strerror(saved));
-    }
+    aq_err e;
+    err_clear(&e);
+    if (cli_write_file(path, data->data, data->len, &e) != 0)
+        return cli_fail(cmd, 1, "%s", e.msg);
     return 0;
 }
 
@@ -333,13 +298,16 @@ int cmd_get(cli_ctx *ctx, int argc, char **argv)
     rc = storage_get(&s, key, &data, &e);
     storage_close(&s);
     if (rc == AQ_ENOTFOUND)
-        rc = cli_fail(argv[0], 1, "%s is not stored (%s %s)", key, ctx->cfg.storage.backend,
-                      strcmp(ctx->cfg.storage.backend, "s3") == 0 ? ctx->cfg.storage.s3.bucket
-                                                                 : ctx->cfg.storage.local.root);
+    {
+        char where[PATH_MAX + 800], caution[400];
+        storage_find(ctx->cfg.storage.backend)->describe(&ctx->cfg, where, sizeof where, caution,
+                                                         sizeof caution);
+        rc = cli_fail(argv[0], 1, "%s is not stored (%s %s)", key, ctx->cfg.storage.backend, where);
+    }
     else if (rc != 0)
         rc = cli_fail(argv[0], 1, "%s", e.msg);
     else if ((rc = write_output(argv[0], out, &data)) == 0 && strcmp(out, "-") != 0)
-        printf("wrote %s (%zu bytes) from %s\n", out, data.len, key);
+        printf("wrote %s (%zu bytes) from %s\n", cli_safe(out), data.len, cli_safe(key));
     buf_free(&data);
     return rc;
 }

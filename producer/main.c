@@ -172,11 +172,17 @@ static void print_help(FILE *out)
             "can be overridden by the environment variable AVATARQ_<SECTION>_<KEY> in\n"
             "upper case, dots in the section name as '_' (AVATARQ_REDIS_URL,\n"
             "AVATARQ_STORAGE_S3_BUCKET, ...). A bad file or value is an error naming\n"
-            "file, line and key. render, sheet and schemes need no file and no Redis.\n"
+            "file, line and key. A config file owned by another user, or writable by\n"
+            "group or others, is refused. render, sheet and schemes need no file and\n"
+            "no Redis.\n"
             "\n"
             "Exit status: 0 ok; 1 failure (job dead, not found, check failed, server\n"
             "unreachable, rejected batch lines); 2 bad usage or configuration;\n"
-            "3 enqueue --wait timed out.\n");
+            "3 enqueue --wait timed out.\n"
+            "\n"
+            "Documentation: avatarq(1), avatarq-worker(8); the contract (config keys,\n"
+            "Redis keys, job documents, hardening rules) in docs/protocol.md and the\n"
+            "design in docs/design.md of the source tree.\n");
 }
 
 static void print_command_help(const cmd_entry *c)
@@ -241,5 +247,7 @@ int main(int argc, char **argv)
         return cli_fail(NULL, 2, "%s", e.msg);
     setup_log(&ctx.cfg);
     optind = 0; /* glibc: 0 fully re-initialises getopt for the command */
-    return cmd->cmd.run(&ctx, cargc, cargv);
+    int rc = cmd->cmd.run(&ctx, cargc, cargv);
+    config_wipe_secrets(&ctx.cfg);
+    return rc;
 }

@@ -6,7 +6,9 @@
 #
 # Installs (paths below DESTDIR):
 #   PREFIX/bin/avatarq, PREFIX/bin/avatarq-worker
-#   PREFIX/lib/libavatarq.a, PREFIX/include/avatarq.h
+#   PREFIX/lib/libavatarq.a, PREFIX/lib/libavatarq.so.VERSION (+ the
+#   libavatarq.so.0 and libavatarq.so links), PREFIX/include/avatarq.h
+#   (the library as `make dist` builds it: only avatarq_* global)
 #   PREFIX/lib/pkgconfig/avatarq.pc
 #   PREFIX/share/man/man1/avatarq.1, PREFIX/share/man/man8/avatarq-worker.8
 #   SYSCONFDIR/avatarq/config.ini            (never over an admin's changes)
@@ -22,7 +24,7 @@
 # UNITDIR, SYSUSERSDIR, TMPFILESDIR.
 #
 # The programs come from the build `make` just made: $O/ when make ran with
-# O=DIR, build-asan/ with SAN=1, else bin/ and lib/libavatarq.a.
+# O=DIR, build-asan/ with SAN=1, else bin/; the libraries from its dist/.
 #
 # The manifest records every file and directory an install created, with the
 # SHA-256 of each file as installed. Uninstall removes exactly those, except
@@ -42,7 +44,22 @@ usage() {
 (($# == 4)) || usage
 action=$1 destdir=${2%/} prefix=${3%/} version=$4
 [ -n "$prefix" ] || prefix=/usr/local
-case "$prefix" in /*) ;; *) echo "install.sh: PREFIX must be absolute: '$prefix'" >&2; exit 2 ;; esac
+
+# Paths end up in sed expressions (fill), unit files and shell commands: a
+# '#', '&', '\', quote, space or newline in one could run a command or
+# rewrite a file. Only plain absolute paths are taken.
+check_path() { # NAME VALUE [empty-ok]
+    local name=$1 value=$2
+    if [ -z "$value" ] && [ -n "${3:-}" ]; then return 0; fi
+    if [[ ! "$value" =~ ^/[A-Za-z0-9._/+-]*$ ]] || [[ "$value" == *..* ]]; then
+        printf 'install.sh: %s must be an absolute path of A-Z a-z 0-9 . _ / + - only (no ..)\n' \
+            "$name" >&2
+        exit 2
+    fi
+}
+check_path PREFIX "$prefix"
+check_path DESTDIR "$destdir" empty-ok
+[[ "$version" =~ ^[0-9A-Za-z.+~-]+$ ]] || { echo "install.sh: bad VERSION" >&2; exit 2; }
 
 cd "$(dirname "$0")/.."
 src=$PWD
@@ -56,14 +73,18 @@ unitdir=${UNITDIR:-$syslib/systemd/system}
 sysusersdir=${SYSUSERSDIR:-$syslib/sysusers.d}
 tmpfilesdir=${TMPFILESDIR:-$syslib/tmpfiles.d}
 manifest=$prefix/share/avatarq/install-manifest
+check_path SYSCONFDIR "$sysconfdir"
+check_path UNITDIR "$unitdir"
+check_path SYSUSERSDIR "$sysusersdir"
+check_path TMPFILESDIR "$tmpfilesdir"
 
 # Where the build put the programs and the library (see the Makefile's O= and SAN=).
 if [ -n "${O:-}" ]; then
-    build_bin=$O/bin build_lib=$O/libavatarq.a
+    build_bin=$O/bin build_dist=$O/dist
 elif [ "${SAN:-}" = 1 ]; then
-    build_bin=build-asan/bin build_lib=build-asan/libavatarq.a
+    build_bin=build-asan/bin build_dist=build-asan/dist
 else
-    build_bin=bin build_lib=lib/libavatarq.a
+    build_bin=bin build_dist=build/dist
 fi
 
 # ---- the manifest: lines "KIND SHA256 PATH", PATH without DESTDIR ----
@@ -112,6 +133,14 @@ put() { # KIND MODE SRC PATH
     install -D -m "$mode" "$from" "$destdir$path"
     record "$kind" "$(sha "$destdir$path")" "$path"
     echo "  $destdir$path"
+}
+
+# Makes PATH a symbolic link to TARGET (a name in the same directory),
+# recorded as a file so uninstall removes it.
+put_link() { # TARGET PATH
+    ln -sfn "$1" "$destdir$2"
+    record f - "$2"
+    echo "  $destdir$2 -> $1"
 }
 
 # Generated files are staged in one scratch directory, removed on exit
@@ -170,6 +199,10 @@ put_config() {
 # What a package's post-install does; only for a live install by root.
 post_install() {
     [ -z "$destdir" ] && [ "$(id -u)" = 0 ] || return 0
+    # the new libavatarq.so.0 must be found by the dynamic linker
+    if command -v ldconfig >/dev/null 2>&1; then
+        ldconfig || true
+    fi
     if command -v systemd-sysusers >/dev/null 2>&1; then
         systemd-sysusers "$sysusersdir/avatarq.conf" || true
     fi
@@ -197,7 +230,10 @@ do_install() {
     echo "installing avatarq $version into ${destdir:-/} (prefix $prefix)"
     put f 0755 "$build_bin/avatarq" "$prefix/bin/avatarq"
     put f 0755 "$build_bin/avatarq-worker" "$prefix/bin/avatarq-worker"
-    put f 0644 "$build_lib" "$prefix/lib/libavatarq.a"
+    put f 0644 "$build_dist/libavatarq.a" "$prefix/lib/libavatarq.a"
+    put f 0755 "$build_dist/libavatarq.so.$version" "$prefix/lib/libavatarq.so.$version"
+    put_link "libavatarq.so.$version" "$prefix/lib/libavatarq.so.0"
+    put_link "libavatarq.so.0" "$prefix/lib/libavatarq.so"
     put f 0644 include/avatarq.h "$prefix/include/avatarq.h"
     put f 0644 "$(fill systemd/avatarq.pc.in)" "$prefix/lib/pkgconfig/avatarq.pc"
     put f 0644 man/avatarq.1 "$prefix/share/man/man1/avatarq.1"

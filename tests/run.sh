@@ -4,8 +4,27 @@
 # BUILD_DIR BIN_DIR (the test binaries and the programs they exercise).
 # Each binary's wall time is printed after its summary.
 # Exit status is non-zero when any check failed or any binary crashed.
+#
+# LOAD=N (make test LOAD=2) runs N busy loops beside the suite for its whole
+# length, so the tests meet the contended CPUs they will meet on a shared
+# machine; the loops are stopped by PID when the script ends, however it ends.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+hogs=()
+stop_hogs() {
+    local p
+    for p in "${hogs[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${hogs[@]}"; do wait "$p" 2>/dev/null; done
+}
+trap stop_hogs EXIT
+trap 'exit 130' INT TERM
+load=${LOAD:-0}
+case "$load" in ''|*[!0-9]*) echo "run.sh: LOAD must be a number, not '$load'" >&2; exit 2 ;; esac
+for ((i = 0; i < load; i++)); do
+    bash -c 'while :; do :; done' &
+    hogs+=($!)
+done
+((load > 0)) && echo "== running with $load busy loop(s) beside the suite (pids ${hogs[*]})"
 checks=0; failures=0; errors=0; crashed=0
 export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120}
 # ASan's leak checker does not work under ptrace and forks; keep the rest.
@@ -16,6 +35,8 @@ while (($# >= 2)); do
     case "$bindir" in /*) ;; *) bindir="$PWD/$bindir" ;; esac
     export AQ_BIN_DIR="$bindir"
     export AQ_TEST_BIN_DIR="$PWD/$build/testbin" # the worker with test hooks
+    case "$build" in /*) dist="$build/dist" ;; *) dist="$PWD/$build/dist" ;; esac
+    export AQ_DIST_DIR="$dist"   # the installable library (make dist)
     for t in "$build"/tests/test_*; do
         [ -x "$t" ] || continue
         case "$t" in *.o|*.d) continue ;; esac

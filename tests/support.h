@@ -10,7 +10,10 @@
 
 #include "buf.h"
 
-/* A fresh temp directory (mkdtemp under $TMPDIR or /tmp); out gets its path. */
+/* A fresh temp directory (mkdtemp under $TMPDIR); out gets its path. Each
+ * binary that links this support points $TMPDIR at a base dir of its own
+ * when it starts and removes that base when its main process exits, so
+ * folders of a failed test go too. */
 void sup_tmpdir(char *out, size_t n);
 /* rm -rf path (only paths below /tmp or $TMPDIR). */
 void sup_rmtree(const char *path);
@@ -23,7 +26,10 @@ void sup_sleep_ms(int ms);
 
 /* Spawns argv (argv[0] a path) with extra environment entries "K=V" (NULL-
  * terminated, may be NULL), stdout/stderr appended to log_path (NULL: inherit).
- * Returns the pid. The child gets its own process group. */
+ * Returns the pid. The child gets its own process group. (A server may
+ * outlive the test child that started it: test_queue's outage tests restart
+ * Redis in one test for the next; the worker tests track what they start in
+ * support_worker.c and kill it even when a test fails.) */
 pid_t sup_spawn(char *const argv[], char *const env[], const char *log_path);
 /* Sends sig and waits up to timeout_ms; returns the raw wait status or -1 if
  * still running (then SIGKILLs it and reaps). */

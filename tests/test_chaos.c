@@ -37,7 +37,7 @@
 #include "meta.h"
 #include "pngenc.h"
 #include "support.h"
-#include "worker_harness.h"
+#include "support_worker.h"
 
 #define PROCESSES 3
 /* jobs in flight per process: a kill returns up to this many at once */

@@ -16,7 +16,7 @@
 #include "hash.h"
 #include "queue.h"
 #include "support.h"
-#include "worker_harness.h"
+#include "support_worker.h"
 
 static wh H;
 static char *HANG_ENV[] = {"AVATARQ_TEST_HANG_SEED=hang-here", NULL};

@@ -24,7 +24,7 @@
 #include "buf.h"
 #include "queue.h"
 #include "support.h"
-#include "worker_harness.h"
+#include "support_worker.h"
 
 #define MB (1024 * 1024)
 #define RAW_KEEP QUEUE_DEAD_RAW_MAX /* what a dead letter keeps of a raw document */

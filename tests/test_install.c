@@ -40,6 +40,7 @@ static const struct {
     {PREFIX "/bin/avatarq", 0755},
     {PREFIX "/bin/avatarq-worker", 0755},
     {PREFIX "/lib/libavatarq.a", 0644},
+    {PREFIX "/lib/libavatarq.so." AQ_VERSION, 0755},
     {PREFIX "/include/avatarq.h", 0644},
     {PREFIX "/lib/pkgconfig/avatarq.pc", 0644},
     {PREFIX "/share/man/man1/avatarq.1", 0644},
@@ -381,10 +382,13 @@ START_TEST(pkg_config_program_links_and_enqueues)
     ck_assert_msg(rc == 0, "building against the installed tree failed (%d):\n%s", rc, (char *)out.data);
 
     /* It reads the installed config.ini; the environment points it at our Redis. */
+    /* -lavatarq took the shared library, which a staged tree only offers
+     * through LD_LIBRARY_PATH. */
     FMT(cmd,
+        "LD_LIBRARY_PATH='%s" PREFIX "/lib' "
         "AVATARQ_REDIS_URL='%s' AVATARQ_REDIS_NAMESPACE=aqinst AVATARQ_REDIS_QUEUE=q1 "
         "'%s' '%s/etc/avatarq/config.ini'",
-        redis.url, prog, dest);
+        dest, redis.url, prog, dest);
     rc = sup_run(cmd, &out, false);
     ck_assert_msg(rc == 0, "enqueue program exit %d: %s", rc, (char *)out.data);
     char version[32] = "", id[80] = "";
@@ -405,9 +409,10 @@ START_TEST(pkg_config_program_links_and_enqueues)
     rc = sup_run(cmd, &out, true);
     ck_assert_msg(rc == 0, "building examples/enqueue.c failed (%d):\n%s", rc, (char *)out.data);
     FMT(cmd,
-        "cd '%s' && AVATARQ_REDIS_URL='%s' AVATARQ_REDIS_NAMESPACE=aqinst AVATARQ_REDIS_QUEUE=q1 "
+        "cd '%s' && LD_LIBRARY_PATH='%s" PREFIX "/lib' "
+        "AVATARQ_REDIS_URL='%s' AVATARQ_REDIS_NAMESPACE=aqinst AVATARQ_REDIS_QUEUE=q1 "
         "'%s' example-seed wave",
-        dest, redis.url, prog);
+        dest, dest, redis.url, prog);
     rc = sup_run(cmd, &out, false);
     ck_assert_msg(rc == 0, "examples/enqueue exit %d: %s", rc, (char *)out.data);
     ck_assert_int_eq(sup_redis_int(&redis, "LLEN aqinst:queue:q1"), 2);

@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "support.h"
-#include "worker_harness.h"
+#include "support_worker.h"
 
 static wh H;
 static int SOCK = -1;

@@ -13,7 +13,7 @@
 #include "meta.h"
 #include "support.h"
 #include "support_pg.h"
-#include "worker_harness.h"
+#include "support_worker.h"
 
 static sup_pg pg;   /* one cluster for the binary, started by the parent */
 static wh H;

@@ -14,7 +14,7 @@
 #include "s3.h"
 #include "support.h"
 #include "support_s3.h"
-#include "worker_harness.h"
+#include "support_worker.h"
 
 #define SECRET "Sekr1t-original-4711"   /* distinctive: must never be logged */
 #define ROTATED "Sekr1t-rotated-0815"

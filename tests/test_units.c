@@ -341,6 +341,8 @@ START_TEST(unit_settings_the_worker_relies_on)
         {"RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"},
         {"SystemCallFilter", "@system-service"},
         {"OOMPolicy", "continue"},
+        {"LimitCORE", "0"},          /* no core dump holds the secrets */
+        {"MemoryMax", "2G"},
     };
     for (size_t i = 0; i < sizeof exact / sizeof *exact; i++) {
         const char *v = unit_value(u, exact[i].key);
@@ -401,12 +403,22 @@ START_TEST(sysusers_and_tmpfiles_apply)
     ck_assert_ptr_nonnull(strstr(shell, "nologin"));
     free(passwd);
 
-    static const struct { const char *path; unsigned mode; bool owner_is_avatarq; } want[] = {
-        {"/var/lib/avatarq", 0750, true},
-        {"/var/lib/avatarq/avatars", 0750, true},
-        {"/etc/avatarq", 0750, false},
-        {"/etc/avatarq/config.ini", 0640, false},
-        {"/etc/avatarq/thumbs.env", 0640, false},
+    /* The avatars' readers have a group of their own, not the one that
+     * reads the secrets. */
+    FMT(cmd, "%s/etc/group", sr);
+    char *group = read_text(cmd);
+    const char *gl = strstr(group, "avatarq-data:");
+    ck_assert_msg(gl && (gl == group || gl[-1] == '\n'), "no avatarq-data group in %s", group);
+    unsigned data_gid = 0;
+    ck_assert_int_eq(sscanf(gl, "avatarq-data:x:%u:", &data_gid), 1);
+    ck_assert_uint_ne(data_gid, gid);
+    free(group);
+    static const struct { const char *path; unsigned mode; bool owner_is_avatarq, data; } want[] = {
+        {"/var/lib/avatarq", 0751, true, false},
+        {"/var/lib/avatarq/avatars", 02750, true, true},
+        {"/etc/avatarq", 0750, false, false},
+        {"/etc/avatarq/config.ini", 0640, false, false},
+        {"/etc/avatarq/thumbs.env", 0640, false, false},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         char p[2 * PATH_MAX];
@@ -415,8 +427,8 @@ START_TEST(sysusers_and_tmpfiles_apply)
         ck_assert_msg(stat(p, &st) == 0, "%s: %s", want[i].path, strerror(errno));
         ck_assert_msg((st.st_mode & 07777) == want[i].mode, "%s: mode %o, want %o", want[i].path,
                       st.st_mode & 07777, want[i].mode);
-        ck_assert_msg(st.st_gid == gid, "%s: group %u, want avatarq (%u)", want[i].path,
-                      (unsigned)st.st_gid, gid);
+        ck_assert_msg(st.st_gid == (want[i].data ? data_gid : gid), "%s: group %u, want %s",
+                      want[i].path, (unsigned)st.st_gid, want[i].data ? "avatarq-data" : "avatarq");
         ck_assert_msg(st.st_uid == (want[i].owner_is_avatarq ? uid : 0), "%s: owner %u",
                       want[i].path, (unsigned)st.st_uid);
     }

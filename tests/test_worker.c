@@ -13,7 +13,7 @@
 #include "meta.h"
 #include "pngenc.h"
 #include "support.h"
-#include "worker_harness.h"
+#include "support_worker.h"
 
 static wh H;
 

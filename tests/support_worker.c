@@ -1,22 +1,15 @@
-/* worker_harness: what the avatarq-worker tests (test_worker.c,
- * test_worker_faults.c, test_notify.c) share: a throwaway Redis, a temp
- * config.ini (local storage and SQLite in the temp dir, short intervals), the
- * real bin/avatarq-worker, and a direct hiredis connection for pushing raw
- * documents (any bytes) and reading keys.
- *
- * Cleanup even when a test fails: every pid started is written to a pid file
- * named after the Check runner (the parent); an atexit handler in the test
- * child and the unchecked teardown in the parent (wh_reap_strays) both kill
- * what is listed, so a failed assertion or a Check timeout leaves nothing
- * running. Header-only (static functions) because the Makefile links only
- * tests/support_*.c into test binaries. */
-#ifndef AQ_WORKER_HARNESS_H
-#define AQ_WORKER_HARNESS_H
+/* support_worker: see support_worker.h. */
+#include "support_worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "queue.h"
 
 #include <check.h>
-#include <hiredis/hiredis.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,33 +17,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "support.h"
 
-#define WH_NS "aq"
-/* every helper is static and may go unused by one of the test files */
-#define WH_FN static __attribute__((unused))
 
-typedef struct wh {
-    sup_redis r;
-    char dir[256];     /* temp dir: config.ini, worker.log, root/, meta.db */
-    char cfg[320];
-    char log[320];
-    char root[320];
-    char db[320];
-    pid_t pid;         /* the supervisor, 0 when not running */
-    const char *backend; /* [storage] backend: "local" unless a test says */
-    redisContext *rc;
-} wh;
-
+/* The harness of the running test, for the atexit handler. */
 static wh *wh_current;
 
-WH_FN void wh_pidfile(char *out, size_t n, pid_t runner)
+void wh_pidfile(char *out, size_t n, pid_t runner)
 {
     snprintf(out, n, "/tmp/avatarq-wh-%d.pids", (int)runner);
 }
 
 /* Remembers pid (a process group leader) for cleanup. */
-WH_FN void wh_track(pid_t pid)
+void wh_track(pid_t pid)
 {
     char path[64];
     wh_pidfile(path, sizeof path, getppid());
@@ -62,7 +40,7 @@ WH_FN void wh_track(pid_t pid)
 }
 
 /* Forgets pid (stopped and reaped cleanly): only strays stay listed. */
-WH_FN void wh_untrack(pid_t pid)
+void wh_untrack(pid_t pid)
 {
     char path[64], tmp[80];
     wh_pidfile(path, sizeof path, getppid());
@@ -80,7 +58,7 @@ WH_FN void wh_untrack(pid_t pid)
         fclose(in);
 }
 
-WH_FN void wh_kill_listed(pid_t runner)
+void wh_kill_listed(pid_t runner)
 {
     char path[64];
     wh_pidfile(path, sizeof path, runner);
@@ -98,12 +76,12 @@ WH_FN void wh_kill_listed(pid_t runner)
 }
 
 /* For the parent's unchecked teardown: kills whatever a test child left. */
-WH_FN void wh_reap_strays(void)
+void wh_reap_strays(void)
 {
     wh_kill_listed(getpid());
 }
 
-WH_FN void wh_atexit(void)
+void wh_atexit(void)
 {
     if (wh_current && wh_current->pid > 0) {
         kill(wh_current->pid, SIGKILL);
@@ -121,7 +99,7 @@ static const char *const WH_WORKER_DEFAULTS[][2] = {
 };
 
 /* True when text has a line starting with "key =" or "key=". */
-WH_FN bool wh_has_key(const char *text, const char *key)
+bool wh_has_key(const char *text, const char *key)
 {
     size_t n = strlen(key);
     for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
@@ -132,7 +110,7 @@ WH_FN bool wh_has_key(const char *text, const char *key)
 
 /* Writes config.ini: [worker] comes last so worker_extra (lines "key = v")
  * lands in it; other_sections is inserted before it (new sections only). */
-WH_FN void wh_write_config(wh *h, const char *worker_extra, const char *other_sections)
+void wh_write_config(wh *h, const char *worker_extra, const char *other_sections)
 {
     char text[4096], worker[1024] = "";
     const char *extra = worker_extra ? worker_extra : "";
@@ -154,7 +132,7 @@ WH_FN void wh_write_config(wh *h, const char *worker_extra, const char *other_se
     sup_write_file(h->cfg, text);
 }
 
-WH_FN void wh_connect(wh *h)
+void wh_connect(wh *h)
 {
     if (h->rc)
         redisFree(h->rc);
@@ -164,7 +142,7 @@ WH_FN void wh_connect(wh *h)
     redisSetTimeout(h->rc, tv);
 }
 
-WH_FN void wh_setup(wh *h, bool aof, const char *worker_extra)
+void wh_setup(wh *h, bool aof, const char *worker_extra)
 {
     memset(h, 0, sizeof *h);
     wh_current = h;
@@ -181,7 +159,7 @@ WH_FN void wh_setup(wh *h, bool aof, const char *worker_extra)
 }
 
 /* Prints the worker log's tail (for a failing test's story). */
-WH_FN void wh_show_log(const wh *h, int lines)
+void wh_show_log(const wh *h, int lines)
 {
     char cmd[400];
     snprintf(cmd, sizeof cmd, "tail -n %d '%s' >&2", lines, h->log);
@@ -190,7 +168,7 @@ WH_FN void wh_show_log(const wh *h, int lines)
 }
 
 /* Starts bin/avatarq-worker -c config.ini with extra "K=V" env entries. */
-WH_FN pid_t wh_start(wh *h, char *const env[])
+pid_t wh_start(wh *h, char *const env[])
 {
     char *argv[] = {(char *)sup_test_bin("avatarq-worker"), "-c", h->cfg, NULL};
     h->pid = sup_spawn(argv, env, h->log);
@@ -200,7 +178,7 @@ WH_FN pid_t wh_start(wh *h, char *const env[])
 
 /* Signals the supervisor and waits; returns the raw wait status (-1: had to
  * be killed). */
-WH_FN int wh_stop(wh *h, int sig, int timeout_ms)
+int wh_stop(wh *h, int sig, int timeout_ms)
 {
     int st = sup_stop(h->pid, sig, timeout_ms);
     if (h->pid > 0)
@@ -210,7 +188,7 @@ WH_FN int wh_stop(wh *h, int sig, int timeout_ms)
 }
 
 /* sup_redis_stop/restart that keep the pid list right. */
-WH_FN void wh_redis_stop(wh *h)
+void wh_redis_stop(wh *h)
 {
     pid_t pid = h->r.pid;
     sup_redis_stop(&h->r);
@@ -218,14 +196,14 @@ WH_FN void wh_redis_stop(wh *h)
         wh_untrack(pid);
 }
 
-WH_FN void wh_redis_restart(wh *h)
+void wh_redis_restart(wh *h)
 {
     sup_redis_restart(&h->r);
     wh_track(h->r.pid);
     wh_connect(h);
 }
 
-WH_FN void wh_teardown(wh *h)
+void wh_teardown(wh *h)
 {
     if (h->pid > 0) {
         if (getenv("AQ_TEST_VERBOSE"))
@@ -247,7 +225,7 @@ WH_FN void wh_teardown(wh *h)
 
 /* ---- Redis access ---- */
 
-WH_FN redisReply *wh_cmdv(wh *h, const char *fmt, va_list ap)
+redisReply *wh_cmdv(wh *h, const char *fmt, va_list ap)
 {
     redisReply *rep = redisvCommand(h->rc, fmt, ap);
     if (!rep) { /* the test restarted Redis: reconnect once */
@@ -259,7 +237,7 @@ WH_FN redisReply *wh_cmdv(wh *h, const char *fmt, va_list ap)
 
 /* A command's reply as a string (integers formatted; nil and errors ""),
  * in a static buffer valid until the next call. */
-WH_FN const char *wh_str(wh *h, const char *fmt, ...)
+const char *wh_str(wh *h, const char *fmt, ...)
 {
     static char out[65536];
     va_list ap;
@@ -277,7 +255,7 @@ WH_FN const char *wh_str(wh *h, const char *fmt, ...)
     return out;
 }
 
-WH_FN long long wh_int(wh *h, const char *fmt, ...)
+long long wh_int(wh *h, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -296,20 +274,20 @@ WH_FN long long wh_int(wh *h, const char *fmt, ...)
 }
 
 /* LPUSH of any bytes onto the configured queue. */
-WH_FN void wh_push(wh *h, const char *doc, size_t len)
+void wh_push(wh *h, const char *doc, size_t len)
 {
     redisReply *rep = redisCommand(h->rc, "LPUSH " WH_NS ":queue:default %b", doc, len);
     ck_assert_msg(rep && rep->type == REDIS_REPLY_INTEGER, "LPUSH failed");
     freeReplyObject(rep);
 }
 
-WH_FN void wh_push_str(wh *h, const char *doc)
+void wh_push_str(wh *h, const char *doc)
 {
     wh_push(h, doc, strlen(doc));
 }
 
 /* Keys matching pattern (KEYS is fine on a test instance). */
-WH_FN long long wh_count_keys(wh *h, const char *pattern)
+long long wh_count_keys(wh *h, const char *pattern)
 {
     redisReply *rep = redisCommand(h->rc, "KEYS %s", pattern);
     long long n = rep && rep->type == REDIS_REPLY_ARRAY ? (long long)rep->elements : -1;
@@ -319,7 +297,7 @@ WH_FN long long wh_count_keys(wh *h, const char *pattern)
 }
 
 /* Total length of every NS:processing:* list. */
-WH_FN long long wh_processing(wh *h)
+long long wh_processing(wh *h)
 {
     redisReply *rep = redisCommand(h->rc, "KEYS " WH_NS ":processing:*");
     long long n = 0;
@@ -330,7 +308,7 @@ WH_FN long long wh_processing(wh *h)
     return n;
 }
 
-WH_FN bool wh_wait_state(wh *h, const char *id, const char *state, int timeout_ms)
+bool wh_wait_state(wh *h, const char *id, const char *state, int timeout_ms)
 {
     for (int waited = 0; waited <= timeout_ms; waited += 50) {
         if (strcmp(wh_str(h, "HGET " WH_NS ":job:%s state", id), state) == 0)
@@ -342,7 +320,7 @@ WH_FN bool wh_wait_state(wh *h, const char *id, const char *state, int timeout_m
 
 /* A command given as one string of space-separated words (no quoting), its
  * reply as an integer (nil 0, errors -1). */
-WH_FN long long wh_int_words(wh *h, const char *cmd)
+long long wh_int_words(wh *h, const char *cmd)
 {
     char copy[512];
     const char *argv[16];
@@ -365,7 +343,7 @@ WH_FN long long wh_int_words(wh *h, const char *cmd)
 
 /* Waits until the integer reply of cmd (words, see wh_int_words) reaches at
  * least target. */
-WH_FN bool wh_wait_int(wh *h, long long target, int timeout_ms, const char *cmd)
+bool wh_wait_int(wh *h, long long target, int timeout_ms, const char *cmd)
 {
     for (int waited = 0; waited <= timeout_ms; waited += 50) {
         if (wh_int_words(h, cmd) >= target)
@@ -376,7 +354,7 @@ WH_FN bool wh_wait_int(wh *h, long long target, int timeout_ms, const char *cmd)
 }
 
 /* Pids of the live worker processes from their heartbeat hashes (up to max). */
-WH_FN int wh_worker_pids(wh *h, pid_t *out, int max)
+int wh_worker_pids(wh *h, pid_t *out, int max)
 {
     redisReply *rep = redisCommand(h->rc, "KEYS " WH_NS ":worker:*");
     int n = 0;
@@ -392,7 +370,7 @@ WH_FN int wh_worker_pids(wh *h, pid_t *out, int max)
 
 /* NS:worker:HOST:PID-NONCE of a worker process of this host (the nonce
  * found among the registered workers; "-0000" when it is not registered). */
-WH_FN void wh_worker_key(pid_t pid, char *out, size_t n)
+void wh_worker_key(pid_t pid, char *out, size_t n)
 {
     char host[128] = "";
     if (gethostname(host, sizeof host - 1) != 0 || !host[0])
@@ -411,15 +389,161 @@ WH_FN void wh_worker_key(pid_t pid, char *out, size_t n)
 }
 
 /* "s/ID/SIZE.png" below the storage root. */
-WH_FN void wh_png_path(const wh *h, const char *id, int size, char *out, size_t n)
+void wh_png_path(const wh *h, const char *id, int size, char *out, size_t n)
 {
     snprintf(out, n, "%s/avatars/%s/%d.png", h->root, id, size);
 }
 
-WH_FN bool wh_exists(const char *path)
+bool wh_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
 }
 
-#endif
+long wh_log_size(const wh *h)
+{
+    struct stat st;
+    return stat(h->log, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* True when the log from byte `from` holds needle. */
+static bool log_has(const wh *h, const char *needle, long from)
+{
+    FILE *f = fopen(h->log, "r");
+    if (!f)
+        return false;
+    bool found = false;
+    char line[8192];
+    if (fseek(f, from, SEEK_SET) == 0)
+        while (!found && fgets(line, sizeof line, f))
+            found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+bool wh_wait_log(const wh *h, const char *needle, long from, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        if (log_has(h, needle, from))
+            return true;
+        sup_sleep_ms(50);
+    }
+    return false;
+}
+
+/* True when pid is one of the nold pids in old. */
+static bool pid_in(pid_t pid, const pid_t *old, int nold)
+{
+    for (int i = 0; i < nold; i++)
+        if (old[i] == pid)
+            return true;
+    return false;
+}
+
+bool wh_wait_new_workers(wh *h, int want, const pid_t *old, int nold, pid_t *out,
+                         int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        pid_t pids[64];
+        int n = wh_worker_pids(h, pids, 64), fresh = 0;
+        for (int i = 0; i < n; i++)
+            if (kill(pids[i], 0) == 0 && !pid_in(pids[i], old, nold) && fresh < want)
+                out[fresh++] = pids[i];
+        bool stale = false;
+        for (int i = 0; i < n; i++)
+            stale = stale || pid_in(pids[i], old, nold);
+        if (fresh == want && n == want && !stale)
+            return true;
+        sup_sleep_ms(50);
+    }
+    return false;
+}
+
+/* ---- fleets for benchmarks ---- */
+
+int wh_fleet_dir(wh_fleet *f, const char *base, const char *tag)
+{
+    memset(f, 0, sizeof *f);
+    const char *tmp = getenv("TMPDIR");
+    if (!base || !*base)
+        base = tmp && *tmp ? tmp : "/tmp";
+    snprintf(f->dir, sizeof f->dir, "%s/avatarq-bench-%s-XXXXXX", base, tag);
+    if (!mkdtemp(f->dir)) {
+        fprintf(stderr, "bench: mkdtemp %s: %s\n", f->dir, strerror(errno));
+        f->dir[0] = '\0';
+        return -1;
+    }
+    snprintf(f->cfg, sizeof f->cfg, "%s/config.ini", f->dir);
+    snprintf(f->log, sizeof f->log, "%s/worker.log", f->dir);
+    return 0;
+}
+
+/* Live workers of the fleet's namespace (alive heartbeats). */
+static int count_live(const queue_worker_info *w, void *ud)
+{
+    *(int *)ud += w->alive;
+    return 0;
+}
+
+static int fleet_config(wh_fleet *f, const char *text)
+{
+    int fd = open(f->cfg, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    size_t len = strlen(text);
+    bool ok = fd >= 0 && write(fd, text, len) == (ssize_t)len;
+    if (fd >= 0)
+        close(fd);
+    aq_err e = {0};
+    f->c = ok ? calloc(1, sizeof *f->c) : NULL;
+    if (!f->c || config_load(f->c, f->cfg, &e) != 0 || !(f->q = queue_open(f->c, &e))) {
+        fprintf(stderr, "bench: %s: %s\n", f->cfg, ok ? e.msg : strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int wh_fleet_start(wh_fleet *f, const char *config_text, int live, int timeout_ms)
+{
+    if (fleet_config(f, config_text) != 0)
+        return -1;
+    char *argv[] = {(char *)sup_bin("avatarq-worker"), "-c", f->cfg, NULL};
+    f->pid = sup_spawn(argv, NULL, f->log);
+    for (int waited = 0; waited <= timeout_ms; waited += 100) {
+        int n = 0;
+        aq_err e = {0};
+        if (queue_workers(f->q, count_live, &n, &e) == 0 && n >= live)
+            return 0;
+        if (sup_wait(f->pid, 0) != -1) {   /* it exited: no point waiting */
+            f->pid = 0;
+            break;
+        }
+        sup_sleep_ms(100);
+    }
+    fprintf(stderr, "bench: the worker did not come up (see %s)\n", f->log);
+    return -1;
+}
+
+int64_t wh_fleet_finished(wh_fleet *f)
+{
+    queue_stats st;
+    memset(&st, 0, sizeof st);
+    aq_err e = {0};
+    return f->q && queue_stats_get(f->q, &st, &e) == 0 ? st.done + st.dead_total : -1;
+}
+
+void wh_fleet_stop(wh_fleet *f, bool keep)
+{
+    if (f->pid > 0)
+        sup_stop(f->pid, SIGTERM, 30000);
+    f->pid = 0;
+    if (f->q)
+        queue_close(f->q);
+    f->q = NULL;
+    free(f->c);
+    f->c = NULL;
+    if (!keep && f->dir[0]) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+        if (strstr(f->dir, "/avatarq-bench-") && !strchr(f->dir, '\'') && system(cmd) != 0)
+            fprintf(stderr, "bench: could not remove %s\n", f->dir);
+    }
+}
