@@ -1996,3 +1996,101 @@ int queue_maxmemory_policy(queue *q, char *out, size_t n, aq_err *e)
     freeReplyObject(r);
     return policy_from_info(q, out, n, e);
 }
+
+/* ---- http views ---- */
+
+/* A glob pattern matching prefix literally, then anything ("*"): SCAN MATCH
+ * must not read a namespace's '[' or '*' as pattern syntax. */
+static void glob_literal(const char *prefix, char *out, size_t n)
+{
+    size_t o = 0;
+    for (const char *p = prefix; *p && o + 3 < n; p++) {
+        if (strchr("*?[]\\", *p))
+            out[o++] = '\\';
+        out[o++] = *p;
+    }
+    out[o++] = '*';
+    out[o] = '\0';
+}
+
+/* LLEN and LINDEX -1 of one queue key, one pipeline; fn gets the results. */
+static int queue_view_one(queue *q, const char *key, size_t skip, queue_view_fn fn, void *ud,
+                          aq_err *e)
+{
+    static const char *const cmds[2][3] = {{"LLEN", NULL, NULL}, {"LINDEX", NULL, "-1"}};
+    qargs a;
+    int rc = 0;
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        a.n = 0;
+        arg_s(&a, cmds[i][0]);
+        arg_s(&a, key);
+        if (cmds[i][2])
+            arg_s(&a, cmds[i][2]);
+        rc = q_append(q, &a, "queue view", e);
+    }
+    redisReply *r[2] = {NULL, NULL};
+    for (int i = 0; i < 2 && rc == 0; i++)
+        if ((rc = q_read(q, "queue view", &r[i], e)) == 0 && r[i]->type == REDIS_REPLY_ERROR)
+            rc = reply_error(q, r[i], "queue view", e);
+    int stop = 0;
+    if (rc == 0) {
+        bool has = r[1]->type == REDIS_REPLY_STRING;
+        stop = fn(key + skip, reply_int(r[0]), has ? r[1]->str : NULL, has ? r[1]->len : 0, ud);
+    }
+    for (int i = 0; i < 2; i++)
+        if (r[i])
+            freeReplyObject(r[i]);
+    return rc < 0 ? rc : stop;
+}
+
+int queue_view_queues(queue *q, queue_view_fn fn, void *ud, aq_err *e)
+{
+    char prefix[QUEUE_KEY_MAX], pattern[2 * QUEUE_KEY_MAX];
+    queue_keyf(q, prefix, sizeof prefix, "queue:");
+    glob_literal(prefix, pattern, sizeof pattern);
+    char cursor[32] = "0";
+    int rc = 0;
+    do {
+        qargs a = {0};
+        arg_s(&a, "SCAN");
+        arg_s(&a, cursor);
+        arg_s(&a, "MATCH");
+        arg_s(&a, pattern);
+        arg_s(&a, "COUNT");
+        arg_s(&a, "1000");
+        redisReply *r;
+        if ((rc = q_run(q, &a, "SCAN queues", &r, e)) < 0)
+            return rc;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            freeReplyObject(r);
+            return err_set(e, AQ_EPERM, "redis %s: SCAN: unexpected reply", q->where);
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        const redisReply *keys = r->element[1];
+        for (size_t i = 0; i < keys->elements && rc == 0; i++)
+            rc = queue_view_one(q, keys->element[i]->str, strlen(prefix), fn, ud, e);
+        freeReplyObject(r);
+    } while (rc == 0 && strcmp(cursor, "0") != 0);
+    return rc < 0 ? rc : 0;
+}
+
+int queue_view_hash(queue *q, const char *suffix,
+                    int (*fn)(const char *field, const char *value, void *ud), void *ud, aq_err *e)
+{
+    char key[QUEUE_KEY_MAX];
+    queue_keyf(q, key, sizeof key, "%s", suffix);
+    qargs a = {0};
+    arg_s(&a, "HGETALL");
+    arg_s(&a, key);
+    redisReply *r;
+    int rc = q_run(q, &a, "HGETALL", &r, e);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING &&
+            r->element[i + 1]->type == REDIS_REPLY_STRING &&
+            fn(r->element[i]->str, r->element[i + 1]->str, ud) != 0)
+            break;
+    freeReplyObject(r);
+    return 0;
+}

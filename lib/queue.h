@@ -211,5 +211,21 @@ int queue_events_last(queue *q, char last_id[48], aq_err *e);
 int queue_events_wait(queue *q, char last_id[48], int block_ms, const char *id, bool *seen,
                       aq_err *e);
 
+
+/* ---- http views ---- */
+
+/* For each waiting queue NS:queue:NAME (found with SCAN): fn(NAME, its
+ * length, its oldest document or NULL when empty, that document's length).
+ * fn returning non-zero stops. Returns 0 or < 0. */
+typedef int (*queue_view_fn)(const char *name, int64_t len, const char *oldest,
+                             size_t oldest_len, void *ud);
+int queue_view_queues(queue *q, queue_view_fn fn, void *ud, aq_err *e);
+
+/* HGETALL NS:suffix (e.g. "metrics"): fn per field and value (an absent key
+ * calls it never); fn returning non-zero stops. Returns 0 or < 0. */
+int queue_view_hash(queue *q, const char *suffix,
+                    int (*fn)(const char *field, const char *value, void *ud), void *ud,
+                    aq_err *e);
+
 #endif
 

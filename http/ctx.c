@@ -1,0 +1,70 @@
+/* ctx: each server thread's own Redis, database and storage handles.
+ * libmicrohttpd calls a request's handler on the thread that owns its
+ * connection, so a thread-local context needs no locking; the list of
+ * contexts exists only so they can be freed at shutdown. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "log.h"
+
+static _Thread_local hctx *mine;
+static hctx *all;
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+
+hctx *hctx_get(void)
+{
+    if (mine)
+        return mine;
+    hctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    avatar_init(&c->av, NULL, NULL, "", "http");
+    pthread_mutex_lock(&all_lock);
+    c->next = all;
+    all = c;
+    pthread_mutex_unlock(&all_lock);
+    return mine = c;
+}
+
+void hctx_free_all(void)
+{
+    pthread_mutex_lock(&all_lock);
+    for (hctx *c = all, *next; c; c = next) {
+        next = c->next;
+        queue_close(c->q);
+        if (c->db_open)
+            meta_close(&c->db);
+        if (c->store_open)
+            storage_close(&c->store);
+        avatar_free(&c->av);
+        free(c);
+    }
+    all = NULL;
+    pthread_mutex_unlock(&all_lock);
+}
+
+queue *hctx_queue(hctx *c, aq_err *e)
+{
+    if (!c->q)
+        c->q = queue_open(G.cfg, e);
+    else if (queue_ensure(c->q, e) != 0)
+        return NULL;
+    return c->q;
+}
+
+meta *hctx_meta(hctx *c, aq_err *e)
+{
+    /* no migrations here: the workers and `avatarq migrate` own the schema */
+    if (!c->db_open && meta_open(&c->db, G.cfg, true, e) == 0)
+        c->db_open = true;
+    return c->db_open ? &c->db : NULL;
+}
+
+storage *hctx_storage(hctx *c, aq_err *e)
+{
+    if (!c->store_open && storage_open(&c->store, G.cfg, e) == 0)
+        c->store_open = true;
+    return c->store_open ? &c->store : NULL;
+}
