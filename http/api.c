@@ -300,10 +300,65 @@ static int list_row(const meta_row *w, void *ud)
     return 0;
 }
 
+#define LATEST_MAX 100
+#define LATEST_SCAN 2000 /* events looked at for ?latest= */
+
+typedef struct latest {
+    char ids[LATEST_MAX][JOB_ID_MAX + 1];
+    size_t n, want;
+} latest;
+
+static int on_event(const char *id, const char *state, const char *worker, const char *error,
+                    void *ud)
+{
+    (void)worker;
+    (void)error;
+    latest *l = ud;
+    if (strcmp(state, "done") != 0 || !job_id_valid(id) || strlen(id) > JOB_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->ids[i], id) == 0)
+            return 0;
+    snprintf(l->ids[l->n++], sizeof l->ids[0], "%s", id);
+    return l->n >= l->want;
+}
+
+/* ?latest=N: the avatars of the N jobs that finished last (NS:events),
+ * newest first; ids whose row is gone (deleted since) are skipped. */
+static enum MHD_Result avatars_latest(hreq *r)
+{
+    enum MHD_Result res = MHD_NO;
+    long want;
+    queue *q;
+    meta *m;
+    if (!http_arg_int(r, "latest", 1, LATEST_MAX, 12, &want, &res) || !(q = api_queue(r, &res)) ||
+        !(m = api_meta(r, &res)))
+        return res;
+    latest *l = calloc(1, sizeof *l);
+    if (!l)
+        return http_error(r, 503, "out of memory");
+    l->want = (size_t)want;
+    aq_err e;
+    err_clear(&e);
+    if (queue_view_events(q, LATEST_SCAN, on_event, l, &e) != 0) {
+        free(l);
+        return http_fail(r, &e, 500);
+    }
+    hctx *c = hctx_get();
+    json_t *rows = json_array();
+    for (size_t i = 0; i < l->n; i++)
+        if (meta_get(m, l->ids[i], &c->row, &e) == 0)
+            json_array_append_new(rows, row_json(&c->row));
+    free(l);
+    return http_json(r, 200, json_pack("{s:o, s:n}", "avatars", rows, "next"));
+}
+
 enum MHD_Result http_avatars_list(hreq *r)
 {
     enum MHD_Result res = MHD_NO;
     long limit;
+    if (http_arg(r, "latest"))
+        return avatars_latest(r);
     if (!http_arg_int(r, "limit", 1, LIST_MAX, 50, &limit, &res))
         return res;
     const char *after = http_arg(r, "after");

@@ -2094,3 +2094,40 @@ int queue_view_hash(queue *q, const char *suffix,
     freeReplyObject(r);
     return 0;
 }
+
+int queue_view_events(queue *q, int count,
+                      int (*fn)(const char *id, const char *state, const char *worker,
+                                const char *error, void *ud),
+                      void *ud, aq_err *e)
+{
+    char key[QUEUE_KEY_MAX];
+    queue_keyf(q, key, sizeof key, "events");
+    qargs a = {0};
+    arg_s(&a, "XREVRANGE");
+    arg_s(&a, key);
+    arg_s(&a, "+");
+    arg_s(&a, "-");
+    arg_s(&a, "COUNT");
+    arg_i(&a, count);
+    redisReply *r;
+    int rc = q_run(q, &a, "XREVRANGE events", &r, e);
+    if (rc < 0)
+        return rc;
+    static const char *const names[4] = {"id", "state", "worker", "error"};
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *ent = r->element[i];
+        if (ent->type != REDIS_REPLY_ARRAY || ent->elements < 2 || ent->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+        const char *v[4] = {"", "", "", ""};
+        const redisReply *f = ent->element[1];
+        for (size_t j = 0; j + 1 < f->elements; j += 2)
+            for (int k = 0; k < 4; k++)
+                if (f->element[j]->type == REDIS_REPLY_STRING && strcmp(f->element[j]->str, names[k]) == 0 &&
+                    f->element[j + 1]->type == REDIS_REPLY_STRING)
+                    v[k] = f->element[j + 1]->str;
+        if (fn(v[0], v[1], v[2], v[3], ud) != 0)
+            break;
+    }
+    freeReplyObject(r);
+    return 0;
+}

@@ -227,5 +227,13 @@ int queue_view_hash(queue *q, const char *suffix,
                     int (*fn)(const char *field, const char *value, void *ud), void *ud,
                     aq_err *e);
 
+
+/* The newest count entries of NS:events, newest first: fn(job id, state,
+ * worker, error) for each; fn returning non-zero stops. */
+int queue_view_events(queue *q, int count,
+                      int (*fn)(const char *id, const char *state, const char *worker,
+                                const char *error, void *ud),
+                      void *ud, aq_err *e);
+
 #endif
 
