@@ -450,6 +450,8 @@ enum MHD_Result http_stats(hreq *r)
         (json_int_t)s.done, "failed", (json_int_t)s.failed, "retried", (json_int_t)s.retried,
         "dead", (json_int_t)s.dead_total, "recovered", (json_int_t)s.recovered, "time_ms",
         (json_int_t)http_now_ms());
+    if (o && http_arg(r, "history"))
+        json_object_set_new(o, "history", http_sampler_json());
     return http_json(r, 200, o);
 }
 

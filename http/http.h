@@ -137,6 +137,15 @@ void http_counters(void (*fn)(const char *route, int status, uint64_t n, void *u
  * daemon or NULL with e set. */
 struct MHD_Daemon *http_start(const aq_config *cfg, aq_err *e);
 
+/* ---- the stats sampler (sampler.c) ---- */
+/* Starts the thread that records the queue counters every 2 s (5 minutes
+ * kept); 0 or -1. */
+int http_sampler_start(void);
+/* Stops and joins it (safe when it never started). */
+void http_sampler_stop(void);
+/* The samples, oldest first: [{"t_ms", "queued", "processing", "done"}]. */
+json_t *http_sampler_json(void);
+
 /* Milliseconds since the epoch. */
 int64_t http_now_ms(void);
 

@@ -143,6 +143,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "avatarq-http: %s\n", e.msg);
         return 1;
     }
+    if (http_sampler_start() != 0)
+        log_warn("no stats sampler thread: the dashboard chart starts empty");
     char th[24];
     log_info("listening", "listen", cfg.http.listen, "threads", log_int(th, cfg.http.threads),
              "storage", cfg.storage.backend, "auth", cfg.http.auth_token[0] ? "token" : "none");
@@ -152,6 +154,7 @@ int main(int argc, char **argv)
     sd_notify(0, "STOPPING=1");
     log_info("stopping", "signal", sig == SIGTERM ? "TERM" : "INT");
     MHD_stop_daemon(d);
+    http_sampler_stop();
     hctx_free_all();
     if (G.root_fd >= 0)
         close(G.root_fd);

@@ -255,6 +255,21 @@ START_TEST(t_api_jobs_and_avatars)
     json_decref(j);
     hx_free(&r);
 
+    /* the sampler's history: the queue depth seen every 2 s */
+    long long seen = 0;
+    for (int i = 0; i < 100 && seen != 3; i++) {
+        ck_assert_int_eq(hx_req(&H, &r, "GET", "/v1/stats?history=1", NULL, HX_AUTH, NULL), 200);
+        j = hx_json(&r);
+        json_t *h = json_object_get(j, "history");
+        ck_assert(json_is_array(h));
+        seen = json_integer_value(json_object_get(json_array_get(h, json_array_size(h) - 1), "queued"));
+        json_decref(j);
+        hx_free(&r);
+        if (seen != 3)
+            sup_sleep_ms(100);
+    }
+    ck_assert_int_eq(seen, 3);
+
     /* wait with no worker: 202 after the timeout, still queued */
     ck_assert_int_eq(hx_req(&H, &r, "POST", "/v1/jobs?wait=1&timeout=1",
                             "{\"id\":\"a4\",\"seed\":\"d\",\"sizes\":[32]}", HX_AUTH, NULL), 202);
