@@ -8,10 +8,26 @@
 
 #include "http.h"
 #include "log.h"
+#include "pngenc.h"
 
 static _Thread_local hctx *mine;
 static hctx *all;
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+/* libmicrohttpd's threads end without telling us: a key's destructor runs
+ * as each one exits and frees what the PNG encoder cached for the thread. */
+static void on_thread_exit(void *unused)
+{
+    (void)unused;
+    pngenc_release();
+}
+
+static void make_exit_key(void)
+{
+    pthread_key_create(&exit_key, on_thread_exit);
+}
 
 hctx *hctx_get(void)
 {
@@ -20,6 +36,8 @@ hctx *hctx_get(void)
     hctx *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    pthread_once(&exit_once, make_exit_key);
+    pthread_setspecific(exit_key, c);
     avatar_init(&c->av, NULL, NULL, "", "http");
     pthread_mutex_lock(&all_lock);
     c->next = all;

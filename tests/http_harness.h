@@ -89,13 +89,20 @@ WH_FN void hx_setup(hx *h, const char *http_extra)
     hx_start(h, http_extra);
 }
 
+/* Stops everything; the server must exit 0 on SIGTERM (under ASan that
+ * also means: no leak), else the test fails with its log. */
 WH_FN void hx_teardown(hx *h)
 {
     if (getenv("AQ_TEST_VERBOSE"))
         hx_show_log(h);
-    hx_stop(h);
+    bool was_running = h->pid > 0;
+    int st = hx_stop(h);
+    bool clean = !was_running || (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (!clean)
+        hx_show_log(h);
     wh_teardown(&h->w);
     hx_current = NULL;
+    ck_assert_msg(clean, "avatarq-http did not exit 0 on SIGTERM (status %d)", st);
 }
 
 static size_t hx_on_body(char *p, size_t size, size_t n, void *ud)
