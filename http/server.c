@@ -155,7 +155,10 @@ enum MHD_Result http_send(hreq *r, int status, struct MHD_Response *resp)
     if (!resp)
         return MHD_NO;
     http_cors(r, resp);
+    /* counted when queued, so a client that reads /metrics right after its
+     * reply already sees it */
     r->status = status;
+    count(r->route, status);
     enum MHD_Result res = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return res;
@@ -369,8 +372,9 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     hreq *r = *con_cls;
     if (!r)
         return;
-    (void)toe; /* a request cut short still counts, under the status it got */
-    count(r->route, r->status ? r->status : 500);
+    (void)toe;
+    if (!r->status) /* never answered (out of memory, connection lost) */
+        count(r->route, 500);
     buf_free(&r->body);
     free(r);
     *con_cls = NULL;
