@@ -21,6 +21,7 @@ typedef struct hx {
     int port;
     char log[320];
     char base[64];         /* http://127.0.0.1:PORT */
+    const char *sections;  /* more config sections after [http] (e.g. [storage.s3]) */
 } hx;
 
 typedef struct hx_resp {
@@ -50,8 +51,8 @@ WH_FN void hx_start(hx *h, const char *http_extra)
     char sect[1024];
     snprintf(sect, sizeof sect,
              "[http]\nlisten = 127.0.0.1:%d\nthreads = 2\ntimeout_s = 2\n"
-             "auth_token = " HX_TOKEN "\n%s",
-             h->port, http_extra ? http_extra : "");
+             "auth_token = " HX_TOKEN "\n%s%s",
+             h->port, http_extra ? http_extra : "", h->sections ? h->sections : "");
     wh_write_config(&h->w, NULL, sect);
     /* the schema, as an operator would create it before starting anything */
     char cmd[800];
@@ -80,12 +81,18 @@ WH_FN int hx_stop(hx *h)
     return st;
 }
 
-WH_FN void hx_setup(hx *h, const char *http_extra)
+/* Redis and the temp dir, nothing started yet (then hx_start). */
+WH_FN void hx_prepare(hx *h)
 {
     memset(h, 0, sizeof *h);
     hx_current = h;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     wh_setup(&h->w, false, NULL);
+}
+
+WH_FN void hx_setup(hx *h, const char *http_extra)
+{
+    hx_prepare(h);
     hx_start(h, http_extra);
 }
 
