@@ -16,7 +16,9 @@
  * AQ_BIN_DIR), nginx, node and `npm ci` in bench/peers/http (run here when
  * node_modules is missing). A peer that cannot start is reported and
  * skipped. Prints figures and ratios, never pass/fail.
- * Environment: AQ_BENCH_SECONDS [5], AQ_BENCH_CONNS [50]. */
+ * Each pair runs AQ_BENCH_ROUNDS times in alternating order and the means
+ * are compared (other load on the machine drifts; alternating shares it).
+ * Environment: AQ_BENCH_SECONDS [5], AQ_BENCH_CONNS [50], AQ_BENCH_ROUNDS [3]. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -310,6 +312,28 @@ static double figure(const char *what, int port, const char *path, bool distinct
     return rps;
 }
 
+/* One side of a comparison. */
+typedef struct side {
+    const char *name, *path;
+    int port;
+    double sum;              /* req/s summed over the rounds */
+} side;
+
+/* Runs a and b in alternating order for rounds rounds (the machine's other
+ * load drifts; alternating shares it out), prints each round and the mean,
+ * returns mean(a) / mean(b). */
+static double side_by_side(side *a, side *b, bool distinct, int rounds, int conns, double seconds)
+{
+    for (int i = 0; i < rounds; i++) {
+        side *first = i % 2 ? b : a, *second = i % 2 ? a : b;
+        first->sum += figure(first->name, first->port, first->path, distinct, NULL, conns, seconds);
+        second->sum += figure(second->name, second->port, second->path, distinct, NULL, conns, seconds);
+    }
+    printf("  mean of %d rounds: %s %.0f req/s, %s %.0f req/s\n", rounds, a->name, a->sum / rounds,
+           b->name, b->sum / rounds);
+    return b->sum > 0 ? a->sum / b->sum : 0;
+}
+
 static int start_nginx(const char *dir, const char *root, int port)
 {
     char conf[8192], path[600];
@@ -353,8 +377,11 @@ int main(void)
 {
     double seconds = getenv("AQ_BENCH_SECONDS") ? atof(getenv("AQ_BENCH_SECONDS")) : 5;
     int conns = getenv("AQ_BENCH_CONNS") ? atoi(getenv("AQ_BENCH_CONNS")) : 50;
+    int rounds = getenv("AQ_BENCH_ROUNDS") ? atoi(getenv("AQ_BENCH_ROUNDS")) : 3;
     if (seconds <= 0)
         seconds = 5;
+    if (rounds < 1 || rounds > 100)
+        rounds = 3;
     if (conns < 1 || conns > MAX_CONNS)
         conns = 50;
     signal(SIGINT, on_signal);
@@ -396,18 +423,20 @@ int main(void)
         return 1;
     }
     printf("load: %d keep-alive connections, one request in flight each, %.0f s per figure, "
-           "epoll client (1 thread); servers: 2 threads / 2 workers\n", conns, seconds);
+           "%d alternating rounds, epoll client (1 thread); servers: 2 threads / 2 workers\n",
+           conns, seconds, rounds);
 
     const char *img = "/avatars/bench-1/128.png";
     printf("cached GET of a stored 128 px avatar (%s):\n", img);
-    double a = figure("avatarq-http", hport, img, false, NULL, conns, seconds);
-    double n = start_nginx(dir, root, nport) == 0
-                   ? figure("nginx 1.22 (sendfile, 2 workers)", nport, img, false, NULL, conns, seconds)
-                   : (printf("  nginx: could not start (see %s/nginx-error.log)\n", dir), 0);
-    if (n > 0)
-        printf("  ratio avatarq-http / nginx: %.2fx\n", a / n);
+    if (start_nginx(dir, root, nport) == 0) {
+        side a = {"avatarq-http", img, hport, 0}, n = {"nginx 1.22 (sendfile, 2 workers)", img, nport, 0};
+        printf("  ratio avatarq-http / nginx: %.2fx\n", side_by_side(&a, &n, false, rounds, conns, seconds));
+    } else {
+        printf("  nginx: could not start (see %s/nginx-error.log)\n", dir);
+        figure("avatarq-http", hport, img, false, NULL, conns, seconds);
+    }
+    /* the recorded digest as a client has it from an earlier GET */
     char inm[200];
-    /* the recorded digest as the client would have it from an earlier GET */
     meta db;
     meta_row *row = malloc(sizeof *row);
     if (meta_open(&db, &cfg, true, &e) == 0 && meta_get(&db, "bench-1", row, &e) == 0) {
@@ -419,14 +448,15 @@ int main(void)
     free(row);
 
     printf("GET /render/pixel/{seed}.png?size=256, a new seed every request:\n");
-    double r = figure("avatarq-http /render/pixel", hport, "/render/pixel/seed-%llu.png?size=256",
-                      true, NULL, conns, seconds);
-    double d = start_dicebear(dir, dport) == 0
-                   ? figure("DiceBear 9 identicon (node http, fonts+size)", dport,
-                            "/identicon/seed-%llu.png?size=256", true, NULL, conns, seconds)
-                   : (printf("  DiceBear: could not start (node/npm; see %s/dicebear.log)\n", dir), 0);
-    if (d > 0)
-        printf("  ratio avatarq-http / DiceBear: %.1fx\n", r / d);
+    if (start_dicebear(dir, dport) == 0) {
+        side a = {"avatarq-http /render/pixel", "/render/pixel/seed-%llu.png?size=256", hport, 0};
+        side d = {"DiceBear 9 identicon (node, fonts+size)", "/identicon/seed-%llu.png?size=256", dport, 0};
+        printf("  ratio avatarq-http / DiceBear: %.1fx\n", side_by_side(&a, &d, true, rounds, conns, seconds));
+    } else {
+        printf("  DiceBear: could not start (node/npm; see %s/dicebear.log)\n", dir);
+        figure("avatarq-http /render/pixel", hport, "/render/pixel/seed-%llu.png?size=256", true, NULL,
+               conns, seconds);
+    }
     stop_kids();
     snprintf(chmodcmd, sizeof chmodcmd, "rm -rf '%s'", dir);
     if (system(chmodcmd) != 0)

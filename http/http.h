@@ -43,6 +43,7 @@ typedef struct http_etag {
     int64_t mtime_ns;
     off_t size;
     char etag[68];           /* "\"<64 hex>\"" */
+    char last_modified[40];  /* the mtime as an HTTP date */
 } http_etag;
 
 /* A server thread's own handles, opened lazily; a failed open is retried on

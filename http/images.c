@@ -92,24 +92,22 @@ static void http_date(time_t t, char out[40])
     strftime(out, 40, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
-/* The caching headers every image reply (200 and 304) carries. */
-static void image_headers(struct MHD_Response *resp, const char *etag, time_t mtime)
+/* The caching headers every image reply (200 and 304) carries; date is
+ * Last-Modified as an HTTP date, or NULL. */
+static void image_headers(struct MHD_Response *resp, const char *etag, const char *date)
 {
     MHD_add_response_header(resp, "ETag", etag);
     MHD_add_response_header(resp, "Cache-Control", CACHE_IMMUTABLE);
-    if (mtime >= 0) {
-        char d[40];
-        http_date(mtime, d);
-        MHD_add_response_header(resp, "Last-Modified", d);
-    }
+    if (date)
+        MHD_add_response_header(resp, "Last-Modified", date);
 }
 
-static enum MHD_Result send_304(hreq *r, const char *etag, time_t mtime)
+static enum MHD_Result send_304(hreq *r, const char *etag, const char *date)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
     if (!resp)
         return MHD_NO;
-    image_headers(resp, etag, mtime);
+    image_headers(resp, etag, date);
     return http_send(r, 304, resp);
 }
 
@@ -145,15 +143,16 @@ static int hash_fd(int fd, off_t size, char hex[65])
     return data && got == size ? 0 : -1;
 }
 
-/* The ETag of the open file id/size, from the per-thread cache, else from
- * the metadata row, else from the bytes. */
-static const char *local_etag(hctx *c, int fd, const struct stat *st, const char *id, long size)
+/* The ETag (and Last-Modified) of the open file id/size, from the
+ * per-thread cache, else from the metadata row, else from the bytes. */
+static const http_etag *local_etag(hctx *c, int fd, const struct stat *st, const char *id,
+                                   long size)
 {
     int64_t mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
     http_etag *slot = &c->etags[(st->st_ino * 31 + st->st_dev) % HTTP_ETAG_SLOTS];
     if (slot->etag[0] && slot->ino == st->st_ino && slot->dev == st->st_dev &&
         slot->mtime_ns == mtime_ns && slot->size == st->st_size)
-        return slot->etag;
+        return slot;
     char hex[65] = "";
     aq_err e;
     err_clear(&e);
@@ -162,9 +161,10 @@ static const char *local_etag(hctx *c, int fd, const struct stat *st, const char
         row_sha(&c->row, size, hex);
     if (!hex[0] && hash_fd(fd, st->st_size, hex) != 0)
         return NULL;
-    *slot = (http_etag){st->st_dev, st->st_ino, mtime_ns, st->st_size, ""};
+    *slot = (http_etag){st->st_dev, st->st_ino, mtime_ns, st->st_size, "", ""};
     snprintf(slot->etag, sizeof slot->etag, "\"%s\"", hex);
-    return slot->etag;
+    http_date(st->st_mtime, slot->last_modified);
+    return slot;
 }
 
 static enum MHD_Result serve_local(hreq *r, hctx *c, const char *id, long size, const char *key)
@@ -181,14 +181,14 @@ static enum MHD_Result serve_local(hreq *r, hctx *c, const char *id, long size, 
             return http_error(r, 404, "no avatar %s at size %ld", id, size);
         return http_error(r, 500, "%s: %s", key, strerror(errno));
     }
-    const char *etag = local_etag(c, fd, &st, id, size);
-    if (!etag) {
+    const http_etag *t = local_etag(c, fd, &st, id, size);
+    if (!t) {
         close(fd);
         return http_error(r, 500, "%s: cannot read", key);
     }
-    if (not_modified(r, etag, st.st_mtime)) {
+    if (not_modified(r, t->etag, st.st_mtime)) {
         close(fd);
-        return send_304(r, etag, st.st_mtime);
+        return send_304(r, t->etag, t->last_modified);
     }
     struct MHD_Response *resp = MHD_create_response_from_fd64((uint64_t)st.st_size, fd);
     if (!resp) {
@@ -196,7 +196,7 @@ static enum MHD_Result serve_local(hreq *r, hctx *c, const char *id, long size, 
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", "image/png");
-    image_headers(resp, etag, st.st_mtime);
+    image_headers(resp, t->etag, t->last_modified);
     return http_send(r, 200, resp);
 }
 
@@ -212,14 +212,17 @@ static enum MHD_Result serve_s3(hreq *r, hctx *c, const char *id, long size, con
     char etag[68], hex[65] = "";
     meta *m = hctx_meta(c, &e);
     time_t mtime = -1;
+    char date[40] = "";
     if (m && meta_get(m, id, &c->row, &e) == 0) {
         row_sha(&c->row, size, hex);
         mtime = (time_t)(c->row.generated_at / 1000);
+        http_date(mtime, date);
     }
+    const char *lm = date[0] ? date : NULL;
     if (hex[0] && http_header(r, "If-None-Match")) {
         snprintf(etag, sizeof etag, "\"%s\"", hex);
         if (not_modified(r, etag, mtime))
-            return send_304(r, etag, mtime);
+            return send_304(r, etag, lm);
     }
     buf b = BUF_INIT;
     int rc = storage_get(s, key, &b, &e);
@@ -234,7 +237,7 @@ static enum MHD_Result serve_s3(hreq *r, hctx *c, const char *id, long size, con
     snprintf(etag, sizeof etag, "\"%s\"", hex);
     if (not_modified(r, etag, mtime)) {
         buf_free(&b);
-        return send_304(r, etag, mtime);
+        return send_304(r, etag, lm);
     }
     struct MHD_Response *resp = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
@@ -242,7 +245,7 @@ static enum MHD_Result serve_s3(hreq *r, hctx *c, const char *id, long size, con
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", "image/png");
-    image_headers(resp, etag, mtime);
+    image_headers(resp, etag, lm);
     return http_send(r, 200, resp);
 }
 
@@ -385,7 +388,7 @@ enum MHD_Result http_render(hreq *r)
     snprintf(etag, sizeof etag, "\"%s\"", hex);
     if (not_modified(r, etag, -1)) {
         free(jr);
-        return send_304(r, etag, -1);
+        return send_304(r, etag, NULL);
     }
     rc = avatar_png(&c->av, jr, (int)size, &e);
     free(jr);
@@ -396,6 +399,6 @@ enum MHD_Result http_render(hreq *r)
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, "Content-Type", "image/png");
-    image_headers(resp, etag, -1);
+    image_headers(resp, etag, NULL);
     return http_send(r, 200, resp);
 }
