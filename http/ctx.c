@@ -57,6 +57,8 @@ void hctx_free_all(void)
         if (c->store_open)
             storage_close(&c->store);
         avatar_free(&c->av);
+        for (size_t i = 0; i < HTTP_FILE_SLOTS; i++)
+            hctx_file_drop(&c->files[i]);
         free(c);
     }
     all = NULL;
@@ -85,4 +87,14 @@ storage *hctx_storage(hctx *c, aq_err *e)
     if (!c->store_open && storage_open(&c->store, G.cfg, e) == 0)
         c->store_open = true;
     return c->store_open ? &c->store : NULL;
+}
+
+void hctx_file_drop(http_file *f)
+{
+    /* MHD keeps a response (and its fd) alive while a send still uses it */
+    if (f->ok)
+        MHD_destroy_response(f->ok);
+    if (f->not_modified)
+        MHD_destroy_response(f->not_modified);
+    memset(f, 0, sizeof *f);
 }

@@ -23,7 +23,7 @@
 #include "storage.h"
 
 #define HTTP_BODY_MAX (1024 * 1024) /* bigger request bodies get 413 */
-#define HTTP_ETAG_SLOTS 1024        /* per-thread cache of image ETags */
+#define HTTP_FILE_SLOTS 64          /* per-thread cache of open images (fds held) */
 #define HTTP_WAIT_MAX_S 300         /* ?wait=1&timeout= ceiling */
 
 /* What every thread reads: set once before the daemon starts. */
@@ -36,15 +36,20 @@ typedef struct http_global {
 } http_global;
 extern http_global G;
 
-/* One cached ETag: valid while the file is the same inode, mtime and size. */
-typedef struct http_etag {
+/* One stored image a thread served lately: its identity on disk, its
+ * validators, and the ready responses (an fd response sent with sendfile,
+ * and a 304), reused while the file is the same inode, mtime and size. Like
+ * nginx's open_file_cache: a cached GET costs one fstatat. */
+typedef struct http_file {
+    char key[600];           /* storage key, "" when the slot is free */
     dev_t dev;
     ino_t ino;
     int64_t mtime_ns;
     off_t size;
     char etag[68];           /* "\"<64 hex>\"" */
     char last_modified[40];  /* the mtime as an HTTP date */
-} http_etag;
+    struct MHD_Response *ok, *not_modified; /* NULL until built */
+} http_file;
 
 /* A server thread's own handles, opened lazily; a failed open is retried on
  * a later request (Redis or the database may come back). */
@@ -56,7 +61,7 @@ typedef struct hctx {
     bool store_open;
     avatar_ctx av;           /* for /render: reused image and PNG buffers */
     meta_row row;            /* scratch for metadata lookups */
-    http_etag etags[HTTP_ETAG_SLOTS];
+    http_file files[HTTP_FILE_SLOTS];
     struct hctx *next;       /* the list of every thread's context */
 } hctx;
 
@@ -65,6 +70,8 @@ typedef struct hctx {
 hctx *hctx_get(void);
 /* Frees every context (after the daemon stopped). */
 void hctx_free_all(void);
+/* Empties a file slot, releasing its responses. */
+void hctx_file_drop(http_file *f);
 /* The thread's Redis handle, connecting if needed; NULL with e set (AQ_EAGAIN). */
 queue *hctx_queue(hctx *c, aq_err *e);
 /* The thread's metadata handle; NULL with e set. */
@@ -96,6 +103,11 @@ typedef enum MHD_Result (*http_handler)(hreq *r);
 void http_cors(hreq *r, struct MHD_Response *resp);
 /* Queues resp with status (and CORS), destroys resp. */
 enum MHD_Result http_send(hreq *r, int status, struct MHD_Response *resp);
+/* Queues a cached response that is kept (no CORS headers added: it is
+ * shared by every request). */
+enum MHD_Result http_send_kept(hreq *r, int status, struct MHD_Response *resp);
+/* True when this request needs CORS headers on its reply. */
+bool http_wants_cors(hreq *r);
 /* A JSON reply; takes the reference to j. */
 enum MHD_Result http_json(hreq *r, int status, json_t *j);
 /* {"error": message, "status": status}. */

@@ -6,8 +6,10 @@
  * libmicrohttpd sends with sendfile(2). Their ETag is the SHA-256 the worker
  * recorded in the metadata row; a row older than the file (the file was
  * rewritten and the row not yet) is not trusted, and the file's own bytes are
- * hashed instead (the same digest when they agree). ETags are cached per
- * thread by inode, mtime and size, so a cached GET costs no database query.
+ * hashed instead (the same digest when they agree). Each thread keeps the
+ * images it served lately open with their responses ready (http_file), and
+ * checks them with one fstatat per request: a cached GET costs no open and
+ * no database query, and a file rewritten or deleted is seen at once.
  * On S3 the object is fetched and streamed through (no redirect: the URL
  * stays stable and cacheable, and S3 credentials never reach clients). */
 #include <curl/curl.h>
@@ -143,61 +145,120 @@ static int hash_fd(int fd, off_t size, char hex[65])
     return data && got == size ? 0 : -1;
 }
 
-/* The ETag (and Last-Modified) of the open file id/size, from the
- * per-thread cache, else from the metadata row, else from the bytes. */
-static const http_etag *local_etag(hctx *c, int fd, const struct stat *st, const char *id,
-                                   long size)
+/* The digest of the open file id/size: the metadata row's when the row is
+ * not older than the file, else the file's own bytes hashed. */
+static int local_digest(hctx *c, int fd, const struct stat *st, const char *id, long size,
+                        char hex[65])
 {
     int64_t mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-    http_etag *slot = &c->etags[(st->st_ino * 31 + st->st_dev) % HTTP_ETAG_SLOTS];
-    if (slot->etag[0] && slot->ino == st->st_ino && slot->dev == st->st_dev &&
-        slot->mtime_ns == mtime_ns && slot->size == st->st_size)
-        return slot;
-    char hex[65] = "";
     aq_err e;
     err_clear(&e);
     meta *m = hctx_meta(c, &e);
+    hex[0] = '\0';
     if (m && meta_get(m, id, &c->row, &e) == 0 && c->row.generated_at * 1000000 >= mtime_ns)
         row_sha(&c->row, size, hex);
-    if (!hex[0] && hash_fd(fd, st->st_size, hex) != 0)
-        return NULL;
-    *slot = (http_etag){st->st_dev, st->st_ino, mtime_ns, st->st_size, "", ""};
-    snprintf(slot->etag, sizeof slot->etag, "\"%s\"", hex);
-    http_date(st->st_mtime, slot->last_modified);
-    return slot;
+    return hex[0] ? 0 : hash_fd(fd, st->st_size, hex);
 }
 
-static enum MHD_Result serve_local(hreq *r, hctx *c, const char *id, long size, const char *key)
+static bool same_file(const http_file *f, const char *key, const struct stat *st)
+{
+    int64_t mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    return f->ok && f->ino == st->st_ino && f->dev == st->st_dev && f->mtime_ns == mtime_ns &&
+           f->size == st->st_size && strcmp(f->key, key) == 0;
+}
+
+/* A 200 response for the open file fd (taken: MHD closes it). */
+static struct MHD_Response *file_response(int fd, off_t size, const char *etag, const char *date)
+{
+    struct MHD_Response *resp = MHD_create_response_from_fd64((uint64_t)size, fd);
+    if (!resp) {
+        close(fd);
+        return NULL;
+    }
+    MHD_add_response_header(resp, "Content-Type", "image/png");
+    image_headers(resp, etag, date);
+    return resp;
+}
+
+/* Opens key into slot f: identity, validators and the 200 response.
+ * Returns 0, AQ_ENOTFOUND, or -1 with errno. */
+static int file_load(hctx *c, http_file *f, const char *key, const char *id, long size)
 {
     int fd = openat(G.root_fd, key, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
-    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    if (fd < 0)
+        return errno == ENOENT || errno == ENOTDIR || errno == ELOOP ? AQ_ENOTFOUND : -1;
+    char hex[65];
+    if (fstat(fd, &st) != 0) {
         close(fd);
-        fd = -1;
-        errno = ENOENT;
+        return -1;
     }
-    if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
+    if (!S_ISREG(st.st_mode) || local_digest(c, fd, &st, id, size, hex) != 0) {
+        close(fd);
+        return S_ISREG(st.st_mode) ? -1 : AQ_ENOTFOUND;
+    }
+    hctx_file_drop(f);
+    snprintf(f->key, sizeof f->key, "%s", key);
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    f->size = st.st_size;
+    snprintf(f->etag, sizeof f->etag, "\"%s\"", hex);
+    http_date(st.st_mtime, f->last_modified);
+    f->ok = file_response(fd, st.st_size, f->etag, f->last_modified);
+    return f->ok ? 0 : -1;
+}
+
+/* The slot's 304 response, built on first use; NULL when out of memory. */
+static struct MHD_Response *kept_304(http_file *f)
+{
+    if (!f->not_modified &&
+        (f->not_modified = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT)))
+        image_headers(f->not_modified, f->etag, f->last_modified);
+    return f->not_modified;
+}
+
+static size_t key_slot(const char *key)
+{
+    size_t h = 5381;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = h * 33 + *p;
+    return h % HTTP_FILE_SLOTS;
+}
+
+/* Local storage: one fstatat per request when the file is in the thread's
+ * cache and unchanged; the cached response goes out as is (CORS replies,
+ * which differ per origin, get a fresh one). */
+static enum MHD_Result serve_local(hreq *r, hctx *c, const char *id, long size, const char *key)
+{
+    struct stat st;
+    http_file *f = &c->files[key_slot(key)];
+    int rc = fstatat(G.root_fd, key, &st, AT_SYMLINK_NOFOLLOW);
+    if (rc != 0 || !S_ISREG(st.st_mode)) {
+        int err = rc != 0 ? errno : ENOENT; /* not a regular file: as absent */
+        if (strcmp(f->key, key) == 0)
+            hctx_file_drop(f);
+        if (err == ENOENT || err == ENOTDIR)
             return http_error(r, 404, "no avatar %s at size %ld", id, size);
-        return http_error(r, 500, "%s: %s", key, strerror(errno));
+        return http_error(r, 500, "%s: %s", key, strerror(err));
     }
-    const http_etag *t = local_etag(c, fd, &st, id, size);
-    if (!t) {
-        close(fd);
-        return http_error(r, 500, "%s: cannot read", key);
+    if (!same_file(f, key, &st)) {
+        rc = file_load(c, f, key, id, size);
+        if (rc == AQ_ENOTFOUND)
+            return http_error(r, 404, "no avatar %s at size %ld", id, size);
+        if (rc != 0)
+            return http_error(r, 500, "%s: cannot read", key);
     }
-    if (not_modified(r, t->etag, st.st_mtime)) {
-        close(fd);
-        return send_304(r, t->etag, t->last_modified);
+    if (not_modified(r, f->etag, (time_t)(f->mtime_ns / 1000000000))) {
+        if (http_wants_cors(r) || !kept_304(f))
+            return send_304(r, f->etag, f->last_modified);
+        return http_send_kept(r, 304, f->not_modified);
     }
-    struct MHD_Response *resp = MHD_create_response_from_fd64((uint64_t)st.st_size, fd);
-    if (!resp) {
-        close(fd);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "image/png");
-    image_headers(resp, t->etag, t->last_modified);
-    return http_send(r, 200, resp);
+    if (!http_wants_cors(r))
+        return http_send_kept(r, 200, f->ok);
+    int fd = openat(G.root_fd, key, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct MHD_Response *resp = fd >= 0 ? file_response(fd, f->size, f->etag, f->last_modified) : NULL;
+    return resp ? http_send(r, 200, resp) : http_error(r, 500, "%s: cannot read", key);
 }
 
 /* S3: the object through this server. The ETag is the metadata row's digest

@@ -140,11 +140,17 @@ static bool cors_allowed(const char *origin)
     return false;
 }
 
-void http_cors(hreq *r, struct MHD_Response *resp)
+bool http_wants_cors(hreq *r)
 {
     const char *origin = G.cfg->http.cors_origins[0] ? http_header(r, "Origin") : NULL;
-    if (!origin || !cors_allowed(origin))
+    return origin && cors_allowed(origin);
+}
+
+void http_cors(hreq *r, struct MHD_Response *resp)
+{
+    if (!http_wants_cors(r))
         return;
+    const char *origin = http_header(r, "Origin");
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
     MHD_add_response_header(resp, "Vary", "Origin");
     MHD_add_response_header(resp, "Access-Control-Expose-Headers", "ETag, Last-Modified");
@@ -162,6 +168,13 @@ enum MHD_Result http_send(hreq *r, int status, struct MHD_Response *resp)
     enum MHD_Result res = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return res;
+}
+
+enum MHD_Result http_send_kept(hreq *r, int status, struct MHD_Response *resp)
+{
+    r->status = status;
+    count(r->route, status);
+    return MHD_queue_response(r->conn, (unsigned)status, resp);
 }
 
 enum MHD_Result http_json(hreq *r, int status, json_t *j)

@@ -148,6 +148,21 @@ START_TEST(t_stored_avatar_caching)
         hx_free(&r);
     }
     unlink("/tmp/aq-http-secret.png");
+
+    /* the same id made again from another seed: new bytes, new ETag, at once */
+    post_and_wait("{\"id\":\"user-1\",\"seed\":\"bob\",\"sizes\":[64,128]}", id);
+    ck_assert(read_file(path, &file));
+    ck_assert_int_eq(hx_req(&H, &r, "GET", "/avatars/user-1/128.png", NULL, NULL), 200);
+    ck_assert_uint_eq(r.body.len, file.len);
+    ck_assert(memcmp(r.body.data, file.data, file.len) == 0);
+    ck_assert_str_ne(hx_header(&r, "ETag"), want_etag);
+    hx_free(&r);
+    ck_assert_int_eq(hx_req(&H, &r, "GET", "/avatars/user-1/128.png", NULL, inm, NULL), 200);
+    hx_free(&r);
+    /* removed behind the server's back: 404, not the cached file */
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(hx_req(&H, &r, "GET", "/avatars/user-1/128.png", NULL, NULL), 404);
+    hx_free(&r);
     buf_free(&file);
 }
 END_TEST
