@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -111,6 +112,19 @@ static int parse_args(int argc, char **argv, const char **cfg_path, bool *check)
     return 0;
 }
 
+/* Every connection and every cached image holds a descriptor: say so at
+ * start when the limit is lower than what the configuration may need. */
+static void check_fd_limit(const aq_config *cfg)
+{
+    struct rlimit rl;
+    long need = (long)cfg->http.max_connections + (long)cfg->http.threads * HTTP_FILE_SLOTS + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur < need) {
+        char have[24], want[24];
+        log_warn("open file limit below what [http] max_connections and threads may need",
+                 "limit", log_int(have, (int64_t)rl.rlim_cur), "need", log_int(want, need));
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg_path = NULL;
@@ -130,6 +144,7 @@ int main(int argc, char **argv)
         return 0;
     }
     log_setup(cfg.log.level, cfg.log.format, "http");
+    check_fd_limit(&cfg);
     /* signals for the main thread only: block them before threads start */
     sigset_t set;
     sigemptyset(&set);
