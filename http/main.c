@@ -43,8 +43,9 @@ static const char USAGE[] =
     "\n"
     "Routes: GET|HEAD /avatars/ID/SIZE.png, /render/STYLE/SEED.png?size=&scheme=&\n"
     "primary=&foreign=&angle=&filter=, POST /v1/jobs[?wait=1&timeout=S],\n"
-    "GET /v1/jobs/ID, GET /v1/avatars[?limit=&after=], GET|DELETE /v1/avatars/ID,\n"
-    "GET /v1/stats, /v1/workers, /v1/dead, POST /v1/dead/ID/retry, POST /v1/control,\n"
+    "GET /v1/jobs/ID, GET /v1/avatars[?limit=&after= | ?latest=N], GET|DELETE\n"
+    "/v1/avatars/ID, GET /v1/stats[?history=1], /v1/workers, /v1/dead[?offset=&limit=],\n"
+    "POST /v1/dead/ID/retry, POST /v1/control,\n"
     "GET /metrics, /health, / (dashboard).\n";
 
 /* True when [http] listen names a loopback address (127/8, ::1, localhost). */
