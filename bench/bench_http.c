@@ -373,93 +373,137 @@ static int start_dicebear(const char *dir, int port)
     return wait_port(port, 20) ? 0 : -1;
 }
 
+/* One run's settings and scratch. */
+typedef struct bench {
+    char dir[64], root[600], conf[600];
+    int hport, nport, dport;
+    int conns, rounds;
+    double seconds;
+    aq_config cfg;
+} bench;
+
+/* The temp dir, config.ini, the stored avatar (readable by nginx's
+ * workers) and avatarq-http listening. */
+static int prepare(bench *b)
+{
+    snprintf(b->dir, sizeof b->dir, "/tmp/avatarq-bench-http-XXXXXX");
+    if (!mkdtemp(b->dir))
+        return -1;
+    chmod(b->dir, 0755); /* nginx's workers run as www-data */
+    snprintf(b->root, sizeof b->root, "%s/root", b->dir);
+    b->hport = free_port();
+    b->nport = free_port();
+    b->dport = free_port();
+    const char *redis = getenv("AQ_BENCH_REDIS_URL");
+    char text[2048], cmd[700], bin[600], log[600];
+    snprintf(text, sizeof text,
+             "[redis]\nurl = %s\n[storage.local]\nroot = %s\nfsync = false\n[database.sqlite]\n"
+             "path = %s/meta.db\n[http]\nlisten = 127.0.0.1:%d\nthreads = 2\n[log]\nlevel = warn\n",
+             redis && *redis ? redis : "redis://127.0.0.1:1/0", b->root, b->dir, b->hport);
+    snprintf(b->conf, sizeof b->conf, "%s/config.ini", b->dir);
+    write_text(b->conf, text);
+    aq_err e = {0};
+    if (config_load(&b->cfg, b->conf, &e) != 0 || make_avatar(b->dir, &b->cfg) != 0) {
+        fprintf(stderr, "bench_http: %s\n", e.msg);
+        return -1;
+    }
+    snprintf(cmd, sizeof cmd, "chmod -R a+rX '%s'", b->root);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench_http: chmod failed\n");
+    snprintf(bin, sizeof bin, "%s/avatarq-http", getenv("AQ_BIN_DIR") ? getenv("AQ_BIN_DIR") : "bin");
+    snprintf(log, sizeof log, "%s/http.log", b->dir);
+    char *argv[] = {bin, "-c", b->conf, NULL};
+    spawn(argv, log, NULL);
+    if (!wait_port(b->hport, 10)) {
+        fprintf(stderr, "bench_http: avatarq-http did not start (see %s)\n", log);
+        return -1;
+    }
+    return 0;
+}
+
+/* The If-None-Match header a client has from an earlier GET. */
+static bool known_etag(bench *b, char *hdr, size_t n)
+{
+    meta db;
+    aq_err e = {0};
+    meta_row *row = malloc(sizeof *row);
+    bool ok = row && meta_open(&db, &b->cfg, true, &e) == 0;
+    if (ok) {
+        ok = meta_get(&db, "bench-1", row, &e) == 0;
+        meta_close(&db);
+    }
+    const char *p = ok ? strstr(row->sha256, "\"128\":\"") : NULL;
+    if (p)
+        snprintf(hdr, n, "If-None-Match: \"%.64s\"", p + 7);
+    free(row);
+    return p != NULL;
+}
+
+static void static_files(bench *b)
+{
+    const char *img = "/avatars/bench-1/128.png";
+    printf("cached GET of a stored 128 px avatar (%s):\n", img);
+    if (start_nginx(b->dir, b->root, b->nport) == 0) {
+        side a = {"avatarq-http", img, b->hport, 0};
+        side n = {"nginx 1.22 (sendfile, 2 workers)", img, b->nport, 0};
+        printf("  ratio avatarq-http / nginx: %.2fx\n",
+               side_by_side(&a, &n, false, b->rounds, b->conns, b->seconds));
+    } else {
+        printf("  nginx: could not start (see %s/nginx-error.log)\n", b->dir);
+        figure("avatarq-http", b->hport, img, false, NULL, b->conns, b->seconds);
+    }
+    char inm[200];
+    if (known_etag(b, inm, sizeof inm))
+        figure("avatarq-http, If-None-Match (304)", b->hport, img, false, inm, b->conns, b->seconds);
+}
+
+static void renders(bench *b)
+{
+    const char *path = "/render/pixel/seed-%llu.png?size=256";
+    printf("GET /render/pixel/{seed}.png?size=256, a new seed every request:\n");
+    if (start_dicebear(b->dir, b->dport) == 0) {
+        side a = {"avatarq-http /render/pixel", path, b->hport, 0};
+        side d = {"DiceBear 9 identicon (node, fonts+size)", "/identicon/seed-%llu.png?size=256",
+                  b->dport, 0};
+        printf("  ratio avatarq-http / DiceBear: %.1fx\n",
+               side_by_side(&a, &d, true, b->rounds, b->conns, b->seconds));
+    } else {
+        printf("  DiceBear: could not start (node/npm; see %s/dicebear.log)\n", b->dir);
+        figure("avatarq-http /render/pixel", b->hport, path, true, NULL, b->conns, b->seconds);
+    }
+}
+
+static int env_int(const char *name, int def, int min, int max)
+{
+    const char *v = getenv(name);
+    int n = v ? atoi(v) : def;
+    return n >= min && n <= max ? n : def;
+}
+
 int main(void)
 {
-    double seconds = getenv("AQ_BENCH_SECONDS") ? atof(getenv("AQ_BENCH_SECONDS")) : 5;
-    int conns = getenv("AQ_BENCH_CONNS") ? atoi(getenv("AQ_BENCH_CONNS")) : 50;
-    int rounds = getenv("AQ_BENCH_ROUNDS") ? atoi(getenv("AQ_BENCH_ROUNDS")) : 3;
-    if (seconds <= 0)
-        seconds = 5;
-    if (rounds < 1 || rounds > 100)
-        rounds = 3;
-    if (conns < 1 || conns > MAX_CONNS)
-        conns = 50;
+    static bench b;
+    b.seconds = getenv("AQ_BENCH_SECONDS") ? atof(getenv("AQ_BENCH_SECONDS")) : 5;
+    if (b.seconds <= 0)
+        b.seconds = 5;
+    b.conns = env_int("AQ_BENCH_CONNS", 50, 1, MAX_CONNS);
+    b.rounds = env_int("AQ_BENCH_ROUNDS", 3, 1, 100);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
     atexit(stop_kids);
-
-    char dir[] = "/tmp/avatarq-bench-http-XXXXXX", path[600], root[600], text[2048];
-    if (!mkdtemp(dir))
-        return 1;
-    chmod(dir, 0755); /* nginx's workers run as www-data */
-    snprintf(root, sizeof root, "%s/root", dir);
-    int hport = free_port(), nport = free_port(), dport = free_port();
-    const char *redis = getenv("AQ_BENCH_REDIS_URL");
-    snprintf(text, sizeof text,
-             "[redis]\nurl = %s\n[storage.local]\nroot = %s\nfsync = false\n[database.sqlite]\n"
-             "path = %s/meta.db\n[http]\nlisten = 127.0.0.1:%d\nthreads = 2\n[log]\nlevel = warn\n",
-             redis && *redis ? redis : "redis://127.0.0.1:1/0", root, dir, hport);
-    snprintf(path, sizeof path, "%s/config.ini", dir);
-    write_text(path, text);
-    aq_config cfg;
-    aq_err e = {0};
-    if (config_load(&cfg, path, &e) != 0 || make_avatar(dir, &cfg) != 0) {
-        fprintf(stderr, "bench_http: %s\n", e.msg);
-        return 1;
-    }
-    char chmodcmd[700];
-    snprintf(chmodcmd, sizeof chmodcmd, "chmod -R a+rX '%s'", root);
-    if (system(chmodcmd) != 0)
-        fprintf(stderr, "bench_http: chmod failed\n");
-
-    char bin[600], log[600];
-    snprintf(bin, sizeof bin, "%s/avatarq-http", getenv("AQ_BIN_DIR") ? getenv("AQ_BIN_DIR") : "bin");
-    snprintf(log, sizeof log, "%s/http.log", dir);
-    char *argv[] = {bin, "-c", path, NULL};
-    spawn(argv, log, NULL);
-    if (!wait_port(hport, 10)) {
-        fprintf(stderr, "bench_http: avatarq-http did not start (see %s)\n", log);
-        return 1;
-    }
-    printf("load: %d keep-alive connections, one request in flight each, %.0f s per figure, "
-           "%d alternating rounds, epoll client (1 thread); servers: 2 threads / 2 workers\n",
-           conns, seconds, rounds);
-
-    const char *img = "/avatars/bench-1/128.png";
-    printf("cached GET of a stored 128 px avatar (%s):\n", img);
-    if (start_nginx(dir, root, nport) == 0) {
-        side a = {"avatarq-http", img, hport, 0}, n = {"nginx 1.22 (sendfile, 2 workers)", img, nport, 0};
-        printf("  ratio avatarq-http / nginx: %.2fx\n", side_by_side(&a, &n, false, rounds, conns, seconds));
-    } else {
-        printf("  nginx: could not start (see %s/nginx-error.log)\n", dir);
-        figure("avatarq-http", hport, img, false, NULL, conns, seconds);
-    }
-    /* the recorded digest as a client has it from an earlier GET */
-    char inm[200];
-    meta db;
-    meta_row *row = malloc(sizeof *row);
-    if (meta_open(&db, &cfg, true, &e) == 0 && meta_get(&db, "bench-1", row, &e) == 0) {
-        const char *p = strstr(row->sha256, "\"128\":\"");
-        snprintf(inm, sizeof inm, "If-None-Match: \"%.64s\"", p ? p + 7 : "");
-        meta_close(&db);
-        figure("avatarq-http, If-None-Match (304)", hport, img, false, inm, conns, seconds);
-    }
-    free(row);
-
-    printf("GET /render/pixel/{seed}.png?size=256, a new seed every request:\n");
-    if (start_dicebear(dir, dport) == 0) {
-        side a = {"avatarq-http /render/pixel", "/render/pixel/seed-%llu.png?size=256", hport, 0};
-        side d = {"DiceBear 9 identicon (node, fonts+size)", "/identicon/seed-%llu.png?size=256", dport, 0};
-        printf("  ratio avatarq-http / DiceBear: %.1fx\n", side_by_side(&a, &d, true, rounds, conns, seconds));
-    } else {
-        printf("  DiceBear: could not start (node/npm; see %s/dicebear.log)\n", dir);
-        figure("avatarq-http /render/pixel", hport, "/render/pixel/seed-%llu.png?size=256", true, NULL,
-               conns, seconds);
+    int rc = prepare(&b);
+    if (rc == 0) {
+        printf("load: %d keep-alive connections, one request in flight each, %.0f s per figure, "
+               "%d alternating rounds, epoll client (1 thread); servers: 2 threads / 2 workers\n",
+               b.conns, b.seconds, b.rounds);
+        static_files(&b);
+        renders(&b);
     }
     stop_kids();
-    snprintf(chmodcmd, sizeof chmodcmd, "rm -rf '%s'", dir);
-    if (system(chmodcmd) != 0)
-        fprintf(stderr, "bench_http: could not remove %s\n", dir);
-    return 0;
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", b.dir);
+    if (b.dir[0] && system(cmd) != 0)
+        fprintf(stderr, "bench_http: could not remove %s\n", b.dir);
+    return rc ? 1 : 0;
 }

@@ -52,7 +52,6 @@ typedef struct posted {
     size_t n;
     char (*ids)[JOB_ID_MAX + 1];
     char **docs;
-    char qname[65];
 } posted;
 
 static void posted_free(posted *p)
