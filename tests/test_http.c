@@ -474,6 +474,73 @@ START_TEST(t_slow_client_times_out)
 }
 END_TEST
 
+/* Sends raw bytes on a fresh connection; the status of the reply, 0 when
+ * the server closed without one. */
+static int raw_status(const char *req, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)H.port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fd, req + off, len - off);
+        if (w <= 0)
+            break; /* the server may cut a bomb short */
+        off += (size_t)w;
+    }
+    shutdown(fd, SHUT_WR);
+    char b[64] = "";
+    size_t got = 0;
+    struct pollfd p = {fd, POLLIN, 0};
+    while (got < sizeof b - 1 && poll(&p, 1, 10000) > 0) {
+        ssize_t n = read(fd, b + got, sizeof b - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    return strncmp(b, "HTTP/1.", 7) == 0 ? atoi(b + 9) : 0;
+}
+
+/* Malformed and oversized requests get a 4xx or a closed connection, never
+ * a crash: the server answers normally afterwards. */
+START_TEST(t_hostile_requests)
+{
+    static const char *const reqs[] = {
+        "GARBAGE\r\n\r\n",
+        "GET /health HTTP/9.9\r\nHost: x\r\n\r\n",
+        "GET /avatars/a%00b/64.png HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /render/pixel/%ff%fe.png HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /v1/jobs/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \r\n\r\n",
+        "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+        "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof *reqs; i++) {
+        int st = raw_status(reqs[i], strlen(reqs[i]));
+        /* 505 is the right answer to an unknown HTTP version */
+        ck_assert_msg(st == 0 || (st >= 400 && st < 500) || (i == 1 && st == 505),
+                      "request %zu: status %d", i, st);
+    }
+    /* a 100 KB URL and 200 KB of headers */
+    size_t big = 200 * 1024;
+    char *bomb = malloc(big + 64);
+    int n = snprintf(bomb, 64, "GET /render/pixel/");
+    memset(bomb + n, 'a', 100 * 1024);
+    strcpy(bomb + n + 100 * 1024, ".png HTTP/1.1\r\n\r\n");
+    int st = raw_status(bomb, strlen(bomb));
+    ck_assert_msg(st == 0 || (st >= 400 && st < 500), "long URL: %d", st);
+    n = snprintf(bomb, 64, "GET /health HTTP/1.1\r\nX-Fill: ");
+    memset(bomb + n, 'h', big - (size_t)n - 8);
+    strcpy(bomb + big - 8, "\r\n\r\n");
+    st = raw_status(bomb, strlen(bomb));
+    ck_assert_msg(st == 0 || (st >= 400 && st < 500), "header bomb: %d", st);
+    free(bomb);
+    hx_resp r;
+    ck_assert_int_eq(hx_req(&H, &r, "GET", "/health", NULL, NULL), 200);
+    hx_free(&r);
+}
+END_TEST
+
 /* ---- Redis down ---- */
 
 START_TEST(t_redis_down)
@@ -616,6 +683,7 @@ static Suite *suite(void)
     tcase_add_test(tc, t_api_dead_and_control);
     tcase_add_test(tc, t_auth_cors_limits);
     tcase_add_test(tc, t_slow_client_times_out);
+    tcase_add_test(tc, t_hostile_requests);
     tcase_add_test(tc, t_redis_down);
     tcase_add_test(tc, t_metrics);
     tcase_add_test(tc, t_config_errors);
