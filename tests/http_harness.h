@@ -81,6 +81,43 @@ WH_FN int hx_stop(hx *h)
     return st;
 }
 
+/* A test that fails ends its process at once (Check's _exit), so neither
+ * its teardown nor an atexit handler runs: every temp dir a test makes is
+ * listed in a file named after the Check runner, and the runner's unchecked
+ * teardown (hx_reap_strays) removes what is left, after killing what is
+ * left (wh_reap_strays). */
+WH_FN void hx_dirfile(char *out, size_t n, pid_t runner)
+{
+    snprintf(out, n, "/tmp/avatarq-hx-%d.dirs", (int)runner);
+}
+
+WH_FN void hx_track_dir(const char *dir)
+{
+    char path[64];
+    hx_dirfile(path, sizeof path, getppid());
+    FILE *f = fopen(path, "a");
+    if (f) {
+        fprintf(f, "%s\n", dir);
+        fclose(f);
+    }
+}
+
+WH_FN void hx_reap_strays(void)
+{
+    wh_reap_strays();
+    char path[64], line[512];
+    hx_dirfile(path, sizeof path, getpid());
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (line[0] && !getenv("AQ_TEST_KEEP"))
+            sup_rmtree(line);
+    }
+    if (f)
+        fclose(f);
+    unlink(path);
+}
+
 /* Redis and the temp dir, nothing started yet (then hx_start). */
 WH_FN void hx_prepare(hx *h)
 {
@@ -88,6 +125,8 @@ WH_FN void hx_prepare(hx *h)
     hx_current = h;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     wh_setup(&h->w, false, NULL);
+    hx_track_dir(h->w.dir);
+    hx_track_dir(h->w.r.dir);
 }
 
 WH_FN void hx_setup(hx *h, const char *http_extra)

@@ -679,7 +679,7 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("http");
     TCase *tc = tcase_create("http");
-    tcase_add_unchecked_fixture(tc, NULL, wh_reap_strays);
+    tcase_add_unchecked_fixture(tc, NULL, hx_reap_strays);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, t_stored_avatar_caching);

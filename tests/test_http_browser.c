@@ -391,7 +391,7 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("http_browser");
     TCase *tc = tcase_create("http_browser");
-    tcase_add_unchecked_fixture(tc, NULL, wh_reap_strays);
+    tcase_add_unchecked_fixture(tc, NULL, hx_reap_strays);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, t_dashboard_in_chromium);

@@ -22,6 +22,7 @@ static void setup(void)
     hx_prepare(&H);
     S3 = sup_s3_new();
     sup_s3_start(S3, "avatars");
+    hx_track_dir(S3->dir);
     snprintf(s3conf, sizeof s3conf,
              "[storage.s3]\nendpoint = %s\nregion = " SUP_S3_REGION "\nbucket = avatars\n"
              "access_key = " SUP_S3_KEY "\nsecret_key = " SUP_S3_SECRET "\npath_style = true\n"
@@ -89,7 +90,7 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("http_s3");
     TCase *tc = tcase_create("http_s3");
-    tcase_add_unchecked_fixture(tc, NULL, wh_reap_strays);
+    tcase_add_unchecked_fixture(tc, NULL, hx_reap_strays);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, t_s3_images);
