@@ -18,8 +18,12 @@
  * skipped. Prints figures and ratios, never pass/fail.
  * Each pair runs AQ_BENCH_ROUNDS times in alternating order and the means
  * are compared (other load on the machine drifts; alternating shares it).
+ * Beside req/s, each server's own CPU time per request (all processes of
+ * its group, from /proc) is printed: a figure the machine's other load
+ * disturbs much less than throughput.
  * Environment: AQ_BENCH_SECONDS [5], AQ_BENCH_CONNS [50], AQ_BENCH_ROUNDS [3]. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -300,16 +304,77 @@ static int make_avatar(const char *dir, const aq_config *cfg)
 
 /* ---- the runs ---- */
 
-static double figure(const char *what, int port, const char *path, bool distinct,
-                     const char *header, int conns, double seconds)
+/* Which process group serves which port, for the CPU figures. */
+typedef struct served {
+    int port;
+    pid_t pgid;
+} served;
+static served servers[4];
+static int nservers;
+
+static void serves(int port, pid_t pgid)
+{
+    if (nservers < 4)
+        servers[nservers++] = (served){port, pgid};
+}
+
+/* CPU seconds (user + system) used so far by every process of group pgid
+ * (nginx's master and workers; a program's threads count in its process). */
+static double group_cpu_s(pid_t pgid)
+{
+    DIR *d = opendir("/proc");
+    double ticks = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char path[300], line[1024];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = e->d_name[0] >= '0' && e->d_name[0] <= '9' ? fopen(path, "r") : NULL;
+        if (!f)
+            continue;
+        const char *rp = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+        fclose(f);
+        int pgrp = 0;
+        unsigned long ut = 0, st = 0;
+        /* after "(comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+        if (rp && sscanf(rp + 2, "%*c %*d %d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &pgrp, &ut, &st) == 3 &&
+            pgrp == pgid)
+            ticks += (double)(ut + st);
+    }
+    if (d)
+        closedir(d);
+    return ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
+static pid_t group_of(int port)
+{
+    for (int i = 0; i < nservers; i++)
+        if (servers[i].port == port)
+            return servers[i].pgid;
+    return 0;
+}
+
+/* One measurement: requests per second, and the server's CPU per request
+ * (its own CPU time, whatever else runs on the machine) into *cpu_us. */
+static double figure_cpu(const char *what, int port, const char *path, bool distinct,
+                         const char *header, int conns, double seconds, double *cpu_us)
 {
     load l = {.port = port, .path_fmt = path, .distinct = distinct, .header = header,
               .nconns = conns, .seconds = seconds};
+    pid_t g = group_of(port);
+    double c0 = g ? group_cpu_s(g) : 0;
     double rps = run_load(&l);
-    printf("  %-44s %10.0f req/s  (%llu ok, %llu other, %llu reconnects)\n", what, rps, l.ok,
-           l.other, l.reconnects);
+    double us = g && l.ok ? (group_cpu_s(g) - c0) * 1e6 / (double)l.ok : 0;
+    if (cpu_us)
+        *cpu_us = us;
+    printf("  %-44s %10.0f req/s  %6.1f us CPU/req  (%llu ok, %llu other, %llu reconnects)\n", what,
+           rps, us, l.ok, l.other, l.reconnects);
     fflush(stdout);
     return rps;
+}
+
+static double figure(const char *what, int port, const char *path, bool distinct,
+                     const char *header, int conns, double seconds)
+{
+    return figure_cpu(what, port, path, distinct, header, conns, seconds, NULL);
 }
 
 /* One side of a comparison. */
@@ -317,6 +382,7 @@ typedef struct side {
     const char *name, *path;
     int port;
     double sum;              /* req/s summed over the rounds */
+    double cpu;              /* CPU us per request summed over the rounds */
 } side;
 
 /* Runs a and b in alternating order for rounds rounds (the machine's other
@@ -326,11 +392,16 @@ static double side_by_side(side *a, side *b, bool distinct, int rounds, int conn
 {
     for (int i = 0; i < rounds; i++) {
         side *first = i % 2 ? b : a, *second = i % 2 ? a : b;
-        first->sum += figure(first->name, first->port, first->path, distinct, NULL, conns, seconds);
-        second->sum += figure(second->name, second->port, second->path, distinct, NULL, conns, seconds);
+        double c1, c2;
+        first->sum += figure_cpu(first->name, first->port, first->path, distinct, NULL, conns, seconds, &c1);
+        first->cpu += c1;
+        second->sum += figure_cpu(second->name, second->port, second->path, distinct, NULL, conns, seconds, &c2);
+        second->cpu += c2;
     }
-    printf("  mean of %d rounds: %s %.0f req/s, %s %.0f req/s\n", rounds, a->name, a->sum / rounds,
-           b->name, b->sum / rounds);
+    printf("  mean of %d rounds: %s %.0f req/s (%.1f us CPU/req), %s %.0f req/s (%.1f us CPU/req)\n",
+           rounds, a->name, a->sum / rounds, a->cpu / rounds, b->name, b->sum / rounds, b->cpu / rounds);
+    if (a->cpu > 0)
+        printf("  CPU per request, %s / %s: %.2fx\n", b->name, a->name, b->cpu / a->cpu);
     return b->sum > 0 ? a->sum / b->sum : 0;
 }
 
@@ -352,7 +423,7 @@ static int start_nginx(const char *dir, const char *root, int port)
     char log[600];
     snprintf(log, sizeof log, "%s/nginx.out", dir);
     char *argv[] = {"nginx", "-p", (char *)dir, "-c", path, NULL};
-    spawn(argv, log, NULL);
+    serves(port, spawn(argv, log, NULL));
     return wait_port(port, 10) ? 0 : -1;
 }
 
@@ -369,7 +440,7 @@ static int start_dicebear(const char *dir, int port)
     snprintf(log, sizeof log, "%s/dicebear.log", dir);
     snprintf(ports, sizeof ports, "%d", port);
     char *argv[] = {"node", "server.mjs", ports, FONT, NULL};
-    spawn(argv, log, peer);
+    serves(port, spawn(argv, log, peer));
     return wait_port(port, 20) ? 0 : -1;
 }
 
@@ -413,7 +484,7 @@ static int prepare(bench *b)
     snprintf(bin, sizeof bin, "%s/avatarq-http", getenv("AQ_BIN_DIR") ? getenv("AQ_BIN_DIR") : "bin");
     snprintf(log, sizeof log, "%s/http.log", b->dir);
     char *argv[] = {bin, "-c", b->conf, NULL};
-    spawn(argv, log, NULL);
+    serves(b->hport, spawn(argv, log, NULL));
     if (!wait_port(b->hport, 10)) {
         fprintf(stderr, "bench_http: avatarq-http did not start (see %s)\n", log);
         return -1;
@@ -444,8 +515,8 @@ static void static_files(bench *b)
     const char *img = "/avatars/bench-1/128.png";
     printf("cached GET of a stored 128 px avatar (%s):\n", img);
     if (start_nginx(b->dir, b->root, b->nport) == 0) {
-        side a = {"avatarq-http", img, b->hport, 0};
-        side n = {"nginx 1.22 (sendfile, 2 workers)", img, b->nport, 0};
+        side a = {"avatarq-http", img, b->hport, 0, 0};
+        side n = {"nginx 1.22 (sendfile, 2 workers)", img, b->nport, 0, 0};
         printf("  ratio avatarq-http / nginx: %.2fx\n",
                side_by_side(&a, &n, false, b->rounds, b->conns, b->seconds));
     } else {
@@ -462,9 +533,9 @@ static void renders(bench *b)
     const char *path = "/render/pixel/seed-%llu.png?size=256";
     printf("GET /render/pixel/{seed}.png?size=256, a new seed every request:\n");
     if (start_dicebear(b->dir, b->dport) == 0) {
-        side a = {"avatarq-http /render/pixel", path, b->hport, 0};
+        side a = {"avatarq-http /render/pixel", path, b->hport, 0, 0};
         side d = {"DiceBear 9 identicon (node, fonts+size)", "/identicon/seed-%llu.png?size=256",
-                  b->dport, 0};
+                  b->dport, 0, 0};
         printf("  ratio avatarq-http / DiceBear: %.1fx\n",
                side_by_side(&a, &d, true, b->rounds, b->conns, b->seconds));
     } else {
