@@ -124,7 +124,7 @@ START_TEST(t_install)
     int rc = sup_run(cmd, &out, true);
     ck_assert_msg(rc == 0, "install: %s", out.len ? (char *)out.data : "");
     static const char *const files[] = {
-        "/usr/local/bin/avatarq-http", "/lib/systemd/system/" UNIT,
+        "/usr/local/bin/avatarq-http", ("/lib/systemd/system/" UNIT),
         "/usr/local/share/man/man8/avatarq-http.8",
     };
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
