@@ -25,6 +25,7 @@
 #define HTTP_BODY_MAX (1024 * 1024) /* bigger request bodies get 413 */
 #define HTTP_FILE_SLOTS 64          /* per-thread cache of open images (fds held) */
 #define HTTP_WAIT_MAX_S 300         /* ?wait=1&timeout= ceiling */
+#define HTTP_QUEUES_MAX 256         /* queues /metrics reports */
 
 /* What every thread reads: set once before the daemon starts. */
 typedef struct http_global {
@@ -158,6 +159,8 @@ int http_sampler_start(void);
 void http_sampler_stop(void);
 /* The samples, oldest first: [{"t_ms", "queued", "processing", "done"}]. */
 json_t *http_sampler_json(void);
+/* The queue names the sampler's last SCAN found (up to max) into out. */
+size_t http_sampler_queues(char (*out)[80], size_t max);
 
 /* Milliseconds since the epoch. */
 int64_t http_now_ms(void);

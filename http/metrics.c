@@ -15,7 +15,6 @@
 #include "log.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-#define QUEUES_MAX 256
 
 /* Appends printf output to a growing text. */
 static void out(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -53,16 +52,17 @@ static const char *label(const char *s, char *o, size_t n)
 /* ---- queues ---- */
 
 typedef struct qview {
-    char name[QUEUES_MAX][80];
-    int64_t len[QUEUES_MAX], oldest_ms[QUEUES_MAX];
-    char oldest_id[QUEUES_MAX][JOB_ID_MAX + 1];
+    char cand[HTTP_QUEUES_MAX][80]; /* names to look at */
+    char name[HTTP_QUEUES_MAX][80];
+    int64_t len[HTTP_QUEUES_MAX], oldest_ms[HTTP_QUEUES_MAX];
+    char oldest_id[HTTP_QUEUES_MAX][JOB_ID_MAX + 1];
     size_t n;
 } qview;
 
 static int on_queue(const char *name, int64_t len, const char *oldest, size_t olen, void *ud)
 {
     qview *v = ud;
-    if (v->n >= QUEUES_MAX)
+    if (v->n >= HTTP_QUEUES_MAX)
         return 1;
     size_t i = v->n++;
     snprintf(v->name[i], sizeof v->name[i], "%s", name);
@@ -85,13 +85,14 @@ static int queue_metrics(buf *b, queue *q, aq_err *e)
     qview *v = calloc(1, sizeof *v);
     if (!v)
         return err_set(e, AQ_EAGAIN, "out of memory");
-    int rc = queue_view_queues(q, on_queue, v, e);
-    /* an empty list is no key in Redis: the configured queue shows anyway */
-    bool seen = false;
-    for (size_t i = 0; i < v->n; i++)
-        seen |= strcmp(v->name[i], G.cfg->redis.queue) == 0;
-    if (rc == 0 && !seen)
-        on_queue(G.cfg->redis.queue, 0, NULL, 0, v);
+    /* the configured queue (an empty list is no key in Redis: it shows
+     * anyway), then the others the sampler's last SCAN found */
+    snprintf(v->cand[0], sizeof v->cand[0], "%s", G.cfg->redis.queue);
+    size_t n = 1 + http_sampler_queues(v->cand + 1, HTTP_QUEUES_MAX - 1);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (i == 0 || strcmp(v->cand[i], v->cand[0]) != 0)
+            rc = queue_view_queue(q, v->cand[i], on_queue, v, e);
     /* a document without created_at: the job hash knows when it was queued */
     for (size_t i = 0; rc == 0 && i < v->n; i++) {
         queue_job j;

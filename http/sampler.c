@@ -1,8 +1,10 @@
 /* sampler: a background thread that reads the queue counters every
  * SAMPLE_MS into a ring of the last five minutes, so the dashboard's chart
  * of queue depth and throughput is full the moment the page opens (GET
- * /v1/stats?history=1) instead of starting empty in every browser. It has
- * its own Redis handle; while Redis is down it records nothing. */
+ * /v1/stats?history=1) instead of starting empty in every browser. Once a
+ * minute it also lists the queues in Redis (SCAN walks the whole keyspace,
+ * too much for every /metrics scrape). It has its own Redis handle; while
+ * Redis is down it records nothing. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 
 #define SAMPLE_MS 2000
 #define SAMPLES 150 /* five minutes */
+#define SCAN_EVERY 30 /* samples between two SCANs for queue names: a minute */
 
 typedef struct sample {
     int64_t t_ms, queued, processing, done;
@@ -25,7 +28,49 @@ static struct {
     bool running, stop;
     sample ring[SAMPLES];
     size_t next, n;
+    char names[HTTP_QUEUES_MAX][80]; /* queue names seen by the last SCAN */
+    size_t nnames;
 } S = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+typedef struct names {
+    char v[HTTP_QUEUES_MAX][80];
+    size_t n;
+} names;
+
+static int on_name(const char *name, int64_t len, const char *oldest, size_t olen, void *ud)
+{
+    (void)len;
+    (void)oldest;
+    (void)olen;
+    names *n = ud;
+    if (n->n < HTTP_QUEUES_MAX)
+        snprintf(n->v[n->n++], sizeof n->v[0], "%s", name);
+    return n->n >= HTTP_QUEUES_MAX;
+}
+
+/* Every queue list in Redis (SCAN: the whole keyspace, hence rarely). */
+static void scan_names(queue *q)
+{
+    static names found;
+    aq_err e;
+    err_clear(&e);
+    found.n = 0;
+    if (queue_view_queues(q, on_name, &found, &e) != 0)
+        return;
+    pthread_mutex_lock(&S.lock);
+    memcpy(S.names, found.v, sizeof S.names);
+    S.nnames = found.n;
+    pthread_mutex_unlock(&S.lock);
+}
+
+size_t http_sampler_queues(char (*out)[80], size_t max)
+{
+    pthread_mutex_lock(&S.lock);
+    size_t n = S.nnames < max ? S.nnames : max;
+    memcpy(out, S.names, n * sizeof S.names[0]);
+    pthread_mutex_unlock(&S.lock);
+    return n;
+}
 
 static void record(const queue_stats *st)
 {
@@ -41,6 +86,7 @@ static void *run(void *arg)
 {
     (void)arg;
     queue *q = NULL;
+    unsigned long round = 0;
     pthread_mutex_lock(&S.lock);
     while (!S.stop) {
         pthread_mutex_unlock(&S.lock);
@@ -51,6 +97,8 @@ static void *run(void *arg)
         queue_stats st;
         if (q && queue_stats_get(q, &st, &e) == 0)
             record(&st);
+        if (q && round++ % SCAN_EVERY == 0)
+            scan_names(q);
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += SAMPLE_MS / 1000;

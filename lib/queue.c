@@ -2074,6 +2074,15 @@ int queue_view_queues(queue *q, queue_view_fn fn, void *ud, aq_err *e)
     return rc < 0 ? rc : 0;
 }
 
+int queue_view_queue(queue *q, const char *name, queue_view_fn fn, void *ud, aq_err *e)
+{
+    char prefix[QUEUE_KEY_MAX], key[QUEUE_KEY_MAX];
+    queue_keyf(q, prefix, sizeof prefix, "queue:");
+    queue_keyf(q, key, sizeof key, "queue:%s", name);
+    int rc = queue_view_one(q, key, strlen(prefix), fn, ud, e);
+    return rc < 0 ? rc : 0;
+}
+
 int queue_view_hash(queue *q, const char *suffix,
                     int (*fn)(const char *field, const char *value, void *ud), void *ud, aq_err *e)
 {

@@ -220,6 +220,10 @@ int queue_events_wait(queue *q, char last_id[48], int block_ms, const char *id, 
 typedef int (*queue_view_fn)(const char *name, int64_t len, const char *oldest,
                              size_t oldest_len, void *ud);
 int queue_view_queues(queue *q, queue_view_fn fn, void *ud, aq_err *e);
+/* The same for one queue by name (fn is called even when it is empty).
+ * SCAN walks the whole keyspace: callers that look often keep the names
+ * from an occasional queue_view_queues and use this. */
+int queue_view_queue(queue *q, const char *name, queue_view_fn fn, void *ud, aq_err *e);
 
 /* HGETALL NS:suffix (e.g. "metrics"): fn per field and value (an absent key
  * calls it never); fn returning non-zero stops. Returns 0 or < 0. */

@@ -597,13 +597,28 @@ static double sample(const char *text, const char *series)
 
 START_TEST(t_metrics)
 {
+    hx_resp r;
+    /* a second queue, there when the server starts (queues are found by a
+     * SCAN at start and then once a minute) */
+    ck_assert_int_eq(hx_req(&H, &r, "POST", "/v1/jobs?queue=other",
+                            "[{\"seed\":\"o1\",\"created_at\":2000},{\"seed\":\"o2\"}]", HX_AUTH, NULL), 202);
+    hx_free(&r);
+    ck_assert_int_eq(hx_stop(&H), 0);
+    hx_start(&H, "cors_origins = https://app.example\n");
+    for (int i = 0; i < 100; i++) { /* the sampler's first SCAN runs as it starts */
+        ck_assert_int_eq(hx_req(&H, &r, "GET", "/metrics", NULL, HX_AUTH, NULL), 200);
+        bool seen = strstr((const char *)r.body.data, "queue=\"other\"") != NULL;
+        hx_free(&r);
+        if (seen)
+            break;
+        sup_sleep_ms(50);
+    }
     /* the workers' histogram, written as they do (non-cumulative, ms) */
     wh_int_words(&H.w, "HINCRBY " WH_NS ":metrics job_duration_ms_le_1 2");
     wh_int_words(&H.w, "HINCRBY " WH_NS ":metrics job_duration_ms_le_5 3");
     wh_int_words(&H.w, "HINCRBY " WH_NS ":metrics job_duration_ms_le_inf 1");
     wh_int_words(&H.w, "HINCRBY " WH_NS ":metrics job_duration_ms_sum 61010");
     wh_int_words(&H.w, "HINCRBY " WH_NS ":metrics job_duration_ms_count 6");
-    hx_resp r;
     ck_assert_int_eq(hx_req(&H, &r, "POST", "/v1/jobs",
                             "{\"seed\":\"m\",\"created_at\":1000}", HX_AUTH, NULL), 202);
     hx_free(&r);
@@ -620,9 +635,11 @@ START_TEST(t_metrics)
     ck_assert(sample(t, "avatarq_job_duration_seconds_sum") == 61.01);
     ck_assert(sample(t, "avatarq_job_duration_seconds_count") == 6);
     ck_assert(sample(t, "avatarq_queue_jobs{queue=\"default\"}") == 1);
+    ck_assert(sample(t, "avatarq_queue_jobs{queue=\"other\"}") == 2);
+    ck_assert(sample(t, "avatarq_queue_oldest_job_age_seconds{queue=\"other\"}") > 1e9);
     /* created_at 1000 ms after the epoch: decades old */
     ck_assert(sample(t, "avatarq_queue_oldest_job_age_seconds{queue=\"default\"}") > 1e9);
-    ck_assert(sample(t, "avatarq_jobs_total{event=\"enqueued\"}") == 1);
+    ck_assert(sample(t, "avatarq_jobs_total{event=\"enqueued\"}") == 3);
     ck_assert(sample(t, "avatarq_redis_up") == 1);
     ck_assert(sample(t, "avatarq_http_requests_total{route=\"/render/{style}/{seed*}.png\",code=\"400\"}") == 1);
     ck_assert(sample(t, "avatarq_http_requests_total{route=\"/v1/jobs\",code=\"202\"}") == 1);
