@@ -300,7 +300,7 @@ static int list_row(const meta_row *w, void *ud)
 }
 
 #define LATEST_MAX 100
-#define LATEST_SCAN 2000 /* events looked at for ?latest= */
+#define LATEST_SCAN 600 /* events looked at for ?latest= (3 or 4 per job) */
 
 typedef struct latest {
     char ids[LATEST_MAX][JOB_ID_MAX + 1];
