@@ -287,10 +287,10 @@ static enum MHD_Result serve_s3(hreq *r, hctx *c, const char *id, long size, con
     }
     buf b = BUF_INIT;
     int rc = storage_get(s, key, &b, &e);
-    if (rc == AQ_ENOTFOUND)
-        return http_error(r, 404, "no avatar %s at size %ld", id, size);
     if (rc != 0) {
         buf_free(&b);
+        if (rc == AQ_ENOTFOUND)
+            return http_error(r, 404, "no avatar %s at size %ld", id, size);
         return http_error(r, 503, "storage: %s", e.msg);
     }
     if (!hex[0])
