@@ -1,7 +1,7 @@
 # avatarq build. Every dependency is found with pkg-config; new lib/*.c,
 # tests/test_*.c and bench/bench_*.c files are picked up without editing this.
 #
-#   make            bin/avatarq, bin/avatarq-worker, lib/libavatarq.a
+#   make            bin/avatarq, bin/avatarq-worker, bin/avatarq-http, lib/libavatarq.a
 #   make test       install what is missing, build, run every test twice:
 #                   plain and under AddressSanitizer + UBSan; LOAD=N runs N
 #                   busy loops beside it (make test LOAD=2)
@@ -11,6 +11,8 @@
 #   make install    PREFIX=/usr/local DESTDIR=...
 
 PKGS      := hiredis jansson inih libpq sqlite3 libcurl libssl libcrypto libpng libsystemd
+# Only bin/avatarq-http links the HTTP server library.
+HTTP_PKGS := libmicrohttpd
 TEST_PKGS := check
 CC        ?= cc
 VERSION   := 0.1.0
@@ -38,8 +40,9 @@ SANFLAGS  :=
 OPT       := -O2 -g
 endif
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(HTTP_PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+HTTP_LIBS  := $(shell pkg-config --libs $(HTTP_PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
@@ -60,6 +63,7 @@ endif
 LIB_SRC    := $(sort $(wildcard lib/*.c))
 WORKER_SRC := $(sort $(wildcard worker/*.c))
 PROD_SRC   := $(sort $(wildcard producer/*.c))
+HTTP_SRC   := $(sort $(wildcard http/*.c))
 TEST_SRC   := $(sort $(wildcard tests/test_*.c))
 TEST_SUPPORT_SRC := $(sort $(wildcard tests/support_*.c))
 BENCH_SRC  := $(sort $(wildcard bench/bench_*.c))
@@ -67,12 +71,13 @@ BENCH_SRC  := $(sort $(wildcard bench/bench_*.c))
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
 WORKER_OBJ := $(WORKER_SRC:%.c=$(BUILD)/%.o)
 PROD_OBJ   := $(PROD_SRC:%.c=$(BUILD)/%.o)
+HTTP_OBJ   := $(HTTP_SRC:%.c=$(BUILD)/%.o)
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all dist bench-build deps test test-plain test-asan check-build demo bench fuzz install uninstall clean
-all: $(BINDIR)/avatarq $(BINDIR)/avatarq-worker $(LIBA)
+all: $(BINDIR)/avatarq $(BINDIR)/avatarq-worker $(BINDIR)/avatarq-http $(LIBA)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -115,6 +120,14 @@ $(BINDIR)/avatarq: $(PROD_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(PROD_OBJ) $(LIBA) $(PKG_LIBS)
+
+$(BINDIR)/avatarq-http: $(HTTP_OBJ) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(HTTP_OBJ) $(LIBA) $(HTTP_LIBS) $(PKG_LIBS) -lpthread
+
+# The dashboard page is compiled in with .incbin (http/dashboard.c).
+$(BUILD)/http/dashboard.o: http/dashboard.html
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(TEST_SUPPORT_OBJ) $(LIBA)
 	$(call say,LD,$@)

@@ -58,6 +58,8 @@ static int set_bucket(aq_config *, const key_spec *, const char *, char *);
 static int set_hostports(aq_config *, const key_spec *, const char *, char *);
 static int set_queue(aq_config *, const key_spec *, const char *, char *);
 static int set_mode(aq_config *, const key_spec *, const char *, char *);
+static int set_listen(aq_config *, const key_spec *, const char *, char *);
+static int set_token(aq_config *, const key_spec *, const char *, char *);
 
 static int set_storage_backend(aq_config *, const key_spec *, const char *, char *);
 static int set_database_backend(aq_config *, const key_spec *, const char *, char *);
@@ -126,6 +128,14 @@ static const key_spec KEYS[] = {
     {"database.sqlite", "path", "./var/avatarq.db", set_str, F(database.sqlite.path), 1, PATH_MAX - 1, 0},
     {"database.postgresql", "conninfo", "", set_str, F(database.pg.conninfo), 0, 1023, 1},
     {"database.postgresql", "retries", "5", set_int, F(database.pg.retries), 0, 100, 0},
+
+    {"http", "listen", "127.0.0.1:8080", set_listen, F(http.listen), 3, 127, 0},
+    {"http", "threads", "4", set_int, F(http.threads), 1, 256, 0},
+    {"http", "max_connections", "1024", set_int, F(http.max_connections), 1, 1000000, 0},
+    {"http", "timeout_s", "30", set_int, F(http.timeout_s), 1, 3600, 0},
+    {"http", "auth_token", "", set_token, F(http.auth_token), 0, 255, 1},
+    {"http", "cors_origins", "", set_str, F(http.cors_origins), 0, 1023, 0},
+    {"http", "public_metrics", "false", set_bool, F(http.public_metrics), 0, 0, 0},
 
     {"log", "level", "info", set_level, F(log.level), 0, 0, 0},
     {"log", "format", "logfmt", set_format, F(log.format), 0, 0, 0},
@@ -386,6 +396,31 @@ static int set_bucket(aq_config *c, const key_spec *k, const char *v, char *why)
     if (n && (n < 3 || n > 63 || strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789.-") != n))
         return why_value(why, k, v, "is not a bucket name (3 to 63 of a-z 0-9 . -)");
     return set_str(c, k, v, why);
+}
+
+/* [http] listen: HOST:PORT or [IPV6]:PORT with a port 1..65535 (the host
+ * is resolved when the server starts). */
+static int set_listen(aq_config *c, const key_spec *k, const char *v, char *why)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v || (v[0] == '[' && colon[-1] != ']'))
+        return why_value(why, k, v, "is not HOST:PORT");
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (!isdigit((unsigned char)colon[1]) || *end || errno || port < 1 || port > 65535)
+        return why_value(why, k, v, "has no port 1..65535");
+    return set_name(c, k, v, why);
+}
+
+/* [http] auth_token: sent in an Authorization header, so visible ASCII
+ * only; at least 16 characters when set (a guessable token is no token). */
+static int set_token(aq_config *c, const key_spec *k, const char *v, char *why)
+{
+    size_t n = strlen(v);
+    if (n && n < 16)
+        return why_value(why, k, v, "is shorter than 16 characters");
+    return set_name(c, k, v, why);
 }
 
 /* ---- Redis URLs ---- */

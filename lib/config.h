@@ -81,6 +81,16 @@ typedef struct aq_config {
         struct { char conninfo[1024]; int retries; } pg;
     } database;
 
+    struct {                      /* avatarq-http (docs/protocol.md "HTTP server") */
+        char listen[128];         /* HOST:PORT or [V6]:PORT [127.0.0.1:8080] */
+        int threads;              /* server threads [4] */
+        int max_connections;      /* concurrent connections [1024] */
+        int timeout_s;            /* idle/slow connection timeout [30] */
+        char auth_token[256];     /* bearer token for writes and operator endpoints */
+        char cors_origins[1024];  /* comma-separated origins or "*"; "" = no CORS */
+        bool public_metrics;      /* /metrics without the token [false] */
+    } http;
+
     struct {
         int level;                /* LOG_* from log.h */
         int format;               /* LOG_FMT_* from log.h */

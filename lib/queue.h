@@ -317,5 +317,34 @@ int queue_events_last(queue *q, char last_id[48], aq_err *e);
 int queue_events_wait(queue *q, char last_id[48], int block_ms, const char *id, bool *seen,
                       aq_err *e);
 
+
+/* ---- http views ---- */
+
+/* For each waiting queue NS:queue:NAME (found with SCAN): fn(NAME, its
+ * length, its oldest document or NULL when empty, that document's length).
+ * fn returning non-zero stops. Returns 0 or < 0. */
+typedef int (*queue_view_fn)(const char *name, int64_t len, const char *oldest,
+                             size_t oldest_len, void *ud);
+int queue_view_queues(queue *q, queue_view_fn fn, void *ud, aq_err *e);
+/* The same for one queue by name (fn is called even when it is empty).
+ * SCAN walks the whole keyspace: callers that look often keep the names
+ * from an occasional queue_view_queues and use this. */
+int queue_view_queue(queue *q, const char *name, queue_view_fn fn, void *ud, aq_err *e);
+
+/* HGETALL NS:suffix (e.g. "metrics"): fn per field and value (an absent key
+ * calls it never); fn returning non-zero stops. Returns 0 or < 0. */
+int queue_view_hash(queue *q, const char *suffix,
+                    int (*fn)(const char *field, const char *value, void *ud), void *ud,
+                    aq_err *e);
+
+
+/* The newest count entries of NS:events, newest first: fn(job id, state,
+ * worker, error) for each (a batch entry, field ids, once per id it names);
+ * fn returning non-zero stops. */
+int queue_view_events(queue *q, int count,
+                      int (*fn)(const char *id, const char *state, const char *worker,
+                                const char *error, void *ud),
+                      void *ud, aq_err *e);
+
 #endif
 

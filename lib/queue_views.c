@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "hash.h"
+#include "job.h"
 #include "queue_int.h"
 #include "retry.h"
 
@@ -378,3 +379,169 @@ int queue_maxmemory_policy(queue *q, char *out, size_t n, aq_err *e)
     return policy_from_info(q, out, n, e);
 }
 
+
+/* ---- views for the HTTP service (avatarq-http) ---- */
+
+/* A glob pattern matching prefix literally, then anything ("*"): SCAN MATCH
+ * must not read a namespace's '[' or '*' as pattern syntax. */
+static void glob_literal(const char *prefix, char *out, size_t n)
+{
+    size_t o = 0;
+    for (const char *p = prefix; *p && o + 3 < n; p++) {
+        if (strchr("*?[]\\", *p))
+            out[o++] = '\\';
+        out[o++] = *p;
+    }
+    out[o++] = '*';
+    out[o] = '\0';
+}
+
+/* LLEN and LINDEX -1 of one queue key, one pipeline; fn gets the results. */
+static int queue_view_one(queue *q, const char *key, size_t skip, queue_view_fn fn, void *ud,
+                          aq_err *e)
+{
+    static const char *const cmds[2][3] = {{"LLEN", NULL, NULL}, {"LINDEX", NULL, "-1"}};
+    qargs a;
+    int rc = 0;
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        a.n = 0;
+        arg_s(&a, cmds[i][0]);
+        arg_s(&a, key);
+        if (cmds[i][2])
+            arg_s(&a, cmds[i][2]);
+        rc = q_append(q, &a, "queue view", e);
+    }
+    redisReply *r[2] = {NULL, NULL};
+    for (int i = 0; i < 2 && rc == 0; i++)
+        if ((rc = q_read(q, "queue view", &r[i], e)) == 0 && r[i]->type == REDIS_REPLY_ERROR)
+            rc = reply_error(q, r[i], "queue view", e);
+    int stop = 0;
+    if (rc == 0) {
+        bool has = r[1]->type == REDIS_REPLY_STRING;
+        stop = fn(key + skip, reply_int(r[0]), has ? r[1]->str : NULL, has ? r[1]->len : 0, ud);
+    }
+    for (int i = 0; i < 2; i++)
+        if (r[i])
+            freeReplyObject(r[i]);
+    return rc < 0 ? rc : stop;
+}
+
+int queue_view_queues(queue *q, queue_view_fn fn, void *ud, aq_err *e)
+{
+    char prefix[QUEUE_KEY_MAX], pattern[2 * QUEUE_KEY_MAX];
+    queue_keyf(q, prefix, sizeof prefix, "queue:");
+    glob_literal(prefix, pattern, sizeof pattern);
+    char cursor[32] = "0";
+    int rc = 0;
+    do {
+        qargs a = {0};
+        arg_s(&a, "SCAN");
+        arg_s(&a, cursor);
+        arg_s(&a, "MATCH");
+        arg_s(&a, pattern);
+        arg_s(&a, "COUNT");
+        arg_s(&a, "1000");
+        redisReply *r;
+        if ((rc = q_run(q, &a, "SCAN queues", &r, e)) < 0)
+            return rc;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            freeReplyObject(r);
+            return err_set(e, AQ_EPERM, "redis %s: SCAN: unexpected reply", q->where);
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        const redisReply *keys = r->element[1];
+        for (size_t i = 0; i < keys->elements && rc == 0; i++)
+            rc = queue_view_one(q, keys->element[i]->str, strlen(prefix), fn, ud, e);
+        freeReplyObject(r);
+    } while (rc == 0 && strcmp(cursor, "0") != 0);
+    return rc < 0 ? rc : 0;
+}
+
+int queue_view_queue(queue *q, const char *name, queue_view_fn fn, void *ud, aq_err *e)
+{
+    char prefix[QUEUE_KEY_MAX], key[QUEUE_KEY_MAX];
+    queue_keyf(q, prefix, sizeof prefix, "queue:");
+    queue_keyf(q, key, sizeof key, "queue:%s", name);
+    int rc = queue_view_one(q, key, strlen(prefix), fn, ud, e);
+    return rc < 0 ? rc : 0;
+}
+
+int queue_view_hash(queue *q, const char *suffix,
+                    int (*fn)(const char *field, const char *value, void *ud), void *ud, aq_err *e)
+{
+    char key[QUEUE_KEY_MAX];
+    queue_keyf(q, key, sizeof key, "%s", suffix);
+    qargs a = {0};
+    arg_s(&a, "HGETALL");
+    arg_s(&a, key);
+    redisReply *r;
+    int rc = q_run(q, &a, "HGETALL", &r, e);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING &&
+            r->element[i + 1]->type == REDIS_REPLY_STRING &&
+            fn(r->element[i]->str, r->element[i + 1]->str, ud) != 0)
+            break;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Calls fn for each id of a batch entry's `ids` (space-separated), as if
+ * each had its own entry; returns fn's first non-zero answer. */
+static int each_id(const char *ids, const char *state, const char *worker, const char *error,
+                   int (*fn)(const char *, const char *, const char *, const char *, void *),
+                   void *ud)
+{
+    char id[JOB_ID_MAX + 1];
+    for (const char *p = ids; *p;) {
+        size_t n = strcspn(p, " ");
+        if (n > 0 && n <= JOB_ID_MAX) {
+            memcpy(id, p, n);
+            id[n] = '\0';
+            int stop = fn(id, state, worker, error, ud);
+            if (stop)
+                return stop;
+        }
+        p += n;
+        p += *p == ' ';
+    }
+    return 0;
+}
+
+int queue_view_events(queue *q, int count,
+                      int (*fn)(const char *id, const char *state, const char *worker,
+                                const char *error, void *ud),
+                      void *ud, aq_err *e)
+{
+    char key[QUEUE_KEY_MAX];
+    queue_keyf(q, key, sizeof key, "events");
+    qargs a = {0};
+    arg_s(&a, "XREVRANGE");
+    arg_s(&a, key);
+    arg_s(&a, "+");
+    arg_s(&a, "-");
+    arg_s(&a, "COUNT");
+    arg_i(&a, count);
+    redisReply *r;
+    int rc = q_run(q, &a, "XREVRANGE events", &r, e);
+    if (rc < 0)
+        return rc;
+    static const char *const names[5] = {"id", "state", "worker", "error", "ids"};
+    int stop = 0;
+    for (size_t i = 0; !stop && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *ent = r->element[i];
+        if (ent->type != REDIS_REPLY_ARRAY || ent->elements < 2 || ent->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+        const char *v[5] = {"", "", "", "", NULL};
+        const redisReply *f = ent->element[1];
+        for (size_t j = 0; j + 1 < f->elements; j += 2)
+            for (int k = 0; k < 5; k++)
+                if (f->element[j]->type == REDIS_REPLY_STRING && strcmp(f->element[j]->str, names[k]) == 0 &&
+                    f->element[j + 1]->type == REDIS_REPLY_STRING)
+                    v[k] = f->element[j + 1]->str;
+        stop = v[4] ? each_id(v[4], v[1], v[2], v[3], fn, ud) : fn(v[0], v[1], v[2], v[3], ud);
+    }
+    freeReplyObject(r);
+    return 0;
+}

@@ -5,14 +5,16 @@
 #   bash systemd/install.sh uninstall DESTDIR PREFIX VERSION
 #
 # Installs (paths below DESTDIR):
-#   PREFIX/bin/avatarq, PREFIX/bin/avatarq-worker
+#   PREFIX/bin/avatarq, PREFIX/bin/avatarq-worker, PREFIX/bin/avatarq-http
 #   PREFIX/lib/libavatarq.a, PREFIX/lib/libavatarq.so.VERSION (+ the
 #   libavatarq.so.0 and libavatarq.so links), PREFIX/include/avatarq.h
 #   (the library as `make dist` builds it: only avatarq_* global)
 #   PREFIX/lib/pkgconfig/avatarq.pc
-#   PREFIX/share/man/man1/avatarq.1, PREFIX/share/man/man8/avatarq-worker.8
+#   PREFIX/share/man/man1/avatarq.1, PREFIX/share/man/man8/avatarq-worker.8,
+#   PREFIX/share/man/man8/avatarq-http.8
 #   SYSCONFDIR/avatarq/config.ini            (never over an admin's changes)
-#   UNITDIR/avatarq-worker.service, UNITDIR/avatarq-worker@.service
+#   UNITDIR/avatarq-worker.service, UNITDIR/avatarq-worker@.service,
+#   UNITDIR/avatarq-http.service
 #   SYSUSERSDIR/avatarq.conf, TMPFILESDIR/avatarq.conf
 #   PREFIX/share/avatarq/install-manifest    (what uninstall removes)
 #
@@ -230,6 +232,7 @@ do_install() {
     echo "installing avatarq $version into ${destdir:-/} (prefix $prefix)"
     put f 0755 "$build_bin/avatarq" "$prefix/bin/avatarq"
     put f 0755 "$build_bin/avatarq-worker" "$prefix/bin/avatarq-worker"
+    put f 0755 "$build_bin/avatarq-http" "$prefix/bin/avatarq-http"
     put f 0644 "$build_dist/libavatarq.a" "$prefix/lib/libavatarq.a"
     put f 0755 "$build_dist/libavatarq.so.$version" "$prefix/lib/libavatarq.so.$version"
     put_link "libavatarq.so.$version" "$prefix/lib/libavatarq.so.0"
@@ -238,8 +241,10 @@ do_install() {
     put f 0644 "$(fill systemd/avatarq.pc.in)" "$prefix/lib/pkgconfig/avatarq.pc"
     put f 0644 man/avatarq.1 "$prefix/share/man/man1/avatarq.1"
     put f 0644 man/avatarq-worker.8 "$prefix/share/man/man8/avatarq-worker.8"
+    put f 0644 man/avatarq-http.8 "$prefix/share/man/man8/avatarq-http.8"
     put f 0644 "$(fill systemd/avatarq-worker.service)" "$unitdir/avatarq-worker.service"
     put f 0644 "$(fill systemd/avatarq-worker@.service)" "$unitdir/avatarq-worker@.service"
+    put f 0644 "$(fill systemd/avatarq-http.service)" "$unitdir/avatarq-http.service"
     put f 0644 "$(fill systemd/avatarq.sysusers)" "$sysusersdir/avatarq.conf"
     put f 0644 "$(fill systemd/avatarq.tmpfiles)" "$tmpfilesdir/avatarq.conf"
     put_config
