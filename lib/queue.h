@@ -213,6 +213,8 @@ typedef struct queue_taken {
     size_t n;
     bool oversized;           /* the queue's next document is over the limit:
                                * take it with queue_take_bounded */
+    struct queue_big *big;    /* queue_processing: documents over the limit */
+    size_t nbig;              /* (size and head only; sha256 "") */
 } queue_taken;
 void queue_taken_free(queue_taken *t);
 
@@ -243,12 +245,13 @@ int queue_start_many(queue *q, const char *worker, queue_start_item *items, size
  * held whole: *doc is NULL and big receives its size, its first bytes and
  * its SHA-256 (then bury it with queue_bury_oversized). Returns 1 when a
  * document was moved, 0 on timeout, < 0 on failure. */
-typedef struct queue_big {
+typedef struct queue_big queue_big;
+struct queue_big {
     size_t size;
     char head[QUEUE_DEAD_RAW_MAX + 1];
     size_t head_len;
     char sha256[65];
-} queue_big;
+};
 int queue_take_bounded(queue *q, const char *worker, int timeout_ms, size_t limit,
                        char **doc, size_t *len, queue_big *big, aq_err *e);
 
@@ -259,9 +262,10 @@ int queue_take_bounded(queue *q, const char *worker, int timeout_ms, size_t limi
 int queue_bury_oversized(queue *q, const char *worker, const queue_big *big, size_t limit,
                          const char *error, aq_err *e);
 
-/* Every document of NS:processing:worker (after a cycle whose reply was
- * lost). Same ownership as queue_taken. */
-int queue_processing(queue *q, const char *worker, queue_taken *out, aq_err *e);
+/* Every document of NS:processing:worker of at most limit bytes (after a
+ * call whose reply was lost); the larger ones as out->big (size and head
+ * only: they never travel whole). Same ownership as queue_taken. */
+int queue_processing(queue *q, const char *worker, size_t limit, queue_taken *out, aq_err *e);
 
 /* ---- operators ---- */
 typedef struct queue_stats {

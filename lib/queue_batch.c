@@ -34,6 +34,7 @@ void queue_taken_free(queue_taken *t)
         free(t->doc[i]);
     free(t->doc);
     free(t->len);
+    free(t->big);
     memset(t, 0, sizeof *t);
 }
 
@@ -421,21 +422,46 @@ int queue_bury_oversized(queue *q, const char *worker, const queue_big *big, siz
     return rc;
 }
 
-int queue_processing(queue *q, const char *worker, queue_taken *out, aq_err *e)
+/* The larger documents of a LUA_HELD reply (sizes, heads) into out->big. */
+static int held_big(const redisReply *sizes, const redisReply *heads, queue_taken *out, aq_err *e)
+{
+    size_t n = sizes->type == REDIS_REPLY_ARRAY ? sizes->elements : 0;
+    if (n == 0)
+        return 0;
+    if (heads->type != REDIS_REPLY_ARRAY || heads->elements != n)
+        return err_set(e, AQ_EPERM, "processing: unexpected reply");
+    if (!(out->big = calloc(n, sizeof *out->big)))
+        return err_set(e, AQ_EAGAIN, "processing: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        queue_big *g = &out->big[i];
+        g->size = (size_t)reply_int(sizes->element[i]);
+        g->head_len = heads->element[i]->len < QUEUE_DEAD_RAW_MAX ? heads->element[i]->len
+                                                                   : QUEUE_DEAD_RAW_MAX;
+        memcpy(g->head, heads->element[i]->str, g->head_len);
+    }
+    out->nbig = n;
+    return 0;
+}
+
+int queue_processing(queue *q, const char *worker, size_t limit, queue_taken *out, aq_err *e)
 {
     memset(out, 0, sizeof *out);
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "processing:%s", worker);
-    qargs a = {0};
-    arg_s(&a, "LRANGE");
-    arg_s(&a, key);
-    arg_s(&a, "0");
-    arg_s(&a, "-1");
+    char keys[1][QUEUE_KEY_MAX];
+    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "processing:%s", worker);
+    qargs a;
+    arg_script(&a, q, S_HELD, 1);
+    arg_s(&a, keys[0]);
+    arg_i(&a, (int64_t)limit);
     redisReply *r;
-    int rc = q_run(q, &a, "processing", &r, e);
+    int rc = q_script(q, S_HELD, &a, "processing", &r, e);
     if (rc < 0)
         return rc;
-    rc = taken_from(q, r, out, e);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+        rc = err_set(e, AQ_EPERM, "redis %s: processing: unexpected reply", q->where);
+    if (rc == 0)
+        rc = taken_from(q, r->element[0], out, e);
+    if (rc == 0)
+        rc = held_big(r->element[1], r->element[2], out, e);
     freeReplyObject(r);
     if (rc < 0)
         queue_taken_free(out);

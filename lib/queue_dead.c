@@ -57,7 +57,7 @@ static json_t *wrapper(const char *head, size_t head_len, size_t size, const cha
     size_t keep = head_len < QUEUE_DEAD_RAW_MAX ? head_len : QUEUE_DEAD_RAW_MAX;
     json_object_set_new(o, "raw", json_string_lossy(head, keep));
     json_object_set_new(o, "raw_bytes", json_integer((json_int_t)size));
-    if (keep < size && sha256)
+    if (keep < size && sha256 && *sha256)
         json_object_set_new(o, "raw_sha256", json_string(sha256));
     return o;
 }

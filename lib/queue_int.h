@@ -51,6 +51,7 @@ enum {
     S_CYCLE,
     S_START_MANY,
     S_BURY_BIG,
+    S_HELD,
     S_COUNT
 };
 

@@ -389,9 +389,23 @@ static const char LUA_BURY_BIG[] =
     "end\n"
     "return 0\n";
 
+/* What a worker holds, for its reconciliation after a lost reply.
+ * KEYS: processing.  ARGV: limit. Returns {docs of at most limit bytes,
+ * sizes of the larger ones, their first 1024 bytes}: a document too large
+ * to hold never travels whole. */
+static const char LUA_HELD[] =
+    "local small, sizes, heads = {}, {}, {}\n"
+    "local limit = tonumber(ARGV[1])\n"
+    "for _, d in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do\n"
+    "  if #d <= limit then small[#small + 1] = d\n"
+    "  else sizes[#sizes + 1] = #d; heads[#heads + 1] = d:sub(1, 1024) end\n"
+    "end\n"
+    "return {small, sizes, heads}\n";
+
 const char *const script_body[S_COUNT] = {
     [S_ENQUEUE] = LUA_ENQUEUE, [S_START] = LUA_START,     [S_ACK] = LUA_ACK,
     [S_FAIL] = LUA_FAIL,       [S_PROMOTE] = LUA_PROMOTE, [S_REQUEUE] = LUA_REQUEUE,
     [S_FORGET] = LUA_FORGET,   [S_UNLOCK] = LUA_UNLOCK,   [S_DEAD_RETRY] = LUA_DEAD_RETRY,
     [S_CYCLE] = LUA_CYCLE,     [S_START_MANY] = LUA_START_MANY, [S_BURY_BIG] = LUA_BURY_BIG,
+    [S_HELD] = LUA_HELD,
 };

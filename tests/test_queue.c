@@ -1252,6 +1252,37 @@ START_TEST(auth_and_select)
 }
 END_TEST
 
+/* After a lost reply a worker lists what it holds: documents over the limit
+ * come back as size and head only, never whole. */
+START_TEST(processing_list_is_bounded)
+{
+    aq_err e = {0};
+    size_t n = 100 * 1024;
+    char *big = malloc(n);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'b', n);
+    ck_assert_int_eq(raw("RPUSH %s small-1 %b small-2", K("processing:w:1"), big, n)->type,
+                     REDIS_REPLY_INTEGER);
+    free(big);
+    queue_taken t;
+    ck_assert_int_eq(queue_processing(Q, "w:1", 64 * 1024, &t, &e), 0);
+    ck_assert_uint_eq(t.n, 2);
+    ck_assert_str_eq(t.doc[0], "small-1");
+    ck_assert_str_eq(t.doc[1], "small-2");
+    ck_assert_uint_eq(t.nbig, 1);
+    ck_assert_uint_eq(t.big[0].size, n);
+    ck_assert_uint_eq(t.big[0].head_len, QUEUE_DEAD_RAW_MAX);
+    ck_assert_int_eq(t.big[0].head[0], 'b');
+    queue_taken_free(&t);
+    /* and it can be buried from that alone, without a SHA-256 */
+    queue_big g = {.size = n, .head_len = 3};
+    memcpy(g.head, "bbb", 3);
+    ck_assert_int_eq(queue_bury_oversized(Q, "w:1", &g, 64 * 1024, "too big", &e), 0);
+    ck_assert_int_eq(raw_int("LLEN %s", K("processing:w:1")), 2);
+    ck_assert_int_eq(raw_int("LLEN %s", K("dead")), 1);
+}
+END_TEST
+
 static Suite *queue_suite(void)
 {
     Suite *s = suite_create("queue");
@@ -1260,6 +1291,7 @@ static Suite *queue_suite(void)
     tcase_add_checked_fixture(tc, q_setup, q_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, enqueue_sets_hash_counters_event);
+    tcase_add_test(tc, processing_list_is_bounded);
     tcase_add_test(tc, take_is_fifo_and_waits);
     tcase_add_test(tc, start_counts_attempts_and_raw_pushes);
     tcase_add_test(tc, ack_records_done_once);

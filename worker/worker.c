@@ -602,6 +602,19 @@ static void admit(wk *w, char **docs, size_t *lens, size_t n)
     free(items);
 }
 
+/* Records a document too large to hold as dead (its head, size and, when
+ * it was streamed, SHA-256 are all that was seen). */
+static void bury_big(wk *w, const queue_big *big)
+{
+    aq_err why = {0}, e = {0};
+    job_check_len(big->size, &why);
+    if (queue_bury_oversized(w->q, w->id, big, JOB_MAX_DOC, why.msg, &e) != 0)
+        log_error("could not bury an oversized document; recovery will", "worker", w->id,
+                  "error", e.msg);
+    else
+        log_info("job dead", "worker", w->id, "error", why.msg);
+}
+
 /* The blocking take of a process holding nothing. */
 static void take_blocking(wk *w)
 {
@@ -625,17 +638,10 @@ static void take_blocking(wk *w)
     if (rc == 0)
         return;
     w->more = true;
-    if (doc) {
+    if (doc)
         admit(w, &doc, &len, 1);
-        return;
-    }
-    aq_err why = {0};
-    job_check_len(big.size, &why);
-    if (queue_bury_oversized(w->q, w->id, &big, JOB_MAX_DOC, why.msg, &e) != 0)
-        log_error("could not bury an oversized document; recovery will", "worker", w->id,
-                  "error", e.msg);
     else
-        log_info("job dead", "worker", w->id, "error", why.msg);
+        bury_big(w, &big);
 }
 
 /* After a lost reply: documents in our processing list that we do not hold
@@ -645,9 +651,11 @@ static void reconcile(wk *w)
 {
     queue_taken t;
     aq_err e = {0};
-    if (queue_processing(w->q, w->id, &t, &e) != 0)
+    if (queue_processing(w->q, w->id, JOB_MAX_DOC, &t, &e) != 0)
         return;
     w->doubt = false;
+    for (size_t i = 0; i < t.nbig; i++)
+        bury_big(w, &t.big[i]);
     bool matched[SLOT_JOBS_MAX] = {false};
     size_t keep = 0;
     for (size_t i = 0; i < t.n; i++) {
