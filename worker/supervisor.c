@@ -16,6 +16,7 @@
 #include "log.h"
 #include "meta.h"
 #include "notify.h"
+#include "outage.h"
 #include "queue.h"
 #include "retry.h"
 #include "slots.h"
@@ -30,9 +31,6 @@
 #define RESTART_MAX_MS 30000
 /* Beat early on a change of worker state, at most this often. */
 #define STATE_BEAT_MIN_MS 500
-/* Redis reconnects of the supervisor itself. */
-#define REDIS_BASE_MS 100
-#define REDIS_MAX_MS 5000
 /* Start-up: how long Redis may stay unreachable before we give up. */
 #define STARTUP_MIN_MS 10000
 #define PROMOTE_LIMIT 1000
@@ -75,9 +73,7 @@ typedef struct sup {
     int sfd;
     int parent;
     queue *q;
-    bool redis_down;
-    int redis_fails;
-    int64_t redis_retry_at;
+    outage redis;                  /* Redis reachability and backoff (outage.h) */
     phase phase;
     int terms;
     int64_t stop_deadline;
@@ -102,27 +98,13 @@ static sup g_sup;
 
 static void redis_result(sup *s, int rc, const aq_err *e)
 {
-    if (rc == AQ_EAGAIN) {
-        if (!s->redis_down)
-            log_warn("redis unavailable, retrying", "error", e->msg);
-        s->redis_down = true;
-        int n = s->redis_fails < 10 ? s->redis_fails : 10;
-        s->redis_fails++;
-        s->redis_retry_at = mono_ms() + retry_cap_ms(n, REDIS_BASE_MS, REDIS_MAX_MS) / 2 +
-                            retry_backoff_ms(n, REDIS_BASE_MS, REDIS_MAX_MS) / 2;
-    } else if (rc == 0 && s->redis_down) {
-        log_info("redis back");
-        s->redis_down = false;
-        s->redis_fails = 0;
-    } else if (rc == 0) {
-        s->redis_fails = 0;
-    }
+    outage_note(&s->redis, rc, e->msg);
 }
 
 /* True when a Redis call may be made now (handle open, not backing off). */
 static bool redis_ok(sup *s)
 {
-    if (s->redis_down && mono_ms() < s->redis_retry_at)
+    if (outage_waiting(&s->redis, mono_ms()))
         return false;
     aq_err e = {0};
     if (!s->q) {
@@ -457,7 +439,7 @@ static void status(sup *s)
     queue_stats st;
     aq_err e = {0};
     memset(&st, 0, sizeof st);
-    if (s->q && !s->redis_down && queue_stats_get(s->q, &st, &e) == 0)
+    if (s->q && !s->redis.down && queue_stats_get(s->q, &st, &e) == 0)
         notify_status("busy %d/%d processes, queue %" PRId64 ", done %" PRId64,
                       busy, total, st.queued, done);
     else

@@ -29,14 +29,12 @@
 #include "fate.h"
 #include "log.h"
 #include "meta.h"
+#include "outage.h"
 #include "pngenc.h"
 #include "queue.h"
 #include "retry.h"
 #include "storage.h"
 
-/* Redis reconnect backoff: 100 ms doubling up to 5 s. */
-#define REDIS_BACKOFF_BASE 100
-#define REDIS_BACKOFF_MAX 5000
 /* While jobs are in flight and the queue looked empty, look again this
  * often (a process holding nothing blocks in its take instead). */
 #define POLL_MS 5
@@ -102,8 +100,7 @@ typedef struct wk {
     meta db;
     avatar_ctx ctx;
     job_limits lim;
-    bool redis_down;       /* for logging once per change of state */
-    int redis_fails;
+    outage redis;          /* Redis reachability and backoff (outage.h) */
     bool registered;       /* in NS:workers with a live heartbeat key */
     bool doubt;            /* a call lost its reply: reconcile first */
     bool more;             /* the queue may hold more: take without waiting */
@@ -181,26 +178,12 @@ static void nap(const wk *w, int64_t ms, int min_terms, bool stop_flags)
 
 static void redis_state(wk *w, int rc, const aq_err *e)
 {
-    if (rc == AQ_EAGAIN) {
-        w->redis_fails++;
-        if (!w->redis_down)
-            log_warn("redis unavailable, retrying", "worker", w->id, "error", e->msg);
-        w->redis_down = true;
-    } else if (w->redis_down && rc == 0) {
-        log_info("redis back", "worker", w->id);
-        w->redis_down = false;
-        w->redis_fails = 0;
-    } else if (rc == 0) {
-        w->redis_fails = 0;
-    }
+    outage_note(&w->redis, rc, e->msg);
 }
 
 static int64_t redis_delay(const wk *w)
 {
-    int n = w->redis_fails < 10 ? w->redis_fails : 10;
-    int64_t cap = retry_cap_ms(n, REDIS_BACKOFF_BASE, REDIS_BACKOFF_MAX);
-    /* half fixed, half jitter: never a tight loop, still spread out */
-    return cap / 2 + retry_backoff_ms(n, REDIS_BACKOFF_BASE, REDIS_BACKOFF_MAX) / 2;
+    return outage_delay_ms(&w->redis);
 }
 
 /* Registers this process (NS:workers + its heartbeat key) before it may hold
@@ -629,7 +612,7 @@ static void take_blocking(wk *w)
             w->doubt = true;
         } else { /* e.g. WRONGTYPE on the queue key: back off the same way */
             log_error("taking a job failed", "worker", w->id, "error", e.msg);
-            w->redis_fails++;
+            outage_count(&w->redis);
         }
         nap(w, redis_delay(w), 1, true);
         return;
@@ -886,6 +869,7 @@ _Noreturn void worker_run(const aq_config *c, slot *s, int parent)
         g_terms = 1; /* orphaned before PDEATHSIG was armed */
     log_setup(c->log.level, c->log.format, "worker");
     worker_id(w.id, sizeof w.id, (long)getpid(), atomic_load(&s->nonce));
+    w.redis.worker = w.id;
 #ifdef AQ_TEST_HOOKS
     w.hang_seed = getenv("AVATARQ_TEST_HANG_SEED");
 #endif
