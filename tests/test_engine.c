@@ -134,9 +134,9 @@ START_TEST(t_kill_full_prefetch_returns_each_once)
 }
 END_TEST
 
-/* A job timeout with several jobs in flight: the process is killed, the two
- * jobs whose work ran past job_timeout_s take the retry path (counted
- * `retried`, error "timed out"), the two waiting for a thread go back to
+/* A job timeout with several jobs in flight: the process is killed, the jobs
+ * whose work ran past job_timeout_s take the retry path (counted `retried`,
+ * error "timed out"), the others (the two waiting for a thread) go back to
  * the queue (`recovered`), and all four are done. */
 START_TEST(t_timeout_with_jobs_in_flight)
 {
@@ -152,8 +152,14 @@ START_TEST(t_timeout_with_jobs_in_flight)
         snprintf(id, sizeof id, "slow-%d", i);
         ck_assert_msg(wh_wait_state(&H, id, "done", 30000), "%s not done", id);
     }
-    ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":stats retried"), 2);
-    ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":stats recovered"), 2);
+    /* the two running jobs started within moments of each other: at the
+     * kill at least the first is overdue (retried), a second one not yet
+     * overdue counts as innocent (recovered); the two waiting for a thread
+     * are always recovered */
+    long long retried = wh_int(&H, "HGET " WH_NS ":stats retried");
+    long long recovered = wh_int(&H, "HGET " WH_NS ":stats recovered");
+    ck_assert_msg(retried >= 1 && retried <= 2, "retried %lld", retried);
+    ck_assert_int_eq(retried + recovered, 4);
     ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":stats done"), 4);
     buf b = BUF_INIT;
     sup_redis_cli(&H.r, &b, "XRANGE " WH_NS ":events - +");
