@@ -23,3 +23,9 @@ for b in "$build"/bench/bench_*; do
     echo "== $(basename "$b")"
     "$b" || echo "($(basename "$b") exited $?)"
 done
+
+# avatarq beside BullMQ and bee-queue (issue 10's figures), with servers of
+# its own; installs the node peers on first use.
+echo
+echo "== engine: avatarq vs peers (bench/engine.sh)"
+bash bench/engine.sh "$build"

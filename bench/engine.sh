@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# bench/engine.sh [BUILD] [FIGURE...]: the worker-engine figures of issue 10,
+# avatarq beside BullMQ and bee-queue in the same run on this machine (see
+# bench/peers/queue/engine.js for what each figure measures and how):
+#   s3       jobs/s with S3 behind a proxy adding 30 ms and 0 ms per request
+#   drain    Redis CPU per job and jobs/s draining 20,000 small jobs
+#   latency  enqueue -> done p50/p99 at a steady 1,000 jobs/s
+#   e2e      10,000 jobs of 128 px end to end on tmpfs (bench_e2e)
+# plus the peak RSS of every worker process. Starts its own Redis and S3 test
+# server (tests/servers.sh) and stops them, and everything else it started,
+# on exit; the node peers are installed here (npm ci from the lock file) when
+# missing. AQ_BENCH_CONCURRENCY=N passes AVATARQ_WORKER_CONCURRENCY=N to the
+# avatarq workers. Prints figures, never passes or fails; bounded to
+# AQ_BENCH_ENGINE_TIMEOUT_S (default 420) seconds.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+shift || true
+
+peers=bench/peers/queue
+if [ ! -d "$peers/node_modules/bullmq" ] || [ ! -d "$peers/node_modules/bee-queue" ]; then
+    echo "engine: installing the peer queues (npm ci in $peers)"
+    (cd "$peers" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || {
+        echo "engine: skipped: npm ci failed in $peers"
+        exit 0
+    }
+fi
+# tests/deps.sh installs the S3 test server; without it the S3 figure is skipped.
+[ -d tests/s3/node_modules/@20minutes/s3rver ] || bash tests/deps.sh >/dev/null 2>&1 || true
+
+unset SERVERS_DIR
+source tests/servers.sh
+engine_pid=
+cleanup() {
+    [ -n "$engine_pid" ] && kill "$engine_pid" 2>/dev/null
+    [ -n "$engine_pid" ] && wait "$engine_pid" 2>/dev/null
+    stop_servers
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+start_redis || { echo "engine: skipped: could not start redis-server"; exit 0; }
+export AQ_BENCH_REDIS_URL=$REDIS_URL AQ_BENCH_OWN_REDIS=1
+if start_s3 bench; then
+    export AQ_BENCH_S3_ENDPOINT=$S3_ENDPOINT AQ_BENCH_S3_BUCKET=bench
+else
+    unset AQ_BENCH_S3_ENDPOINT
+fi
+export AQ_BIN_DIR=${AQ_BIN_DIR:-$PWD/bin}
+export AQ_BENCH_E2E_BIN=$PWD/$build/bench/bench_e2e
+limit=${AQ_BENCH_ENGINE_TIMEOUT_S:-420}
+export AQ_BENCH_ENGINE_TIMEOUT_S=$limit
+
+# engine.js stops itself at the limit; timeout is the backstop (+30 s).
+timeout -k 5 $((limit + 30)) node "$peers/engine.js" "$@" &
+engine_pid=$!
+wait "$engine_pid"
+engine_pid=
+exit 0
