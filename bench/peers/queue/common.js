@@ -3,6 +3,7 @@
 // polling with a deadline, and children that are always stopped by PID.
 'use strict'
 const fs = require('node:fs')
+const path = require('node:path')
 const { execFileSync, spawn } = require('node:child_process')
 
 /** { host, port, db } of AQ_BENCH_REDIS_URL (redis://HOST:PORT/DB). */
@@ -56,9 +57,44 @@ async function until(fn, ms, every = 20) {
 
 const monoUs = () => Number(process.hrtime.bigint() / 1000n)
 
-// Every child this process starts, each leading its own process group, so a
-// supervisor's worker processes go with it.
+// Every child this process starts, each leading its own process group.
+// avatarq's supervisor puts each worker process in a group of its own, so
+// a child's descendants are found by PID in /proc and stopped one by one.
 const children = new Set()
+
+/** PIDs of every live descendant of `pid`, from the ppid field of /proc. */
+function descendants(pid) {
+  const parent = new Map()
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      const s = fs.readFileSync(`/proc/${d}/stat`, 'utf8')
+      parent.set(Number(d), Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]))
+    } catch {} // gone meanwhile
+  }
+  const out = []
+  const walk = (p) => {
+    for (const [k, v] of parent)
+      if (v === p) {
+        out.push(k)
+        walk(k)
+      }
+  }
+  walk(pid)
+  return out
+}
+
+/** SIGKILL to a child, everything below it, and its process group. */
+function killTree(child) {
+  const pids = descendants(child.pid) // before the child dies and they are orphaned
+  for (const p of [child.pid, ...pids])
+    try {
+      process.kill(p, 'SIGKILL')
+    } catch {}
+  try {
+    process.kill(-child.pid, 'SIGKILL')
+  } catch {}
+}
 
 /** Starts a program in its own process group; it is killed with its group
  *  when this process exits, whatever the reason. */
@@ -91,13 +127,12 @@ function waitFor(child, word, ms) {
   })
 }
 
-/** SIGTERM to the child (a supervisor stops its own workers), SIGKILL to
- *  its whole group after `ms` if it is still there, and to whatever of the
- *  group outlived it. */
+/** SIGTERM to the child (a supervisor stops its own workers); after `ms`
+ *  SIGKILL to it and everything below it. */
 async function stop(child, ms = 10000) {
   if (child.exitCode !== null || child.signalCode !== null) {
     try {
-      process.kill(-child.pid, 'SIGKILL')
+      process.kill(-child.pid, 'SIGKILL') // anything of its group left behind
     } catch {}
     return
   }
@@ -107,26 +142,54 @@ async function stop(child, ms = 10000) {
   } catch {
     return
   }
-  const t = setTimeout(() => {
-    try {
-      process.kill(-child.pid, 'SIGKILL')
-    } catch {}
-  }, ms)
+  const t = setTimeout(() => killTree(child), ms)
   await gone
   clearTimeout(t)
   try {
-    process.kill(-child.pid, 'SIGKILL') // anything of the group left behind
+    process.kill(-child.pid, 'SIGKILL')
   } catch {}
 }
 
-function killAll() {
-  for (const c of children) {
-    try {
-      process.kill(-c.pid, 'SIGKILL')
-    } catch {}
-  }
-  children.clear()
-}
-process.on('exit', killAll)
+// Temp folders of the runs, removed on any exit.
+const dirs = new Set()
 
-module.exports = { redisAddr, cpuUs, peakRssKb, pct, sleep, until, monoUs, start, waitFor, stop, killAll }
+/** A new folder below `base` named after `tag`, removed when this process
+ *  exits if the run has not removed it. */
+function tempDir(base, tag) {
+  const d = fs.mkdtempSync(path.join(base, `avatarq-bench-${tag}-`))
+  dirs.add(d)
+  return d
+}
+
+function removeDir(d) {
+  fs.rmSync(d, { recursive: true, force: true })
+  dirs.delete(d)
+}
+
+/** Stops every child still running (SIGTERM, then SIGKILL after `ms`). */
+async function stopAll(ms) {
+  await Promise.all([...children].map((ch) => stop(ch, ms)))
+}
+
+// Last resort, synchronous: whatever is still running dies with this process.
+process.on('exit', () => {
+  for (const ch of children) killTree(ch)
+  children.clear()
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true })
+})
+
+module.exports = {
+  redisAddr,
+  cpuUs,
+  peakRssKb,
+  pct,
+  sleep,
+  until,
+  monoUs,
+  start,
+  waitFor,
+  stop,
+  stopAll,
+  tempDir,
+  removeDir,
+}

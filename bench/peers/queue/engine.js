@@ -120,7 +120,7 @@ async function guarded(what, fn, empty) {
   }
 }
 
-const tmp = (tag) => fs.mkdtempSync(path.join('/dev/shm', `avatarq-bench-${tag}-`))
+const tmp = (tag) => c.tempDir('/dev/shm', tag)
 const localStorage = (dir) => `[storage]\nbackend = local\n[storage.local]\nroot = ${dir}/root\nfsync = false`
 
 /** Runs fn(child) against a started avatarq, then records the workers' peak
@@ -135,7 +135,7 @@ async function withAvatarq(tag, ns, storage, fn) {
     return out
   } finally {
     if (child) await c.stop(child, 15000)
-    fs.rmSync(dir, { recursive: true, force: true })
+    c.removeDir(dir)
   }
 }
 
@@ -550,13 +550,19 @@ async function main() {
   R.disconnect()
 }
 
+/** Stops every process this run started (3 s of grace each) and exits. */
+async function shutdown(why) {
+  console.log(`engine: ${why}; stopping what it started`)
+  await c.stopAll(3000)
+  process.exit(1)
+}
+
 const limit = Number(process.env.AQ_BENCH_ENGINE_TIMEOUT_S) || 420
 setTimeout(() => {
-  console.log(`engine: stopped after ${limit} s (AQ_BENCH_ENGINE_TIMEOUT_S)`)
   summary()
-  process.exit(1)
+  shutdown(`stopped after ${limit} s (AQ_BENCH_ENGINE_TIMEOUT_S)`)
 }, limit * 1000).unref()
-for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(1))
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => shutdown(`got ${sig}`))
 main().then(
   () => process.exit(0),
   (e) => {
