@@ -39,12 +39,20 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-start_redis || { echo "engine: skipped: could not start redis-server"; exit 0; }
+# Servers of its own (never the caller's): a clean Redis it may FLUSHALL.
+unset AQ_BENCH_REDIS_URL AQ_BENCH_S3_ENDPOINT AQ_BENCH_PG_CONNINFO
+start_redis && wait_port "$REDIS_PORT" 1 2>/dev/null || {
+    echo "engine: skipped: redis-server did not start: $(tail -3 "$SERVERS_DIR/redis.log")"
+    exit 0
+}
 export AQ_BENCH_REDIS_URL=$REDIS_URL AQ_BENCH_OWN_REDIS=1
-if start_s3 bench; then
+# start_s3 returns 0 even when its wait for the port ran out: check again,
+# and try once more before the S3 figure is skipped.
+s3_up() { start_s3 bench && wait_port "$S3_PORT" 50 2>/dev/null; }
+if s3_up || s3_up; then
     export AQ_BENCH_S3_ENDPOINT=$S3_ENDPOINT AQ_BENCH_S3_BUCKET=bench
 else
-    unset AQ_BENCH_S3_ENDPOINT
+    echo "engine: S3 test server did not start: $(tail -3 "$SERVERS_DIR/s3.log")"
 fi
 export AQ_BIN_DIR=${AQ_BIN_DIR:-$PWD/bin}
 export AQ_BENCH_E2E_BIN=$PWD/$build/bench/bench_e2e
