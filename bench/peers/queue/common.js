@@ -102,6 +102,11 @@ function start(cmd, args, opts = {}) {
   const child = spawn(cmd, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], ...opts })
   children.add(child)
   child.on('exit', () => children.delete(child))
+  child.on('error', (e) => {
+    // could not start (or signal): keep the reason for the caller's message
+    child.startError = e
+    children.delete(child)
+  })
   return child
 }
 

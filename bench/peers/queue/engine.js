@@ -80,10 +80,12 @@ async function avatarqStart(ns, dir, storage) {
   const log = fs.openSync(path.join(dir, 'worker.log'), 'a')
   const child = c.start(path.join(BIN, 'avatarq-worker'), ['-c', cfg], { env, stdio: ['ignore', log, log] })
   fs.closeSync(log)
-  const up = await c.until(async () => (await R.scard(`${ns}:workers`)) >= 2 || child.exitCode !== null, 30000, 50)
-  if (!up || child.exitCode !== null) {
+  const ended = () => child.exitCode !== null || child.startError
+  const up = await c.until(async () => ended() || (await R.scard(`${ns}:workers`)) >= 2, 30000, 50)
+  if (!up || ended()) {
     await c.stop(child)
-    throw new Error(`avatarq-worker did not come up: ${tail(path.join(dir, 'worker.log'))}`)
+    const why = child.startError ? child.startError.message : tail(path.join(dir, 'worker.log'))
+    throw new Error(`avatarq-worker did not come up: ${why}`)
   }
   return child
 }
