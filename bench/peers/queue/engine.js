@@ -530,6 +530,8 @@ function summary() {
 
 // ------------------------------------------------------------------- main
 
+const loadavg = () => os.loadavg().map((x) => x.toFixed(2)).join(' ')
+
 async function main() {
   const want = process.argv.slice(2)
   const all = { s3: figS3, drain: figDrain, latency: figLatency, e2e: figE2e }
@@ -539,7 +541,8 @@ async function main() {
   redisPid = Number((await R.info('server')).match(/process_id:(\d+)/)[1])
   console.log(
     `avatarq worker concurrency: ${process.env.AQ_BENCH_CONCURRENCY || 'its default (AQ_BENCH_CONCURRENCY unset)'}; ` +
-      `${os.cpus().length} cores; node ${process.version}`,
+      `${os.cpus().length} cores, load average ${loadavg()} (other work on the machine moves every figure); ` +
+      `node ${process.version}`,
   )
   for (const w of which) {
     try {
@@ -549,6 +552,7 @@ async function main() {
     }
   }
   summary()
+  console.log(`load average at the end: ${loadavg()}`)
   await fresh()
   R.disconnect()
 }
