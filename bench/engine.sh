@@ -14,8 +14,11 @@
 # AQ_BENCH_ENGINE_TIMEOUT_S (default 420) seconds.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-build=${1:-build}
-shift || true
+build=build
+case "${1:-}" in
+'' | s3 | drain | latency | e2e) ;;
+*) build=$1; shift ;;
+esac
 
 peers=bench/peers/queue
 if [ ! -d "$peers/node_modules/bullmq" ] || [ ! -d "$peers/node_modules/bee-queue" ]; then
