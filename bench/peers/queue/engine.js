@@ -11,7 +11,10 @@
 // drain    20,000 small jobs queued while no worker can see them, then handed
 //          to 2 worker processes that are already up; between 10 % and 90 %
 //          drained (steady state): Redis CPU per job (utime + stime of
-//          redis-server from /proc/PID/stat) and jobs/s. avatarq: pixel 64 px,
+//          redis-server from /proc/PID/stat), jobs/s, and Redis reads per job
+//          (INFO stats total_reads_processed: one read per request or
+//          pipeline a client sends, so about the round trips per job of
+//          workers and supervisor together). avatarq: pixel 64 px,
 //          local storage and SQLite on tmpfs (/dev/shm), fsync off. Peers:
 //          bee-queue and BullMQ, no-op jobs, 2 processes x concurrency 50,
 //          their default options otherwise: like avatarq (an NS:events entry
@@ -55,6 +58,7 @@ const SIZES = [32, 64, 128, 256, 512]
 const RUN_MS = 120000 // deadline of any one run
 
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a')
+const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a')
 const f3 = (x) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a')
 const note = (x) => (x.note ? ` (${x.note})` : '')
 
@@ -257,21 +261,33 @@ async function figS3() {
 
 // ------------------------------------------------------------------ drain
 
+/** Read events Redis has processed (INFO stats total_reads_processed): one
+ *  per request or pipeline a client sends, so per job about the round trips
+ *  of every client together. */
+async function redisReads() {
+  return Number((await R.info('stats')).match(/total_reads_processed:(\d+)/)[1])
+}
+
 /** Samples the queue length every 10 ms while workers drain n jobs; between
- *  10 % and 90 % drained returns jobs/s and Redis CPU µs per job. */
+ *  10 % and 90 % drained returns jobs/s, Redis CPU µs per job and Redis
+ *  reads per job (the bench's own LLEN and INFO taken out). */
 async function steady(llen, n) {
   let a = null
   let b = null
+  let polls = 0
   const end = Date.now() + RUN_MS
   while (!b && Date.now() < end) {
     const left = await llen()
-    const s = { t: c.monoUs(), cpu: c.cpuUs(redisPid), done: n - left }
-    if (!a && left <= n * 0.9) a = s
-    else if (a && left <= n * 0.1) b = s
+    polls++
+    const s = { t: c.monoUs(), cpu: c.cpuUs(redisPid), done: n - left, polls }
+    if (!a && left <= n * 0.9) a = { ...s, reads: await redisReads() }
+    else if (a && left <= n * 0.1) b = { ...s, reads: await redisReads() }
     else await c.sleep(10)
   }
-  if (!a || !b || b.done === a.done) return { rate: NaN, cpu: NaN }
-  return { rate: ((b.done - a.done) * 1e6) / (b.t - a.t), cpu: (b.cpu - a.cpu) / (b.done - a.done) }
+  if (!a || !b || b.done === a.done) return { rate: NaN, cpu: NaN, reads: NaN }
+  const jobs = b.done - a.done
+  const own = b.polls - a.polls + 1 // LLENs after a, and b's INFO
+  return { rate: (jobs * 1e6) / (b.t - a.t), cpu: (b.cpu - a.cpu) / jobs, reads: (b.reads - a.reads - own) / jobs }
 }
 
 async function avatarqDrain() {
@@ -344,8 +360,10 @@ async function figDrain() {
     ['bullmq', bullmqDrain],
   ]) {
     await fresh()
-    out[name] = await guarded(`drain ${name}`, fn, { rate: NaN, cpu: NaN })
-    console.log(`drain ${name}: ${f1(out[name].rate)} jobs/s, Redis CPU ${f1(out[name].cpu)} µs/job${note(out[name])}`)
+    const x = (out[name] = await guarded(`drain ${name}`, fn, { rate: NaN, cpu: NaN, reads: NaN }))
+    console.log(
+      `drain ${name}: ${f1(x.rate)} jobs/s, Redis CPU ${f1(x.cpu)} µs/job, ${f2(x.reads)} Redis read events/job${note(x)}`,
+    )
   }
   figures.drain = out
 }
@@ -509,6 +527,7 @@ function summary() {
     ]) {
       row(`Redis CPU per job, ${DRAIN_JOBS} drain, µs (lower is better)`, f1(d.avatarq.cpu), p, f1(d[k].cpu), ratio(d.avatarq.cpu, d[k].cpu))
       row(`drain rate, 2 processes, jobs/s`, f1(d.avatarq.rate), p, f1(d[k].rate), ratio(d.avatarq.rate, d[k].rate))
+      row('Redis read events per job (what arrives together counts once)', f2(d.avatarq.reads), p, f2(d[k].reads), ratio(d.avatarq.reads, d[k].reads))
     }
   }
   const l = figures.latency
