@@ -157,7 +157,12 @@ async function peersStart(kind, mode, queue, n = 2, env = process.env) {
   const ws = []
   for (let i = 0; i < n; i++)
     ws.push(c.start(process.execPath, [path.join(HERE, 'peer_worker.js'), kind, mode, queue, '50'], { env }))
-  await Promise.all(ws.map((w) => c.waitFor(w, 'ready', 30000)))
+  try {
+    await Promise.all(ws.map((w) => c.waitFor(w, 'ready', 30000)))
+  } catch (e) {
+    await Promise.all(ws.map((w) => c.stop(w)))
+    throw e
+  }
   return ws
 }
 
@@ -203,8 +208,18 @@ async function avatarqS3(url, delay) {
     const secs = (c.monoUs() - t0) / 1e6
     const dead = Number((await R.hget(`${ns}:stats`, 'dead')) || 0)
     // a run with failures measures the failures: no figure then
-    return { rate: ok && !dead ? S3_JOBS / secs : NaN, note: ok ? (dead ? `${dead} dead` : '') : 'did not finish' }
+    const why = dead ? `: ${firstDeadError(await R.lindex(`${ns}:dead`, 0))}` : ''
+    return { rate: ok && !dead ? S3_JOBS / secs : NaN, note: ok ? (dead ? `${dead} dead${why}` : '') : 'did not finish' }
   })
+}
+
+/** The error of a dead letter (NS:dead entry), or the start of its text. */
+function firstDeadError(doc) {
+  try {
+    return JSON.parse(doc).error
+  } catch {
+    return String(doc).slice(0, 200)
+  }
 }
 
 async function bullmqS3(url, delay) {
@@ -229,7 +244,11 @@ async function bullmqS3(url, delay) {
       20,
     )
     const secs = (c.monoUs() - t0) / 1e6
-    return { rate: ok && !failed ? S3_JOBS / secs : NaN, note: ok ? (failed ? `${failed} failed` : '') : 'did not finish' }
+    const why = failed ? `: ${(await q.getFailed(0, 0))[0]?.failedReason}` : ''
+    return {
+      rate: ok && !failed ? S3_JOBS / secs : NaN,
+      note: ok ? (failed ? `${failed} failed${why}` : '') : 'did not finish',
+    }
   } finally {
     await q.close()
     await peersStop('BullMQ', `s3-${delay}ms`, ws)
