@@ -11,10 +11,10 @@
 // drain    20,000 small jobs queued while no worker can see them, then handed
 //          to 2 worker processes that are already up; between 10 % and 90 %
 //          drained (steady state): Redis CPU per job (utime + stime of
-//          redis-server from /proc/PID/stat), jobs/s, and Redis reads per job
-//          (INFO stats total_reads_processed: one read per request or
-//          pipeline a client sends, so about the round trips per job of
-//          workers and supervisor together). avatarq: pixel 64 px,
+//          redis-server from /proc/PID/stat), jobs/s, and Redis read events
+//          per job (INFO stats total_reads_processed: one per request, or
+//          per pipeline or batch of requests that arrive together, so the
+//          server's view of the round trips per job of every client). avatarq: pixel 64 px,
 //          local storage and SQLite on tmpfs (/dev/shm), fsync off. Peers:
 //          bee-queue and BullMQ, no-op jobs, 2 processes x concurrency 50,
 //          their default options otherwise: like avatarq (an NS:events entry
