@@ -43,15 +43,17 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Servers of its own (never the caller's): a clean Redis it may FLUSHALL.
+# start_* return 0 even when their wait for the port ran out (a random port
+# can be taken meanwhile, e.g. as the local port of some connection): check
+# again, and try once more on another port.
 unset AQ_BENCH_REDIS_URL AQ_BENCH_S3_ENDPOINT AQ_BENCH_PG_CONNINFO
-start_redis && wait_port "$REDIS_PORT" 1 2>/dev/null || {
+redis_up() { start_redis 2>/dev/null && wait_port "$REDIS_PORT" 1 2>/dev/null; }
+s3_up() { start_s3 bench 2>/dev/null && wait_port "$S3_PORT" 50 2>/dev/null; }
+if ! redis_up && ! redis_up; then
     echo "engine: skipped: redis-server did not start: $(tail -3 "$SERVERS_DIR/redis.log")"
     exit 0
-}
+fi
 export AQ_BENCH_REDIS_URL=$REDIS_URL AQ_BENCH_OWN_REDIS=1
-# start_s3 returns 0 even when its wait for the port ran out: check again,
-# and try once more before the S3 figure is skipped.
-s3_up() { start_s3 bench && wait_port "$S3_PORT" 50 2>/dev/null; }
 if s3_up || s3_up; then
     export AQ_BENCH_S3_ENDPOINT=$S3_ENDPOINT AQ_BENCH_S3_BUCKET=bench
 else
