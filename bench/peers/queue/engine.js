@@ -25,8 +25,8 @@
 //          1,000 left out as warm-up. The producer (this process) stamps each
 //          job with the monotonic clock (µs) just before sending it and takes
 //          the time again when it sees the job done: avatarq through XREAD on
-//          NS:events (its "done" entry), bee-queue through its "job
-//          succeeded" pub/sub event. avatarq: pixel 64 px, local + SQLite on
+//          NS:events (a "done" entry naming the job in `id`, or in `ids` for
+//          a batch), bee-queue through its "job succeeded" pub/sub event. avatarq: pixel 64 px, local + SQLite on
 //          tmpfs; bee-queue: no-op jobs, 2 processes x concurrency 50.
 // e2e      bench_e2e (AQ_BENCH_E2E_BIN): 10,000 jobs of one 128 px pixel
 //          avatar, local storage on /dev/shm without fsync + SQLite.
@@ -419,12 +419,17 @@ async function avatarqLatency() {
       while (reading) {
         const r = await reader.xread('COUNT', 1000, 'BLOCK', 200, 'STREAMS', key, from)
         if (!r) continue
-        for (const [id, fields] of r[0][1]) {
-          from = id
+        const now = c.monoUs()
+        for (const [entry, fields] of r[0][1]) {
+          from = entry
           const f = {}
           for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1]
-          const i = sentAt.get(f.id)
-          if (f.state === 'done' && i !== undefined) lat[i[0]] = c.monoUs() - i[1]
+          if (f.state !== 'done') continue
+          // one job (`id`), or a worker's batch (`ids`, separated by spaces)
+          for (const id of f.ids !== undefined ? f.ids.split(' ') : [f.id]) {
+            const at = sentAt.get(id)
+            if (at !== undefined) lat[at[0]] = now - at[1]
+          }
         }
       }
     })()
