@@ -10,7 +10,8 @@
 # server (tests/servers.sh) and stops them, and everything else it started,
 # on exit; the node peers are installed here (npm ci from the lock file) when
 # missing. AQ_BENCH_CONCURRENCY=N passes AVATARQ_WORKER_CONCURRENCY=N to the
-# avatarq workers. Prints figures, never passes or fails; bounded to
+# avatarq workers; AQ_BENCH_ROUNDS=N keeps each system's best of N rounds.
+# Prints figures, never passes or fails; bounded to
 # AQ_BENCH_ENGINE_TIMEOUT_S (default 420) seconds.
 set -uo pipefail
 cd "$(dirname "$0")/.."
