@@ -12,7 +12,7 @@
 # missing. AQ_BENCH_CONCURRENCY=N passes AVATARQ_WORKER_CONCURRENCY=N to the
 # avatarq workers; AQ_BENCH_ROUNDS=N keeps each system's best of N rounds.
 # Prints figures, never passes or fails; bounded to
-# AQ_BENCH_ENGINE_TIMEOUT_S (default 420) seconds.
+# AQ_BENCH_ENGINE_TIMEOUT_S (default 120 + 300 per round) seconds.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=build
@@ -62,7 +62,9 @@ else
 fi
 export AQ_BIN_DIR=${AQ_BIN_DIR:-$PWD/bin}
 export AQ_BENCH_E2E_BIN=$PWD/$build/bench/bench_e2e
-limit=${AQ_BENCH_ENGINE_TIMEOUT_S:-420}
+rounds=${AQ_BENCH_ROUNDS:-1}
+[[ $rounds =~ ^[1-9][0-9]?$ ]] || rounds=1
+limit=${AQ_BENCH_ENGINE_TIMEOUT_S:-$((120 + 300 * rounds))}
 export AQ_BENCH_ENGINE_TIMEOUT_S=$limit
 
 # engine.js stops itself at the limit; timeout is the backstop (+30 s).
