@@ -607,8 +607,14 @@ function summary() {
   if (ROUNDS > 1) console.log(`best of ${ROUNDS} rounds per system (highest rate, lowest CPU, reads and latency):`)
   line(['figure', 'avatarq', 'peer', 'peer fig', 'avatarq/peer'])
   rows.forEach(line)
+  // one line per system and run: each process's peak, rounds one after the other
+  const byRun = new Map()
+  for (const [sys, run, kbs] of rss) {
+    const k = `${sys.padEnd(9)} ${run.padEnd(9)}`
+    byRun.set(k, [...(byRun.get(k) || []), kbs.map((kb) => (kb / 1024).toFixed(1)).join(', ')])
+  }
   console.log('\nworker RSS per process (peak, MB), by run:')
-  for (const [sys, run, kbs] of rss) console.log(`  ${sys.padEnd(9)} ${run.padEnd(9)} ${kbs.map((k) => (k / 1024).toFixed(1)).join(', ')}`)
+  for (const [k, v] of byRun) console.log(`  ${k} ${v.join(' | ')}`)
 }
 
 // ------------------------------------------------------------------- main
