@@ -213,15 +213,18 @@ async function proxyStart(delay) {
   return { p, url: `http://127.0.0.1:${out.match(/ready (\d+)/)[1]}` }
 }
 
-async function avatarqS3(url, delay) {
+// Every run uploads under keys of its own (delay and round in the job ids):
+// objects a former round left in the bucket must not make a run cheaper.
+async function avatarqS3(url, delay, round) {
   const ns = `aqbench-s3-${delay}`
+  const tag = `s3-${delay}-r${round}`
   const storage = () =>
     `[storage]\nbackend = s3\n[storage.s3]\nendpoint = ${url}\nbucket = ${process.env.AQ_BENCH_S3_BUCKET || 'bench'}\n` +
     'access_key = S3RVER\nsecret_key = S3RVER\npath_style = true'
   return withAvatarq(`s3-${delay}ms`, ns, storage, async () => {
     const docs = []
     for (let i = 0; i < S3_JOBS; i++)
-      docs.push(JSON.stringify({ v: 1, id: `s3-${delay}-${i}`, seed: `s3-${delay}-${i}`, style: 'pixel', sizes: SIZES }))
+      docs.push(JSON.stringify({ v: 1, id: `${tag}-${i}`, seed: `${tag}-${i}`, style: 'pixel', sizes: SIZES }))
     const t0 = c.monoUs()
     await R.lpush(`${ns}:queue:default`, ...docs)
     const ok = await c.until(async () => (await avatarqFinished(ns)) >= S3_JOBS, RUN_MS, 20)
@@ -242,9 +245,9 @@ function firstDeadError(doc) {
   }
 }
 
-async function bullmqS3(url, delay) {
+async function bullmqS3(url, delay, round) {
   const { Queue } = require('bullmq')
-  const name = `s3-${delay}`
+  const name = `s3-${delay}-r${round}`
   const env = { ...process.env, AQ_BENCH_S3_ENDPOINT: url }
   const ws = await peersStart('bullmq', 's3', name, 2, env)
   const q = new Queue(name, { connection: bullConn() })
@@ -288,9 +291,9 @@ async function figS3() {
       for (let r = 1; r <= ROUNDS; r++) {
         const none = { rate: NaN }
         await fresh()
-        const a = await guarded(`s3 +${delay} ms avatarq`, () => avatarqS3(url, delay), none)
+        const a = await guarded(`s3 +${delay} ms avatarq`, () => avatarqS3(url, delay, r), none)
         await fresh()
-        const b = await guarded(`s3 +${delay} ms BullMQ`, () => bullmqS3(url, delay), none)
+        const b = await guarded(`s3 +${delay} ms BullMQ`, () => bullmqS3(url, delay, r), none)
         as.push(a)
         bs.push(b)
         console.log(
