@@ -14,6 +14,11 @@ if start_s3 bench; then
     export AQ_BENCH_S3_ENDPOINT=$S3_ENDPOINT AQ_BENCH_S3_BUCKET=bench
 fi
 export AQ_BIN_DIR=$PWD/bin
+# AQ_BENCH_CONCURRENCY=N: every avatarq worker of the benches runs N jobs in
+# flight per process ([worker] concurrency); unset, today's default.
+if [ -n "${AQ_BENCH_CONCURRENCY:-}" ]; then
+    export AVATARQ_WORKER_CONCURRENCY=$AQ_BENCH_CONCURRENCY
+fi
 
 echo "machine: $(nproc) cores, $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 for b in "$build"/bench/bench_*; do
@@ -23,3 +28,9 @@ for b in "$build"/bench/bench_*; do
     echo "== $(basename "$b")"
     "$b" || echo "($(basename "$b") exited $?)"
 done
+
+# avatarq beside BullMQ and bee-queue (issue 10's figures), with servers of
+# its own; installs the node peers on first use.
+echo
+echo "== engine: avatarq vs peers (bench/engine.sh)"
+bash bench/engine.sh "$build"
