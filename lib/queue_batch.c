@@ -225,7 +225,7 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
     for (size_t i = 0; i < n; i++)
         if (check_id(outs[i].id, true, e) < 0)
             return err_prefix(e, "outcome %zu: ", i);
-    char keys[7][QUEUE_KEY_MAX], ns[80];
+    char keys[8][QUEUE_KEY_MAX], ns[80];
     queue_keyf(q, keys[0], QUEUE_KEY_MAX, "processing:%s", worker);
     queue_keyf(q, keys[1], QUEUE_KEY_MAX, "queue:%s", q->cfg.redis.queue);
     queue_keyf(q, keys[2], QUEUE_KEY_MAX, "stats");
@@ -233,13 +233,14 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
     queue_keyf(q, keys[4], QUEUE_KEY_MAX, "delayed");
     queue_keyf(q, keys[5], QUEUE_KEY_MAX, "dead");
     queue_keyf(q, keys[6], QUEUE_KEY_MAX, "metrics");
+    queue_keyf(q, keys[7], QUEUE_KEY_MAX, "worker:%s", worker);
     ns_prefix(q, ns, sizeof ns);
     qvec a = {0};
-    if (qvec_grow(&a, 20 + 6 * (int)n + 2 * (QUEUE_HIST_N + 2)) < 0) {
+    if (qvec_grow(&a, 21 + 6 * (int)n + 2 * (QUEUE_HIST_N + 2)) < 0) {
         qvec_free(&a);
         return err_set(e, AQ_EAGAIN, "cycle: out of memory");
     }
-    qvec_head(&a, keys, 7);
+    qvec_head(&a, keys, 8);
     qvec_s(&a, ns);
     qvec_s(&a, worker);
     qvec_i(&a, now_ms());

@@ -229,7 +229,7 @@ static const char LUA_DEAD_RETRY[] =
     "return 1\n";
 
 /* The worker engine's batch of outcomes plus its next take.
- * KEYS: processing, queue, stats, events, delayed, dead, metrics.
+ * KEYS: processing, queue, stats, events, delayed, dead, metrics, worker hash.
  * ARGV: ns, worker, now, result_ttl, maxlen, dead_max, n, want, limit, nmetrics,
  *       then n outcomes of 6 (kind d|r|x|z, doc, id, a, b, c):
  *         d: a=duration_ms b=outputs      r: a=error b=retry_doc c=due_ms
@@ -240,7 +240,10 @@ static const char LUA_DEAD_RETRY[] =
  * Counters are added once for the batch; all done ids share one event
  * (field ids, space-separated), retries and deaths have one each. A take
  * moves a document and moves it straight back when it is over the limit:
- * the worker reads such a one in pieces (queue_take_bounded). */
+ * the worker reads such a one in pieces (queue_take_bounded). A worker left
+ * holding nothing shows idle in its heartbeat hash at once (the supervisor
+ * beats it busy again when it takes work), so `avatarq workers` never shows
+ * a finished job as running. */
 static const char LUA_CYCLE[] =
     LUA_EVENT
     "local ns, worker, now = ARGV[1], ARGV[2], ARGV[3]\n"
@@ -316,6 +319,10 @@ static const char LUA_CYCLE[] =
     "    break\n"
     "  end\n"
     "  taken[#taken + 1] = d\n"
+    "end\n"
+    "if n > 0 and #taken == 0 and redis.call('LLEN', KEYS[1]) == 0 and\n"
+    "   redis.call('EXISTS', KEYS[8]) == 1 then\n"
+    "  redis.call('HSET', KEYS[8], 'state', 'idle', 'job', '', 'inflight', 0)\n"
     "end\n"
     "return {claimed, taken, over}\n";
 
