@@ -9,7 +9,8 @@
 #   make fuzz       libFuzzer targets for a bounded time (clang)
 #   make install    PREFIX=/usr/local DESTDIR=...
 
-PKGS      := hiredis jansson inih libpq sqlite3 libcurl libcrypto libpng libsystemd
+PKGS      := hiredis jansson inih libpq sqlite3 libcurl libcrypto libpng libsystemd \
+             libwebp librsvg-2.0 cairo harfbuzz freetype2
 TEST_PKGS := check
 CC        ?= cc
 VERSION   := 0.1.0
@@ -44,7 +45,8 @@ CHECK_LIBS   := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 CFLAGS   ?= $(OPT)
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP \
-            -DAQ_VERSION='"$(VERSION)"' -Ilib -Iinclude $(PKG_CFLAGS) $(SANFLAGS)
+            -DAQ_VERSION='"$(VERSION)"' -DAQ_DATADIR='"$(PREFIX)/share/avatarq"' \
+            -Ilib -Iinclude $(PKG_CFLAGS) $(SANFLAGS)
 LDFLAGS  += $(SANFLAGS)
 
 # Short "CC file" lines; V=1 shows whole commands.

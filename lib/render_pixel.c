@@ -57,6 +57,7 @@ int render_pixel(const render_params *p, int size, render_image *img)
         return -1;
     img->ncolors = 2;
     img->palette[0] = p->foreign;
+    img->bg_ramp = 1; /* entry 0 is the background */
     img->palette[1] = p->primary;
 
     int edge[GRID + 1];

@@ -65,6 +65,16 @@ static int build_request(const cli_jobopts *o, const job_limits *l, const char *
     if (q->filter)
         r->filter = (aq_filter)color_filter_find(q->filter);
     r->angle = q->angle;
+    /* the look options go through the job's rules (their messages too) */
+    char radius[16];
+    snprintf(radius, sizeof radius, "%d", q->radius);
+    const struct { const char *field, *text; } opts[] = {
+        {"emoji", q->emoji}, {"background", q->background}, {"emoji_size", q->emoji_size},
+        {"radius", q->radius ? radius : NULL}, {"format", q->format}, {"name", q->name},
+    };
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (opts[i].text && job_set_field(r, opts[i].field, opts[i].text, l, e) != 0)
+            return AQ_EPERM;
     return job_finish(r, l, e);
 }
 
@@ -239,8 +249,10 @@ static void render_to_dir(avatar_ctx *av, const render_opts *o, const job_limits
     if (t->line == 0)
         for (size_t i = 0; i < r.nsizes; i++) {
             char key[512];
-            avatar_key("", r.id, r.sizes[i], key, sizeof key);
+            avatar_key_fmt("", r.id, r.sizes[i], r.format, key, sizeof key);
             printf("%s/%s\n", o->dir, key);
+            if (r.format == JOB_FORMAT_SVG)
+                break; /* one file for every size */
         }
 }
 
@@ -407,17 +419,23 @@ static void draw_text(canvas *cv, int x, int y, const char *text, aq_rgb ink)
     }
 }
 
-/* Copies an indexed avatar into the canvas at (x, y). */
-static void blit(canvas *cv, int x0, int y0, const render_image *img)
+/* Copies an avatar into the canvas at (x, y), over the canvas's white
+ * where it is transparent. */
+static int blit(canvas *cv, int x0, int y0, const render_image *img)
 {
+    uint8_t *rgba = malloc((size_t)img->size * img->size * 4);
+    if (!rgba)
+        return -1;
+    render_image_rgba(img, rgba);
     for (int y = 0; y < img->size; y++) {
-        const uint8_t *src = img->pixels + (size_t)y * img->size;
+        const uint8_t *src = rgba + (size_t)y * img->size * 4;
         uint8_t *dst = cv->rgb + ((size_t)(y0 + y) * cv->w + x0) * 3;
-        for (int x = 0; x < img->size; x++, dst += 3) {
-            aq_rgb c = img->palette[src[x]];
-            dst[0] = c.r, dst[1] = c.g, dst[2] = c.b;
-        }
+        for (int x = 0; x < img->size; x++, dst += 3, src += 4)
+            for (int c = 0; c < 3; c++)
+                dst[c] = (uint8_t)((src[c] * src[3] + dst[c] * (255 - src[3]) + 127) / 255);
     }
+    free(rgba);
+    return 0;
 }
 
 /* The sheet's columns: a seed (different per column, so each shows another
@@ -464,9 +482,10 @@ static int sheet_draw(canvas *cv, int cell, const job_limits *l, aq_err *e)
             o.req.nsizes = 1;
             rc = build_request(&o, l, sheet_cols[c].seed, NULL, &r, e);
             if (rc == 0 && render_make(&r.render, cell, &img) != 0)
-                rc = err_set(e, AQ_EPERM, "rendering %s at %d px failed", render_style_name(s), cell);
-            if (rc == 0)
-                blit(cv, SHEET_LEFT + c * step, y, &img);
+                rc = err_set(e, AQ_EPERM, "rendering %s at %d px failed: %s", render_style_name(s), cell,
+                             render_error());
+            if (rc == 0 && blit(cv, SHEET_LEFT + c * step, y, &img) != 0)
+                rc = err_set(e, AQ_EPERM, "out of memory");
         }
     }
     render_image_free(&img);

@@ -15,6 +15,13 @@
 
 /* ---- helpers ---- */
 
+/* The artwork tests/deps.sh installs in the source tree, unless the
+ * environment names another (an installed copy). */
+static void emoji_dir_for_tests(void)
+{
+    setenv("AQ_EMOJI_DIR", "data/emoji/node_modules/@twemoji/svg", 0);
+}
+
 typedef struct req {
     const char *seed, *style;
     int size;
@@ -442,9 +449,9 @@ END_TEST
 
 START_TEST(style_table)
 {
-    static const char *const names[] = {"pixel", "classic", "wave", "gradient"};
-    ck_assert_int_eq(render_style_count(), 4);
-    for (int i = 0; i < 4; i++) {
+    static const char *const names[] = {"pixel", "classic", "wave", "gradient", "emoji", "initials"};
+    ck_assert_int_eq(render_style_count(), 6);
+    for (int i = 0; i < 6; i++) {
         ck_assert_int_eq(render_style_find(names[i]), i);
         ck_assert_str_eq(render_style_name(i), names[i]);
     }
@@ -768,6 +775,7 @@ END_TEST
 
 int main(void)
 {
+    emoji_dir_for_tests();
     Suite *s = suite_create("render");
     TCase *tc = tcase_create("styles");
     tcase_set_timeout(tc, 300);
