@@ -164,6 +164,14 @@ static void composite(const uint8_t *art, int apx, int size, uint8_t *px, int bp
     }
 }
 
+void render_emoji_plan(const render_params *p, render_bg *bg, int *pct, uint32_t *phase,
+                       const char **name)
+{
+    emoji_plan e;
+    plan(p, &e);
+    *bg = e.bg, *pct = e.pct, *phase = e.phase, *name = e.name;
+}
+
 int render_emoji(const render_params *p, int size, render_image *img)
 {
     emoji_plan e;

@@ -62,6 +62,15 @@ void render_filter_pixels(render_image *img, aq_filter f);
  * alpha on the edge, transparent outside. Returns 0 or -1 (memory). */
 int render_round(render_image *img, int radius_pct);
 
+/* The pixel style's set cells: bit row * 3 + col for the 3 left columns
+ * of its 5 x 5 grid (the right two mirror them). render_svg draws them. */
+uint32_t render_pixel_cells(const render_params *p);
+
+/* The emoji style's choices for p (the seed's where p leaves them open):
+ * background, size in percent, linear direction (1/65536 turn), artwork. */
+void render_emoji_plan(const render_params *p, render_bg *bg, int *pct, uint32_t *phase,
+                       const char **name);
+
 /* The styles, one file each (see the top of each file). */
 int render_pixel(const render_params *p, int size, render_image *img);
 int render_classic(const render_params *p, int size, render_image *img);

@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential pkg-config clang libclang-rt-14-dev
       libhiredis-dev libjansson-dev libinih-dev libpq-dev libsqlite3-dev
       libcurl4-openssl-dev libssl-dev libpng-dev libsystemd-dev check
-      redis-server redis-tools postgresql sqlite3 nodejs npm systemd strace openssl)
+      redis-server redis-tools postgresql sqlite3 nodejs npm systemd strace openssl
+      libwebp-dev librsvg2-dev libharfbuzz-dev libfreetype-dev fonts-noto-core fonts-noto-cjk
+      webp librsvg2-bin)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -36,5 +38,10 @@ fi
 if [ -f tests/s3/package.json ] && [ ! -d tests/s3/node_modules/@20minutes/s3rver ]; then
     echo "deps: installing the S3 test server (npm)"
     (cd tests/s3 && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+# The emoji style's artwork (Twemoji SVGs), pinned by data/emoji/package-lock.json.
+if [ -f data/emoji/package.json ] && [ ! -d data/emoji/node_modules/@twemoji/svg ]; then
+    echo "deps: installing the emoji artwork (npm @twemoji/svg)"
+    (cd data/emoji && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 exit 0
