@@ -131,7 +131,7 @@ int initials_of(const char *s, size_t len, char *out, size_t n)
 {
     uint32_t cp[MAX_CP];
     const char *at = memchr(s, '@', len);
-    if (at && at > s)
+    if (at)
         len = (size_t)(at - s);
     int count = utf8_decode(s, len, cp, MAX_CP);
     out[0] = '\0';
