@@ -38,6 +38,7 @@ bool cli_tty(void);
 int cmd_render(cli_ctx *ctx, int argc, char **argv);   /* cmd_render.c */
 int cmd_sheet(cli_ctx *ctx, int argc, char **argv);    /* cmd_render.c */
 int cmd_schemes(cli_ctx *ctx, int argc, char **argv);  /* cmd_render.c */
+int cmd_styles(cli_ctx *ctx, int argc, char **argv);   /* cmd_render.c */
 int cmd_enqueue(cli_ctx *ctx, int argc, char **argv);  /* cmd_jobs.c */
 int cmd_batch(cli_ctx *ctx, int argc, char **argv);    /* cmd_jobs.c */
 int cmd_status(cli_ctx *ctx, int argc, char **argv);   /* cmd_jobs.c */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "avatar.h"
@@ -125,30 +126,34 @@ static int write_atomic(const char *path, const void *data, size_t len, aq_err *
 
 /* ---- render ---- */
 
-enum { OPT_OUT = 'o', OPT_DIR = 'd', OPT_SEEDS = 2000 };
+enum { OPT_OUT = 'o', OPT_DIR = 'd', OPT_JOBS = 'j', OPT_SEEDS = 2000 };
 
 typedef struct render_opts {
     cli_jobopts job;
     const char *out, *dir, *seeds;
+    long jobs;            /* processes for --seeds; 0 = the number of CPUs */
 } render_opts;
 
 static int render_parse(cli_ctx *ctx, int argc, char **argv, render_opts *o)
 {
-    struct option longopts[CLI_JOB_NLONGOPTS + 4];
+    struct option longopts[CLI_JOB_NLONGOPTS + 5];
     memcpy(longopts, cli_job_longopts, CLI_JOB_NLONGOPTS * sizeof longopts[0]);
     longopts[CLI_JOB_NLONGOPTS + 0] = (struct option){"output", required_argument, NULL, OPT_OUT};
     longopts[CLI_JOB_NLONGOPTS + 1] = (struct option){"dir", required_argument, NULL, OPT_DIR};
     longopts[CLI_JOB_NLONGOPTS + 2] = (struct option){"seeds", required_argument, NULL, OPT_SEEDS};
-    longopts[CLI_JOB_NLONGOPTS + 3] = (struct option){NULL, 0, NULL, 0};
+    longopts[CLI_JOB_NLONGOPTS + 3] = (struct option){"jobs", required_argument, NULL, OPT_JOBS};
+    longopts[CLI_JOB_NLONGOPTS + 4] = (struct option){NULL, 0, NULL, 0};
 
     memset(o, 0, sizeof *o);
     cli_jobopts_init(&o->job, &ctx->cfg);
     const char *cmd = argv[0];
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:d:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:d:j:", longopts, NULL)) != -1) {
         int rc = 0;
-        if (c == OPT_OUT)
+        if (c == OPT_JOBS)
+            rc = cli_int(cmd, "--jobs", optarg, 1, 256, &o->jobs);
+        else if (c == OPT_OUT)
             o->out = optarg;
         else if (c == OPT_DIR)
             o->dir = optarg;
@@ -178,6 +183,8 @@ static int render_parse(cli_ctx *ctx, int argc, char **argv, render_opts *o)
         return cli_fail(cmd, 2, "missing --seed S (or --seeds FILE with -d DIR)");
     if (o->seeds && !o->dir)
         return cli_fail(cmd, 2, "--seeds needs -d DIR");
+    if (o->jobs && !o->seeds)
+        return cli_fail(cmd, 2, "--jobs: only with --seeds FILE");
     if (o->seeds && q->id)
         return cli_fail(cmd, 2, "--id: give ids in the --seeds file as ID<TAB>SEED");
     if (o->out && q->nsizes > 1)
@@ -309,6 +316,125 @@ static void render_batch(avatar_ctx *av, FILE *in, const render_opts *o, const j
     cli_progress_end(&pg);
 }
 
+/* The lines of in, each without its line end (NULs kept out: a line that
+ * holds one becomes NULL and is reported when its turn comes). */
+typedef struct lines {
+    char **v;
+    size_t n, cap;
+} lines;
+
+static int read_lines(FILE *in, lines *ls)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    memset(ls, 0, sizeof *ls);
+    while ((n = getline(&line, &cap, in)) != -1) {
+        if (ls->n == ls->cap) {
+            size_t nc = ls->cap ? 2 * ls->cap : 1024;
+            char **v = realloc(ls->v, nc * sizeof *v);
+            if (!v)
+                break;
+            ls->v = v, ls->cap = nc;
+        }
+        ls->v[ls->n++] = (size_t)n == strlen(line) ? strdup(line) : NULL;
+    }
+    free(line);
+    return ferror(in) ? -1 : 0;
+}
+
+static void free_lines(lines *ls)
+{
+    for (size_t i = 0; i < ls->n; i++)
+        free(ls->v[i]);
+    free(ls->v);
+}
+
+/* One worker process of render -j: lines k, k+n, k+2n... into DIR, then its
+ * tally through fd. Each process has its own storage handle and caches. */
+static void render_share(const lines *ls, size_t k, size_t n, const render_opts *o, const job_limits *l,
+                         const char *cmd, int fd)
+{
+    aq_err e;
+    err_clear(&e);
+    render_tally t = {0, 0, 0, 0};
+    storage store;
+    if (storage_open_local(&store, o->dir, false, &e) != 0) {
+        cli_fail(cmd, 1, "%s", e.msg);
+        t.failed = (long)((ls->n - k + n - 1) / n);
+    } else {
+        avatar_ctx av;
+        avatar_init(&av, &store, NULL, "", "cli");
+        for (size_t i = k; i < ls->n; i += n) {
+            t.line = (long)i + 1;
+            char *id, *seed;
+            if (!ls->v[i]) {
+                t.failed++;
+                cli_fail(cmd, 1, "line %ld: holds a NUL byte", t.line);
+            } else if (split_line(ls->v[i], &id, &seed)) {
+                render_to_dir(&av, o, l, cmd, seed, id, &t);
+            }
+        }
+        avatar_free(&av);
+        storage_close(&store);
+    }
+    fflush(NULL);
+    if (write(fd, &t, sizeof t) != (ssize_t)sizeof t)
+        _exit(1);
+}
+
+/* render --seeds FILE -d DIR -j N: N processes share the lines (file
+ * creation and encoding are per process, so they scale with the cores). */
+static int render_parallel(FILE *in, const render_opts *o, const job_limits *l, const char *cmd,
+                           long nproc, render_tally *total)
+{
+    lines ls;
+    if (read_lines(in, &ls) != 0) {
+        free_lines(&ls);
+        return cli_fail(cmd, 1, "%s: %s", o->seeds, strerror(errno));
+    }
+    int fds[2];
+    if (pipe(fds) != 0) {
+        free_lines(&ls);
+        return cli_fail(cmd, 1, "pipe: %s", strerror(errno));
+    }
+    fflush(NULL);
+    pid_t pids[256];
+    long started = 0;
+    for (long k = 0; k < nproc; k++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(fds[0]);
+            render_share(&ls, (size_t)k, (size_t)nproc, o, l, cmd, fds[1]);
+            _exit(0);
+        }
+        if (pid < 0)
+            break;
+        pids[started++] = pid;
+    }
+    close(fds[1]);
+    render_tally t;
+    long reported = 0;
+    while (read(fds[0], &t, sizeof t) == (ssize_t)sizeof t) {
+        total->done += t.done, total->failed += t.failed, total->files += t.files;
+        reported++;
+    }
+    close(fds[0]);
+    for (long k = 0; k < started; k++)
+        waitpid(pids[k], NULL, 0);
+    free_lines(&ls);
+    if (started < nproc || reported < started)
+        return cli_fail(cmd, 1, "%ld of %ld render processes failed to start or report",
+                        nproc - reported, nproc);
+    return 0;
+}
+
+static long cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : n;
+}
+
 static int render_dir(const render_opts *o, const job_limits *l, const char *cmd)
 {
     aq_err e;
@@ -330,7 +456,11 @@ static int render_dir(const render_opts *o, const job_limits *l, const char *cmd
     avatar_init(&av, &store, NULL, "", "cli");
     render_tally t = {0, 0, 0, 0};
     int64_t t0 = mono_ms();
-    if (in)
+    long nproc = o->jobs ? o->jobs : cpu_count();
+    int prc = 0;
+    if (in && nproc > 1)
+        prc = render_parallel(in, o, l, cmd, nproc, &t);
+    else if (in)
         render_batch(&av, in, o, l, cmd, &t);
     else
         render_to_dir(&av, o, l, cmd, o->job.req.seed, o->job.req.id, &t);
@@ -345,7 +475,7 @@ static int render_dir(const render_opts *o, const job_limits *l, const char *cmd
                t.done == 1 ? "" : "s", t.files, secs, secs > 0 ? (double)t.done / secs : 0.0,
                t.failed);
     }
-    return t.failed ? 1 : 0;
+    return t.failed || prc ? 1 : 0;
 }
 
 int cmd_render(cli_ctx *ctx, int argc, char **argv)
@@ -577,5 +707,50 @@ int cmd_schemes(cli_ctx *ctx, int argc, char **argv)
                    s[i].foreign.b);
         printf("%-11s %s %s  %s\n", s[i].name, p, f, s[i].about);
     }
+    return 0;
+}
+
+/* ---- styles ---- */
+
+/* What each style draws and its own fields, for `avatarq styles`. */
+static const struct style_about {
+    const char *name, *about, *fields;
+} style_about[] = {
+    {"pixel", "a mirrored 5x5 grid, GitHub-like", ""},
+    {"classic", "a symmetric figure of rings and edges", ""},
+    {"wave", "layered smooth waves", ""},
+    {"gradient", "a linear gradient with a band of light", "angle"},
+    {"emoji", "one emoji (Twemoji) on a background", "emoji, emoji_size, angle (linear)"},
+    {"initials", "one or two letters in any script", "name"},
+};
+
+int cmd_styles(cli_ctx *ctx, int argc, char **argv)
+{
+    (void)ctx;
+    static const struct option longopts[] = {{NULL, 0, NULL, 0}};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1)
+        return cli_getopt_fail(argv[0], c, argv);
+    int rc = cli_positional(argv[0], argc, argv, 0, "");
+    if (rc)
+        return rc;
+    for (int s = 0; s < render_style_count(); s++) {
+        const struct style_about *a = NULL;
+        for (size_t i = 0; i < sizeof style_about / sizeof style_about[0]; i++)
+            if (strcmp(style_about[i].name, render_style_name(s)) == 0)
+                a = &style_about[i];
+        char bgs[96] = "", fmts[32] = "png, webp";
+        for (int b = RENDER_BG_SOLID; b < RENDER_BG_COUNT; b++)
+            if (render_style_takes_background(s, (render_bg)b))
+                snprintf(bgs + strlen(bgs), sizeof bgs - strlen(bgs), "%s%s", bgs[0] ? "|" : "",
+                         render_bg_name((render_bg)b));
+        if (render_style_has_svg(s))
+            snprintf(fmts + strlen(fmts), sizeof fmts - strlen(fmts), ", svg");
+        printf("%-9s %s\n          background: %s; format: %s; fields: %s\n", render_style_name(s),
+               a ? a->about : "", bgs, fmts,
+               a && a->fields[0] ? a->fields : "(none of its own)");
+    }
+    printf("every style: seed, sizes, primary, foreign, scheme, filter, background, radius, format\n");
     return 0;
 }
