@@ -6,6 +6,7 @@
  * (threads never share one, so no locks; a forked process starts with its
  * parent's copy, which is as good). */
 #include "emoji.h"
+#include "quantize.h"
 
 #include <cairo.h>
 #include <librsvg/rsvg.h>
@@ -150,13 +151,16 @@ int emoji_svg(const char *name, buf *out, char *why, size_t whyn)
 
 /* ---- rasters ---- */
 
-#define CACHE_ENTRIES 48
-#define CACHE_BYTES (48u << 20)
+#define CACHE_ENTRIES 256
+#define CACHE_BYTES (64u << 20)
 
 typedef struct raster {
     char name[96];
     int px;
     uint8_t *rgba;      /* premultiplied, px*px*4 */
+    uint8_t *idx;       /* quantized, px*px (NULL until first asked for) */
+    uint8_t pal[256][4];
+    int npal;
     uint64_t used;      /* clock of the last use */
 } raster;
 
@@ -168,6 +172,7 @@ void emoji_release(void)
 {
     for (int i = 0; i < CACHE_ENTRIES; i++) {
         free(cache[i].rgba);
+        free(cache[i].idx);
         memset(&cache[i], 0, sizeof cache[i]);
     }
     cache_bytes = 0;
@@ -183,8 +188,9 @@ static raster *cache_slot(size_t need)
             if (cache[i].used < old->used)
                 old = &cache[i];
         if (old->rgba) {
-            cache_bytes -= (size_t)old->px * (size_t)old->px * 4;
+            cache_bytes -= (size_t)old->px * (size_t)old->px * 5;
             free(old->rgba);
+            free(old->idx);
             memset(old, 0, sizeof *old);
         }
         int full = 0;
@@ -234,13 +240,14 @@ static uint8_t *rasterise(const buf *svg, int px, char *why, size_t whyn)
     return out;
 }
 
-const uint8_t *emoji_raster(const char *name, int px, char *why, size_t whyn)
+/* The cache entry of name at px, rasterised on a miss; NULL with why. */
+static raster *lookup(const char *name, int px, char *why, size_t whyn)
 {
     clock_now++;
     for (int i = 0; i < CACHE_ENTRIES; i++)
         if (cache[i].rgba && cache[i].px == px && strcmp(cache[i].name, name) == 0) {
             cache[i].used = clock_now;
-            return cache[i].rgba;
+            return &cache[i];
         }
     if (strlen(name) >= sizeof cache[0].name) {
         snprintf(why, whyn, "no artwork named '%s'", name);
@@ -251,12 +258,38 @@ const uint8_t *emoji_raster(const char *name, int px, char *why, size_t whyn)
     buf_free(&svg);
     if (!rgba)
         return NULL;
-    size_t bytes = (size_t)px * (size_t)px * 4;
+    size_t bytes = (size_t)px * (size_t)px * 5; /* with the quantized copy */
     raster *slot = cache_slot(bytes);
     snprintf(slot->name, sizeof slot->name, "%s", name);
     slot->px = px;
     slot->rgba = rgba;
     slot->used = clock_now;
     cache_bytes += bytes;
-    return rgba;
+    return slot;
+}
+
+const uint8_t *emoji_raster(const char *name, int px, char *why, size_t whyn)
+{
+    raster *r = lookup(name, px, why, whyn);
+    return r ? r->rgba : NULL;
+}
+
+int emoji_art_get(const char *name, int px, emoji_art *out, char *why, size_t whyn)
+{
+    raster *r = lookup(name, px, why, whyn);
+    if (!r)
+        return -1;
+    if (!r->idx) {
+        size_t n = (size_t)px * (size_t)px;
+        r->idx = malloc(n + 1);
+        r->npal = r->idx ? quantize_rgba(r->rgba, n, EMOJI_COLOURS, r->pal, r->idx) : -1;
+        if (r->npal < 0) {
+            free(r->idx);
+            r->idx = NULL;
+            snprintf(why, whyn, "out of memory");
+            return -1;
+        }
+    }
+    *out = (emoji_art){px, r->rgba, r->idx, (const uint8_t(*)[4])r->pal, r->npal};
+    return 0;
 }

@@ -41,6 +41,23 @@ const char *emoji_dir(void);
  * reason in why when the artwork cannot be read or drawn. */
 const uint8_t *emoji_raster(const char *name, int px, char *why, size_t whyn);
 
+/* The artwork of name at px x px in both forms: premultiplied RGBA, and
+ * reduced to at most EMOJI_COLOURS palette entries (median cut, entry 0
+ * transparent, entries premultiplied RGBA) with one entry index a pixel.
+ * Cached like emoji_raster(); valid until the next call from this thread.
+ * Returns 0, or -1 with a reason in why. */
+#define EMOJI_COLOURS 96
+
+typedef struct emoji_art {
+    int px;
+    const uint8_t *rgba;
+    const uint8_t *idx;
+    const uint8_t (*pal)[4];
+    int npal;
+} emoji_art;
+
+int emoji_art_get(const char *name, int px, emoji_art *out, char *why, size_t whyn);
+
 /* Appends the artwork's SVG text to out. Returns 0 or -1 (reason in why). */
 int emoji_svg(const char *name, buf *out, char *why, size_t whyn);
 

@@ -263,7 +263,8 @@ int render_make(const render_params *p, int size, render_image *img)
     img->bg_ramp = 0;
     if (styles[p->style].draw(p, size, img) < 0)
         return -1;
-    if (p->background == RENDER_BG_TRANSPARENT && img->ncolors && render_drop_background(img) < 0)
+    if (p->background == RENDER_BG_TRANSPARENT && img->ncolors && !img->has_alpha &&
+        render_drop_background(img) < 0)
         return render_fail("background: style %s has no background to drop", styles[p->style].name);
     /* Indexed styles filter their palette (at most 256 entries whatever the
      * size); truecolour ones (emoji) every pixel. */

@@ -9,6 +9,7 @@
  * primary in the corners. The ramp position of a pixel is integer maths,
  * so the background is the same on every machine; the artwork's own
  * pixels come from librsvg (the same for a pinned artwork and librsvg). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "emoji.h"
@@ -68,100 +69,230 @@ static void integer_direction(int32_t dx, int32_t dy, int *ra, int *rb)
 /* Linear: the ramp position is u = a*X + b*Y for the integer direction
  * (a, b) nearest the angle (X, Y: pixel centres from the middle, in half
  * pixels), so row y + b is row y moved sideways by a pixels and zlib codes
- * most rows as one long match. u -> colour is one table. */
-static int linear_rows(int size, uint32_t phase, const aq_rgb *ramp, uint8_t *out, int bpp,
-                       render_image *img)
+ * most rows as one long match. u -> ramp position is one table (lut,
+ * 2 * size * 2 * MAX_DIR + 1 bytes). */
+static void linear_plane(int size, uint32_t phase, uint8_t *t, uint8_t *lut)
 {
     int a = 0, b = -1;
     integer_direction(render_sin(phase), -render_cos(phase), &a, &b);
     int64_t half = (int64_t)size * ((a < 0 ? -a : a) + (b < 0 ? -b : b)); /* |u| <= half */
-    size_t pix = (size_t)size * (size_t)size * (size_t)bpp;
-    if (render_reserve(img, pix + (size_t)(2 * half + 1)) < 0)
-        return -1;
-    uint8_t *idx = img->pixels + pix; /* scratch after the pixels */
     for (int64_t u = 0; u <= 2 * half; u++)
-        idx[u] = (uint8_t)(u * (RAMP - 1) / (2 * half));
-    out = img->pixels;
+        lut[u] = (uint8_t)(u * (RAMP - 1) / (2 * half));
     for (int y = 0; y < size; y++) {
         int64_t u = (int64_t)a * (1 - size) + (int64_t)b * (2 * y + 1 - size) + half;
-        uint8_t *o = out + (size_t)y * (size_t)size * (size_t)bpp;
-        for (int x = 0; x < size; x++, u += 2 * a, o += bpp) {
-            aq_rgb c = ramp[idx[u]];
-            o[0] = c.r, o[1] = c.g, o[2] = c.b;
-        }
+        uint8_t *o = t + (size_t)y * (size_t)size;
+        for (int x = 0; x < size; x++, u += 2 * a)
+            o[x] = lut[u];
     }
-    return 0;
 }
 
-/* Radial: the ramp index grows with the distance from the centre, reaching
- * the end in the corners. Squared distances against a table of squared
- * thresholds, walked outwards from the centre of each row: no square root
- * per pixel. */
-static void radial_rows(int size, const aq_rgb *ramp, uint8_t *out, int bpp)
+/* Radial: the ramp position grows with the distance from the centre,
+ * reaching the end in the corners. Squared distances against a table of
+ * squared thresholds, walked outwards from the centre of each row: no
+ * square root per pixel. */
+static void radial_plane(int size, uint8_t *t)
 {
-    int64_t thr[RAMP];          /* thr[k]: smallest squared distance of index k */
+    int64_t thr[RAMP];          /* thr[k]: smallest squared distance of position k */
     int64_t rmax2 = 2 * (int64_t)size * size; /* corner, in half pixels squared */
     for (int k = 0; k < RAMP; k++)
         thr[k] = rmax2 * k * k / ((RAMP - 1) * (RAMP - 1));
     for (int y = 0; y < size; y++) {
         int64_t dy = 2 * y + 1 - size;
         int k = 0;
-        for (int x = size / 2; x < size; x++) { /* right half, mirrored */
+        uint8_t *row = t + (size_t)y * (size_t)size;
+        for (int x = size / 2; x < size; x++) { /* the right half ... */
             int64_t dx = 2 * x + 1 - size, d2 = dx * dx + dy * dy;
             while (k < RAMP - 1 && thr[k + 1] <= d2)
                 k++;
-            uint8_t *o = out + ((size_t)y * (size_t)size + (size_t)x) * (size_t)bpp;
-            uint8_t *m = out + ((size_t)y * (size_t)size + (size_t)(size - 1 - x)) * (size_t)bpp;
-            o[0] = m[0] = ramp[k].r, o[1] = m[1] = ramp[k].g, o[2] = m[2] = ramp[k].b;
+            row[x] = (uint8_t)k;
         }
+        /* ... mirrored (a separate loop: GCC 12 -O2 miscompiled the two
+         * stores in one, giving a wrong picture) */
+        for (int x = 0; x < size / 2; x++)
+            row[x] = row[size - 1 - x];
     }
 }
 
-static int fill_background(const render_params *p, const emoji_plan *e, int size, render_image *img, int bpp)
+/* The ramp position (0..RAMP-1, foreign -> primary) of every pixel of the
+ * background into t; lut is scratch for the linear table. */
+static void background_plane(const emoji_plan *e, int size, uint8_t *t, uint8_t *lut)
 {
-    uint8_t *px = img->pixels;
-    size_t n = (size_t)size * (size_t)size;
-    if (e->bg == RENDER_BG_TRANSPARENT) {
-        memset(px, 0, n * (size_t)bpp);
-        return 0;
-    }
-    if (e->bg == RENDER_BG_SOLID) {
-        for (size_t i = 0; i < n; i++)
-            px[i * 3] = p->foreign.r, px[i * 3 + 1] = p->foreign.g, px[i * 3 + 2] = p->foreign.b;
-        return 0;
-    }
-    aq_rgb ramp[RAMP];
-    for (int i = 0; i < RAMP; i++)
-        ramp[i] = color_mix(p->foreign, p->primary, i, RAMP - 1);
     if (e->bg == RENDER_BG_LINEAR)
-        return linear_rows(size, e->phase, ramp, px, bpp, img);
-    radial_rows(size, ramp, px, bpp);
+        linear_plane(size, e->phase, t, lut);
+    else if (e->bg == RENDER_BG_RADIAL)
+        radial_plane(size, t);
+    else
+        memset(t, 0, (size_t)size * (size_t)size);
+}
+
+static size_t lut_bytes(int size) { return (size_t)size * 4 * MAX_DIR + 1; }
+
+/* ---- the palette picture: what nearly every emoji avatar becomes ---- */
+
+/* A gradient background takes one palette entry per ramp step: about one
+ * step per 3 levels of the widest channel difference (no visible bands),
+ * at least MIN_STEPS, at most MAX_STEPS. Edge pixels of the artwork blend
+ * with one background colour per group of steps, GROUPS groups over the
+ * ramp, so that blends stay few. */
+#define MIN_STEPS 24
+#define MAX_STEPS 96
+#define GROUPS 3
+#define BG_STEPS MAX_STEPS
+
+typedef struct palette_build {
+    render_image *img;
+    int16_t opaque[256];                         /* artwork entry -> palette */
+    int16_t blend[GROUPS][256];  /* (bg group, artwork entry) -> palette */
+    aq_rgb ramp[BG_STEPS];
+    int steps, group;            /* ramp steps, steps per group */
+} palette_build;
+
+/* Ramp steps for a gradient from a to b (see MIN_STEPS). */
+static int ramp_steps(aq_rgb a, aq_rgb b)
+{
+    int d = abs(a.r - b.r);
+    d = abs(a.g - b.g) > d ? abs(a.g - b.g) : d;
+    d = abs(a.b - b.b) > d ? abs(a.b - b.b) : d;
+    int n = d / 3 + 1;
+    return n < MIN_STEPS ? MIN_STEPS : n > MAX_STEPS ? MAX_STEPS : n;
+}
+
+static int add_colour(palette_build *pb, aq_rgb c)
+{
+    render_image *img = pb->img;
+    if (img->ncolors == 256)
+        return -1;
+    img->palette[img->ncolors] = c;
+    return img->ncolors++;
+}
+
+/* Premultiplied artwork colour s of alpha a over background d. */
+static aq_rgb over(const uint8_t s[4], aq_rgb d)
+{
+    unsigned k = 255 - s[3];
+    return (aq_rgb){(uint8_t)(s[0] + (d.r * k + 127) / 255), (uint8_t)(s[1] + (d.g * k + 127) / 255),
+                    (uint8_t)(s[2] + (d.b * k + 127) / 255)};
+}
+
+/* The palette entry of artwork entry a on background step b. */
+static int entry_of(palette_build *pb, const emoji_art *art, int a, int b)
+{
+    const uint8_t *s = art->pal[a];
+    if (s[3] == 255) {
+        if (pb->opaque[a] < 0)
+            pb->opaque[a] = (int16_t)add_colour(pb, (aq_rgb){s[0], s[1], s[2]});
+        return pb->opaque[a];
+    }
+    int g = b / pb->group;
+    if (pb->blend[g][a] < 0) {
+        int mid = g * pb->group + pb->group / 2;
+        aq_rgb d = pb->ramp[mid < pb->steps ? mid : pb->steps - 1];
+        pb->blend[g][a] = (int16_t)add_colour(pb, over(s, d));
+    }
+    return pb->blend[g][a];
+}
+
+/* Draws into an indexed image: the background as ramp_steps() entries
+ * (one for solid), the artwork by its quantized entries, edge pixels as
+ * blends. -1 when that would take more than 256 entries (the caller then
+ * draws truecolour). */
+static int draw_indexed(const render_params *p, const emoji_plan *e, int size, const emoji_art *art,
+                        render_image *img)
+{
+    size_t n = (size_t)size * (size_t)size;
+    if (render_reserve(img, n + lut_bytes(size)) < 0)
+        return -1;
+    palette_build *pb = malloc(sizeof *pb);
+    if (!pb)
+        return -1;
+    memset(pb, 0xff, sizeof *pb);
+    pb->img = img;
+    img->ncolors = 0;
+    img->has_alpha = false;
+    uint8_t *px = img->pixels;
+    background_plane(e, size, px, px + n);
+    pb->steps = e->bg == RENDER_BG_SOLID ? 1 : ramp_steps(p->foreign, p->primary);
+    pb->group = (pb->steps + GROUPS - 1) / GROUPS;
+    for (int i = 0; i < pb->steps; i++)
+        pb->ramp[i] = pb->steps == 1 ? p->foreign : color_mix(p->foreign, p->primary, i, pb->steps - 1);
+    for (int i = 0; i < pb->steps; i++)
+        add_colour(pb, pb->ramp[i]);
+    for (size_t i = 0; i < n; i++)
+        px[i] = (uint8_t)(px[i] * pb->steps / RAMP);
+    int off = (size - art->px) / 2, rc = 0;
+    for (int y = 0; y < art->px && rc == 0; y++) {
+        const uint8_t *a = art->idx + (size_t)y * (size_t)art->px;
+        uint8_t *d = px + (size_t)(y + off) * (size_t)size + (size_t)off;
+        for (int x = 0; x < art->px; x++) {
+            if (!a[x])
+                continue;
+            int k = entry_of(pb, art, a[x], d[x]);
+            if (k < 0) {
+                rc = -1;
+                break;
+            }
+            d[x] = (uint8_t)k;
+        }
+    }
+    free(pb);
+    return rc;
+}
+
+/* Transparent background: the artwork's own entries, unpremultiplied. */
+static int draw_clear(int size, const emoji_art *art, render_image *img)
+{
+    size_t n = (size_t)size * (size_t)size;
+    if (render_reserve(img, n) < 0)
+        return -1;
+    memset(img->pixels, 0, n);
+    img->ncolors = art->npal;
+    img->has_alpha = true;
+    for (int i = 0; i < art->npal; i++) {
+        const uint8_t *s = art->pal[i];
+        unsigned a = s[3];
+        img->palette[i] = a ? (aq_rgb){(uint8_t)((s[0] * 255 + a / 2) / a), (uint8_t)((s[1] * 255 + a / 2) / a),
+                                       (uint8_t)((s[2] * 255 + a / 2) / a)}
+                            : (aq_rgb){0, 0, 0};
+        img->alpha[i] = (uint8_t)a;
+    }
+    int off = (size - art->px) / 2;
+    for (int y = 0; y < art->px; y++)
+        memcpy(img->pixels + (size_t)(y + off) * (size_t)size + (size_t)off, art->idx + (size_t)y * (size_t)art->px,
+               (size_t)art->px);
     return 0;
 }
 
-/* Premultiplied artwork over the background: over an opaque one the colour
- * is src + dst * (255 - a) / 255; over nothing the artwork unpremultiplied. */
-static void composite(const uint8_t *art, int apx, int size, uint8_t *px, int bpp)
+/* ---- truecolour: the exact composite, when the palette would overflow ---- */
+
+static int draw_truecolour(const render_params *p, const emoji_plan *e, int size, const emoji_art *art,
+                           render_image *img)
 {
-    int off = (size - apx) / 2;
-    for (int y = 0; y < apx; y++) {
-        const uint8_t *s = art + (size_t)y * (size_t)apx * 4;
-        uint8_t *d = px + ((size_t)(y + off) * (size_t)size + (size_t)off) * (size_t)bpp;
-        for (int x = 0; x < apx; x++, s += 4, d += bpp) {
-            unsigned a = s[3];
-            if (a == 0)
-                continue;
-            if (bpp == 3) {
-                unsigned k = 255 - a;
-                for (int c = 0; c < 3; c++)
-                    d[c] = (uint8_t)(s[c] + (d[c] * k + 127) / 255);
-            } else {
-                for (int c = 0; c < 3; c++)
-                    d[c] = (uint8_t)((s[c] * 255 + a / 2) / a);
-                d[3] = (uint8_t)a;
-            }
-        }
+    size_t n = (size_t)size * (size_t)size;
+    if (render_reserve(img, n * 4 + lut_bytes(size)) < 0)
+        return -1;
+    uint8_t *t = img->pixels + n * 3; /* the plane after the RGB pixels */
+    background_plane(e, size, t, t + n);
+    aq_rgb ramp[RAMP];
+    for (int i = 0; i < RAMP; i++)
+        ramp[i] = color_mix(p->foreign, p->primary, i, RAMP - 1);
+    uint8_t *px = img->pixels;
+    for (size_t i = 0; i < n; i++) {
+        aq_rgb c = e->bg == RENDER_BG_SOLID ? p->foreign : ramp[t[i]];
+        px[3 * i] = c.r, px[3 * i + 1] = c.g, px[3 * i + 2] = c.b;
     }
+    int off = (size - art->px) / 2;
+    for (int y = 0; y < art->px; y++) {
+        const uint8_t *s = art->rgba + (size_t)y * (size_t)art->px * 4;
+        uint8_t *d = px + ((size_t)(y + off) * (size_t)size + (size_t)off) * 3;
+        for (int x = 0; x < art->px; x++, s += 4, d += 3)
+            if (s[3]) {
+                aq_rgb c = over(s, (aq_rgb){d[0], d[1], d[2]});
+                d[0] = c.r, d[1] = c.g, d[2] = c.b;
+            }
+    }
+    img->ncolors = 0;
+    img->has_alpha = false;
+    return 0;
 }
 
 void render_emoji_plan(const render_params *p, render_bg *bg, int *pct, uint32_t *phase,
@@ -176,19 +307,13 @@ int render_emoji(const render_params *p, int size, render_image *img)
 {
     emoji_plan e;
     plan(p, &e);
-    int bpp = e.bg == RENDER_BG_TRANSPARENT ? 4 : 3;
-    if (render_reserve(img, (size_t)size * (size_t)size * (size_t)bpp) < 0)
-        return render_fail("out of memory");
-    img->ncolors = 0;
-    img->has_alpha = bpp == 4;
     img->bg_ramp = 0;
-    if (fill_background(p, &e, size, img, bpp) < 0)
-        return render_fail("out of memory");
-    int apx = size * e.pct / 100;
     char why[256];
-    const uint8_t *art = emoji_raster(e.name, apx, why, sizeof why);
-    if (!art)
+    emoji_art art;
+    if (emoji_art_get(e.name, size * e.pct / 100, &art, why, sizeof why) != 0)
         return render_fail("emoji: %s", why);
-    composite(art, apx, size, img->pixels, bpp);
-    return 0;
+    int rc = e.bg == RENDER_BG_TRANSPARENT ? draw_clear(size, &art, img)
+             : draw_indexed(p, &e, size, &art, img) == 0 ? 0
+                                                          : draw_truecolour(p, &e, size, &art, img);
+    return rc < 0 ? render_fail("out of memory") : 0;
 }

@@ -277,6 +277,9 @@ START_TEST(round_keeps_palette)
     ck_assert_int_eq(out.data[25], 3);     /* IHDR colour type: palette */
     ck_assert_int_eq(out.data[24], 8);     /* bit depth */
     ck_assert_uint_lt(out.len, 4000);
+    /* an emoji on one colour: the artwork's quantized entries, a palette PNG */
+    make("{\"seed\":\"pal\",\"style\":\"emoji\",\"background\":\"solid\",\"sizes\":[256]}", &out);
+    ck_assert_int_eq(out.data[25], 3);
     buf_free(&out);
 }
 END_TEST
@@ -465,10 +468,10 @@ static const struct {
     const char *doc, *sha256;
 } goldens[] = {
     {"{\"seed\":\"g1\",\"style\":\"emoji\",\"emoji\":\"\xf0\x9f\xa6\x8a\",\"background\":\"radial\",\"sizes\":[64]}",
-     "f69c57de023185ec5310f3833f6b0f8197b939c43c31354fd2dc5a6e31b50f60"},
+     "7ff9ba815e73acef9bb2d5076eee83d47c67abd7130fbc0fd0c8f6862992869b"},
     {"{\"seed\":\"g2\",\"style\":\"emoji\",\"background\":\"linear\",\"angle\":30,\"radius\":50,\"sizes\":[64],"
      "\"format\":\"webp\"}",
-     "9ddcc0fbf2fe3a6c21a0a99ac3dfe75122c6e016550ecfa1fd3fa4db269c1e45"},
+     "0013cc033104d3fd3c68080579f92aa5baccc65b421e79daaf75d35422b9641d"},
     {"{\"seed\":\"g3\",\"style\":\"initials\",\"name\":\"Zo\xc3\xab \xc3\x85ngstr\xc3\xb6m\",\"sizes\":[64]}", "4cf4891c4391a012fa6d99743c0c31589f5ee394d16943fda1bc44a0fc57a7cb"},
     {"{\"seed\":\"g4\",\"style\":\"pixel\",\"background\":\"transparent\",\"radius\":25,\"sizes\":[64]}", "0cf0de286f6e2889eb1b4817b702a65a98f1a513bc31e607444a4f1400fc2a14"},
     {"{\"seed\":\"g5\",\"style\":\"pixel\",\"format\":\"svg\",\"radius\":10,\"sizes\":[64]}", "31afb0a6cf05033f7b6edf34a239a7fc52ca21da387f8c276e185831a854f500"},
