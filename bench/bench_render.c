@@ -115,10 +115,20 @@ static double peer_rate(const char *peer, int size, double seconds, double *byte
     return rate;
 }
 
+/* Fills the caches as a worker that has run a while has them: every
+ * curated emoji at this size, the glyphs of many initials. */
 static void warm(int style, int size)
 {
-    /* every curated emoji at this size, the glyphs of many initials */
-    run(style, size, JOB_FORMAT_PNG, 0.2);
+    render_image img = RENDER_IMAGE_INIT;
+    for (int n = 0; n < 1500; n++) {
+        char seed[32];
+        int len = snprintf(seed, sizeof seed, "user-%d", n);
+        render_params p;
+        render_params_init(&p, seed, (size_t)len, style, NULL, NULL, NULL, -1, FILTER_NONE);
+        if (render_make(&p, size, &img) < 0)
+            break;
+    }
+    render_image_free(&img);
 }
 
 int main(void)

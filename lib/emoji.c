@@ -2,9 +2,12 @@
  *
  * Rasterising an SVG costs about a millisecond, far more than the rest of
  * an avatar, and a worker draws the same few emoji at the same few sizes
- * again and again, so rasters are kept in a small per-thread cache
- * (threads never share one, so no locks; a forked process starts with its
- * parent's copy, which is as good). */
+ * again and again, so rasters are kept in a per-thread cache (threads never
+ * share one, so no locks; a forked process starts with its parent's copy,
+ * which is as good), least recently used out first. Its bound, CACHE_BYTES,
+ * holds the 70 curated emoji at two emoji sizes for avatar sizes up to
+ * 256 px and most of 512 px (5 bytes a pixel: the raster and its
+ * quantized copy). */
 #include "emoji.h"
 #include "quantize.h"
 
@@ -151,8 +154,8 @@ int emoji_svg(const char *name, buf *out, char *why, size_t whyn)
 
 /* ---- rasters ---- */
 
-#define CACHE_ENTRIES 256
-#define CACHE_BYTES (64u << 20)
+#define CACHE_ENTRIES 1024
+#define CACHE_BYTES (128u << 20)
 
 typedef struct raster {
     char name[96];

@@ -569,17 +569,23 @@ static int blit(canvas *cv, int x0, int y0, const render_image *img)
 }
 
 /* The sheet's columns: a seed (different per column, so each shows another
- * picture), a scheme (NULL: colours from the seed) and a filter. */
+ * picture), a scheme (NULL: colours from the seed), a filter, and the
+ * options every style takes (radius, a transparent background: shown on the
+ * sheet's white). */
 static const struct sheet_col {
     const char *label, *seed, *scheme, *filter;
+    int radius;
+    const char *background;
 } sheet_cols[] = {
-    {"seed", "ada", NULL, NULL},          {"seed", "grace", NULL, NULL},
-    {"seed", "linus", NULL, NULL},        {"default", "alan", "default", NULL},
-    {"blue", "edsger", "blue", NULL},     {"green", "barbara", "green", NULL},
-    {"sunset", "ken", "sunset", NULL},    {"royal", "margaret", "royal", NULL},
-    {"ocean", "dennis", "ocean", NULL},   {"pastel", "donald", "pastel", NULL},
-    {"night", "frances", "night", NULL},  {"grayscale", "ada", "vibrant", "grayscale"},
-    {"sepia", "grace", "vibrant", "sepia"}, {"negative", "linus", "vibrant", "negative"},
+    {"seed", "ada", NULL, NULL, 0, NULL},          {"seed", "grace", NULL, NULL, 0, NULL},
+    {"seed", "linus", NULL, NULL, 0, NULL},        {"default", "alan", "default", NULL, 0, NULL},
+    {"blue", "edsger", "blue", NULL, 0, NULL},     {"green", "barbara", "green", NULL, 0, NULL},
+    {"sunset", "ken", "sunset", NULL, 0, NULL},    {"royal", "margaret", "royal", NULL, 0, NULL},
+    {"ocean", "dennis", "ocean", NULL, 0, NULL},   {"pastel", "donald", "pastel", NULL, 0, NULL},
+    {"night", "frances", "night", NULL, 0, NULL},  {"grayscale", "ada", "vibrant", "grayscale", 0, NULL},
+    {"sepia", "grace", "vibrant", "sepia", 0, NULL}, {"negative", "linus", "vibrant", "negative", 0, NULL},
+    {"round", "ada", NULL, NULL, 50, NULL},        {"radius", "grace", "ocean", NULL, 20, NULL},
+    {"clear", "linus", "vibrant", NULL, 0, "transparent"},
 };
 
 #define SHEET_NCOLS ((int)(sizeof sheet_cols / sizeof sheet_cols[0]))
@@ -607,6 +613,11 @@ static int sheet_draw(canvas *cv, int cell, const job_limits *l, aq_err *e)
             o.req.style = render_style_name(s);
             o.req.scheme = sheet_cols[c].scheme;
             o.req.filter = sheet_cols[c].filter;
+            o.req.radius = sheet_cols[c].radius;
+            /* a style without a transparent background shows its own */
+            if (sheet_cols[c].background &&
+                render_style_takes_background(s, (render_bg)render_bg_find(sheet_cols[c].background)))
+                o.req.background = sheet_cols[c].background;
             o.sizes[0] = cell;
             o.req.sizes = o.sizes;
             o.req.nsizes = 1;
@@ -676,7 +687,7 @@ int cmd_sheet(cli_ctx *ctx, int argc, char **argv)
     for (int s = 1; s < render_style_count() && strcmp(out, "-") != 0; s++)
         printf(", %s", render_style_name(s));
     if (strcmp(out, "-") != 0)
-        printf("; columns: seed colours, schemes, then filters\n");
+        printf("; columns: seed colours, schemes, filters, then round, radius 20 and transparent\n");
     return 0;
 }
 

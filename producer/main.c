@@ -61,7 +61,8 @@ static const cmd_entry commands[] = {
      "  -o, --output FILE   the PNG to write ('-': stdout)\n"
      "  --size N            cell size in pixels, 16 to 256 (default 96)\n"
      "  Rows are the styles; columns are seed colours, then schemes, then\n"
-     "  filters. Offline, like render.\n"},
+     "  filters, then the options: round, radius 20, transparent. Offline,\n"
+     "  like render.\n"},
     {{"styles", cmd_styles, "styles", "list the styles and the fields each takes"},
      "  One line per style: name, what it draws, the backgrounds and formats it\n"
      "  takes and its own fields. Offline.\n"},
