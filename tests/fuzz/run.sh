@@ -19,13 +19,14 @@ targets=("$@")
 ((${#targets[@]})) || targets=(job config)
 
 command -v clang >/dev/null || { echo "fuzz: clang is missing (apt-get install clang)" >&2; exit 1; }
-pkgs="jansson inih libcrypto"
+pkgs="jansson inih libcrypto librsvg-2.0 cairo harfbuzz freetype2"
 cflags="-g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -Ilib $(pkg-config --cflags $pkgs)"
 libs="$(pkg-config --libs $pkgs) -lm"
 # Only the library files the two parsers need: no Redis, database or HTTP.
-lib_src=(lib/job.c lib/config.c lib/log.c lib/error.c lib/hash.c lib/color.c lib/render*.c)
+lib_src=(lib/job.c lib/config.c lib/log.c lib/error.c lib/hash.c lib/color.c lib/render*.c
+         lib/emoji.c lib/emoji_names.c lib/initials.c lib/quantize.c lib/buf.c)
 
 mkdir -p "$build"
 status=0
