@@ -296,17 +296,21 @@ int cmd_get(cli_ctx *ctx, int argc, char **argv)
     static const struct option longopts[] = {
         {"size", required_argument, NULL, 's'},
         {"output", required_argument, NULL, 'o'},
+        {"format", required_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
     long size = 0;
     const char *out = NULL;
-    int c, rc;
+    int c, rc, format = -1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":o:", longopts, NULL)) != -1) {
         rc = 0;
         if (c == 's')
             rc = cli_int(argv[0], "--size", optarg, RENDER_MIN_SIZE, RENDER_MAX_SIZE, &size);
-        else if (c == 'o')
+        else if (c == 'f') {
+            if ((format = job_format_find(optarg)) < 0)
+                rc = cli_fail(argv[0], 2, "--format: '%s' is not a format (png, webp, svg)", optarg);
+        } else if (c == 'o')
             out = optarg;
         else
             rc = cli_getopt_fail(argv[0], c, argv);
@@ -325,12 +329,21 @@ int cmd_get(cli_ctx *ctx, int argc, char **argv)
     storage s;
     if (open_storage(ctx, argv[0], &s))
         return 1;
+    /* the format asked for, else whichever the avatar was made in: PNG,
+     * WebP, then the one SVG of every size */
     char key[512];
-    avatar_key(ctx->cfg.storage.prefix, id, (int)size, key, sizeof key);
     buf data = BUF_INIT;
     aq_err e;
     err_clear(&e);
-    rc = storage_get(&s, key, &data, &e);
+    rc = AQ_ENOTFOUND;
+    for (int f = format < 0 ? 0 : format; rc == AQ_ENOTFOUND && f < JOB_FORMAT_COUNT; f++) {
+        avatar_key_fmt(ctx->cfg.storage.prefix, id, (int)size, (job_format)f, key, sizeof key);
+        rc = storage_get(&s, key, &data, &e);
+        if (format >= 0)
+            break;
+    }
+    if (rc == AQ_ENOTFOUND && format < 0)
+        avatar_key(ctx->cfg.storage.prefix, id, (int)size, key, sizeof key);
     storage_close(&s);
     if (rc == AQ_ENOTFOUND)
         rc = cli_fail(argv[0], 1, "%s is not stored (%s %s)", key, ctx->cfg.storage.backend,

@@ -133,10 +133,13 @@ static const cmd_entry commands[] = {
     {{"show", cmd_show, "show ID [--json]", "show an avatar's metadata row"},
      "  --json              one JSON object\n"
      "  Exit 1 when there is no such avatar.\n"},
-    {{"get", cmd_get, "get ID --size N -o FILE", "fetch a stored PNG (local or S3)"},
+    {{"get", cmd_get, "get ID --size N [--format F] -o FILE", "fetch a stored avatar (local or S3)"},
      "  --size N            which size\n"
+     "  --format FMT        png | webp | svg (default: whichever is stored, in\n"
+     "                      that order)\n"
      "  -o, --output FILE   where to write it ('-' for standard output)\n"
-     "  Reads PREFIX/ID/N.png through the configured storage backend.\n"
+     "  Reads PREFIX/ID/N.png (N.webp, avatar.svg) through the configured\n"
+     "  storage backend.\n"
      "  Exit 1 when it is not stored.\n"},
     {{"delete", cmd_delete, "delete ID [--now] [--queue Q]",
       "delete an avatar (through a worker, or --now)"},

@@ -627,6 +627,23 @@ START_TEST(cli_formats_and_tools)
 
     rc = run(&out, AQ, "render --seed 'Grace Hopper' --style initials --name '\xce\xa9' -o i.png --size 96");
     ck_assert_msg(rc == 0, "%s", (char *)out.data);
+
+    /* get finds each avatar in the format it was made in: d/ is a local
+     * storage root with prefix "avatars" */
+    snprintf(cmd, sizeof cmd, "cd '%s' && mkdir -p st && mv d st/avatars && printf '[storage]\nprefix = avatars\n"
+             "[storage.local]\nroot = %s/st\n' > st.ini", tmp, tmp);
+    ck_assert_int_eq(sup_run(cmd, &out, true), 0);
+    static const struct { const char *args, *key; } gets[] = {
+        {"get oct --size 128 -o g1", "avatars/oct/128.webp"},
+        {"get vec --size 64 -o g2", "avatars/vec/avatar.svg"},
+        {"get vec --size 64 --format svg -o g3", "avatars/vec/avatar.svg"},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        rc = run(&out, "cd '%s' && '%s' -c '%s/st.ini' %s", gets[i].args);
+        ck_assert_msg(rc == 0 && strstr((char *)out.data, gets[i].key), "%s: %s", gets[i].args, (char *)out.data);
+    }
+    rc = run(&out, "cd '%s' && '%s' -c '%s/st.ini' %s", "get oct --size 128 --format png -o g4");
+    ck_assert_msg(rc == 1 && strstr((char *)out.data, "avatars/oct/128.png is not stored"), "%s", (char *)out.data);
     buf_free(&out);
 }
 END_TEST
