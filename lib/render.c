@@ -242,6 +242,13 @@ aq_rgb render_tint(const render_params *p, int t, int tmax)
     return color_mix(p->primary, towards, t, tmax);
 }
 
+void render_warm(const render_params *p, const int *sizes, size_t n)
+{
+    const char *name = render_style_name(p->style);
+    for (size_t i = 0; name && strcmp(name, "emoji") == 0 && i < n; i++)
+        render_emoji_warm(p, sizes[i]);
+}
+
 void render_image_free(render_image *img)
 {
     free(img->pixels);

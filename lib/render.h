@@ -113,6 +113,12 @@ int render_emoji_size_find(const char *name);
  * (style without SVG, artwork missing, out of memory). */
 int render_svg(const render_params *p, int size, buf *out);
 
+/* Fills this thread's caches (emoji artwork) for every picture requests
+ * like p can draw at the n sizes, so that processes forked afterwards
+ * share them instead of each filling its own. Optional: rendering fills
+ * them as it goes. */
+void render_warm(const render_params *p, const int *sizes, size_t n);
+
 /* Frees img's pixel memory. */
 void render_image_free(render_image *img);
 

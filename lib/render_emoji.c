@@ -317,3 +317,24 @@ int render_emoji(const render_params *p, int size, render_image *img)
                                                           : draw_truecolour(p, &e, size, &art, img);
     return rc < 0 ? render_fail("out of memory") : 0;
 }
+
+void render_emoji_warm(const render_params *p, int size)
+{
+    char why[256];
+    emoji_art art;
+    for (int z = RENDER_EMOJI_SMALL; z <= RENDER_EMOJI_LARGE; z++) {
+        if (p->emoji_size != RENDER_EMOJI_AUTO ? z != (int)p->emoji_size : z == RENDER_EMOJI_SMALL)
+            continue; /* the sizes this request can draw: the seed picks medium or large */
+        int px = size * size_pct[z] / 100;
+        if (p->emoji[0]) {
+            emoji_art_get(p->emoji, px, &art, why, sizeof why);
+            continue;
+        }
+        for (uint64_t k = 0;; k++) {
+            const char *name = emoji_pick(k);
+            if (k > 0 && name == emoji_pick(0))
+                break; /* the curated set, once round */
+            emoji_art_get(name, px, &art, why, sizeof why);
+        }
+    }
+}

@@ -71,6 +71,9 @@ uint32_t render_pixel_cells(const render_params *p);
 void render_emoji_plan(const render_params *p, render_bg *bg, int *pct, uint32_t *phase,
                        const char **name);
 
+/* Fills the emoji cache with every artwork p can draw at size. */
+void render_emoji_warm(const render_params *p, int size);
+
 /* The styles, one file each (see the top of each file). */
 int render_pixel(const render_params *p, int size, render_image *img);
 int render_classic(const render_params *p, int size, render_image *img);

@@ -393,6 +393,12 @@ static int render_parallel(FILE *in, const render_opts *o, const job_limits *l, 
         free_lines(&ls);
         return cli_fail(cmd, 1, "%s: %s", o->seeds, strerror(errno));
     }
+    /* fill the artwork caches once, before the fork, for every process */
+    static job_request warm;
+    aq_err e;
+    err_clear(&e);
+    if (build_request(&o->job, l, "warm", NULL, &warm, &e) == 0)
+        render_warm(&warm.render, warm.sizes, warm.nsizes);
     int fds[2];
     if (pipe(fds) != 0) {
         free_lines(&ls);
