@@ -648,6 +648,27 @@ START_TEST(cli_formats_and_tools)
 }
 END_TEST
 
+/* render --seeds -j N: N processes write exactly the files one does. */
+START_TEST(cli_parallel_bulk)
+{
+    buf out = BUF_INIT;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd '%s' && for i in $(seq 1 40); do echo \"seed-$i\"; done > seeds && "
+             "printf 'named\\tjoe\\n' >> seeds", tmp);
+    ck_assert_int_eq(sup_run(cmd, &out, true), 0);
+    int rc = run(&out, AQ, "render --seeds seeds -d one -j 1 --style emoji --sizes 32,48");
+    ck_assert_msg(rc == 0 && strstr((char *)out.data, "rendered 41 avatars (82 files)"), "%s", (char *)out.data);
+    rc = run(&out, AQ, "render --seeds seeds -d three -j 3 --style emoji --sizes 32,48");
+    ck_assert_msg(rc == 0 && strstr((char *)out.data, "rendered 41 avatars (82 files)"), "%s", (char *)out.data);
+    snprintf(cmd, sizeof cmd, "cd '%s' && diff -r one three && test -f three/named/48.png && echo same", tmp);
+    ck_assert_int_eq(sup_run(cmd, &out, true), 0);
+    ck_assert_str_eq((char *)out.data, "same\n");
+    rc = run(&out, AQ, "render --seed x -d d -j 2");
+    ck_assert_msg(rc == 2 && strstr((char *)out.data, "--jobs: only with --seeds FILE"), "%s", (char *)out.data);
+    buf_free(&out);
+}
+END_TEST
+
 static const struct {
     const char *args, *want;
 } bad_cli[] = {
@@ -699,6 +720,7 @@ int main(void)
     tcase_add_checked_fixture(io, tmp_setup, tmp_teardown);
     tcase_add_test(io, stored_with_format);
     tcase_add_test(io, cli_formats_and_tools);
+    tcase_add_test(io, cli_parallel_bulk);
     tcase_add_loop_test(io, cli_bad_options, 0, (int)(sizeof bad_cli / sizeof *bad_cli));
     suite_add_tcase(s, io);
     SRunner *sr = srunner_create(s);
