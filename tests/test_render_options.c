@@ -669,6 +669,50 @@ START_TEST(cli_parallel_bulk)
 }
 END_TEST
 
+/* enqueue and batch carry the options into the queued document, with the
+ * same checks (a real Redis, read back with redis-cli). */
+/* Redis is an unchecked fixture: started and stopped in the parent, so it
+ * is stopped even when a check fails in the test's own process. */
+static sup_redis redis;
+
+static void redis_setup(void) { sup_redis_start(&redis, false); }
+
+static void redis_teardown(void)
+{
+    sup_redis_stop(&redis);
+    sup_rmtree(redis.dir);
+}
+
+START_TEST(cli_enqueue_carries_options)
+{
+    char conf[600], args[1200];
+    snprintf(conf, sizeof conf, "%s/q.ini", tmp);
+    char text[300];
+    snprintf(text, sizeof text, "[redis]\nurl = %s\nnamespace = t\n", redis.url);
+    sup_write_file(conf, text);
+    buf out = BUF_INIT;
+    snprintf(args, sizeof args, "'%s' -c '%s' enqueue --seed q --style emoji --emoji '\xf0\x9f\xa6\x8a' "
+             "--background radial --emoji-size small --radius 20 --format webp --id e1", sup_bin("avatarq"), conf);
+    int rc = sup_run(args, &out, true);
+    ck_assert_msg(rc == 0, "%s", (char *)out.data);
+    snprintf(args, sizeof args, "printf '%%s\n' '{\"id\":\"b1\",\"seed\":\"b\",\"style\":\"initials\","
+             "\"name\":\"Ada L\",\"format\":\"webp\"}' | '%s' -c '%s' batch -", sup_bin("avatarq"), conf);
+    rc = sup_run(args, &out, true);
+    ck_assert_msg(rc == 0, "%s", (char *)out.data);
+    const char *q = sup_redis_str(&redis, "LRANGE t:queue:default 0 -1");
+    ck_assert_msg(strstr(q, "\"background\":\"radial\"") && strstr(q, "\"emoji_size\":\"small\"") &&
+                  strstr(q, "\"radius\":20") && strstr(q, "\"format\":\"webp\"") &&
+                  strstr(q, "\"name\":\"Ada L\""), "%s", q);
+    /* a bad value is refused before anything is queued, naming the field */
+    snprintf(args, sizeof args, "'%s' -c '%s' enqueue --seed q --style wave --format svg", sup_bin("avatarq"), conf);
+    rc = sup_run(args, &out, true);
+    ck_assert_msg(rc == 2 && strstr((char *)out.data, "format: style wave cannot be written as svg"), "%d %s", rc,
+                  (char *)out.data);
+    ck_assert_int_eq(sup_redis_int(&redis, "LLEN t:queue:default"), 2);
+    buf_free(&out);
+}
+END_TEST
+
 static const struct {
     const char *args, *want;
 } bad_cli[] = {
@@ -723,6 +767,12 @@ int main(void)
     tcase_add_test(io, cli_parallel_bulk);
     tcase_add_loop_test(io, cli_bad_options, 0, (int)(sizeof bad_cli / sizeof *bad_cli));
     suite_add_tcase(s, io);
+    TCase *queue = tcase_create("queue");
+    tcase_set_timeout(queue, 120);
+    tcase_add_unchecked_fixture(queue, redis_setup, redis_teardown);
+    tcase_add_checked_fixture(queue, tmp_setup, tmp_teardown);
+    tcase_add_test(queue, cli_enqueue_carries_options);
+    suite_add_tcase(s, queue);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
