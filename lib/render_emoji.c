@@ -106,8 +106,9 @@ static void radial_plane(int size, uint8_t *t)
                 k++;
             row[x] = (uint8_t)k;
         }
-        /* ... mirrored (a separate loop: GCC 12 -O2 miscompiled the two
-         * stores in one, giving a wrong picture) */
+        /* ... mirrored, in a loop of its own: with both stores in the loop
+         * above, GCC 12.2 at -O2 produced a wrong plane (right at -O1 with
+         * the sanitizers); two loops are right at every level */
         for (int x = 0; x < size / 2; x++)
             row[x] = row[size - 1 - x];
     }
