@@ -69,6 +69,7 @@ static json_t *row_json(const meta_row *r)
     json_object_set_new(o, "scheme", nullable(r->scheme));
     json_object_set_new(o, "angle", r->angle < 0 ? json_null() : json_real(r->angle));
     json_object_set_new(o, "filter", json_string(r->filter));
+    json_object_set_new(o, "format", json_string(r->format[0] ? r->format : "png"));
     json_object_set_new(o, "sizes", embedded(r->sizes));
     json_object_set_new(o, "storage", json_string(r->storage));
     json_object_set_new(o, "location", json_string(r->location));
@@ -197,6 +198,7 @@ static void show_print(const meta_row *r)
     else
         printf("angle          -\n");
     printf("filter         %s\n", r->filter);
+    printf("format         %s\n", r->format[0] ? r->format : "png");
     printf("sizes          %s\n", r->sizes);
     printf("storage        %s %s\n", r->storage, r->location);
     printf("keys           %s\n", r->keys);

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <signal.h>
 
 #include "avatar.h"
 #include "emoji.h"
@@ -713,6 +715,65 @@ START_TEST(cli_enqueue_carries_options)
 }
 END_TEST
 
+/* The real worker: an emoji WebP job is stored as ID/SIZE.webp with its
+ * format in the metadata; a document with a bad option goes dead with the
+ * field named. The worker is stopped before any check can fail. */
+START_TEST(worker_end_to_end)
+{
+    char conf[600], text[1200], cmd[1600], logp[600];
+    snprintf(conf, sizeof conf, "%s/w.ini", tmp);
+    snprintf(text, sizeof text,
+             "[redis]\nurl = %s\nnamespace = w\n[storage.local]\nroot = %s/store\nfsync = false\n"
+             "[database.sqlite]\npath = %s/avatarq.db\n", redis.url, tmp, tmp);
+    sup_write_file(conf, text);
+    snprintf(logp, sizeof logp, "%s/worker.log", tmp);
+    char *argv[] = {(char *)sup_bin("avatarq-worker"), "-c", conf, NULL};
+    char *env[] = {"AVATARQ_WORKER_PROCESSES=1", NULL};
+    pid_t w = sup_spawn(argv, env, logp);
+
+    buf good = BUF_INIT, shown = BUF_INIT;
+    snprintf(cmd, sizeof cmd, "'%s' -c '%s' enqueue --seed wk --style emoji --emoji '\xf0\x9f\x90\x99' "
+             "--format webp --radius 50 --sizes 32,64 --id wk1 --wait --timeout 60", sup_bin("avatarq"), conf);
+    int rc_good = sup_run(cmd, &good, true);
+    snprintf(cmd, sizeof cmd, "'%s' -c '%s' show wk1", sup_bin("avatarq"), conf);
+    int rc_show = sup_run(cmd, &shown, true);
+    /* a document no producer of ours would send */
+    sup_redis_str(&redis, "LPUSH w:queue:default '{\"v\":1,\"id\":\"bad1\",\"seed\":\"x\",\"radius\":99}'");
+    long long dead = 0;
+    for (int i = 0; i < 600 && dead == 0; i++) { /* up to 60 s */
+        dead = sup_redis_int(&redis, "LLEN w:dead");
+        if (dead == 0)
+            sup_sleep_ms(100);
+    }
+    char reason[4096];
+    snprintf(reason, sizeof reason, "%s", sup_redis_str(&redis, "LRANGE w:dead 0 -1"));
+    int st = sup_stop(w, SIGTERM, 30000);
+
+    ck_assert_msg(rc_good == 0, "enqueue --wait: %d\n%s", rc_good, (char *)good.data);
+    ck_assert_msg(strstr((char *)good.data, "64 avatars/wk1/64.webp"), "%s", (char *)good.data);
+    ck_assert_msg(rc_show == 0 && strstr((char *)shown.data, "format         webp\n"), "%s", (char *)shown.data);
+    char path[700];
+    snprintf(path, sizeof path, "%s/store/avatars/wk1/64.webp", tmp);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "%s missing", path);
+    buf data = BUF_INIT;
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_append(&data, chunk, got);
+    fclose(f);
+    picture p = decode(JOB_FORMAT_WEBP, &data, 64);
+    ck_assert_int_eq(at(&p, 0, 0)[3], 0);      /* round: the corner is gone */
+    ck_assert_int_eq(at(&p, 32, 32)[3], 255);
+    free(p.rgba);
+    ck_assert_msg(dead == 1 && strstr(reason, "radius: 99 is outside 0..50"), "dead %lld: %s", dead, reason);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    buf_free(&good);
+    buf_free(&shown);
+    buf_free(&data);
+}
+END_TEST
+
 static const struct {
     const char *args, *want;
 } bad_cli[] = {
@@ -772,6 +833,7 @@ int main(void)
     tcase_add_unchecked_fixture(queue, redis_setup, redis_teardown);
     tcase_add_checked_fixture(queue, tmp_setup, tmp_teardown);
     tcase_add_test(queue, cli_enqueue_carries_options);
+    tcase_add_test(queue, worker_end_to_end);
     suite_add_tcase(s, queue);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
