@@ -1,13 +1,12 @@
 /* emoji: artwork names, validation and rasterising with librsvg.
  *
- * Rasterising an SVG costs about a millisecond, far more than the rest of
- * an avatar, and a worker draws the same few emoji at the same few sizes
- * again and again, so rasters are kept in a per-thread cache (threads never
- * share one, so no locks; a forked process starts with its parent's copy,
- * which is as good), least recently used out first. Its bound, CACHE_BYTES,
- * holds the 70 curated emoji at two emoji sizes for avatar sizes up to
- * 256 px and most of 512 px (5 bytes a pixel: the raster and its
- * quantized copy). */
+ * Rasterising an SVG and quantizing it cost about a millisecond, far more
+ * than the rest of an avatar, and a worker draws the same few emoji at the
+ * same few sizes again and again, so the quantized artwork is kept in a
+ * per-thread cache (threads never share one, so no locks; a forked process
+ * starts with its parent's copy, which is as good), least recently used out
+ * first. At one byte a pixel, CACHE_BYTES holds the 70 curated emoji at
+ * both emoji sizes for every default avatar size (32..512 px: ~40 MB). */
 #include "emoji.h"
 #include "quantize.h"
 
@@ -155,13 +154,14 @@ int emoji_svg(const char *name, buf *out, char *why, size_t whyn)
 /* ---- rasters ---- */
 
 #define CACHE_ENTRIES 1024
-#define CACHE_BYTES (128u << 20)
+#define CACHE_BYTES (48u << 20)
 
+/* One artwork at one size, kept quantized only (1 byte a pixel + the
+ * palette): what every avatar is drawn from. */
 typedef struct raster {
     char name[96];
     int px;
-    uint8_t *rgba;      /* premultiplied, px*px*4 */
-    uint8_t *idx;       /* quantized, px*px (NULL until first asked for) */
+    uint8_t *idx;       /* px*px entry indexes; NULL: slot empty */
     uint8_t pal[256][4];
     int npal;
     uint64_t used;      /* clock of the last use */
@@ -174,12 +174,13 @@ static _Thread_local size_t cache_bytes;
 void emoji_release(void)
 {
     for (int i = 0; i < CACHE_ENTRIES; i++) {
-        free(cache[i].rgba);
         free(cache[i].idx);
         memset(&cache[i], 0, sizeof cache[i]);
     }
     cache_bytes = 0;
 }
+
+static size_t entry_bytes(int px) { return (size_t)px * (size_t)px + sizeof(raster); }
 
 /* The least recently used slot, emptied; older ones go too while the cache
  * holds more than CACHE_BYTES. */
@@ -190,15 +191,14 @@ static raster *cache_slot(size_t need)
         for (int i = 1; i < CACHE_ENTRIES; i++)
             if (cache[i].used < old->used)
                 old = &cache[i];
-        if (old->rgba) {
-            cache_bytes -= (size_t)old->px * (size_t)old->px * 5;
-            free(old->rgba);
+        if (old->idx) {
+            cache_bytes -= entry_bytes(old->px);
             free(old->idx);
             memset(old, 0, sizeof *old);
         }
         int full = 0;
         for (int i = 0; i < CACHE_ENTRIES; i++)
-            full += cache[i].rgba != NULL;
+            full += cache[i].idx != NULL;
         if (cache_bytes + need <= CACHE_BYTES || full == 0)
             return old;
     }
@@ -243,56 +243,48 @@ static uint8_t *rasterise(const buf *svg, int px, char *why, size_t whyn)
     return out;
 }
 
-/* The cache entry of name at px, rasterised on a miss; NULL with why. */
-static raster *lookup(const char *name, int px, char *why, size_t whyn)
+/* Reads, rasterises and quantizes name at px into slot r. */
+static int fill(raster *r, const char *name, int px, char *why, size_t whyn)
 {
-    clock_now++;
-    for (int i = 0; i < CACHE_ENTRIES; i++)
-        if (cache[i].rgba && cache[i].px == px && strcmp(cache[i].name, name) == 0) {
-            cache[i].used = clock_now;
-            return &cache[i];
-        }
-    if (strlen(name) >= sizeof cache[0].name) {
-        snprintf(why, whyn, "no artwork named '%s'", name);
-        return NULL;
-    }
     buf svg = BUF_INIT;
     uint8_t *rgba = read_artwork(name, &svg, why, whyn) == 0 ? rasterise(&svg, px, why, whyn) : NULL;
     buf_free(&svg);
     if (!rgba)
-        return NULL;
-    size_t bytes = (size_t)px * (size_t)px * 5; /* with the quantized copy */
-    raster *slot = cache_slot(bytes);
-    snprintf(slot->name, sizeof slot->name, "%s", name);
-    slot->px = px;
-    slot->rgba = rgba;
-    slot->used = clock_now;
-    cache_bytes += bytes;
-    return slot;
-}
-
-const uint8_t *emoji_raster(const char *name, int px, char *why, size_t whyn)
-{
-    raster *r = lookup(name, px, why, whyn);
-    return r ? r->rgba : NULL;
+        return -1;
+    size_t n = (size_t)px * (size_t)px;
+    uint8_t *idx = malloc(n + 1);
+    int npal = idx ? quantize_rgba(rgba, n, EMOJI_COLOURS, r->pal, idx) : -1;
+    free(rgba);
+    if (npal < 0) {
+        free(idx);
+        snprintf(why, whyn, "out of memory");
+        return -1;
+    }
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->px = px;
+    r->idx = idx;
+    r->npal = npal;
+    return 0;
 }
 
 int emoji_art_get(const char *name, int px, emoji_art *out, char *why, size_t whyn)
 {
-    raster *r = lookup(name, px, why, whyn);
-    if (!r)
-        return -1;
-    if (!r->idx) {
-        size_t n = (size_t)px * (size_t)px;
-        r->idx = malloc(n + 1);
-        r->npal = r->idx ? quantize_rgba(r->rgba, n, EMOJI_COLOURS, r->pal, r->idx) : -1;
-        if (r->npal < 0) {
-            free(r->idx);
-            r->idx = NULL;
-            snprintf(why, whyn, "out of memory");
+    clock_now++;
+    raster *r = NULL;
+    for (int i = 0; i < CACHE_ENTRIES && !r; i++)
+        if (cache[i].idx && cache[i].px == px && strcmp(cache[i].name, name) == 0)
+            r = &cache[i];
+    if (!r) {
+        if (strlen(name) >= sizeof cache[0].name) {
+            snprintf(why, whyn, "no artwork named '%s'", name);
             return -1;
         }
+        r = cache_slot(entry_bytes(px));
+        if (fill(r, name, px, why, whyn) != 0)
+            return -1;
+        cache_bytes += entry_bytes(px);
     }
-    *out = (emoji_art){px, r->rgba, r->idx, (const uint8_t(*)[4])r->pal, r->npal};
+    r->used = clock_now;
+    *out = (emoji_art){px, r->idx, (const uint8_t(*)[4])r->pal, r->npal};
     return 0;
 }

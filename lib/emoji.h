@@ -35,22 +35,16 @@ const char *emoji_pick(uint64_t r);
  * `make install` fills). */
 const char *emoji_dir(void);
 
-/* The artwork of name rasterised at px x px (premultiplied RGBA, 4 bytes a
- * pixel, rows packed), from a per-thread cache of recent sizes. The pointer
- * stays valid until the next call from this thread. Returns NULL with a
- * reason in why when the artwork cannot be read or drawn. */
-const uint8_t *emoji_raster(const char *name, int px, char *why, size_t whyn);
-
-/* The artwork of name at px x px in both forms: premultiplied RGBA, and
- * reduced to at most EMOJI_COLOURS palette entries (median cut, entry 0
- * transparent, entries premultiplied RGBA) with one entry index a pixel.
- * Cached like emoji_raster(); valid until the next call from this thread.
- * Returns 0, or -1 with a reason in why. */
+/* The artwork of name rasterised at px x px by librsvg and reduced to at
+ * most EMOJI_COLOURS palette entries (median cut; entry 0 transparent,
+ * entries premultiplied RGBA), one entry index a pixel, from a per-thread
+ * cache of recent sizes. Valid until the next call from this thread.
+ * Returns 0, or -1 with a reason in why when the artwork cannot be read or
+ * drawn. */
 #define EMOJI_COLOURS 96
 
 typedef struct emoji_art {
     int px;
-    const uint8_t *rgba;
     const uint8_t *idx;
     const uint8_t (*pal)[4];
     int npal;

@@ -263,7 +263,7 @@ static int draw_clear(int size, const emoji_art *art, render_image *img)
     return 0;
 }
 
-/* ---- truecolour: the exact composite, when the palette would overflow ---- */
+/* ---- truecolour: every background step, when 256 entries do not suffice ---- */
 
 static int draw_truecolour(const render_params *p, const emoji_plan *e, int size, const emoji_art *art,
                            render_image *img)
@@ -283,11 +283,11 @@ static int draw_truecolour(const render_params *p, const emoji_plan *e, int size
     }
     int off = (size - art->px) / 2;
     for (int y = 0; y < art->px; y++) {
-        const uint8_t *s = art->rgba + (size_t)y * (size_t)art->px * 4;
+        const uint8_t *a = art->idx + (size_t)y * (size_t)art->px;
         uint8_t *d = px + ((size_t)(y + off) * (size_t)size + (size_t)off) * 3;
-        for (int x = 0; x < art->px; x++, s += 4, d += 3)
-            if (s[3]) {
-                aq_rgb c = over(s, (aq_rgb){d[0], d[1], d[2]});
+        for (int x = 0; x < art->px; x++, d += 3)
+            if (a[x]) {
+                aq_rgb c = over(art->pal[a[x]], (aq_rgb){d[0], d[1], d[2]});
                 d[0] = c.r, d[1] = c.g, d[2] = c.b;
             }
     }
