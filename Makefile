@@ -10,7 +10,10 @@
 #   make install    PREFIX=/usr/local DESTDIR=...
 
 PKGS      := hiredis jansson inih libpq sqlite3 libcurl libcrypto libpng libsystemd \
-             libwebp librsvg-2.0 cairo harfbuzz freetype2
+             libwebp cairo gobject-2.0 harfbuzz freetype2
+# Libraries loaded at run time with dlopen(): only their headers are needed
+# here (lib/emoji.c says why librsvg is one).
+DLOPEN_PKGS := librsvg-2.0
 TEST_PKGS := check
 CC        ?= cc
 VERSION   := 0.1.0
@@ -38,7 +41,7 @@ SANFLAGS  :=
 OPT       := -O2 -g
 endif
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(DLOPEN_PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 CHECK_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)

@@ -11,7 +11,9 @@
 #include "quantize.h"
 
 #include <cairo.h>
+#include <dlfcn.h>
 #include <librsvg/rsvg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,12 +206,51 @@ static raster *cache_slot(size_t need)
     }
 }
 
+static uint8_t *rasterise(const buf *svg, int px, char *why, size_t whyn);
+
+/* ---- librsvg, loaded when first needed ----
+ * librsvg links GIO, whose libselinux reads /proc/filesystems as soon as it
+ * is loaded: a sandboxed worker (ProcSubset=pid, tests/test_units.c) must
+ * not touch that unless it draws emoji. So librsvg is opened with dlopen()
+ * on the first emoji, and only its headers are needed to build. */
+static struct {
+    RsvgHandle *(*new_from_data)(const guint8 *data, gsize len, GError **err);
+    gboolean (*render_document)(RsvgHandle *h, cairo_t *cr, const RsvgRectangle *vp, GError **err);
+    char error[200];
+} rsvg;
+
+static pthread_once_t rsvg_once = PTHREAD_ONCE_INIT;
+
+static void rsvg_load(void)
+{
+    void *lib = dlopen("librsvg-2.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (lib) {
+        *(void **)&rsvg.new_from_data = dlsym(lib, "rsvg_handle_new_from_data");
+        *(void **)&rsvg.render_document = dlsym(lib, "rsvg_handle_render_document");
+    }
+    if (!rsvg.new_from_data || !rsvg.render_document)
+        snprintf(rsvg.error, sizeof rsvg.error, "librsvg-2.so.2 cannot be loaded (install librsvg2-2): %s",
+                 lib ? "symbols missing" : dlerror());
+}
+
+int emoji_svg_draw(const uint8_t *svg, size_t len, int px, uint8_t **rgba, char *why, size_t whyn)
+{
+    buf b = {(uint8_t *)svg, len, len};
+    *rgba = rasterise(&b, px, why, whyn);
+    return *rgba ? 0 : -1;
+}
+
 /* Draws the SVG text into a cairo ARGB32 surface and copies it out as
  * premultiplied RGBA bytes. */
 static uint8_t *rasterise(const buf *svg, int px, char *why, size_t whyn)
 {
+    pthread_once(&rsvg_once, rsvg_load);
+    if (rsvg.error[0]) {
+        snprintf(why, whyn, "%s", rsvg.error);
+        return NULL;
+    }
     GError *err = NULL;
-    RsvgHandle *h = rsvg_handle_new_from_data(svg->data, svg->len, &err);
+    RsvgHandle *h = rsvg.new_from_data(svg->data, svg->len, &err);
     if (!h) {
         snprintf(why, whyn, "artwork does not parse: %s", err ? err->message : "?");
         g_clear_error(&err);
@@ -218,7 +259,7 @@ static uint8_t *rasterise(const buf *svg, int px, char *why, size_t whyn)
     cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, px, px);
     cairo_t *cr = cairo_create(s);
     RsvgRectangle vp = {0, 0, px, px};
-    gboolean ok = rsvg_handle_render_document(h, cr, &vp, &err);
+    gboolean ok = rsvg.render_document(h, cr, &vp, &err);
     cairo_destroy(cr);
     cairo_surface_flush(s);
     uint8_t *out = ok ? malloc((size_t)px * (size_t)px * 4) : NULL;

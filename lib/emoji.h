@@ -52,6 +52,11 @@ typedef struct emoji_art {
 
 int emoji_art_get(const char *name, int px, emoji_art *out, char *why, size_t whyn);
 
+/* Draws any SVG document (len bytes) at px x px with the same librsvg into
+ * *rgba (malloc'd, premultiplied RGBA). Returns 0, or -1 with a reason in
+ * why. For tests and tools that check SVG output. */
+int emoji_svg_draw(const uint8_t *svg, size_t len, int px, uint8_t **rgba, char *why, size_t whyn);
+
 /* Appends the artwork's SVG text to out. Returns 0 or -1 (reason in why). */
 int emoji_svg(const char *name, buf *out, char *why, size_t whyn);
 
