@@ -222,6 +222,27 @@ START_TEST(webp_is_lossless)
 }
 END_TEST
 
+/* A WebP is never larger than the PNG of the same picture. */
+START_TEST(webp_not_larger)
+{
+    buf png = BUF_INIT, webp = BUF_INIT;
+    static const int sizes[] = {64, 256};
+    for (int s = 0; s < render_style_count(); s++)
+        for (int z = 0; z < 2; z++)
+            for (int k = 0; k < 8; k++) {
+                char seed[32], d1[256], d2[256];
+                snprintf(seed, sizeof seed, "user-%d", k);
+                doc_of(d1, sizeof d1, seed, s, NULL, "png", sizes[z], 0);
+                doc_of(d2, sizeof d2, seed, s, NULL, "webp", sizes[z], 0);
+                make(d1, &png);
+                make(d2, &webp);
+                ck_assert_msg(webp.len <= png.len, "%s: webp %zu > png %zu", d2, webp.len, png.len);
+            }
+    buf_free(&png);
+    buf_free(&webp);
+}
+END_TEST
+
 /* ---- rounding ---- */
 
 START_TEST(round_corners_transparent)
@@ -792,6 +813,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, every_combination);
     tcase_add_test(tc, webp_is_lossless);
+    tcase_add_test(tc, webp_not_larger);
     tcase_add_test(tc, round_corners_transparent);
     tcase_add_test(tc, round_keeps_palette);
     tcase_add_test(tc, emoji_text_to_names);
