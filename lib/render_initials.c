@@ -4,6 +4,9 @@
  * fonts-noto-cjk), shaped by HarfBuzz (Arabic joining, Devanagari
  * clusters, combining marks) and rasterised by FreeType.
  *
+ * Scripts outside the table fall back to the CJK font when it has their
+ * glyphs (kana, Hangul, many symbols).
+ *
  * Optical centring: the letters are placed by the box of their ink, not
  * by advance widths and the baseline, so "Ω", "李" and "мa" all sit in the
  * middle. Size: the em is a fixed fraction of the avatar, reduced only when
@@ -19,6 +22,7 @@
 #include FT_FREETYPE_H
 #include <hb-ft.h>
 #include <hb.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +42,8 @@ typedef struct font_file {
 } font_file;
 
 enum { F_LATIN, F_ARABIC, F_HEBREW, F_DEVANAGARI, F_BENGALI, F_TAMIL, F_THAI, F_ARMENIAN,
-       F_GEORGIAN, F_CJK, F_COUNT };
+       F_GEORGIAN, F_GURMUKHI, F_GUJARATI, F_ORIYA, F_TELUGU, F_KANNADA, F_MALAYALAM, F_SINHALA,
+       F_LAO, F_MYANMAR, F_ETHIOPIC, F_CHEROKEE, F_KHMER, F_CJK, F_COUNT };
 
 #define NOTO_TT "/usr/share/fonts/truetype/noto/"
 #define NOTO_OT "/usr/share/fonts/opentype/noto/"
@@ -53,6 +58,18 @@ static const font_file fonts[F_COUNT] = {
     [F_THAI] = {NOTO_TT "NotoSansThai-Bold.ttf", 0},
     [F_ARMENIAN] = {NOTO_TT "NotoSansArmenian-Bold.ttf", 0},
     [F_GEORGIAN] = {NOTO_TT "NotoSansGeorgian-Bold.ttf", 0},
+    [F_GURMUKHI] = {NOTO_TT "NotoSansGurmukhi-Bold.ttf", 0},
+    [F_GUJARATI] = {NOTO_TT "NotoSansGujarati-Bold.ttf", 0},
+    [F_ORIYA] = {NOTO_TT "NotoSansOriya-Bold.ttf", 0},
+    [F_TELUGU] = {NOTO_TT "NotoSansTelugu-Bold.ttf", 0},
+    [F_KANNADA] = {NOTO_TT "NotoSansKannada-Bold.ttf", 0},
+    [F_MALAYALAM] = {NOTO_TT "NotoSansMalayalam-Bold.ttf", 0},
+    [F_SINHALA] = {NOTO_TT "NotoSansSinhala-Bold.ttf", 0},
+    [F_LAO] = {NOTO_TT "NotoSansLao-Bold.ttf", 0},
+    [F_MYANMAR] = {NOTO_TT "NotoSansMyanmar-Bold.ttf", 0},
+    [F_ETHIOPIC] = {NOTO_TT "NotoSansEthiopic-Bold.ttf", 0},
+    [F_CHEROKEE] = {NOTO_TT "NotoSansCherokee-Bold.ttf", 0},
+    [F_KHMER] = {NOTO_TT "NotoSansKhmer-Bold.ttf", 0},
     [F_CJK] = {NOTO_OT "NotoSansCJK-Bold.ttc", 0},
 };
 
@@ -64,8 +81,12 @@ typedef struct script_range {
 static const script_range scripts[] = {
     {0x0530, 0x058f, F_ARMENIAN}, {0x0590, 0x05ff, F_HEBREW},     {0x0600, 0x06ff, F_ARABIC},
     {0x0750, 0x077f, F_ARABIC},   {0x08a0, 0x08ff, F_ARABIC},     {0x0900, 0x097f, F_DEVANAGARI},
-    {0x0980, 0x09ff, F_BENGALI},  {0x0b80, 0x0bff, F_TAMIL},      {0x0e00, 0x0e7f, F_THAI},
-    {0x10a0, 0x10ff, F_GEORGIAN}, {0x1100, 0x11ff, F_CJK},        {0x2e80, 0x9fff, F_CJK},
+    {0x0980, 0x09ff, F_BENGALI},  {0x0a00, 0x0a7f, F_GURMUKHI},   {0x0a80, 0x0aff, F_GUJARATI},
+    {0x0b00, 0x0b7f, F_ORIYA},    {0x0b80, 0x0bff, F_TAMIL},      {0x0c00, 0x0c7f, F_TELUGU},
+    {0x0c80, 0x0cff, F_KANNADA},  {0x0d00, 0x0d7f, F_MALAYALAM},  {0x0d80, 0x0dff, F_SINHALA},
+    {0x0e00, 0x0e7f, F_THAI},     {0x0e80, 0x0eff, F_LAO},        {0x1000, 0x109f, F_MYANMAR},
+    {0x10a0, 0x10ff, F_GEORGIAN}, {0x1100, 0x11ff, F_CJK},        {0x1200, 0x139f, F_ETHIOPIC},
+    {0x13a0, 0x13ff, F_CHEROKEE}, {0x1780, 0x17ff, F_KHMER},      {0x2e80, 0x9fff, F_CJK},
     {0xac00, 0xd7af, F_CJK},      {0xf900, 0xfaff, F_CJK},        {0xfb1d, 0xfb4f, F_HEBREW},
     {0xfb50, 0xfdff, F_ARABIC},   {0xfe70, 0xfeff, F_ARABIC},     {0xff00, 0xffef, F_CJK},
     {0x20000, 0x3134f, F_CJK},
@@ -165,6 +186,25 @@ typedef struct placed {
     int x, y;           /* top-left of the bitmap, pixels from the pen origin */
 } placed;
 
+/* Whether font f has a glyph for every character of text. */
+static bool font_covers(const char *text, int f, int em)
+{
+    font_state *fs = font_open(f, em);
+    if (!fs)
+        return false;
+    hb_buffer_t *b = hb_buffer_create();
+    hb_buffer_add_utf8(b, text, -1, 0, -1);
+    hb_buffer_guess_segment_properties(b);
+    hb_shape(fs->hb, b, NULL, 0);
+    unsigned n = 0;
+    hb_glyph_info_t *info = hb_buffer_get_glyph_infos(b, &n);
+    bool all = true;
+    for (unsigned i = 0; i < n; i++)
+        all &= info[i].codepoint != 0;
+    hb_buffer_destroy(b);
+    return all;
+}
+
 /* Shapes text at em and places its glyphs; *box receives the ink box
  * (x0, y0, x1, y1). Returns the number of glyphs, or -1. */
 static int layout(const char *text, int f, int em, placed *out, int box[4])
@@ -204,6 +244,9 @@ int render_initials(const render_params *p, int size, render_image *img)
     if (render_reserve(img, (size_t)size * (size_t)size) < 0)
         return render_fail("out of memory");
     int f = font_for(text), em = size * EM_PCT / 100, box[4];
+    /* a script outside the table: the CJK font covers the most besides */
+    if (f != F_CJK && !font_covers(text, f, em) && font_covers(text, F_CJK, em))
+        f = F_CJK;
     placed gl[MAX_GLYPHS];
     int n = layout(text, f, em, gl, box);
     if (n < 0)
