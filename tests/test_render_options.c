@@ -455,6 +455,30 @@ START_TEST(initials_draw_centred)
 }
 END_TEST
 
+/* Scripts beyond the issue's: a font of their own (Ethiopic, Kannada,
+ * Khmer) or the CJK font (kana): ink is drawn in the centre. */
+START_TEST(initials_more_scripts)
+{
+    static const char *const more[] = {
+        "\xe1\x88\xb0\xe1\x88\x8b\xe1\x88\x9d",  /* Ethiopic */
+        "\xe0\xb2\x95\xe0\xb2\xa8",                  /* Kannada */
+        "\xe1\x9e\x81\xe1\x9f\x92\xe1\x9e\x98",  /* Khmer */
+        "\xe3\x81\xb2\xe3\x82\x89",                  /* hiragana */
+    };
+    buf out = BUF_INIT;
+    for (size_t i = 0; i < sizeof more / sizeof *more; i++) {
+        char doc[256];
+        snprintf(doc, sizeof doc, "{\"seed\":\"m\",\"style\":\"initials\",\"name\":\"%s\",\"sizes\":[96]}", more[i]);
+        make(doc, &out);
+        picture p = decode(JOB_FORMAT_PNG, &out, 96);
+        int ink = centre_ink(&p);
+        ck_assert_msg(ink > 96 * 96 / 4 / 25, "%zu: %d ink pixels", i, ink);
+        free(p.rgba);
+    }
+    buf_free(&out);
+}
+END_TEST
+
 /* Without a name the seed's part before '@' gives the letters. */
 START_TEST(initials_from_seed)
 {
@@ -823,6 +847,7 @@ int main(void)
     tcase_add_test(tc, initials_letters);
     tcase_add_test(tc, initials_draw_centred);
     tcase_add_test(tc, initials_from_seed);
+    tcase_add_test(tc, initials_more_scripts);
     tcase_add_test(tc, golden_bytes);
     tcase_add_loop_test(tc, bad_documents, 0, (int)(sizeof bad / sizeof *bad));
     suite_add_tcase(s, tc);
