@@ -10,9 +10,13 @@
 #   make fuzz       libFuzzer targets for a bounded time (clang)
 #   make install    PREFIX=/usr/local DESTDIR=...
 
-PKGS      := hiredis jansson inih libpq sqlite3 libcurl libssl libcrypto libpng libsystemd
+PKGS      := hiredis jansson inih libpq sqlite3 libcurl libssl libcrypto libpng libsystemd \
+             libwebp cairo gobject-2.0 harfbuzz freetype2
 # Only bin/avatarq-http links the HTTP server library.
 HTTP_PKGS := libmicrohttpd
+# Libraries loaded at run time with dlopen(): only their headers are needed
+# here (lib/emoji.c says why librsvg is one).
+DLOPEN_PKGS := librsvg-2.0
 TEST_PKGS := check
 CC        ?= cc
 VERSION   := 0.1.0
@@ -40,7 +44,7 @@ SANFLAGS  :=
 OPT       := -O2 -g
 endif
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(HTTP_PKGS) 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(HTTP_PKGS) $(DLOPEN_PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 HTTP_LIBS  := $(shell pkg-config --libs $(HTTP_PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
@@ -48,7 +52,8 @@ CHECK_LIBS   := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 CFLAGS   ?= $(OPT)
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP \
-            -DAQ_VERSION='"$(VERSION)"' -Ilib -Iinclude $(PKG_CFLAGS) $(SANFLAGS)
+            -DAQ_VERSION='"$(VERSION)"' -DAQ_DATADIR='"$(PREFIX)/share/avatarq"' \
+            -Ilib -Iinclude $(PKG_CFLAGS) $(SANFLAGS)
 LDFLAGS  += $(SANFLAGS)
 
 # Short "CC file" lines; V=1 shows whole commands.

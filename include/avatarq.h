@@ -67,7 +67,7 @@ typedef struct avatarq_request {
     const char *id;          /* [A-Za-z0-9._-]{1,64}; NULL = derived from the request */
     const char *type;        /* "generate" (NULL) or "delete" */
     const char *seed;        /* required for generate: 1..256 bytes */
-    const char *style;       /* pixel | classic | wave | gradient; NULL = default */
+    const char *style;       /* pixel | classic | wave | gradient | emoji | initials; NULL = default */
     const int *sizes;        /* nsizes sizes, each 16..max_size; nsizes 0 = default */
     size_t nsizes;
     const char *primary;     /* "#rgb", "#rrggbb" or a CSS colour name; NULL = absent */
@@ -77,6 +77,14 @@ typedef struct avatarq_request {
     const char *filter;      /* none | grayscale | sepia | negative; NULL = none */
     int max_attempts;        /* 1..25; 0 = the worker's [worker] max_attempts */
     const char *queue;       /* queue name; NULL = the configured [redis] queue */
+    /* The look options (docs/protocol.md "Emoji, initials, transparency,
+     * rounding, formats"); NULL / 0 = absent. */
+    const char *emoji;       /* emoji style: exactly one emoji */
+    const char *background;  /* solid | linear | radial | transparent */
+    const char *emoji_size;  /* small | medium | large */
+    int radius;              /* corner rounding, percent 0..50 */
+    const char *format;      /* png | webp | svg */
+    const char *name;        /* initials style: the name to take initials from */
 } avatarq_request;
 
 /* Sets every field of r to "absent" (angle -1, pointers NULL, counts 0). */

@@ -8,6 +8,7 @@
 #include "hash.h"
 #include "pngenc.h"
 #include "retry.h"
+#include "webpenc.h"
 
 void avatar_init(avatar_ctx *ctx, storage *store, meta *db, const char *prefix,
                  const char *worker)
@@ -27,18 +28,35 @@ void avatar_free(avatar_ctx *ctx)
 
 int avatar_png(avatar_ctx *ctx, const job_request *r, int size, aq_err *e)
 {
-    if (render_make(&r->render, size, &ctx->img) < 0)
-        return err_set(e, AQ_EPERM, "rendering %d px: size out of range or out of memory", size);
     buf_reset(&ctx->png);
-    return pngenc_encode(&ctx->img, &ctx->png, e);
+    if (r->format == JOB_FORMAT_SVG) {
+        if (render_svg(&r->render, size, &ctx->png) < 0)
+            return err_set(e, AQ_EPERM, "rendering svg: %s", render_error());
+        return 0;
+    }
+    if (render_make(&r->render, size, &ctx->img) < 0)
+        return err_set(e, AQ_EPERM, "rendering %d px: %s", size,
+                       *render_error() ? render_error() : "size out of range or out of memory");
+    return r->format == JOB_FORMAT_WEBP ? webpenc_encode(&ctx->img, &ctx->png, e)
+                                        : pngenc_encode(&ctx->img, &ctx->png, e);
 }
 
 void avatar_key(const char *prefix, const char *id, int size, char *out, size_t n)
 {
-    if (prefix && *prefix)
-        snprintf(out, n, "%s/%s/%d.png", prefix, id, size);
+    avatar_key_fmt(prefix, id, size, JOB_FORMAT_PNG, out, n);
+}
+
+void avatar_key_fmt(const char *prefix, const char *id, int size, job_format f, char *out, size_t n)
+{
+    char file[32];
+    if (f == JOB_FORMAT_SVG)
+        snprintf(file, sizeof file, "avatar.svg");
     else
-        snprintf(out, n, "%s/%d.png", id, size);
+        snprintf(file, sizeof file, "%d.%s", size, job_format_ext(f));
+    if (prefix && *prefix)
+        snprintf(out, n, "%s/%s/%s", prefix, id, file);
+    else
+        snprintf(out, n, "%s/%s", id, file);
 }
 
 /* Copies s into a fixed metadata field, "" for NULL. */
@@ -81,6 +99,7 @@ static int fill_row(avatar_ctx *ctx, const job_request *r, int attempts, json_t 
     field(row->scheme, sizeof row->scheme, r->scheme);
     row->angle = r->angle;
     field(row->filter, sizeof row->filter, color_filter_name(r->filter));
+    field(row->format, sizeof row->format, job_format_name(r->format));
     field(row->storage, sizeof row->storage, storage_name(ctx->store));
     field(row->location, sizeof row->location, storage_location(ctx->store));
     field(row->worker, sizeof row->worker, ctx->worker);
@@ -113,10 +132,12 @@ int avatar_store(avatar_ctx *ctx, const job_request *r, int attempts, meta_row *
         char key[512], name[16], sum[65];
         int size = r->sizes[i];
         snprintf(name, sizeof name, "%d", size);
-        avatar_key(ctx->prefix, r->id, size, key, sizeof key);
-        rc = avatar_png(ctx, r, size, e);
-        if (rc == 0)
-            rc = storage_put(ctx->store, key, ctx->png.data, ctx->png.len, "image/png", e);
+        avatar_key_fmt(ctx->prefix, r->id, size, r->format, key, sizeof key);
+        /* SVG is one file for every size: made and stored once */
+        bool again = r->format == JOB_FORMAT_SVG && i > 0;
+        rc = again ? 0 : avatar_png(ctx, r, size, e);
+        if (rc == 0 && !again)
+            rc = storage_put(ctx->store, key, ctx->png.data, ctx->png.len, job_format_mime(r->format), e);
         if (rc != 0) {
             err_prefix(e, "%s: ", key);
             break;
@@ -124,7 +145,7 @@ int avatar_store(avatar_ctx *ctx, const job_request *r, int attempts, meta_row *
         hash_sha256_hex(ctx->png.data, ctx->png.len, sum);
         json_object_set_new(keys, name, json_string(key));
         json_object_set_new(sums, name, json_string(sum));
-        bytes += (int64_t)ctx->png.len;
+        bytes += again ? 0 : (int64_t)ctx->png.len;
     }
     if (rc == 0 && row)
         rc = fill_row(ctx, r, attempts, keys, sums, bytes, row, e);
@@ -226,7 +247,7 @@ int avatar_delete(avatar_ctx *ctx, const job_request *r, aq_err *e)
     }
     for (size_t i = 0; i < r->nsizes && rc == 0; i++) {
         char key[512];
-        avatar_key(ctx->prefix, r->id, r->sizes[i], key, sizeof key);
+        avatar_key_fmt(ctx->prefix, r->id, r->sizes[i], r->format, key, sizeof key);
         rc = storage_del(ctx->store, key, e);
     }
     if (rc == 0 && ctx->db && (rc = meta_del(ctx->db, r->id, e)) != 0)

@@ -25,11 +25,16 @@ void avatar_init(avatar_ctx *ctx, storage *store, meta *db, const char *prefix,
                  const char *worker);
 void avatar_free(avatar_ctx *ctx);
 
-/* Renders one size of r into ctx->png. Returns 0 or AQ_EPERM. */
+/* Renders one size of r into ctx->png, encoded in r->format (PNG, WebP,
+ * or SVG, which is the same document for every size). Returns 0 or
+ * AQ_EPERM with render_error()'s reason. */
 int avatar_png(avatar_ctx *ctx, const job_request *r, int size, aq_err *e);
 
 /* Writes "PREFIX/ID/SIZE.png" (or "ID/SIZE.png" with no prefix) to out. */
 void avatar_key(const char *prefix, const char *id, int size, char *out, size_t n);
+/* The same for format f: "PREFIX/ID/SIZE.webp", and "PREFIX/ID/avatar.svg"
+ * (one file for every size) for SVG. */
+void avatar_key_fmt(const char *prefix, const char *id, int size, job_format f, char *out, size_t n);
 
 /* Renders and stores every size of r; fills *row (when not NULL) with the
  * metadata row to record (attempts in it) without writing it, and *outputs

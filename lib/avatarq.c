@@ -194,13 +194,29 @@ static int set_ident(job_request *jr, const avatarq_request *r, aq_err *e)
     return 0;
 }
 
+/* The look options, through the job's own rules and messages. */
+static int set_options(job_request *jr, const avatarq_request *r, aq_err *e)
+{
+    char radius[16];
+    snprintf(radius, sizeof radius, "%d", r->radius);
+    const struct { const char *field, *text; } opts[] = {
+        {"emoji", r->emoji}, {"background", r->background}, {"emoji_size", r->emoji_size},
+        {"radius", r->radius ? radius : NULL}, {"format", r->format}, {"name", r->name},
+    };
+    job_limits none = {0};
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (opts[i].text && job_set_field(jr, opts[i].field, opts[i].text, &none, e) != 0)
+            return AQ_EPERM;
+    return 0;
+}
+
 static int set_look(job_request *jr, const avatarq_request *r, aq_err *e)
 {
     if (r->style) {
         int s = render_style_find(r->style);
         if (s < 0)
-            return err_set(e, AQ_EPERM, "style: '%.40s' is not pixel, classic, wave or gradient",
-                           r->style);
+            return err_set(e, AQ_EPERM, "style: '%.40s' is not pixel, classic, wave, gradient, "
+                           "emoji or initials", r->style);
         jr->style = s;
     }
     if (r->nsizes > JOB_SIZES_MAX)
@@ -223,7 +239,7 @@ static int set_look(job_request *jr, const avatarq_request *r, aq_err *e)
     }
     jr->angle = r->angle;
     jr->max_attempts = r->max_attempts;
-    return 0;
+    return set_options(jr, r, e);
 }
 
 /* Turns r into a validated job document (malloc'd) with its id. */

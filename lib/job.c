@@ -25,8 +25,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "emoji.h"
 #include "hash.h"
+#include "initials.h"
 #include "log.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -209,6 +212,118 @@ static int check_angle(double a, aq_err *e)
     return 0;
 }
 
+/* ---- the look options of issue 15 ---- */
+
+static const char *const format_names[JOB_FORMAT_COUNT] = {"png", "webp", "svg"};
+static const char *const format_mimes[JOB_FORMAT_COUNT] = {"image/png", "image/webp", "image/svg+xml"};
+
+const char *job_format_name(job_format f)
+{
+    return (unsigned)f < JOB_FORMAT_COUNT ? format_names[f] : NULL;
+}
+
+const char *job_format_ext(job_format f) { return job_format_name(f); }
+
+const char *job_format_mime(job_format f)
+{
+    return (unsigned)f < JOB_FORMAT_COUNT ? format_mimes[f] : NULL;
+}
+
+int job_format_find(const char *name)
+{
+    for (int i = 0; name && i < JOB_FORMAT_COUNT; i++)
+        if (strcasecmp(name, format_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* The emoji text as given -> its artwork name (out, RENDER_EMOJI_MAX). */
+static int check_emoji(const char *s, size_t len, char *out, aq_err *e)
+{
+    char v[SHOW + 8], why[160];
+    if (len >= JOB_EMOJI_MAX)
+        return err_set(e, AQ_EPERM, "emoji: %zu bytes, more than one emoji (at most %d)", len,
+                       JOB_EMOJI_MAX - 1);
+    if (len != strlen(s) || emoji_name_of(s, len, out, RENDER_EMOJI_MAX, why, sizeof why) != 0)
+        return err_set(e, AQ_EPERM, "emoji: %s is %s", show_str(s, len, v, sizeof v),
+                       len != strlen(s) ? "not text" : why);
+    return 0;
+}
+
+static int check_background_name(const char *s, size_t len, int *out, aq_err *e)
+{
+    char v[SHOW + 8];
+    int b = len == strlen(s) ? render_bg_find(s) : -1;
+    if (b < 0)
+        return err_set(e, AQ_EPERM, "background: %s is not a background (solid, linear, radial, transparent)",
+                       show_str(s, len, v, sizeof v));
+    *out = b;
+    return 0;
+}
+
+static int check_emoji_size_name(const char *s, size_t len, int *out, aq_err *e)
+{
+    char v[SHOW + 8];
+    int z = len == strlen(s) ? render_emoji_size_find(s) : -1;
+    if (z < 0)
+        return err_set(e, AQ_EPERM, "emoji_size: %s is not an emoji size (small, medium, large)",
+                       show_str(s, len, v, sizeof v));
+    *out = z;
+    return 0;
+}
+
+static int check_radius(long long v, aq_err *e)
+{
+    if (v < 0 || v > 50)
+        return err_set(e, AQ_EPERM, "radius: %lld is outside 0..50 (percent of the size; 50 is a circle)", v);
+    return 0;
+}
+
+static int check_format_name(const char *s, size_t len, int *out, aq_err *e)
+{
+    char v[SHOW + 8];
+    int f = len == strlen(s) ? job_format_find(s) : -1;
+    if (f < 0)
+        return err_set(e, AQ_EPERM, "format: %s is not a format (png, webp, svg)", show_str(s, len, v, sizeof v));
+    *out = f;
+    return 0;
+}
+
+static int check_name(const char *s, size_t len, aq_err *e)
+{
+    char v[SHOW + 8], letters[64];
+    if (len > JOB_NAME_MAX)
+        return err_set(e, AQ_EPERM, "name: %zu bytes, more than %d", len, JOB_NAME_MAX);
+    if (len != strlen(s) || initials_of(s, len, letters, sizeof letters) == 0)
+        return err_set(e, AQ_EPERM, "name: %s has no visible letter to make initials of",
+                       show_str(s, len, v, sizeof v));
+    return 0;
+}
+
+/* Options that only some styles draw, and formats only some styles have. */
+static int check_look(const job_request *r, aq_err *e)
+{
+    const char *style = render_style_name(r->style);
+    if (r->emoji[0] && strcmp(style, "emoji") != 0)
+        return err_set(e, AQ_EPERM, "emoji: only the emoji style draws an emoji (style is %s)", style);
+    if (r->emoji_size != RENDER_EMOJI_AUTO && strcmp(style, "emoji") != 0)
+        return err_set(e, AQ_EPERM, "emoji_size: only the emoji style has it (style is %s)", style);
+    if (r->name[0] && strcmp(style, "initials") != 0)
+        return err_set(e, AQ_EPERM, "name: only the initials style draws a name (style is %s)", style);
+    if ((unsigned)r->background >= RENDER_BG_COUNT)
+        return err_set(e, AQ_EPERM, "background: %d is not a background", (int)r->background);
+    if (!render_style_takes_background(r->style, r->background))
+        return err_set(e, AQ_EPERM, "background: style %s cannot draw a %s background", style,
+                       render_bg_name(r->background));
+    if ((unsigned)r->format >= JOB_FORMAT_COUNT)
+        return err_set(e, AQ_EPERM, "format: %d is not a format", (int)r->format);
+    if (r->format == JOB_FORMAT_SVG && !render_style_has_svg(r->style))
+        return err_set(e, AQ_EPERM, "format: style %s cannot be written as svg (png or webp)", style);
+    if (r->emoji_size < RENDER_EMOJI_AUTO || r->emoji_size > RENDER_EMOJI_LARGE)
+        return err_set(e, AQ_EPERM, "emoji_size: %d is not an emoji size", (int)r->emoji_size);
+    return check_radius(r->radius, e);
+}
+
 static int check_max_attempts(long long v, aq_err *e)
 {
     if (v < 1 || v > 25)
@@ -385,6 +500,66 @@ static int take_filter(job_request *r, const json_t *v, const job_limits *l, aq_
     return 0;
 }
 
+static int take_emoji(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    char name[RENDER_EMOJI_MAX];
+    if (want_string("emoji", v, e) || check_emoji(json_string_value(v), json_string_length(v), name, e))
+        return AQ_EPERM;
+    snprintf(r->emoji, sizeof r->emoji, "%s", json_string_value(v));
+    return 0;
+}
+
+static int take_background(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    int b = 0;
+    if (want_string("background", v, e) ||
+        check_background_name(json_string_value(v), json_string_length(v), &b, e))
+        return AQ_EPERM;
+    r->background = (render_bg)b;
+    return 0;
+}
+
+static int take_emoji_size(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    int z = 0;
+    if (want_string("emoji_size", v, e) ||
+        check_emoji_size_name(json_string_value(v), json_string_length(v), &z, e))
+        return AQ_EPERM;
+    r->emoji_size = (render_emoji_size)z;
+    return 0;
+}
+
+static int take_radius(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    if (want_integer("radius", v, e) || check_radius(json_integer_value(v), e))
+        return AQ_EPERM;
+    r->radius = (int)json_integer_value(v);
+    return 0;
+}
+
+static int take_format(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    int f = 0;
+    if (want_string("format", v, e) || check_format_name(json_string_value(v), json_string_length(v), &f, e))
+        return AQ_EPERM;
+    r->format = (job_format)f;
+    return 0;
+}
+
+static int take_name(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    if (want_string("name", v, e) || check_name(json_string_value(v), json_string_length(v), e))
+        return AQ_EPERM;
+    snprintf(r->name, sizeof r->name, "%s", json_string_value(v));
+    return 0;
+}
+
 static int take_max_attempts(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
 {
     (void)l;
@@ -410,7 +585,37 @@ static const field_spec FIELDS[] = {
     {"primary", take_primary}, {"foreign", take_foreign}, {"scheme", take_scheme},
     {"angle", take_angle},     {"filter", take_filter}, {"max_attempts", take_max_attempts},
     {"created_at", take_created_at},
+    {"emoji", take_emoji},     {"background", take_background}, {"emoji_size", take_emoji_size},
+    {"radius", take_radius},   {"format", take_format}, {"name", take_name},
 };
+
+int job_set_field(job_request *r, const char *field, const char *text, const job_limits *l, aq_err *e)
+{
+    static const char *const settable[] = {"emoji", "background", "emoji_size", "radius", "format", "name"};
+    size_t k = 0;
+    while (k < NELEM(settable) && strcmp(field, settable[k]) != 0)
+        k++;
+    if (k == NELEM(settable))
+        return err_set(e, AQ_EPERM, "%s: not a field job_set_field sets", field);
+    json_t *v = NULL;
+    if (strcmp(field, "radius") == 0) {
+        /* a whole decimal number is an integer; anything else is refused
+         * as the document would refuse a string */
+        char *end;
+        long long n = strtoll(text, &end, 10);
+        v = *text && *end == '\0' ? json_integer(n) : json_string(text);
+    } else {
+        v = json_stringn(text, strlen(text));
+    }
+    if (!v)
+        return err_set(e, AQ_EPERM, "%s: %s", field, json_string(text) ? "out of memory" : "not UTF-8 text");
+    int rc = AQ_EPERM;
+    for (size_t i = 0; i < NELEM(FIELDS); i++)
+        if (strcmp(FIELDS[i].name, field) == 0)
+            rc = FIELDS[i].take(r, v, l, e);
+    json_decref(v);
+    return rc;
+}
 
 /* Keys are compared with their length: a key may hold a \u0000. */
 static bool field_known(const char *name, size_t len)
@@ -494,6 +699,13 @@ static int check_request(job_request *r, const job_limits *l, aq_err *e)
         return err_set(e, AQ_EPERM, "filter: %d is not a filter", (int)r->filter);
     if (r->max_attempts != 0 && check_max_attempts(r->max_attempts, e))
         return AQ_EPERM;
+    char art[RENDER_EMOJI_MAX];
+    if (r->emoji[0] && check_emoji(r->emoji, strnlen(r->emoji, sizeof r->emoji), art, e))
+        return AQ_EPERM;
+    if (r->name[0] && check_name(r->name, strnlen(r->name, sizeof r->name), e))
+        return AQ_EPERM;
+    if (r->type == JOB_GENERATE && check_look(r, e))
+        return AQ_EPERM;
     return check_created_at(r->created_at, e);
 }
 
@@ -505,6 +717,15 @@ static void resolve_render(job_request *r)
     const color_scheme *sc = r->scheme[0] ? color_scheme_find(r->scheme) : NULL;
     render_params_init(&r->render, r->seed, r->seed_len, r->style, has_p ? &p : NULL,
                        has_f ? &f : NULL, sc, r->angle, r->filter);
+    r->render.background = r->background;
+    r->render.emoji_size = r->emoji_size;
+    r->render.radius = r->radius;
+    char why[160];
+    if (r->emoji[0])
+        emoji_name_of(r->emoji, strlen(r->emoji), r->render.emoji, sizeof r->render.emoji, why, sizeof why);
+    /* a name replaces the seed's initials (render_params_init's) */
+    if (r->name[0])
+        initials_of(r->name, strlen(r->name), r->render.text, sizeof r->render.text);
 }
 
 int job_finish(job_request *r, const job_limits *l, aq_err *e)
@@ -655,6 +876,30 @@ static int cmp_int(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The options of issue 15, each only when set, so that requests without
+ * them keep the ids they always had. The canonical form names the emoji
+ * by its artwork (two spellings of one emoji share an id). */
+static int put_options(json_t *o, const job_request *r, bool canonical)
+{
+    int rc = 0;
+    if (r->emoji[0]) {
+        char name[RENDER_EMOJI_MAX], why[160];
+        bool art = canonical && emoji_name_of(r->emoji, strlen(r->emoji), name, sizeof name, why, sizeof why) == 0;
+        rc |= set_new(o, "emoji", json_string(art ? name : r->emoji));
+    }
+    if (r->background != RENDER_BG_AUTO)
+        rc |= set_new(o, "background", json_string(render_bg_name(r->background)));
+    if (r->emoji_size != RENDER_EMOJI_AUTO)
+        rc |= set_new(o, "emoji_size", json_string(render_emoji_size_name(r->emoji_size)));
+    if (r->radius > 0)
+        rc |= set_new(o, "radius", json_integer(r->radius));
+    if (r->format != JOB_FORMAT_PNG)
+        rc |= set_new(o, "format", json_string(job_format_name(r->format)));
+    if (r->name[0])
+        rc |= set_new(o, "name", json_string(r->name));
+    return rc;
+}
+
 /* Style, sizes, colours, scheme, filter: what both forms carry. */
 static int put_look(json_t *o, const job_request *r, bool canonical)
 {
@@ -692,7 +937,7 @@ static int put_look(json_t *o, const job_request *r, bool canonical)
         rc |= set_new(o, "angle", a);
     }
     rc |= set_new(o, "filter", json_string(color_filter_name(r->filter)));
-    return rc;
+    return rc | put_options(o, r, canonical);
 }
 
 static char *dump(json_t *o, int rc, size_t flags)

@@ -20,6 +20,12 @@
 
 typedef enum { JOB_GENERATE = 0, JOB_DELETE = 1 } job_type;
 
+/* The file format of a job's avatars. */
+typedef enum { JOB_FORMAT_PNG = 0, JOB_FORMAT_WEBP, JOB_FORMAT_SVG, JOB_FORMAT_COUNT } job_format;
+
+#define JOB_EMOJI_MAX 64   /* bytes of the emoji text as given */
+#define JOB_NAME_MAX 128   /* bytes of "name" (initials) */
+
 /* Limits and defaults that come from [render]. */
 typedef struct job_limits {
     int default_style;                    /* render style index */
@@ -40,6 +46,12 @@ typedef struct job_request {
     char primary[32], foreign[32], scheme[32]; /* as given (lowercased), "" when absent */
     double angle;              /* < 0 when absent */
     aq_filter filter;
+    char emoji[JOB_EMOJI_MAX]; /* as given, "" when absent (render.emoji: its artwork) */
+    render_bg background;      /* RENDER_BG_AUTO when absent */
+    render_emoji_size emoji_size; /* RENDER_EMOJI_AUTO when absent */
+    int radius;                /* 0..50, 0 when absent */
+    job_format format;         /* JOB_FORMAT_PNG when absent */
+    char name[JOB_NAME_MAX + 1]; /* initials source, "" when absent */
     int max_attempts;          /* 0 when absent */
     int64_t created_at;        /* 0 when absent */
     render_params render;      /* resolved for render_make() */
@@ -72,12 +84,27 @@ void job_init(job_request *r, const job_limits *l);
  * AQ_EAGAIN, as it is for job_parse(). */
 int job_finish(job_request *r, const job_limits *l, aq_err *e);
 
+/* Sets one of the look options of a request built in code from its text
+ * (CLI flags): field is "emoji", "background", "emoji_size", "radius",
+ * "format" or "name"; the value is checked with the rules and messages of
+ * job_parse() ("radius: 60 is outside 0..50"). Returns 0 or AQ_EPERM.
+ * job_finish() still checks how the options fit the style. */
+int job_set_field(job_request *r, const char *field, const char *text, const job_limits *l, aq_err *e);
+
 /* The canonical form of the request (sorted keys, defaults applied; no id,
  * v, created_at or max_attempts) as a malloc'd JSON string. */
 char *job_canonical(const job_request *r);
 
 /* The job document to enqueue (with "v":1 and "id"), malloc'd. */
 char *job_to_json(const job_request *r);
+
+/* "png", "webp", "svg"; NULL when out of range. */
+const char *job_format_name(job_format f);
+/* The file extension ("png", ...) and the MIME type of format f. */
+const char *job_format_ext(job_format f);
+const char *job_format_mime(job_format f);
+/* JOB_FORMAT_* of a name (any case), -1 when unknown. */
+int job_format_find(const char *name);
 
 /* True when s is a valid id: [A-Za-z0-9._-]{1,64}, not starting with '.'. */
 bool job_id_valid(const char *s);

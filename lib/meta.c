@@ -39,6 +39,7 @@ static const meta_column meta_cols[] = {
     COL(worker, META_TEXT),
     COL(created_at, META_INT64),
     COL(generated_at, META_INT64),
+    COL(format, META_TEXT),
 };
 
 const meta_column *meta_columns(int *n)

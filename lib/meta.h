@@ -24,6 +24,7 @@ typedef struct meta_row {
     char scheme[32];
     double angle;             /* < 0 stored as NULL */
     char filter[16];
+    char format[8];           /* png | webp | svg (migration 3) */
     char sizes[256];          /* JSON array, e.g. [32,64] */
     char storage[8];          /* local | s3 */
     char location[PATH_MAX];  /* root or bucket */

@@ -36,6 +36,9 @@ static const meta_migration meta_migration_list[] = {
     {2, "index avatars by generated_at and seed",
      "CREATE INDEX avatars_generated_at ON avatars (generated_at);\n"
      "CREATE INDEX avatars_seed ON avatars (seed)"},
+    /* Issue 15: avatars may be PNG, WebP or SVG; rows from before are PNG. */
+    {3, "record the format of avatars",
+     "ALTER TABLE avatars ADD COLUMN format TEXT NOT NULL DEFAULT 'png'"},
 };
 
 const meta_migration *meta_migrations(int *n)

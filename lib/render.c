@@ -4,24 +4,32 @@
 #include "render.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "hash.h"
+#include "initials.h"
 #include "render_style.h"
 
 typedef struct render_style {
     const char *name;
     render_style_fn draw;
+    bool transparent;      /* has a background it can drop */
+    bool gradients;        /* draws linear/radial backgrounds itself */
+    bool svg;              /* vector by nature: render_svg() writes it */
 } render_style;
 
 /* Index order is part of the contract with job.c (render_params.style). */
 static const render_style styles[] = {
-    {"pixel", render_pixel},
-    {"classic", render_classic},
-    {"wave", render_wave},
-    {"gradient", render_gradient},
+    {"pixel", render_pixel, true, false, true},
+    {"classic", render_classic, true, false, false},
+    {"wave", render_wave, true, false, false},
+    {"gradient", render_gradient, false, false, false},
+    {"emoji", render_emoji, true, true, true},
+    {"initials", render_initials, true, false, false},
 };
 
 #define NSTYLES ((int)(sizeof styles / sizeof styles[0]))
@@ -42,6 +50,77 @@ const char *render_style_name(int style)
 }
 
 int render_style_count(void) { return NSTYLES; }
+
+bool render_style_takes_background(int style, render_bg b)
+{
+    if (style < 0 || style >= NSTYLES)
+        return false;
+    switch (b) {
+    case RENDER_BG_AUTO:
+    case RENDER_BG_SOLID: return true;
+    case RENDER_BG_TRANSPARENT: return styles[style].transparent;
+    case RENDER_BG_LINEAR:
+    case RENDER_BG_RADIAL: return styles[style].gradients;
+    default: return false;
+    }
+}
+
+bool render_style_has_svg(int style)
+{
+    return style >= 0 && style < NSTYLES && styles[style].svg;
+}
+
+static const char *const bg_names[RENDER_BG_COUNT] = {
+    [RENDER_BG_AUTO] = "auto", [RENDER_BG_SOLID] = "solid", [RENDER_BG_LINEAR] = "linear",
+    [RENDER_BG_RADIAL] = "radial", [RENDER_BG_TRANSPARENT] = "transparent",
+};
+
+static const char *const emoji_size_names[] = {
+    [RENDER_EMOJI_SMALL] = "small", [RENDER_EMOJI_MEDIUM] = "medium", [RENDER_EMOJI_LARGE] = "large",
+};
+
+#define NEMOJI_SIZES ((int)(sizeof emoji_size_names / sizeof emoji_size_names[0]))
+
+const char *render_bg_name(render_bg b)
+{
+    return (unsigned)b < RENDER_BG_COUNT ? bg_names[b] : NULL;
+}
+
+int render_bg_find(const char *name)
+{
+    for (int i = RENDER_BG_SOLID; name && i < RENDER_BG_COUNT; i++)
+        if (strcasecmp(name, bg_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *render_emoji_size_name(render_emoji_size s)
+{
+    return (int)s > 0 && (int)s < NEMOJI_SIZES ? emoji_size_names[s] : NULL;
+}
+
+int render_emoji_size_find(const char *name)
+{
+    for (int i = 1; name && i < NEMOJI_SIZES; i++)
+        if (strcasecmp(name, emoji_size_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* ---- errors ---- */
+
+static _Thread_local char last_error[256];
+
+int render_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+const char *render_error(void) { return last_error; }
 
 /* ---- PRNG ---- */
 
@@ -144,6 +223,13 @@ aq_rgb render_tint(const render_params *p, int t, int tmax)
     return color_mix(p->primary, towards, t, tmax);
 }
 
+void render_warm(const render_params *p, const int *sizes, size_t n)
+{
+    const char *name = render_style_name(p->style);
+    for (size_t i = 0; name && strcmp(name, "emoji") == 0 && i < n; i++)
+        render_emoji_warm(p, sizes[i]);
+}
+
 void render_image_free(render_image *img)
 {
     free(img->pixels);
@@ -154,15 +240,25 @@ void render_image_free(render_image *img)
 
 int render_make(const render_params *p, int size, render_image *img)
 {
+    last_error[0] = '\0';
     if (size < RENDER_MIN_SIZE || size > RENDER_MAX_SIZE || p->style < 0 || p->style >= NSTYLES)
-        return -1;
+        return render_fail("size %d or style %d out of range", size, p->style);
+    if (!render_style_takes_background(p->style, p->background))
+        return render_fail("background: style %s cannot draw %s", styles[p->style].name,
+                           render_bg_name(p->background));
     img->size = size;
+    img->has_alpha = false;
+    img->bg_ramp = 0;
     if (styles[p->style].draw(p, size, img) < 0)
         return -1;
-    /* Every style draws an indexed image, so a filter costs one pass over
-     * at most 256 palette entries, whatever the size. */
-    for (int i = 0; i < img->ncolors && p->filter != FILTER_NONE; i++)
-        img->palette[i] = color_filter_apply(p->filter, img->palette[i]);
+    if (p->background == RENDER_BG_TRANSPARENT && img->ncolors && !img->has_alpha &&
+        render_drop_background(img) < 0)
+        return render_fail("background: style %s has no background to drop", styles[p->style].name);
+    /* Indexed styles filter their palette (at most 256 entries whatever the
+     * size); truecolour ones (emoji) every pixel. */
+    render_filter_pixels(img, p->filter);
+    if (p->radius > 0 && render_round(img, p->radius) < 0)
+        return render_fail("out of memory rounding corners");
     return 0;
 }
 
@@ -204,4 +300,7 @@ void render_params_init(render_params *p, const char *seed, size_t seed_len,
     }
     p->primary = primary ? *primary : dp;
     p->foreign = foreign ? *foreign : df;
+    /* the initials style's letters, from the seed unless a name replaces them */
+    if (initials_of(seed, seed_len, p->text, sizeof p->text) == 0)
+        snprintf(p->text, sizeof p->text, "?");
 }

@@ -108,6 +108,7 @@ int render_classic(const render_params *p, int size, render_image *img)
     if (render_reserve(img, (size_t)size * size) < 0)
         return -1;
     render_ramp(img, p->foreign, p->primary, LEVELS);
+    img->bg_ramp = LEVELS - 1; /* the whole ramp is coverage over the background */
     edge e[MAX_EDGES];
     int n = plan_edges(p, size, e);
 

@@ -36,7 +36,7 @@ static void grid_edges(int size, int edge[GRID + 1])
 /* The cells that are set, as HALF columns x GRID rows of bits. Too few or
  * too many set cells make a blank or a blob; redraw until the count is in
  * a pleasant range (the PRNG is deterministic, so so is the result). */
-static uint32_t draw_cells(const render_params *p)
+uint32_t render_pixel_cells(const render_params *p)
 {
     render_rng r;
     render_rng_init(&r, p->hash, 0);
@@ -57,11 +57,12 @@ int render_pixel(const render_params *p, int size, render_image *img)
         return -1;
     img->ncolors = 2;
     img->palette[0] = p->foreign;
+    img->bg_ramp = 1; /* entry 0 is the background */
     img->palette[1] = p->primary;
 
     int edge[GRID + 1];
     grid_edges(size, edge);
-    uint32_t cells = draw_cells(p);
+    uint32_t cells = render_pixel_cells(p);
     uint8_t *px = img->pixels;
 
     /* margin rows above and below */

@@ -48,10 +48,37 @@ aq_rgb render_tint(const render_params *p, int t, int tmax);
  * It may use img->pixels beyond size*size as scratch after reserving it. */
 typedef int (*render_style_fn)(const render_params *p, int size, render_image *img);
 
+/* Records why rendering failed (render_error() returns it) and returns -1. */
+int render_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* After a style draws (render_shape.c): makes palette entries 0..bg_ramp
+ * transparent (fading in up to bg_ramp); -1 when the picture has no such
+ * background. */
+int render_drop_background(render_image *img);
+/* Applies filter f to the palette or to every truecolour pixel. */
+void render_filter_pixels(render_image *img, aq_filter f);
+/* Rounds the corners (radius_pct 0..50 of the size): coverage-weighted
+ * alpha on the edge, transparent outside. Returns 0 or -1 (memory). */
+int render_round(render_image *img, int radius_pct);
+
+/* The pixel style's set cells: bit row * 3 + col for the 3 left columns
+ * of its 5 x 5 grid (the right two mirror them). render_svg draws them. */
+uint32_t render_pixel_cells(const render_params *p);
+
+/* The emoji style's choices for p (the seed's where p leaves them open):
+ * background, size in percent, linear direction (1/65536 turn), artwork. */
+void render_emoji_plan(const render_params *p, render_bg *bg, int *pct, uint32_t *phase,
+                       const char **name);
+
+/* Fills the emoji cache with every artwork p can draw at size. */
+void render_emoji_warm(const render_params *p, int size);
+
 /* The styles, one file each (see the top of each file). */
 int render_pixel(const render_params *p, int size, render_image *img);
 int render_classic(const render_params *p, int size, render_image *img);
 int render_wave(const render_params *p, int size, render_image *img);
 int render_gradient(const render_params *p, int size, render_image *img);
+int render_emoji(const render_params *p, int size, render_image *img);
+int render_initials(const render_params *p, int size, render_image *img);
 
 #endif

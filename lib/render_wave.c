@@ -121,6 +121,7 @@ int render_wave(const render_params *p, int size, render_image *img)
     int n = plan_lines(p, size, w);
     int sub = 15 / n;
     wave_palette(p, n, sub, img);
+    img->bg_ramp = sub; /* sky to the first wave */
     for (int x = 0; x < size; x++) {
         int32_t b[MAX_LINES];
         for (int i = 0; i < n; i++) {

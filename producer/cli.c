@@ -203,6 +203,12 @@ const struct option cli_job_longopts[CLI_JOB_NLONGOPTS + 1] = {
     {"max-attempts", required_argument, NULL, CLI_OPT_MAX_ATTEMPTS},
     {"id", required_argument, NULL, CLI_OPT_ID},
     {"queue", required_argument, NULL, CLI_OPT_QUEUE},
+    {"emoji", required_argument, NULL, CLI_OPT_EMOJI},
+    {"background", required_argument, NULL, CLI_OPT_BACKGROUND},
+    {"emoji-size", required_argument, NULL, CLI_OPT_EMOJI_SIZE},
+    {"name", required_argument, NULL, CLI_OPT_NAME},
+    {"radius", required_argument, NULL, CLI_OPT_RADIUS},
+    {"format", required_argument, NULL, CLI_OPT_FORMAT},
     {NULL, 0, NULL, 0},
 };
 
@@ -361,10 +367,60 @@ static int opt_queue(cli_jobopts *o, const char *cmd, const char *arg)
     return 0;
 }
 
+/* The look options: each value is checked by the job's own rule, so the
+ * message is the one a dead job would carry ("radius: 60 is outside 0..50");
+ * how the options fit the style is checked when the request is built. */
+static int look_option(const char *cmd, const char *field, const char *arg, const char **slot)
+{
+    static job_request scratch;
+    job_limits none = {0};
+    aq_err e;
+    err_clear(&e);
+    if (job_set_field(&scratch, field, arg, &none, &e) != 0)
+        return cli_fail(cmd, 2, "%s", e.msg);
+    *slot = arg;
+    return 0;
+}
+
+static int opt_emoji(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    return look_option(cmd, "emoji", arg, &o->req.emoji);
+}
+
+static int opt_background(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    return look_option(cmd, "background", arg, &o->req.background);
+}
+
+static int opt_emoji_size(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    return look_option(cmd, "emoji_size", arg, &o->req.emoji_size);
+}
+
+static int opt_name(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    return look_option(cmd, "name", arg, &o->req.name);
+}
+
+static int opt_radius(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    const char *ok = NULL;
+    int rc = look_option(cmd, "radius", arg, &ok);
+    if (rc == 0)
+        o->req.radius = atoi(ok);
+    return rc;
+}
+
+static int opt_format(cli_jobopts *o, const char *cmd, const char *arg)
+{
+    return look_option(cmd, "format", arg, &o->req.format);
+}
+
 /* Indexed by opt - CLI_OPT_SEED. */
 static int (*const job_opt_fns[CLI_JOB_NLONGOPTS])(cli_jobopts *, const char *, const char *) = {
     opt_seed, opt_style, opt_size, opt_sizes, opt_primary, opt_foreign,
     opt_scheme, opt_angle, opt_filter, opt_max_attempts, opt_id, opt_queue,
+    opt_emoji, opt_background, opt_emoji_size, opt_name, opt_radius, opt_format,
 };
 
 int cli_jobopts_apply(cli_jobopts *o, const char *cmd, int opt, const char *arg)

@@ -53,6 +53,7 @@ bool cli_tty(void);
 int cmd_render(cli_ctx *ctx, int argc, char **argv);   /* cmd_render.c */
 int cmd_sheet(cli_ctx *ctx, int argc, char **argv);    /* cmd_render.c */
 int cmd_schemes(cli_ctx *ctx, int argc, char **argv);  /* cmd_render.c */
+int cmd_styles(cli_ctx *ctx, int argc, char **argv);   /* cmd_render.c */
 int cmd_enqueue(cli_ctx *ctx, int argc, char **argv);  /* cmd_jobs.c */
 int cmd_batch(cli_ctx *ctx, int argc, char **argv);    /* cmd_jobs.c */
 int cmd_status(cli_ctx *ctx, int argc, char **argv);   /* cmd_jobs.c */
@@ -92,6 +93,8 @@ enum {
     CLI_OPT_SEED = 1000, CLI_OPT_STYLE, CLI_OPT_SIZE, CLI_OPT_SIZES, CLI_OPT_PRIMARY,
     CLI_OPT_FOREIGN, CLI_OPT_SCHEME, CLI_OPT_ANGLE, CLI_OPT_FILTER,
     CLI_OPT_MAX_ATTEMPTS, CLI_OPT_ID, CLI_OPT_QUEUE,
+    CLI_OPT_EMOJI, CLI_OPT_BACKGROUND, CLI_OPT_EMOJI_SIZE, CLI_OPT_NAME, CLI_OPT_RADIUS,
+    CLI_OPT_FORMAT,
 };
 typedef struct cli_jobopts {
     avatarq_request req;       /* strings borrowed from argv */
@@ -100,7 +103,7 @@ typedef struct cli_jobopts {
 } cli_jobopts;
 /* The option entries for CLI_OPT_* (CLI_JOB_NLONGOPTS of them, then a zero
  * entry); commands copy them into their own getopt_long table. */
-#define CLI_JOB_NLONGOPTS 12
+#define CLI_JOB_NLONGOPTS 18
 extern const struct option cli_job_longopts[CLI_JOB_NLONGOPTS + 1];
 
 /* An empty request (every field absent: the worker's defaults apply). */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "avatar.h"
@@ -65,6 +66,16 @@ static int build_request(const cli_jobopts *o, const job_limits *l, const char *
     if (q->filter)
         r->filter = (aq_filter)color_filter_find(q->filter);
     r->angle = q->angle;
+    /* the look options go through the job's rules (their messages too) */
+    char radius[16];
+    snprintf(radius, sizeof radius, "%d", q->radius);
+    const struct { const char *field, *text; } opts[] = {
+        {"emoji", q->emoji}, {"background", q->background}, {"emoji_size", q->emoji_size},
+        {"radius", q->radius ? radius : NULL}, {"format", q->format}, {"name", q->name},
+    };
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (opts[i].text && job_set_field(r, opts[i].field, opts[i].text, l, e) != 0)
+            return AQ_EPERM;
     return job_finish(r, l, e);
 }
 
@@ -79,30 +90,34 @@ static int write_atomic(const char *path, const void *data, size_t len, aq_err *
 
 /* ---- render ---- */
 
-enum { OPT_OUT = 'o', OPT_DIR = 'd', OPT_SEEDS = 2000 };
+enum { OPT_OUT = 'o', OPT_DIR = 'd', OPT_JOBS = 'j', OPT_SEEDS = 2000 };
 
 typedef struct render_opts {
     cli_jobopts job;
     const char *out, *dir, *seeds;
+    long jobs;            /* processes for --seeds; 0 = the number of CPUs */
 } render_opts;
 
 static int render_parse(cli_ctx *ctx, int argc, char **argv, render_opts *o)
 {
-    struct option longopts[CLI_JOB_NLONGOPTS + 4];
+    struct option longopts[CLI_JOB_NLONGOPTS + 5];
     memcpy(longopts, cli_job_longopts, CLI_JOB_NLONGOPTS * sizeof longopts[0]);
     longopts[CLI_JOB_NLONGOPTS + 0] = (struct option){"output", required_argument, NULL, OPT_OUT};
     longopts[CLI_JOB_NLONGOPTS + 1] = (struct option){"dir", required_argument, NULL, OPT_DIR};
     longopts[CLI_JOB_NLONGOPTS + 2] = (struct option){"seeds", required_argument, NULL, OPT_SEEDS};
-    longopts[CLI_JOB_NLONGOPTS + 3] = (struct option){NULL, 0, NULL, 0};
+    longopts[CLI_JOB_NLONGOPTS + 3] = (struct option){"jobs", required_argument, NULL, OPT_JOBS};
+    longopts[CLI_JOB_NLONGOPTS + 4] = (struct option){NULL, 0, NULL, 0};
 
     memset(o, 0, sizeof *o);
     cli_jobopts_init(&o->job, &ctx->cfg);
     const char *cmd = argv[0];
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:d:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:d:j:", longopts, NULL)) != -1) {
         int rc = 0;
-        if (c == OPT_OUT)
+        if (c == OPT_JOBS)
+            rc = cli_int(cmd, "--jobs", optarg, 1, 256, &o->jobs);
+        else if (c == OPT_OUT)
             o->out = optarg;
         else if (c == OPT_DIR)
             o->dir = optarg;
@@ -132,6 +147,8 @@ static int render_parse(cli_ctx *ctx, int argc, char **argv, render_opts *o)
         return cli_fail(cmd, 2, "missing --seed S (or --seeds FILE with -d DIR)");
     if (o->seeds && !o->dir)
         return cli_fail(cmd, 2, "--seeds needs -d DIR");
+    if (o->jobs && !o->seeds)
+        return cli_fail(cmd, 2, "--jobs: only with --seeds FILE");
     if (o->seeds && q->id)
         return cli_fail(cmd, 2, "--id: give ids in the --seeds file as ID<TAB>SEED");
     if (o->out && q->nsizes > 1)
@@ -203,8 +220,10 @@ static void render_to_dir(avatar_ctx *av, const render_opts *o, const job_limits
     if (t->line == 0)
         for (size_t i = 0; i < r.nsizes; i++) {
             char key[512];
-            avatar_key("", r.id, r.sizes[i], key, sizeof key);
+            avatar_key_fmt("", r.id, r.sizes[i], r.format, key, sizeof key);
             printf("%s/%s\n", o->dir, key);
+            if (r.format == JOB_FORMAT_SVG)
+                break; /* one file for every size */
         }
 }
 
@@ -261,6 +280,131 @@ static void render_batch(avatar_ctx *av, FILE *in, const render_opts *o, const j
     cli_progress_end(&pg);
 }
 
+/* The lines of in, each without its line end (NULs kept out: a line that
+ * holds one becomes NULL and is reported when its turn comes). */
+typedef struct lines {
+    char **v;
+    size_t n, cap;
+} lines;
+
+static int read_lines(FILE *in, lines *ls)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    memset(ls, 0, sizeof *ls);
+    while ((n = getline(&line, &cap, in)) != -1) {
+        if (ls->n == ls->cap) {
+            size_t nc = ls->cap ? 2 * ls->cap : 1024;
+            char **v = realloc(ls->v, nc * sizeof *v);
+            if (!v)
+                break;
+            ls->v = v, ls->cap = nc;
+        }
+        ls->v[ls->n++] = (size_t)n == strlen(line) ? strdup(line) : NULL;
+    }
+    free(line);
+    return ferror(in) ? -1 : 0;
+}
+
+static void free_lines(lines *ls)
+{
+    for (size_t i = 0; i < ls->n; i++)
+        free(ls->v[i]);
+    free(ls->v);
+}
+
+/* One worker process of render -j: lines k, k+n, k+2n... into DIR, then its
+ * tally through fd. Each process has its own storage handle and caches. */
+static void render_share(const lines *ls, size_t k, size_t n, const render_opts *o, const job_limits *l,
+                         const char *cmd, int fd)
+{
+    aq_err e;
+    err_clear(&e);
+    render_tally t = {0, 0, 0, 0};
+    storage store;
+    if (storage_open_local(&store, o->dir, false, &e) != 0) {
+        cli_fail(cmd, 1, "%s", e.msg);
+        t.failed = (long)((ls->n - k + n - 1) / n);
+    } else {
+        avatar_ctx av;
+        avatar_init(&av, &store, NULL, "", "cli");
+        for (size_t i = k; i < ls->n; i += n) {
+            t.line = (long)i + 1;
+            char *id, *seed;
+            if (!ls->v[i]) {
+                t.failed++;
+                cli_fail(cmd, 1, "line %ld: holds a NUL byte", t.line);
+            } else if (split_line(ls->v[i], &id, &seed)) {
+                render_to_dir(&av, o, l, cmd, seed, id, &t);
+            }
+        }
+        avatar_free(&av);
+        storage_close(&store);
+    }
+    fflush(NULL);
+    if (write(fd, &t, sizeof t) != (ssize_t)sizeof t)
+        _exit(1);
+}
+
+/* render --seeds FILE -d DIR -j N: N processes share the lines (file
+ * creation and encoding are per process, so they scale with the cores). */
+static int render_parallel(FILE *in, const render_opts *o, const job_limits *l, const char *cmd,
+                           long nproc, render_tally *total)
+{
+    lines ls;
+    if (read_lines(in, &ls) != 0) {
+        free_lines(&ls);
+        return cli_fail(cmd, 1, "%s: %s", o->seeds, strerror(errno));
+    }
+    /* fill the artwork caches once, before the fork, for every process */
+    static job_request warm;
+    aq_err e;
+    err_clear(&e);
+    if (build_request(&o->job, l, "warm", NULL, &warm, &e) == 0)
+        render_warm(&warm.render, warm.sizes, warm.nsizes);
+    int fds[2];
+    if (pipe(fds) != 0) {
+        free_lines(&ls);
+        return cli_fail(cmd, 1, "pipe: %s", strerror(errno));
+    }
+    fflush(NULL);
+    pid_t pids[256];
+    long started = 0;
+    for (long k = 0; k < nproc; k++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(fds[0]);
+            render_share(&ls, (size_t)k, (size_t)nproc, o, l, cmd, fds[1]);
+            _exit(0);
+        }
+        if (pid < 0)
+            break;
+        pids[started++] = pid;
+    }
+    close(fds[1]);
+    render_tally t;
+    long reported = 0;
+    while (read(fds[0], &t, sizeof t) == (ssize_t)sizeof t) {
+        total->done += t.done, total->failed += t.failed, total->files += t.files;
+        reported++;
+    }
+    close(fds[0]);
+    for (long k = 0; k < started; k++)
+        waitpid(pids[k], NULL, 0);
+    free_lines(&ls);
+    if (started < nproc || reported < started)
+        return cli_fail(cmd, 1, "%ld of %ld render processes failed to start or report",
+                        nproc - reported, nproc);
+    return 0;
+}
+
+static long cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : n;
+}
+
 static int render_dir(const render_opts *o, const job_limits *l, const char *cmd)
 {
     aq_err e;
@@ -282,7 +426,11 @@ static int render_dir(const render_opts *o, const job_limits *l, const char *cmd
     avatar_init(&av, &store, NULL, "", "cli");
     render_tally t = {0, 0, 0, 0};
     int64_t t0 = mono_ms();
-    if (in)
+    long nproc = o->jobs ? o->jobs : cpu_count();
+    int prc = 0;
+    if (in && nproc > 1)
+        prc = render_parallel(in, o, l, cmd, nproc, &t);
+    else if (in)
         render_batch(&av, in, o, l, cmd, &t);
     else
         render_to_dir(&av, o, l, cmd, o->job.req.seed, o->job.req.id, &t);
@@ -297,7 +445,7 @@ static int render_dir(const render_opts *o, const job_limits *l, const char *cmd
                t.done == 1 ? "" : "s", t.files, secs, secs > 0 ? (double)t.done / secs : 0.0,
                t.failed);
     }
-    return t.failed ? 1 : 0;
+    return t.failed || prc ? 1 : 0;
 }
 
 int cmd_render(cli_ctx *ctx, int argc, char **argv)
@@ -371,31 +519,43 @@ static void draw_text(canvas *cv, int x, int y, const char *text, aq_rgb ink)
     }
 }
 
-/* Copies an indexed avatar into the canvas at (x, y). */
-static void blit(canvas *cv, int x0, int y0, const render_image *img)
+/* Copies an avatar into the canvas at (x, y), over the canvas's white
+ * where it is transparent. */
+static int blit(canvas *cv, int x0, int y0, const render_image *img)
 {
+    uint8_t *rgba = malloc((size_t)img->size * img->size * 4);
+    if (!rgba)
+        return -1;
+    render_image_rgba(img, rgba);
     for (int y = 0; y < img->size; y++) {
-        const uint8_t *src = img->pixels + (size_t)y * img->size;
+        const uint8_t *src = rgba + (size_t)y * img->size * 4;
         uint8_t *dst = cv->rgb + ((size_t)(y0 + y) * cv->w + x0) * 3;
-        for (int x = 0; x < img->size; x++, dst += 3) {
-            aq_rgb c = img->palette[src[x]];
-            dst[0] = c.r, dst[1] = c.g, dst[2] = c.b;
-        }
+        for (int x = 0; x < img->size; x++, dst += 3, src += 4)
+            for (int c = 0; c < 3; c++)
+                dst[c] = (uint8_t)((src[c] * src[3] + dst[c] * (255 - src[3]) + 127) / 255);
     }
+    free(rgba);
+    return 0;
 }
 
 /* The sheet's columns: a seed (different per column, so each shows another
- * picture), a scheme (NULL: colours from the seed) and a filter. */
+ * picture), a scheme (NULL: colours from the seed), a filter, and the
+ * options every style takes (radius, a transparent background: shown on the
+ * sheet's white). */
 static const struct sheet_col {
     const char *label, *seed, *scheme, *filter;
+    int radius;
+    const char *background;
 } sheet_cols[] = {
-    {"seed", "ada", NULL, NULL},          {"seed", "grace", NULL, NULL},
-    {"seed", "linus", NULL, NULL},        {"default", "alan", "default", NULL},
-    {"blue", "edsger", "blue", NULL},     {"green", "barbara", "green", NULL},
-    {"sunset", "ken", "sunset", NULL},    {"royal", "margaret", "royal", NULL},
-    {"ocean", "dennis", "ocean", NULL},   {"pastel", "donald", "pastel", NULL},
-    {"night", "frances", "night", NULL},  {"grayscale", "ada", "vibrant", "grayscale"},
-    {"sepia", "grace", "vibrant", "sepia"}, {"negative", "linus", "vibrant", "negative"},
+    {"seed", "ada", NULL, NULL, 0, NULL},          {"seed", "grace", NULL, NULL, 0, NULL},
+    {"seed", "linus", NULL, NULL, 0, NULL},        {"default", "alan", "default", NULL, 0, NULL},
+    {"blue", "edsger", "blue", NULL, 0, NULL},     {"green", "barbara", "green", NULL, 0, NULL},
+    {"sunset", "ken", "sunset", NULL, 0, NULL},    {"royal", "margaret", "royal", NULL, 0, NULL},
+    {"ocean", "dennis", "ocean", NULL, 0, NULL},   {"pastel", "donald", "pastel", NULL, 0, NULL},
+    {"night", "frances", "night", NULL, 0, NULL},  {"grayscale", "ada", "vibrant", "grayscale", 0, NULL},
+    {"sepia", "grace", "vibrant", "sepia", 0, NULL}, {"negative", "linus", "vibrant", "negative", 0, NULL},
+    {"round", "ada", NULL, NULL, 50, NULL},        {"radius", "grace", "ocean", NULL, 20, NULL},
+    {"clear", "linus", "vibrant", NULL, 0, "transparent"},
 };
 
 #define SHEET_NCOLS ((int)(sizeof sheet_cols / sizeof sheet_cols[0]))
@@ -423,14 +583,20 @@ static int sheet_draw(canvas *cv, int cell, const job_limits *l, aq_err *e)
             o.req.style = render_style_name(s);
             o.req.scheme = sheet_cols[c].scheme;
             o.req.filter = sheet_cols[c].filter;
+            o.req.radius = sheet_cols[c].radius;
+            /* a style without a transparent background shows its own */
+            if (sheet_cols[c].background &&
+                render_style_takes_background(s, (render_bg)render_bg_find(sheet_cols[c].background)))
+                o.req.background = sheet_cols[c].background;
             o.sizes[0] = cell;
             o.req.sizes = o.sizes;
             o.req.nsizes = 1;
             rc = build_request(&o, l, sheet_cols[c].seed, NULL, &r, e);
             if (rc == 0 && render_make(&r.render, cell, &img) != 0)
-                rc = err_set(e, AQ_EPERM, "rendering %s at %d px failed", render_style_name(s), cell);
-            if (rc == 0)
-                blit(cv, SHEET_LEFT + c * step, y, &img);
+                rc = err_set(e, AQ_EPERM, "rendering %s at %d px failed: %s", render_style_name(s), cell,
+                             render_error());
+            if (rc == 0 && blit(cv, SHEET_LEFT + c * step, y, &img) != 0)
+                rc = err_set(e, AQ_EPERM, "out of memory");
         }
     }
     render_image_free(&img);
@@ -491,7 +657,7 @@ int cmd_sheet(cli_ctx *ctx, int argc, char **argv)
     for (int s = 1; s < render_style_count() && strcmp(out, "-") != 0; s++)
         printf(", %s", render_style_name(s));
     if (strcmp(out, "-") != 0)
-        printf("; columns: seed colours, schemes, then filters\n");
+        printf("; columns: seed colours, schemes, filters, then round, radius 20 and transparent\n");
     return 0;
 }
 
@@ -522,5 +688,50 @@ int cmd_schemes(cli_ctx *ctx, int argc, char **argv)
                    s[i].foreign.b);
         printf("%-11s %s %s  %s\n", s[i].name, p, f, s[i].about);
     }
+    return 0;
+}
+
+/* ---- styles ---- */
+
+/* What each style draws and its own fields, for `avatarq styles`. */
+static const struct style_about {
+    const char *name, *about, *fields;
+} style_about[] = {
+    {"pixel", "a mirrored 5x5 grid, GitHub-like", ""},
+    {"classic", "a symmetric figure of rings and edges", ""},
+    {"wave", "layered smooth waves", ""},
+    {"gradient", "a linear gradient with a band of light", "angle"},
+    {"emoji", "one emoji (Twemoji) on a background", "emoji, emoji_size, angle (linear)"},
+    {"initials", "one or two letters in any script", "name"},
+};
+
+int cmd_styles(cli_ctx *ctx, int argc, char **argv)
+{
+    (void)ctx;
+    static const struct option longopts[] = {{NULL, 0, NULL, 0}};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1)
+        return cli_getopt_fail(argv[0], c, argv);
+    int rc = cli_positional(argv[0], argc, argv, 0, "");
+    if (rc)
+        return rc;
+    for (int s = 0; s < render_style_count(); s++) {
+        const struct style_about *a = NULL;
+        for (size_t i = 0; i < sizeof style_about / sizeof style_about[0]; i++)
+            if (strcmp(style_about[i].name, render_style_name(s)) == 0)
+                a = &style_about[i];
+        char bgs[96] = "", fmts[32] = "png, webp";
+        for (int b = RENDER_BG_SOLID; b < RENDER_BG_COUNT; b++)
+            if (render_style_takes_background(s, (render_bg)b))
+                snprintf(bgs + strlen(bgs), sizeof bgs - strlen(bgs), "%s%s", bgs[0] ? "|" : "",
+                         render_bg_name((render_bg)b));
+        if (render_style_has_svg(s))
+            snprintf(fmts + strlen(fmts), sizeof fmts - strlen(fmts), ", svg");
+        printf("%-9s %s\n          background: %s; format: %s; fields: %s\n", render_style_name(s),
+               a ? a->about : "", bgs, fmts,
+               a && a->fields[0] ? a->fields : "(none of its own)");
+    }
+    printf("every style: seed, sizes, primary, foreign, scheme, filter, background, radius, format\n");
     return 0;
 }

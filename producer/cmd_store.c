@@ -69,6 +69,7 @@ static json_t *row_json(const meta_row *r)
     json_object_set_new(o, "scheme", nullable(r->scheme));
     json_object_set_new(o, "angle", r->angle < 0 ? json_null() : json_real(r->angle));
     json_object_set_new(o, "filter", json_string(r->filter));
+    json_object_set_new(o, "format", json_string(r->format[0] ? r->format : "png"));
     json_object_set_new(o, "sizes", embedded(r->sizes));
     json_object_set_new(o, "storage", json_string(r->storage));
     json_object_set_new(o, "location", json_string(r->location));
@@ -198,6 +199,7 @@ static void show_print(const meta_row *r)
     else
         printf("angle          -\n");
     printf("filter         %s\n", cli_safe(r->filter));
+    printf("format         %s\n", r->format[0] ? cli_safe(r->format) : "png");
     printf("sizes          %s\n", cli_safe(r->sizes));
     printf("storage        %s %s\n", cli_safe(r->storage), cli_safe(r->location));
     printf("keys           %s\n", cli_safe(r->keys));
@@ -261,17 +263,21 @@ int cmd_get(cli_ctx *ctx, int argc, char **argv)
     static const struct option longopts[] = {
         {"size", required_argument, NULL, 's'},
         {"output", required_argument, NULL, 'o'},
+        {"format", required_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
     long size = 0;
     const char *out = NULL;
-    int c, rc;
+    int c, rc, format = -1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":o:", longopts, NULL)) != -1) {
         rc = 0;
         if (c == 's')
             rc = cli_int(argv[0], "--size", optarg, RENDER_MIN_SIZE, RENDER_MAX_SIZE, &size);
-        else if (c == 'o')
+        else if (c == 'f') {
+            if ((format = job_format_find(optarg)) < 0)
+                rc = cli_fail(argv[0], 2, "--format: '%s' is not a format (png, webp, svg)", optarg);
+        } else if (c == 'o')
             out = optarg;
         else
             rc = cli_getopt_fail(argv[0], c, argv);
@@ -290,12 +296,21 @@ int cmd_get(cli_ctx *ctx, int argc, char **argv)
     storage s;
     if (open_storage(ctx, argv[0], &s))
         return 1;
+    /* the format asked for, else whichever the avatar was made in: PNG,
+     * WebP, then the one SVG of every size */
     char key[512];
-    avatar_key(ctx->cfg.storage.prefix, id, (int)size, key, sizeof key);
     buf data = BUF_INIT;
     aq_err e;
     err_clear(&e);
-    rc = storage_get(&s, key, &data, &e);
+    rc = AQ_ENOTFOUND;
+    for (int f = format < 0 ? 0 : format; rc == AQ_ENOTFOUND && f < JOB_FORMAT_COUNT; f++) {
+        avatar_key_fmt(ctx->cfg.storage.prefix, id, (int)size, (job_format)f, key, sizeof key);
+        rc = storage_get(&s, key, &data, &e);
+        if (format >= 0)
+            break;
+    }
+    if (rc == AQ_ENOTFOUND && format < 0)
+        avatar_key(ctx->cfg.storage.prefix, id, (int)size, key, sizeof key);
     storage_close(&s);
     if (rc == AQ_ENOTFOUND)
     {

@@ -22,14 +22,21 @@ typedef struct cmd_entry {
 /* The options that decide the pixels, shared by enqueue, batch and render. */
 #define JOB_LOOK_HELP \
     "  --seed S            the seed (1 to 256 bytes); same seed + options = same pixels\n" \
-    "  --style NAME        pixel | classic | wave | gradient [render] default_style\n" \
+    "  --style NAME        pixel | classic | wave | gradient | emoji | initials\n" \
+    "                      [render] default_style (avatarq styles lists them)\n" \
     "  --size N            a size in pixels, 16 to [render] max_size; repeatable\n" \
     "  --sizes N,N,...     several sizes at once [render] default_sizes\n" \
     "  --primary COLOUR    #rgb, #rrggbb or a CSS colour name\n" \
     "  --foreign COLOUR    the second colour (background)\n" \
     "  --scheme NAME       a named colour scheme (avatarq schemes); colours override it\n" \
     "  --angle DEG         gradient angle, 0 to 360\n" \
-    "  --filter NAME       none | grayscale | sepia | negative\n"
+    "  --filter NAME       none | grayscale | sepia | negative\n" \
+    "  --emoji E           emoji style: exactly one emoji (default: the seed picks)\n" \
+    "  --emoji-size SIZE   emoji style: small | medium | large (40, 60, 80 percent)\n" \
+    "  --background BG     solid | linear | radial (emoji) | transparent\n" \
+    "  --name NAME         initials style: the name (default: the seed before '@')\n" \
+    "  --radius PCT        round the corners, 0 to 50 percent (50: a circle)\n" \
+    "  --format FMT        png | webp (lossless) | svg (pixel, emoji)\n"
 
 #define JOB_OPTIONS_HELP JOB_LOOK_HELP \
     "  --max-attempts N    1 to 25 tries before the job goes dead [worker] max_attempts\n" \
@@ -42,7 +49,9 @@ static const cmd_entry commands[] = {
      JOB_LOOK_HELP
      "  --id ID             the id for -d DIR (default: derived, as a worker would)\n"
      "  -o, --output FILE   write one PNG of one size (default 256) ('-': stdout)\n"
-     "  -d, --dir DIR       write every size as DIR/ID/SIZE.png and print the paths\n"
+     "  -d, --dir DIR       write every size as DIR/ID/SIZE.EXT (DIR/ID/avatar.svg)\n"
+     "                      and print the paths\n"
+     "  -j, --jobs N        with --seeds: N processes (default: the number of CPUs)\n"
      "  --seeds FILE        with -d: one seed per line, or ID<TAB>SEED ('-': stdin);\n"
      "                      progress bar on a terminal, summary at the end\n"
      "  Renders with the same code as the workers, so the bytes are the ones the\n"
@@ -52,7 +61,11 @@ static const cmd_entry commands[] = {
      "  -o, --output FILE   the PNG to write ('-': stdout)\n"
      "  --size N            cell size in pixels, 16 to 256 (default 96)\n"
      "  Rows are the styles; columns are seed colours, then schemes, then\n"
-     "  filters. Offline, like render.\n"},
+     "  filters, then the options: round, radius 20, transparent. Offline,\n"
+     "  like render.\n"},
+    {{"styles", cmd_styles, "styles", "list the styles and the fields each takes"},
+     "  One line per style: name, what it draws, the backgrounds and formats it\n"
+     "  takes and its own fields. Offline.\n"},
     {{"schemes", cmd_schemes, "schemes", "list the named colour schemes"},
      "  One line per scheme: name, primary and foreign colour, description\n"
      "  (with colour swatches on a terminal). Offline.\n"},
@@ -124,10 +137,13 @@ static const cmd_entry commands[] = {
     {{"show", cmd_show, "show ID [--json]", "show an avatar's metadata row"},
      "  --json              one JSON object\n"
      "  Exit 1 when there is no such avatar.\n"},
-    {{"get", cmd_get, "get ID --size N -o FILE", "fetch a stored PNG (local or S3)"},
+    {{"get", cmd_get, "get ID --size N [--format F] -o FILE", "fetch a stored avatar (local or S3)"},
      "  --size N            which size\n"
+     "  --format FMT        png | webp | svg (default: whichever is stored, in\n"
+     "                      that order)\n"
      "  -o, --output FILE   where to write it ('-' for standard output)\n"
-     "  Reads PREFIX/ID/N.png through the configured storage backend.\n"
+     "  Reads PREFIX/ID/N.png (N.webp, avatar.svg) through the configured\n"
+     "  storage backend.\n"
      "  Exit 1 when it is not stored.\n"},
     {{"delete", cmd_delete, "delete ID [--now] [--queue Q]",
       "delete an avatar (through a worker, or --now)"},

@@ -16,6 +16,7 @@
 #   UNITDIR/avatarq-worker.service, UNITDIR/avatarq-worker@.service,
 #   UNITDIR/avatarq-http.service
 #   SYSUSERSDIR/avatarq.conf, TMPFILESDIR/avatarq.conf
+#   PREFIX/share/avatarq/emoji/*.svg         (the emoji artwork, @twemoji/svg)
 #   PREFIX/share/avatarq/install-manifest    (what uninstall removes)
 #
 # SYSCONFDIR is /etc. systemd reads units, sysusers.d and tmpfiles.d from
@@ -145,6 +146,33 @@ put_link() { # TARGET PATH
     echo "  $destdir$2 -> $1"
 }
 
+# Installs every file of directory SRC matching GLOB into DIR (mode 0644),
+# recording each: one copy and one sha256sum for thousands of files.
+put_tree() { # SRC GLOB DIR
+    local from=$1 glob=$2 dir=$3 n=0 sum path
+    make_dir 0755 "$dir"
+    (cd "$from" && find . -maxdepth 1 -type f -name "$glob" -printf '%P\0' | sort -z |
+        xargs -0 -r install -m 0644 -t "$destdir$dir")
+    while read -r sum path; do
+        record f "$sum" "$dir/${path##*/}"
+        n=$((n + 1))
+    done < <(cd "$destdir$dir" && find . -maxdepth 1 -type f -name "$glob" -printf '%P\0' | sort -z |
+        xargs -0 -r sha256sum)
+    echo "  $destdir$dir/ ($n files)"
+}
+
+# The emoji style's artwork (tests/deps.sh or `npm ci` in data/emoji/ fetches
+# it, pinned); without it the emoji style fails with a message saying so.
+put_emoji() {
+    local art=data/emoji/node_modules/@twemoji/svg
+    if [ ! -d "$art" ]; then
+        echo "install.sh: no emoji artwork in $art (run: bash tests/deps.sh); the emoji style will not render" >&2
+        return 0
+    fi
+    put_tree "$art" '*.svg' "$prefix/share/avatarq/emoji"
+    put f 0644 "$art/license" "$prefix/share/avatarq/emoji/LICENSE"
+}
+
 # Generated files are staged in one scratch directory, removed on exit
 # (fill and installed_config run in $(...) subshells: a path list kept in a
 # variable there would never reach the trap).
@@ -242,6 +270,7 @@ do_install() {
     put f 0644 man/avatarq.1 "$prefix/share/man/man1/avatarq.1"
     put f 0644 man/avatarq-worker.8 "$prefix/share/man/man8/avatarq-worker.8"
     put f 0644 man/avatarq-http.8 "$prefix/share/man/man8/avatarq-http.8"
+    put_emoji
     put f 0644 "$(fill systemd/avatarq-worker.service)" "$unitdir/avatarq-worker.service"
     put f 0644 "$(fill systemd/avatarq-worker@.service)" "$unitdir/avatarq-worker@.service"
     put f 0644 "$(fill systemd/avatarq-http.service)" "$unitdir/avatarq-http.service"

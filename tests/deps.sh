@@ -10,7 +10,9 @@ PKGS=(build-essential pkg-config clang libclang-rt-14-dev
       libhiredis-dev libjansson-dev libinih-dev libpq-dev libsqlite3-dev
       libcurl4-openssl-dev libssl-dev libpng-dev libsystemd-dev check
       redis-server redis-tools redis-sentinel postgresql sqlite3 nodejs npm systemd strace openssl
-      libmicrohttpd-dev chromium prometheus nginx-light fonts-dejavu-core)
+      libmicrohttpd-dev chromium prometheus nginx-light fonts-dejavu-core
+      libwebp-dev librsvg2-dev libharfbuzz-dev libfreetype-dev fonts-noto-core fonts-noto-cjk
+      webp librsvg2-bin bc time)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -37,5 +39,10 @@ fi
 if [ -f tests/s3/package.json ] && [ ! -d tests/s3/node_modules/@20minutes/s3rver ]; then
     echo "deps: installing the S3 test server (npm)"
     (cd tests/s3 && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+# The emoji style's artwork (Twemoji SVGs), pinned by data/emoji/package-lock.json.
+if [ -f data/emoji/package.json ] && [ ! -d data/emoji/node_modules/@twemoji/svg ]; then
+    echo "deps: installing the emoji artwork (npm @twemoji/svg)"
+    (cd data/emoji && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 exit 0

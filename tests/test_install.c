@@ -50,6 +50,8 @@ static const struct {
     {PREFIX "/lib/sysusers.d/avatarq.conf", 0644},
     {PREFIX "/lib/tmpfiles.d/avatarq.conf", 0644},
     {PREFIX "/share/avatarq/install-manifest", 0644},
+    {PREFIX "/share/avatarq/emoji/1f600.svg", 0644},   /* one of the artwork files */
+    {PREFIX "/share/avatarq/emoji/LICENSE", 0644},
     {"/etc/avatarq/config.ini", 0640},
 };
 #define NINSTALLED (sizeof installed / sizeof *installed)

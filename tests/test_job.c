@@ -140,7 +140,7 @@ static const bad_doc BAD[] = {
     {"{\"seed\":{\"a\":1}}", "seed: expected a string, got an object", ""},
     {"{\"seed\":true}", "seed: expected a string, got true", ""},
     /* style */
-    {"{\"seed\":\"a\",\"style\":\"fancy\"}", "style: 'fancy' is not a style (pixel, classic, wave, gradient)", ""},
+    {"{\"seed\":\"a\",\"style\":\"fancy\"}", "style: 'fancy' is not a style (pixel, classic, wave, gradient, emoji, initials)", ""},
     {"{\"seed\":\"a\",\"style\":1}", "style: expected a string, got integer 1", ""},
     /* sizes */
     {"{\"seed\":\"a\",\"sizes\":[0]}", "sizes[0]: 0 is below 16", ""},

@@ -281,6 +281,58 @@ START_TEST(decode_huge_header)
 }
 END_TEST
 
+/* Palette entries with alpha become a tRNS chunk listing entries up to the
+ * last one that is not opaque; the decoded alpha is the entry's. */
+START_TEST(indexed_alpha_round_trip)
+{
+    render_image img = RENDER_IMAGE_INIT;
+    make_indexed(&img, 40, 6);
+    img.has_alpha = true;
+    static const uint8_t alpha[6] = {0, 128, 255, 17, 255, 255};
+    memcpy(img.alpha, alpha, sizeof alpha);
+    buf png = BUF_INIT;
+    aq_err e;
+    ck_assert_int_eq(pngenc_encode(&img, &png, &e), 0);
+    char chunks[128];
+    chunk_list(&png, chunks, sizeof chunks);
+    ck_assert_str_eq(chunks, "IHDR PLTE tRNS IDAT IEND ");
+    /* signature 8, IHDR 12 + 13, PLTE 12 + 18: then the tRNS length */
+    ck_assert_uint_eq(be32(png.data + 8 + 25 + 30), 4); /* entries 0..3 */
+    uint8_t *rgba;
+    int w, h;
+    ck_assert_int_eq(pngenc_decode(png.data, png.len, &rgba, &w, &h, &e), 0);
+    for (int i = 0; i < 40 * 40; i++)
+        ck_assert_int_eq(rgba[i * 4 + 3], alpha[img.pixels[i]]);
+    free(rgba);
+    buf_free(&png);
+    render_image_free(&img);
+}
+END_TEST
+
+/* RGBA pictures (emoji after rounding) keep every byte, alpha included. */
+START_TEST(rgba_round_trip)
+{
+    render_image img = RENDER_IMAGE_INIT;
+    img.size = 33;
+    img.has_alpha = true;
+    img.pixels = malloc(33 * 33 * 4);
+    img.cap = 33 * 33 * 4;
+    for (int i = 0; i < 33 * 33 * 4; i++)
+        img.pixels[i] = (uint8_t)(i * 31 + i / 7);
+    buf png = BUF_INIT;
+    aq_err e;
+    ck_assert_int_eq(pngenc_encode(&img, &png, &e), 0);
+    ck_assert_int_eq(png.data[25], 6); /* colour type RGBA */
+    uint8_t *rgba;
+    int w, h;
+    ck_assert_int_eq(pngenc_decode(png.data, png.len, &rgba, &w, &h, &e), 0);
+    ck_assert_int_eq(memcmp(rgba, img.pixels, 33 * 33 * 4), 0);
+    free(rgba);
+    buf_free(&png);
+    render_image_free(&img);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("png");
@@ -288,6 +340,8 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, indexed_round_trip, 0, sizeof depths / sizeof depths[0]);
     tcase_add_test(tc, truecolour_round_trip);
+    tcase_add_test(tc, indexed_alpha_round_trip);
+    tcase_add_test(tc, rgba_round_trip);
     tcase_add_test(tc, rgb_not_square);
     tcase_add_test(tc, same_input_same_bytes);
     tcase_add_test(tc, refuses_bad_images);

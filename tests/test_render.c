@@ -15,6 +15,16 @@
 
 /* ---- helpers ---- */
 
+/* The artwork tests/deps.sh installs in the source tree, unless the
+ * environment names another (an installed copy). */
+static void emoji_dir_for_tests(void)
+{
+    char *dir = realpath("data/emoji/node_modules/@twemoji/svg", NULL);
+    if (dir)
+        setenv("AQ_EMOJI_DIR", dir, 0);
+    free(dir);
+}
+
 typedef struct req {
     const char *seed, *style;
     int size;
@@ -382,7 +392,11 @@ START_TEST(deterministic_and_varied)
         int distinct = 0;
         for (int k = 0; k < 40; k++) {
             char seed[32];
-            snprintf(seed, sizeof seed, "user-%d", k);
+            /* initials show the seed's letters: give them distinct ones */
+            if (strcmp(render_style_name(s), "initials") == 0)
+                snprintf(seed, sizeof seed, "%c %c", 'a' + k % 26, 'a' + k / 26);
+            else
+                snprintf(seed, sizeof seed, "user-%d", k);
             req b = {seed, render_style_name(s), 48, NULL, NULL, "blue", -1, NULL};
             render_image img = RENDER_IMAGE_INIT;
             encode_req(&b, &img, &x);
@@ -442,16 +456,16 @@ END_TEST
 
 START_TEST(style_table)
 {
-    static const char *const names[] = {"pixel", "classic", "wave", "gradient"};
-    ck_assert_int_eq(render_style_count(), 4);
-    for (int i = 0; i < 4; i++) {
+    static const char *const names[] = {"pixel", "classic", "wave", "gradient", "emoji", "initials"};
+    ck_assert_int_eq(render_style_count(), 6);
+    for (int i = 0; i < 6; i++) {
         ck_assert_int_eq(render_style_find(names[i]), i);
         ck_assert_str_eq(render_style_name(i), names[i]);
     }
     ck_assert_int_eq(render_style_find("WAVE"), 2);
     ck_assert_int_eq(render_style_find("identicon"), -1);
     ck_assert_int_eq(render_style_find(NULL), -1);
-    ck_assert_ptr_null(render_style_name(4));
+    ck_assert_ptr_null(render_style_name(6));
 }
 END_TEST
 
@@ -768,6 +782,7 @@ END_TEST
 
 int main(void)
 {
+    emoji_dir_for_tests();
     Suite *s = suite_create("render");
     TCase *tc = tcase_create("styles");
     tcase_set_timeout(tc, 300);
