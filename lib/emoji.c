@@ -14,6 +14,7 @@
 #include <dlfcn.h>
 #include <librsvg/rsvg.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,41 +168,54 @@ typedef struct raster {
     uint8_t pal[256][4];
     int npal;
     uint64_t used;      /* clock of the last use */
+    int refs;           /* emoji_art handed out and not yet put back */
+    bool loose;         /* not in the cache (it was full of held entries) */
 } raster;
 
-static _Thread_local raster cache[CACHE_ENTRIES];
-static _Thread_local uint64_t clock_now;
-static _Thread_local size_t cache_bytes;
+/* One cache for the whole process: a worker's job threads draw the same
+ * few dozen emoji, and a copy per thread would cost 48 MB each. Change
+ * procedure: every field of every slot, clock_now and cache_bytes only under
+ * mu; an entry with refs > 0 is never evicted (its pixels are being drawn
+ * from); the slow part, reading and rasterising artwork, runs unlocked. */
+static raster cache[CACHE_ENTRIES];
+static uint64_t clock_now;
+static size_t cache_bytes;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
 void emoji_release(void)
 {
+    pthread_mutex_lock(&mu);
     for (int i = 0; i < CACHE_ENTRIES; i++) {
         free(cache[i].idx);
         memset(&cache[i], 0, sizeof cache[i]);
     }
     cache_bytes = 0;
+    pthread_mutex_unlock(&mu);
 }
 
 static size_t entry_bytes(int px) { return (size_t)px * (size_t)px + sizeof(raster); }
 
-/* The least recently used slot, emptied; older ones go too while the cache
- * holds more than CACHE_BYTES. */
+/* The least recently used slot that nobody holds, emptied; older ones go too
+ * while the cache holds more than CACHE_BYTES. NULL when every entry is
+ * held. Under mu. */
 static raster *cache_slot(size_t need)
 {
     for (;;) {
-        raster *old = &cache[0];
-        for (int i = 1; i < CACHE_ENTRIES; i++)
-            if (cache[i].used < old->used)
+        raster *old = NULL;
+        for (int i = 0; i < CACHE_ENTRIES; i++)
+            if (cache[i].refs == 0 && (!old || cache[i].used < old->used))
                 old = &cache[i];
+        if (!old)
+            return NULL;
         if (old->idx) {
             cache_bytes -= entry_bytes(old->px);
             free(old->idx);
             memset(old, 0, sizeof *old);
         }
-        int full = 0;
-        for (int i = 0; i < CACHE_ENTRIES; i++)
-            full += cache[i].idx != NULL;
-        if (cache_bytes + need <= CACHE_BYTES || full == 0)
+        bool evictable = false;
+        for (int i = 0; i < CACHE_ENTRIES && !evictable; i++)
+            evictable = cache[i].idx && cache[i].refs == 0;
+        if (cache_bytes + need <= CACHE_BYTES || !evictable)
             return old;
     }
 }
@@ -284,7 +298,8 @@ static uint8_t *rasterise(const buf *svg, int px, char *why, size_t whyn)
     return out;
 }
 
-/* Reads, rasterises and quantizes name at px into slot r. */
+/* Reads, rasterises and quantizes name at px into r (not in the cache:
+ * runs unlocked). */
 static int fill(raster *r, const char *name, int px, char *why, size_t whyn)
 {
     buf svg = BUF_INIT;
@@ -308,24 +323,80 @@ static int fill(raster *r, const char *name, int px, char *why, size_t whyn)
     return 0;
 }
 
+/* The cached entry for name at px, held (refs + 1), or NULL. Under mu. */
+static raster *cache_find(const char *name, int px)
+{
+    for (int i = 0; i < CACHE_ENTRIES; i++)
+        if (cache[i].idx && cache[i].px == px && strcmp(cache[i].name, name) == 0) {
+            cache[i].refs++;
+            cache[i].used = ++clock_now;
+            return &cache[i];
+        }
+    return NULL;
+}
+
+/* Puts a freshly filled raster into the cache (or keeps it loose when every
+ * entry is held), held once. Another thread may have filled the same one
+ * meanwhile: then that one is used and ours dropped. */
+static raster *cache_add(raster *fresh)
+{
+    pthread_mutex_lock(&mu);
+    raster *r = cache_find(fresh->name, fresh->px);
+    if (r) {
+        free(fresh->idx);
+        free(fresh);
+    } else if ((r = cache_slot(entry_bytes(fresh->px))) != NULL) {
+        *r = *fresh;
+        free(fresh);
+        r->refs = 1;
+        r->used = ++clock_now;
+        cache_bytes += entry_bytes(r->px);
+    } else {
+        r = fresh;
+        r->refs = 1;
+        r->loose = true;
+    }
+    pthread_mutex_unlock(&mu);
+    return r;
+}
+
 int emoji_art_get(const char *name, int px, emoji_art *out, char *why, size_t whyn)
 {
-    clock_now++;
-    raster *r = NULL;
-    for (int i = 0; i < CACHE_ENTRIES && !r; i++)
-        if (cache[i].idx && cache[i].px == px && strcmp(cache[i].name, name) == 0)
-            r = &cache[i];
+    if (strlen(name) >= sizeof cache[0].name) {
+        snprintf(why, whyn, "no artwork named '%s'", name);
+        return -1;
+    }
+    pthread_mutex_lock(&mu);
+    raster *r = cache_find(name, px);
+    pthread_mutex_unlock(&mu);
     if (!r) {
-        if (strlen(name) >= sizeof cache[0].name) {
-            snprintf(why, whyn, "no artwork named '%s'", name);
+        raster *fresh = calloc(1, sizeof *fresh);
+        if (!fresh) {
+            snprintf(why, whyn, "out of memory");
             return -1;
         }
-        r = cache_slot(entry_bytes(px));
-        if (fill(r, name, px, why, whyn) != 0)
+        if (fill(fresh, name, px, why, whyn) != 0) {
+            free(fresh);
             return -1;
-        cache_bytes += entry_bytes(px);
+        }
+        r = cache_add(fresh);
     }
-    r->used = clock_now;
-    *out = (emoji_art){px, r->idx, (const uint8_t(*)[4])r->pal, r->npal};
+    *out = (emoji_art){px, r->idx, (const uint8_t(*)[4])r->pal, r->npal, r};
     return 0;
+}
+
+void emoji_art_put(emoji_art *art)
+{
+    raster *r = art->ref;
+    if (!r)
+        return;
+    pthread_mutex_lock(&mu);
+    r->refs--;
+    bool drop = r->loose && r->refs == 0;
+    pthread_mutex_unlock(&mu);
+    if (drop) {
+        free(r->idx);
+        free(r);
+    }
+    art->ref = NULL;
 }

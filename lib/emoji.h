@@ -37,10 +37,10 @@ const char *emoji_dir(void);
 
 /* The artwork of name rasterised at px x px by librsvg and reduced to at
  * most EMOJI_COLOURS palette entries (median cut; entry 0 transparent,
- * entries premultiplied RGBA), one entry index a pixel, from a per-thread
- * cache of recent sizes. Valid until the next call from this thread.
- * Returns 0, or -1 with a reason in why when the artwork cannot be read or
- * drawn. */
+ * entries premultiplied RGBA), one entry index a pixel, from the process's
+ * cache of recent sizes (shared by its threads, at most 48 MB). Valid until
+ * emoji_art_put. Returns 0, or -1 with a reason in why when the artwork
+ * cannot be read or drawn. */
 #define EMOJI_COLOURS 96
 
 typedef struct emoji_art {
@@ -48,9 +48,12 @@ typedef struct emoji_art {
     const uint8_t *idx;
     const uint8_t (*pal)[4];
     int npal;
+    void *ref;          /* the cache entry held for the caller */
 } emoji_art;
 
 int emoji_art_get(const char *name, int px, emoji_art *out, char *why, size_t whyn);
+/* Gives back what emoji_art_get handed out (its pixels may go after). */
+void emoji_art_put(emoji_art *art);
 
 /* Draws any SVG document (len bytes) at px x px with the same librsvg into
  * *rgba (malloc'd, premultiplied RGBA). Returns 0, or -1 with a reason in
@@ -60,7 +63,7 @@ int emoji_svg_draw(const uint8_t *svg, size_t len, int px, uint8_t **rgba, char 
 /* Appends the artwork's SVG text to out. Returns 0 or -1 (reason in why). */
 int emoji_svg(const char *name, buf *out, char *why, size_t whyn);
 
-/* Frees this thread's raster cache. */
+/* Frees the raster cache (no emoji_art may be held). */
 void emoji_release(void);
 
 #endif

@@ -316,6 +316,7 @@ int render_emoji(const render_params *p, int size, render_image *img)
     int rc = e.bg == RENDER_BG_TRANSPARENT ? draw_clear(size, &art, img)
              : draw_indexed(p, &e, size, &art, img) == 0 ? 0
                                                           : draw_truecolour(p, &e, size, &art, img);
+    emoji_art_put(&art);
     return rc < 0 ? render_fail("out of memory") : 0;
 }
 
@@ -328,14 +329,16 @@ void render_emoji_warm(const render_params *p, int size)
             continue; /* the sizes this request can draw: the seed picks medium or large */
         int px = size * size_pct[z] / 100;
         if (p->emoji[0]) {
-            emoji_art_get(p->emoji, px, &art, why, sizeof why);
+            if (emoji_art_get(p->emoji, px, &art, why, sizeof why) == 0)
+                emoji_art_put(&art);
             continue;
         }
         for (uint64_t k = 0;; k++) {
             const char *name = emoji_pick(k);
             if (k > 0 && name == emoji_pick(0))
                 break; /* the curated set, once round */
-            emoji_art_get(name, px, &art, why, sizeof why);
+            if (emoji_art_get(name, px, &art, why, sizeof why) == 0)
+                emoji_art_put(&art);
         }
     }
 }

@@ -4,6 +4,7 @@
  * librsvg for SVG, plus the real dwebp and rsvg-convert programs on files
  * the CLI wrote) and checked on its pixels; goldens pin a handful. */
 #include <check.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,6 +412,60 @@ static const struct {
     {"\xcf\x89\xce\xbc\xce\xad\xce\xb3\xce\xb1", "\xce\xa9"},                                                   /* ωμέγα -> Ω */
     {"e\xcc\x81mile zola", "E\xcc\x81Z"},                                                                       /* decomposed É keeps its accent */
 };
+
+/* The emoji raster cache is one per process (a worker's job threads share
+ * it): four threads drawing the same and different emoji at once get the
+ * bytes one thread alone gets. */
+typedef struct emoji_run {
+    int first;
+    uint8_t sums[24][32];
+    int failed;
+} emoji_run;
+
+static void *emoji_thread(void *arg)
+{
+    emoji_run *run = arg;
+    job_request r;
+    avatar_ctx ctx;
+    avatar_init(&ctx, NULL, NULL, "", "test");
+    for (int i = 0; i < 24; i++) {
+        char doc[160];
+        snprintf(doc, sizeof doc, "{\"seed\":\"shared-%d\",\"style\":\"emoji\",\"sizes\":[%d]}",
+                 (run->first + i) % 24, 64 + 32 * ((run->first + i) % 3));
+        aq_err e = {0};
+        memset(&r, 0, sizeof r);
+        if (job_parse(doc, strlen(doc), &lim, &r, &e) != 0 ||
+            avatar_png(&ctx, &r, r.sizes[0], &e) != 0) {
+            run->failed++;
+            continue;
+        }
+        hash_sha256(ctx.png.data, ctx.png.len, run->sums[(run->first + i) % 24]);
+    }
+    avatar_free(&ctx);
+    pngenc_release();
+    return NULL;
+}
+
+START_TEST(emoji_cache_shared_by_threads)
+{
+    emoji_release();
+    emoji_run alone = {0}, runs[4];
+    emoji_thread(&alone);
+    ck_assert_int_eq(alone.failed, 0);
+    emoji_release();
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        runs[t] = (emoji_run){.first = 6 * t};
+        ck_assert_int_eq(pthread_create(&th[t], NULL, emoji_thread, &runs[t]), 0);
+    }
+    for (int t = 0; t < 4; t++)
+        pthread_join(th[t], NULL);
+    for (int t = 0; t < 4; t++) {
+        ck_assert_int_eq(runs[t].failed, 0);
+        ck_assert_mem_eq(runs[t].sums, alone.sums, sizeof alone.sums);
+    }
+}
+END_TEST
 
 START_TEST(initials_letters)
 {
@@ -836,6 +891,7 @@ int main(void)
     TCase *tc = tcase_create("pictures");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, every_combination);
+    tcase_add_test(tc, emoji_cache_shared_by_threads);
     tcase_add_test(tc, webp_is_lossless);
     tcase_add_test(tc, webp_not_larger);
     tcase_add_test(tc, round_corners_transparent);
