@@ -238,6 +238,13 @@ typedef struct queue_start_item {
 /* queue_start for n jobs in one script (one `running` event for them all). */
 int queue_start_many(queue *q, const char *worker, queue_start_item *items, size_t n,
                      aq_err *e);
+/* The same in two halves, so the caller works while the reply travels: send
+ * writes the call, recv reads its reply (answering a NOSCRIPT by making the
+ * whole call again). Nothing else may be sent on q in between. */
+int queue_start_many_send(queue *q, const char *worker, const queue_start_item *items, size_t n,
+                          aq_err *e);
+int queue_start_many_recv(queue *q, const char *worker, queue_start_item *items, size_t n,
+                          aq_err *e);
 
 /* BLMOVE from the queue into NS:processing:worker, waiting up to timeout_ms,
  * reading the reply from the socket in pieces: a document of at most limit

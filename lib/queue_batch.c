@@ -270,11 +270,10 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
 
 /* ---- queue_start_many ---- */
 
-int queue_start_many(queue *q, const char *worker, queue_start_item *items, size_t n,
-                     aq_err *e)
+/* The EVALSHA vector of a batch start. */
+static int start_vector(queue *q, const char *worker, const queue_start_item *items, size_t n,
+                        qvec *a, aq_err *e)
 {
-    if (n == 0)
-        return 0;
     for (size_t i = 0; i < n; i++)
         if (check_id(items[i].id, true, e) < 0)
             return err_prefix(e, "item %zu: ", i);
@@ -282,32 +281,88 @@ int queue_start_many(queue *q, const char *worker, queue_start_item *items, size
     queue_keyf(q, keys[0], QUEUE_KEY_MAX, "stats");
     queue_keyf(q, keys[1], QUEUE_KEY_MAX, "events");
     ns_prefix(q, ns, sizeof ns);
-    qvec a = {0};
-    if (qvec_grow(&a, 12 + 2 * (int)n) < 0) {
-        qvec_free(&a);
+    if (qvec_grow(a, 12 + 2 * (int)n) < 0)
         return err_set(e, AQ_EAGAIN, "start: out of memory");
-    }
-    qvec_head(&a, keys, 2);
-    qvec_s(&a, ns);
-    qvec_s(&a, worker);
-    qvec_s(&a, q->cfg.redis.queue);
-    qvec_i(&a, now_ms());
-    qvec_i(&a, events_max(q));
-    qvec_i(&a, (int64_t)n);
+    qvec_head(a, keys, 2);
+    qvec_s(a, ns);
+    qvec_s(a, worker);
+    qvec_s(a, q->cfg.redis.queue);
+    qvec_i(a, now_ms());
+    qvec_i(a, events_max(q));
+    qvec_i(a, (int64_t)n);
     for (size_t i = 0; i < n; i++) {
-        qvec_s(&a, items[i].id ? items[i].id : "");
-        qvec_i(&a, items[i].created_at);
+        qvec_s(a, items[i].id ? items[i].id : "");
+        qvec_i(a, items[i].created_at);
     }
-    qvec_fix(&a);
-    redisReply *r;
-    int rc = q_script_argv(q, S_START_MANY, a.n, a.v, a.l, "start", &r, e);
-    qvec_free(&a);
-    if (rc < 0)
-        return rc;
+    qvec_fix(a);
+    return 0;
+}
+
+static int start_reply(queue *q, redisReply *r, queue_start_item *items, size_t n, aq_err *e)
+{
+    int rc = 0;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != n)
         rc = err_set(e, AQ_EPERM, "redis %s: start: unexpected reply", q->where);
     for (size_t i = 0; rc == 0 && i < n; i++)
         items[i].attempts = (int)reply_int(r->element[i]);
+    return rc;
+}
+
+int queue_start_many(queue *q, const char *worker, queue_start_item *items, size_t n,
+                     aq_err *e)
+{
+    if (n == 0)
+        return 0;
+    qvec a = {0};
+    int rc = start_vector(q, worker, items, n, &a, e);
+    redisReply *r = NULL;
+    if (rc == 0)
+        rc = q_script_argv(q, S_START_MANY, a.n, a.v, a.l, "start", &r, e);
+    qvec_free(&a);
+    if (rc < 0)
+        return rc;
+    rc = start_reply(q, r, items, n, e);
+    freeReplyObject(r);
+    return rc;
+}
+
+int queue_start_many_send(queue *q, const char *worker, const queue_start_item *items, size_t n,
+                          aq_err *e)
+{
+    int rc = queue_ensure(q, e);
+    if (rc < 0 || n == 0)
+        return rc;
+    qvec a = {0};
+    rc = start_vector(q, worker, items, n, &a, e);
+    if (rc == 0) {
+        a.v[0] = "EVALSHA";
+        a.l[0] = 7;
+        a.v[1] = q->sha[S_START_MANY];
+        a.l[1] = 40;
+        if (rconn_append(q->rc, a.n, a.v, a.l, e) < 0 || rconn_flush(q->rc, e) < 0)
+            rc = transport_error(q, "start", e);
+    }
+    qvec_free(&a);
+    return rc;
+}
+
+int queue_start_many_recv(queue *q, const char *worker, queue_start_item *items, size_t n,
+                          aq_err *e)
+{
+    if (n == 0)
+        return 0;
+    redisReply *r = NULL;
+    if (rconn_reply(q->rc, &r, e) < 0)
+        return transport_error(q, "start", e);
+    int rc;
+    if (is_noscript(r)) { /* scripts flushed under us: the whole call as EVAL */
+        freeReplyObject(r);
+        return queue_start_many(q, worker, items, n, e);
+    }
+    if (r->type == REDIS_REPLY_ERROR)
+        rc = reply_error(q, r, "start", e);
+    else
+        rc = start_reply(q, r, items, n, e);
     freeReplyObject(r);
     return rc;
 }

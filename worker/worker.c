@@ -62,7 +62,8 @@ typedef struct job {
     char *doc;             /* exactly as taken */
     size_t len;
     job_request r;
-    int attempts;
+    int attempts;          /* known once the start call answered (known) */
+    atomic_int known;
     bool refused;          /* not a valid job document */
     int64_t t0;            /* mono ms when its work began */
     /* set by the job thread */
@@ -227,8 +228,10 @@ static int redis_until_done(wk *w, redis_op op, void *arg, aq_err *e)
  * deterministically (job timeout, shutdown timeout, kills) and still see a
  * later attempt succeed. It gives up only when orphaned, so a test that
  * loses its supervisor leaves no process behind. */
-static void maybe_hang(const wk *w, const job *j)
+static void maybe_hang(const wk *w, job *j)
 {
+    while (w->hang_seed && !atomic_load(&j->known) && getppid() == w->parent)
+        usleep(1000); /* the attempt number is on its way */
     if (!w->hang_seed || j->r.type != JOB_GENERATE || j->attempts != 1 ||
         strcmp(j->r.seed, w->hang_seed) != 0)
         return;
@@ -238,7 +241,7 @@ static void maybe_hang(const wk *w, const job *j)
     _exit(3);
 }
 #else
-static void maybe_hang(const wk *w, const job *j)
+static void maybe_hang(const wk *w, job *j)
 {
     (void)w;
     (void)j;
@@ -278,6 +281,9 @@ static void pool_finished(pool *p, job *j)
 
 /* Renders and stores one generate job; the metadata row is the
  * dispatcher's to write. */
+/* Renders and stores one generate job; the metadata row is the
+ * dispatcher's to write (it also fills in the attempt number, which the
+ * start call may still be fetching while this runs). */
 static void run_one(thread_arg *t, job *j)
 {
     wk *w = t->w;
@@ -288,7 +294,7 @@ static void run_one(thread_arg *t, job *j)
     if (!j->row)
         j->rc = err_set(&j->err, AQ_EAGAIN, "metadata: out of memory");
     else
-        j->rc = avatar_store(&t->ctx, &j->r, j->attempts, j->row, &j->outputs, &j->err);
+        j->rc = avatar_store(&t->ctx, &j->r, 0, j->row, &j->outputs, &j->err);
     j->duration = mono_ms() - j->t0;
     atomic_store(&w->s->jobs[j->k].finishing, 1);
 }
@@ -476,8 +482,10 @@ static void finish_batch(wk *w, job *fin)
     aq_err *errs = n ? calloc(n, sizeof *errs) : NULL;
     size_t i = 0;
     for (job *j = fin; rows && rcs && errs && j; j = j->next)
-        if (j->rc == 0 && j->row)
+        if (j->rc == 0 && j->row) {
+            j->row->attempts = j->attempts;
             rows[i++] = j->row;
+        }
     if (n && rows && rcs && errs)
         meta_upsert_many(&w->db, rows, n, rcs, errs);
     i = 0;
@@ -541,6 +549,31 @@ static void run_delete(wk *w, job *j)
     pend(w, j);
 }
 
+/* Marks the m jobs running in one call and hands the generate jobs to the
+ * threads while its reply travels (they need no attempt number to render
+ * and store); a call that fails is made again until it lands. Returns 0, or
+ * the failure after which the jobs run anyway. */
+static int start_jobs(wk *w, job **js, queue_start_item *items, size_t m)
+{
+    if (m == 0)
+        return 0;
+    aq_err e = {0};
+    int rc = queue_start_many_send(w->q, w->id, items, m, &e);
+    for (size_t i = 0; i < m; i++)
+        if (js[i]->r.type != JOB_DELETE)
+            pool_give(&w->p, js[i]);
+    if (rc == 0)
+        rc = queue_start_many_recv(w->q, w->id, items, m, &e);
+    if (rc == AQ_EAGAIN) {
+        start_arg a = {items, m};
+        rc = redis_until_done(w, op_start, &a, &e);
+    }
+    if (rc != 0)
+        log_error("could not mark jobs running; doing them anyway", "worker", w->id,
+                  "error", e.msg);
+    return rc;
+}
+
 /* Takes over n documents just moved into our processing list: parses them,
  * marks the valid ones running in one call, hands them to the threads. */
 static void admit(wk *w, char **docs, size_t *lens, size_t n)
@@ -563,22 +596,15 @@ static void admit(wk *w, char **docs, size_t *lens, size_t n)
         items[m] = (queue_start_item){.id = j->r.id, .created_at = j->r.created_at};
         js[m++] = j;
     }
-    aq_err e = {0};
-    start_arg a = {items, m};
-    int rc = m ? redis_until_done(w, op_start, &a, &e) : 0;
+    int rc = start_jobs(w, js, items, m);
     for (size_t i = 0; i < m; i++) {
         job *j = js[i];
         j->attempts = rc == 0 && items[i].attempts > 0 ? items[i].attempts : 1;
         atomic_store(&w->s->jobs[j->k].attempts, j->attempts);
-        j->t0 = mono_ms();
+        atomic_store(&j->known, 1);
         if (j->r.type == JOB_DELETE)
             run_delete(w, j);
-        else
-            pool_give(&w->p, j);
     }
-    if (rc != 0 && m)
-        log_error("could not mark jobs running; doing them anyway", "worker", w->id,
-                  "error", e.msg);
     for (size_t i = 0; i < n; i++)
         free(docs[i]);
     free(js);
