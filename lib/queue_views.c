@@ -251,7 +251,8 @@ int queue_dead_purge(queue *q, int *n, aq_err *e)
 
 /* ---- events (for avatarq_wait) ---- */
 
-int queue_events_last(queue *q, char last_id[48], aq_err *e)
+/* The newest count entries of NS:events (XREVRANGE), into *r. */
+static int events_newest(queue *q, int count, redisReply **r, aq_err *e)
 {
     char key[QUEUE_KEY_MAX];
     queue_keyf(q, key, sizeof key, "events");
@@ -261,9 +262,14 @@ int queue_events_last(queue *q, char last_id[48], aq_err *e)
     arg_s(&a, "+");
     arg_s(&a, "-");
     arg_s(&a, "COUNT");
-    arg_s(&a, "1");
+    arg_i(&a, count);
+    return q_run(q, &a, "XREVRANGE events", r, e);
+}
+
+int queue_events_last(queue *q, char last_id[48], aq_err *e)
+{
     redisReply *r;
-    int rc = q_run(q, &a, "events", &r, e);
+    int rc = events_newest(q, 1, &r, e);
     if (rc < 0)
         return rc;
     snprintf(last_id, 48, "0-0");
@@ -514,17 +520,8 @@ int queue_view_events(queue *q, int count,
                                 const char *error, void *ud),
                       void *ud, aq_err *e)
 {
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "events");
-    qargs a = {0};
-    arg_s(&a, "XREVRANGE");
-    arg_s(&a, key);
-    arg_s(&a, "+");
-    arg_s(&a, "-");
-    arg_s(&a, "COUNT");
-    arg_i(&a, count);
     redisReply *r;
-    int rc = q_run(q, &a, "XREVRANGE events", &r, e);
+    int rc = events_newest(q, count, &r, e);
     if (rc < 0)
         return rc;
     static const char *const names[5] = {"id", "state", "worker", "error", "ids"};
