@@ -33,6 +33,7 @@ enum {
     AVATARQ_EAGAIN = -2,     /* transient: Redis unreachable/loading; retry later */
     AVATARQ_ENOTFOUND = -3,  /* no such job */
     AVATARQ_ETIMEDOUT = -4,  /* avatarq_wait: deadline passed before a final state */
+    AVATARQ_EFULL = -5,      /* the queue holds [redis] max_queue_length jobs: try later */
 };
 
 typedef struct avatarq avatarq;
@@ -76,7 +77,11 @@ typedef struct avatarq_request {
     double angle;            /* gradient degrees 0..360; negative = absent */
     const char *filter;      /* none | grayscale | sepia | negative; NULL = none */
     int max_attempts;        /* 1..25; 0 = the worker's [worker] max_attempts */
-    const char *queue;       /* queue name; NULL = the configured [redis] queue */
+    const char *queue;       /* queue name [A-Za-z0-9._-]{1,64}; NULL = the configured
+                              * [redis] queue */
+    /* Added later, at the end so older initialisers stay valid: */
+    int64_t run_at;          /* run at this time (ms since the epoch); 0 = now */
+    int64_t delay_ms;        /* run this long after enqueueing; 0 = now (not with run_at) */
 } avatarq_request;
 
 /* Sets every field of r to "absent" (angle -1, pointers NULL, counts 0). */
@@ -89,6 +94,38 @@ void avatarq_request_init(avatarq_request *r);
  * same id). Returns 0, AVATARQ_EPERM or AVATARQ_EAGAIN. */
 int avatarq_enqueue(avatarq *a, const avatarq_request *r, char id_out[65],
                     char *err, size_t errlen);
+
+/* What an enqueue did (avatarq_enqueue_ex). Enqueueing an id that is
+ * already queued, scheduled, running or retrying is a no-op (status
+ * "exists", state its state): the job is not enqueued twice and its
+ * attempts are kept. Derived ids make identical requests the same job, so
+ * a double-posted form enqueues once. */
+typedef struct avatarq_enqueued {
+    char id[65];
+    char status[16];         /* enqueued | exists | revived (a cancellation taken back) */
+    char state[16];          /* the job's state now: queued | scheduled | running | ... */
+} avatarq_enqueued;
+
+/* avatarq_enqueue telling what happened: returns 0 (see out->status),
+ * AVATARQ_EPERM, AVATARQ_EAGAIN or AVATARQ_EFULL (the queue is at [redis]
+ * max_queue_length; nothing was written). avatarq_enqueue is this with
+ * "exists" and "revived" reported as 0 too. */
+int avatarq_enqueue_ex(avatarq *a, const avatarq_request *r, avatarq_enqueued *out,
+                       char *err, size_t errlen);
+/* The same for a JSON document (see avatarq_enqueue_json). */
+int avatarq_enqueue_json_ex(avatarq *a, const char *queue, const char *doc,
+                            avatarq_enqueued *out, char *err, size_t errlen);
+
+/* Cancels job id. A queued, scheduled or retrying job becomes "cancelled"
+ * at once and never runs (its document is dropped where it next surfaces);
+ * a running one becomes "cancelled" at once, its result is discarded when
+ * it finishes and the files and metadata row it wrote are deleted by its
+ * worker (the render itself is not interrupted). before (16 bytes, may be
+ * NULL) receives the state it had. Returns 0, 1 when the job was already
+ * done, dead or cancelled (nothing changed), AVATARQ_ENOTFOUND,
+ * AVATARQ_EPERM (bad id) or AVATARQ_EAGAIN. Enqueueing the id again before
+ * its document was dropped takes the cancellation back. */
+int avatarq_cancel(avatarq *a, const char *id, char before[16], char *err, size_t errlen);
 
 /* Validates a JSON job document (docs/protocol.md "Job document") like a worker
  * would and enqueues it on queue (NULL = configured). A document without
@@ -118,6 +155,10 @@ int avatarq_batch_add_json(avatarq_batch *b, const char *doc, char id_out[65],
  * cut off midway may already have enqueued some of them, which the next
  * flush enqueues again (at-least-once: same ids, same avatars). */
 long avatarq_batch_flush(avatarq_batch *b, char *err, size_t errlen);
+/* When the queue reaches [redis] max_queue_length midway, flush returns
+ * AVATARQ_EFULL: the jobs sent are gone from the batch, the refused ones
+ * stay held (pending) for a later flush. Ids already queued, scheduled,
+ * running or retrying are not enqueued twice (see avatarq_enqueue_ex). */
 /* Number of jobs held and not yet sent. */
 size_t avatarq_batch_pending(const avatarq_batch *b);
 /* Frees b, dropping anything not flushed. */
@@ -127,7 +168,8 @@ void avatarq_batch_free(avatarq_batch *b);
 
 /* The job hash NS:job:ID (strings are "" and times 0 when absent). */
 typedef struct avatarq_status {
-    char state[16];          /* queued | running | retrying | done | dead */
+    char state[16];          /* queued | scheduled | running | retrying | done | dead |
+                              * cancelled */
     int attempts;
     char queue[64];
     char worker[160];        /* HOST:PID of the last worker that ran it */
@@ -145,7 +187,7 @@ int avatarq_status_get(avatarq *a, const char *id, avatarq_status *st,
 /* Frees st->outputs (safe on a zeroed or already freed status). */
 void avatarq_status_free(avatarq_status *st);
 
-/* Waits until job id is done or dead, up to timeout_ms (negative = no
+/* Waits until job id is done, dead or cancelled, up to timeout_ms (negative = no
  * limit), following the NS:events stream (XREAD BLOCK) rather than
  * polling. Returns 0 with st filled when a final state is reached (check
  * st->state: "done" or "dead"), AVATARQ_ETIMEDOUT with st holding the last

@@ -36,7 +36,8 @@ struct avatarq {
 typedef struct held {
     char *doc;
     char id[65];
-    int64_t created_at;
+    int64_t created_at, run_at;
+    bool always;
 } held;
 
 struct avatarq_batch {
@@ -55,6 +56,7 @@ static const struct {
     {AVATARQ_EAGAIN, "transient"},
     {AVATARQ_ENOTFOUND, "not found"},
     {AVATARQ_ETIMEDOUT, "timed out"},
+    {AVATARQ_EFULL, "queue full"},
 };
 
 const char *avatarq_version(void)
@@ -222,12 +224,28 @@ static int set_look(job_request *jr, const avatarq_request *r, aq_err *e)
     }
     jr->angle = r->angle;
     jr->max_attempts = r->max_attempts;
+    jr->run_at = r->run_at;
+    jr->delay_ms = r->delay_ms;
     return 0;
 }
 
+/* What an enqueue needs to know of a valid document besides its bytes. */
+typedef struct doc_info {
+    char id[65];
+    int64_t created_at, run_at;
+    bool always;             /* a delete job: never deduplicated */
+} doc_info;
+
+static void info_from(doc_info *in, const job_request *jr)
+{
+    snprintf(in->id, sizeof in->id, "%s", jr->id);
+    in->created_at = jr->created_at;
+    in->run_at = job_due_ms(jr, now_ms());
+    in->always = jr->type == JOB_DELETE;
+}
+
 /* Turns r into a validated job document (malloc'd) with its id. */
-static int build_doc(avatarq *a, const avatarq_request *r, char **doc, char id[65],
-                     int64_t *created_at, aq_err *e)
+static int build_doc(avatarq *a, const avatarq_request *r, char **doc, doc_info *in, aq_err *e)
 {
     job_request *jr = malloc(sizeof *jr);
     if (!jr)
@@ -240,15 +258,14 @@ static int build_doc(avatarq *a, const avatarq_request *r, char **doc, char id[6
         return rc;
     }
     jr->created_at = now_ms();
-    *created_at = jr->created_at;
-    snprintf(id, 65, "%s", jr->id);
+    info_from(in, jr);
     *doc = job_to_json(jr);
     free(jr);
     return *doc ? 0 : err_set(e, AQ_EAGAIN, "out of memory");
 }
 
 /* Validates a JSON document; id receives its (given or derived) id. */
-static int check_doc(avatarq *a, const char *doc, char id[65], int64_t *created_at, aq_err *e)
+static int check_doc(avatarq *a, const char *doc, doc_info *in, aq_err *e)
 {
     if (!doc)
         return err_set(e, AQ_EPERM, "document is NULL");
@@ -256,47 +273,91 @@ static int check_doc(avatarq *a, const char *doc, char id[65], int64_t *created_
     if (!jr)
         return err_set(e, AQ_EAGAIN, "out of memory");
     int rc = job_parse(doc, strlen(doc), &a->limits, jr, e);
-    if (rc == 0) {
-        snprintf(id, 65, "%s", jr->id);
-        *created_at = jr->created_at;
-    }
+    if (rc == 0)
+        info_from(in, jr);
     free(jr);
     return rc < 0 ? AQ_EPERM : 0;
 }
 
 /* ---- enqueueing ---- */
 
+/* Sends one valid document; fills out. */
+static int send_one(avatarq *a, const char *queue, const char *doc, const doc_info *in,
+                    avatarq_enqueued *out, char *err, size_t errlen)
+{
+    aq_err e = {0};
+    queue_enq j = {.qname = queue, .id = in->id, .doc = doc, .len = strlen(doc),
+                   .created_at = in->created_at, .run_at = in->run_at, .always = in->always};
+    int rc = queue_enqueue_ex(a->q, &j, &e);
+    if (rc < 0)
+        return fail(&e, err, errlen);
+    if (j.status == QUEUE_ENQ_FULL)
+        return failf(AVATARQ_EFULL, err, errlen,
+                     "queue %s is full (max_queue_length %d): job %s not enqueued, try later",
+                     queue && *queue ? queue : a->cfg.redis.queue, a->cfg.redis.max_queue_length,
+                     in->id);
+    if (out) {
+        memcpy(out->id, in->id, 65);
+        snprintf(out->status, sizeof out->status, "%s", queue_enq_status_name(j.status));
+        snprintf(out->state, sizeof out->state, "%s", j.state);
+    }
+    return 0;
+}
+
+int avatarq_enqueue_ex(avatarq *a, const avatarq_request *r, avatarq_enqueued *out, char *err,
+                       size_t errlen)
+{
+    aq_err e = {0};
+    char *doc = NULL;
+    doc_info in;
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (build_doc(a, r, &doc, &in, &e) < 0)
+        return fail(&e, err, errlen);
+    int rc = send_one(a, r->queue, doc, &in, out, err, errlen);
+    free(doc);
+    return rc;
+}
+
+int avatarq_enqueue_json_ex(avatarq *a, const char *queue, const char *doc,
+                            avatarq_enqueued *out, char *err, size_t errlen)
+{
+    aq_err e = {0};
+    doc_info in;
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (check_doc(a, doc, &in, &e) < 0)
+        return fail(&e, err, errlen);
+    return send_one(a, queue, doc, &in, out, err, errlen);
+}
+
 int avatarq_enqueue(avatarq *a, const avatarq_request *r, char id_out[65], char *err,
                     size_t errlen)
 {
-    aq_err e = {0};
-    char *doc = NULL, id[65];
-    int64_t created_at = 0;
-    int rc = build_doc(a, r, &doc, id, &created_at, &e);
-    if (rc == 0)
-        rc = queue_enqueue(a->q, r->queue, id, doc, strlen(doc), created_at, &e);
-    free(doc);
-    if (rc < 0)
-        return fail(&e, err, errlen);
-    if (id_out)
-        memcpy(id_out, id, 65);
-    return 0;
+    avatarq_enqueued out;
+    int rc = avatarq_enqueue_ex(a, r, &out, err, errlen);
+    if (rc == 0 && id_out)
+        memcpy(id_out, out.id, 65);
+    return rc;
 }
 
 int avatarq_enqueue_json(avatarq *a, const char *queue, const char *doc, char id_out[65],
                          char *err, size_t errlen)
 {
+    avatarq_enqueued out;
+    int rc = avatarq_enqueue_json_ex(a, queue, doc, &out, err, errlen);
+    if (rc == 0 && id_out)
+        memcpy(id_out, out.id, 65);
+    return rc;
+}
+
+int avatarq_cancel(avatarq *a, const char *id, char before[16], char *err, size_t errlen)
+{
     aq_err e = {0};
-    char id[65];
-    int64_t created_at = 0;
-    int rc = check_doc(a, doc, id, &created_at, &e);
-    if (rc == 0)
-        rc = queue_enqueue(a->q, queue, id, doc, strlen(doc), created_at, &e);
-    if (rc < 0)
-        return fail(&e, err, errlen);
-    if (id_out)
-        memcpy(id_out, id, 65);
-    return 0;
+    if (!id)
+        return failf(AVATARQ_EPERM, err, errlen, "id is NULL");
+    int rc = queue_cancel(a->q, id, before, &e);
+    return rc < 0 ? fail(&e, err, errlen) : rc;
 }
 
 /* ---- batches ---- */
@@ -325,31 +386,32 @@ static int batch_room(avatarq_batch *b, char *err, size_t errlen)
     return rc < 0 ? (int)rc : 0;
 }
 
-static void batch_hold(avatarq_batch *b, char *doc, const char *id, int64_t created_at,
-                       char id_out[65])
+static void batch_hold(avatarq_batch *b, char *doc, const doc_info *in, char id_out[65])
 {
     held *h = &b->items[b->n++];
     h->doc = doc;
-    memcpy(h->id, id, 65);
-    h->created_at = created_at;
+    memcpy(h->id, in->id, 65);
+    h->created_at = in->created_at;
+    h->run_at = in->run_at;
+    h->always = in->always;
     if (id_out)
-        memcpy(id_out, id, 65);
+        memcpy(id_out, in->id, 65);
 }
 
 int avatarq_batch_add(avatarq_batch *b, const avatarq_request *r, char id_out[65], char *err,
                       size_t errlen)
 {
     aq_err e = {0};
-    char *doc = NULL, id[65];
-    int64_t created_at = 0;
-    int rc = build_doc(b->a, r, &doc, id, &created_at, &e);
+    char *doc = NULL;
+    doc_info in;
+    int rc = build_doc(b->a, r, &doc, &in, &e);
     if (rc < 0)
         return fail(&e, err, errlen);
     if ((rc = batch_room(b, err, errlen)) < 0) {
         free(doc);
         return rc;
     }
-    batch_hold(b, doc, id, created_at, id_out);
+    batch_hold(b, doc, &in, id_out);
     return 0;
 }
 
@@ -357,9 +419,8 @@ int avatarq_batch_add_json(avatarq_batch *b, const char *doc, char id_out[65], c
                            size_t errlen)
 {
     aq_err e = {0};
-    char id[65];
-    int64_t created_at = 0;
-    int rc = check_doc(b->a, doc, id, &created_at, &e);
+    doc_info in;
+    int rc = check_doc(b->a, doc, &in, &e);
     if (rc < 0)
         return fail(&e, err, errlen);
     char *copy = strdup(doc);
@@ -369,7 +430,7 @@ int avatarq_batch_add_json(avatarq_batch *b, const char *doc, char id_out[65], c
         free(copy);
         return rc;
     }
-    batch_hold(b, copy, id, created_at, id_out);
+    batch_hold(b, copy, &in, id_out);
     return 0;
 }
 
@@ -377,21 +438,38 @@ long avatarq_batch_flush(avatarq_batch *b, char *err, size_t errlen)
 {
     if (b->n == 0)
         return 0;
-    queue_item *items = calloc(b->n, sizeof *items);
-    if (!items)
+    queue_enq *jobs = calloc(b->n, sizeof *jobs);
+    if (!jobs)
         return failf(AVATARQ_EAGAIN, err, errlen, "out of memory");
-    for (size_t i = 0; i < b->n; i++)
-        items[i] = (queue_item){b->items[i].id, b->items[i].doc, strlen(b->items[i].doc),
-                                b->items[i].created_at};
+    const char *qn = b->queue[0] ? b->queue : NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        const held *h = &b->items[i];
+        jobs[i] = (queue_enq){.qname = qn, .id = h->id, .doc = h->doc, .len = strlen(h->doc),
+                              .created_at = h->created_at, .run_at = h->run_at,
+                              .always = h->always};
+    }
     aq_err e = {0};
-    int rc = queue_enqueue_many(b->a->q, b->queue[0] ? b->queue : NULL, items, b->n, &e);
-    free(items);
-    if (rc < 0)
+    int rc = queue_enqueue_many_ex(b->a->q, jobs, b->n, &e);
+    if (rc < 0) {
+        free(jobs);
         return fail(&e, err, errlen);
-    long sent = (long)b->n;
-    for (size_t i = 0; i < b->n; i++)
-        free(b->items[i].doc);
-    b->n = 0;
+    }
+    /* refused ones (queue full) stay held, in order, for a later flush */
+    size_t full = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (jobs[i].status == QUEUE_ENQ_FULL)
+            b->items[full++] = b->items[i];
+        else
+            free(b->items[i].doc);
+    }
+    free(jobs);
+    long sent = (long)(b->n - full);
+    b->n = full;
+    if (full)
+        return failf(AVATARQ_EFULL, err, errlen,
+                     "queue %s is full (max_queue_length %d): %zu of %ld jobs refused",
+                     qn ? qn : b->a->cfg.redis.queue, b->a->cfg.redis.max_queue_length, full,
+                     sent + (long)full);
     return sent;
 }
 
@@ -448,7 +526,8 @@ void avatarq_status_free(avatarq_status *st)
 
 static bool is_final(const avatarq_status *st)
 {
-    return strcmp(st->state, "done") == 0 || strcmp(st->state, "dead") == 0;
+    return strcmp(st->state, "done") == 0 || strcmp(st->state, "dead") == 0 ||
+           strcmp(st->state, "cancelled") == 0;
 }
 
 /* Milliseconds left before the deadline (-1 = none), never below 0. */

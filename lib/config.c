@@ -52,6 +52,7 @@ static int set_format(aq_config *, const key_spec *, const char *, char *);
 static int set_prefix(aq_config *, const key_spec *, const char *, char *);
 static int set_endpoint(aq_config *, const key_spec *, const char *, char *);
 static int set_bucket(aq_config *, const key_spec *, const char *, char *);
+static int set_queues(aq_config *, const key_spec *, const char *, char *);
 
 static const char *const storage_backends[] = {"local", "s3", NULL};
 static const char *const database_backends[] = {"sqlite", "postgresql", NULL};
@@ -65,6 +66,7 @@ static const key_spec KEYS[] = {
     {"redis", "namespace", "avatarq", set_name, F(redis.ns), 1, 63, NULL, 0},
     {"redis", "queue", "default", set_name, F(redis.queue), 1, 63, NULL, 0},
     {"redis", "connect_timeout_ms", "2000", set_int, F(redis.connect_timeout_ms), 1, 600000, NULL, 0},
+    {"redis", "max_queue_length", "0", set_int, F(redis.max_queue_length), 0, 2000000000, NULL, 0},
 
     {"worker", "processes", NULL, set_int, F(worker.processes), 1, 256, NULL, 0},
     {"worker", "concurrency", "16", set_int, F(worker.concurrency), 1, 256, NULL, 0},
@@ -78,6 +80,7 @@ static const key_spec KEYS[] = {
     {"worker", "result_ttl_s", "604800", set_int, F(worker.result_ttl_s), 1, 3650 * DAY_S, NULL, 0},
     {"worker", "dead_max", "10000", set_int, F(worker.dead_max), 1, 100000000, NULL, 0},
     {"worker", "events_max", "10000", set_int, F(worker.events_max), 1, 100000000, NULL, 0},
+    {"worker", "queues", "", set_queues, F(worker.queues), 0, 1023, NULL, 0},
 
     {"render", "default_style", "pixel", set_style, F(render.default_style), 1, 15, NULL, 0},
     {"render", "default_sizes", "32,64,128,256,512", set_sizes, F(render.default_sizes), 1,
@@ -210,6 +213,72 @@ static int set_name(aq_config *c, const key_spec *k, const char *v, char *why)
         if (*p <= ' ' || *p >= 0x7f)
             return why_value(why, k, v, "may hold only visible ASCII characters");
     return set_str(c, k, v, why);
+}
+
+bool config_queue_name_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+            return false;
+    return true;
+}
+
+/* One "name" or "name:weight" of [worker] queues into q's entry i. */
+static int queue_entry(config_queues *q, int i, char *item, const key_spec *k, const char *v,
+                       char *why)
+{
+    char *colon = strchr(item, ':');
+    long long w = 1;
+    if (colon) {
+        *colon = '\0';
+        if (q->strict)
+            return why_value(why, k, v, "'%s': strict queues take no weights", item);
+        if (parse_ll(colon + 1, &w) != 0 || w < 1 || w > 1000)
+            return why_value(why, k, v, "'%s': weight '%s' is not an integer 1..1000", item,
+                             colon + 1);
+    }
+    if (!config_queue_name_valid(item))
+        return why_value(why, k, v, "'%.70s' is not a queue name ([A-Za-z0-9._-]{1,64})", item);
+    for (int j = 0; j < i; j++)
+        if (strcmp(q->name[j], item) == 0)
+            return why_value(why, k, v, "queue '%s' is listed twice", item);
+    snprintf(q->name[i], sizeof q->name[i], "%s", item);
+    q->weight[i] = (int)w;
+    return 0;
+}
+
+/* "signup:10,bulk:1", "strict:signup,bulk", or "" (the [redis] queue only). */
+static int set_queues(aq_config *c, const key_spec *k, const char *v, char *why)
+{
+    config_queues q = {0};
+    char buf[1024];
+    if (strlen(v) >= sizeof buf)
+        return why_value(why, k, v, "is too long");
+    snprintf(buf, sizeof buf, "%s", v);
+    char *p = buf;
+    if (strncmp(p, "strict:", 7) == 0) {
+        q.strict = true;
+        p += 7;
+    }
+    char *save = NULL;
+    for (char *item = strtok_r(p, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        while (*item == ' ')
+            item++;
+        for (char *end = item + strlen(item); end > item && end[-1] == ' ';)
+            *--end = '\0';
+        if (q.n == CONFIG_QUEUES_MAX)
+            return why_value(why, k, v, "more than %d queues", CONFIG_QUEUES_MAX);
+        if (queue_entry(&q, q.n, item, k, v, why) != 0)
+            return -1;
+        q.n++;
+    }
+    if (q.strict && q.n == 0)
+        return why_value(why, k, v, "'strict:' names no queue");
+    *(config_queues *)field(c, k) = q;
+    return 0;
 }
 
 static int set_choice(aq_config *c, const key_spec *k, const char *v, char *why)

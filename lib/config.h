@@ -13,6 +13,19 @@
 #define CONFIG_MAX_SIZES 16
 #define CONFIG_KEYS_MAX 64 /* room for every key of the table in config.c */
 
+/* [worker] queues: "signup:10,bulk:1" (weighted) or "strict:signup,bulk". */
+#define CONFIG_QUEUES_MAX 16
+typedef struct config_queues {
+    int n;
+    bool strict;
+    char name[CONFIG_QUEUES_MAX][72];
+    int weight[CONFIG_QUEUES_MAX];
+} config_queues;
+
+/* The one rule for queue names everywhere a name is taken from a person or
+ * a program (config, CLI, API): [A-Za-z0-9._-]{1,64}. */
+bool config_queue_name_valid(const char *s);
+
 typedef struct aq_config {
     char path[PATH_MAX]; /* the file that was read; "" when none */
 
@@ -26,6 +39,7 @@ typedef struct aq_config {
         char ns[64];              /* [redis] namespace */
         char queue[64];
         int connect_timeout_ms;
+        int max_queue_length;     /* enqueue refused at this many; 0 = unlimited */
     } redis;
 
     struct {
@@ -38,6 +52,7 @@ typedef struct aq_config {
         int result_ttl_s;
         int dead_max;             /* NS:dead trimmed to this many [10000] */
         int events_max;           /* NS:events MAXLEN ~ [10000] */
+        config_queues queues;     /* [worker] queues; n 0 = [redis] queue only */
     } worker;
 
     struct {

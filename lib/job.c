@@ -387,6 +387,58 @@ static int take_created_at(job_request *r, const json_t *v, const job_limits *l,
     return 0;
 }
 
+/* ---- scheduling fields (kept apart from the render fields) ---- */
+
+static int check_run_at(long long v, aq_err *e)
+{
+    if (v < 0 || v > JOB_RUN_AT_MAX)
+        return err_set(e, AQ_EPERM, "run_at: %lld is outside 0..%lld (ms since the epoch)", v,
+                       JOB_RUN_AT_MAX);
+    return 0;
+}
+
+static int check_delay_ms(long long v, aq_err *e)
+{
+    if (v < 0 || v > JOB_DELAY_MAX)
+        return err_set(e, AQ_EPERM, "delay_ms: %lld is outside 0..%lld (a year)", v, JOB_DELAY_MAX);
+    return 0;
+}
+
+static int take_run_at(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    if (want_integer("run_at", v, e) || check_run_at(json_integer_value(v), e))
+        return AQ_EPERM;
+    r->run_at = json_integer_value(v);
+    return 0;
+}
+
+static int take_delay_ms(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    if (want_integer("delay_ms", v, e) || check_delay_ms(json_integer_value(v), e))
+        return AQ_EPERM;
+    r->delay_ms = json_integer_value(v);
+    return 0;
+}
+
+/* Both rules of the scheduling fields, for documents and requests alike. */
+static int check_schedule(const job_request *r, aq_err *e)
+{
+    if (check_run_at(r->run_at, e) || check_delay_ms(r->delay_ms, e))
+        return AQ_EPERM;
+    if (r->run_at > 0 && r->delay_ms > 0)
+        return err_set(e, AQ_EPERM, "delay_ms: give run_at or delay_ms, not both");
+    return 0;
+}
+
+int64_t job_due_ms(const job_request *r, int64_t now)
+{
+    if (r->run_at > 0)
+        return r->run_at;
+    return r->delay_ms > 0 ? now + r->delay_ms : 0;
+}
+
 /* In the order they are checked (see take_fields). */
 static const field_spec FIELDS[] = {
     {"id", take_id},           {"v", take_v},           {"type", take_type},
@@ -394,6 +446,7 @@ static const field_spec FIELDS[] = {
     {"primary", take_primary}, {"foreign", take_foreign}, {"scheme", take_scheme},
     {"angle", take_angle},     {"filter", take_filter}, {"max_attempts", take_max_attempts},
     {"created_at", take_created_at},
+    {"run_at", take_run_at},   {"delay_ms", take_delay_ms},
 };
 
 /* Keys are compared with their length: a key may hold a \u0000. */
@@ -477,6 +530,8 @@ static int check_request(job_request *r, const job_limits *l, aq_err *e)
     if ((unsigned)r->filter >= FILTER_COUNT)
         return err_set(e, AQ_EPERM, "filter: %d is not a filter", (int)r->filter);
     if (r->max_attempts != 0 && check_max_attempts(r->max_attempts, e))
+        return AQ_EPERM;
+    if (check_schedule(r, e))
         return AQ_EPERM;
     return check_created_at(r->created_at, e);
 }
@@ -712,6 +767,10 @@ char *job_to_json(const job_request *r)
         rc |= set_new(o, "max_attempts", json_integer(r->max_attempts));
     if (r->created_at > 0)
         rc |= set_new(o, "created_at", json_integer(r->created_at));
+    if (r->run_at > 0)
+        rc |= set_new(o, "run_at", json_integer(r->run_at));
+    if (r->delay_ms > 0)
+        rc |= set_new(o, "delay_ms", json_integer(r->delay_ms));
     /* 15 digits: 45.1 stays "45.1" and any angle a person wrote survives. */
     return dump(o, rc, JSON_REAL_PRECISION(15));
 }

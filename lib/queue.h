@@ -47,6 +47,54 @@ typedef struct queue_item {
 int queue_enqueue_many(queue *q, const char *qname, const queue_item *items,
                        size_t n, aq_err *e);
 
+/* queue_enqueue with everything a producer may ask (docs/protocol.md
+ * "Producers: dedup, limits, scheduling, cancellation"): one script that
+ *  - leaves a job whose id is queued, scheduled, running or retrying alone
+ *    (status QUEUE_ENQ_EXISTS, state = its state): its hash, attempts and
+ *    document are never touched;
+ *  - takes back the cancellation of a job whose document has not been
+ *    dropped yet (QUEUE_ENQ_REVIVED);
+ *  - refuses when the target queue holds max_queue_length documents
+ *    (QUEUE_ENQ_FULL; nothing written);
+ *  - else pushes doc (or, with run_at in the future, adds it to NS:delayed
+ *    at run_at, state scheduled) and writes the hash (QUEUE_ENQ_DONE).
+ * Returns 0 whatever the status, or < 0 on failure. */
+typedef enum {
+    QUEUE_ENQ_DONE = 0,
+    QUEUE_ENQ_EXISTS = 1,
+    QUEUE_ENQ_REVIVED = 2,
+    QUEUE_ENQ_FULL = 3,
+} queue_enq_status;
+typedef struct queue_enq {
+    const char *qname;        /* NULL = the configured queue */
+    const char *id;           /* "" or NULL: a document without id */
+    const char *doc;
+    size_t len;
+    int64_t created_at;       /* 0 = now */
+    int64_t run_at;           /* ms since the epoch; 0 or past = run now */
+    bool always;              /* never deduplicated (delete jobs: a delete is
+                               * never lost); a running or retrying job's
+                               * hash is still left alone */
+    /* out */
+    queue_enq_status status;
+    char state[16];           /* the job's state after the call */
+} queue_enq;
+int queue_enqueue_ex(queue *q, queue_enq *j, aq_err *e);
+/* The same for n jobs in one pipeline; each gets its own status. */
+int queue_enqueue_many_ex(queue *q, queue_enq *jobs, size_t n, aq_err *e);
+/* The name of a status ("enqueued", "exists", "revived", "full"). */
+const char *queue_enq_status_name(queue_enq_status s);
+
+/* Cancels job id in one script: a queued, scheduled, retrying or running job
+ * becomes `cancelled` at once (finished_at now, error "cancelled"); its
+ * document is dropped, never run, where it next surfaces (a worker's start,
+ * the promotion of NS:delayed, recovery), and a running one's result is
+ * discarded and its files deleted by the worker when it finishes. *before
+ * (16 bytes, may be NULL) receives the state it had. Returns 0 when
+ * cancelled, 1 when the job was already final (done, dead, cancelled:
+ * nothing done), AQ_ENOTFOUND, or < 0. */
+int queue_cancel(queue *q, const char *id, char *before, aq_err *e);
+
 /* The job hash, as strings ("" for absent fields). */
 typedef struct queue_job {
     char state[16], queue[64], worker[160], error[512];
@@ -124,6 +172,10 @@ int queue_worker_gone(queue *q, const char *worker, aq_err *e);
  * atomically in one script; exactly once even with many supervisors.
  * *moved receives the count. */
 int queue_promote_due(queue *q, int64_t now_ms, int limit, int *moved, aq_err *e);
+/* The same, also giving the score (ms since the epoch) of the earliest job
+ * still waiting in NS:delayed, or -1 when none (next_due may be NULL). */
+int queue_promote_due_next(queue *q, int64_t now_ms, int limit, int *moved, int64_t *next_due,
+                           aq_err *e);
 
 /* Puts every job of NS:processing:worker back at the head of its queue
  * (RPUSH, so it is taken next), state=queued. What fate.c decides otherwise
@@ -157,7 +209,14 @@ int queue_recover_dead(queue *q, const queue_requeue *how, int *recovered, int *
  * and marks the new ones running in one more (queue_start_many), so Redis
  * sees two calls per batch instead of three per job. */
 
-typedef enum { QUEUE_DONE = 0, QUEUE_RETRY = 1, QUEUE_DEAD = 2 } queue_outcome_kind;
+/* QUEUE_DROP: a document whose job was cancelled before it started
+ * (queue_start_many gave it attempts 0): it only leaves the processing list. */
+typedef enum {
+    QUEUE_DONE = 0,
+    QUEUE_RETRY = 1,
+    QUEUE_DEAD = 2,
+    QUEUE_DROP = 3
+} queue_outcome_kind;
 
 typedef struct queue_outcome {
     const char *doc;          /* exactly as taken */
@@ -172,6 +231,8 @@ typedef struct queue_outcome {
     const char *dead_doc;     /* DEAD: pushed to NS:dead */
     bool stale;               /* out: neither in processing nor queued any more
                                * (taken back by recovery; its holder records it) */
+    bool cancelled;           /* out: cancelled while it ran: nothing recorded,
+                               * the caller deletes what it stored */
 } queue_outcome;
 
 /* Job duration histogram, NS:metrics fields job_duration_ms_le_<B>
@@ -190,9 +251,11 @@ void queue_hist_add(queue_hist *h, int64_t ms);
 typedef struct queue_taken {
     char **doc;
     size_t *len;
+    int *from;                /* the queue each came from (queue_take_name) */
     size_t n;
     bool oversized;           /* the queue's next document is over the limit:
-                               * take it with queue_take_bounded */
+                               * take it with queue_take_bounded_from */
+    int oversized_from;       /* ... from this queue (queue_take_name) */
 } queue_taken;
 void queue_taken_free(queue_taken *t);
 
@@ -211,7 +274,9 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
 typedef struct queue_start_item {
     const char *id;           /* "" for a document without a usable id */
     int64_t created_at;
-    int attempts;             /* out */
+    int attempts;             /* out; 0: cancelled before it started, drop it
+                               * (outcome QUEUE_DROP) */
+    const char *queue;        /* MAY: the queue it came from (NULL = default) */
 } queue_start_item;
 /* queue_start for n jobs in one script (one `running` event for them all). */
 int queue_start_many(queue *q, const char *worker, queue_start_item *items, size_t n,
@@ -231,6 +296,28 @@ typedef struct queue_big {
 } queue_big;
 int queue_take_bounded(queue *q, const char *worker, int timeout_ms, size_t limit,
                        char **doc, size_t *len, queue_big *big, aq_err *e);
+/* The same from take queue `from` (queue_take_name; 0 = the default). */
+int queue_take_bounded_from(queue *q, int from, const char *worker, int timeout_ms,
+                            size_t limit, char **doc, size_t *len, queue_big *big, aq_err *e);
+
+/* ---- several queues per worker ([worker] queues) ----
+ * With take queues set, queue_cycle takes from them: weighted (smooth
+ * weighted round robin over the documents of each call: in any run of
+ * sum(weights) documents taken while every queue has work, queue i gives
+ * weight i of them, so no queue starves) or strict (always the first
+ * non-empty queue in the listed order). A preferred queue that is empty
+ * falls through to the others in listed order. Indexes: 1..n the take
+ * queues, 0 the configured [redis] queue. */
+#define QUEUE_TAKE_MAX 16
+int queue_set_takes(queue *q, const char *const *names, const int *weights, int n,
+                    bool strict, aq_err *e);
+/* The name of take queue idx (0 or out of range: the configured queue). */
+const char *queue_take_name(const queue *q, int idx);
+/* The take queue an idle worker blocks on: the heaviest (weighted) or the
+ * first (strict); 0 without take queues. */
+int queue_take_first(const queue *q);
+/* Number of take queues (0 = the configured queue only). */
+int queue_take_count(const queue *q);
 
 /* Removes from NS:processing:worker the first document of exactly big->size
  * bytes (over limit) and records it dead: NS:dead gets {"raw": head,

@@ -37,6 +37,7 @@ void queue_taken_free(queue_taken *t)
         free(t->doc[i]);
     free(t->doc);
     free(t->len);
+    free(t->from);
     memset(t, 0, sizeof *t);
 }
 
@@ -122,7 +123,7 @@ static void qvec_head(qvec *a, char keys[][QUEUE_KEY_MAX], int nkeys)
 /* ---- queue_cycle ---- */
 
 static const char *const KIND_CODE[] = {[QUEUE_DONE] = "d", [QUEUE_RETRY] = "r",
-                                        [QUEUE_DEAD] = "x"};
+                                        [QUEUE_DEAD] = "x", [QUEUE_DROP] = "c"};
 
 static void cycle_outcome(qvec *a, const queue_outcome *o)
 {
@@ -143,6 +144,11 @@ static void cycle_outcome(qvec *a, const queue_outcome *o)
     case QUEUE_DEAD:
         qvec_s(a, o->error);
         qvec_s(a, o->dead_doc);
+        qvec_s(a, "");
+        break;
+    case QUEUE_DROP:
+        qvec_s(a, "");
+        qvec_s(a, "");
         qvec_s(a, "");
         break;
     }
@@ -188,7 +194,8 @@ static int taken_from(queue *q, const redisReply *arr, queue_taken *t, aq_err *e
         return 0;
     t->doc = calloc(n, sizeof *t->doc);
     t->len = calloc(n, sizeof *t->len);
-    if (!t->doc || !t->len)
+    t->from = calloc(n, sizeof *t->from);
+    if (!t->doc || !t->len || !t->from)
         return err_set(e, AQ_EAGAIN, "take: out of memory");
     for (size_t i = 0; i < n; i++) {
         const redisReply *d = arr->element[i];
@@ -207,16 +214,94 @@ static int taken_from(queue *q, const redisReply *arr, queue_taken *t, aq_err *e
 static int cycle_reply(queue *q, redisReply *r, queue_outcome *outs, size_t n, queue_taken *t,
                        aq_err *e)
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
         r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements != n)
         return err_set(e, AQ_EPERM, "redis %s: cycle: unexpected reply", q->where);
-    for (size_t i = 0; i < n; i++)
-        outs[i].stale = reply_int(r->element[0]->element[i]) == 0;
-    t->oversized = reply_int(r->element[2]) == 1;
+    for (size_t i = 0; i < n; i++) {
+        int64_t c = reply_int(r->element[0]->element[i]);
+        outs[i].stale = c == 0;
+        outs[i].cancelled = c == 2;
+    }
+    int64_t over = reply_int(r->element[2]);
+    t->oversized = over > 0;
+    t->oversized_from = over > 0 ? (int)over - 1 : 0;
     int rc = taken_from(q, r->element[1], t, e);
+    const redisReply *from = r->element[3];
+    for (size_t i = 0; rc == 0 && i < t->n; i++)
+        t->from[i] = from->type == REDIS_REPLY_ARRAY && i < from->elements
+                         ? (int)reply_int(from->element[i])
+                         : 0;
     if (rc < 0)
         queue_taken_free(t);
     return rc;
+}
+
+/* ---- several queues ---- */
+
+int queue_set_takes(queue *q, const char *const *names, const int *weights, int n, bool strict,
+                    aq_err *e)
+{
+    if (n < 0 || n > QUEUE_TAKE_MAX)
+        return err_set(e, AQ_EPERM, "queues: %d queues, at most %d", n, QUEUE_TAKE_MAX);
+    for (int i = 0; i < n; i++) {
+        if (!config_queue_name_valid(names[i]))
+            return err_set(e, AQ_EPERM, "queues: '%.70s' is not a queue name", names[i]);
+        if (!strict && (!weights || weights[i] < 1))
+            return err_set(e, AQ_EPERM, "queues: %s: weight must be at least 1", names[i]);
+    }
+    q->ntake = n;
+    q->take_strict = strict;
+    for (int i = 0; i < n; i++) {
+        snprintf(q->take_name[i], sizeof q->take_name[i], "%s", names[i]);
+        q->take_weight[i] = strict || !weights ? 1 : weights[i];
+        q->take_credit[i] = 0;
+    }
+    return 0;
+}
+
+const char *queue_take_name(const queue *q, int idx)
+{
+    return idx >= 1 && idx <= q->ntake ? q->take_name[idx - 1] : q->cfg.redis.queue;
+}
+
+int queue_take_count(const queue *q)
+{
+    return q->ntake;
+}
+
+int queue_take_first(const queue *q)
+{
+    if (q->ntake == 0)
+        return 0;
+    int best = 0;
+    for (int i = 1; !q->take_strict && i < q->ntake; i++)
+        if (q->take_weight[i] > q->take_weight[best])
+            best = i;
+    return best + 1;
+}
+
+/* The take order of one call: for each wanted document, the queue to try
+ * first ('a' + index - 1). Weighted: smooth weighted round robin (each pick
+ * adds every queue's weight to its credit and takes the largest credit,
+ * which then pays the total), its credits kept across calls. Strict: always
+ * the first queue. */
+static void take_order(queue *q, char *out, int want)
+{
+    int64_t total = 0;
+    for (int i = 0; i < q->ntake; i++)
+        total += q->take_weight[i];
+    for (int k = 0; k < want; k++) {
+        int best = 0;
+        for (int i = 0; !q->take_strict && i < q->ntake; i++) {
+            q->take_credit[i] += q->take_weight[i];
+            if (q->take_credit[i] > q->take_credit[best])
+                best = i;
+        }
+        if (!q->take_strict)
+            q->take_credit[best] -= total;
+        out[k] = (char)('a' + best);
+    }
+    out[want] = '\0';
 }
 
 int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
@@ -226,7 +311,10 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
     for (size_t i = 0; i < n; i++)
         if (check_id(outs[i].id, true, e) < 0)
             return err_prefix(e, "outcome %zu: ", i);
-    char keys[7][QUEUE_KEY_MAX], ns[80];
+    if (want < 0)
+        want = 0;
+    int nkeys = 8 + q->ntake;
+    char keys[8 + QUEUE_TAKE_MAX][QUEUE_KEY_MAX], ns[80];
     queue_keyf(q, keys[0], QUEUE_KEY_MAX, "processing:%s", worker);
     queue_keyf(q, keys[1], QUEUE_KEY_MAX, "queue:%s", q->cfg.redis.queue);
     queue_keyf(q, keys[2], QUEUE_KEY_MAX, "stats");
@@ -234,13 +322,22 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
     queue_keyf(q, keys[4], QUEUE_KEY_MAX, "delayed");
     queue_keyf(q, keys[5], QUEUE_KEY_MAX, "dead");
     queue_keyf(q, keys[6], QUEUE_KEY_MAX, "metrics");
+    queue_keyf(q, keys[7], QUEUE_KEY_MAX, "cancelled");
+    for (int i = 0; i < q->ntake; i++)
+        queue_keyf(q, keys[8 + i], QUEUE_KEY_MAX, "queue:%s", q->take_name[i]);
     ns_prefix(q, ns, sizeof ns);
+    char *order = malloc((size_t)want + 1);
     qvec a = {0};
-    if (qvec_grow(&a, 20 + 6 * (int)n + 2 * (QUEUE_HIST_N + 2)) < 0) {
+    if (!order || qvec_grow(&a, 40 + 6 * (int)n + 2 * (QUEUE_HIST_N + 2)) < 0) {
+        free(order);
         qvec_free(&a);
         return err_set(e, AQ_EAGAIN, "cycle: out of memory");
     }
-    qvec_head(&a, keys, 7);
+    if (q->ntake)
+        take_order(q, order, want);
+    else
+        order[0] = '\0';
+    qvec_head(&a, keys, nkeys);
     qvec_s(&a, ns);
     qvec_s(&a, worker);
     qvec_i(&a, now_ms());
@@ -248,10 +345,11 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
     qvec_i(&a, events_max(q));
     qvec_i(&a, dead_max(q));
     qvec_i(&a, (int64_t)n);
-    qvec_i(&a, want > 0 ? want : 0);
+    qvec_i(&a, want);
     qvec_i(&a, (int64_t)limit);
     int nm_at = a.n;
     qvec_i(&a, 0);
+    qvec_s(&a, order);
     for (size_t i = 0; i < n; i++)
         cycle_outcome(&a, &outs[i]);
     int nm = cycle_metrics(&a, hist);
@@ -261,6 +359,7 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
     redisReply *r;
     int rc = q_script_argv(q, S_CYCLE, a.n, a.v, a.l, "cycle", &r, e);
     qvec_free(&a);
+    free(order);
     if (rc < 0)
         return rc;
     rc = cycle_reply(q, r, outs, n, taken, e);
@@ -283,7 +382,7 @@ int queue_start_many(queue *q, const char *worker, queue_start_item *items, size
     queue_keyf(q, keys[1], QUEUE_KEY_MAX, "events");
     ns_prefix(q, ns, sizeof ns);
     qvec a = {0};
-    if (qvec_grow(&a, 12 + 2 * (int)n) < 0) {
+    if (qvec_grow(&a, 16 + 3 * (int)n) < 0) {
         qvec_free(&a);
         return err_set(e, AQ_EAGAIN, "start: out of memory");
     }
@@ -294,9 +393,11 @@ int queue_start_many(queue *q, const char *worker, queue_start_item *items, size
     qvec_i(&a, now_ms());
     qvec_i(&a, events_max(q));
     qvec_i(&a, (int64_t)n);
+    qvec_i(&a, result_ttl(q));
     for (size_t i = 0; i < n; i++) {
         qvec_s(&a, items[i].id ? items[i].id : "");
         qvec_i(&a, items[i].created_at);
+        qvec_s(&a, items[i].queue ? items[i].queue : "");
     }
     qvec_fix(&a);
     redisReply *r;
@@ -411,10 +512,10 @@ static int rd_bulk(rd *r, size_t n, size_t limit, char **doc, queue_big *big, aq
 }
 
 /* Sends BLMOVE through hiredis (which flushes its buffer) without reading. */
-static int send_blmove(queue *q, const char *worker, int timeout_ms, aq_err *e)
+static int send_blmove(queue *q, int from, const char *worker, int timeout_ms, aq_err *e)
 {
     char src[QUEUE_KEY_MAX], dst[QUEUE_KEY_MAX], secs[32];
-    queue_keyf(q, src, sizeof src, "queue:%s", q->cfg.redis.queue);
+    queue_keyf(q, src, sizeof src, "queue:%s", queue_take_name(q, from));
     queue_keyf(q, dst, sizeof dst, "processing:%s", worker);
     snprintf(secs, sizeof secs, "%d.%03d", timeout_ms / 1000, timeout_ms % 1000);
     const char *v[] = {"BLMOVE", src, dst, "RIGHT", "LEFT", secs};
@@ -430,6 +531,12 @@ static int send_blmove(queue *q, const char *worker, int timeout_ms, aq_err *e)
 int queue_take_bounded(queue *q, const char *worker, int timeout_ms, size_t limit, char **doc,
                        size_t *len, queue_big *big, aq_err *e)
 {
+    return queue_take_bounded_from(q, 0, worker, timeout_ms, limit, doc, len, big, e);
+}
+
+int queue_take_bounded_from(queue *q, int from, const char *worker, int timeout_ms,
+                            size_t limit, char **doc, size_t *len, queue_big *big, aq_err *e)
+{
     *doc = NULL;
     *len = 0;
     memset(big, 0, sizeof *big);
@@ -439,7 +546,7 @@ int queue_take_bounded(queue *q, const char *worker, int timeout_ms, size_t limi
     if (timeout_ms < 1)
         timeout_ms = 1;
     set_timeout(q, timeout_ms);
-    if ((rc = send_blmove(q, worker, timeout_ms, e)) < 0)
+    if ((rc = send_blmove(q, from, worker, timeout_ms, e)) < 0)
         return rc;
     static __thread rd r;
     r = (rd){.q = q, .fd = q->rc->fd};

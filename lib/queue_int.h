@@ -50,6 +50,7 @@ enum {
     S_CYCLE,
     S_START_MANY,
     S_BURY_BIG,
+    S_CANCEL,
     S_COUNT
 };
 
@@ -71,6 +72,13 @@ struct queue {
      * happened with the reply lost, so its processing list is looked at
      * first on the next take (else the job would sit there unseen). */
     char take_doubt[160];
+    /* [worker] queues (queue_set_takes): names, weights, and the smooth
+     * weighted round robin's running credits */
+    int ntake;
+    bool take_strict;
+    char take_name[QUEUE_TAKE_MAX][72];
+    int take_weight[QUEUE_TAKE_MAX];
+    int64_t take_credit[QUEUE_TAKE_MAX];
 };
 
 /* ---- argument vectors ---- */

@@ -79,7 +79,21 @@ typedef struct enqueue_opts {
     double timeout_s; /* < 0: no limit */
 } enqueue_opts;
 
-enum { OPT_WAIT = 2000, OPT_TIMEOUT, OPT_DELETE };
+enum { OPT_WAIT = 2000, OPT_TIMEOUT, OPT_DELETE, OPT_RUN_AT, OPT_DELAY };
+
+/* --run-at MS / --delay MS: a whole number of milliseconds in range. */
+static int parse_ms(const char *cmd, const char *opt, const char *arg, long long max,
+                    int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || errno == ERANGE || v < 0 || v > max)
+        return cli_fail(cmd, 2, "--%s: '%s' is not a number of milliseconds 0..%lld", opt, arg,
+                        max);
+    *out = v;
+    return 0;
+}
 
 static int parse_timeout(const char *cmd, const char *arg, double *out)
 {
@@ -106,7 +120,8 @@ static int enqueue_check(enqueue_opts *o, const char *cmd, bool timeout_given)
         return cli_fail(cmd, 2, "--delete needs --id ID");
     if (r->seed || r->style || r->nsizes || r->primary || r->foreign || r->scheme ||
         r->angle >= 0 || r->filter)
-        return cli_fail(cmd, 2, "--delete takes only --id, --queue, --max-attempts and --wait");
+        return cli_fail(cmd, 2, "--delete takes only --id, --queue, --max-attempts, --run-at, "
+                                "--delay and --wait");
     o->job.req.type = "delete";
     return 0;
 }
@@ -114,12 +129,14 @@ static int enqueue_check(enqueue_opts *o, const char *cmd, bool timeout_given)
 static int enqueue_parse(cli_ctx *ctx, int argc, char **argv, enqueue_opts *o)
 {
     enum { N = CLI_JOB_NLONGOPTS };
-    struct option longopts[N + 4];
+    struct option longopts[N + 6];
     memcpy(longopts, cli_job_longopts, sizeof cli_job_longopts[0] * N);
     longopts[N + 0] = (struct option){"wait", no_argument, NULL, OPT_WAIT};
     longopts[N + 1] = (struct option){"timeout", required_argument, NULL, OPT_TIMEOUT};
     longopts[N + 2] = (struct option){"delete", no_argument, NULL, OPT_DELETE};
-    longopts[N + 3] = (struct option){NULL, 0, NULL, 0};
+    longopts[N + 3] = (struct option){"run-at", required_argument, NULL, OPT_RUN_AT};
+    longopts[N + 4] = (struct option){"delay", required_argument, NULL, OPT_DELAY};
+    longopts[N + 5] = (struct option){NULL, 0, NULL, 0};
 
     memset(o, 0, sizeof *o);
     cli_jobopts_init(&o->job, &ctx->cfg);
@@ -133,6 +150,10 @@ static int enqueue_parse(cli_ctx *ctx, int argc, char **argv, enqueue_opts *o)
             o->wait = true;
         else if (c == OPT_DELETE)
             o->del = true;
+        else if (c == OPT_RUN_AT)
+            rc = parse_ms(argv[0], "run-at", optarg, JOB_RUN_AT_MAX, &o->job.req.run_at);
+        else if (c == OPT_DELAY)
+            rc = parse_ms(argv[0], "delay", optarg, JOB_DELAY_MAX, &o->job.req.delay_ms);
         else if (c == OPT_TIMEOUT) {
             rc = parse_timeout(argv[0], optarg, &o->timeout_s);
             timeout_given = true;
@@ -184,15 +205,22 @@ int cmd_enqueue(cli_ctx *ctx, int argc, char **argv)
     avatarq *a = open_api(ctx, argv[0]);
     if (!a)
         return 1;
-    char id[65], err[ERRLEN];
-    rc = avatarq_enqueue(a, &o.job.req, id, err, sizeof err);
+    char err[ERRLEN];
+    avatarq_enqueued out;
+    rc = avatarq_enqueue_ex(a, &o.job.req, &out, err, sizeof err);
     if (rc != 0) {
         avatarq_close(a);
         return cli_fail(argv[0], api_status(rc), "%s", err);
     }
-    printf("%s\n", id);
+    printf("%s\n", out.id);
     fflush(stdout);
-    int status = o.wait ? enqueue_wait(a, argv[0], id, o.timeout_s) : 0;
+    if (strcmp(out.status, "exists") == 0)
+        fprintf(stderr, "%s: job %s is already %s: not enqueued again\n", argv[0], out.id,
+                out.state);
+    else if (strcmp(out.status, "revived") == 0)
+        fprintf(stderr, "%s: job %s was cancelled but not yet dropped: cancellation taken "
+                        "back, %s again\n", argv[0], out.id, out.state);
+    int status = o.wait ? enqueue_wait(a, argv[0], out.id, o.timeout_s) : 0;
     avatarq_close(a);
     return status;
 }
@@ -411,5 +439,39 @@ int cmd_status(cli_ctx *ctx, int argc, char **argv)
         status_print(id, &st);
     }
     avatarq_status_free(&st);
+    return 0;
+}
+
+/* ---- cancel ---- */
+
+int cmd_cancel(cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option longopts[] = {{NULL, 0, NULL, 0}};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1)
+        return cli_getopt_fail(argv[0], c, argv);
+    int rc = cli_positional(argv[0], argc, argv, 1, "ID");
+    if (rc)
+        return rc;
+    const char *id = argv[optind];
+    avatarq *a = open_api(ctx, argv[0]);
+    if (!a)
+        return 1;
+    char err[ERRLEN], before[16];
+    rc = avatarq_cancel(a, id, before, err, sizeof err);
+    avatarq_close(a);
+    if (rc == AVATARQ_ENOTFOUND)
+        return cli_fail(argv[0], 1, "%s", err);
+    if (rc < 0)
+        return cli_fail(argv[0], api_status(rc), "%s", err);
+    if (rc == 1) {
+        printf("%s: already %s, nothing to cancel\n", id, before);
+        return 0;
+    }
+    printf("%s: cancelled (was %s)%s\n", id, before,
+           strcmp(before, "running") == 0
+               ? "; its result will be discarded and its files deleted when it finishes"
+               : "");
     return 0;
 }

@@ -66,8 +66,13 @@ static const cmd_entry commands[] = {
      "  --wait              block until the job is done or dead; print the stored\n"
      "                      keys (\"SIZE KEY\" per line) or the error\n"
      "  --timeout S         with --wait: give up after S seconds (default: no limit)\n"
-     "  Prints the job id. Exit 0 done/queued, 1 dead or Redis error, 2 bad\n"
-     "  input, 3 --wait timed out (the job stays queued).\n"},
+     "  --run-at MS         run at this time (ms since the epoch): the job waits in\n"
+     "                      NS:delayed, state scheduled, until then\n"
+     "  --delay MS          run MS milliseconds from now (not with --run-at)\n"
+     "  Prints the job id. An id already queued, scheduled, running or retrying\n"
+     "  is not enqueued again (a note on stderr says so; exit 0). Exit 0\n"
+     "  done/queued, 1 dead, queue full ([redis] max_queue_length) or Redis\n"
+     "  error, 2 bad input, 3 --wait timed out (the job stays queued).\n"},
     {{"batch", cmd_batch, "batch [job options] [FILE|-]",
       "enqueue many jobs from JSON lines or plain seeds"},
      JOB_OPTIONS_HELP
@@ -79,6 +84,13 @@ static const cmd_entry commands[] = {
      "  pushed pipelined in chunks of 1000. Shows a progress bar on a terminal\n"
      "  and ends with \"enqueued N jobs in T s (R/s), K rejected\".\n"
      "  Exit 0 all enqueued, 1 some lines rejected or Redis failed.\n"},
+    {{"cancel", cmd_cancel, "cancel ID", "cancel a queued, scheduled or running job"},
+     "  A queued, scheduled or retrying job is marked cancelled and never runs\n"
+     "  (its document is dropped where it next surfaces). A running job is\n"
+     "  marked cancelled at once; its result is discarded and the files and\n"
+     "  row it wrote are deleted when it finishes (the render is not\n"
+     "  interrupted). Enqueueing the id again before then takes it back.\n"
+     "  Exit 0 cancelled or already final, 1 no such job or Redis error.\n"},
     {{"status", cmd_status, "status ID [--json]", "show a job's state"},
      "  --json              print the job hash as one JSON object\n"
      "  Shows state, attempts, queue, worker, error, times and stored keys.\n"

@@ -35,6 +35,11 @@
 /* Start-up: how long Redis may stay unreachable before we give up. */
 #define STARTUP_MIN_MS 10000
 #define PROMOTE_LIMIT 1000
+/* Scheduled jobs and due retries are promoted within this much of their
+ * time: the loop looks at NS:delayed at least this often (one cheap script
+ * call that also returns the earliest score still waiting, so a job due
+ * sooner is promoted on time). */
+#define PROMOTE_POLL_MS 50
 #define CONTROL_BATCH 16
 /* Timed-out jobs of one process sent down the retry path (any more are
  * requeued like the other jobs of the process). */
@@ -83,6 +88,7 @@ typedef struct sup {
     bool quiet_all;
     bool reloading;
     int64_t next_beat, next_wd, wd_interval;
+    int64_t next_promote;  /* mono ms of the next look at NS:delayed */
     int64_t last_beat;             /* mono ms of the last heartbeat sent */
     int beat_state[SLOTS_MAX];     /* each slot's state as last beaten */
     int64_t beat_jobs[SLOTS_MAX];  /* and its done + failed count */
@@ -778,12 +784,37 @@ static int prepare_stores(sup *s)
 
 /* ---- the loop ---- */
 
+/* Promotes due jobs of NS:delayed when it is time (see PROMOTE_POLL_MS). */
+static void promote_due(sup *s)
+{
+    int64_t mono = mono_ms();
+    if (s->phase != PHASE_RUN || mono < s->next_promote)
+        return;
+    if (!redis_ok(s)) {
+        s->next_promote = mono + PROMOTE_POLL_MS;
+        return;
+    }
+    aq_err e = {0};
+    int moved = 0;
+    int64_t next_due = -1;
+    int rc = queue_promote_due_next(s->q, now_ms(), PROMOTE_LIMIT, &moved, &next_due, &e);
+    int64_t wait = PROMOTE_POLL_MS;
+    if (rc == 0 && moved == PROMOTE_LIMIT)
+        wait = 0; /* a backlog: go on at once */
+    else if (rc == 0 && next_due >= 0 && next_due - now_ms() < wait)
+        wait = next_due - now_ms() > 0 ? next_due - now_ms() : 0;
+    s->next_promote = mono_ms() + wait;
+    if (rc == AQ_EAGAIN)
+        redis_result(s, rc, &e);
+}
+
 static void tick(sup *s)
 {
     reap(s);
     enforce_timeouts(s);
     roll(s);
     refill(s);
+    promote_due(s);
     int64_t now = mono_ms();
     if (now >= s->next_beat) {
         heartbeat_duties(s);
@@ -831,6 +862,11 @@ static void finish(sup *s)
 static int timeout_for_poll(const sup *s)
 {
     int64_t wait = TICK_MS;
+    if (s->phase == PHASE_RUN) {
+        int64_t left = s->next_promote - mono_ms();
+        if (left < wait)
+            wait = left < 0 ? 0 : left;
+    }
     if (s->wd_interval) {
         int64_t left = s->next_wd - mono_ms();
         if (left < wait)

@@ -42,6 +42,9 @@
 /* A finished job waits at most this long for others to share its call,
  * while the job threads still have work queued (otherwise it goes at once). */
 #define LINGER_MS 2
+/* An idle process with several queues blocks on one of them this long
+ * between looks at all of them. */
+#define TAKE_WAIT_MULTI_MS 100
 #define JOB_STACK (512 * 1024)
 
 /* SIGTERM count: 1 = finish the jobs in hand and exit; 2 = give up even on
@@ -539,9 +542,23 @@ static void run_delete(wk *w, job *j)
     pend(w, j);
 }
 
-/* Takes over n documents just moved into our processing list: parses them,
- * marks the valid ones running in one call, hands them to the threads. */
-static void admit(wk *w, char **docs, size_t *lens, size_t n)
+/* A document whose job was cancelled before it started: it only leaves
+ * the processing list (never run, nothing recorded). */
+static void drop(wk *w, job *j)
+{
+    memset(&j->out, 0, sizeof j->out);
+    j->out.doc = j->doc;
+    j->out.len = j->len;
+    j->out.id = j->r.id;
+    j->out.kind = QUEUE_DROP;
+    atomic_store(&w->s->jobs[j->k].finishing, 1);
+    pend(w, j);
+}
+
+/* Takes over n documents just moved into our processing list (from[i]: the
+ * take queue each came from, NULL: all from `src`): parses them, marks the
+ * valid ones running in one call, hands them to the threads. */
+static void admit(wk *w, char **docs, size_t *lens, const int *from, int src, size_t n)
 {
     job **js = calloc(n ? n : 1, sizeof *js);
     queue_start_item *items = calloc(n ? n : 1, sizeof *items);
@@ -558,7 +575,8 @@ static void admit(wk *w, char **docs, size_t *lens, size_t n)
         /* in the slot before anyone can see it running: the job timeout
          * covers it even if this process wedges in the start call */
         slots_job_begin(w->s, j->k, j->r.id, 1, mono_ms());
-        items[m] = (queue_start_item){.id = j->r.id, .created_at = j->r.created_at};
+        items[m] = (queue_start_item){.id = j->r.id, .created_at = j->r.created_at,
+                                      .queue = queue_take_name(w->q, from ? from[i] : src)};
         js[m++] = j;
     }
     aq_err e = {0};
@@ -566,6 +584,10 @@ static void admit(wk *w, char **docs, size_t *lens, size_t n)
     int rc = m ? redis_until_done(w, op_start, &a, &e) : 0;
     for (size_t i = 0; i < m; i++) {
         job *j = js[i];
+        if (rc == 0 && items[i].attempts == 0) {
+            drop(w, j);
+            continue;
+        }
         j->attempts = rc == 0 && items[i].attempts > 0 ? items[i].attempts : 1;
         atomic_store(&w->s->jobs[j->k].attempts, j->attempts);
         j->t0 = mono_ms();
@@ -583,14 +605,19 @@ static void admit(wk *w, char **docs, size_t *lens, size_t n)
     free(items);
 }
 
-/* The blocking take of a process holding nothing. */
-static void take_blocking(wk *w)
+/* The blocking take of a process holding nothing, from take queue src.
+ * BLMOVE waits on one list only: with several queues the process first
+ * looks at all of them in one cycle (see engine) and then blocks on src
+ * (the heaviest, or the first strict one) for TAKE_WAIT_MULTI_MS only, so
+ * that work arriving on another queue waits at most that long. */
+static void take_blocking(wk *w, int src)
 {
     char *doc = NULL;
     size_t len = 0;
     queue_big big;
     aq_err e = {0};
-    int rc = queue_take_bounded(w->q, w->id, 1000, JOB_MAX_DOC, &doc, &len, &big, &e);
+    int wait = queue_take_count(w->q) > 1 ? TAKE_WAIT_MULTI_MS : 1000;
+    int rc = queue_take_bounded_from(w->q, src, w->id, wait, JOB_MAX_DOC, &doc, &len, &big, &e);
     if (rc < 0) {
         if (rc == AQ_EAGAIN) {
             redis_state(w, rc, &e);
@@ -607,7 +634,7 @@ static void take_blocking(wk *w)
         return;
     w->more = true;
     if (doc) {
-        admit(w, &doc, &len, 1);
+        admit(w, &doc, &len, NULL, src, 1);
         return;
     }
     aq_err why = {0};
@@ -650,7 +677,7 @@ static void reconcile(wk *w)
         char nb[24];
         log_warn("taking over jobs a lost reply moved to us", "worker", w->id,
                  "jobs", log_int(nb, (int64_t)keep));
-        admit(w, t.doc, t.len, keep);
+        admit(w, t.doc, t.len, NULL, 0, keep); /* its queue unknown: the default */
     }
     queue_taken_free(&t);
 }
@@ -675,7 +702,9 @@ static int op_cycle(wk *w, void *arg, aq_err *e)
 static void log_outcome(const wk *w, const job *j)
 {
     char nb[24];
-    if (j->out.stale)
+    if (j->out.kind == QUEUE_DROP)
+        log_info("job was cancelled before it started; dropped", "worker", w->id, "id", j->r.id);
+    else if (j->out.stale)
         log_info("job was taken back meanwhile; its holder records it", "worker", w->id,
                  "id", j->r.id);
     else if (j->out.kind == QUEUE_RETRY)
@@ -686,6 +715,21 @@ static void log_outcome(const wk *w, const job *j)
                  "attempts", log_int(nb, j->attempts), "error", j->err.msg);
     else
         log_debug("job done", "worker", w->id, "id", j->r.id, "ms", log_int(nb, j->duration));
+}
+
+/* A job cancelled while it ran: its outcome was not recorded; what it
+ * stored (files and metadata row) is deleted, as a delete job would. */
+static void discard(wk *w, job *j)
+{
+    if (j->r.type != JOB_GENERATE || j->out.kind != QUEUE_DONE)
+        return;
+    aq_err e = {0};
+    if (avatar_delete(&w->ctx, &j->r, &e) != 0)
+        log_warn("job cancelled while it ran; could not delete its files", "worker", w->id,
+                 "id", j->r.id, "error", e.msg);
+    else
+        log_info("job cancelled while it ran; result discarded, files deleted", "worker", w->id,
+                 "id", j->r.id);
 }
 
 /* One cycle: every pending outcome, plus a take of up to want documents. */
@@ -712,9 +756,13 @@ static void cycle(wk *w, int want)
     size_t i = 0;
     for (job *j = w->pending, *next; j; j = next) {
         next = j->next;
-        j->out.stale = a.outs[i++].stale;
+        j->out.stale = a.outs[i].stale;
+        j->out.cancelled = a.outs[i++].cancelled;
+        if (j->out.cancelled)
+            discard(w, j);
         log_outcome(w, j);
-        atomic_fetch_add(j->out.kind == QUEUE_DONE ? &w->s->done : &w->s->failed, 1);
+        if (j->out.kind != QUEUE_DROP)
+            atomic_fetch_add(j->out.kind == QUEUE_DONE ? &w->s->done : &w->s->failed, 1);
         job_free(w, j);
     }
     w->pending = w->pending_tail = NULL;
@@ -722,9 +770,9 @@ static void cycle(wk *w, int want)
     free(a.outs);
     w->more = want > 0 && a.taken.n == (size_t)want;
     if (a.taken.n)
-        admit(w, a.taken.doc, a.taken.len, a.taken.n);
+        admit(w, a.taken.doc, a.taken.len, a.taken.from, 0, a.taken.n);
     if (a.taken.oversized)
-        w->more = true, take_blocking(w);
+        w->more = true, take_blocking(w, a.taken.oversized_from);
     queue_taken_free(&a.taken);
 }
 
@@ -782,7 +830,12 @@ static void engine(wk *w)
             }
             if (w->doubt && queue_ensure(w->q, &re) == 0)
                 reconcile(w);
-            take_blocking(w);
+            if (queue_take_count(w->q) > 1) { /* every queue first, without waiting */
+                cycle(w, cap);
+                if (w->inflight > 0)
+                    continue;
+            }
+            take_blocking(w, queue_take_first(w->q));
             continue;
         }
         fin = pool_collect(&w->p, w->npending ? 1 : cap > 0 ? POLL_MS : 50);
@@ -809,6 +862,20 @@ static void setup_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL); /* the supervisor blocks them for signalfd */
 }
 
+/* [worker] queues onto the handle (validated by the config already). */
+static void set_queues(wk *w)
+{
+    const config_queues *cq = &w->c->worker.queues;
+    const char *names[CONFIG_QUEUES_MAX];
+    for (int i = 0; i < cq->n; i++)
+        names[i] = cq->name[i];
+    aq_err e = {0};
+    if (queue_set_takes(w->q, names, cq->weight, cq->n, cq->strict, &e) != 0) {
+        log_error("worker cannot start", "worker", w->id, "error", e.msg);
+        exit(1);
+    }
+}
+
 static void open_redis(wk *w)
 {
     while (!w->q && !must_stop(w)) {
@@ -816,6 +883,7 @@ static void open_redis(wk *w)
         w->q = queue_open(w->c, &e);
         if (w->q) {
             redis_state(w, 0, &e);
+            set_queues(w);
             return;
         }
         redis_state(w, AQ_EAGAIN, &e);
