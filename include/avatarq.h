@@ -82,6 +82,8 @@ typedef struct avatarq_request {
     /* Added later, at the end so older initialisers stay valid: */
     int64_t run_at;          /* run at this time (ms since the epoch); 0 = now */
     int64_t delay_ms;        /* run this long after enqueueing; 0 = now (not with run_at) */
+    const char *callback_url; /* POST the result here when done or dead; NULL =
+                              * [callbacks] url of the worker */
 } avatarq_request;
 
 /* Sets every field of r to "absent" (angle -1, pointers NULL, counts 0). */
@@ -163,6 +165,34 @@ long avatarq_batch_flush(avatarq_batch *b, char *err, size_t errlen);
 size_t avatarq_batch_pending(const avatarq_batch *b);
 /* Frees b, dropping anything not flushed. */
 void avatarq_batch_free(avatarq_batch *b);
+/* Jobs flushed so far that were no-ops (already queued, scheduled, running
+ * or retrying: see avatarq_enqueue_ex). */
+size_t avatarq_batch_existing(const avatarq_batch *b);
+
+/* Tracked batches (docs/protocol.md "Batches"): call avatarq_batch_track
+ * on a new batch before adding jobs. It creates NS:batch:ID and id_out
+ * receives the batch id; every job added afterwards carries "batch": ID and
+ * is counted there when it is enqueued (a no-op enqueue of a job already in
+ * flight is not part of the batch) and when it ends. callback_url (may be
+ * NULL) receives {"batch","state":"complete","total","done","dead",
+ * "cancelled","finished_at"} when the batch completes; an NS:events entry
+ * (id = the batch id, state batch_done) marks it too. */
+int avatarq_batch_track(avatarq_batch *b, const char *callback_url, char id_out[65],
+                        char *err, size_t errlen);
+/* Flushes, then says no more jobs will come: the batch completes as soon as
+ * every job counted in it is done, dead or cancelled (at once if they
+ * already are). */
+int avatarq_batch_seal(avatarq_batch *b, char *err, size_t errlen);
+typedef struct avatarq_batch_info {
+    char state[16];          /* open | complete */
+    int64_t total, pending, done, dead, cancelled;
+    int64_t created_at, finished_at;
+    int sealed;
+} avatarq_batch_info;
+/* NS:batch:ID. AVATARQ_ENOTFOUND when unknown (or expired, result_ttl_s
+ * after it completed). */
+int avatarq_batch_status(avatarq *a, const char *batch_id, avatarq_batch_info *out,
+                         char *err, size_t errlen);
 
 /* ---- following jobs ---- */
 

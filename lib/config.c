@@ -5,6 +5,7 @@
  * the same way wherever it came from, and a bad one is reported with the
  * file and line, or the variable, it came from. */
 #include "config.h"
+#include "callback.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -53,6 +54,7 @@ static int set_prefix(aq_config *, const key_spec *, const char *, char *);
 static int set_endpoint(aq_config *, const key_spec *, const char *, char *);
 static int set_bucket(aq_config *, const key_spec *, const char *, char *);
 static int set_queues(aq_config *, const key_spec *, const char *, char *);
+static int set_cb_url(aq_config *, const key_spec *, const char *, char *);
 
 static const char *const storage_backends[] = {"local", "s3", NULL};
 static const char *const database_backends[] = {"sqlite", "postgresql", NULL};
@@ -111,6 +113,16 @@ static const key_spec KEYS[] = {
 
     {"log", "level", "info", set_level, F(log.level), 0, 0, NULL, 0},
     {"log", "format", "logfmt", set_format, F(log.format), 0, 0, NULL, 0},
+
+    {"callbacks", "url", "", set_cb_url, F(callbacks.url), 0, CALLBACK_URL_MAX, NULL, 0},
+    {"callbacks", "secret", "", set_str, F(callbacks.secret), 0, 255, NULL, 1},
+    {"callbacks", "timeout_ms", "5000", set_int, F(callbacks.timeout_ms), 1, 600000, NULL, 0},
+    {"callbacks", "max_attempts", "8", set_int, F(callbacks.max_attempts), 1, 100, NULL, 0},
+    {"callbacks", "backoff_base_ms", "1000", set_int, F(callbacks.backoff_base_ms), 1, DAY_MS,
+     NULL, 0},
+    {"callbacks", "backoff_max_ms", "60000", set_int, F(callbacks.backoff_max_ms), 1, DAY_MS,
+     NULL, 0},
+    {"callbacks", "publish", "false", set_bool, F(callbacks.publish), 0, 0, NULL, 0},
 };
 
 _Static_assert(NELEM(KEYS) <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX in config.h");
@@ -248,6 +260,15 @@ static int queue_entry(config_queues *q, int i, char *item, const key_spec *k, c
     snprintf(q->name[i], sizeof q->name[i], "%s", item);
     q->weight[i] = (int)w;
     return 0;
+}
+
+/* A default callback URL: "" or an http(s) URL (callback_url_valid). */
+static int set_cb_url(aq_config *c, const key_spec *k, const char *v, char *why)
+{
+    if (*v && !callback_url_valid(v))
+        return why_value(why, k, v, "is not an http:// or https:// URL (visible ASCII, at "
+                                    "most %d bytes)", CALLBACK_URL_MAX);
+    return set_str(c, k, v, why);
 }
 
 /* "signup:10,bulk:1", "strict:signup,bulk", or "" (the [redis] queue only). */

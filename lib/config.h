@@ -88,6 +88,15 @@ typedef struct aq_config {
         int format;               /* LOG_FMT_* from log.h */
     } log;
 
+    struct {                      /* [callbacks]: completion callbacks */
+        char url[520];            /* default callback URL; "" = none */
+        char secret[256];         /* HMAC-SHA256 key; "" = unsigned */
+        int timeout_ms;           /* one POST [5000] */
+        int max_attempts;         /* POSTs before giving up [8] */
+        int backoff_base_ms, backoff_max_ms; /* between POSTs [1000, 60000] */
+        bool publish;             /* PUBLISH NS:done per finished job [false] */
+    } callbacks;
+
     /* Where each key's value came from, by its index in config.c's table:
      * > 0 that line of path, 0 the default, -1 the environment. Only for
      * error messages that involve two keys. */

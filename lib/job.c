@@ -18,6 +18,7 @@
  *   #rrggbb, sizes in ascending order, angle in hundredths of a degree
  *   (what decides the pixels), so equal requests share one id. */
 #include "job.h"
+#include "callback.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -422,6 +423,42 @@ static int take_delay_ms(job_request *r, const json_t *v, const job_limits *l, a
     return 0;
 }
 
+static int check_callback_url(const char *s, size_t len, aq_err *e)
+{
+    char shown[80];
+    if (len > JOB_CALLBACK_URL_MAX || strlen(s) != len || !callback_url_valid(s))
+        return err_set(e, AQ_EPERM, "callback_url: '%s' is not an http:// or https:// URL "
+                                    "(visible ASCII, at most %d bytes)",
+                       log_printable(s, len, shown, sizeof shown), JOB_CALLBACK_URL_MAX);
+    return 0;
+}
+
+static int take_callback_url(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    if (want_string("callback_url", v, e) ||
+        check_callback_url(json_string_value(v), json_string_length(v), e))
+        return AQ_EPERM;
+    snprintf(r->callback_url, sizeof r->callback_url, "%s", json_string_value(v));
+    return 0;
+}
+
+static int take_batch(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    if (want_string("batch", v, e))
+        return AQ_EPERM;
+    if (!job_id_valid(json_string_value(v)) ||
+        json_string_length(v) != strlen(json_string_value(v))) {
+        char shown[80];
+        return err_set(e, AQ_EPERM, "batch: '%s' is not a batch id ([A-Za-z0-9._-]{1,64})",
+                       log_printable(json_string_value(v), json_string_length(v), shown,
+                                     sizeof shown));
+    }
+    snprintf(r->batch, sizeof r->batch, "%s", json_string_value(v));
+    return 0;
+}
+
 /* Both rules of the scheduling fields, for documents and requests alike. */
 static int check_schedule(const job_request *r, aq_err *e)
 {
@@ -447,6 +484,7 @@ static const field_spec FIELDS[] = {
     {"angle", take_angle},     {"filter", take_filter}, {"max_attempts", take_max_attempts},
     {"created_at", take_created_at},
     {"run_at", take_run_at},   {"delay_ms", take_delay_ms},
+    {"callback_url", take_callback_url}, {"batch", take_batch},
 };
 
 /* Keys are compared with their length: a key may hold a \u0000. */
@@ -533,6 +571,11 @@ static int check_request(job_request *r, const job_limits *l, aq_err *e)
         return AQ_EPERM;
     if (check_schedule(r, e))
         return AQ_EPERM;
+    if (r->callback_url[0] &&
+        check_callback_url(r->callback_url, strnlen(r->callback_url, sizeof r->callback_url), e))
+        return AQ_EPERM;
+    if (r->batch[0] && !job_id_valid(r->batch))
+        return err_set(e, AQ_EPERM, "batch: '%.64s' is not a batch id", r->batch);
     return check_created_at(r->created_at, e);
 }
 
@@ -771,6 +814,10 @@ char *job_to_json(const job_request *r)
         rc |= set_new(o, "run_at", json_integer(r->run_at));
     if (r->delay_ms > 0)
         rc |= set_new(o, "delay_ms", json_integer(r->delay_ms));
+    if (r->callback_url[0])
+        rc |= set_new(o, "callback_url", json_string(r->callback_url));
+    if (r->batch[0])
+        rc |= set_new(o, "batch", json_string(r->batch));
     /* 15 digits: 45.1 stays "45.1" and any angle a person wrote survives. */
     return dump(o, rc, JSON_REAL_PRECISION(15));
 }

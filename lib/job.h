@@ -17,6 +17,7 @@
 #define JOB_SEED_MAX 256
 #define JOB_SIZES_MAX 16
 #define JOB_VERSION 1
+#define JOB_CALLBACK_URL_MAX 512
 
 typedef enum { JOB_GENERATE = 0, JOB_DELETE = 1 } job_type;
 
@@ -46,6 +47,10 @@ typedef struct job_request {
     /* scheduling (docs/protocol.md "Producers: ..."): at most one of the two */
     int64_t run_at;            /* ms since the epoch; 0 when absent */
     int64_t delay_ms;          /* from enqueue time; 0 when absent */
+    /* completion callback (docs/protocol.md "Completion callbacks") */
+    char callback_url[JOB_CALLBACK_URL_MAX + 1]; /* "" when absent */
+    /* the batch this job belongs to (docs/protocol.md "Batches") */
+    char batch[JOB_ID_MAX + 1];  /* "" when absent */
 } job_request;
 
 /* Limits of the scheduling fields: run_at before the year 10000, delay_ms

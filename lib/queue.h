@@ -72,6 +72,8 @@ typedef struct queue_enq {
     size_t len;
     int64_t created_at;       /* 0 = now */
     int64_t run_at;           /* ms since the epoch; 0 or past = run now */
+    const char *batch;        /* MAY: batch id (docs/protocol.md "Batches"):
+                               * counted in NS:batch:ID when enqueued */
     bool always;              /* never deduplicated (delete jobs: a delete is
                                * never lost); a running or retrying job's
                                * hash is still left alone */
@@ -229,6 +231,10 @@ typedef struct queue_outcome {
     const char *retry_doc;    /* RETRY: pushed to NS:delayed at due_ms */
     int64_t due_ms;
     const char *dead_doc;     /* DEAD: pushed to NS:dead */
+    const char *callback;     /* DONE, DEAD: MAY: callback URL of the job (or
+                               * [callbacks] url): the result goes to
+                               * NS:callbacks for the callback sender */
+    const char *batch;        /* MAY: the job's batch id (counted when final) */
     bool stale;               /* out: neither in processing nor queued any more
                                * (taken back by recovery; its holder records it) */
     bool cancelled;           /* out: cancelled while it ran: nothing recorded,
@@ -329,6 +335,58 @@ int queue_bury_oversized(queue *q, const char *worker, const queue_big *big, siz
 /* Every document of NS:processing:worker (after a cycle whose reply was
  * lost). Same ownership as queue_taken. */
 int queue_processing(queue *q, const char *worker, queue_taken *out, aq_err *e);
+
+/* ---- tracked batches (docs/protocol.md "Batches") ----
+ * NS:batch:ID counts the jobs enqueued with that batch id (total, pending,
+ * done, dead, cancelled); the outcome scripts count each job once when it
+ * ends; a sealed batch whose pending count reaches 0 completes: state
+ * complete, an NS:events entry (id = the batch id, state batch_done), and
+ * its callback_url (if any) gets {batch, state, total, done, dead,
+ * cancelled, finished_at}. */
+
+/* Creates NS:batch:id (state open). AQ_EPERM when it exists already. */
+int queue_batch_open(queue *q, const char *id, const char *qname, const char *callback_url,
+                     aq_err *e);
+/* No more jobs: completes it now when every job is final. AQ_ENOTFOUND
+ * when there is no such batch. */
+int queue_batch_seal(queue *q, const char *id, aq_err *e);
+typedef struct queue_batch_info {
+    char state[16];           /* open | complete */
+    char queue[72];
+    int64_t total, pending, done, dead, cancelled;
+    int64_t created_at, finished_at;
+    int sealed;
+} queue_batch_info;
+/* NS:batch:id into out; AQ_ENOTFOUND when there is none (or it expired:
+ * result_ttl_s after it completed). */
+int queue_batch_get(queue *q, const char *id, queue_batch_info *out, aq_err *e);
+
+/* ---- completion callbacks (docs/protocol.md "Completion callbacks") ----
+ * The outcome scripts LPUSH an entry {url, body, attempts} to NS:callbacks
+ * for each done or dead job with a callback URL (and each completed batch
+ * with one). A sender (a thread of every worker process, with its own
+ * connection) moves one entry at a time to NS:callbacks:sending:W, POSTs it
+ * and records what became of it; entries to retry wait in
+ * NS:callbacks:delayed. */
+
+/* BLMOVE NS:callbacks -> NS:callbacks:sending:worker, waiting up to
+ * timeout_ms. 1 with *entry (malloc'd, NUL-terminated), 0 on timeout, < 0. */
+int queue_callback_take(queue *q, const char *worker, int timeout_ms, char **entry,
+                        size_t *len, aq_err *e);
+typedef enum { QUEUE_CB_SENT, QUEUE_CB_RETRY, QUEUE_CB_GAVE_UP } queue_cb_result;
+/* Removes entry from the sending list and, in the same script: counts
+ * callbacks_sent; or ZADDs retry_entry to NS:callbacks:delayed at due_ms
+ * (callbacks_retried); or keeps it in NS:callbacks:dead (trimmed to
+ * dead_max; callbacks_failed). */
+int queue_callback_finish(queue *q, const char *worker, const char *entry, size_t len,
+                          queue_cb_result how, const char *retry_entry, int64_t due_ms,
+                          aq_err *e);
+/* Moves due entries of NS:callbacks:delayed back to NS:callbacks (each once,
+ * whoever calls); *moved may be NULL. */
+int queue_callback_promote(queue *q, int64_t now_ms, int limit, int *moved, aq_err *e);
+/* Moves every entry of NS:callbacks:sending:worker back to NS:callbacks (a
+ * sender that died or stopped); queue_requeue_worker calls it too. */
+int queue_callback_return(queue *q, const char *worker, int *moved, aq_err *e);
 
 /* ---- operators ---- */
 typedef struct queue_stats {

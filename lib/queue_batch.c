@@ -152,6 +152,8 @@ static void cycle_outcome(qvec *a, const queue_outcome *o)
         qvec_s(a, "");
         break;
     }
+    qvec_s(a, o->callback ? o->callback : "");
+    qvec_s(a, o->batch ? o->batch : "");
 }
 
 /* Field names of the histogram, built once. */
@@ -328,7 +330,7 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
     ns_prefix(q, ns, sizeof ns);
     char *order = malloc((size_t)want + 1);
     qvec a = {0};
-    if (!order || qvec_grow(&a, 40 + 6 * (int)n + 2 * (QUEUE_HIST_N + 2)) < 0) {
+    if (!order || qvec_grow(&a, 40 + 8 * (int)n + 2 * (QUEUE_HIST_N + 2)) < 0) {
         free(order);
         qvec_free(&a);
         return err_set(e, AQ_EAGAIN, "cycle: out of memory");
@@ -350,6 +352,7 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
     int nm_at = a.n;
     qvec_i(&a, 0);
     qvec_s(&a, order);
+    qvec_s(&a, q->cfg.callbacks.publish ? "1" : "0");
     for (size_t i = 0; i < n; i++)
         cycle_outcome(&a, &outs[i]);
     int nm = cycle_metrics(&a, hist);

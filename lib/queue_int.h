@@ -8,6 +8,9 @@
  *   queue_fleet.c    heartbeats, registration, recovery, workers, control
  *   queue_views.c    what operators read: stats, dead letters, events
  *   queue_dead.c     dead-letter documents (pure JSON, no Redis)
+ *   queue_batches.c  tracked batches of jobs (NS:batch:ID): open, seal, read
+ *   queue_callbacks.c  completion callbacks: the sender's take, its
+ *                    outcome, retries, and return after a sender died
  *
  * Scripts are loaded once per connection (SCRIPT LOAD, one pipeline) and run
  * with EVALSHA; a NOSCRIPT reply (Redis restarted or SCRIPT FLUSH) is answered
@@ -51,6 +54,11 @@ enum {
     S_START_MANY,
     S_BURY_BIG,
     S_CANCEL,
+    S_CB_FINISH,
+    S_CB_PROMOTE,
+    S_CB_RETURN,
+    S_BATCH_OPEN,
+    S_BATCH_SEAL,
     S_COUNT
 };
 

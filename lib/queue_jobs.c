@@ -21,9 +21,11 @@
 /* ------------------------------------------------------------------ */
 /* producers */
 
-static void enqueue_args(queue *q, qargs *a, char keys[6][QUEUE_KEY_MAX], const char *qname,
+/* keys[6] holds the namespace prefix (an argument, not a key: the vector
+ * points into keys, which the caller keeps until the call is sent). */
+static void enqueue_args(queue *q, qargs *a, char keys[7][QUEUE_KEY_MAX], const char *qname,
                          const char *id, const char *doc, size_t len, int64_t created_at,
-                         int64_t run_at, bool always)
+                         int64_t run_at, bool always, const char *batch)
 {
     queue_keyf(q, keys[0], QUEUE_KEY_MAX, "queue:%s", qname);
     queue_keyf(q, keys[1], QUEUE_KEY_MAX, "job:%s", id);
@@ -44,6 +46,9 @@ static void enqueue_args(queue *q, qargs *a, char keys[6][QUEUE_KEY_MAX], const 
     arg_i(a, run_at > 0 ? run_at : 0);
     arg_i(a, now);
     arg_s(a, always ? "1" : "0");
+    arg_s(a, batch ? batch : "");
+    ns_prefix(q, keys[6], QUEUE_KEY_MAX);
+    arg_s(a, keys[6]);
 }
 
 static const char *const ENQ_NAMES[] = {
@@ -92,9 +97,9 @@ int queue_enqueue_ex(queue *q, queue_enq *j, aq_err *e)
     if (rc < 0)
         return rc;
     qargs a;
-    char keys[6][QUEUE_KEY_MAX];
+    char keys[7][QUEUE_KEY_MAX];
     enqueue_args(q, &a, keys, qname_or_default(q, j->qname), j->id ? j->id : "", j->doc,
-                 j->len, j->created_at, j->run_at, j->always);
+                 j->len, j->created_at, j->run_at, j->always, j->batch);
     redisReply *r;
     if ((rc = q_script(q, S_ENQUEUE, &a, "enqueue", &r, e)) < 0)
         return rc;
@@ -131,11 +136,11 @@ int queue_enqueue_many_ex(queue *q, queue_enq *jobs, size_t n, aq_err *e)
     if (rc < 0)
         return rc;
     qargs a;
-    char keys[6][QUEUE_KEY_MAX];
+    char keys[7][QUEUE_KEY_MAX];
     for (size_t i = 0; i < n; i++) {
         const queue_enq *j = &jobs[i];
         enqueue_args(q, &a, keys, qname_or_default(q, j->qname), j->id ? j->id : "", j->doc,
-                     j->len, j->created_at, j->run_at, j->always);
+                     j->len, j->created_at, j->run_at, j->always, j->batch);
         if ((rc = q_append(q, &a, "enqueue", e)) < 0)
             return rc;
     }
@@ -202,6 +207,11 @@ int queue_cancel(queue *q, const char *id, char *before, aq_err *e)
     arg_s(&a, id);
     arg_i(&a, now_ms());
     arg_i(&a, events_max(q));
+    char ns[80];
+    ns_prefix(q, ns, sizeof ns);
+    arg_s(&a, ns);
+    arg_i(&a, result_ttl(q));
+    arg_s(&a, q->cfg.callbacks.publish ? "1" : "0");
     redisReply *r;
     if ((rc = q_script(q, S_CANCEL, &a, "cancel", &r, e)) < 0)
         return rc;
@@ -600,6 +610,8 @@ static int requeue_one(queue *q, const char *worker, const queue_requeue *how, r
     arg_i(&a, dead_max(q));
     arg_s(&a, err);
     arg_i(&a, due);
+    arg_s(&a, q->cfg.callbacks.url);
+    arg_s(&a, q->cfg.callbacks.publish ? "1" : "0");
     long long res = 0;
     int rc = q_script_int(q, S_REQUEUE, &a, "requeue", &res, e);
     free(dead_doc);
@@ -655,6 +667,9 @@ int queue_requeue_worker(queue *q, const char *worker, const queue_requeue *how,
         }
         memcpy(ids[i], d->id, 65);
     }
+    /* the callbacks it was sending go back too (its sender thread is gone) */
+    if ((rc = queue_callback_return(q, worker, NULL, e)) < 0)
+        goto out;
     if (n && (rc = read_attempts(q, ids, n, attempts, e)) < 0)
         goto out;
     for (size_t i = 0; i < n; i++) {

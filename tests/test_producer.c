@@ -9,6 +9,7 @@
  * worker_harness.h, which stops everything it started even when a check
  * fails. */
 #include <check.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -521,19 +522,27 @@ START_TEST(t_weighted_no_starvation)
         sj[i] = (queue_enq){.qname = "signup", .id = sid[i], .doc = sdoc[i],
                             .len = strlen(sdoc[i])};
     }
-    long long before = wh_int(&H, "HGET " WH_NS ":stats done");
+    int64_t t_enq = now_ms();
     ck_assert(queue_enqueue_many_ex(q, sj, 20, &e) == 0);
+    long long last = 0;
     for (int i = 0; i < 20; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "sign%d", i);
-        ck_assert_msg(wh_wait_state(&H, id, "done", 60000), "%s not done", id);
+        ck_assert_msg(wh_wait_state(&H, sid[i], "done", 60000), "%s not done", sid[i]);
+        long long f = wh_int(&H, "HGET " WH_NS ":job:%s finished_at", sid[i]);
+        last = f > last ? f : last;
     }
-    long long bulk_meanwhile = wh_int(&H, "HGET " WH_NS ":stats done") - before - 20;
+    /* bulk still has most of its jobs: the sign-ups did not wait for it */
+    ck_assert_int_gt(wh_int(&H, "LLEN " WH_NS ":queue:bulk"), 500);
+    /* bulk jobs that finished after the sign-ups were enqueued and no later
+     * than the last of them (times from the job hashes, not from polling) */
+    long long bulk_meanwhile = 0;
+    for (int i = 0; i < 1500; i++) {
+        long long f = wh_int(&H, "HGET " WH_NS ":job:bulk%d finished_at", i);
+        bulk_meanwhile += f > t_enq && f <= last;
+    }
     fprintf(stderr, "bulk jobs done while 20 signup jobs ran: %lld\n", bulk_meanwhile);
     /* 20 signup at 10:1 take about 2 bulk, plus what the process held
      * (2 x concurrency) and one call's worth of slack */
     ck_assert_int_le(bulk_meanwhile, 20);
-    ck_assert_int_gt(wh_int(&H, "LLEN " WH_NS ":queue:bulk"), 1000);
     queue_close(q);
     ck_assert_int_eq(wh_stop(&H, SIGTERM, 30000) != -1, 1);
 }
@@ -573,6 +582,284 @@ START_TEST(t_cancel_running_end_to_end)
 }
 END_TEST
 
+/* ---- completion callbacks ---- */
+
+/* A real HTTP receiver (python3 from Debian): checks X-Avatarq-Signature
+ * over the raw body with the secret, logs "OK <attempt> <body>" per
+ * accepted POST (or "BADSIG"), answers 500 to the first two POSTs of each
+ * job on /fail2. */
+static const char RECEIVER_PY[] =
+    "import hashlib, hmac, http.server, json, sys\n"
+    "port, log, secret = int(sys.argv[1]), sys.argv[2], sys.argv[3].encode()\n"
+    "seen = {}\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def log_message(self, *a):\n"
+    "        pass\n"
+    "    def do_POST(self):\n"
+    "        body = self.rfile.read(int(self.headers['Content-Length']))\n"
+    "        want = 'sha256=' + hmac.new(secret, body, hashlib.sha256).hexdigest()\n"
+    "        ok = hmac.compare_digest(want, self.headers.get('X-Avatarq-Signature', ''))\n"
+    "        key = self.path + json.loads(body).get('id', '')\n"
+    "        seen[key] = seen.get(key, 0) + 1\n"
+    "        code = 500 if self.path == '/fail2' and seen[key] <= 2 else (200 if ok else 401)\n"
+    "        if code != 500:\n"
+    "            with open(log, 'a') as f:\n"
+    "                f.write('%s %s %s %s\\n' % ('OK' if ok else 'BADSIG', self.path,\n"
+    "                        self.headers.get('X-Avatarq-Attempt'), body.decode()))\n"
+    "        self.send_response(code)\n"
+    "        self.send_header('Content-Length', '0')\n"
+    "        self.end_headers()\n"
+    "http.server.HTTPServer(('127.0.0.1', port), H).serve_forever()\n";
+
+typedef struct receiver {
+    pid_t pid;
+    int port;
+    char log[400];
+} receiver;
+
+static void receiver_start(receiver *rv, const char *secret)
+{
+    char py[400], port[16];
+    snprintf(py, sizeof py, "%s/receiver.py", H.dir);
+    snprintf(rv->log, sizeof rv->log, "%s/received.log", H.dir);
+    sup_write_file(py, RECEIVER_PY);
+    sup_write_file(rv->log, "");
+    rv->port = sup_free_port();
+    snprintf(port, sizeof port, "%d", rv->port);
+    char *argv[] = {"/usr/bin/python3", py, port, rv->log, (char *)secret, NULL};
+    rv->pid = sup_spawn(argv, NULL, NULL);
+    wh_track(rv->pid);
+    ck_assert_msg(sup_wait_port(rv->port, 20000), "receiver did not start");
+}
+
+static void receiver_stop(receiver *rv)
+{
+    sup_stop(rv->pid, SIGTERM, 5000);
+    wh_untrack(rv->pid);
+}
+
+/* The line of the receiver's log about job id on path, or NULL. */
+static char *received(const receiver *rv, const char *path, const char *id)
+{
+    static char line[4096];
+    FILE *f = fopen(rv->log, "r");
+    char want[200];
+    snprintf(want, sizeof want, "\"id\":\"%s\"", id);
+    char *found = NULL;
+    while (f && !found && fgets(line, sizeof line, f))
+        if (strstr(line, want) && strncmp(line + 3, path, strlen(path)) == 0)
+            found = line;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static char *wait_received(const receiver *rv, const char *path, const char *id, int ms)
+{
+    for (int waited = 0; waited <= ms; waited += 50) {
+        char *l = received(rv, path, id);
+        if (l)
+            return l;
+        sup_sleep_ms(50);
+    }
+    return NULL;
+}
+
+/* A done job POSTs {id, state, outputs, error} signed with the secret to
+ * [callbacks] url, or to its own callback_url; a receiver that fails twice
+ * gets the third attempt; NS:done carries the same body when publish is on. */
+START_TEST(t_callbacks_signed_retried_published)
+{
+    receiver rv;
+    receiver_start(&rv, "s3cr3t");
+    char sections[600];
+    snprintf(sections, sizeof sections,
+             "[callbacks]\nurl = http://127.0.0.1:%d/ok\nsecret = s3cr3t\n"
+             "backoff_base_ms = 50\nbackoff_max_ms = 100\npublish = true\n",
+             rv.port);
+    wh_write_config(&H, "processes = 1\nconcurrency = 2\n", sections);
+    wh_start(&H, NULL);
+    redisContext *sub = redisConnect("127.0.0.1", H.r.port);
+    ck_assert(sub && !sub->err);
+    redisReply *r = redisCommand(sub, "SUBSCRIBE " WH_NS ":done");
+    ck_assert(r);
+    freeReplyObject(r);
+
+    char doc[300];
+    wh_push_str(&H, "{\"id\":\"cb1\",\"seed\":\"cb1\",\"sizes\":[32]}");
+    snprintf(doc, sizeof doc,
+             "{\"id\":\"cb2\",\"seed\":\"cb2\",\"sizes\":[32],"
+             "\"callback_url\":\"http://127.0.0.1:%d/fail2\"}", rv.port);
+    wh_push_str(&H, doc);
+
+    char *l = wait_received(&rv, "/ok", "cb1", 30000);
+    ck_assert_msg(l != NULL, "no callback for cb1");
+    ck_assert_msg(strncmp(l, "OK /ok 1 ", 9) == 0, "%s", l);
+    json_t *body = json_loads(l + 9, 0, NULL);
+    ck_assert(json_is_object(body));
+    ck_assert_str_eq(json_string_value(json_object_get(body, "state")), "done");
+    ck_assert_str_eq(json_string_value(json_object_get(body, "error")), "");
+    ck_assert(json_is_string(json_object_get(json_object_get(body, "outputs"), "32")));
+    json_decref(body);
+
+    l = wait_received(&rv, "/fail2", "cb2", 30000);
+    ck_assert_msg(l != NULL, "no callback for cb2");
+    ck_assert_msg(strncmp(l, "OK /fail2 3 ", 12) == 0, "%s", l);
+    ck_assert_msg(received(&rv, "/ok", "cb2") == NULL, "cb2 went to the default url");
+    ck_assert(wh_wait_int(&H, 2, 10000, "HGET " WH_NS ":stats callbacks_sent"));
+    ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":stats callbacks_retried"), 2);
+    ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":callbacks"), 0);
+
+    /* the same result on NS:done */
+    int got = 0;
+    struct timeval tv = {10, 0};
+    redisSetTimeout(sub, tv);
+    while (got < 2 && redisGetReply(sub, (void **)&r) == REDIS_OK) {
+        ck_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 3);
+        json_t *m = json_loads(r->element[2]->str, 0, NULL);
+        ck_assert_str_eq(json_string_value(json_object_get(m, "state")), "done");
+        got += json_is_string(json_object_get(m, "id"));
+        json_decref(m);
+        freeReplyObject(r);
+    }
+    ck_assert_int_eq(got, 2);
+    redisFree(sub);
+    ck_assert_int_eq(wh_stop(&H, SIGTERM, 30000) != -1, 1);
+    receiver_stop(&rv);
+}
+END_TEST
+
+/* A receiver that is down: the callback waits (retried with backoff) and
+ * is delivered once it is back, while the worker's jobs go on. A bad
+ * signature secret is refused by the receiver (401: retried, then kept in
+ * NS:callbacks:dead). */
+START_TEST(t_callbacks_receiver_down_then_up)
+{
+    receiver rv;
+    rv.port = sup_free_port();
+    char sections[600];
+    snprintf(sections, sizeof sections,
+             "[callbacks]\nurl = http://127.0.0.1:%d/ok\nsecret = s3cr3t\n"
+             "backoff_base_ms = 100\nbackoff_max_ms = 300\nmax_attempts = 50\n", rv.port);
+    wh_write_config(&H, "processes = 1\nconcurrency = 2\n", sections);
+    wh_start(&H, NULL);
+    wh_push_str(&H, "{\"id\":\"d1\",\"seed\":\"d1\",\"sizes\":[32]}");
+    ck_assert(wh_wait_state(&H, "d1", "done", 30000));
+    ck_assert(wh_wait_int(&H, 2, 20000, "HGET " WH_NS ":stats callbacks_retried"));
+    /* other jobs are not held up */
+    wh_push_str(&H, "{\"id\":\"d2\",\"seed\":\"d2\",\"sizes\":[32]}");
+    ck_assert(wh_wait_state(&H, "d2", "done", 30000));
+    /* the receiver comes up on that port */
+    char py[400], port[16];
+    snprintf(py, sizeof py, "%s/receiver.py", H.dir);
+    snprintf(rv.log, sizeof rv.log, "%s/received.log", H.dir);
+    sup_write_file(py, RECEIVER_PY);
+    sup_write_file(rv.log, "");
+    snprintf(port, sizeof port, "%d", rv.port);
+    char *argv[] = {"/usr/bin/python3", py, port, rv.log, "s3cr3t", NULL};
+    rv.pid = sup_spawn(argv, NULL, NULL);
+    wh_track(rv.pid);
+    ck_assert(wait_received(&rv, "/ok", "d1", 30000) != NULL);
+    ck_assert(wait_received(&rv, "/ok", "d2", 30000) != NULL);
+    ck_assert_int_eq(wh_stop(&H, SIGTERM, 30000) != -1, 1);
+    receiver_stop(&rv);
+}
+END_TEST
+
+/* ---- batches ---- */
+
+/* A tracked batch: counts total/pending/done/cancelled as its jobs go, a
+ * job already in flight is not counted, it completes once sealed and
+ * empty, with an event and a signed callback; `avatarq batch --wait`
+ * reports the counts of another batch. */
+START_TEST(t_batch_counts_completes_calls_back)
+{
+    receiver rv;
+    receiver_start(&rv, "k");
+    char sections[300];
+    snprintf(sections, sizeof sections, "[callbacks]\nsecret = k\nbackoff_base_ms = 50\n");
+    wh_write_config(&H, "processes = 1\nconcurrency = 2\n", sections);
+    aq_config c;
+    queue *q = open_q(sections, &c);
+    /* a job already queued before the batch: its line is a no-op */
+    const char *d0 = "{\"id\":\"bx0\",\"seed\":\"bx0\",\"sizes\":[32]}";
+    aq_err e = {0};
+    ck_assert(queue_enqueue(q, NULL, "bx0", d0, strlen(d0), 0, &e) == 0);
+    char err[256], bid[65], url[100];
+    avatarq *a = avatarq_open_config(&c, err, sizeof err);
+    ck_assert(a);
+    avatarq_batch *b = avatarq_batch_new(a, NULL);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/batch", rv.port);
+    ck_assert_msg(avatarq_batch_track(b, url, bid, err, sizeof err) == 0, "%s", err);
+    const char *lines[] = {"{\"id\":\"bx0\",\"seed\":\"bx0\",\"sizes\":[32]}",
+                           "{\"id\":\"bx1\",\"seed\":\"bx1\",\"sizes\":[32]}",
+                           "{\"id\":\"bx2\",\"seed\":\"bx2\",\"sizes\":[32]}",
+                           "{\"id\":\"bx3\",\"seed\":\"bx3\",\"sizes\":[32]}"};
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(avatarq_batch_add_json(b, lines[i], NULL, err, sizeof err) == 0, "%s", err);
+    ck_assert(avatarq_batch_flush(b, err, sizeof err) == 4);
+    ck_assert_uint_eq(avatarq_batch_existing(b), 1);
+    ck_assert_int_eq(avatarq_cancel(a, "bx3", NULL, err, sizeof err), 0);
+    avatarq_batch_info bi;
+    ck_assert(avatarq_batch_status(a, bid, &bi, err, sizeof err) == 0);
+    ck_assert_str_eq(bi.state, "open");
+    ck_assert_int_eq(bi.total, 3);
+    ck_assert_int_eq(bi.pending, 2);
+    ck_assert_int_eq(bi.cancelled, 1);
+    ck_assert_str_eq(wh_str(&H, "HGET " WH_NS ":job:bx1 batch"), bid);
+    wh_start(&H, NULL);
+    ck_assert(wh_wait_state(&H, "bx2", "done", 30000));
+    ck_assert(wh_wait_state(&H, "bx1", "done", 30000));
+    /* every job final, but not sealed: not complete */
+    ck_assert(avatarq_batch_status(a, bid, &bi, err, sizeof err) == 0);
+    ck_assert_str_eq(bi.state, "open");
+    ck_assert_int_eq(bi.done, 2);
+    ck_assert_int_eq(bi.pending, 0);
+    ck_assert(avatarq_batch_seal(b, err, sizeof err) == 0);
+    ck_assert(avatarq_batch_status(a, bid, &bi, err, sizeof err) == 0);
+    ck_assert_str_eq(bi.state, "complete");
+    char *l = NULL;
+    for (int waited = 0; waited < 20000 && !l; waited += 50) {
+        FILE *f = fopen(rv.log, "r");
+        static char line[2048];
+        while (f && !l && fgets(line, sizeof line, f))
+            if (strstr(line, bid))
+                l = line;
+        if (f)
+            fclose(f);
+        if (!l)
+            sup_sleep_ms(50);
+    }
+    ck_assert_msg(l != NULL, "no batch callback");
+    ck_assert_msg(strncmp(l, "OK /batch 1 ", 12) == 0, "%s", l);
+    json_t *body = json_loads(l + 12, 0, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(body, "state")), "complete");
+    ck_assert_int_eq(json_integer_value(json_object_get(body, "total")), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(body, "done")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(body, "cancelled")), 1);
+    json_decref(body);
+    avatarq_batch_free(b);
+
+    /* the CLI: a batch of three seeds, --wait until complete */
+    char path[400], cmd[1200];
+    snprintf(path, sizeof path, "%s/seeds.txt", H.dir);
+    sup_write_file(path, "w1\nw2\nw3\n");
+    snprintf(cmd, sizeof cmd, "%s -c %s batch --size 16 --wait %s", sup_bin("avatarq"), H.cfg,
+             path);
+    buf out = BUF_INIT;
+    ck_assert_int_eq(sup_run(cmd, &out, false), 0);
+    buf_append(&out, "", 1);
+    ck_assert_msg(strstr((char *)out.data, "complete: 3 done, 0 dead, 0 cancelled of 3"), "%s",
+                  (char *)out.data);
+    ck_assert_msg(strstr((char *)out.data, "batch b"), "%s", (char *)out.data);
+    buf_free(&out);
+    avatarq_close(a);
+    queue_close(q);
+    ck_assert_int_eq(wh_stop(&H, SIGTERM, 30000) != -1, 1);
+    receiver_stop(&rv);
+}
+END_TEST
+
 static Suite *producer_suite(void)
 {
     Suite *s = suite_create("producer");
@@ -596,6 +883,9 @@ static Suite *producer_suite(void)
     tcase_add_test(e2e, t_scheduled_end_to_end);
     tcase_add_test(e2e, t_weighted_no_starvation);
     tcase_add_test(e2e, t_cancel_running_end_to_end);
+    tcase_add_test(e2e, t_callbacks_signed_retried_published);
+    tcase_add_test(e2e, t_callbacks_receiver_down_then_up);
+    tcase_add_test(e2e, t_batch_counts_completes_calls_back);
     suite_add_tcase(s, e2e);
     return s;
 }

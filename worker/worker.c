@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "avatar.h"
+#include "callbacks.h"
 #include "fate.h"
 #include "log.h"
 #include "meta.h"
@@ -67,6 +68,7 @@ typedef struct job {
     size_t len;
     job_request r;
     int attempts;
+    bool refused;          /* its document did not parse */
     int64_t t0;            /* mono ms when its work began */
     /* set by the job thread */
     int rc;
@@ -122,6 +124,7 @@ typedef struct wk {
     int nfree;
     pool p;
     const char *hang_seed;
+    cb_sender *cb;         /* completion callbacks: its own thread */
 } wk;
 
 /* ---- identity ---- */
@@ -446,6 +449,11 @@ static void decide(wk *w, job *j)
     o->doc = j->doc;
     o->len = j->len;
     o->id = j->r.id;
+    /* callbacks and batches: only for a document that parsed */
+    if (!j->refused) {
+        o->callback = j->r.callback_url[0] ? j->r.callback_url : w->c->callbacks.url;
+        o->batch = j->r.batch;
+    }
     if (j->rc == 0) {
         o->kind = QUEUE_DONE;
         o->outputs = j->outputs ? j->outputs : "{}";
@@ -523,6 +531,7 @@ static int op_start(wk *w, void *arg, aq_err *e)
 static void refuse(wk *w, job *j)
 {
     j->attempts = 1;
+    j->refused = true;
     slots_job_begin(w->s, j->k, j->r.id, 1, mono_ms());
     atomic_store(&w->s->jobs[j->k].finishing, 1);
     j->rc = AQ_EPERM;
@@ -935,6 +944,7 @@ _Noreturn void worker_run(const aq_config *c, slot *s, int parent)
     open_redis(&w);
     if (w.q) {
         log_debug("worker up", "worker", w.id);
+        w.cb = cb_start(c, w.id);
         engine(&w);
         atomic_store(&s->state, SLOT_STOPPING);
         aq_err e = {0};
@@ -945,6 +955,7 @@ _Noreturn void worker_run(const aq_config *c, slot *s, int parent)
     if (w.inflight > 0) /* given up with jobs in hand: they stay in the
                          * processing list; do not wait for their threads */
         _exit(0);
+    cb_stop(w.cb);
     pool_stop(&w);
     avatar_free(&w.ctx);
     meta_close(&w.db);
