@@ -373,17 +373,24 @@ int queue_batch_get(queue *q, const char *id, queue_batch_info *out, aq_err *e);
  * timeout_ms. 1 with *entry (malloc'd, NUL-terminated), 0 on timeout, < 0. */
 int queue_callback_take(queue *q, const char *worker, int timeout_ms, char **entry,
                         size_t *len, aq_err *e);
+/* One script, without waiting: moves due entries of NS:callbacks:delayed
+ * back to NS:callbacks (each once, whoever calls), then up to max entries
+ * to the sender's list, into out (same ownership as queue_taken). */
+int queue_callback_take_many(queue *q, const char *worker, int max, queue_taken *out,
+                             aq_err *e);
 typedef enum { QUEUE_CB_SENT, QUEUE_CB_RETRY, QUEUE_CB_GAVE_UP } queue_cb_result;
-/* Removes entry from the sending list and, in the same script: counts
- * callbacks_sent; or ZADDs retry_entry to NS:callbacks:delayed at due_ms
- * (callbacks_retried); or keeps it in NS:callbacks:dead (trimmed to
- * dead_max; callbacks_failed). */
-int queue_callback_finish(queue *q, const char *worker, const char *entry, size_t len,
-                          queue_cb_result how, const char *retry_entry, int64_t due_ms,
+typedef struct queue_cb_done {
+    const char *entry;        /* exactly as taken */
+    size_t len;
+    queue_cb_result how;
+    const char *retry_entry;  /* RETRY: ZADDed to NS:callbacks:delayed at due_ms */
+    int64_t due_ms;
+} queue_cb_done;
+/* One script for n entries: each leaves the sending list and is counted
+ * callbacks_sent; or waits in NS:callbacks:delayed (callbacks_retried); or
+ * is kept in NS:callbacks:dead (trimmed to dead_max; callbacks_failed). */
+int queue_callback_finish(queue *q, const char *worker, const queue_cb_done *done, size_t n,
                           aq_err *e);
-/* Moves due entries of NS:callbacks:delayed back to NS:callbacks (each once,
- * whoever calls); *moved may be NULL. */
-int queue_callback_promote(queue *q, int64_t now_ms, int limit, int *moved, aq_err *e);
 /* Moves every entry of NS:callbacks:sending:worker back to NS:callbacks (a
  * sender that died or stopped); queue_requeue_worker calls it too. */
 int queue_callback_return(queue *q, const char *worker, int *moved, aq_err *e);
@@ -392,6 +399,7 @@ int queue_callback_return(queue *q, const char *worker, int *moved, aq_err *e);
 typedef struct queue_stats {
     int64_t queued, processing, delayed, dead;
     int64_t enqueued, started, done, failed, retried, dead_total, recovered;
+    int64_t cancelled, callbacks_sent, callbacks_retried, callbacks_failed;
 } queue_stats;
 int queue_stats_get(queue *q, queue_stats *s, aq_err *e);
 

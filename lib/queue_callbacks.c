@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "queue_int.h"
+#include "retry.h"
 
 int queue_callback_take(queue *q, const char *worker, int timeout_ms, char **entry,
                         size_t *len, aq_err *e)
@@ -53,43 +54,104 @@ int queue_callback_take(queue *q, const char *worker, int timeout_ms, char **ent
 static const char *const CB_MODE[] = {
     [QUEUE_CB_SENT] = "sent", [QUEUE_CB_RETRY] = "retry", [QUEUE_CB_GAVE_UP] = "gave_up"};
 
-int queue_callback_finish(queue *q, const char *worker, const char *entry, size_t len,
-                          queue_cb_result how, const char *retry_entry, int64_t due_ms,
+/* A growable argument vector for a batch of entries. */
+typedef struct cbvec {
+    size_t n;
+    const char **v;
+    size_t *l;
+    char (*num)[24];
+} cbvec;
+
+static void cb_put(cbvec *a, const char *p, size_t len)
+{
+    a->v[a->n] = p ? p : "";
+    a->l[a->n++] = p ? len : 0;
+}
+
+static void cb_int(cbvec *a, int64_t x)
+{
+    snprintf(a->num[a->n], sizeof a->num[a->n], "%lld", (long long)x);
+    cb_put(a, a->num[a->n], strlen(a->num[a->n]));
+}
+
+int queue_callback_finish(queue *q, const char *worker, const queue_cb_done *done, size_t n,
                           aq_err *e)
 {
+    if (n == 0)
+        return 0;
     char keys[4][QUEUE_KEY_MAX];
     queue_keyf(q, keys[0], QUEUE_KEY_MAX, "callbacks:sending:%s", worker);
     queue_keyf(q, keys[1], QUEUE_KEY_MAX, "callbacks:delayed");
     queue_keyf(q, keys[2], QUEUE_KEY_MAX, "callbacks:dead");
     queue_keyf(q, keys[3], QUEUE_KEY_MAX, "stats");
-    qargs a;
-    arg_script(&a, q, S_CB_FINISH, 4);
+    size_t cap = 9 + 4 * n;
+    cbvec a = {0, calloc(cap, sizeof *a.v), calloc(cap, sizeof *a.l), calloc(cap, sizeof *a.num)};
+    int rc = 0;
+    if (!a.v || !a.l || !a.num) {
+        rc = err_set(e, AQ_EAGAIN, "callback finish: out of memory");
+        goto out;
+    }
+    cb_put(&a, "EVALSHA", 7);
+    cb_put(&a, "", 0);
+    cb_int(&a, 4);
     for (int i = 0; i < 4; i++)
-        arg_s(&a, keys[i]);
-    arg_b(&a, entry, len);
-    arg_s(&a, CB_MODE[how]);
-    arg_s(&a, retry_entry ? retry_entry : "");
-    arg_i(&a, due_ms);
-    arg_i(&a, dead_max(q));
-    return q_script_int(q, S_CB_FINISH, &a, "callback finish", NULL, e);
+        cb_put(&a, keys[i], strlen(keys[i]));
+    cb_int(&a, (int64_t)n);
+    cb_int(&a, dead_max(q));
+    for (size_t i = 0; i < n; i++) {
+        cb_put(&a, done[i].entry, done[i].len);
+        cb_put(&a, CB_MODE[done[i].how], strlen(CB_MODE[done[i].how]));
+        const char *again = done[i].retry_entry ? done[i].retry_entry : "";
+        cb_put(&a, again, strlen(again));
+        cb_int(&a, done[i].due_ms);
+    }
+    redisReply *r;
+    rc = q_script_argv(q, S_CB_FINISH, (int)a.n, a.v, a.l, "callback finish", &r, e);
+    if (rc == 0)
+        freeReplyObject(r);
+out:
+    free(a.v);
+    free(a.l);
+    free(a.num);
+    return rc;
 }
 
-int queue_callback_promote(queue *q, int64_t now, int limit, int *moved, aq_err *e)
+int queue_callback_take_many(queue *q, const char *worker, int max, queue_taken *out,
+                             aq_err *e)
 {
-    char keys[2][QUEUE_KEY_MAX];
+    memset(out, 0, sizeof *out);
+    char keys[3][QUEUE_KEY_MAX];
     queue_keyf(q, keys[0], QUEUE_KEY_MAX, "callbacks:delayed");
     queue_keyf(q, keys[1], QUEUE_KEY_MAX, "callbacks");
+    queue_keyf(q, keys[2], QUEUE_KEY_MAX, "callbacks:sending:%s", worker);
     qargs a;
-    arg_script(&a, q, S_CB_PROMOTE, 2);
-    arg_s(&a, keys[0]);
-    arg_s(&a, keys[1]);
-    arg_i(&a, now);
-    arg_i(&a, limit > 0 ? limit : 100);
-    long long n = 0;
-    int rc = q_script_int(q, S_CB_PROMOTE, &a, "callback promote", &n, e);
-    if (moved)
-        *moved = rc == 0 ? (int)n : 0;
-    return rc;
+    arg_script(&a, q, S_CB_TAKE, 3);
+    for (int i = 0; i < 3; i++)
+        arg_s(&a, keys[i]);
+    arg_i(&a, now_ms());
+    arg_i(&a, max > 0 ? max : 1);
+    redisReply *r;
+    int rc = q_script(q, S_CB_TAKE, &a, "callback take", &r, e);
+    if (rc < 0)
+        return rc;
+    size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    out->doc = calloc(n ? n : 1, sizeof *out->doc);
+    out->len = calloc(n ? n : 1, sizeof *out->len);
+    for (size_t i = 0; out->doc && out->len && i < n; i++) {
+        const redisReply *d = r->element[i];
+        if (d->type != REDIS_REPLY_STRING || !(out->doc[i] = malloc(d->len + 1)))
+            break;
+        memcpy(out->doc[i], d->str, d->len);
+        out->doc[i][d->len] = '\0';
+        out->len[i] = d->len;
+        out->n++;
+    }
+    freeReplyObject(r);
+    if (out->n != n) {
+        queue_taken_free(out);
+        return err_set(e, AQ_EAGAIN, "callback take: out of memory or bad reply");
+    }
+    return 0;
 }
 
 int queue_callback_return(queue *q, const char *worker, int *moved, aq_err *e)

@@ -55,7 +55,7 @@ enum {
     S_BURY_BIG,
     S_CANCEL,
     S_CB_FINISH,
-    S_CB_PROMOTE,
+    S_CB_TAKE,
     S_CB_RETURN,
     S_BATCH_OPEN,
     S_BATCH_SEAL,

@@ -642,36 +642,52 @@ static const char LUA_BATCH_SEAL[] =
 /* ---- completion callbacks (queue_callbacks.c) ---- */
 
 /* KEYS: sending, delayed, dead, stats.
- * ARGV: entry, mode (sent|retry|gave_up), retry_entry, due_ms, dead_max.
- * The entry leaves NS:callbacks:sending:W in the same script that records
- * what became of it. Returns 1, or 0 when it was no longer there (taken
- * back by recovery: its new holder sends it). */
+ * ARGV: n, dead_max, then n quadruples (entry, mode sent|retry|gave_up,
+ *       retry_entry, due_ms).
+ * Each entry leaves NS:callbacks:sending:W in the same script that records
+ * what became of it (one call for a sender's whole batch). An entry no
+ * longer there (taken back by recovery) is skipped: its new holder sends it.
+ * Returns how many were recorded. */
 static const char LUA_CB_FINISH[] =
-    "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
-    "if ARGV[2] == 'retry' then\n"
-    "  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])\n"
-    "  redis.call('HINCRBY', KEYS[4], 'callbacks_retried', 1)\n"
-    "elseif ARGV[2] == 'gave_up' then\n"
-    "  redis.call('LPUSH', KEYS[3], ARGV[1])\n"
-    "  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[5]) - 1)\n"
-    "  redis.call('HINCRBY', KEYS[4], 'callbacks_failed', 1)\n"
-    "else\n"
-    "  redis.call('HINCRBY', KEYS[4], 'callbacks_sent', 1)\n"
-    "end\n"
-    "return 1\n";
-
-/* KEYS: delayed, callbacks.  ARGV: now, limit.
- * Due retries back to NS:callbacks, each exactly once. Returns the count. */
-static const char LUA_CB_PROMOTE[] =
-    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
-    "local n = 0\n"
-    "for _, e in ipairs(due) do\n"
-    "  if redis.call('ZREM', KEYS[1], e) == 1 then\n"
-    "    redis.call('LPUSH', KEYS[2], e)\n"
-    "    n = n + 1\n"
+    "local n, dmax = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local sent, retried, failed, p = 0, 0, 0, 3\n"
+    "for i = 1, n do\n"
+    "  local e, mode, again, due = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3]\n"
+    "  p = p + 4\n"
+    "  if redis.call('LREM', KEYS[1], 1, e) == 1 then\n"
+    "    if mode == 'retry' then\n"
+    "      redis.call('ZADD', KEYS[2], due, again)\n"
+    "      retried = retried + 1\n"
+    "    elseif mode == 'gave_up' then\n"
+    "      redis.call('LPUSH', KEYS[3], e)\n"
+    "      redis.call('LTRIM', KEYS[3], 0, dmax - 1)\n"
+    "      failed = failed + 1\n"
+    "    else\n"
+    "      sent = sent + 1\n"
+    "    end\n"
     "  end\n"
     "end\n"
-    "return n\n";
+    "if sent > 0 then redis.call('HINCRBY', KEYS[4], 'callbacks_sent', sent) end\n"
+    "if retried > 0 then redis.call('HINCRBY', KEYS[4], 'callbacks_retried', retried) end\n"
+    "if failed > 0 then redis.call('HINCRBY', KEYS[4], 'callbacks_failed', failed) end\n"
+    "return sent + retried + failed\n";
+
+/* KEYS: delayed, callbacks, sending.  ARGV: now, max.
+ * Due retries back to NS:callbacks (each exactly once, whoever calls),
+ * then up to max entries moved to the sender's list, without waiting.
+ * Returns the entries moved. */
+static const char LUA_CB_TAKE[] =
+    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)\n"
+    "for _, e in ipairs(due) do\n"
+    "  if redis.call('ZREM', KEYS[1], e) == 1 then redis.call('LPUSH', KEYS[2], e) end\n"
+    "end\n"
+    "local out = {}\n"
+    "for i = 1, tonumber(ARGV[2]) do\n"
+    "  local e = redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT')\n"
+    "  if not e then break end\n"
+    "  out[#out + 1] = e\n"
+    "end\n"
+    "return out\n";
 
 /* KEYS: sending, callbacks. Everything a dead (or stopped) sender held goes
  * back to be sent by another. Returns the count. */
@@ -685,7 +701,7 @@ const char *const script_body[S_COUNT] = {
     [S_FAIL] = LUA_FAIL,       [S_PROMOTE] = LUA_PROMOTE, [S_REQUEUE] = LUA_REQUEUE,
     [S_FORGET] = LUA_FORGET,   [S_UNLOCK] = LUA_UNLOCK,   [S_DEAD_RETRY] = LUA_DEAD_RETRY,
     [S_CYCLE] = LUA_CYCLE,     [S_START_MANY] = LUA_START_MANY, [S_BURY_BIG] = LUA_BURY_BIG,
-    [S_CANCEL] = LUA_CANCEL,   [S_CB_FINISH] = LUA_CB_FINISH, [S_CB_PROMOTE] = LUA_CB_PROMOTE,
+    [S_CANCEL] = LUA_CANCEL,   [S_CB_FINISH] = LUA_CB_FINISH, [S_CB_TAKE] = LUA_CB_TAKE,
     [S_CB_RETURN] = LUA_CB_RETURN, [S_BATCH_OPEN] = LUA_BATCH_OPEN,
     [S_BATCH_SEAL] = LUA_BATCH_SEAL,
 };

@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential pkg-config clang libclang-rt-14-dev
       libhiredis-dev libjansson-dev libinih-dev libpq-dev libsqlite3-dev
       libcurl4-openssl-dev libssl-dev libpng-dev libsystemd-dev check
-      redis-server redis-tools postgresql sqlite3 nodejs npm systemd strace openssl)
+      redis-server redis-tools postgresql sqlite3 nodejs npm systemd strace openssl
+      python3)
 
 missing=()
 for p in "${PKGS[@]}"; do
