@@ -780,8 +780,15 @@ static void cycle(wk *w, int want)
     w->more = want > 0 && a.taken.n == (size_t)want;
     if (a.taken.n)
         admit(w, a.taken.doc, a.taken.len, a.taken.from, 0, a.taken.n);
-    if (a.taken.oversized)
-        w->more = true, take_blocking(w, a.taken.oversized_from);
+    /* an oversized document is buried at once only when no outcome of a
+     * document taken before it is still to be recorded: otherwise the next
+     * cycle records those first and meets it again, so dead letters keep
+     * queue order */
+    if (a.taken.oversized) {
+        w->more = true;
+        if (w->npending == 0)
+            take_blocking(w, a.taken.oversized_from);
+    }
     queue_taken_free(&a.taken);
 }
 
