@@ -582,6 +582,77 @@ START_TEST(t_cancel_running_end_to_end)
 }
 END_TEST
 
+/* A job cancelled while it runs and then finishes: its result is not
+ * recorded and the file and row it wrote are deleted. The job is held
+ * between its store and its record by an exclusive lock on the SQLite file
+ * (the dispatcher waits up to 5 s for it): the PNG exists, the job is
+ * running; the test cancels, then lets the lock go. */
+START_TEST(t_cancel_running_deletes_its_files)
+{
+    wh_write_config(&H, "processes = 1\nconcurrency = 2\n", NULL);
+    wh_start(&H, NULL);
+    ck_assert(wh_wait_int(&H, 1, 20000, "SCARD " WH_NS ":workers"));
+    char flag[400], py[1200];
+    snprintf(flag, sizeof flag, "%s/locked", H.dir);
+    snprintf(py, sizeof py,
+             "import sqlite3, time\n"
+             "c = sqlite3.connect('%s', isolation_level=None)\n"
+             "c.execute('BEGIN EXCLUSIVE')\n"
+             "open('%s', 'w').close()\n"
+             "time.sleep(600)\n", H.db, flag);
+    char *argv[] = {"/usr/bin/python3", "-c", py, NULL};
+    pid_t holder = sup_spawn(argv, NULL, NULL);
+    wh_track(holder);
+    for (int waited = 0; waited < 20000 && !wh_exists(flag); waited += 20)
+        sup_sleep_ms(20);
+    ck_assert_msg(wh_exists(flag), "lock holder did not start");
+    wh_push_str(&H, "{\"id\":\"cz\",\"seed\":\"cz\",\"sizes\":[32]}");
+    char path[1024];
+    wh_png_path(&H, "cz", 32, path, sizeof path);
+    for (int waited = 0; waited < 20000 && !wh_exists(path); waited += 5)
+        sup_sleep_ms(5);
+    ck_assert_msg(wh_exists(path), "the job did not store its file");
+    aq_config c;
+    queue *q = open_q(NULL, &c);
+    aq_err e = {0};
+    char before[16];
+    ck_assert_int_eq(queue_cancel(q, "cz", before, &e), 0);
+    ck_assert_str_eq(before, "running");
+    sup_stop(holder, SIGTERM, 5000);
+    wh_untrack(holder);
+    for (int waited = 0; waited < 30000 && wh_exists(path); waited += 50)
+        sup_sleep_ms(50);
+    ck_assert_msg(!wh_exists(path), "the cancelled job's file was kept");
+    /* the row goes right after the files */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' \"select count(*) from avatars where id = 'cz'\"",
+             H.db);
+    int rows = -1;
+    for (int waited = 0; waited < 10000 && rows != 0; waited += 50) {
+        buf out = BUF_INIT;
+        if (sup_run(cmd, &out, false) == 0) {
+            buf_append(&out, "", 1);
+            rows = atoi((char *)out.data);
+        }
+        buf_free(&out);
+        if (rows != 0)
+            sup_sleep_ms(50);
+    }
+    ck_assert_msg(rows == 0, "the cancelled job's row was kept");
+    ck_assert(wh_wait_int(&H, 0, 100, "SCARD " WH_NS ":cancelled"));
+    for (int waited = 0; waited < 10000 && wh_int(&H, "SCARD " WH_NS ":cancelled") != 0;
+         waited += 50)
+        sup_sleep_ms(50);
+    ck_assert_int_eq(wh_int(&H, "SCARD " WH_NS ":cancelled"), 0);
+    ck_assert_str_eq(state_of("cz"), "cancelled");
+    ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":stats done"), 0);
+    ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":processing:%s",
+                            wh_str(&H, "SRANDMEMBER " WH_NS ":workers")), 0);
+    queue_close(q);
+    ck_assert_int_eq(wh_stop(&H, SIGTERM, 30000) != -1, 1);
+}
+END_TEST
+
 /* ---- completion callbacks ---- */
 
 /* A real HTTP receiver (python3 from Debian): checks X-Avatarq-Signature
@@ -883,6 +954,7 @@ static Suite *producer_suite(void)
     tcase_add_test(e2e, t_scheduled_end_to_end);
     tcase_add_test(e2e, t_weighted_no_starvation);
     tcase_add_test(e2e, t_cancel_running_end_to_end);
+    tcase_add_test(e2e, t_cancel_running_deletes_its_files);
     tcase_add_test(e2e, t_callbacks_signed_retried_published);
     tcase_add_test(e2e, t_callbacks_receiver_down_then_up);
     tcase_add_test(e2e, t_batch_counts_completes_calls_back);

@@ -727,10 +727,11 @@ static void log_outcome(const wk *w, const job *j)
 }
 
 /* A job cancelled while it ran: its outcome was not recorded; what it
- * stored (files and metadata row) is deleted, as a delete job would. */
+ * stored (files and metadata row, also those of an attempt that failed
+ * midway) is deleted, as a delete job would. */
 static void discard(wk *w, job *j)
 {
-    if (j->r.type != JOB_GENERATE || j->out.kind != QUEUE_DONE)
+    if (j->r.type != JOB_GENERATE || j->out.kind == QUEUE_DROP)
         return;
     aq_err e = {0};
     if (avatar_delete(&w->ctx, &j->r, &e) != 0)
