@@ -123,7 +123,8 @@ int queue_take(queue *q, const char *worker, int timeout_ms, char **doc,
  * `started` (and `enqueued` when the job had no live hash: a raw LPUSH);
  * adds an event. *attempts receives the new attempt number. Idempotent:
  * called again while the job is still running on the same worker (a retry
- * after a lost reply) it changes nothing and returns the same number. */
+ * after a lost reply) it changes nothing and returns the same number. A job
+ * cancelled before it started gets *attempts 0: drop its document. */
 int queue_start(queue *q, const char *worker, const char *id, int64_t created_at,
                 int *attempts, aq_err *e);
 

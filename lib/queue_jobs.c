@@ -377,6 +377,7 @@ int queue_start(queue *q, const char *worker, const char *id, int64_t created_at
     arg_i(&a, now_ms());
     arg_i(&a, created_at);
     arg_i(&a, events_max(q));
+    arg_i(&a, result_ttl(q));
     long long n = 0;
     rc = q_script_int(q, S_START, &a, "start", &n, e);
     if (rc == 0 && attempts)

@@ -178,7 +178,10 @@ static const char LUA_CANCEL[] =
     "  {ttl = ARGV[5], maxlen = ARGV[3], publish = ARGV[6]})\n"
     "return {'cancelled', st}\n";
 
-/* KEYS: job, stats, events.  ARGV: worker, id, qname, now, created_at, maxlen.
+/* KEYS: job, stats, events.
+ * ARGV: worker, id, qname, now, created_at, maxlen, result_ttl.
+ * Returns the attempt number, or 0 for a job cancelled before it started
+ * (the caller drops its document).
  * No hash, or a hash in a final state, means a job that did not come through
  * queue_enqueue (a raw LPUSH, or the same id pushed again): count it as
  * enqueued and start its attempts from zero. The job already running on
@@ -187,6 +190,7 @@ static const char LUA_CANCEL[] =
  * would have changed the state). */
 static const char LUA_START[] =
     LUA_EVENT
+    LUA_UNPARK
     "if ARGV[2] == '' then\n"
     "  redis.call('HINCRBY', KEYS[2], 'enqueued', 1)\n"
     "  redis.call('HINCRBY', KEYS[2], 'started', 1)\n"
@@ -196,7 +200,11 @@ static const char LUA_START[] =
     "if st == 'running' and redis.call('HGET', KEYS[1], 'worker') == ARGV[1] then\n"
     "  return tonumber(redis.call('HGET', KEYS[1], 'attempts'))\n"
     "end\n"
-    "if st == false or st == 'done' or st == 'dead' then\n"
+    "if st == 'cancelled' and redis.call('HEXISTS', KEYS[1], 'parked') == 1 then\n"
+    "  unpark(KEYS[1], ARGV[7])\n"
+    "  return 0\n"
+    "end\n"
+    "if st == false or st == 'done' or st == 'dead' or st == 'cancelled' then\n"
     "  redis.call('DEL', KEYS[1])\n"
     "  redis.call('HINCRBY', KEYS[2], 'enqueued', 1)\n"
     "  local created = ARGV[5]\n"
