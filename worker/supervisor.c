@@ -89,6 +89,7 @@ typedef struct sup {
     bool reloading;
     int64_t next_beat, next_wd, wd_interval;
     int64_t next_promote;  /* mono ms of the next look at NS:delayed */
+    int64_t next_tick;     /* mono ms of the next tick without a signal */
     int64_t last_beat;             /* mono ms of the last heartbeat sent */
     int beat_state[SLOTS_MAX];     /* each slot's state as last beaten */
     int64_t beat_jobs[SLOTS_MAX];  /* and its done + failed count */
@@ -718,14 +719,16 @@ static void on_signal(sup *s, int sig)
 }
 
 /* Waits up to ms for a signal, handling what arrives. */
-static void wait_signals(sup *s, int ms)
+/* Waits up to ms for signals and handles them; true when one came. */
+static bool wait_signals(sup *s, int ms)
 {
     struct pollfd p = {.fd = s->sfd, .events = POLLIN};
     if (poll(&p, 1, ms) <= 0)
-        return;
+        return false;
     struct signalfd_siginfo si;
     while (read(s->sfd, &si, sizeof si) == (ssize_t)sizeof si)
         on_signal(s, (int)si.ssi_signo);
+    return true;
 }
 
 /* ---- start-up ---- */
@@ -814,7 +817,6 @@ static void tick(sup *s)
     enforce_timeouts(s);
     roll(s);
     refill(s);
-    promote_due(s);
     int64_t now = mono_ms();
     if (now >= s->next_beat) {
         heartbeat_duties(s);
@@ -861,7 +863,9 @@ static void finish(sup *s)
 
 static int timeout_for_poll(const sup *s)
 {
-    int64_t wait = TICK_MS;
+    int64_t wait = s->next_tick - mono_ms();
+    if (wait < 0)
+        wait = 0;
     if (s->phase == PHASE_RUN) {
         int64_t left = s->next_promote - mono_ms();
         if (left < wait)
@@ -913,9 +917,15 @@ int supervisor_run(const aq_config *c, const supervisor_opts *o)
     char nb[24];
     log_info("avatarq-worker up", "processes", log_int(nb, s->nwant), "version", AQ_VERSION);
     notify_ready();
+    /* the duties run on a signal or every TICK_MS; the look at NS:delayed
+     * has its own, shorter period (PROMOTE_POLL_MS) */
     while (s->phase == PHASE_RUN || live_count(s) > 0) {
-        wait_signals(s, timeout_for_poll(s));
-        tick(s);
+        bool sig = wait_signals(s, timeout_for_poll(s));
+        promote_due(s);
+        if (sig || mono_ms() >= s->next_tick) {
+            tick(s);
+            s->next_tick = mono_ms() + TICK_MS;
+        }
     }
     reap(s);
     finish(s);
