@@ -33,6 +33,7 @@ enum {
     AVATARQ_EAGAIN = -2,     /* transient: Redis unreachable/loading; retry later */
     AVATARQ_ENOTFOUND = -3,  /* no such job */
     AVATARQ_ETIMEDOUT = -4,  /* avatarq_wait: deadline passed before a final state */
+    AVATARQ_EFULL = -5,      /* the queue holds [redis] max_queue_length jobs: try later */
 };
 
 typedef struct avatarq avatarq;
@@ -76,7 +77,9 @@ typedef struct avatarq_request {
     double angle;            /* gradient degrees 0..360; negative = absent */
     const char *filter;      /* none | grayscale | sepia | negative; NULL = none */
     int max_attempts;        /* 1..25; 0 = the worker's [worker] max_attempts */
-    const char *queue;       /* queue name; NULL = the configured [redis] queue */
+    const char *queue;       /* queue name [A-Za-z0-9._-]{1,64}; NULL = the configured
+                              * [redis] queue */
+    /* Added later, at the end so older initialisers stay valid: */
     /* The look options (docs/protocol.md "Emoji, initials, transparency,
      * rounding, formats"); NULL / 0 = absent. */
     const char *emoji;       /* emoji style: exactly one emoji */
@@ -85,6 +88,12 @@ typedef struct avatarq_request {
     int radius;              /* corner rounding, percent 0..50 */
     const char *format;      /* png | webp | svg */
     const char *name;        /* initials style: the name to take initials from */
+    /* The producer options (docs/protocol.md "Queues, schedules, callbacks,
+     * cancellation, deduplication, batches"): */
+    int64_t run_at;          /* run at this time (ms since the epoch); 0 = now */
+    int64_t delay_ms;        /* run this long after enqueueing; 0 = now (not with run_at) */
+    const char *callback_url; /* POST the result here when done or dead; NULL =
+                              * [callbacks] url of the worker */
 } avatarq_request;
 
 /* Sets every field of r to "absent" (angle -1, pointers NULL, counts 0). */
@@ -100,6 +109,38 @@ void avatarq_request_init(avatarq_request *r);
  * the same id gives one job). */
 int avatarq_enqueue(avatarq *a, const avatarq_request *r, char id_out[65],
                     char *err, size_t errlen);
+
+/* What an enqueue did (avatarq_enqueue_ex). Enqueueing an id that is
+ * already queued, scheduled, running or retrying is a no-op (status
+ * "exists", state its state): the job is not enqueued twice and its
+ * attempts are kept. Derived ids make identical requests the same job, so
+ * a double-posted form enqueues once. */
+typedef struct avatarq_enqueued {
+    char id[65];
+    char status[16];         /* enqueued | exists | revived (a cancellation taken back) */
+    char state[16];          /* the job's state now: queued | scheduled | running | ... */
+} avatarq_enqueued;
+
+/* avatarq_enqueue telling what happened: returns 0 (see out->status),
+ * AVATARQ_EPERM, AVATARQ_EAGAIN or AVATARQ_EFULL (the queue is at [redis]
+ * max_queue_length; nothing was written). avatarq_enqueue is this with
+ * "exists" and "revived" reported as 0 too. */
+int avatarq_enqueue_ex(avatarq *a, const avatarq_request *r, avatarq_enqueued *out,
+                       char *err, size_t errlen);
+/* The same for a JSON document (see avatarq_enqueue_json). */
+int avatarq_enqueue_json_ex(avatarq *a, const char *queue, const char *doc,
+                            avatarq_enqueued *out, char *err, size_t errlen);
+
+/* Cancels job id. A queued, scheduled or retrying job becomes "cancelled"
+ * at once and never runs (its document is dropped where it next surfaces);
+ * a running one becomes "cancelled" at once, its result is discarded when
+ * it finishes and the files and metadata row it wrote are deleted by its
+ * worker (the render itself is not interrupted). before (16 bytes, may be
+ * NULL) receives the state it had. Returns 0, 1 when the job was already
+ * done, dead or cancelled (nothing changed), AVATARQ_ENOTFOUND,
+ * AVATARQ_EPERM (bad id) or AVATARQ_EAGAIN. Enqueueing the id again before
+ * its document was dropped takes the cancellation back. */
+int avatarq_cancel(avatarq *a, const char *id, char before[16], char *err, size_t errlen);
 
 /* Validates a JSON job document (docs/protocol.md "Job document") like a worker
  * would and enqueues it on queue (NULL = configured). A document without
@@ -130,16 +171,49 @@ int avatarq_batch_add_json(avatarq_batch *b, const char *doc, char id_out[65],
  * cut off midway may already have enqueued some of them, which the next
  * flush enqueues again (at-least-once: same ids, same avatars). */
 long avatarq_batch_flush(avatarq_batch *b, char *err, size_t errlen);
+/* When the queue reaches [redis] max_queue_length midway, flush returns
+ * AVATARQ_EFULL: the jobs sent are gone from the batch, the refused ones
+ * stay held (pending) for a later flush. Ids already queued, scheduled,
+ * running or retrying are not enqueued twice (see avatarq_enqueue_ex). */
 /* Number of jobs held and not yet sent. */
 size_t avatarq_batch_pending(const avatarq_batch *b);
 /* Frees b, dropping anything not flushed. */
 void avatarq_batch_free(avatarq_batch *b);
+/* Jobs flushed so far that were no-ops (already queued, scheduled, running
+ * or retrying: see avatarq_enqueue_ex). */
+size_t avatarq_batch_existing(const avatarq_batch *b);
+
+/* Tracked batches (docs/protocol.md "Batches"): call avatarq_batch_track
+ * on a new batch before adding jobs. It creates NS:batch:ID and id_out
+ * receives the batch id; every job added afterwards carries "batch": ID and
+ * is counted there when it is enqueued (a no-op enqueue of a job already in
+ * flight is not part of the batch) and when it ends. callback_url (may be
+ * NULL) receives {"batch","state":"complete","total","done","dead",
+ * "cancelled","finished_at"} when the batch completes; an NS:events entry
+ * (id = the batch id, state batch_done) marks it too. */
+int avatarq_batch_track(avatarq_batch *b, const char *callback_url, char id_out[65],
+                        char *err, size_t errlen);
+/* Flushes, then says no more jobs will come: the batch completes as soon as
+ * every job counted in it is done, dead or cancelled (at once if they
+ * already are). */
+int avatarq_batch_seal(avatarq_batch *b, char *err, size_t errlen);
+typedef struct avatarq_batch_info {
+    char state[16];          /* open | complete */
+    int64_t total, pending, done, dead, cancelled;
+    int64_t created_at, finished_at;
+    int sealed;
+} avatarq_batch_info;
+/* NS:batch:ID. AVATARQ_ENOTFOUND when unknown (or expired, result_ttl_s
+ * after it completed). */
+int avatarq_batch_status(avatarq *a, const char *batch_id, avatarq_batch_info *out,
+                         char *err, size_t errlen);
 
 /* ---- following jobs ---- */
 
 /* The job hash NS:job:ID (strings are "" and times 0 when absent). */
 typedef struct avatarq_status {
-    char state[16];          /* queued | running | retrying | done | dead */
+    char state[16];          /* queued | scheduled | running | retrying | done | dead |
+                              * cancelled */
     int attempts;
     char queue[65];
     char worker[160];        /* HOST:PID-NONCE of the last worker that ran it */
@@ -157,7 +231,7 @@ int avatarq_status_get(avatarq *a, const char *id, avatarq_status *st,
 /* Frees st->outputs (safe on a zeroed or already freed status). */
 void avatarq_status_free(avatarq_status *st);
 
-/* Waits until job id is done or dead, up to timeout_ms (negative = no
+/* Waits until job id is done, dead or cancelled, up to timeout_ms (negative = no
  * limit), following the NS:events stream (XREAD BLOCK) rather than
  * polling. Returns 0 with st filled when a final state is reached (check
  * st->state: "done" or "dead"), AVATARQ_ETIMEDOUT with st holding the last

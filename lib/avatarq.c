@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "callback.h"
 #include "config.h"
+#include "hash.h"
 #include "error.h"
 #include "job.h"
 #include "queue.h"
@@ -36,12 +38,16 @@ struct avatarq {
 typedef struct held {
     char *doc;
     char id[65];
-    int64_t created_at;
+    int64_t created_at, run_at;
+    bool always;
+    char batch[65];
 } held;
 
 struct avatarq_batch {
     avatarq *a;
     char queue[JOB_QUEUE_MAX + 1];
+    char id[65];             /* tracked (avatarq_batch_track): "" when not */
+    size_t existing;         /* jobs flushed that were already queued */
     held items[AVATARQ_BATCH_MAX];
     size_t n;
 };
@@ -55,6 +61,7 @@ static const struct {
     {AVATARQ_EAGAIN, "transient"},
     {AVATARQ_ENOTFOUND, "not found"},
     {AVATARQ_ETIMEDOUT, "timed out"},
+    {AVATARQ_EFULL, "queue full"},
 };
 
 const char *avatarq_version(void)
@@ -239,12 +246,37 @@ static int set_look(job_request *jr, const avatarq_request *r, aq_err *e)
     }
     jr->angle = r->angle;
     jr->max_attempts = r->max_attempts;
+    jr->run_at = r->run_at;
+    jr->delay_ms = r->delay_ms;
+    if (r->callback_url) {
+        if (strlen(r->callback_url) > JOB_CALLBACK_URL_MAX)
+            return err_set(e, AQ_EPERM, "callback_url: longer than %d bytes",
+                           JOB_CALLBACK_URL_MAX);
+        snprintf(jr->callback_url, sizeof jr->callback_url, "%s", r->callback_url);
+    }
     return set_options(jr, r, e);
 }
 
+/* What an enqueue needs to know of a valid document besides its bytes. */
+typedef struct doc_info {
+    char id[65];
+    int64_t created_at, run_at;
+    bool always;             /* a delete job: never deduplicated */
+    char batch[65];
+} doc_info;
+
+static void info_from(doc_info *in, const job_request *jr)
+{
+    snprintf(in->id, sizeof in->id, "%s", jr->id);
+    in->created_at = jr->created_at;
+    in->run_at = job_due_ms(jr, now_ms());
+    in->always = jr->type == JOB_DELETE;
+    snprintf(in->batch, sizeof in->batch, "%s", jr->batch);
+}
+
 /* Turns r into a validated job document (malloc'd) with its id. */
-static int build_doc(avatarq *a, const avatarq_request *r, char **doc, char id[65],
-                     int64_t *created_at, aq_err *e)
+static int build_doc(avatarq *a, const avatarq_request *r, const char *batch, char **doc,
+                     doc_info *in, aq_err *e)
 {
     job_request *jr = malloc(sizeof *jr);
     if (!jr)
@@ -257,15 +289,16 @@ static int build_doc(avatarq *a, const avatarq_request *r, char **doc, char id[6
         return rc;
     }
     jr->created_at = now_ms();
-    *created_at = jr->created_at;
-    snprintf(id, 65, "%s", jr->id);
+    if (batch && *batch)
+        snprintf(jr->batch, sizeof jr->batch, "%s", batch);
+    info_from(in, jr);
     *doc = job_to_json(jr);
     free(jr);
     return *doc ? 0 : err_set(e, AQ_EAGAIN, "out of memory");
 }
 
 /* Validates a JSON document; id receives its (given or derived) id. */
-static int check_doc(avatarq *a, const char *doc, char id[65], int64_t *created_at, aq_err *e)
+static int check_doc(avatarq *a, const char *doc, doc_info *in, aq_err *e)
 {
     if (!doc)
         return err_set(e, AQ_EPERM, "document is NULL");
@@ -273,51 +306,112 @@ static int check_doc(avatarq *a, const char *doc, char id[65], int64_t *created_
     if (!jr)
         return err_set(e, AQ_EAGAIN, "out of memory");
     int rc = job_parse(doc, strlen(doc), &a->limits, jr, e);
-    if (rc == 0) {
-        snprintf(id, 65, "%s", jr->id);
-        *created_at = jr->created_at;
-    }
+    if (rc == 0)
+        info_from(in, jr);
     free(jr);
     return rc < 0 ? AQ_EPERM : 0;
 }
 
+/* doc (valid) rewritten as the same request carrying "batch": id; in
+ * follows. NULL when out of memory. */
+static char *with_batch(avatarq *a, const char *doc, const char *id, doc_info *in)
+{
+    job_request *jr = malloc(sizeof *jr);
+    aq_err e = {0};
+    char *out = NULL;
+    if (jr && job_parse(doc, strlen(doc), &a->limits, jr, &e) == 0) {
+        snprintf(jr->batch, sizeof jr->batch, "%s", id);
+        if (jr->created_at == 0)
+            jr->created_at = now_ms();
+        info_from(in, jr);
+        out = job_to_json(jr);
+    }
+    free(jr);
+    return out;
+}
+
 /* ---- enqueueing ---- */
+
+/* Sends one valid document; fills out. */
+static int send_one(avatarq *a, const char *queue, const char *doc, const doc_info *in,
+                    avatarq_enqueued *out, char *err, size_t errlen)
+{
+    aq_err e = {0};
+    if (queue && job_queue_check(queue, "queue", &e) < 0)
+        return fail(&e, err, errlen);
+    queue_enq j = {.qname = queue, .id = in->id, .doc = doc, .len = strlen(doc),
+                   .created_at = in->created_at, .run_at = in->run_at, .always = in->always,
+                   .batch = in->batch};
+    int rc = queue_enqueue_ex(a->q, &j, &e);
+    if (rc < 0)
+        return fail(&e, err, errlen);
+    if (j.status == QUEUE_ENQ_FULL)
+        return failf(AVATARQ_EFULL, err, errlen,
+                     "queue %s is full (max_queue_length %d): job %s not enqueued, try later",
+                     queue && *queue ? queue : a->cfg.redis.queue, a->cfg.redis.max_queue_length,
+                     in->id);
+    if (out) {
+        memcpy(out->id, in->id, 65);
+        snprintf(out->status, sizeof out->status, "%s", queue_enq_status_name(j.status));
+        snprintf(out->state, sizeof out->state, "%s", j.state);
+    }
+    return 0;
+}
+
+int avatarq_enqueue_ex(avatarq *a, const avatarq_request *r, avatarq_enqueued *out, char *err,
+                       size_t errlen)
+{
+    aq_err e = {0};
+    char *doc = NULL;
+    doc_info in;
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (build_doc(a, r, NULL, &doc, &in, &e) < 0)
+        return fail(&e, err, errlen);
+    int rc = send_one(a, r->queue, doc, &in, out, err, errlen);
+    free(doc);
+    return rc;
+}
+
+int avatarq_enqueue_json_ex(avatarq *a, const char *queue, const char *doc,
+                            avatarq_enqueued *out, char *err, size_t errlen)
+{
+    aq_err e = {0};
+    doc_info in;
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (check_doc(a, doc, &in, &e) < 0)
+        return fail(&e, err, errlen);
+    return send_one(a, queue, doc, &in, out, err, errlen);
+}
 
 int avatarq_enqueue(avatarq *a, const avatarq_request *r, char id_out[65], char *err,
                     size_t errlen)
 {
-    aq_err e = {0};
-    char *doc = NULL, id[65];
-    int64_t created_at = 0;
-    int rc = r->queue ? job_queue_check(r->queue, "queue", &e) : 0;
-    if (rc == 0)
-        rc = build_doc(a, r, &doc, id, &created_at, &e);
-    if (rc == 0)
-        rc = queue_enqueue(a->q, r->queue, id, doc, strlen(doc), created_at, &e);
-    free(doc);
-    if (rc < 0)
-        return fail(&e, err, errlen);
-    if (id_out)
-        memcpy(id_out, id, 65);
-    return 0;
+    avatarq_enqueued out;
+    int rc = avatarq_enqueue_ex(a, r, &out, err, errlen);
+    if (rc == 0 && id_out)
+        memcpy(id_out, out.id, 65);
+    return rc;
 }
 
 int avatarq_enqueue_json(avatarq *a, const char *queue, const char *doc, char id_out[65],
                          char *err, size_t errlen)
 {
+    avatarq_enqueued out;
+    int rc = avatarq_enqueue_json_ex(a, queue, doc, &out, err, errlen);
+    if (rc == 0 && id_out)
+        memcpy(id_out, out.id, 65);
+    return rc;
+}
+
+int avatarq_cancel(avatarq *a, const char *id, char before[16], char *err, size_t errlen)
+{
     aq_err e = {0};
-    char id[65];
-    int64_t created_at = 0;
-    int rc = queue ? job_queue_check(queue, "queue", &e) : 0;
-    if (rc == 0)
-        rc = check_doc(a, doc, id, &created_at, &e);
-    if (rc == 0)
-        rc = queue_enqueue(a->q, queue, id, doc, strlen(doc), created_at, &e);
-    if (rc < 0)
-        return fail(&e, err, errlen);
-    if (id_out)
-        memcpy(id_out, id, 65);
-    return 0;
+    if (!id)
+        return failf(AVATARQ_EPERM, err, errlen, "id is NULL");
+    int rc = queue_cancel(a->q, id, before, &e);
+    return rc < 0 ? fail(&e, err, errlen) : rc;
 }
 
 /* ---- batches ---- */
@@ -348,31 +442,33 @@ static int batch_room(avatarq_batch *b, char *err, size_t errlen)
     return rc < 0 ? (int)rc : 0;
 }
 
-static void batch_hold(avatarq_batch *b, char *doc, const char *id, int64_t created_at,
-                       char id_out[65])
+static void batch_hold(avatarq_batch *b, char *doc, const doc_info *in, char id_out[65])
 {
     held *h = &b->items[b->n++];
     h->doc = doc;
-    memcpy(h->id, id, 65);
-    h->created_at = created_at;
+    memcpy(h->id, in->id, 65);
+    h->created_at = in->created_at;
+    h->run_at = in->run_at;
+    h->always = in->always;
+    memcpy(h->batch, in->batch, sizeof h->batch);
     if (id_out)
-        memcpy(id_out, id, 65);
+        memcpy(id_out, in->id, 65);
 }
 
 int avatarq_batch_add(avatarq_batch *b, const avatarq_request *r, char id_out[65], char *err,
                       size_t errlen)
 {
     aq_err e = {0};
-    char *doc = NULL, id[65];
-    int64_t created_at = 0;
-    int rc = build_doc(b->a, r, &doc, id, &created_at, &e);
+    char *doc = NULL;
+    doc_info in;
+    int rc = build_doc(b->a, r, b->id, &doc, &in, &e);
     if (rc < 0)
         return fail(&e, err, errlen);
     if ((rc = batch_room(b, err, errlen)) < 0) {
         free(doc);
         return rc;
     }
-    batch_hold(b, doc, id, created_at, id_out);
+    batch_hold(b, doc, &in, id_out);
     return 0;
 }
 
@@ -380,19 +476,18 @@ int avatarq_batch_add_json(avatarq_batch *b, const char *doc, char id_out[65], c
                            size_t errlen)
 {
     aq_err e = {0};
-    char id[65];
-    int64_t created_at = 0;
-    int rc = check_doc(b->a, doc, id, &created_at, &e);
+    doc_info in;
+    int rc = check_doc(b->a, doc, &in, &e);
     if (rc < 0)
         return fail(&e, err, errlen);
-    char *copy = strdup(doc);
+    char *copy = b->id[0] ? with_batch(b->a, doc, b->id, &in) : strdup(doc);
     if (!copy)
         return failf(AVATARQ_EAGAIN, err, errlen, "out of memory");
     if ((rc = batch_room(b, err, errlen)) < 0) {
         free(copy);
         return rc;
     }
-    batch_hold(b, copy, id, created_at, id_out);
+    batch_hold(b, copy, &in, id_out);
     return 0;
 }
 
@@ -400,22 +495,116 @@ long avatarq_batch_flush(avatarq_batch *b, char *err, size_t errlen)
 {
     if (b->n == 0)
         return 0;
-    queue_item *items = calloc(b->n, sizeof *items);
-    if (!items)
+    queue_enq *jobs = calloc(b->n, sizeof *jobs);
+    if (!jobs)
         return failf(AVATARQ_EAGAIN, err, errlen, "out of memory");
-    for (size_t i = 0; i < b->n; i++)
-        items[i] = (queue_item){b->items[i].id, b->items[i].doc, strlen(b->items[i].doc),
-                                b->items[i].created_at};
+    const char *qn = b->queue[0] ? b->queue : NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        const held *h = &b->items[i];
+        jobs[i] = (queue_enq){.qname = qn, .id = h->id, .doc = h->doc, .len = strlen(h->doc),
+                              .created_at = h->created_at, .run_at = h->run_at,
+                              .always = h->always, .batch = h->batch};
+    }
     aq_err e = {0};
-    int rc = queue_enqueue_many(b->a->q, b->queue[0] ? b->queue : NULL, items, b->n, &e);
-    free(items);
+    int rc = queue_enqueue_many_ex(b->a->q, jobs, b->n, &e);
+    if (rc < 0) {
+        free(jobs);
+        return fail(&e, err, errlen);
+    }
+    /* refused ones (queue full) stay held, in order, for a later flush */
+    size_t full = 0;
+    for (size_t i = 0; i < b->n; i++)
+        b->existing += jobs[i].status == QUEUE_ENQ_EXISTS;
+    for (size_t i = 0; i < b->n; i++) {
+        if (jobs[i].status == QUEUE_ENQ_FULL)
+            b->items[full++] = b->items[i];
+        else
+            free(b->items[i].doc);
+    }
+    free(jobs);
+    long sent = (long)(b->n - full);
+    b->n = full;
+    if (full)
+        return failf(AVATARQ_EFULL, err, errlen,
+                     "queue %s is full (max_queue_length %d): %zu of %ld jobs refused",
+                     qn ? qn : b->a->cfg.redis.queue, b->a->cfg.redis.max_queue_length, full,
+                     sent + (long)full);
+    return sent;
+}
+
+size_t avatarq_batch_existing(const avatarq_batch *b)
+{
+    return b ? b->existing : 0;
+}
+
+/* A batch id nobody has used: "b" and 24 random hex digits. */
+static int new_batch_id(char out[65], aq_err *e)
+{
+    unsigned char r[12];
+    FILE *f = fopen("/dev/urandom", "rb");
+    size_t got = f ? fread(r, 1, sizeof r, f) : 0;
+    if (f)
+        fclose(f);
+    if (got != sizeof r)
+        return err_set(e, AQ_EAGAIN, "batch id: cannot read /dev/urandom");
+    out[0] = 'b';
+    hash_hex(r, sizeof r, out + 1);
+    return 0;
+}
+
+int avatarq_batch_track(avatarq_batch *b, const char *callback_url, char id_out[65], char *err,
+                        size_t errlen)
+{
+    aq_err e = {0};
+    if (b->n || b->id[0])
+        return failf(AVATARQ_EPERM, err, errlen,
+                     "batch: track before adding jobs, and only once");
+    if (callback_url && !callback_url_valid(callback_url))
+        return failf(AVATARQ_EPERM, err, errlen,
+                     "callback_url: '%.80s' is not an http:// or https:// URL", callback_url);
+    char id[65];
+    int rc = new_batch_id(id, &e);
+    if (rc == 0)
+        rc = queue_batch_open(b->a->q, id, b->queue[0] ? b->queue : NULL, callback_url, &e);
     if (rc < 0)
         return fail(&e, err, errlen);
-    long sent = (long)b->n;
-    for (size_t i = 0; i < b->n; i++)
-        free(b->items[i].doc);
-    b->n = 0;
-    return sent;
+    memcpy(b->id, id, sizeof b->id);
+    if (id_out)
+        memcpy(id_out, id, 65);
+    return 0;
+}
+
+int avatarq_batch_seal(avatarq_batch *b, char *err, size_t errlen)
+{
+    if (!b->id[0])
+        return failf(AVATARQ_EPERM, err, errlen, "batch: not tracked (avatarq_batch_track)");
+    long sent = avatarq_batch_flush(b, err, errlen);
+    if (sent < 0)
+        return (int)sent;
+    aq_err e = {0};
+    int rc = queue_batch_seal(b->a->q, b->id, &e);
+    return rc < 0 ? fail(&e, err, errlen) : 0;
+}
+
+int avatarq_batch_status(avatarq *a, const char *id, avatarq_batch_info *out, char *err,
+                         size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    aq_err e = {0};
+    queue_batch_info bi;
+    int rc = queue_batch_get(a->q, id, &bi, &e);
+    if (rc < 0)
+        return fail(&e, err, errlen);
+    snprintf(out->state, sizeof out->state, "%s", bi.state);
+    out->total = bi.total;
+    out->pending = bi.pending;
+    out->done = bi.done;
+    out->dead = bi.dead;
+    out->cancelled = bi.cancelled;
+    out->created_at = bi.created_at;
+    out->finished_at = bi.finished_at;
+    out->sealed = bi.sealed != 0;
+    return 0;
 }
 
 void avatarq_batch_free(avatarq_batch *b)
@@ -471,7 +660,8 @@ void avatarq_status_free(avatarq_status *st)
 
 static bool is_final(const avatarq_status *st)
 {
-    return strcmp(st->state, "done") == 0 || strcmp(st->state, "dead") == 0;
+    return strcmp(st->state, "done") == 0 || strcmp(st->state, "dead") == 0 ||
+           strcmp(st->state, "cancelled") == 0;
 }
 
 /* Milliseconds left before the deadline (-1 = none), never below 0. */

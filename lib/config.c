@@ -5,6 +5,7 @@
  * the same way wherever it came from, and a bad one is reported with the
  * file and line, or the variable, it came from. */
 #include "config.h"
+#include "callback.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -60,6 +61,8 @@ static int set_queue(aq_config *, const key_spec *, const char *, char *);
 static int set_mode(aq_config *, const key_spec *, const char *, char *);
 static int set_listen(aq_config *, const key_spec *, const char *, char *);
 static int set_token(aq_config *, const key_spec *, const char *, char *);
+static int set_queues(aq_config *, const key_spec *, const char *, char *);
+static int set_cb_url(aq_config *, const key_spec *, const char *, char *);
 
 static int set_storage_backend(aq_config *, const key_spec *, const char *, char *);
 static int set_database_backend(aq_config *, const key_spec *, const char *, char *);
@@ -85,6 +88,7 @@ static const key_spec KEYS[] = {
     {"redis", "min_replicas_ack", "0", set_int, F(redis.min_replicas_ack), 0, 100, 0},
     {"redis", "min_replicas_timeout_ms", "100", set_int, F(redis.min_replicas_timeout_ms), 1, 600000,
      0},
+    {"redis", "max_queue_length", "0", set_int, F(redis.max_queue_length), 0, 2000000000, 0},
 
     {"worker", "processes", NULL, set_int, F(worker.processes), 1, 256, 0},
     {"worker", "concurrency", "16", set_int, F(worker.concurrency), 1, 256, 0},
@@ -98,6 +102,7 @@ static const key_spec KEYS[] = {
     {"worker", "result_ttl_s", "604800", set_int, F(worker.result_ttl_s), 1, 3650 * DAY_S, 0},
     {"worker", "dead_max", "10000", set_int, F(worker.dead_max), 1, 100000000, 0},
     {"worker", "events_max", "10000", set_int, F(worker.events_max), 1, 100000000, 0},
+    {"worker", "queues", "", set_queues, F(worker.queues), 0, 1023, 0},
 
     {"render", "default_style", "pixel", set_style, F(render.default_style), 1, 15, 0},
     {"render", "default_sizes", "32,64,128,256,512", set_sizes, F(render.default_sizes), 1,
@@ -139,6 +144,16 @@ static const key_spec KEYS[] = {
 
     {"log", "level", "info", set_level, F(log.level), 0, 0, 0},
     {"log", "format", "logfmt", set_format, F(log.format), 0, 0, 0},
+
+    {"callbacks", "url", "", set_cb_url, F(callbacks.url), 0, CALLBACK_URL_MAX, 0},
+    {"callbacks", "secret", "", set_str, F(callbacks.secret), 0, 255, 1},
+    {"callbacks", "timeout_ms", "5000", set_int, F(callbacks.timeout_ms), 1, 600000, 0},
+    {"callbacks", "max_attempts", "8", set_int, F(callbacks.max_attempts), 1, 100, 0},
+    {"callbacks", "backoff_base_ms", "1000", set_int, F(callbacks.backoff_base_ms), 1, DAY_MS,
+     0},
+    {"callbacks", "backoff_max_ms", "60000", set_int, F(callbacks.backoff_max_ms), 1, DAY_MS,
+     0},
+    {"callbacks", "publish", "false", set_bool, F(callbacks.publish), 0, 0, 0},
 };
 
 _Static_assert(NELEM(KEYS) <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX in config.h");
@@ -241,6 +256,70 @@ static int set_name(aq_config *c, const key_spec *k, const char *v, char *why)
         if (*p <= ' ' || *p >= 0x7f)
             return why_value(why, k, v, "may hold only visible ASCII characters");
     return set_str(c, k, v, why);
+}
+
+/* One "name" or "name:weight" of [worker] queues into q's entry i. */
+static int queue_entry(config_queues *q, int i, char *item, const key_spec *k, const char *v,
+                       char *why)
+{
+    char *colon = strchr(item, ':');
+    long long w = 1;
+    if (colon) {
+        *colon = '\0';
+        if (q->strict)
+            return why_value(why, k, v, "'%s': strict queues take no weights", item);
+        if (parse_ll(colon + 1, &w) != 0 || w < 1 || w > 1000)
+            return why_value(why, k, v, "'%s': weight '%s' is not an integer 1..1000", item,
+                             colon + 1);
+    }
+    if (!job_queue_valid(item))
+        return why_value(why, k, v, "'%.70s' is not a queue name ([A-Za-z0-9._-]{1,64})", item);
+    for (int j = 0; j < i; j++)
+        if (strcmp(q->name[j], item) == 0)
+            return why_value(why, k, v, "queue '%s' is listed twice", item);
+    snprintf(q->name[i], sizeof q->name[i], "%s", item);
+    q->weight[i] = (int)w;
+    return 0;
+}
+
+/* A default callback URL: "" or an http(s) URL (callback_url_valid). */
+static int set_cb_url(aq_config *c, const key_spec *k, const char *v, char *why)
+{
+    if (*v && !callback_url_valid(v))
+        return why_value(why, k, v, "is not an http:// or https:// URL (visible ASCII, at "
+                                    "most %d bytes)", CALLBACK_URL_MAX);
+    return set_str(c, k, v, why);
+}
+
+/* "signup:10,bulk:1", "strict:signup,bulk", or "" (the [redis] queue only). */
+static int set_queues(aq_config *c, const key_spec *k, const char *v, char *why)
+{
+    config_queues q = {0};
+    char buf[1024];
+    if (strlen(v) >= sizeof buf)
+        return why_value(why, k, v, "is too long");
+    snprintf(buf, sizeof buf, "%s", v);
+    char *p = buf;
+    if (strncmp(p, "strict:", 7) == 0) {
+        q.strict = true;
+        p += 7;
+    }
+    char *save = NULL;
+    for (char *item = strtok_r(p, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        while (*item == ' ')
+            item++;
+        for (char *end = item + strlen(item); end > item && end[-1] == ' ';)
+            *--end = '\0';
+        if (q.n == CONFIG_QUEUES_MAX)
+            return why_value(why, k, v, "more than %d queues", CONFIG_QUEUES_MAX);
+        if (queue_entry(&q, q.n, item, k, v, why) != 0)
+            return -1;
+        q.n++;
+    }
+    if (q.strict && q.n == 0)
+        return why_value(why, k, v, "'strict:' names no queue");
+    *(config_queues *)field(c, k) = q;
+    return 0;
 }
 
 static int set_storage_backend(aq_config *c, const key_spec *k, const char *v, char *why)

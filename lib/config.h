@@ -11,7 +11,16 @@
 #include "error.h"
 
 #define CONFIG_MAX_SIZES 16
-#define CONFIG_KEYS_MAX 64 /* room for every key of the table in config.c */
+#define CONFIG_KEYS_MAX 96 /* room for every key of the table in config.c */
+
+/* [worker] queues: "signup:10,bulk:1" (weighted) or "strict:signup,bulk". */
+#define CONFIG_QUEUES_MAX 16
+typedef struct config_queues {
+    int n;
+    bool strict;
+    char name[CONFIG_QUEUES_MAX][72];
+    int weight[CONFIG_QUEUES_MAX];
+} config_queues;
 
 typedef struct aq_config {
     char path[PATH_MAX]; /* the file that was read; "" when none */
@@ -37,6 +46,7 @@ typedef struct aq_config {
         bool cluster;
         int min_replicas_ack;     /* WAIT N after enqueue and outcomes; 0 = off */
         int min_replicas_timeout_ms;
+        int max_queue_length;     /* enqueue refused at this many; 0 = unlimited */
     } redis;
 
     struct {
@@ -49,6 +59,7 @@ typedef struct aq_config {
         int result_ttl_s;
         int dead_max;             /* NS:dead trimmed to this many [10000] */
         int events_max;           /* NS:events MAXLEN ~ [10000] */
+        config_queues queues;     /* [worker] queues; n 0 = [redis] queue only */
     } worker;
 
     struct {
@@ -95,6 +106,15 @@ typedef struct aq_config {
         int level;                /* LOG_* from log.h */
         int format;               /* LOG_FMT_* from log.h */
     } log;
+
+    struct {                      /* [callbacks]: completion callbacks */
+        char url[520];            /* default callback URL; "" = none */
+        char secret[256];         /* HMAC-SHA256 key; "" = unsigned */
+        int timeout_ms;           /* one POST [5000] */
+        int max_attempts;         /* POSTs before giving up [8] */
+        int backoff_base_ms, backoff_max_ms; /* between POSTs [1000, 60000] */
+        bool publish;             /* PUBLISH NS:done per finished job [false] */
+    } callbacks;
 
     /* Where each key's value came from, by its index in config.c's table:
      * > 0 that line of path, 0 the default, -1 the environment. Only for

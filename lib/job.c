@@ -18,6 +18,7 @@
  *   #rrggbb, sizes in ascending order, angle in hundredths of a degree
  *   (what decides the pixels), so equal requests share one id. */
 #include "job.h"
+#include "callback.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -578,6 +579,94 @@ static int take_created_at(job_request *r, const json_t *v, const job_limits *l,
     return 0;
 }
 
+/* ---- scheduling fields (kept apart from the render fields) ---- */
+
+static int check_run_at(long long v, aq_err *e)
+{
+    if (v < 0 || v > JOB_RUN_AT_MAX)
+        return err_set(e, AQ_EPERM, "run_at: %lld is outside 0..%lld (ms since the epoch)", v,
+                       JOB_RUN_AT_MAX);
+    return 0;
+}
+
+static int check_delay_ms(long long v, aq_err *e)
+{
+    if (v < 0 || v > JOB_DELAY_MAX)
+        return err_set(e, AQ_EPERM, "delay_ms: %lld is outside 0..%lld (a year)", v, JOB_DELAY_MAX);
+    return 0;
+}
+
+static int take_run_at(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    if (want_integer("run_at", v, e) || check_run_at(json_integer_value(v), e))
+        return AQ_EPERM;
+    r->run_at = json_integer_value(v);
+    return 0;
+}
+
+static int take_delay_ms(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    if (want_integer("delay_ms", v, e) || check_delay_ms(json_integer_value(v), e))
+        return AQ_EPERM;
+    r->delay_ms = json_integer_value(v);
+    return 0;
+}
+
+static int check_callback_url(const char *s, size_t len, aq_err *e)
+{
+    char shown[80];
+    if (len > JOB_CALLBACK_URL_MAX || strlen(s) != len || !callback_url_valid(s))
+        return err_set(e, AQ_EPERM, "callback_url: '%s' is not an http:// or https:// URL "
+                                    "(visible ASCII, at most %d bytes)",
+                       log_printable(s, len, shown, sizeof shown), JOB_CALLBACK_URL_MAX);
+    return 0;
+}
+
+static int take_callback_url(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    if (want_string("callback_url", v, e) ||
+        check_callback_url(json_string_value(v), json_string_length(v), e))
+        return AQ_EPERM;
+    snprintf(r->callback_url, sizeof r->callback_url, "%s", json_string_value(v));
+    return 0;
+}
+
+static int take_batch(job_request *r, const json_t *v, const job_limits *l, aq_err *e)
+{
+    (void)l;
+    if (want_string("batch", v, e))
+        return AQ_EPERM;
+    if (!job_id_valid(json_string_value(v)) ||
+        json_string_length(v) != strlen(json_string_value(v))) {
+        char shown[80];
+        return err_set(e, AQ_EPERM, "batch: '%s' is not a batch id ([A-Za-z0-9._-]{1,64})",
+                       log_printable(json_string_value(v), json_string_length(v), shown,
+                                     sizeof shown));
+    }
+    snprintf(r->batch, sizeof r->batch, "%s", json_string_value(v));
+    return 0;
+}
+
+/* Both rules of the scheduling fields, for documents and requests alike. */
+static int check_schedule(const job_request *r, aq_err *e)
+{
+    if (check_run_at(r->run_at, e) || check_delay_ms(r->delay_ms, e))
+        return AQ_EPERM;
+    if (r->run_at > 0 && r->delay_ms > 0)
+        return err_set(e, AQ_EPERM, "delay_ms: give run_at or delay_ms, not both");
+    return 0;
+}
+
+int64_t job_due_ms(const job_request *r, int64_t now)
+{
+    if (r->run_at > 0)
+        return r->run_at;
+    return r->delay_ms > 0 ? now + r->delay_ms : 0;
+}
+
 /* In the order they are checked (see take_fields). */
 static const field_spec FIELDS[] = {
     {"id", take_id},           {"v", take_v},           {"type", take_type},
@@ -587,6 +676,8 @@ static const field_spec FIELDS[] = {
     {"created_at", take_created_at},
     {"emoji", take_emoji},     {"background", take_background}, {"emoji_size", take_emoji_size},
     {"radius", take_radius},   {"format", take_format}, {"name", take_name},
+    {"run_at", take_run_at},   {"delay_ms", take_delay_ms},
+    {"callback_url", take_callback_url}, {"batch", take_batch},
 };
 
 int job_set_field(job_request *r, const char *field, const char *text, const job_limits *l, aq_err *e)
@@ -706,6 +797,13 @@ static int check_request(job_request *r, const job_limits *l, aq_err *e)
         return AQ_EPERM;
     if (r->type == JOB_GENERATE && check_look(r, e))
         return AQ_EPERM;
+    if (check_schedule(r, e))
+        return AQ_EPERM;
+    if (r->callback_url[0] &&
+        check_callback_url(r->callback_url, strnlen(r->callback_url, sizeof r->callback_url), e))
+        return AQ_EPERM;
+    if (r->batch[0] && !job_id_valid(r->batch))
+        return err_set(e, AQ_EPERM, "batch: '%.64s' is not a batch id", r->batch);
     return check_created_at(r->created_at, e);
 }
 
@@ -973,6 +1071,14 @@ char *job_to_json(const job_request *r)
         rc |= set_new(o, "max_attempts", json_integer(r->max_attempts));
     if (r->created_at > 0)
         rc |= set_new(o, "created_at", json_integer(r->created_at));
+    if (r->run_at > 0)
+        rc |= set_new(o, "run_at", json_integer(r->run_at));
+    if (r->delay_ms > 0)
+        rc |= set_new(o, "delay_ms", json_integer(r->delay_ms));
+    if (r->callback_url[0])
+        rc |= set_new(o, "callback_url", json_string(r->callback_url));
+    if (r->batch[0])
+        rc |= set_new(o, "batch", json_string(r->batch));
     /* 15 digits: 45.1 stays "45.1" and any angle a person wrote survives. */
     return dump(o, rc, JSON_REAL_PRECISION(15));
 }

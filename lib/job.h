@@ -17,6 +17,7 @@
 #define JOB_SEED_MAX 256
 #define JOB_SIZES_MAX 16
 #define JOB_VERSION 1
+#define JOB_CALLBACK_URL_MAX 512
 
 typedef enum { JOB_GENERATE = 0, JOB_DELETE = 1 } job_type;
 
@@ -55,7 +56,23 @@ typedef struct job_request {
     int max_attempts;          /* 0 when absent */
     int64_t created_at;        /* 0 when absent */
     render_params render;      /* resolved for render_make() */
+    /* scheduling (docs/protocol.md "Producers: ..."): at most one of the two */
+    int64_t run_at;            /* ms since the epoch; 0 when absent */
+    int64_t delay_ms;          /* from enqueue time; 0 when absent */
+    /* completion callback (docs/protocol.md "Completion callbacks") */
+    char callback_url[JOB_CALLBACK_URL_MAX + 1]; /* "" when absent */
+    /* the batch this job belongs to (docs/protocol.md "Batches") */
+    char batch[JOB_ID_MAX + 1];  /* "" when absent */
 } job_request;
+
+/* Limits of the scheduling fields: run_at before the year 10000, delay_ms
+ * at most a year. */
+#define JOB_RUN_AT_MAX 253402300799999LL
+#define JOB_DELAY_MAX (366LL * 86400 * 1000)
+
+/* When a request should first run: run_at, or now_ms + delay_ms, or 0
+ * (now). */
+int64_t job_due_ms(const job_request *r, int64_t now_ms);
 
 /* Fills limits from the [render] section of c. Returns 0 or AQ_EPERM
  * (unknown default_style). */

@@ -57,6 +57,56 @@ typedef struct queue_item {
 int queue_enqueue_many(queue *q, const char *qname, const queue_item *items,
                        size_t n, aq_err *e);
 
+/* queue_enqueue with everything a producer may ask (docs/protocol.md
+ * "Producers: dedup, limits, scheduling, cancellation"): one script that
+ *  - leaves a job whose id is queued, scheduled, running or retrying alone
+ *    (status QUEUE_ENQ_EXISTS, state = its state): its hash, attempts and
+ *    document are never touched;
+ *  - takes back the cancellation of a job whose document has not been
+ *    dropped yet (QUEUE_ENQ_REVIVED);
+ *  - refuses when the target queue holds max_queue_length documents
+ *    (QUEUE_ENQ_FULL; nothing written);
+ *  - else pushes doc (or, with run_at in the future, adds it to NS:delayed
+ *    at run_at, state scheduled) and writes the hash (QUEUE_ENQ_DONE).
+ * Returns 0 whatever the status, or < 0 on failure. */
+typedef enum {
+    QUEUE_ENQ_DONE = 0,
+    QUEUE_ENQ_EXISTS = 1,
+    QUEUE_ENQ_REVIVED = 2,
+    QUEUE_ENQ_FULL = 3,
+} queue_enq_status;
+typedef struct queue_enq {
+    const char *qname;        /* NULL = the configured queue */
+    const char *id;           /* "" or NULL: a document without id */
+    const char *doc;
+    size_t len;
+    int64_t created_at;       /* 0 = now */
+    int64_t run_at;           /* ms since the epoch; 0 or past = run now */
+    const char *batch;        /* MAY: batch id (docs/protocol.md "Batches"):
+                               * counted in NS:batch:ID when enqueued */
+    bool always;              /* never deduplicated (delete jobs: a delete is
+                               * never lost); a running or retrying job's
+                               * hash is still left alone */
+    /* out */
+    queue_enq_status status;
+    char state[16];           /* the job's state after the call */
+} queue_enq;
+int queue_enqueue_ex(queue *q, queue_enq *j, aq_err *e);
+/* The same for n jobs in one pipeline; each gets its own status. */
+int queue_enqueue_many_ex(queue *q, queue_enq *jobs, size_t n, aq_err *e);
+/* The name of a status ("enqueued", "exists", "revived", "full"). */
+const char *queue_enq_status_name(queue_enq_status s);
+
+/* Cancels job id in one script: a queued, scheduled, retrying or running job
+ * becomes `cancelled` at once (finished_at now, error "cancelled"); its
+ * document is dropped, never run, where it next surfaces (a worker's start,
+ * the promotion of NS:delayed, recovery), and a running one's result is
+ * discarded and its files deleted by the worker when it finishes. *before
+ * (16 bytes, may be NULL) receives the state it had. Returns 0 when
+ * cancelled, 1 when the job was already final (done, dead, cancelled:
+ * nothing done), AQ_ENOTFOUND, or < 0. */
+int queue_cancel(queue *q, const char *id, char *before, aq_err *e);
+
 /* The job hash, as strings ("" for absent fields). */
 typedef struct queue_job {
     char state[16], queue[64], worker[160], error[512];
@@ -83,7 +133,8 @@ int queue_take(queue *q, const char *worker, int timeout_ms, char **doc,
  * `started` (and `enqueued` when the job had no live hash: a raw LPUSH);
  * adds an event. *attempts receives the new attempt number. Idempotent:
  * called again while the job is still running on the same worker (a retry
- * after a lost reply) it changes nothing and returns the same number. */
+ * after a lost reply) it changes nothing and returns the same number. A job
+ * cancelled before it started gets *attempts 0: drop its document. */
 int queue_start(queue *q, const char *worker, const char *id, int64_t created_at,
                 int *attempts, aq_err *e);
 
@@ -134,6 +185,10 @@ int queue_worker_gone(queue *q, const char *worker, aq_err *e);
  * atomically in one script; exactly once even with many supervisors.
  * *moved receives the count. */
 int queue_promote_due(queue *q, int64_t now_ms, int limit, int *moved, aq_err *e);
+/* The same, also giving the score (ms since the epoch) of the earliest job
+ * still waiting in NS:delayed, or -1 when none (next_due may be NULL). */
+int queue_promote_due_next(queue *q, int64_t now_ms, int limit, int *moved, int64_t *next_due,
+                           aq_err *e);
 
 /* Puts every job of NS:processing:worker back at the head of its queue
  * (RPUSH, so it is taken next), state=queued. What fate.c decides otherwise
@@ -172,11 +227,14 @@ int queue_recover_dead(queue *q, const queue_requeue *how, int *recovered, int *
  * dead only while it is `queued` (the hash an enqueue made for this very
  * document); a hash of any other state belongs to another job and is left
  * alone. */
+/* QUEUE_DROP: a document whose job was cancelled before it started
+ * (queue_start_many gave it attempts 0): it only leaves the processing list. */
 typedef enum {
     QUEUE_DONE = 0,
     QUEUE_RETRY = 1,
     QUEUE_DEAD = 2,
     QUEUE_REFUSED = 3,
+    QUEUE_DROP = 4,
 } queue_outcome_kind;
 
 typedef struct queue_outcome {
@@ -190,8 +248,14 @@ typedef struct queue_outcome {
     const char *retry_doc;    /* RETRY: pushed to NS:delayed at due_ms */
     int64_t due_ms;
     const char *dead_doc;     /* DEAD: pushed to NS:dead */
+    const char *callback;     /* DONE, DEAD: MAY: callback URL of the job (or
+                               * [callbacks] url): the result goes to
+                               * NS:callbacks for the callback sender */
+    const char *batch;        /* MAY: the job's batch id (counted when final) */
     bool stale;               /* out: neither in processing nor queued any more
                                * (taken back by recovery; its holder records it) */
+    bool cancelled;           /* out: cancelled while it ran: nothing recorded,
+                               * the caller deletes what it stored */
 } queue_outcome;
 
 /* Job duration histogram, NS:metrics fields job_duration_ms_le_<B>
@@ -210,9 +274,11 @@ void queue_hist_add(queue_hist *h, int64_t ms);
 typedef struct queue_taken {
     char **doc;
     size_t *len;
+    int *from;                /* the queue each came from (queue_take_name) */
     size_t n;
     bool oversized;           /* the queue's next document is over the limit:
-                               * take it with queue_take_bounded */
+                               * take it with queue_take_bounded_from */
+    int oversized_from;       /* ... from this queue (queue_take_name) */
     struct queue_big *big;    /* queue_processing: documents over the limit */
     size_t nbig;              /* (size and head only; sha256 "") */
 } queue_taken;
@@ -233,18 +299,13 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
 typedef struct queue_start_item {
     const char *id;           /* "" for a document without a usable id */
     int64_t created_at;
-    int attempts;             /* out */
+    int attempts;             /* out; 0: cancelled before it started, drop it
+                               * (outcome QUEUE_DROP) */
+    const char *queue;        /* MAY: the queue it came from (NULL = default) */
 } queue_start_item;
 /* queue_start for n jobs in one script (one `running` event for them all). */
 int queue_start_many(queue *q, const char *worker, queue_start_item *items, size_t n,
                      aq_err *e);
-/* The same in two halves, so the caller works while the reply travels: send
- * writes the call, recv reads its reply (answering a NOSCRIPT by making the
- * whole call again). Nothing else may be sent on q in between. */
-int queue_start_many_send(queue *q, const char *worker, const queue_start_item *items, size_t n,
-                          aq_err *e);
-int queue_start_many_recv(queue *q, const char *worker, queue_start_item *items, size_t n,
-                          aq_err *e);
 
 /* BLMOVE from the queue into NS:processing:worker, waiting up to timeout_ms,
  * reading the reply from the socket in pieces: a document of at most limit
@@ -261,6 +322,28 @@ struct queue_big {
 };
 int queue_take_bounded(queue *q, const char *worker, int timeout_ms, size_t limit,
                        char **doc, size_t *len, queue_big *big, aq_err *e);
+/* The same from take queue `from` (queue_take_name; 0 = the default). */
+int queue_take_bounded_from(queue *q, int from, const char *worker, int timeout_ms,
+                            size_t limit, char **doc, size_t *len, queue_big *big, aq_err *e);
+
+/* ---- several queues per worker ([worker] queues) ----
+ * With take queues set, queue_cycle takes from them: weighted (smooth
+ * weighted round robin over the documents of each call: in any run of
+ * sum(weights) documents taken while every queue has work, queue i gives
+ * weight i of them, so no queue starves) or strict (always the first
+ * non-empty queue in the listed order). A preferred queue that is empty
+ * falls through to the others in listed order. Indexes: 1..n the take
+ * queues, 0 the configured [redis] queue. */
+#define QUEUE_TAKE_MAX 16
+int queue_set_takes(queue *q, const char *const *names, const int *weights, int n,
+                    bool strict, aq_err *e);
+/* The name of take queue idx (0 or out of range: the configured queue). */
+const char *queue_take_name(const queue *q, int idx);
+/* The take queue an idle worker blocks on: the heaviest (weighted) or the
+ * first (strict); 0 without take queues. */
+int queue_take_first(const queue *q);
+/* Number of take queues (0 = the configured queue only). */
+int queue_take_count(const queue *q);
 
 /* Removes from NS:processing:worker the first document of exactly big->size
  * bytes (over limit) and records it dead: NS:dead gets {"raw": head,
@@ -274,10 +357,70 @@ int queue_bury_oversized(queue *q, const char *worker, const queue_big *big, siz
  * only: they never travel whole). Same ownership as queue_taken. */
 int queue_processing(queue *q, const char *worker, size_t limit, queue_taken *out, aq_err *e);
 
+/* ---- tracked batches (docs/protocol.md "Batches") ----
+ * NS:batch:ID counts the jobs enqueued with that batch id (total, pending,
+ * done, dead, cancelled); the outcome scripts count each job once when it
+ * ends; a sealed batch whose pending count reaches 0 completes: state
+ * complete, an NS:events entry (id = the batch id, state batch_done), and
+ * its callback_url (if any) gets {batch, state, total, done, dead,
+ * cancelled, finished_at}. */
+
+/* Creates NS:batch:id (state open). AQ_EPERM when it exists already. */
+int queue_batch_open(queue *q, const char *id, const char *qname, const char *callback_url,
+                     aq_err *e);
+/* No more jobs: completes it now when every job is final. AQ_ENOTFOUND
+ * when there is no such batch. */
+int queue_batch_seal(queue *q, const char *id, aq_err *e);
+typedef struct queue_batch_info {
+    char state[16];           /* open | complete */
+    char queue[72];
+    int64_t total, pending, done, dead, cancelled;
+    int64_t created_at, finished_at;
+    int sealed;
+} queue_batch_info;
+/* NS:batch:id into out; AQ_ENOTFOUND when there is none (or it expired:
+ * result_ttl_s after it completed). */
+int queue_batch_get(queue *q, const char *id, queue_batch_info *out, aq_err *e);
+
+/* ---- completion callbacks (docs/protocol.md "Completion callbacks") ----
+ * The outcome scripts LPUSH an entry {url, body, attempts} to NS:callbacks
+ * for each done or dead job with a callback URL (and each completed batch
+ * with one). A sender (a thread of every worker process, with its own
+ * connection) moves one entry at a time to NS:callbacks:sending:W, POSTs it
+ * and records what became of it; entries to retry wait in
+ * NS:callbacks:delayed. */
+
+/* BLMOVE NS:callbacks -> NS:callbacks:sending:worker, waiting up to
+ * timeout_ms. 1 with *entry (malloc'd, NUL-terminated), 0 on timeout, < 0. */
+int queue_callback_take(queue *q, const char *worker, int timeout_ms, char **entry,
+                        size_t *len, aq_err *e);
+/* One script, without waiting: moves due entries of NS:callbacks:delayed
+ * back to NS:callbacks (each once, whoever calls), then up to max entries
+ * to the sender's list, into out (same ownership as queue_taken). */
+int queue_callback_take_many(queue *q, const char *worker, int max, queue_taken *out,
+                             aq_err *e);
+typedef enum { QUEUE_CB_SENT, QUEUE_CB_RETRY, QUEUE_CB_GAVE_UP } queue_cb_result;
+typedef struct queue_cb_done {
+    const char *entry;        /* exactly as taken */
+    size_t len;
+    queue_cb_result how;
+    const char *retry_entry;  /* RETRY: ZADDed to NS:callbacks:delayed at due_ms */
+    int64_t due_ms;
+} queue_cb_done;
+/* One script for n entries: each leaves the sending list and is counted
+ * callbacks_sent; or waits in NS:callbacks:delayed (callbacks_retried); or
+ * is kept in NS:callbacks:dead (trimmed to dead_max; callbacks_failed). */
+int queue_callback_finish(queue *q, const char *worker, const queue_cb_done *done, size_t n,
+                          aq_err *e);
+/* Moves every entry of NS:callbacks:sending:worker back to NS:callbacks (a
+ * sender that died or stopped); queue_requeue_worker calls it too. */
+int queue_callback_return(queue *q, const char *worker, int *moved, aq_err *e);
+
 /* ---- operators ---- */
 typedef struct queue_stats {
     int64_t queued, processing, delayed, dead;
     int64_t enqueued, started, done, failed, retried, dead_total, recovered;
+    int64_t cancelled, callbacks_sent, callbacks_retried, callbacks_failed;
 } queue_stats;
 int queue_stats_get(queue *q, queue_stats *s, aq_err *e);
 

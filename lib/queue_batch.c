@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "hash.h"
+#include "job.h"
 #include "queue_int.h"
 #include "retry.h"
 
@@ -34,6 +35,7 @@ void queue_taken_free(queue_taken *t)
         free(t->doc[i]);
     free(t->doc);
     free(t->len);
+    free(t->from);
     free(t->big);
     memset(t, 0, sizeof *t);
 }
@@ -120,7 +122,8 @@ static void qvec_head(qvec *a, char keys[][QUEUE_KEY_MAX], int nkeys)
 /* ---- queue_cycle ---- */
 
 static const char *const KIND_CODE[] = {[QUEUE_DONE] = "d", [QUEUE_RETRY] = "r",
-                                        [QUEUE_DEAD] = "x", [QUEUE_REFUSED] = "z"};
+                                        [QUEUE_DEAD] = "x", [QUEUE_REFUSED] = "z",
+                                        [QUEUE_DROP] = "c"};
 
 static void cycle_outcome(qvec *a, const queue_outcome *o)
 {
@@ -144,7 +147,14 @@ static void cycle_outcome(qvec *a, const queue_outcome *o)
         qvec_s(a, o->dead_doc);
         qvec_s(a, "");
         break;
+    case QUEUE_DROP:
+        qvec_s(a, "");
+        qvec_s(a, "");
+        qvec_s(a, "");
+        break;
     }
+    qvec_s(a, o->callback ? o->callback : "");
+    qvec_s(a, o->batch ? o->batch : "");
 }
 
 /* Field names of the histogram, built once. */
@@ -187,7 +197,8 @@ static int taken_from(queue *q, const redisReply *arr, queue_taken *t, aq_err *e
         return 0;
     t->doc = calloc(n, sizeof *t->doc);
     t->len = calloc(n, sizeof *t->len);
-    if (!t->doc || !t->len)
+    t->from = calloc(n, sizeof *t->from);
+    if (!t->doc || !t->len || !t->from)
         return err_set(e, AQ_EAGAIN, "take: out of memory");
     for (size_t i = 0; i < n; i++) {
         const redisReply *d = arr->element[i];
@@ -206,16 +217,94 @@ static int taken_from(queue *q, const redisReply *arr, queue_taken *t, aq_err *e
 static int cycle_reply(queue *q, redisReply *r, queue_outcome *outs, size_t n, queue_taken *t,
                        aq_err *e)
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
         r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements != n)
         return err_set(e, AQ_EPERM, "redis %s: cycle: unexpected reply", q->where);
-    for (size_t i = 0; i < n; i++)
-        outs[i].stale = reply_int(r->element[0]->element[i]) == 0;
-    t->oversized = reply_int(r->element[2]) == 1;
+    for (size_t i = 0; i < n; i++) {
+        int64_t c = reply_int(r->element[0]->element[i]);
+        outs[i].stale = c == 0;
+        outs[i].cancelled = c == 2;
+    }
+    int64_t over = reply_int(r->element[2]);
+    t->oversized = over > 0;
+    t->oversized_from = over > 0 ? (int)over - 1 : 0;
     int rc = taken_from(q, r->element[1], t, e);
+    const redisReply *from = r->element[3];
+    for (size_t i = 0; rc == 0 && i < t->n; i++)
+        t->from[i] = from->type == REDIS_REPLY_ARRAY && i < from->elements
+                         ? (int)reply_int(from->element[i])
+                         : 0;
     if (rc < 0)
         queue_taken_free(t);
     return rc;
+}
+
+/* ---- several queues ---- */
+
+int queue_set_takes(queue *q, const char *const *names, const int *weights, int n, bool strict,
+                    aq_err *e)
+{
+    if (n < 0 || n > QUEUE_TAKE_MAX)
+        return err_set(e, AQ_EPERM, "queues: %d queues, at most %d", n, QUEUE_TAKE_MAX);
+    for (int i = 0; i < n; i++) {
+        if (!job_queue_valid(names[i]))
+            return err_set(e, AQ_EPERM, "queues: '%.70s' is not a queue name", names[i]);
+        if (!strict && (!weights || weights[i] < 1))
+            return err_set(e, AQ_EPERM, "queues: %s: weight must be at least 1", names[i]);
+    }
+    q->ntake = n;
+    q->take_strict = strict;
+    for (int i = 0; i < n; i++) {
+        snprintf(q->take_name[i], sizeof q->take_name[i], "%s", names[i]);
+        q->take_weight[i] = strict || !weights ? 1 : weights[i];
+        q->take_credit[i] = 0;
+    }
+    return 0;
+}
+
+const char *queue_take_name(const queue *q, int idx)
+{
+    return idx >= 1 && idx <= q->ntake ? q->take_name[idx - 1] : q->cfg.redis.queue;
+}
+
+int queue_take_count(const queue *q)
+{
+    return q->ntake;
+}
+
+int queue_take_first(const queue *q)
+{
+    if (q->ntake == 0)
+        return 0;
+    int best = 0;
+    for (int i = 1; !q->take_strict && i < q->ntake; i++)
+        if (q->take_weight[i] > q->take_weight[best])
+            best = i;
+    return best + 1;
+}
+
+/* The take order of one call: for each wanted document, the queue to try
+ * first ('a' + index - 1). Weighted: smooth weighted round robin (each pick
+ * adds every queue's weight to its credit and takes the largest credit,
+ * which then pays the total), its credits kept across calls. Strict: always
+ * the first queue. */
+static void take_order(queue *q, char *out, int want)
+{
+    int64_t total = 0;
+    for (int i = 0; i < q->ntake; i++)
+        total += q->take_weight[i];
+    for (int k = 0; k < want; k++) {
+        int best = 0;
+        for (int i = 0; !q->take_strict && i < q->ntake; i++) {
+            q->take_credit[i] += q->take_weight[i];
+            if (q->take_credit[i] > q->take_credit[best])
+                best = i;
+        }
+        if (!q->take_strict)
+            q->take_credit[best] -= total;
+        out[k] = (char)('a' + best);
+    }
+    out[want] = '\0';
 }
 
 int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
@@ -225,7 +314,10 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
     for (size_t i = 0; i < n; i++)
         if (check_id(outs[i].id, true, e) < 0)
             return err_prefix(e, "outcome %zu: ", i);
-    char keys[8][QUEUE_KEY_MAX], ns[80];
+    if (want < 0)
+        want = 0;
+    int nkeys = 8 + q->ntake;
+    char keys[8 + QUEUE_TAKE_MAX][QUEUE_KEY_MAX], ns[80];
     queue_keyf(q, keys[0], QUEUE_KEY_MAX, "processing:%s", worker);
     queue_keyf(q, keys[1], QUEUE_KEY_MAX, "queue:%s", q->cfg.redis.queue);
     queue_keyf(q, keys[2], QUEUE_KEY_MAX, "stats");
@@ -233,14 +325,22 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
     queue_keyf(q, keys[4], QUEUE_KEY_MAX, "delayed");
     queue_keyf(q, keys[5], QUEUE_KEY_MAX, "dead");
     queue_keyf(q, keys[6], QUEUE_KEY_MAX, "metrics");
-    queue_keyf(q, keys[7], QUEUE_KEY_MAX, "worker:%s", worker);
+    queue_keyf(q, keys[7], QUEUE_KEY_MAX, "cancelled");
+    for (int i = 0; i < q->ntake; i++)
+        queue_keyf(q, keys[8 + i], QUEUE_KEY_MAX, "queue:%s", q->take_name[i]);
     ns_prefix(q, ns, sizeof ns);
+    char *order = malloc((size_t)want + 1);
     qvec a = {0};
-    if (qvec_grow(&a, 21 + 6 * (int)n + 2 * (QUEUE_HIST_N + 2)) < 0) {
+    if (!order || qvec_grow(&a, 40 + 8 * (int)n + 2 * (QUEUE_HIST_N + 2)) < 0) {
+        free(order);
         qvec_free(&a);
         return err_set(e, AQ_EAGAIN, "cycle: out of memory");
     }
-    qvec_head(&a, keys, 8);
+    if (q->ntake)
+        take_order(q, order, want);
+    else
+        order[0] = '\0';
+    qvec_head(&a, keys, nkeys);
     qvec_s(&a, ns);
     qvec_s(&a, worker);
     qvec_i(&a, now_ms());
@@ -248,10 +348,12 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
     qvec_i(&a, events_max(q));
     qvec_i(&a, dead_max(q));
     qvec_i(&a, (int64_t)n);
-    qvec_i(&a, want > 0 ? want : 0);
+    qvec_i(&a, want);
     qvec_i(&a, (int64_t)limit);
     int nm_at = a.n;
     qvec_i(&a, 0);
+    qvec_s(&a, order);
+    qvec_s(&a, q->cfg.callbacks.publish ? "1" : "0");
     for (size_t i = 0; i < n; i++)
         cycle_outcome(&a, &outs[i]);
     int nm = cycle_metrics(&a, hist);
@@ -261,6 +363,7 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
     redisReply *r;
     int rc = q_script_argv(q, S_CYCLE, a.n, a.v, a.l, "cycle", &r, e);
     qvec_free(&a);
+    free(order);
     if (rc < 0)
         return rc;
     rc = cycle_reply(q, r, outs, n, taken, e);
@@ -270,18 +373,18 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
 
 /* ---- queue_start_many ---- */
 
-/* The EVALSHA vector of a batch start. */
+/* The EVALSHA vector of a batch start; it points into keys and ns, which
+ * must outlive it. */
 static int start_vector(queue *q, const char *worker, const queue_start_item *items, size_t n,
-                        qvec *a, aq_err *e)
+                        char keys[2][QUEUE_KEY_MAX], char ns[80], qvec *a, aq_err *e)
 {
     for (size_t i = 0; i < n; i++)
         if (check_id(items[i].id, true, e) < 0)
             return err_prefix(e, "item %zu: ", i);
-    char keys[2][QUEUE_KEY_MAX], ns[80];
     queue_keyf(q, keys[0], QUEUE_KEY_MAX, "stats");
     queue_keyf(q, keys[1], QUEUE_KEY_MAX, "events");
-    ns_prefix(q, ns, sizeof ns);
-    if (qvec_grow(a, 12 + 2 * (int)n) < 0)
+    ns_prefix(q, ns, 80);
+    if (qvec_grow(a, 16 + 3 * (int)n) < 0)
         return err_set(e, AQ_EAGAIN, "start: out of memory");
     qvec_head(a, keys, 2);
     qvec_s(a, ns);
@@ -290,9 +393,11 @@ static int start_vector(queue *q, const char *worker, const queue_start_item *it
     qvec_i(a, now_ms());
     qvec_i(a, events_max(q));
     qvec_i(a, (int64_t)n);
+    qvec_i(a, result_ttl(q));
     for (size_t i = 0; i < n; i++) {
         qvec_s(a, items[i].id ? items[i].id : "");
         qvec_i(a, items[i].created_at);
+        qvec_s(a, items[i].queue ? items[i].queue : "");
     }
     qvec_fix(a);
     return 0;
@@ -314,7 +419,8 @@ int queue_start_many(queue *q, const char *worker, queue_start_item *items, size
     if (n == 0)
         return 0;
     qvec a = {0};
-    int rc = start_vector(q, worker, items, n, &a, e);
+    char keys[2][QUEUE_KEY_MAX], ns[80];
+    int rc = start_vector(q, worker, items, n, keys, ns, &a, e);
     redisReply *r = NULL;
     if (rc == 0)
         rc = q_script_argv(q, S_START_MANY, a.n, a.v, a.l, "start", &r, e);
@@ -322,47 +428,6 @@ int queue_start_many(queue *q, const char *worker, queue_start_item *items, size
     if (rc < 0)
         return rc;
     rc = start_reply(q, r, items, n, e);
-    freeReplyObject(r);
-    return rc;
-}
-
-int queue_start_many_send(queue *q, const char *worker, const queue_start_item *items, size_t n,
-                          aq_err *e)
-{
-    int rc = queue_ensure(q, e);
-    if (rc < 0 || n == 0)
-        return rc;
-    qvec a = {0};
-    rc = start_vector(q, worker, items, n, &a, e);
-    if (rc == 0) {
-        a.v[0] = "EVALSHA";
-        a.l[0] = 7;
-        a.v[1] = q->sha[S_START_MANY];
-        a.l[1] = 40;
-        if (rconn_append(q->rc, a.n, a.v, a.l, e) < 0 || rconn_flush(q->rc, e) < 0)
-            rc = transport_error(q, "start", e);
-    }
-    qvec_free(&a);
-    return rc;
-}
-
-int queue_start_many_recv(queue *q, const char *worker, queue_start_item *items, size_t n,
-                          aq_err *e)
-{
-    if (n == 0)
-        return 0;
-    redisReply *r = NULL;
-    if (rconn_reply(q->rc, &r, e) < 0)
-        return transport_error(q, "start", e);
-    int rc;
-    if (is_noscript(r)) { /* scripts flushed under us: the whole call as EVAL */
-        freeReplyObject(r);
-        return queue_start_many(q, worker, items, n, e);
-    }
-    if (r->type == REDIS_REPLY_ERROR)
-        rc = reply_error(q, r, "start", e);
-    else
-        rc = start_reply(q, r, items, n, e);
     freeReplyObject(r);
     return rc;
 }
@@ -401,6 +466,12 @@ static int take_doc(queue *q, redisReply *r, char **doc, size_t *len, aq_err *e)
 int queue_take_bounded(queue *q, const char *worker, int timeout_ms, size_t limit, char **doc,
                        size_t *len, queue_big *big, aq_err *e)
 {
+    return queue_take_bounded_from(q, 0, worker, timeout_ms, limit, doc, len, big, e);
+}
+
+int queue_take_bounded_from(queue *q, int from, const char *worker, int timeout_ms,
+                            size_t limit, char **doc, size_t *len, queue_big *big, aq_err *e)
+{
     *doc = NULL;
     *len = 0;
     memset(big, 0, sizeof *big);
@@ -410,7 +481,7 @@ int queue_take_bounded(queue *q, const char *worker, int timeout_ms, size_t limi
     if (timeout_ms < 1)
         timeout_ms = 1;
     char src[QUEUE_KEY_MAX], dst[QUEUE_KEY_MAX], secs[32];
-    queue_keyf(q, src, sizeof src, "queue:%s", q->cfg.redis.queue);
+    queue_keyf(q, src, sizeof src, "queue:%s", queue_take_name(q, from));
     queue_keyf(q, dst, sizeof dst, "processing:%s", worker);
     snprintf(secs, sizeof secs, "%d.%03d", timeout_ms / 1000, timeout_ms % 1000);
     const char *v[] = {"BLMOVE", src, dst, "RIGHT", "LEFT", secs};

@@ -8,6 +8,9 @@
  *   queue_fleet.c    heartbeats, registration, recovery, workers, control
  *   queue_views.c    what operators read: stats, dead letters, events
  *   queue_dead.c     dead-letter documents (pure JSON, no Redis)
+ *   queue_batches.c  tracked batches of jobs (NS:batch:ID): open, seal, read
+ *   queue_callbacks.c  completion callbacks: the sender's take, its
+ *                    outcome, retries, and return after a sender died
  *
  * Scripts are loaded once per connection (SCRIPT LOAD, one pipeline) and run
  * with EVALSHA; a NOSCRIPT reply (Redis restarted or SCRIPT FLUSH) is answered
@@ -52,6 +55,12 @@ enum {
     S_START_MANY,
     S_BURY_BIG,
     S_HELD,
+    S_CANCEL,
+    S_CB_FINISH,
+    S_CB_TAKE,
+    S_CB_RETURN,
+    S_BATCH_OPEN,
+    S_BATCH_SEAL,
     S_COUNT
 };
 
@@ -73,6 +82,13 @@ struct queue {
      * happened with the reply lost, so its processing list is looked at
      * first on the next take (else the job would sit there unseen). */
     char take_doubt[160];
+    /* [worker] queues (queue_set_takes): names, weights, and the smooth
+     * weighted round robin's running credits */
+    int ntake;
+    bool take_strict;
+    char take_name[QUEUE_TAKE_MAX][72];
+    int take_weight[QUEUE_TAKE_MAX];
+    int64_t take_credit[QUEUE_TAKE_MAX];
 };
 
 /* ---- argument vectors ---- */

@@ -15,48 +15,121 @@
 
 #include "fate.h"
 #include "hash.h"
+#include "job.h"
 #include "queue_int.h"
 #include "retry.h"
 
 /* ------------------------------------------------------------------ */
 /* producers */
 
-static void enqueue_args(queue *q, qargs *a, char keys[4][QUEUE_KEY_MAX], const char *qname,
-                         const char *id, const char *doc, size_t len, int64_t created_at)
+/* keys[6] holds the namespace prefix (an argument, not a key: the vector
+ * points into keys, which the caller keeps until the call is sent). */
+static void enqueue_args(queue *q, qargs *a, char keys[7][QUEUE_KEY_MAX], const char *qname,
+                         const char *id, const char *doc, size_t len, int64_t created_at,
+                         int64_t run_at, bool always, const char *batch)
 {
     queue_keyf(q, keys[0], QUEUE_KEY_MAX, "queue:%s", qname);
     queue_keyf(q, keys[1], QUEUE_KEY_MAX, "job:%s", id);
     queue_keyf(q, keys[2], QUEUE_KEY_MAX, "stats");
     queue_keyf(q, keys[3], QUEUE_KEY_MAX, "events");
-    arg_script(a, q, S_ENQUEUE, 4);
-    for (int i = 0; i < 4; i++)
+    queue_keyf(q, keys[4], QUEUE_KEY_MAX, "delayed");
+    queue_keyf(q, keys[5], QUEUE_KEY_MAX, "cancelled");
+    int64_t now = now_ms();
+    arg_script(a, q, S_ENQUEUE, 6);
+    for (int i = 0; i < 6; i++)
         arg_s(a, keys[i]);
     arg_b(a, doc, len);
     arg_s(a, id);
     arg_s(a, qname);
-    arg_i(a, created_at > 0 ? created_at : now_ms());
+    arg_i(a, created_at > 0 ? created_at : now);
     arg_i(a, events_max(q));
+    arg_i(a, q->cfg.redis.max_queue_length);
+    arg_i(a, run_at > 0 ? run_at : 0);
+    arg_i(a, now);
+    arg_s(a, always ? "1" : "0");
+    arg_s(a, batch ? batch : "");
+    ns_prefix(q, keys[6], QUEUE_KEY_MAX);
+    arg_s(a, keys[6]);
+}
+
+static const char *const ENQ_NAMES[] = {
+    [QUEUE_ENQ_DONE] = "enqueued",
+    [QUEUE_ENQ_EXISTS] = "exists",
+    [QUEUE_ENQ_REVIVED] = "revived",
+    [QUEUE_ENQ_FULL] = "full",
+};
+
+const char *queue_enq_status_name(queue_enq_status s)
+{
+    return (unsigned)s < sizeof ENQ_NAMES / sizeof ENQ_NAMES[0] ? ENQ_NAMES[s] : "unknown";
+}
+
+/* {status, state} of LUA_ENQUEUE into j. */
+static int enq_reply(queue *q, const redisReply *r, queue_enq *j, aq_err *e)
+{
+    if (r->type == REDIS_REPLY_ERROR)
+        return reply_error(q, r, "enqueue", e);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
+        return err_set(e, AQ_EPERM, "redis %s: enqueue: unexpected reply", q->where);
+    j->status = QUEUE_ENQ_DONE;
+    for (size_t i = 0; i < sizeof ENQ_NAMES / sizeof ENQ_NAMES[0]; i++)
+        if (strcmp(r->element[0]->str, ENQ_NAMES[i]) == 0)
+            j->status = (queue_enq_status)i;
+    snprintf(j->state, sizeof j->state, "%s", r->element[1]->str);
+    return 0;
+}
+
+static int enq_check(const queue_enq *j, aq_err *e)
+{
+    if (!j->doc)
+        return err_set(e, AQ_EPERM, "enqueue: no document");
+    if (j->qname && *j->qname && !job_queue_valid(j->qname))
+        return err_set(e, AQ_EPERM, "queue: '%.70s' is not a queue name ([A-Za-z0-9._-]{1,64})",
+                       j->qname);
+    return check_id(j->id, true, e);
+}
+
+int queue_enqueue_ex(queue *q, queue_enq *j, aq_err *e)
+{
+    j->status = QUEUE_ENQ_DONE;
+    j->state[0] = '\0';
+    int rc = enq_check(j, e);
+    if (rc < 0)
+        return rc;
+    qargs a;
+    char keys[7][QUEUE_KEY_MAX];
+    enqueue_args(q, &a, keys, qname_or_default(q, j->qname), j->id ? j->id : "", j->doc,
+                 j->len, j->created_at, j->run_at, j->always, j->batch);
+    redisReply *r;
+    if ((rc = q_script(q, S_ENQUEUE, &a, "enqueue", &r, e)) < 0)
+        return rc;
+    rc = enq_reply(q, r, j, e);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* The old contract of queue_enqueue: a full queue is a failure. */
+static int full_error(const queue *q, const char *qname, aq_err *e)
+{
+    return err_set(e, AQ_EAGAIN, "queue %s is full (max_queue_length %" PRId64 "): try later",
+                   qname_or_default(q, qname), (int64_t)q->cfg.redis.max_queue_length);
 }
 
 int queue_enqueue(queue *q, const char *qname, const char *id, const char *doc, size_t len,
                   int64_t created_at, aq_err *e)
 {
-    const char *qn = qname_or_default(q, qname);
-    int rc = check_id(id, true, e);
-    if (rc < 0)
-        return rc;
-    qargs a;
-    char keys[4][QUEUE_KEY_MAX];
-    enqueue_args(q, &a, keys, qn, id ? id : "", doc, len, created_at);
-    return q_script_int(q, S_ENQUEUE, &a, "enqueue", NULL, e);
+    queue_enq j = {.qname = qname, .id = id, .doc = doc, .len = len, .created_at = created_at};
+    int rc = queue_enqueue_ex(q, &j, e);
+    if (rc == 0 && j.status == QUEUE_ENQ_FULL)
+        return full_error(q, qname, e);
+    return rc;
 }
 
-int queue_enqueue_many(queue *q, const char *qname, const queue_item *items, size_t n,
-                       aq_err *e)
+int queue_enqueue_many_ex(queue *q, queue_enq *jobs, size_t n, aq_err *e)
 {
-    const char *qn = qname_or_default(q, qname);
     for (size_t i = 0; i < n; i++) {
-        int rc = check_id(items[i].id, true, e);
+        int rc = enq_check(&jobs[i], e);
         if (rc < 0)
             return err_prefix(e, "item %zu: ", i);
     }
@@ -64,10 +137,11 @@ int queue_enqueue_many(queue *q, const char *qname, const queue_item *items, siz
     if (rc < 0)
         return rc;
     qargs a;
-    char keys[4][QUEUE_KEY_MAX];
+    char keys[7][QUEUE_KEY_MAX];
     for (size_t i = 0; i < n; i++) {
-        const queue_item *it = &items[i];
-        enqueue_args(q, &a, keys, qn, it->id ? it->id : "", it->doc, it->len, it->created_at);
+        const queue_enq *j = &jobs[i];
+        enqueue_args(q, &a, keys, qname_or_default(q, j->qname), j->id ? j->id : "", j->doc,
+                     j->len, j->created_at, j->run_at, j->always, j->batch);
         if ((rc = q_append(q, &a, "enqueue", e)) < 0)
             return rc;
     }
@@ -85,19 +159,74 @@ int queue_enqueue_many(queue *q, const char *qname, const queue_item *items, siz
         }
         if (is_noscript(r))
             again[i] = true;
-        else if (r->type == REDIS_REPLY_ERROR && first == 0)
-            first = reply_error(q, r, "enqueue", e);
+        else if (first == 0)
+            first = enq_reply(q, r, &jobs[i], e);
         freeReplyObject(r);
     }
-    for (size_t i = 0; i < n && first == 0; i++) {
-        if (!again[i])
-            continue;
-        const queue_item *it = &items[i];
-        enqueue_args(q, &a, keys, qn, it->id ? it->id : "", it->doc, it->len, it->created_at);
-        first = q_script_int(q, S_ENQUEUE, &a, "enqueue", NULL, e);
-    }
+    for (size_t i = 0; i < n && first == 0; i++)
+        if (again[i])
+            first = queue_enqueue_ex(q, &jobs[i], e);
     free(again);
     return first == 0 ? q_wait(q, "enqueue", e) : first;
+}
+
+int queue_enqueue_many(queue *q, const char *qname, const queue_item *items, size_t n,
+                       aq_err *e)
+{
+    queue_enq *jobs = calloc(n ? n : 1, sizeof *jobs);
+    if (!jobs)
+        return err_set(e, AQ_EAGAIN, "enqueue: out of memory");
+    for (size_t i = 0; i < n; i++)
+        jobs[i] = (queue_enq){.qname = qname, .id = items[i].id, .doc = items[i].doc,
+                              .len = items[i].len, .created_at = items[i].created_at};
+    int rc = queue_enqueue_many_ex(q, jobs, n, e);
+    size_t full = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        full += jobs[i].status == QUEUE_ENQ_FULL;
+    free(jobs);
+    if (rc == 0 && full)
+        return err_prefix(e, "%zu of %zu jobs refused: ", full, n), full_error(q, qname, e);
+    return rc;
+}
+
+int queue_cancel(queue *q, const char *id, char *before, aq_err *e)
+{
+    if (before)
+        before[0] = '\0';
+    int rc = check_id(id, false, e);
+    if (rc < 0)
+        return rc;
+    char keys[4][QUEUE_KEY_MAX];
+    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "job:%s", id);
+    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "stats");
+    queue_keyf(q, keys[2], QUEUE_KEY_MAX, "events");
+    queue_keyf(q, keys[3], QUEUE_KEY_MAX, "cancelled");
+    qargs a;
+    arg_script(&a, q, S_CANCEL, 4);
+    for (int i = 0; i < 4; i++)
+        arg_s(&a, keys[i]);
+    arg_s(&a, id);
+    arg_i(&a, now_ms());
+    arg_i(&a, events_max(q));
+    char ns[80];
+    ns_prefix(q, ns, sizeof ns);
+    arg_s(&a, ns);
+    arg_i(&a, result_ttl(q));
+    arg_s(&a, q->cfg.callbacks.publish ? "1" : "0");
+    redisReply *r;
+    if ((rc = q_script(q, S_CANCEL, &a, "cancel", &r, e)) < 0)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
+        rc = err_set(e, AQ_EPERM, "redis %s: cancel: unexpected reply", q->where);
+    else if (strcmp(r->element[0]->str, "notfound") == 0)
+        rc = err_set(e, AQ_ENOTFOUND, "job %s: not found", id);
+    else
+        rc = strcmp(r->element[0]->str, "final") == 0;
+    if (rc >= 0 && before)
+        snprintf(before, 16, "%s", r->element[1]->str);
+    freeReplyObject(r);
+    return rc;
 }
 
 static const field_spec job_fields[] = {
@@ -249,6 +378,7 @@ int queue_start(queue *q, const char *worker, const char *id, int64_t created_at
     arg_i(&a, now_ms());
     arg_i(&a, created_at);
     arg_i(&a, events_max(q));
+    arg_i(&a, result_ttl(q));
     long long n = 0;
     rc = q_script_int(q, S_START, &a, "start", &n, e);
     if (rc == 0 && attempts)
@@ -336,10 +466,13 @@ int queue_fail(queue *q, const char *worker, const char *doc, size_t len, const 
 /* ------------------------------------------------------------------ */
 /* supervisor duties */
 
-int queue_promote_due(queue *q, int64_t now, int limit, int *moved, aq_err *e)
+int queue_promote_due_next(queue *q, int64_t now, int limit, int *moved, int64_t *next_due,
+                           aq_err *e)
 {
     if (moved)
         *moved = 0;
+    if (next_due)
+        *next_due = -1;
     char keys[3][QUEUE_KEY_MAX], ns[80];
     queue_keyf(q, keys[0], QUEUE_KEY_MAX, "delayed");
     queue_keyf(q, keys[1], QUEUE_KEY_MAX, "queue:%s", q->cfg.redis.queue);
@@ -353,11 +486,26 @@ int queue_promote_due(queue *q, int64_t now, int limit, int *moved, aq_err *e)
     arg_i(&a, limit > 0 ? limit : 100);
     arg_s(&a, ns);
     arg_i(&a, events_max(q));
-    long long n = 0;
-    int rc = q_script_int(q, S_PROMOTE, &a, "promote", &n, e);
-    if (rc == 0 && moved)
-        *moved = (int)n;
-    return rc;
+    arg_i(&a, result_ttl(q));
+    redisReply *r;
+    int rc = q_script(q, S_PROMOTE, &a, "promote", &r, e);
+    if (rc < 0)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        freeReplyObject(r);
+        return err_set(e, AQ_EPERM, "redis %s: promote: unexpected reply", q->where);
+    }
+    if (moved)
+        *moved = (int)reply_int(r->element[0]);
+    if (next_due)
+        *next_due = reply_int(r->element[1]);
+    freeReplyObject(r);
+    return 0;
+}
+
+int queue_promote_due(queue *q, int64_t now, int limit, int *moved, aq_err *e)
+{
+    return queue_promote_due_next(q, now, limit, moved, NULL, e);
 }
 
 /* Reads the attempts of each job in one pipeline, for the dead documents
@@ -464,11 +612,13 @@ static int requeue_one(queue *q, const char *worker, const queue_requeue *how, r
     arg_i(&a, dead_max(q));
     arg_s(&a, err);
     arg_i(&a, due);
+    arg_s(&a, q->cfg.callbacks.url);
+    arg_s(&a, q->cfg.callbacks.publish ? "1" : "0");
     long long res = 0;
     int rc = q_script_int(q, S_REQUEUE, &a, "requeue", &res, e);
     free(dead_doc);
     if (rc == 0 && (res == 1 || res == 3))
-        (*recovered)++;
+        (*recovered)++; /* 4: cancelled meanwhile, dropped */
     if (rc == 0 && res == 2)
         (*dead)++;
     return rc;
@@ -519,6 +669,9 @@ int queue_requeue_worker(queue *q, const char *worker, const queue_requeue *how,
         }
         memcpy(ids[i], d->id, 65);
     }
+    /* the callbacks it was sending go back too (its sender thread is gone) */
+    if ((rc = queue_callback_return(q, worker, NULL, e)) < 0)
+        goto out;
     if (n && (rc = read_attempts(q, ids, n, attempts, e)) < 0)
         goto out;
     for (size_t i = 0; i < n; i++) {

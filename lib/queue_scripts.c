@@ -20,20 +20,168 @@
     "  return fallback\n"                                                      \
     "end\n"
 
-/* KEYS: queue, job, stats, events.  ARGV: doc, id, qname, created_at, maxlen.
- * A document without id is counted by queue_start instead (no hash here). */
+/* What a job's final state (done, dead) sets off, and a batch's count
+ * (docs/protocol.md "Completion callbacks", "Batches"):
+ *   final(ns, id, state, outputs, err, now, cb, batch, o)
+ * builds the result body {id, state, outputs, error, finished_at[, batch]}
+ * only when someone wants it: a callback entry {url, body, attempts} LPUSHed
+ * to NS:callbacks when cb is set, PUBLISH on NS:done when o.publish; then
+ * counts the job in NS:batch:BATCH (batch_count). o: {ttl, maxlen, publish,
+ * default callback url}. batch_count(ns, batch, field, delta, now, o)
+ * moves one job from pending to field and completes a sealed batch whose
+ * pending reaches 0: state complete, an event (id = the batch id, state
+ * batch_done), its callback and publication. */
+#define LUA_FINAL                                                              \
+    "local function result_body(t)\n"                                          \
+    "  return cjson.encode(t)\n"                                               \
+    "end\n"                                                                    \
+    "local function deliver(ns, cb, body, o)\n"                                \
+    "  if cb and cb ~= '' then\n"                                              \
+    "    redis.call('LPUSH', ns .. 'callbacks',\n"                             \
+    "      cjson.encode({url = cb, body = body, attempts = 0}))\n"             \
+    "  end\n"                                                                  \
+    "  if o.publish == '1' then redis.call('PUBLISH', ns .. 'done', body) end\n" \
+    "end\n"                                                                    \
+    "local function batch_complete(ns, bk, batch, now, o)\n"                   \
+    "  local h = redis.call('HMGET', bk, 'total', 'done', 'dead', 'cancelled',\n" \
+    "    'callback_url')\n"                                                    \
+    "  redis.call('HSET', bk, 'state', 'complete', 'finished_at', now)\n"      \
+    "  redis.call('EXPIRE', bk, o.ttl)\n"                                      \
+    "  redis.call('XADD', ns .. 'events', 'MAXLEN', '~', o.maxlen, '*', 'id', batch,\n" \
+    "    'state', 'batch_done', 'worker', '', 'error', '')\n"                  \
+    "  local body = result_body({batch = batch, state = 'complete',\n"         \
+    "    total = tonumber(h[1] or 0), done = tonumber(h[2] or 0),\n"           \
+    "    dead = tonumber(h[3] or 0), cancelled = tonumber(h[4] or 0),\n"       \
+    "    finished_at = tonumber(now)})\n"                                      \
+    "  deliver(ns, h[5], body, o)\n"                                           \
+    "end\n"                                                                    \
+    "local function batch_count(ns, batch, field, delta, now, o)\n"            \
+    "  if not batch or batch == '' then return end\n"                         \
+    "  local bk = ns .. 'batch:' .. batch\n"                                   \
+    "  if redis.call('EXISTS', bk) == 0 then return end\n"                     \
+    "  local left = redis.call('HINCRBY', bk, 'pending', -delta)\n"            \
+    "  redis.call('HINCRBY', bk, field, delta)\n"                              \
+    "  if left == 0 and redis.call('HGET', bk, 'sealed') == '1' and\n"         \
+    "     redis.call('HGET', bk, 'state') ~= 'complete' then\n"                \
+    "    batch_complete(ns, bk, batch, now, o)\n"                              \
+    "  end\n"                                                                  \
+    "end\n"                                                                    \
+    "local function final(ns, id, state, outputs, err, now, cb, batch, o)\n"   \
+    "  if (cb and cb ~= '') or o.publish == '1' then\n"                        \
+    "    local out = {}\n"                                                     \
+    "    if outputs and outputs ~= '' then\n"                                  \
+    "      local ok, v = pcall(cjson.decode, outputs)\n"                       \
+    "      if ok and type(v) == 'table' then out = v end\n"                    \
+    "    end\n"                                                                \
+    "    local t = {id = id, state = state, outputs = out, error = err,\n"     \
+    "      finished_at = tonumber(now)}\n"                                     \
+    "    if batch and batch ~= '' then t.batch = batch end\n"                  \
+    "    deliver(ns, cb, result_body(t), o)\n"                                 \
+    "  end\n"                                                                  \
+    "  batch_count(ns, batch, state, 1, now, o)\n"                             \
+    "end\n"
+
+/* A cancelled job whose parked document has just been dropped: the hash
+ * ends like any final one. */
+#define LUA_UNPARK                                                             \
+    "local function unpark(jk, ttl)\n"                                         \
+    "  redis.call('HDEL', jk, 'parked')\n"                                     \
+    "  redis.call('EXPIRE', jk, ttl)\n"                                        \
+    "end\n"
+
+/* KEYS: queue, job, stats, events, delayed, cancelled.
+ * ARGV: doc, id, qname, created_at, maxlen, max_queue_length, run_at, now,
+ *       always ('1': a delete job, never deduplicated: pushed whatever the
+ *       id's state; a running or retrying job's hash is still left alone),
+ *       batch ('' or the batch id: counted in NS:batch:ID when enqueued),
+ *       ns.
+ * Returns {status, state}: status 'enqueued' (state queued or scheduled),
+ * 'exists' (the id is queued, scheduled, running or retrying: nothing done,
+ * state is the job's), 'revived' (cancelled while its document still waits
+ * somewhere: the cancellation is taken back, state is the restored one) or
+ * 'full' (the queue holds max_queue_length documents already).
+ * A job in flight keeps its hash, attempts and all: re-enqueueing its id
+ * never resets them. A document without id is counted by queue_start
+ * instead (no hash here). */
 static const char LUA_ENQUEUE[] =
     LUA_EVENT
-    "redis.call('LPUSH', KEYS[1], ARGV[1])\n"
-    "if ARGV[2] == '' then return 1 end\n"
+    "local batch, ns = ARGV[10], ARGV[11]\n"
+    "local function count(delta_pending, field, delta)\n"
+    "  if batch == '' then return end\n"
+    "  local bk = ns .. 'batch:' .. batch\n"
+    "  if redis.call('EXISTS', bk) == 0 then return end\n"
+    "  redis.call('HINCRBY', bk, 'pending', delta_pending)\n"
+    "  redis.call('HINCRBY', bk, field, delta)\n"
+    "end\n"    "local id = ARGV[2]\n"
+    "if id ~= '' and ARGV[9] == '1' then\n"
+    "  local st = redis.call('HGET', KEYS[2], 'state')\n"
+    "  if st == 'running' or st == 'retrying' then\n"
+    "    redis.call('LPUSH', KEYS[1], ARGV[1])\n"
+    "    count(1, 'total', 1)\n"
+    "    return {'enqueued', st}\n"
+    "  end\n"
+    "elseif id ~= '' then\n"
+    "  local st = redis.call('HGET', KEYS[2], 'state')\n"
+    "  if st == 'queued' or st == 'running' or st == 'retrying' or st == 'scheduled' then\n"
+    "    return {'exists', st}\n"
+    "  end\n"
+    "  if st == 'cancelled' then\n"
+    "    local parked = redis.call('HGET', KEYS[2], 'parked')\n"
+    "    if parked then\n"
+    "      redis.call('HSET', KEYS[2], 'state', parked, 'error', '')\n"
+    "      redis.call('HDEL', KEYS[2], 'parked', 'finished_at')\n"
+    "      redis.call('SREM', KEYS[6], id)\n"
+    "      batch = redis.call('HGET', KEYS[2], 'batch') or ''\n"
+    "      count(1, 'cancelled', -1)\n"
+    "      event(KEYS[4], ARGV[5], id, parked, '', '')\n"
+    "      return {'revived', parked}\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local cap = tonumber(ARGV[6])\n"
+    "if cap > 0 and redis.call('LLEN', KEYS[1]) >= cap then return {'full', ''} end\n"
+    "local state = 'queued'\n"
+    "if tonumber(ARGV[7]) > tonumber(ARGV[8]) then state = 'scheduled' end\n"
+    "if state == 'scheduled' then redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1])\n"
+    "else redis.call('LPUSH', KEYS[1], ARGV[1]) end\n"
+    "count(1, 'total', 1)\n"
+    "if id == '' then return {'enqueued', state} end\n"
     "redis.call('DEL', KEYS[2])\n"
-    "redis.call('HSET', KEYS[2], 'state', 'queued', 'attempts', 0, 'queue', ARGV[3],\n"
+    "redis.call('HSET', KEYS[2], 'state', state, 'attempts', 0, 'queue', ARGV[3],\n"
     "  'created_at', ARGV[4])\n"
+    "if state == 'scheduled' then redis.call('HSET', KEYS[2], 'run_at', ARGV[7]) end\n"
+    "if batch ~= '' then redis.call('HSET', KEYS[2], 'batch', batch) end\n"
     "redis.call('HINCRBY', KEYS[3], 'enqueued', 1)\n"
-    "event(KEYS[4], ARGV[5], ARGV[2], 'queued', '', '')\n"
-    "return 1\n";
+    "event(KEYS[4], ARGV[5], id, state, '', '')\n"
+    "return {'enqueued', state}\n";
 
-/* KEYS: job, stats, events.  ARGV: worker, id, qname, now, created_at, maxlen.
+/* KEYS: job, stats, events, cancelled.
+ * ARGV: id, now, maxlen, ns, result_ttl, publish.
+ * Returns {status, state before}: 'cancelled', 'final' (done, dead or
+ * cancelled already: nothing done) or 'notfound'. Removal is O(1): the
+ * job's document stays where it is ('parked' names the state it had) and
+ * is dropped, never run, where it next surfaces: a worker's start
+ * (queued), the promotion (scheduled, retrying), the worker's outcome
+ * (running: result discarded, files deleted) or recovery. */
+static const char LUA_CANCEL[] =
+    LUA_EVENT
+    LUA_FINAL
+    "local st = redis.call('HGET', KEYS[1], 'state')\n"
+    "if not st then return {'notfound', ''} end\n"
+    "if st == 'done' or st == 'dead' or st == 'cancelled' then return {'final', st} end\n"
+    "redis.call('HSET', KEYS[1], 'state', 'cancelled', 'parked', st, 'error', 'cancelled',\n"
+    "  'finished_at', ARGV[2])\n"
+    "if st == 'running' then redis.call('SADD', KEYS[4], ARGV[1]) end\n"
+    "redis.call('HINCRBY', KEYS[2], 'cancelled', 1)\n"
+    "event(KEYS[3], ARGV[3], ARGV[1], 'cancelled', '', '')\n"
+    "batch_count(ARGV[4], redis.call('HGET', KEYS[1], 'batch'), 'cancelled', 1, ARGV[2],\n"
+    "  {ttl = ARGV[5], maxlen = ARGV[3], publish = ARGV[6]})\n"
+    "return {'cancelled', st}\n";
+
+/* KEYS: job, stats, events.
+ * ARGV: worker, id, qname, now, created_at, maxlen, result_ttl.
+ * Returns the attempt number, or 0 for a job cancelled before it started
+ * (the caller drops its document).
  * No hash, or a hash in a final state, means a job that did not come through
  * queue_enqueue (a raw LPUSH, or the same id pushed again): count it as
  * enqueued and start its attempts from zero. The job already running on
@@ -42,6 +190,7 @@ static const char LUA_ENQUEUE[] =
  * would have changed the state). */
 static const char LUA_START[] =
     LUA_EVENT
+    LUA_UNPARK
     "if ARGV[2] == '' then\n"
     "  redis.call('HINCRBY', KEYS[2], 'enqueued', 1)\n"
     "  redis.call('HINCRBY', KEYS[2], 'started', 1)\n"
@@ -51,7 +200,11 @@ static const char LUA_START[] =
     "if st == 'running' and redis.call('HGET', KEYS[1], 'worker') == ARGV[1] then\n"
     "  return tonumber(redis.call('HGET', KEYS[1], 'attempts'))\n"
     "end\n"
-    "if st == false or st == 'done' or st == 'dead' then\n"
+    "if st == 'cancelled' and redis.call('HEXISTS', KEYS[1], 'parked') == 1 then\n"
+    "  unpark(KEYS[1], ARGV[7])\n"
+    "  return 0\n"
+    "end\n"
+    "if st == false or st == 'done' or st == 'dead' or st == 'cancelled' then\n"
     "  redis.call('DEL', KEYS[1])\n"
     "  redis.call('HINCRBY', KEYS[2], 'enqueued', 1)\n"
     "  local created = ARGV[5]\n"
@@ -122,12 +275,15 @@ static const char LUA_FAIL[] =
     "event(KEYS[4], ARGV[11], ARGV[2], 'dead', ARGV[3], ARGV[5])\n"
     "return 1\n";
 
-/* KEYS: delayed, default queue, events.  ARGV: now, limit, ns, maxlen.
+/* KEYS: delayed, default queue, events.  ARGV: now, limit, ns, maxlen, result_ttl.
  * ZRANGEBYSCORE and ZREM in one script: a due job moves exactly once however
- * many supervisors call this at the same time. */
+ * many supervisors call this at the same time. A cancelled job's parked
+ * document is dropped here instead. Returns {moved, score of the earliest
+ * job still waiting or -1}. */
 static const char LUA_PROMOTE[] =
     LUA_EVENT
     LUA_QNAME
+    LUA_UNPARK
     "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
     "local moved = 0\n"
     "for _, doc in ipairs(due) do\n"
@@ -137,29 +293,47 @@ static const char LUA_PROMOTE[] =
     "    if ok and type(j) == 'table' and type(j.id) == 'string' and #j.id <= 64 and\n"
     "       j.id:match('^[%w_-][%w._-]*$') then\n"
     "      local jk = ARGV[3] .. 'job:' .. j.id\n"
-    "      if redis.call('EXISTS', jk) == 1 then\n"
+    "      local st = redis.call('HGET', jk, 'state')\n"
+    "      if st == 'cancelled' and redis.call('HEXISTS', jk, 'parked') == 1 then\n"
+    "        unpark(jk, ARGV[5])\n"
+    "        target = false\n"
+    "      elseif st then\n"
     "        target = qkey(ARGV[3], redis.call('HGET', jk, 'queue'), target)\n"
     "        redis.call('HSET', jk, 'state', 'queued')\n"
     "        event(KEYS[3], ARGV[4], j.id, 'queued', '', '')\n"
     "      end\n"
     "    end\n"
-    "    redis.call('LPUSH', target, doc)\n"
-    "    moved = moved + 1\n"
+    "    if target then\n"
+    "      redis.call('LPUSH', target, doc)\n"
+    "      moved = moved + 1\n"
+    "    end\n"
     "  end\n"
     "end\n"
-    "return moved\n";
+    "local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
+    "return {moved, first[2] and tonumber(first[2]) or -1}\n";
 
 /* KEYS: processing, job, default queue, dead, stats, events, delayed.
  * ARGV: doc, id, mode, dead_doc, ns, worker, now, result_ttl, maxlen,
- *       dead_max, error, due_ms.
+ *       dead_max, error, due_ms, default callback url, publish.
+ * A job that dies here sets off final() with the callback_url and batch of
+ * its document.
  * mode (decided in C by fate.c): 'queue' back at the head of its queue,
  * 'delay' into NS:delayed at due_ms (a timed-out attempt), 'dead'.
- * Returns 0 (no longer there), 1 (requeued), 2 (dead) or 3 (delayed). */
+ * Returns 0 (no longer there), 1 (requeued), 2 (dead), 3 (delayed) or 4
+ * (cancelled meanwhile: dropped). */
 static const char LUA_REQUEUE[] =
     LUA_EVENT
     LUA_QNAME
+    LUA_UNPARK
+    LUA_FINAL
     "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
     "local id, mode, err = ARGV[2], ARGV[3], ARGV[11]\n"
+    "if id ~= '' and redis.call('HGET', KEYS[2], 'state') == 'cancelled' and\n"
+    "   redis.call('HEXISTS', KEYS[2], 'parked') == 1 then\n"
+    "  redis.call('SREM', ARGV[5] .. 'cancelled', id)\n"
+    "  unpark(KEYS[2], ARGV[8])\n"
+    "  return 4\n"
+    "end\n"
     "if mode == 'dead' then\n"
     "  local st = false\n"
     "  if id ~= '' then st = redis.call('HGET', KEYS[2], 'state') end\n"
@@ -174,6 +348,16 @@ static const char LUA_REQUEUE[] =
     "  end\n"
     "  redis.call('HINCRBY', KEYS[5], 'dead', 1)\n"
     "  event(KEYS[6], ARGV[9], id, 'dead', ARGV[6], err)\n"
+    "  if id ~= '' then\n"
+    "    local cb, batch = ARGV[13], ''\n"
+    "    local ok, j = pcall(cjson.decode, ARGV[1])\n"
+    "    if ok and type(j) == 'table' then\n"
+    "      if type(j.callback_url) == 'string' then cb = j.callback_url end\n"
+    "      if type(j.batch) == 'string' then batch = j.batch end\n"
+    "    end\n"
+    "    final(ARGV[5], id, 'dead', '', err, ARGV[7], cb, batch,\n"
+    "      {ttl = ARGV[8], maxlen = ARGV[9], publish = ARGV[14]})\n"
+    "  end\n"
     "  return 2\n"
     "end\n"
     "if mode == 'delay' then\n"
@@ -229,45 +413,69 @@ static const char LUA_DEAD_RETRY[] =
     "return 1\n";
 
 /* The worker engine's batch of outcomes plus its next take.
- * KEYS: processing, queue, stats, events, delayed, dead, metrics, worker hash.
+ * KEYS: processing, default queue, stats, events, delayed, dead, metrics,
+ *       cancelled, then the take queues (none: take from the default queue).
  * ARGV: ns, worker, now, result_ttl, maxlen, dead_max, n, want, limit, nmetrics,
- *       then n outcomes of 6 (kind d|r|x|z, doc, id, a, b, c):
+ *       order, publish (1/0), then n outcomes of 8 (kind d|r|x|z|c, doc, id,
+ *       a, b, c, callback url, batch):
  *         d: a=duration_ms b=outputs      r: a=error b=retry_doc c=due_ms
  *         x: a=error b=dead_doc           z: the same, a refused document:
  *                                            its id's hash only if queued
+ *         c: dropped (cancelled before it ran)
+ *       a done or dead job sets off final() (callback, NS:done, batch).
  *       then nmetrics pairs (field, increment).
- * Returns {claimed flags (1/0 per outcome), taken docs, oversized 1/0}.
+ * order: one byte per wanted document, 'a' + the index of the take queue to
+ * try first for it (weights are applied in C); an empty preferred queue
+ * falls through to the others in their listed order.
+ * Returns {claimed flags (1, 0, or 2 = cancelled while running: nothing
+ * recorded), taken docs, oversized (0, or 1 + index of its queue, 0 = the
+ * default), index of each taken doc's queue}.
  * Counters are added once for the batch; all done ids share one event
  * (field ids, space-separated), retries and deaths have one each. A take
  * moves a document and moves it straight back when it is over the limit:
- * the worker reads such a one in pieces (queue_take_bounded). A worker left
- * holding nothing shows idle in its heartbeat hash at once (the supervisor
- * beats it busy again when it takes work), so `avatarq workers` never shows
- * a finished job as running. */
+ * the worker reads such a one in pieces (queue_take_bounded). NS:cancelled
+ * is looked at once per call and per job only when it is not empty. A
+ * worker left holding nothing shows idle in its heartbeat hash at once (the
+ * supervisor beats it busy again when it takes work), so `avatarq workers`
+ * never shows a finished job as running. */
 static const char LUA_CYCLE[] =
     LUA_EVENT
+    LUA_UNPARK
+    LUA_FINAL
     "local ns, worker, now = ARGV[1], ARGV[2], ARGV[3]\n"
     "local ttl, maxlen, dmax = ARGV[4], ARGV[5], tonumber(ARGV[6])\n"
     "local n, want, limit, nm = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]),\n"
     "  tonumber(ARGV[10])\n"
+    "local order = ARGV[11]\n"
+    "local o = {ttl = ttl, maxlen = maxlen, publish = ARGV[12]}\n"
     "local claimed, done_ids = {}, {}\n"
     "local ndone, nretry, ndead, nenq = 0, 0, 0, 0\n"
-    "local p = 11\n"
+    "local ncanc = 0\n"
+    "if n > 0 then ncanc = redis.call('SCARD', KEYS[8]) end\n"
+    "local p = 13\n"
     "for i = 1, n do\n"
     "  local kind, doc, id = ARGV[p], ARGV[p + 1], ARGV[p + 2]\n"
     "  local a, b, c = ARGV[p + 3], ARGV[p + 4], ARGV[p + 5]\n"
-    "  p = p + 6\n"
+    "  local cb, batch = ARGV[p + 6], ARGV[p + 7]\n"
+    "  p = p + 8\n"
     "  local ok = redis.call('LREM', KEYS[1], 1, doc) == 1 or\n"
     "             redis.call('LREM', KEYS[2], -1, doc) == 1\n"
     "  claimed[i] = ok and 1 or 0\n"
+    "  local jk = ns .. 'job:' .. id\n"
+    "  if ok and ncanc > 0 and id ~= '' and redis.call('SREM', KEYS[8], id) == 1 then\n"
+    "    unpark(jk, ttl)\n"
+    "    claimed[i] = 2\n"
+    "    ok = false\n"
+    "  end\n"
+    "  if ok and kind == 'c' then ok = false end\n"
     "  if ok then\n"
-    "    local jk = ns .. 'job:' .. id\n"
     "    if kind == 'd' then\n"
     "      if id ~= '' then\n"
     "        redis.call('HSET', jk, 'state', 'done', 'worker', worker, 'error', '',\n"
     "          'finished_at', now, 'duration_ms', a, 'outputs', b)\n"
     "        redis.call('EXPIRE', jk, ttl)\n"
     "        done_ids[#done_ids + 1] = id\n"
+    "        final(ns, id, 'done', b, '', now, cb, batch, o)\n"
     "      end\n"
     "      ndone = ndone + 1\n"
     "    elseif kind == 'r' then\n"
@@ -288,6 +496,7 @@ static const char LUA_CYCLE[] =
     "        redis.call('HSET', jk, 'state', 'dead', 'worker', worker, 'error', a,\n"
     "          'finished_at', now)\n"
     "        redis.call('EXPIRE', jk, ttl)\n"
+    "        final(ns, id, 'dead', '', a, now, cb, batch, o)\n"
     "      end\n"
     "      ndead = ndead + 1\n"
     "      event(KEYS[4], maxlen, id, 'dead', worker, a)\n"
@@ -309,35 +518,59 @@ static const char LUA_CYCLE[] =
     "  redis.call('HINCRBY', KEYS[7], ARGV[p], ARGV[p + 1])\n"
     "  p = p + 2\n"
     "end\n"
-    "local taken, over = {}, 0\n"
+    "local nq = #KEYS - 8\n"
+    "local taken, from, over, empty = {}, {}, 0, {}\n"
+    "local function take(k)\n"
+    "  if empty[k] then return false end\n"
+    "  local d = redis.call('LMOVE', KEYS[k == 0 and 2 or 8 + k], KEYS[1], 'RIGHT', 'LEFT')\n"
+    "  if not d then empty[k] = true end\n"
+    "  return d\n"
+    "end\n"
     "for i = 1, want do\n"
-    "  local d = redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT')\n"
+    "  local d, src = false, 0\n"
+    "  if nq == 0 then d = take(0)\n"
+    "  else\n"
+    "    src = (order:byte(i) or 97) - 96\n"
+    "    if src < 1 or src > nq then src = 1 end\n"
+    "    d = take(src)\n"
+    "    for k = 1, nq do\n"
+    "      if d then break end\n"
+    "      src = k\n"
+    "      d = take(k)\n"
+    "    end\n"
+    "  end\n"
     "  if not d then break end\n"
     "  if #d > limit then\n"
-    "    redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')\n"
-    "    over = 1\n"
+    "    redis.call('LMOVE', KEYS[1], KEYS[src == 0 and 2 or 8 + src], 'LEFT', 'RIGHT')\n"
+    "    over = src + 1\n"
     "    break\n"
     "  end\n"
     "  taken[#taken + 1] = d\n"
+    "  from[#from + 1] = src\n"
     "end\n"
+    "local wk = ns .. 'worker:' .. worker\n"
     "if n > 0 and #taken == 0 and redis.call('LLEN', KEYS[1]) == 0 and\n"
-    "   redis.call('EXISTS', KEYS[8]) == 1 then\n"
-    "  redis.call('HSET', KEYS[8], 'state', 'idle', 'job', '', 'inflight', 0)\n"
+    "   redis.call('EXISTS', wk) == 1 then\n"
+    "  redis.call('HSET', wk, 'state', 'idle', 'job', '', 'inflight', 0)\n"
     "end\n"
-    "return {claimed, taken, over}\n";
+    "return {claimed, taken, over, from}\n";
 
 /* queue_start for a batch. KEYS: stats, events.
- * ARGV: ns, worker, qname, now, maxlen, n, then n pairs (id, created_at).
- * Returns the attempt number of each. The rules of LUA_START, per job, in as
- * few calls as each case allows (this runs for every job); one `running`
- * event (field ids) for the batch. A hash in state queued or retrying has no
- * TTL, so nothing needs PERSIST. */
+ * ARGV: ns, worker, qname, now, maxlen, n, result_ttl, then n triples (id,
+ * created_at, queue or '' for qname).
+ * Returns the attempt number of each, 0 for a job cancelled before it
+ * started (its parked document is the caller's to drop). The rules of
+ * LUA_START, per job, in as few calls as each case allows (this runs for
+ * every job); one `running` event (field ids) for the batch. A hash in
+ * state queued or retrying has no TTL, so nothing needs PERSIST. */
 static const char LUA_START_MANY[] =
-    "local ns, worker, qname, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
-    "local n = tonumber(ARGV[6])\n"
+    LUA_UNPARK
+    "local ns, worker, qdef, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+    "local n, ttl = tonumber(ARGV[6]), ARGV[7]\n"
     "local out, ids, nenq, nstart = {}, {}, 0, 0\n"
     "for i = 1, n do\n"
-    "  local id, created = ARGV[5 + 2 * i], ARGV[6 + 2 * i]\n"
+    "  local id, created, qname = ARGV[5 + 3 * i], ARGV[6 + 3 * i], ARGV[7 + 3 * i]\n"
+    "  if qname == '' then qname = qdef end\n"
     "  if id == '' then\n"
     "    nenq = nenq + 1\n"
     "    nstart = nstart + 1\n"
@@ -348,8 +581,11 @@ static const char LUA_START_MANY[] =
     "    local st = h[1]\n"
     "    if st == 'running' and h[2] == worker then\n"
     "      out[i] = tonumber(h[3])\n"
+    "    elseif st == 'cancelled' and redis.call('HEXISTS', jk, 'parked') == 1 then\n"
+    "      unpark(jk, ttl)\n"
+    "      out[i] = 0\n"
     "    else\n"
-    "      if st == false or st == 'done' or st == 'dead' then\n"
+    "      if st == false or st == 'done' or st == 'dead' or st == 'cancelled' then\n"
     "        if st then redis.call('DEL', jk) end\n"
     "        nenq = nenq + 1\n"
     "        if created == '0' then created = now end\n"
@@ -410,10 +646,96 @@ static const char LUA_HELD[] =
     "end\n"
     "return {small, sizes, heads}\n";
 
+/* ---- batches (queue_batches.c) ---- */
+
+/* KEYS: batch.  ARGV: queue, callback_url, now.
+ * Creates NS:batch:ID (state open) unless it exists. Returns 1 or 0. */
+static const char LUA_BATCH_OPEN[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'state', 'open', 'queue', ARGV[1], 'callback_url', ARGV[2],\n"
+    "  'created_at', ARGV[3], 'total', 0, 'pending', 0, 'done', 0, 'dead', 0,\n"
+    "  'cancelled', 0, 'sealed', 0)\n"
+    "return 1\n";
+
+/* KEYS: batch.  ARGV: ns, batch id, now, result_ttl, maxlen, publish.
+ * No more jobs will be added: a batch whose jobs are all final completes
+ * now, the others when their last job ends (batch_count). Returns 1, or 0
+ * when there is no such batch. */
+static const char LUA_BATCH_SEAL[] =
+    LUA_FINAL
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'sealed', 1)\n"
+    "if tonumber(redis.call('HGET', KEYS[1], 'pending')) <= 0 and\n"
+    "   redis.call('HGET', KEYS[1], 'state') ~= 'complete' then\n"
+    "  batch_complete(ARGV[1], KEYS[1], ARGV[2], ARGV[3],\n"
+    "    {ttl = ARGV[4], maxlen = ARGV[5], publish = ARGV[6]})\n"
+    "end\n"
+    "return 1\n";
+
+/* ---- completion callbacks (queue_callbacks.c) ---- */
+
+/* KEYS: sending, delayed, dead, stats.
+ * ARGV: n, dead_max, then n quadruples (entry, mode sent|retry|gave_up,
+ *       retry_entry, due_ms).
+ * Each entry leaves NS:callbacks:sending:W in the same script that records
+ * what became of it (one call for a sender's whole batch). An entry no
+ * longer there (taken back by recovery) is skipped: its new holder sends it.
+ * Returns how many were recorded. */
+static const char LUA_CB_FINISH[] =
+    "local n, dmax = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local sent, retried, failed, p = 0, 0, 0, 3\n"
+    "for i = 1, n do\n"
+    "  local e, mode, again, due = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3]\n"
+    "  p = p + 4\n"
+    "  if redis.call('LREM', KEYS[1], 1, e) == 1 then\n"
+    "    if mode == 'retry' then\n"
+    "      redis.call('ZADD', KEYS[2], due, again)\n"
+    "      retried = retried + 1\n"
+    "    elseif mode == 'gave_up' then\n"
+    "      redis.call('LPUSH', KEYS[3], e)\n"
+    "      redis.call('LTRIM', KEYS[3], 0, dmax - 1)\n"
+    "      failed = failed + 1\n"
+    "    else\n"
+    "      sent = sent + 1\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if sent > 0 then redis.call('HINCRBY', KEYS[4], 'callbacks_sent', sent) end\n"
+    "if retried > 0 then redis.call('HINCRBY', KEYS[4], 'callbacks_retried', retried) end\n"
+    "if failed > 0 then redis.call('HINCRBY', KEYS[4], 'callbacks_failed', failed) end\n"
+    "return sent + retried + failed\n";
+
+/* KEYS: delayed, callbacks, sending.  ARGV: now, max.
+ * Due retries back to NS:callbacks (each exactly once, whoever calls),
+ * then up to max entries moved to the sender's list, without waiting.
+ * Returns the entries moved. */
+static const char LUA_CB_TAKE[] =
+    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)\n"
+    "for _, e in ipairs(due) do\n"
+    "  if redis.call('ZREM', KEYS[1], e) == 1 then redis.call('LPUSH', KEYS[2], e) end\n"
+    "end\n"
+    "local out = {}\n"
+    "for i = 1, tonumber(ARGV[2]) do\n"
+    "  local e = redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT')\n"
+    "  if not e then break end\n"
+    "  out[#out + 1] = e\n"
+    "end\n"
+    "return out\n";
+
+/* KEYS: sending, callbacks. Everything a dead (or stopped) sender held goes
+ * back to be sent by another. Returns the count. */
+static const char LUA_CB_RETURN[] =
+    "local n = 0\n"
+    "while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'RIGHT') do n = n + 1 end\n"
+    "return n\n";
+
 const char *const script_body[S_COUNT] = {
     [S_ENQUEUE] = LUA_ENQUEUE, [S_START] = LUA_START,     [S_ACK] = LUA_ACK,
     [S_FAIL] = LUA_FAIL,       [S_PROMOTE] = LUA_PROMOTE, [S_REQUEUE] = LUA_REQUEUE,
     [S_FORGET] = LUA_FORGET,   [S_UNLOCK] = LUA_UNLOCK,   [S_DEAD_RETRY] = LUA_DEAD_RETRY,
     [S_CYCLE] = LUA_CYCLE,     [S_START_MANY] = LUA_START_MANY, [S_BURY_BIG] = LUA_BURY_BIG,
     [S_HELD] = LUA_HELD,
+    [S_CANCEL] = LUA_CANCEL,   [S_CB_FINISH] = LUA_CB_FINISH, [S_CB_TAKE] = LUA_CB_TAKE,
+    [S_CB_RETURN] = LUA_CB_RETURN, [S_BATCH_OPEN] = LUA_BATCH_OPEN,
+    [S_BATCH_SEAL] = LUA_BATCH_SEAL,
 };

@@ -40,6 +40,10 @@ static const struct {
     {"done", offsetof(queue_stats, done)},         {"failed", offsetof(queue_stats, failed)},
     {"retried", offsetof(queue_stats, retried)},   {"dead", offsetof(queue_stats, dead_total)},
     {"recovered", offsetof(queue_stats, recovered)},
+    {"cancelled", offsetof(queue_stats, cancelled)},
+    {"callbacks_sent", offsetof(queue_stats, callbacks_sent)},
+    {"callbacks_retried", offsetof(queue_stats, callbacks_retried)},
+    {"callbacks_failed", offsetof(queue_stats, callbacks_failed)},
 };
 
 int queue_stats_get(queue *q, queue_stats *s, aq_err *e)

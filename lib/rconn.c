@@ -180,11 +180,6 @@ int rconn_reply(rconn *r, redisReply **out, aq_err *e)
     return rlink_reply(&r->link, out, e);
 }
 
-int rconn_flush(rconn *r, aq_err *e)
-{
-    return rlink_flush(&r->link, e);
-}
-
 int rconn_reply_bounded(rconn *r, size_t limit, rconn_sink sink, void *ud, redisReply **out,
                         size_t *big, aq_err *e)
 {

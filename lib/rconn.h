@@ -63,10 +63,6 @@ typedef void (*rconn_sink)(void *ud, const char *p, size_t n);
 int rconn_reply_bounded(rconn *r, size_t limit, rconn_sink sink, void *ud, redisReply **out,
                         size_t *big, aq_err *e);
 
-/* Sends what is buffered now, without reading a reply (rconn_reply reads
- * it later). 0 or AQ_EAGAIN as rconn_reply. */
-int rconn_flush(rconn *r, aq_err *e);
-
 /* rconn_append + rconn_reply. */
 int rconn_command(rconn *r, int argc, const char **argv, const size_t *lens, redisReply **out,
                   aq_err *e);

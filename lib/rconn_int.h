@@ -38,8 +38,6 @@ int rlink_open(rlink *l, const char *host, int port, int timeout_ms, const rlink
 void rlink_close(rlink *l);
 void rlink_set_timeout(rlink *l, int ms);
 int rlink_append(rlink *l, int argc, const char **argv, const size_t *lens, aq_err *e);
-/* Sends what is buffered without reading. */
-int rlink_flush(rlink *l, aq_err *e);
 /* rconn_reply_bounded on one link. */
 typedef void (*rlink_sink)(void *ud, const char *p, size_t n);
 int rlink_reply_bounded(rlink *l, size_t limit, rlink_sink sink, void *ud, redisReply **out,

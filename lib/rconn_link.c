@@ -233,13 +233,6 @@ static int flush_out(rlink *l, aq_err *e)
     return 0;
 }
 
-int rlink_flush(rlink *l, aq_err *e)
-{
-    if (l->fd < 0)
-        return err_set(e, AQ_EAGAIN, "redis %s: not connected", l->where);
-    return l->out.len ? flush_out(l, e) : 0;
-}
-
 int rlink_reply(rlink *l, redisReply **out, aq_err *e)
 {
     *out = NULL;

@@ -135,6 +135,16 @@ int storage_open(storage *s, const aq_config *c, aq_err *e)
     return storage_attach(s, ops, rc, st);
 }
 
+int storage_open_more(storage *s, const aq_config *c, aq_err *e)
+{
+    const storage_ops *ops = storage_find(c->storage.backend);
+    if (!ops || !ops->open_more)
+        return storage_open(s, c, e);
+    void *st = NULL;
+    int rc = ops->open_more(c, &st, e);
+    return storage_attach(s, ops, rc, st);
+}
+
 int storage_open_local(storage *s, const char *root, bool fsync, aq_err *e)
 {
     void *st = NULL;

@@ -17,6 +17,10 @@
 typedef struct storage_ops {
     const char *name;                              /* "local", "s3" */
     int (*open)(const aq_config *c, void **st, aq_err *e);
+    /* MAY be NULL (then open is used): one more handle on the store an open
+     * handle already reaches, for another thread, without open's start-up
+     * checks (a worker opens one per job thread). */
+    int (*open_more)(const aq_config *c, void **st, aq_err *e);
     /* Stores data whole or not at all (temp + rename / checksummed upload). */
     int (*put)(void *st, const char *key, const void *data, size_t len,
                const char *content_type, aq_err *e);
@@ -45,6 +49,9 @@ typedef struct storage {
 
 /* Opens the backend named by c->storage.backend. Returns 0 or an AQ_E* code. */
 int storage_open(storage *s, const aq_config *c, aq_err *e);
+/* One more handle on the store that storage_open already reached (a handle
+ * per thread), without the start-up checks it made. */
+int storage_open_more(storage *s, const aq_config *c, aq_err *e);
 
 /* Opens local storage at root directly (for `avatarq render -d DIR`). */
 int storage_open_local(storage *s, const char *root, bool fsync, aq_err *e);

@@ -39,7 +39,9 @@ static int require_settings(const aq_config *c, aq_err *e)
     return 0;
 }
 
-static int s3s_open(const aq_config *c, void **st, aq_err *e)
+/* A client for c; checked (bucket reachable, credentials accepted) when
+ * check. */
+static int s3s_connect(const aq_config *c, bool check, void **st, aq_err *e)
 {
     int rc = require_settings(c, e);
     if (rc)
@@ -78,7 +80,7 @@ static int s3s_open(const aq_config *c, void **st, aq_err *e)
     /* Start-up fails here, clearly, when the endpoint is unreachable, the
      * bucket is missing or the credentials are refused: better than every
      * job going dead later. */
-    rc = s3_check(s->client, e);
+    rc = check ? s3_check(s->client, e) : 0;
     if (rc) {
         err_prefix(e, "storage s3: cannot use bucket '%s' at %s: ", s->bucket,
                    c->storage.s3.endpoint);
@@ -88,6 +90,16 @@ static int s3s_open(const aq_config *c, void **st, aq_err *e)
     }
     *st = s;
     return 0;
+}
+
+static int s3s_open(const aq_config *c, void **st, aq_err *e)
+{
+    return s3s_connect(c, true, st, e);
+}
+
+static int s3s_open_more(const aq_config *c, void **st, aq_err *e)
+{
+    return s3s_connect(c, false, st, e);
 }
 
 static int s3s_put(void *st, const char *key, const void *data, size_t len,
@@ -169,6 +181,7 @@ static const char *const s3s_required[] = {"endpoint", "bucket", NULL};
 const storage_ops storage_s3_ops = {
     .name = "s3",
     .open = s3s_open,
+    .open_more = s3s_open_more,
     .put = s3s_put,
     .get = s3s_get,
     .del = s3s_del,

@@ -57,6 +57,7 @@ int cmd_styles(cli_ctx *ctx, int argc, char **argv);   /* cmd_render.c */
 int cmd_enqueue(cli_ctx *ctx, int argc, char **argv);  /* cmd_jobs.c */
 int cmd_batch(cli_ctx *ctx, int argc, char **argv);    /* cmd_jobs.c */
 int cmd_status(cli_ctx *ctx, int argc, char **argv);   /* cmd_jobs.c */
+int cmd_cancel(cli_ctx *ctx, int argc, char **argv);   /* cmd_jobs.c */
 int cmd_stats(cli_ctx *ctx, int argc, char **argv);    /* cmd_ops.c */
 int cmd_dead(cli_ctx *ctx, int argc, char **argv);     /* cmd_ops.c */
 int cmd_workers(cli_ctx *ctx, int argc, char **argv);  /* cmd_ops.c */

@@ -79,7 +79,21 @@ typedef struct enqueue_opts {
     double timeout_s; /* < 0: no limit */
 } enqueue_opts;
 
-enum { OPT_WAIT = 2000, OPT_TIMEOUT, OPT_DELETE };
+enum { OPT_WAIT = 2000, OPT_TIMEOUT, OPT_DELETE, OPT_RUN_AT, OPT_DELAY, OPT_CALLBACK };
+
+/* --run-at MS / --delay MS: a whole number of milliseconds in range. */
+static int parse_ms(const char *cmd, const char *opt, const char *arg, long long max,
+                    int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || errno == ERANGE || v < 0 || v > max)
+        return cli_fail(cmd, 2, "--%s: '%s' is not a number of milliseconds 0..%lld", opt, arg,
+                        max);
+    *out = v;
+    return 0;
+}
 
 static int parse_timeout(const char *cmd, const char *arg, double *out)
 {
@@ -106,7 +120,8 @@ static int enqueue_check(enqueue_opts *o, const char *cmd, bool timeout_given)
         return cli_fail(cmd, 2, "--delete needs --id ID");
     if (r->seed || r->style || r->nsizes || r->primary || r->foreign || r->scheme ||
         r->angle >= 0 || r->filter)
-        return cli_fail(cmd, 2, "--delete takes only --id, --queue, --max-attempts and --wait");
+        return cli_fail(cmd, 2, "--delete takes only --id, --queue, --max-attempts, --run-at, "
+                                "--delay and --wait");
     o->job.req.type = "delete";
     return 0;
 }
@@ -114,12 +129,15 @@ static int enqueue_check(enqueue_opts *o, const char *cmd, bool timeout_given)
 static int enqueue_parse(cli_ctx *ctx, int argc, char **argv, enqueue_opts *o)
 {
     enum { N = CLI_JOB_NLONGOPTS };
-    struct option longopts[N + 4];
+    struct option longopts[N + 7];
     memcpy(longopts, cli_job_longopts, sizeof cli_job_longopts[0] * N);
     longopts[N + 0] = (struct option){"wait", no_argument, NULL, OPT_WAIT};
     longopts[N + 1] = (struct option){"timeout", required_argument, NULL, OPT_TIMEOUT};
     longopts[N + 2] = (struct option){"delete", no_argument, NULL, OPT_DELETE};
-    longopts[N + 3] = (struct option){NULL, 0, NULL, 0};
+    longopts[N + 3] = (struct option){"run-at", required_argument, NULL, OPT_RUN_AT};
+    longopts[N + 4] = (struct option){"delay", required_argument, NULL, OPT_DELAY};
+    longopts[N + 5] = (struct option){"callback-url", required_argument, NULL, OPT_CALLBACK};
+    longopts[N + 6] = (struct option){NULL, 0, NULL, 0};
 
     memset(o, 0, sizeof *o);
     cli_jobopts_init(&o->job, &ctx->cfg);
@@ -133,6 +151,12 @@ static int enqueue_parse(cli_ctx *ctx, int argc, char **argv, enqueue_opts *o)
             o->wait = true;
         else if (c == OPT_DELETE)
             o->del = true;
+        else if (c == OPT_CALLBACK)
+            o->job.req.callback_url = optarg;
+        else if (c == OPT_RUN_AT)
+            rc = parse_ms(argv[0], "run-at", optarg, JOB_RUN_AT_MAX, &o->job.req.run_at);
+        else if (c == OPT_DELAY)
+            rc = parse_ms(argv[0], "delay", optarg, JOB_DELAY_MAX, &o->job.req.delay_ms);
         else if (c == OPT_TIMEOUT) {
             rc = parse_timeout(argv[0], optarg, &o->timeout_s);
             timeout_given = true;
@@ -184,15 +208,22 @@ int cmd_enqueue(cli_ctx *ctx, int argc, char **argv)
     avatarq *a = open_api(ctx, argv[0]);
     if (!a)
         return 1;
-    char id[65], err[ERRLEN];
-    rc = avatarq_enqueue(a, &o.job.req, id, err, sizeof err);
+    char err[ERRLEN];
+    avatarq_enqueued out;
+    rc = avatarq_enqueue_ex(a, &o.job.req, &out, err, sizeof err);
     if (rc != 0) {
         avatarq_close(a);
         return cli_fail(argv[0], api_status(rc), "%s", err);
     }
-    printf("%s\n", id);
+    printf("%s\n", out.id);
     fflush(stdout);
-    int status = o.wait ? enqueue_wait(a, argv[0], id, o.timeout_s) : 0;
+    if (strcmp(out.status, "exists") == 0)
+        fprintf(stderr, "%s: job %s is already %s: not enqueued again\n", argv[0], out.id,
+                out.state);
+    else if (strcmp(out.status, "revived") == 0)
+        fprintf(stderr, "%s: job %s was cancelled but not yet dropped: cancellation taken "
+                        "back, %s again\n", argv[0], out.id, out.state);
+    int status = o.wait ? enqueue_wait(a, argv[0], out.id, o.timeout_s) : 0;
     avatarq_close(a);
     return status;
 }
@@ -204,6 +235,9 @@ typedef struct batch_run {
     avatarq_batch *b;
     cli_jobopts job;
     long line, accepted, rejected;
+    bool wait;                 /* --wait: a progress bar until it completes */
+    const char *callback_url;  /* --callback-url: the batch's completion */
+    char id[65];
 } batch_run;
 
 /* Validates one input line and holds it in the batch. Returns 0 (also for
@@ -244,12 +278,26 @@ static int batch_line(batch_run *br, char *line, size_t len)
 
 static int batch_parse(cli_ctx *ctx, int argc, char **argv, batch_run *br)
 {
+    enum { N = CLI_JOB_NLONGOPTS };
+    struct option longopts[N + 3];
+    memcpy(longopts, cli_job_longopts, sizeof cli_job_longopts[0] * N);
+    longopts[N + 0] = (struct option){"wait", no_argument, NULL, OPT_WAIT};
+    longopts[N + 1] = (struct option){"callback-url", required_argument, NULL, OPT_CALLBACK};
+    longopts[N + 2] = (struct option){NULL, 0, NULL, 0};
     int c;
     opterr = 0;
     cli_jobopts_init(&br->job, &ctx->cfg);
-    while ((c = getopt_long(argc, argv, ":", cli_job_longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         if (c == '?' || c == ':')
             return cli_getopt_fail(argv[0], c, argv);
+        if (c == OPT_WAIT) {
+            br->wait = true;
+            continue;
+        }
+        if (c == OPT_CALLBACK) {
+            br->callback_url = optarg;
+            continue;
+        }
         if (c == CLI_OPT_SEED || c == CLI_OPT_ID)
             return cli_fail(argv[0], 2, "--%s makes no sense for a batch: each line "
                                         "brings its own", c == CLI_OPT_SEED ? "seed" : "id");
@@ -300,6 +348,39 @@ static int batch_read(batch_run *br, FILE *in, int64_t size)
     return failed;
 }
 
+/* --wait: a progress bar (on a terminal) of the batch's finished jobs until
+ * it completes; then its counts. 1 when a job of it died. */
+static int batch_wait(avatarq *a, const char *cmd, const char *id)
+{
+    cli_progress prog;
+    avatarq_batch_info bi;
+    char err[ERRLEN];
+    bool started = false;
+    for (;;) {
+        int rc = avatarq_batch_status(a, id, &bi, err, sizeof err);
+        if (rc == AVATARQ_EAGAIN) {
+            retry_sleep_ms(200, NULL);
+            continue;
+        }
+        if (rc != 0)
+            return cli_fail(cmd, 1, "%s", err);
+        if (!started) {
+            cli_progress_start(&prog, bi.total);
+            started = true;
+        }
+        int64_t fin = bi.done + bi.dead + bi.cancelled;
+        cli_progress_update(&prog, fin, fin);
+        if (strcmp(bi.state, "complete") == 0)
+            break;
+        retry_sleep_ms(200, NULL);
+    }
+    cli_progress_end(&prog);
+    printf("batch %s complete: %lld done, %lld dead, %lld cancelled of %lld\n", id,
+           (long long)bi.done, (long long)bi.dead, (long long)bi.cancelled,
+           (long long)bi.total);
+    return bi.dead ? 1 : 0;
+}
+
 int cmd_batch(cli_ctx *ctx, int argc, char **argv)
 {
     batch_run br;
@@ -319,22 +400,35 @@ int cmd_batch(cli_ctx *ctx, int argc, char **argv)
         return 1;
     }
     int64_t t0 = mono_ms();
+    char err[ERRLEN];
     br.b = avatarq_batch_new(a, br.job.req.queue);
-    int failed = br.b ? batch_read(&br, in, size) : cli_fail(argv[0], 1, "out of memory");
+    int failed = br.b ? 0 : cli_fail(argv[0], 1, "out of memory");
+    if (!failed && avatarq_batch_track(br.b, br.callback_url, br.id, err, sizeof err) != 0)
+        failed = cli_fail(argv[0], api_status(AVATARQ_EPERM), "%s", err);
+    if (!failed)
+        failed = batch_read(&br, in, size);
     if (in != stdin)
         fclose(in);
-    char err[ERRLEN];
-    if (!failed && br.b && avatarq_batch_flush(br.b, err, sizeof err) < 0)
+    if (!failed && br.b && avatarq_batch_seal(br.b, err, sizeof err) < 0)
         failed = cli_fail(argv[0], 1, "%s", err);
     long pending = br.b ? (long)avatarq_batch_pending(br.b) : 0;
-    long enqueued = br.accepted - pending;
+    long existing = br.b ? (long)avatarq_batch_existing(br.b) : 0;
+    long enqueued = br.accepted - pending - existing;
     double secs = (double)(mono_ms() - t0) / 1000.0;
+    if (br.id[0])
+        printf("batch %s\n", br.id);
     printf("enqueued %ld job%s in %.1f s (%.0f/s), %ld rejected%s\n", enqueued,
            enqueued == 1 ? "" : "s", secs, secs > 0 ? (double)enqueued / secs : 0.0,
            br.rejected, failed ? ", stopped by an error" : "");
+    if (existing)
+        printf("%ld already queued, scheduled or running: not enqueued again\n", existing);
+    fflush(stdout);
+    int status = failed || br.rejected ? 1 : 0;
+    if (!failed && br.wait)
+        status |= batch_wait(a, argv[0], br.id);
     avatarq_batch_free(br.b);
     avatarq_close(a);
-    return failed || br.rejected ? 1 : 0;
+    return status;
 }
 
 /* ---- status ---- */
@@ -411,5 +505,39 @@ int cmd_status(cli_ctx *ctx, int argc, char **argv)
         status_print(id, &st);
     }
     avatarq_status_free(&st);
+    return 0;
+}
+
+/* ---- cancel ---- */
+
+int cmd_cancel(cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option longopts[] = {{NULL, 0, NULL, 0}};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1)
+        return cli_getopt_fail(argv[0], c, argv);
+    int rc = cli_positional(argv[0], argc, argv, 1, "ID");
+    if (rc)
+        return rc;
+    const char *id = argv[optind];
+    avatarq *a = open_api(ctx, argv[0]);
+    if (!a)
+        return 1;
+    char err[ERRLEN], before[16];
+    rc = avatarq_cancel(a, id, before, err, sizeof err);
+    avatarq_close(a);
+    if (rc == AVATARQ_ENOTFOUND)
+        return cli_fail(argv[0], 1, "%s", err);
+    if (rc < 0)
+        return cli_fail(argv[0], api_status(rc), "%s", err);
+    if (rc == 1) {
+        printf("%s: already %s, nothing to cancel\n", id, before);
+        return 0;
+    }
+    printf("%s: cancelled (was %s)%s\n", id, before,
+           strcmp(before, "running") == 0
+               ? "; its result will be discarded and its files deleted when it finishes"
+               : "");
     return 0;
 }

@@ -184,14 +184,18 @@ static json_t *stats_json(const aq_config *cfg, const queue_stats *s, const work
     for (size_t i = 0; i < l->n; i++)
         if (l->w[i].alive)
             json_array_append_new(workers, worker_json(&l->w[i], now));
-    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+                     "s:I, s:I, s:I, s:I}}",
                      "queue", cfg->redis.queue, "queued", (json_int_t)s->queued,
                      "processing", (json_int_t)s->processing, "delayed", (json_int_t)s->delayed,
                      "dead", (json_int_t)s->dead, "workers", workers, "counters",
                      "enqueued", (json_int_t)s->enqueued, "started", (json_int_t)s->started,
                      "done", (json_int_t)s->done, "failed", (json_int_t)s->failed,
                      "retried", (json_int_t)s->retried, "dead", (json_int_t)s->dead_total,
-                     "recovered", (json_int_t)s->recovered);
+                     "recovered", (json_int_t)s->recovered, "cancelled", (json_int_t)s->cancelled,
+                     "callbacks_sent", (json_int_t)s->callbacks_sent,
+                     "callbacks_retried", (json_int_t)s->callbacks_retried,
+                     "callbacks_failed", (json_int_t)s->callbacks_failed);
 }
 
 static void stats_print(const aq_config *cfg, const queue_stats *s, const worker_list *l)
@@ -215,6 +219,9 @@ static void stats_print(const aq_config *cfg, const queue_stats *s, const worker
            (long long)s->enqueued, (long long)s->started, (long long)s->done,
            (long long)s->failed, (long long)s->retried, (long long)s->dead_total,
            (long long)s->recovered);
+    printf("             cancelled %lld; callbacks sent %lld, retried %lld, failed %lld\n",
+           (long long)s->cancelled, (long long)s->callbacks_sent,
+           (long long)s->callbacks_retried, (long long)s->callbacks_failed);
 }
 
 int cmd_stats(cli_ctx *ctx, int argc, char **argv)

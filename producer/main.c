@@ -79,10 +79,17 @@ static const cmd_entry commands[] = {
      "  --wait              block until the job is done or dead; print the stored\n"
      "                      keys (\"SIZE KEY\" per line) or the error\n"
      "  --timeout S         with --wait: give up after S seconds (default: no limit)\n"
-     "  Prints the job id. Exit 0 done/queued, 1 dead or Redis error, 2 bad\n"
-     "  input, 3 --wait timed out (the job stays queued).\n"},
-    {{"batch", cmd_batch, "batch [job options] [FILE|-]",
-      "enqueue many jobs from JSON lines or plain seeds"},
+     "  --run-at MS         run at this time (ms since the epoch): the job waits in\n"
+     "                      NS:delayed, state scheduled, until then\n"
+     "  --delay MS          run MS milliseconds from now (not with --run-at)\n"
+     "  --callback-url URL  POST the result here when the job is done or dead\n"
+     "                      (default: [callbacks] url of the workers)\n"
+     "  Prints the job id. An id already queued, scheduled, running or retrying\n"
+     "  is not enqueued again (a note on stderr says so; exit 0). Exit 0\n"
+     "  done/queued, 1 dead, queue full ([redis] max_queue_length) or Redis\n"
+     "  error, 2 bad input, 3 --wait timed out (the job stays queued).\n"},
+    {{"batch", cmd_batch, "batch [job options] [--wait] [--callback-url URL] [FILE|-]",
+      "enqueue many jobs from JSON lines or plain seeds, as one tracked batch"},
      JOB_OPTIONS_HELP
      "  Reads FILE (or standard input) line by line: a line starting with '{'\n"
      "  is a JSON job document (docs/protocol.md), any other non-empty line is a seed\n"
@@ -90,8 +97,23 @@ static const cmd_entry commands[] = {
      "  and --id are not taken). Every line is validated here; bad\n"
      "  lines are reported with their line number and skipped, good ones are\n"
      "  pushed pipelined in chunks of 1000. Shows a progress bar on a terminal\n"
-     "  and ends with \"enqueued N jobs in T s (R/s), K rejected\".\n"
-     "  Exit 0 all enqueued, 1 some lines rejected or Redis failed.\n"},
+     "  and ends with \"batch ID\" and \"enqueued N jobs in T s (R/s), K rejected\".\n"
+     "  The jobs form one tracked batch (NS:batch:ID counts total, pending, done,\n"
+     "  dead, cancelled); jobs already queued or running are not enqueued again\n"
+     "  (and not counted in it).\n"
+     "  --wait              then show a progress bar until every job of the batch\n"
+     "                      is done, dead or cancelled, and print its counts\n"
+     "  --callback-url URL  POST {batch, state, total, done, dead, cancelled} there\n"
+     "                      when the batch completes\n"
+     "  Exit 0 all enqueued (and, with --wait, none dead), 1 some lines rejected,\n"
+     "  a job dead or Redis failed.\n"},
+    {{"cancel", cmd_cancel, "cancel ID", "cancel a queued, scheduled or running job"},
+     "  A queued, scheduled or retrying job is marked cancelled and never runs\n"
+     "  (its document is dropped where it next surfaces). A running job is\n"
+     "  marked cancelled at once; its result is discarded and the files and\n"
+     "  row it wrote are deleted when it finishes (the render is not\n"
+     "  interrupted). Enqueueing the id again before then takes it back.\n"
+     "  Exit 0 cancelled or already final, 1 no such job or Redis error.\n"},
     {{"status", cmd_status, "status ID [--json]", "show a job's state"},
      "  --json              print the job hash as one JSON object\n"
      "  Shows state, attempts, queue, worker, error, times and stored keys.\n"

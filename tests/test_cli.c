@@ -363,10 +363,12 @@ START_TEST(test_enqueue_same_request_same_id)
     assert_has(sup_redis_str(&g_redis, "LINDEX t:queue:default 0"), "alice");
     ck_assert_str_eq(sup_redis_str(&g_redis, "HGET t:job:%s state", id), "queued");
 
-    /* The same request again: the same id, a second document. */
+    /* The same request again: the same id, and (the job still queued) no
+     * second document: a no-op that says so. */
     ck_assert_int_eq(run("enqueue --style pixel --size 64 --seed alice"), 0);
     ck_assert_str_eq(first_line(), id);
-    ck_assert_int_eq(sup_redis_int(&g_redis, "LLEN t:queue:default"), 2);
+    assert_has(err_s(), "already queued: not enqueued again");
+    ck_assert_int_eq(sup_redis_int(&g_redis, "LLEN t:queue:default"), 1);
     assert_has(sup_redis_str(&g_redis, "LINDEX t:queue:default 0"), want);
 
     /* Another seed, another id; an explicit id and queue are used as given. */
@@ -424,7 +426,8 @@ START_TEST(test_batch_file)
     assert_has(alice, "48");
     const char *bob = sup_redis_str(&g_redis, "LINDEX t:queue:default -2");
     assert_has(bob, "bob");
-    assert_lacks(bob, "48");
+    assert_has(bob, "\"sizes\":[32]");
+    assert_lacks(bob, "[48]");
     /* carol: the trailing CR is not part of the seed. */
     const char *carol = sup_redis_str(&g_redis, "LINDEX t:queue:default 0");
     assert_has(carol, "\"carol\"");
@@ -442,9 +445,11 @@ START_TEST(test_batch_stdin_many)
     assert_has(out_s(), "enqueued 2500 jobs in");
     assert_has(out_s(), "0 rejected");
     ck_assert_int_eq(sup_redis_int(&g_redis, "LLEN t:queue:default"), 2500);
-    /* Same seeds again: the same ids (derived), so the same job hashes. */
+    /* Same seeds again: the same ids (derived), still queued: no-ops. */
     ck_assert_int_eq(run("batch --sizes 32,64 %s/seeds.txt", g_dir), 0);
-    ck_assert_int_eq(sup_redis_int(&g_redis, "LLEN t:queue:default"), 5000);
+    assert_has(out_s(), "enqueued 0 jobs in");
+    assert_has(out_s(), "2500 already queued");
+    ck_assert_int_eq(sup_redis_int(&g_redis, "LLEN t:queue:default"), 2500);
     ck_assert_int_eq(sup_redis_int(&g_redis, "EVAL \"return #redis.call('keys','t:job:*')\" 0"),
                      2500);
 }
@@ -461,7 +466,10 @@ START_TEST(test_batch_progress_only_on_a_terminal)
     assert_lacks(err_s(), "jobs");
     /* On a terminal (script(1) gives it a pty): a bar with count and rate. */
     buf tty = BUF_INIT;
-    snprintf(cmd, sizeof cmd, "script -qec '%s -c %s batch %s/seeds.txt' /dev/null",
+    /* other seeds: the first 50 are still queued (no-ops) */
+    snprintf(cmd, sizeof cmd, "seq 51 100 > %s/seeds2.txt", g_dir);
+    ck_assert_int_eq(sup_run(cmd, NULL, false), 0);
+    snprintf(cmd, sizeof cmd, "script -qec '%s -c %s batch %s/seeds2.txt' /dev/null",
              sup_bin("avatarq"), g_conf, g_dir);
     ck_assert_int_eq(sup_run(cmd, &tty, true), 0);
     buf_append(&tty, "", 1);

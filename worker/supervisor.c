@@ -34,6 +34,11 @@
 /* Start-up: how long Redis may stay unreachable before we give up. */
 #define STARTUP_MIN_MS 10000
 #define PROMOTE_LIMIT 1000
+/* Scheduled jobs and due retries are promoted within this much of their
+ * time: the loop looks at NS:delayed at least this often (one cheap script
+ * call that also returns the earliest score still waiting, so a job due
+ * sooner is promoted on time). */
+#define PROMOTE_POLL_MS 50
 #define CONTROL_BATCH 16
 /* Timed-out jobs of one process sent down the retry path (any more are
  * requeued like the other jobs of the process). */
@@ -80,6 +85,8 @@ typedef struct sup {
     bool quiet_all;
     bool reloading;
     int64_t next_beat, next_wd, wd_interval;
+    int64_t next_promote;  /* mono ms of the next look at NS:delayed */
+    int64_t next_tick;     /* mono ms of the next tick without a signal */
     int64_t last_beat;             /* mono ms of the last heartbeat sent */
     int beat_state[SLOTS_MAX];     /* each slot's state as last beaten */
     int64_t beat_jobs[SLOTS_MAX];  /* and its done + failed count */
@@ -699,14 +706,16 @@ static void on_signal(sup *s, int sig)
 }
 
 /* Waits up to ms for a signal, handling what arrives. */
-static void wait_signals(sup *s, int ms)
+/* Waits up to ms for signals and handles them; true when one came. */
+static bool wait_signals(sup *s, int ms)
 {
     struct pollfd p = {.fd = s->sfd, .events = POLLIN};
     if (poll(&p, 1, ms) <= 0)
-        return;
+        return false;
     struct signalfd_siginfo si;
     while (read(s->sfd, &si, sizeof si) == (ssize_t)sizeof si)
         on_signal(s, (int)si.ssi_signo);
+    return true;
 }
 
 /* ---- start-up ---- */
@@ -769,6 +778,30 @@ static int prepare_stores(sup *s)
 
 /* ---- the loop ---- */
 
+/* Promotes due jobs of NS:delayed when it is time (see PROMOTE_POLL_MS). */
+static void promote_due(sup *s)
+{
+    int64_t mono = mono_ms();
+    if (s->phase != PHASE_RUN || mono < s->next_promote)
+        return;
+    if (!redis_ok(s)) {
+        s->next_promote = mono + PROMOTE_POLL_MS;
+        return;
+    }
+    aq_err e = {0};
+    int moved = 0;
+    int64_t next_due = -1;
+    int rc = queue_promote_due_next(s->q, now_ms(), PROMOTE_LIMIT, &moved, &next_due, &e);
+    int64_t wait = PROMOTE_POLL_MS;
+    if (rc == 0 && moved == PROMOTE_LIMIT)
+        wait = 0; /* a backlog: go on at once */
+    else if (rc == 0 && next_due >= 0 && next_due - now_ms() < wait)
+        wait = next_due - now_ms() > 0 ? next_due - now_ms() : 0;
+    s->next_promote = mono_ms() + wait;
+    if (rc == AQ_EAGAIN)
+        redis_result(s, rc, &e);
+}
+
 static void tick(sup *s)
 {
     reap(s);
@@ -821,7 +854,14 @@ static void finish(sup *s)
 
 static int timeout_for_poll(const sup *s)
 {
-    int64_t wait = TICK_MS;
+    int64_t wait = s->next_tick - mono_ms();
+    if (wait < 0)
+        wait = 0;
+    if (s->phase == PHASE_RUN) {
+        int64_t left = s->next_promote - mono_ms();
+        if (left < wait)
+            wait = left < 0 ? 0 : left;
+    }
     if (s->wd_interval) {
         int64_t left = s->next_wd - mono_ms();
         if (left < wait)
@@ -868,9 +908,15 @@ int supervisor_run(const aq_config *c, const supervisor_opts *o)
     char nb[24];
     log_info("avatarq-worker up", "processes", log_int(nb, s->nwant), "version", AQ_VERSION);
     notify_ready();
+    /* the duties run on a signal or every TICK_MS; the look at NS:delayed
+     * has its own, shorter period (PROMOTE_POLL_MS) */
     while (s->phase == PHASE_RUN || live_count(s) > 0) {
-        wait_signals(s, timeout_for_poll(s));
-        tick(s);
+        bool sig = wait_signals(s, timeout_for_poll(s));
+        promote_due(s);
+        if (sig || mono_ms() >= s->next_tick) {
+            tick(s);
+            s->next_tick = mono_ms() + TICK_MS;
+        }
     }
     reap(s);
     finish(s);

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "avatar.h"
+#include "callbacks.h"
 #include "fate.h"
 #include "log.h"
 #include "meta.h"
@@ -42,6 +43,9 @@
 /* A finished job waits at most this long for others to share its call,
  * while the job threads still have work queued (otherwise it goes at once). */
 #define LINGER_MS 2
+/* An idle process with several queues blocks on one of them this long
+ * between looks at all of them. */
+#define TAKE_WAIT_MULTI_MS 100
 #define JOB_STACK (512 * 1024)
 
 /* SIGTERM count: 1 = finish the jobs in hand and exit; 2 = give up even on
@@ -63,9 +67,8 @@ typedef struct job {
     char *doc;             /* exactly as taken */
     size_t len;
     job_request r;
-    int attempts;          /* known once the start call answered (known) */
-    atomic_int known;
-    bool refused;          /* not a valid job document */
+    int attempts;
+    bool refused;          /* its document did not parse */
     int64_t t0;            /* mono ms when its work began */
     /* set by the job thread */
     int rc;
@@ -120,6 +123,7 @@ typedef struct wk {
     int nfree;
     pool p;
     const char *hang_seed;
+    cb_sender *cb;         /* completion callbacks: its own thread */
 } wk;
 
 /* ---- identity ---- */
@@ -229,10 +233,8 @@ static int redis_until_done(wk *w, redis_op op, void *arg, aq_err *e)
  * deterministically (job timeout, shutdown timeout, kills) and still see a
  * later attempt succeed. It gives up only when orphaned, so a test that
  * loses its supervisor leaves no process behind. */
-static void maybe_hang(const wk *w, job *j)
+static void maybe_hang(const wk *w, const job *j)
 {
-    while (w->hang_seed && !atomic_load(&j->known) && getppid() == w->parent)
-        usleep(1000); /* the attempt number is on its way */
     if (!w->hang_seed || j->r.type != JOB_GENERATE || j->attempts != 1 ||
         strcmp(j->r.seed, w->hang_seed) != 0)
         return;
@@ -242,7 +244,7 @@ static void maybe_hang(const wk *w, job *j)
     _exit(3);
 }
 #else
-static void maybe_hang(const wk *w, job *j)
+static void maybe_hang(const wk *w, const job *j)
 {
     (void)w;
     (void)j;
@@ -283,8 +285,7 @@ static void pool_finished(pool *p, job *j)
 /* Renders and stores one generate job; the metadata row is the
  * dispatcher's to write. */
 /* Renders and stores one generate job; the metadata row is the
- * dispatcher's to write (it also fills in the attempt number, which the
- * start call may still be fetching while this runs). */
+ * dispatcher's to write (with the attempt number). */
 static void run_one(thread_arg *t, job *j)
 {
     wk *w = t->w;
@@ -331,7 +332,7 @@ static void pool_start(wk *w)
     for (int i = 0; i < w->conc; i++) {
         aq_err e = {0};
         thread_arg *t = calloc(1, sizeof *t);
-        if (!t || storage_open(&t->store, w->c, &e) != 0) {
+        if (!t || storage_open_more(&t->store, w->c, &e) != 0) {
             log_error("worker cannot start a job thread", "worker", w->id,
                       "error", t ? e.msg : "out of memory");
             exit(1);
@@ -444,6 +445,11 @@ static void decide(wk *w, job *j)
     o->doc = j->doc;
     o->len = j->len;
     o->id = j->r.id;
+    /* callbacks and batches: only for a document that parsed */
+    if (!j->refused) {
+        o->callback = j->r.callback_url[0] ? j->r.callback_url : w->c->callbacks.url;
+        o->batch = j->r.batch;
+    }
     if (j->rc == 0) {
         o->kind = QUEUE_DONE;
         o->outputs = j->outputs ? j->outputs : "{}";
@@ -529,6 +535,7 @@ static void refuse(wk *w, job *j)
 {
     j->refused = true;
     j->attempts = 1;
+    j->refused = true;
     slots_job_begin(w->s, j->k, j->r.id, 1, mono_ms());
     atomic_store(&w->s->jobs[j->k].finishing, 1);
     j->rc = AQ_EPERM;
@@ -550,34 +557,23 @@ static void run_delete(wk *w, job *j)
     pend(w, j);
 }
 
-/* Marks the m jobs running in one call and hands the generate jobs to the
- * threads while its reply travels (they need no attempt number to render
- * and store); a call that fails is made again until it lands. Returns 0, or
- * the failure after which the jobs run anyway. */
-static int start_jobs(wk *w, job **js, queue_start_item *items, size_t m)
+/* A document whose job was cancelled before it started: it only leaves
+ * the processing list (never run, nothing recorded). */
+static void drop(wk *w, job *j)
 {
-    if (m == 0)
-        return 0;
-    aq_err e = {0};
-    int rc = queue_start_many_send(w->q, w->id, items, m, &e);
-    for (size_t i = 0; i < m; i++)
-        if (js[i]->r.type != JOB_DELETE)
-            pool_give(&w->p, js[i]);
-    if (rc == 0)
-        rc = queue_start_many_recv(w->q, w->id, items, m, &e);
-    if (rc == AQ_EAGAIN) {
-        start_arg a = {items, m};
-        rc = redis_until_done(w, op_start, &a, &e);
-    }
-    if (rc != 0)
-        log_error("could not mark jobs running; doing them anyway", "worker", w->id,
-                  "error", e.msg);
-    return rc;
+    memset(&j->out, 0, sizeof j->out);
+    j->out.doc = j->doc;
+    j->out.len = j->len;
+    j->out.id = j->r.id;
+    j->out.kind = QUEUE_DROP;
+    atomic_store(&w->s->jobs[j->k].finishing, 1);
+    pend(w, j);
 }
 
-/* Takes over n documents just moved into our processing list: parses them,
- * marks the valid ones running in one call, hands them to the threads. */
-static void admit(wk *w, char **docs, size_t *lens, size_t n)
+/* Takes over n documents just moved into our processing list (from[i]: the
+ * take queue each came from, NULL: all from `src`): parses them, marks the
+ * valid ones running in one call, hands them to the threads. */
+static void admit(wk *w, char **docs, size_t *lens, const int *from, int src, size_t n)
 {
     job **js = calloc(n ? n : 1, sizeof *js);
     queue_start_item *items = calloc(n ? n : 1, sizeof *items);
@@ -594,18 +590,31 @@ static void admit(wk *w, char **docs, size_t *lens, size_t n)
         /* in the slot before anyone can see it running: the job timeout
          * covers it even if this process wedges in the start call */
         slots_job_begin(w->s, j->k, j->r.id, 1, mono_ms());
-        items[m] = (queue_start_item){.id = j->r.id, .created_at = j->r.created_at};
+        items[m] = (queue_start_item){.id = j->r.id, .created_at = j->r.created_at,
+                                      .queue = queue_take_name(w->q, from ? from[i] : src)};
         js[m++] = j;
     }
-    int rc = start_jobs(w, js, items, m);
+    /* The start answers before any job runs: a job cancelled before it
+     * started (attempts 0) must never run. */
+    aq_err e = {0};
+    start_arg a = {items, m};
+    int rc = m ? redis_until_done(w, op_start, &a, &e) : 0;
     for (size_t i = 0; i < m; i++) {
         job *j = js[i];
+        if (rc == 0 && items[i].attempts == 0) {
+            drop(w, j);
+            continue;
+        }
         j->attempts = rc == 0 && items[i].attempts > 0 ? items[i].attempts : 1;
         atomic_store(&w->s->jobs[j->k].attempts, j->attempts);
-        atomic_store(&j->known, 1);
         if (j->r.type == JOB_DELETE)
             run_delete(w, j);
+        else
+            pool_give(&w->p, j);
     }
+    if (rc != 0 && m)
+        log_error("could not mark jobs running; doing them anyway", "worker", w->id,
+                  "error", e.msg);
     for (size_t i = 0; i < n; i++)
         free(docs[i]);
     free(js);
@@ -625,14 +634,19 @@ static void bury_big(wk *w, const queue_big *big)
         log_info("job dead", "worker", w->id, "error", why.msg);
 }
 
-/* The blocking take of a process holding nothing. */
-static void take_blocking(wk *w)
+/* The blocking take of a process holding nothing, from take queue src.
+ * BLMOVE waits on one list only: with several queues the process first
+ * looks at all of them in one cycle (see engine) and then blocks on src
+ * (the heaviest, or the first strict one) for TAKE_WAIT_MULTI_MS only, so
+ * that work arriving on another queue waits at most that long. */
+static void take_blocking(wk *w, int src)
 {
     char *doc = NULL;
     size_t len = 0;
     queue_big big;
     aq_err e = {0};
-    int rc = queue_take_bounded(w->q, w->id, 1000, JOB_MAX_DOC, &doc, &len, &big, &e);
+    int wait = queue_take_count(w->q) > 1 ? TAKE_WAIT_MULTI_MS : 1000;
+    int rc = queue_take_bounded_from(w->q, src, w->id, wait, JOB_MAX_DOC, &doc, &len, &big, &e);
     if (rc < 0) {
         if (rc == AQ_EAGAIN) {
             redis_state(w, rc, &e);
@@ -649,7 +663,7 @@ static void take_blocking(wk *w)
         return;
     w->more = true;
     if (doc)
-        admit(w, &doc, &len, 1);
+        admit(w, &doc, &len, NULL, src, 1);
     else
         bury_big(w, &big);
 }
@@ -687,7 +701,7 @@ static void reconcile(wk *w)
         char nb[24];
         log_warn("taking over jobs a lost reply moved to us", "worker", w->id,
                  "jobs", log_int(nb, (int64_t)keep));
-        admit(w, t.doc, t.len, keep);
+        admit(w, t.doc, t.len, NULL, 0, keep); /* its queue unknown: the default */
     }
     queue_taken_free(&t);
 }
@@ -712,7 +726,9 @@ static int op_cycle(wk *w, void *arg, aq_err *e)
 static void log_outcome(const wk *w, const job *j)
 {
     char nb[24];
-    if (j->out.stale)
+    if (j->out.kind == QUEUE_DROP)
+        log_info("job was cancelled before it started; dropped", "worker", w->id, "id", j->r.id);
+    else if (j->out.stale)
         log_info("job was taken back meanwhile; its holder records it", "worker", w->id,
                  "id", j->r.id);
     else if (j->out.kind == QUEUE_RETRY)
@@ -723,6 +739,22 @@ static void log_outcome(const wk *w, const job *j)
                  "attempts", log_int(nb, j->attempts), "error", j->err.msg);
     else
         log_debug("job done", "worker", w->id, "id", j->r.id, "ms", log_int(nb, j->duration));
+}
+
+/* A job cancelled while it ran: its outcome was not recorded; what it
+ * stored (files and metadata row, also those of an attempt that failed
+ * midway) is deleted, as a delete job would. */
+static void discard(wk *w, job *j)
+{
+    if (j->r.type != JOB_GENERATE || j->out.kind == QUEUE_DROP)
+        return;
+    aq_err e = {0};
+    if (avatar_delete(&w->ctx, &j->r, &e) != 0)
+        log_warn("job cancelled while it ran; could not delete its files", "worker", w->id,
+                 "id", j->r.id, "error", e.msg);
+    else
+        log_info("job cancelled while it ran; result discarded, files deleted", "worker", w->id,
+                 "id", j->r.id);
 }
 
 /* One cycle: every pending outcome, plus a take of up to want documents. */
@@ -749,9 +781,13 @@ static void cycle(wk *w, int want)
     size_t i = 0;
     for (job *j = w->pending, *next; j; j = next) {
         next = j->next;
-        j->out.stale = a.outs[i++].stale;
+        j->out.stale = a.outs[i].stale;
+        j->out.cancelled = a.outs[i++].cancelled;
+        if (j->out.cancelled)
+            discard(w, j);
         log_outcome(w, j);
-        atomic_fetch_add(j->out.kind == QUEUE_DONE ? &w->s->done : &w->s->failed, 1);
+        if (j->out.kind != QUEUE_DROP)
+            atomic_fetch_add(j->out.kind == QUEUE_DONE ? &w->s->done : &w->s->failed, 1);
         job_free(w, j);
     }
     w->pending = w->pending_tail = NULL;
@@ -759,9 +795,16 @@ static void cycle(wk *w, int want)
     free(a.outs);
     w->more = want > 0 && a.taken.n == (size_t)want;
     if (a.taken.n)
-        admit(w, a.taken.doc, a.taken.len, a.taken.n);
-    if (a.taken.oversized)
-        w->more = true, take_blocking(w);
+        admit(w, a.taken.doc, a.taken.len, a.taken.from, 0, a.taken.n);
+    /* an oversized document is buried at once only when no outcome of a
+     * document taken before it is still to be recorded: otherwise the next
+     * cycle records those first and meets it again, so dead letters keep
+     * queue order */
+    if (a.taken.oversized) {
+        w->more = true;
+        if (w->npending == 0)
+            take_blocking(w, a.taken.oversized_from);
+    }
     queue_taken_free(&a.taken);
 }
 
@@ -819,7 +862,12 @@ static void engine(wk *w)
             }
             if (w->doubt && queue_ensure(w->q, &re) == 0)
                 reconcile(w);
-            take_blocking(w);
+            if (queue_take_count(w->q) > 1) { /* every queue first, without waiting */
+                cycle(w, cap);
+                if (w->inflight > 0)
+                    continue;
+            }
+            take_blocking(w, queue_take_first(w->q));
             continue;
         }
         fin = pool_collect(&w->p, w->npending ? 1 : cap > 0 ? POLL_MS : 50);
@@ -846,6 +894,20 @@ static void setup_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL); /* the supervisor blocks them for signalfd */
 }
 
+/* [worker] queues onto the handle (validated by the config already). */
+static void set_queues(wk *w)
+{
+    const config_queues *cq = &w->c->worker.queues;
+    const char *names[CONFIG_QUEUES_MAX];
+    for (int i = 0; i < cq->n; i++)
+        names[i] = cq->name[i];
+    aq_err e = {0};
+    if (queue_set_takes(w->q, names, cq->weight, cq->n, cq->strict, &e) != 0) {
+        log_error("worker cannot start", "worker", w->id, "error", e.msg);
+        exit(1);
+    }
+}
+
 static void open_redis(wk *w)
 {
     while (!w->q && !must_stop(w)) {
@@ -853,6 +915,7 @@ static void open_redis(wk *w)
         w->q = queue_open(w->c, &e);
         if (w->q) {
             redis_state(w, 0, &e);
+            set_queues(w);
             return;
         }
         redis_state(w, AQ_EAGAIN, &e);
@@ -912,6 +975,7 @@ _Noreturn void worker_run(const aq_config *c, slot *s, int parent)
     open_redis(&w);
     if (w.q) {
         log_debug("worker up", "worker", w.id);
+        w.cb = cb_start(c, w.id);
         engine(&w);
         atomic_store(&s->state, SLOT_STOPPING);
         aq_err e = {0};
@@ -922,6 +986,7 @@ _Noreturn void worker_run(const aq_config *c, slot *s, int parent)
     if (w.inflight > 0) /* given up with jobs in hand: they stay in the
                          * processing list; do not wait for their threads */
         _exit(0);
+    cb_stop(w.cb);
     pool_stop(&w);
     avatar_free(&w.ctx);
     meta_close(&w.db);
