@@ -14,6 +14,8 @@ if start_s3 bench; then
     export AQ_BENCH_S3_ENDPOINT=$S3_ENDPOINT AQ_BENCH_S3_BUCKET=bench
 fi
 export AQ_BIN_DIR=$PWD/bin
+[ -d data/emoji/node_modules/@twemoji/svg ] &&
+    export AQ_EMOJI_DIR=${AQ_EMOJI_DIR:-$PWD/data/emoji/node_modules/@twemoji/svg}
 # AQ_BENCH_CONCURRENCY=N: every avatarq worker of the benches runs N jobs in
 # flight per process ([worker] concurrency); unset, today's default.
 if [ -n "${AQ_BENCH_CONCURRENCY:-}" ]; then

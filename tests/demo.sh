@@ -26,18 +26,23 @@ fi
 ns=$(sed -n 's/^namespace *= *//p' config.ini | head -1); ns=${ns:-avatarq}
 rcli() { redis-cli -u "$AVATARQ_REDIS_URL" "$@"; }
 
+# The emoji artwork as tests/deps.sh fetched it (make install puts it where
+# the programs look by default).
+[ -d data/emoji/node_modules/@twemoji/svg ] &&
+    export AQ_EMOJI_DIR=${AQ_EMOJI_DIR:-$PWD/data/emoji/node_modules/@twemoji/svg}
+
 mkdir -p var
 bin/avatarq-worker -c config.ini 2>var/demo-worker.log &
 worker_pid=$!
 echo "demo: worker supervisor pid $worker_pid (log: var/demo-worker.log)"
 
-styles=(pixel classic wave gradient)
+styles=(pixel classic wave gradient emoji initials)
 schemes=(default ocean sunset forest royal pastel vibrant monochrome)
 jobs=var/demo-jobs.jsonl
 : >"$jobs"
 ids=()
 for i in $(seq 1 100); do
-    style=${styles[$((i % 4))]}
+    style=${styles[$((i % ${#styles[@]}))]}
     scheme=${schemes[$((i % 8))]}
     id="demo-$style-$i"
     ids+=("$id")

@@ -27,6 +27,10 @@ done
 ((load > 0)) && echo "== running with $load busy loop(s) beside the suite (pids ${hogs[*]})"
 checks=0; failures=0; errors=0; crashed=0
 export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120}
+# The emoji artwork as tests/deps.sh fetched it (make install puts it in
+# PREFIX/share/avatarq/emoji, where the programs look by default).
+[ -d data/emoji/node_modules/@twemoji/svg ] &&
+    export AQ_EMOJI_DIR=${AQ_EMOJI_DIR:-$PWD/data/emoji/node_modules/@twemoji/svg}
 # ASan's leak checker does not work under ptrace and forks; keep the rest.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
