@@ -118,7 +118,12 @@ typedef struct queue_job {
 int queue_job_get(queue *q, const char *id, queue_job *j, aq_err *e);
 void queue_job_free(queue_job *j);
 
-/* ---- workers ---- */
+/* ---- workers: one job per call ----
+ * The first engine's calls. The worker now uses the batched calls below
+ * (queue_cycle, queue_start_many, queue_take_bounded); these remain for the
+ * unit tests that pin each per-job rule one call at a time, and are due to
+ * go once those tests drive the batched calls (the rules live twice, in
+ * LUA_START/ACK/FAIL and in LUA_START_MANY/CYCLE, until then). */
 
 /* BLMOVE NS:queue:Q -> NS:processing:worker (RIGHT LEFT), waiting up to
  * timeout_ms. Returns 1 with *doc (malloc'd, NUL-terminated, *len bytes),
