@@ -93,6 +93,7 @@ void slots_first_job(slot *s, char *out)
 void slots_reset(slot *s)
 {
     atomic_store(&s->state, SLOT_IDLE);
+    atomic_store(&s->ready, 0);
     atomic_store(&s->inflight, 0);
     atomic_store(&s->started_at, 0);
     atomic_store(&s->done, 0);

@@ -43,6 +43,8 @@ typedef struct slot {
     atomic_int stop;             /* 1: finish the jobs in hand and exit */
     atomic_uint nonce;           /* random per process start: part of its id */
     /* written by the worker process */
+    atomic_int ready;            /* 1: past start-up (stores and Redis open):
+                                  * only then does the supervisor beat for it */
     atomic_int state;            /* slot_state: busy while any job is held */
     atomic_int inflight;         /* jobs held */
     atomic_llong started_at;     /* epoch ms the process came up */

@@ -389,7 +389,9 @@ static int beat(sup *s, aq_err *e)
     static char jobs[SLOTS_MAX][JOB_ID_MAX + 1];
     size_t n = 0;
     for (int i = 0; i < SLOTS_MAX; i++) {
-        if (!live(s, i))
+        /* a process still starting (or failing to: S3 down, a bad
+         * database) is not a worker yet: NS:workers lists those that are */
+        if (!live(s, i) || !atomic_load(&s->slots[i].ready))
             continue;
         slot *sl = &s->slots[i];
         int st = atomic_load(&sl->state);

@@ -974,6 +974,7 @@ _Noreturn void worker_run(const aq_config *c, slot *s, int parent)
     pool_start(&w);
     open_redis(&w);
     if (w.q) {
+        atomic_store(&s->ready, 1);
         log_debug("worker up", "worker", w.id);
         w.cb = cb_start(c, w.id);
         engine(&w);
