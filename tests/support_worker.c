@@ -547,3 +547,25 @@ void wh_fleet_stop(wh_fleet *f, bool keep)
             fprintf(stderr, "bench: could not remove %s\n", f->dir);
     }
 }
+
+bool wh_alive(pid_t pid)
+{
+    return pid > 0 && kill(pid, 0) == 0;
+}
+
+bool wh_wait_gone(pid_t pid, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 20) {
+        if (!wh_alive(pid))
+            return true;
+        sup_sleep_ms(20);
+    }
+    return false;
+}
+
+void wh_stop_clean(wh *h)
+{
+    int st = wh_stop(h, SIGTERM, 30000);
+    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "supervisor did not exit 0 after SIGTERM (status %d)", st);
+}

@@ -123,6 +123,13 @@ bool wh_wait_new_workers(wh *h, int want, const pid_t *old, int nold, pid_t *out
 /* True when path exists. */
 bool wh_exists(const char *path);
 
+/* True while process pid exists. */
+bool wh_alive(pid_t pid);
+/* Waits up to timeout_ms for process pid to be gone; false if it stays. */
+bool wh_wait_gone(pid_t pid, int timeout_ms);
+/* SIGTERMs h's supervisor and asserts that it exits 0 within 30 s. */
+void wh_stop_clean(wh *h);
+
 /* ---- a worker against a Redis someone else runs (benchmarks) ----
  * bench/ links this support too, so the end-to-end benchmarks share the
  * worker set-up instead of repeating it. No Check assertions: failures are

@@ -31,28 +31,6 @@ static void teardown(void)
     wh_teardown(&H);
 }
 
-static bool alive(pid_t pid)
-{
-    return pid > 0 && kill(pid, 0) == 0;
-}
-
-static bool wait_gone(pid_t pid, int timeout_ms)
-{
-    for (int waited = 0; waited <= timeout_ms; waited += 20) {
-        if (!alive(pid))
-            return true;
-        sup_sleep_ms(20);
-    }
-    return false;
-}
-
-static void stop_clean(void)
-{
-    int st = wh_stop(&H, SIGTERM, 30000);
-    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "supervisor did not exit 0 (status %d)", st);
-}
-
 /* The one worker process of a processes = 1 fleet, once registered. */
 static pid_t only_worker(void)
 {
@@ -109,7 +87,7 @@ START_TEST(t_kill_full_prefetch_returns_each_once)
     ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":queue:default"), 12);
     ck_assert_int_eq(held_by(pid), 8);
     kill(pid, SIGKILL);
-    ck_assert(wait_gone(pid, 10000));
+    ck_assert(wh_wait_gone(pid, 10000));
     const char *prefix[] = {"held", "behind"};
     int count[] = {8, 12};
     for (int p = 0; p < 2; p++)
@@ -130,7 +108,7 @@ START_TEST(t_kill_full_prefetch_returns_each_once)
     ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":stats retried"), 0);
     ck_assert_int_eq(wh_processing(&H), 0);
     ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":queue:default"), 0);
-    stop_clean();
+    wh_stop_clean(&H);
 }
 END_TEST
 
@@ -146,7 +124,7 @@ START_TEST(t_timeout_with_jobs_in_flight)
     pid_t pid = only_worker();
     push_hang("slow", 4);
     ck_assert_msg(wait_held(pid, 4, 20000), "the process did not take 4 jobs");
-    ck_assert_msg(wait_gone(pid, 20000), "the process was not killed at job_timeout_s");
+    ck_assert_msg(wh_wait_gone(pid, 20000), "the process was not killed at job_timeout_s");
     for (int i = 0; i < 4; i++) {
         char id[32];
         snprintf(id, sizeof id, "slow-%d", i);
@@ -165,7 +143,7 @@ START_TEST(t_timeout_with_jobs_in_flight)
     sup_redis_cli(&H.r, &b, "XRANGE " WH_NS ":events - +");
     ck_assert_msg(b.data && strstr((char *)b.data, "timed out after 2 s"), "no timeout event");
     buf_free(&b);
-    stop_clean();
+    wh_stop_clean(&H);
 }
 END_TEST
 
@@ -228,7 +206,7 @@ START_TEST(t_huge_document_never_held)
     ck_assert_msg(kb > 0 && kb < 64 * 1024, "worker peak RSS %ld kB", kb);
     ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":stats dead"), 1);
     ck_assert_int_eq(wh_processing(&H), 0);
-    stop_clean();
+    wh_stop_clean(&H);
 }
 END_TEST
 
@@ -278,7 +256,7 @@ START_TEST(t_batched_events_and_metrics)
     for (size_t b = 0; b < sizeof bounds / sizeof *bounds; b++)
         sum += wh_int(&H, "HGET " WH_NS ":metrics job_duration_ms_le_%s", bounds[b]);
     ck_assert_int_eq(sum, 200);
-    stop_clean();
+    wh_stop_clean(&H);
 }
 END_TEST
 
@@ -299,7 +277,7 @@ START_TEST(t_invalid_document_leaves_job_hash_alone)
     ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":job:keep attempts"), attempts);
     ck_assert_msg(strstr(wh_str(&H, "LINDEX " WH_NS ":dead 0"), "\"id\":\"keep\""),
                   "dead letter lost the document");
-    stop_clean();
+    wh_stop_clean(&H);
 }
 END_TEST
 
@@ -317,7 +295,7 @@ START_TEST(t_production_build_has_no_test_hook)
     wh_push_str(&H, "{\"id\":\"plain\",\"seed\":\"hang-here\",\"sizes\":[32]}");
     ck_assert_msg(wh_wait_state(&H, "plain", "done", 20000), "hang seed hung a production worker");
     ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":job:plain attempts"), 1);
-    stop_clean();
+    wh_stop_clean(&H);
 }
 END_TEST
 

@@ -85,13 +85,6 @@ static void start_and_wait_workers(int n)
                   "workers did not register");
 }
 
-static void stop_clean(void)
-{
-    int st = wh_stop(&H, SIGTERM, 30000);
-    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "worker did not exit 0 after SIGTERM (status %d)", st);
-}
-
 /* ---- the job path ---- */
 
 START_TEST(t_job_done)
@@ -173,7 +166,7 @@ START_TEST(t_heartbeat)
     /* the supervisor keeps beating past the TTL */
     sup_sleep_ms(4000);
     ck_assert_int_eq(wh_count_keys(&H, WH_NS ":worker:*"), 2);
-    stop_clean();
+    wh_stop_clean(&H);
     ck_assert_int_eq(wh_count_keys(&H, WH_NS ":worker:*"), 0);
     ck_assert_int_eq(wh_int(&H, "SCARD " WH_NS ":workers"), 0);
     for (int i = 0; i < 2; i++)
@@ -192,7 +185,7 @@ START_TEST(t_sigterm_finishes_jobs_in_hand)
         wh_push_str(&H, doc);
     }
     ck_assert(wh_wait_int(&H, 1, 30000, "HGET " WH_NS ":stats done"));
-    stop_clean();
+    wh_stop_clean(&H);
     long long done = wh_int(&H, "HGET " WH_NS ":stats done");
     long long queued = wh_int(&H, "LLEN " WH_NS ":queue:default");
     /* nothing abandoned: every job is either done or still queued */

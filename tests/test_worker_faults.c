@@ -68,21 +68,6 @@ static pid_t running_pid(const char *id, int timeout_ms)
     return colon ? (pid_t)atol(colon + 1) : 0;
 }
 
-static bool alive(pid_t pid)
-{
-    return pid > 0 && kill(pid, 0) == 0;
-}
-
-static bool wait_gone(pid_t pid, int timeout_ms)
-{
-    for (int waited = 0; waited <= timeout_ms; waited += 50) {
-        if (!alive(pid))
-            return true;
-        sup_sleep_ms(50);
-    }
-    return false;
-}
-
 /* CPU time (user + system) of pid in clock ticks, from /proc/PID/stat. */
 static long long cpu_ticks(pid_t pid)
 {
@@ -118,13 +103,6 @@ static void assert_all_done(const char *prefix, int n, int timeout_ms)
         ck_assert_msg(wh_wait_state(&H, id, "done", timeout_ms), "%s not done (state '%s')", id,
                       wh_str(&H, "HGET " WH_NS ":job:%s state", id));
     }
-}
-
-static void stop_clean(void)
-{
-    int st = wh_stop(&H, SIGTERM, 30000);
-    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "supervisor did not exit 0 (status %d)", st);
 }
 
 /* ---- retries and dead letters (S3 storage that is down) ---- */
@@ -173,7 +151,7 @@ START_TEST(t_storage_fails_twice_then_succeeds)
     ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":stats retried"), 2);
     ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":dead"), 0);
     ck_assert_int_eq(wh_processing(&H), 0);
-    stop_clean();
+    wh_stop_clean(&H);
     sup_s3_free(S3);
 }
 END_TEST
@@ -198,7 +176,7 @@ START_TEST(t_always_failing_job_ends_dead)
     ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":stats retried"), 2);
     ck_assert_int_eq(wh_int(&H, "ZCARD " WH_NS ":delayed"), 0);
     ck_assert_int_eq(wh_processing(&H), 0);
-    stop_clean();
+    wh_stop_clean(&H);
     sup_s3_free(S3);
 }
 END_TEST
@@ -213,7 +191,7 @@ START_TEST(t_sigkilled_worker_job_done_by_another)
     ck_assert(wh_wait_int(&H, 2, 20000, "SCARD " WH_NS ":workers"));
     wh_push_str(&H, "{\"id\":\"victim\",\"seed\":\"hang-here\",\"sizes\":[32]}");
     pid_t pid = running_pid("victim", 20000);
-    ck_assert_msg(alive(pid), "no worker running the job");
+    ck_assert_msg(wh_alive(pid), "no worker running the job");
     char key[256]; /* NS:worker:HOST:PID-NONCE of the victim's process */
     snprintf(key, sizeof key, WH_NS ":worker:%s", wh_str(&H, "HGET " WH_NS ":job:victim worker"));
     ck_assert_int_eq(wh_int(&H, "EXISTS %s", key), 1);
@@ -227,7 +205,7 @@ START_TEST(t_sigkilled_worker_job_done_by_another)
     ck_assert(wh_wait_int(&H, 2, 20000, "SCARD " WH_NS ":workers"));
     ck_assert_int_eq(wh_int(&H, "EXISTS %s", key), 0);
     ck_assert_int_eq(wh_int(&H, "SISMEMBER " WH_NS ":workers %s", key + strlen(WH_NS ":worker:")), 0);
-    stop_clean();
+    wh_stop_clean(&H);
 }
 END_TEST
 
@@ -238,9 +216,9 @@ START_TEST(t_stopped_worker_killed_at_job_timeout)
     ck_assert(wh_wait_int(&H, 2, 20000, "SCARD " WH_NS ":workers"));
     wh_push_str(&H, "{\"id\":\"stuck\",\"seed\":\"hang-here\",\"sizes\":[32]}");
     pid_t pid = running_pid("stuck", 20000);
-    ck_assert(alive(pid));
+    ck_assert(wh_alive(pid));
     kill(pid, SIGSTOP); /* wedged for good: only SIGKILL moves it */
-    ck_assert_msg(wait_gone(pid, 20000), "hung worker was not killed");
+    ck_assert_msg(wh_wait_gone(pid, 20000), "hung worker was not killed");
     ck_assert_msg(wh_wait_state(&H, "stuck", "done", 30000), "timed-out job not done by another");
     ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":job:stuck attempts"), 2);
     ck_assert_int_ge(wh_int(&H, "HGET " WH_NS ":stats retried"), 1);
@@ -249,7 +227,7 @@ START_TEST(t_stopped_worker_killed_at_job_timeout)
     ck_assert_msg(b.data && strstr((char *)b.data, "timed out after 2 s"), "no timeout event");
     buf_free(&b);
     ck_assert(wh_wait_int(&H, 2, 20000, "SCARD " WH_NS ":workers"));
-    stop_clean();
+    wh_stop_clean(&H);
 }
 END_TEST
 
@@ -260,7 +238,7 @@ START_TEST(t_timeout_at_max_attempts_goes_dead)
     ck_assert(wh_wait_int(&H, 2, 20000, "SCARD " WH_NS ":workers"));
     wh_push_str(&H, "{\"id\":\"last-try\",\"seed\":\"hang-here\",\"sizes\":[32],\"max_attempts\":1}");
     pid_t pid = running_pid("last-try", 20000);
-    ck_assert(alive(pid));
+    ck_assert(wh_alive(pid));
     ck_assert_msg(wh_wait_state(&H, "last-try", "dead", 30000), "timed-out last attempt not dead");
     ck_assert_msg(strstr(wh_str(&H, "HGET " WH_NS ":job:last-try error"), "timed out after 2 s"),
                   "error: %s", wh_str(&H, "HGET " WH_NS ":job:last-try error"));
@@ -269,9 +247,9 @@ START_TEST(t_timeout_at_max_attempts_goes_dead)
     ck_assert_str_eq(json_string_value(json_object_get(o, "id")), "last-try");
     ck_assert_int_eq(json_integer_value(json_object_get(o, "attempts")), 1);
     json_decref(o);
-    ck_assert(!alive(pid));
+    ck_assert(!wh_alive(pid));
     ck_assert_int_eq(wh_processing(&H), 0);
-    stop_clean();
+    wh_stop_clean(&H);
 }
 END_TEST
 
@@ -283,7 +261,7 @@ START_TEST(t_poison_pill_killing_its_worker_goes_dead)
     ck_assert(wh_wait_int(&H, 2, 20000, "SCARD " WH_NS ":workers"));
     wh_push_str(&H, "{\"id\":\"pill\",\"seed\":\"hang-here\",\"sizes\":[32],\"max_attempts\":1}");
     pid_t pid = running_pid("pill", 20000);
-    ck_assert(alive(pid));
+    ck_assert(wh_alive(pid));
     kill(pid, SIGKILL);
     ck_assert_msg(wh_wait_state(&H, "pill", "dead", 20000), "poison pill not dead");
     ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":dead"), 1);
@@ -292,7 +270,7 @@ START_TEST(t_poison_pill_killing_its_worker_goes_dead)
     /* and the pool carries on */
     wh_push_str(&H, "{\"id\":\"after-pill\",\"seed\":\"fine\",\"sizes\":[32]}");
     ck_assert(wh_wait_state(&H, "after-pill", "done", 20000));
-    stop_clean();
+    wh_stop_clean(&H);
 }
 END_TEST
 
@@ -304,12 +282,12 @@ START_TEST(t_supervisor_sigkill_orphans_recovered)
     ck_assert(wh_wait_int(&H, 2, 20000, "SCARD " WH_NS ":workers"));
     wh_push_str(&H, "{\"id\":\"orphaned\",\"seed\":\"hang-here\",\"sizes\":[32]}");
     pid_t hung = running_pid("orphaned", 20000);
-    ck_assert(alive(hung));
+    ck_assert(wh_alive(hung));
     push_n("o", N, "[64,128]");
     ck_assert(wh_wait_int(&H, 1, 20000, "HGET " WH_NS ":stats done"));
     ck_assert_int_eq(wh_stop(&H, SIGKILL, 5000), SIGKILL);
     /* orphans finish what they hold and leave */
-    ck_assert_msg(wait_gone(hung, 10000), "orphaned worker did not exit");
+    ck_assert_msg(wh_wait_gone(hung, 10000), "orphaned worker did not exit");
     wh_start(&H, NULL);
     ck_assert_msg(wh_wait_state(&H, "orphaned", "done", 30000), "orphan's job never recovered");
     assert_all_done("o", N, 30000);
@@ -317,7 +295,7 @@ START_TEST(t_supervisor_sigkill_orphans_recovered)
     ck_assert_int_eq(wh_processing(&H), 0);
     ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":queue:default"), 0);
     ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":dead"), 0);
-    stop_clean();
+    wh_stop_clean(&H);
     /* only live workers stay registered: the orphans were recovered away */
     ck_assert_int_eq(wh_int(&H, "SCARD " WH_NS ":workers"), 0);
 }
@@ -330,11 +308,11 @@ START_TEST(t_shutdown_timeout_puts_job_back)
     ck_assert(wh_wait_int(&H, 2, 20000, "SCARD " WH_NS ":workers"));
     wh_push_str(&H, "{\"id\":\"slow\",\"seed\":\"hang-here\",\"sizes\":[32]}");
     pid_t pid = running_pid("slow", 20000);
-    ck_assert(alive(pid));
+    ck_assert(wh_alive(pid));
     /* one SIGTERM: the job in hand does not finish within 2 s, so it is put back */
     int st = wh_stop(&H, SIGTERM, 30000);
     ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
-    ck_assert(!alive(pid));
+    ck_assert(!wh_alive(pid));
     ck_assert_int_eq(wh_processing(&H), 0);
     ck_assert_str_eq(wh_str(&H, "HGET " WH_NS ":job:slow state"), "queued");
     ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":queue:default"), 1);
@@ -349,15 +327,15 @@ START_TEST(t_second_sigterm_stops_at_once)
     ck_assert(wh_wait_int(&H, 2, 20000, "SCARD " WH_NS ":workers"));
     wh_push_str(&H, "{\"id\":\"held\",\"seed\":\"hang-here\",\"sizes\":[32]}");
     pid_t pid = running_pid("held", 20000);
-    ck_assert(alive(pid));
+    ck_assert(wh_alive(pid));
     kill(H.pid, SIGTERM);
     /* the first SIGTERM waits for the job in hand (here: for ever) */
     sup_sleep_ms(1500);
-    ck_assert_msg(alive(H.pid), "supervisor did not wait for the job in hand");
+    ck_assert_msg(wh_alive(H.pid), "supervisor did not wait for the job in hand");
     int st = wh_stop(&H, SIGTERM, 20000);
     ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
                   "second SIGTERM: status %d", st);
-    ck_assert(!alive(pid));
+    ck_assert(!wh_alive(pid));
     /* the job was put back, not lost */
     ck_assert_int_eq(wh_processing(&H), 0);
     ck_assert_str_eq(wh_str(&H, "HGET " WH_NS ":job:held state"), "queued");
@@ -366,7 +344,7 @@ START_TEST(t_second_sigterm_stops_at_once)
     /* and a new supervisor does it */
     wh_start(&H, NULL);
     ck_assert(wh_wait_state(&H, "held", "done", 20000));
-    stop_clean();
+    wh_stop_clean(&H);
 }
 END_TEST
 
@@ -388,11 +366,11 @@ START_TEST(t_redis_restart)
                   cpu1 - cpu0);
     wh_redis_restart(&H);
     assert_all_done("r", N, 60000);
-    ck_assert(alive(H.pid));
-    ck_assert(alive(before[0]) && alive(before[1]));
+    ck_assert(wh_alive(H.pid));
+    ck_assert(wh_alive(before[0]) && wh_alive(before[1]));
     ck_assert_int_eq(wh_processing(&H), 0);
     ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":dead"), 0);
-    stop_clean();
+    wh_stop_clean(&H);
 }
 END_TEST
 
@@ -410,14 +388,14 @@ START_TEST(t_sighup_reload)
     sup_write_file(H.cfg, "[worker]\nprocesses = lots\n");
     kill(H.pid, SIGHUP);
     ck_assert_msg(wh_wait_log(&H, "reload failed", from, 20000), "no reload failure logged");
-    ck_assert(alive(H.pid) && alive(old[0]));
+    ck_assert(wh_alive(H.pid) && wh_alive(old[0]));
     ck_assert_int_eq(wh_int(&H, "SCARD " WH_NS ":workers"), 1);
     /* a good one replaces the process while jobs flow */
     push_n("h", N, "[128,256]");
     from = wh_log_size(&H);
     wh_write_config(&H, "processes = 2\n", NULL);
     kill(H.pid, SIGHUP);
-    ck_assert_msg(wait_gone(old[0], 20000), "old worker not replaced");
+    ck_assert_msg(wh_wait_gone(old[0], 20000), "old worker not replaced");
     ck_assert_msg(wh_wait_log(&H, "reload done", from, 30000), "reload never finished");
     /* the workers set may still name the old worker for a moment after it
      * exits (the race this test used to lose under load): wait for exactly
@@ -430,8 +408,8 @@ START_TEST(t_sighup_reload)
     assert_all_done("h2", N, 60000);
     ck_assert_int_eq(wh_processing(&H), 0);
     ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":stats done"), 2 * N);
-    ck_assert(alive(H.pid));
-    stop_clean();
+    ck_assert(wh_alive(H.pid));
+    wh_stop_clean(&H);
 }
 END_TEST
 
