@@ -24,6 +24,8 @@ void avatar_free(avatar_ctx *ctx)
 {
     render_image_free(&ctx->img);
     buf_free(&ctx->png);
+    for (size_t i = 0; i < JOB_SIZES_MAX; i++)
+        buf_free(&ctx->out[i]);
 }
 
 int avatar_png(avatar_ctx *ctx, const job_request *r, int size, aq_err *e)
@@ -120,41 +122,66 @@ static int fill_row(avatar_ctx *ctx, const job_request *r, int attempts, json_t 
     return rc;
 }
 
+/* The files of r: one per size (SVG: one for every size). */
+static size_t file_count(const job_request *r)
+{
+    return r->format == JOB_FORMAT_SVG && r->nsizes > 0 ? 1 : r->nsizes;
+}
+
+/* Renders each file of r into ctx->out[i] and names it keys[i], then
+ * stores them all with one storage_put_many (S3 uploads them in parallel).
+ * e names the key that failed. */
+static int render_and_put(avatar_ctx *ctx, const job_request *r, char (*keys)[512], aq_err *e)
+{
+    size_t n = file_count(r), failed = 0;
+    storage_item items[JOB_SIZES_MAX];
+    for (size_t i = 0; i < n; i++) {
+        avatar_key_fmt(ctx->prefix, r->id, r->sizes[i], r->format, keys[i], sizeof keys[i]);
+        int rc = avatar_png(ctx, r, r->sizes[i], e);
+        if (rc) {
+            err_prefix(e, "%s: ", keys[i]);
+            return rc;
+        }
+        buf t = ctx->out[i]; /* keep this file, reuse the last one's memory */
+        ctx->out[i] = ctx->png;
+        ctx->png = t;
+        items[i] = (storage_item){keys[i], ctx->out[i].data, ctx->out[i].len,
+                                  job_format_mime(r->format)};
+    }
+    int rc = storage_put_many(ctx->store, items, n, &failed, e);
+    if (rc)
+        err_prefix(e, "%s: ", keys[failed]);
+    return rc;
+}
+
 int avatar_store(avatar_ctx *ctx, const job_request *r, int attempts, meta_row *row,
                  char **outputs, aq_err *e)
 {
     if (outputs)
         *outputs = NULL;
-    json_t *keys = json_object(), *sums = json_object();
+    char keys[JOB_SIZES_MAX][512];
+    int rc = render_and_put(ctx, r, keys, e);
+    if (rc)
+        return rc;
+    json_t *keyobj = json_object(), *sums = json_object();
     int64_t bytes = 0;
-    int rc = 0;
-    for (size_t i = 0; i < r->nsizes && rc == 0; i++) {
-        char key[512], name[16], sum[65];
-        int size = r->sizes[i];
-        snprintf(name, sizeof name, "%d", size);
-        avatar_key_fmt(ctx->prefix, r->id, size, r->format, key, sizeof key);
-        /* SVG is one file for every size: made and stored once */
-        bool again = r->format == JOB_FORMAT_SVG && i > 0;
-        rc = again ? 0 : avatar_png(ctx, r, size, e);
-        if (rc == 0 && !again)
-            rc = storage_put(ctx->store, key, ctx->png.data, ctx->png.len, job_format_mime(r->format), e);
-        if (rc != 0) {
-            err_prefix(e, "%s: ", key);
-            break;
-        }
-        hash_sha256_hex(ctx->png.data, ctx->png.len, sum);
-        json_object_set_new(keys, name, json_string(key));
+    for (size_t i = 0; i < r->nsizes; i++) {
+        char name[16], sum[65];
+        size_t f = i < file_count(r) ? i : 0; /* SVG: every size is file 0 */
+        snprintf(name, sizeof name, "%d", r->sizes[i]);
+        hash_sha256_hex(ctx->out[f].data, ctx->out[f].len, sum);
+        json_object_set_new(keyobj, name, json_string(keys[f]));
         json_object_set_new(sums, name, json_string(sum));
-        bytes += again ? 0 : (int64_t)ctx->png.len;
+        bytes += f == i ? (int64_t)ctx->out[f].len : 0;
     }
-    if (rc == 0 && row)
-        rc = fill_row(ctx, r, attempts, keys, sums, bytes, row, e);
+    if (row)
+        rc = fill_row(ctx, r, attempts, keyobj, sums, bytes, row, e);
     if (rc == 0 && outputs) {
-        *outputs = json_dumps(keys, JSON_COMPACT | JSON_SORT_KEYS);
+        *outputs = json_dumps(keyobj, JSON_COMPACT | JSON_SORT_KEYS);
         if (!*outputs)
             rc = err_set(e, AQ_EAGAIN, "outputs: out of memory");
     }
-    json_decref(keys);
+    json_decref(keyobj);
     json_decref(sums);
     return rc;
 }

@@ -18,6 +18,8 @@ typedef struct avatar_ctx {
     const char *worker;    /* recorded in metadata */
     render_image img;      /* reused across jobs */
     buf png;               /* reused across jobs */
+    buf out[JOB_SIZES_MAX]; /* avatar_store: each size's file, all held
+                               until they are uploaded together */
 } avatar_ctx;
 
 /* Sets up ctx (no allocation yet). */

@@ -20,10 +20,40 @@
 
 #define S3_KEY_MAX 1024          /* S3's own limit on key length, in bytes */
 #define S3_URL_MAX (3 * S3_KEY_MAX + 1024)
-#define S3_ERRBODY_MAX 65536     /* error bodies kept for <Code>; the rest dropped */
+#define S3_ERRBODY_MAX 65536
+#define S3_EXPECT_MIN ((size_t)1 << 20) /* bodies larger wait for "100 Continue" */     /* error bodies kept for <Code>; the rest dropped */
+
+/* The most transfers one call runs at once (s3_put_many): an avatar's sizes
+ * (JOB_SIZES_MAX is 16) go out in two waves at most. */
+#define S3_PARALLEL 8
+
+typedef struct upload {
+    const uint8_t *data;
+    size_t len, off;
+} upload;
+
+/* One transfer slot: a CURL handle and what its current response has
+ * brought so far. A client owns S3_PARALLEL of them, their handles made on
+ * first use (a client that never runs two requests at once makes one).
+ * Every slot field is rewritten by attempt_start before each attempt. */
+typedef struct s3_xfer {
+    CURL *h;
+    struct s3 *c;
+    struct curl_slist *hdrs;     /* freed by attempt_finish */
+    upload up;
+    buf resp;                    /* the body of the current response */
+    bool resp_keep;              /* object GET: keep the whole body */
+    bool too_big;                /* the current body went over max_object */
+    CURLcode cc;                 /* the finished transfer's result */
+    char ctype[128];             /* Content-Type of the current response */
+    char errbuf[CURL_ERROR_SIZE];
+} s3_xfer;
 
 struct s3 {
-    CURL *h;
+    CURLM *multi;                /* runs the transfers; holds the connection
+                                    cache they share (keep-alive) */
+    s3_xfer x[S3_PARALLEL];
+    char url[S3_PARALLEL][S3_URL_MAX]; /* of the requests of a run_many call */
     struct curl_slist *connect_to;
     char *ca_file;               /* NULL: curl's default bundle */
     char scheme[8];
@@ -37,12 +67,7 @@ struct s3 {
     int timeout_ms, retries, backoff_base_ms, backoff_max_ms, budget_ms;
     volatile int *stop;
     char empty_sha[65];
-    buf resp;                    /* the body of the current response */
-    bool resp_keep;              /* object GET: keep the whole body */
     size_t max_object;           /* cap on a kept body */
-    bool too_big;                /* the current body went over max_object */
-    char ctype[128];             /* Content-Type of the current response */
-    char errbuf[CURL_ERROR_SIZE];
     unsigned long requests, connections;
 };
 
@@ -269,12 +294,14 @@ s3 *s3_open(const s3_opts *o, aq_err *e)
     curl_global_init(CURL_GLOBAL_DEFAULT); /* reference-counted; undone in s3_close */
     c->access_key = strdup(o->access_key);
     c->secret_key = strdup(o->secret_key);
-    c->h = curl_easy_init();
+    c->multi = curl_multi_init();
+    for (size_t i = 0; i < S3_PARALLEL; i++)
+        c->x[i].c = c;
     if (o->connect_to && *o->connect_to)
         c->connect_to = curl_slist_append(NULL, o->connect_to);
     if (o->ca_file && *o->ca_file)
         c->ca_file = strdup(o->ca_file);
-    if (!c->access_key || !c->secret_key || !c->h ||
+    if (!c->access_key || !c->secret_key || !c->multi ||
         (o->connect_to && *o->connect_to && !c->connect_to) ||
         (o->ca_file && *o->ca_file && !c->ca_file)) {
         err_set(e, AQ_EAGAIN, "s3: out of memory");
@@ -288,8 +315,13 @@ void s3_close(s3 *c)
 {
     if (!c)
         return;
-    if (c->h)
-        curl_easy_cleanup(c->h);
+    for (size_t i = 0; i < S3_PARALLEL; i++) {
+        if (c->x[i].h)
+            curl_easy_cleanup(c->x[i].h);
+        buf_free(&c->x[i].resp);
+    }
+    if (c->multi)
+        curl_multi_cleanup(c->multi);
     curl_slist_free_all(c->connect_to);
     free(c->ca_file);
     if (c->secret_key) {
@@ -300,7 +332,6 @@ void s3_close(s3 *c)
         explicit_bzero(c->access_key, strlen(c->access_key));
         free(c->access_key);
     }
-    buf_free(&c->resp);
     free(c);
     curl_global_cleanup();
 }
@@ -323,11 +354,6 @@ typedef struct s3_req {
     char sha[65];                /* payload hash */
     char md5[25];                /* PUT: Content-MD5 */
 } s3_req;
-
-typedef struct upload {
-    const uint8_t *data;
-    size_t len, off;
-} upload;
 
 static size_t on_read(char *dst, size_t size, size_t n, void *ud)
 {
@@ -352,24 +378,24 @@ static int on_seek(void *ud, curl_off_t offset, int origin)
 
 static size_t on_write(char *p, size_t size, size_t n, void *ud)
 {
-    s3 *c = ud;
+    s3_xfer *x = ud;
     size_t k = size * n;
-    if (!c->resp_keep) { /* error bodies: keep the head, where <Code> is */
-        size_t room = c->resp.len < S3_ERRBODY_MAX ? S3_ERRBODY_MAX - c->resp.len : 0;
-        if (buf_append(&c->resp, p, k < room ? k : room) < 0)
+    if (!x->resp_keep) { /* error bodies: keep the head, where <Code> is */
+        size_t room = x->resp.len < S3_ERRBODY_MAX ? S3_ERRBODY_MAX - x->resp.len : 0;
+        if (buf_append(&x->resp, p, k < room ? k : room) < 0)
             return 0;
         return k;
     }
-    if (c->resp.len + k > c->max_object) {
-        c->too_big = true;   /* 0 makes curl stop with CURLE_WRITE_ERROR */
+    if (x->resp.len + k > x->c->max_object) {
+        x->too_big = true;   /* 0 makes curl stop with CURLE_WRITE_ERROR */
         return 0;
     }
-    return buf_append(&c->resp, p, k) < 0 ? 0 : k;
+    return buf_append(&x->resp, p, k) < 0 ? 0 : k;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
-    s3 *c = ud;
+    s3_xfer *x = ud;
     size_t k = size * n;
     static const char name[] = "content-type:";
     if (k > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
@@ -378,9 +404,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
             i++;
         while (j > i && (p[j - 1] == '\r' || p[j - 1] == '\n' || p[j - 1] == ' '))
             j--;
-        size_t m = j - i < sizeof c->ctype - 1 ? j - i : sizeof c->ctype - 1;
-        memcpy(c->ctype, p + i, m);
-        c->ctype[m] = '\0';
+        size_t m = j - i < sizeof x->ctype - 1 ? j - i : sizeof x->ctype - 1;
+        memcpy(x->ctype, p + i, m);
+        x->ctype[m] = '\0';
     }
     return k;
 }
@@ -410,13 +436,15 @@ static void xml_text(const buf *body, const char *tag, char *out, size_t n)
     out[j] = '\0';
 }
 
-/* Runs curl_easy_perform with SIGPIPE blocked, discarding a SIGPIPE raised
- * meanwhile. With CURLOPT_NOSIGNAL curl leaves SIGPIPE alone; curl 7.88 on
- * Linux sends with MSG_NOSIGNAL even under TLS, but other builds (older
- * versions, other TLS backends) write through the TLS library, where a
- * write to a closed peer would kill the process. A few cheap syscalls buy
- * that certainty (the way libpq guards its SSL writes). */
-static CURLcode perform_quiet(CURL *h)
+/* Runs the first n slots' transfers (already set up) together on the
+ * client's multi handle until all have finished, each slot's result in its
+ * cc. SIGPIPE is blocked meanwhile and one raised meanwhile discarded: with
+ * CURLOPT_NOSIGNAL curl leaves SIGPIPE alone; curl 7.88 on Linux sends with
+ * MSG_NOSIGNAL even under TLS, but other builds (older versions, other TLS
+ * backends) write through the TLS library, where a write to a closed peer
+ * would kill the process. A few cheap syscalls buy that certainty (the way
+ * libpq guards its SSL writes). */
+static void perform_all(s3 *c, size_t n)
 {
     sigset_t pipe_set, old, pending;
     sigemptyset(&pipe_set);
@@ -424,7 +452,28 @@ static CURLcode perform_quiet(CURL *h)
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
     sigpending(&pending);
     bool was_pending = sigismember(&pending, SIGPIPE);
-    CURLcode cc = curl_easy_perform(h);
+    for (size_t i = 0; i < n; i++) {
+        c->x[i].cc = CURLE_FAILED_INIT; /* kept if the multi handle fails */
+        curl_multi_add_handle(c->multi, c->x[i].h);
+    }
+    int running = 1;
+    while (running) {
+        if (curl_multi_perform(c->multi, &running) != CURLM_OK)
+            break;
+        if (running && curl_multi_poll(c->multi, NULL, 0, 1000, NULL) != CURLM_OK)
+            break;
+    }
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(c->multi, &left)))
+        if (m->msg == CURLMSG_DONE) {
+            s3_xfer *x = NULL;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+            if (x)
+                x->cc = m->data.result;
+        }
+    for (size_t i = 0; i < n; i++)
+        curl_multi_remove_handle(c->multi, c->x[i].h);
     if (!was_pending) {
         sigpending(&pending);
         if (sigismember(&pending, SIGPIPE)) {
@@ -433,13 +482,20 @@ static CURLcode perform_quiet(CURL *h)
         }
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return cc;
 }
 
 /* ---- the four methods: name, body handling, curl options ---- */
 
 static void setup_put(CURL *h, const s3_req *r, upload *up)
 {
+    /* curl 7.88 sends "Expect: 100-continue" with bodies over 1 KiB and
+     * waits for the server's "100 Continue" before the body: one more round
+     * trip per PUT (30-60 ms to AWS). The body follows the headers at once
+     * instead (the header stays, as curl's SigV4 signs it; removing it
+     * with "Expect:" leaves "expect" in SignedHeaders). Our bodies are
+     * small: a refused one costs less than that round trip on every
+     * upload. */
+    curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 0L);
     curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
     curl_easy_setopt(h, CURLOPT_READDATA, up);
@@ -535,11 +591,12 @@ oom:
     return NULL;
 }
 
-static void set_common(s3 *c, const char *url, struct curl_slist *hdrs)
+static void set_common(s3 *c, s3_xfer *x, const char *url)
 {
-    CURL *h = c->h;
-    curl_easy_reset(h); /* options only: the live connection stays cached */
-    curl_easy_setopt(h, CURLOPT_URL, url);
+    CURL *h = x->h;
+    curl_easy_reset(h); /* options only: connections live in the multi handle */
+    curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)x);
+    curl_easy_setopt(h, CURLOPT_URL, url); /* curl keeps a copy */
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
@@ -547,12 +604,12 @@ static void set_common(s3 *c, const char *url, struct curl_slist *hdrs)
     curl_easy_setopt(h, CURLOPT_AWS_SIGV4, c->sigv4);
     curl_easy_setopt(h, CURLOPT_USERNAME, c->access_key);
     curl_easy_setopt(h, CURLOPT_PASSWORD, c->secret_key);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->hdrs);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
     if (c->connect_to)
         curl_easy_setopt(h, CURLOPT_CONNECT_TO, c->connect_to);
     if (c->ca_file)
@@ -560,13 +617,14 @@ static void set_common(s3 *c, const char *url, struct curl_slist *hdrs)
 }
 
 /* Classifies a finished HTTP exchange; detail receives the reason. */
-static int classify_status(s3 *c, const s3_req *r, long status, char *detail, size_t n)
+static int classify_status(const s3_xfer *x, const s3_req *r, long status, char *detail,
+                           size_t n)
 {
     if (status >= 200 && status < 300)
         return 0;
     char code[64], msg[200];
-    xml_text(&c->resp, "Code", code, sizeof code);
-    xml_text(&c->resp, "Message", msg, sizeof msg);
+    xml_text(&x->resp, "Code", code, sizeof code);
+    xml_text(&x->resp, "Message", msg, sizeof msg);
     if (status == 404 && (strcmp(code, "NoSuchKey") == 0 ||
                           (!code[0] && r->key && r->method == &M_HEAD))) {
         snprintf(detail, n, "404 NoSuchKey");
@@ -579,80 +637,157 @@ static int classify_status(s3 *c, const s3_req *r, long status, char *detail, si
     return AQ_EPERM;
 }
 
-static int attempt(s3 *c, const s3_req *r, const char *url, char *detail, size_t n)
+/* Sets slot x up for one attempt of r at url. Returns 0, or AQ_EAGAIN
+ * with detail when out of memory. */
+static int attempt_start(s3 *c, s3_xfer *x, const s3_req *r, const char *url, char *detail,
+                         size_t n)
 {
-    struct curl_slist *hdrs = request_headers(r);
-    if (!hdrs) {
+    if (!x->h && !(x->h = curl_easy_init())) {
         snprintf(detail, n, "out of memory");
         return AQ_EAGAIN;
     }
-    upload up = {r->body, r->len, 0};
-    buf_reset(&c->resp);
+    if (!(x->hdrs = request_headers(r))) {
+        snprintf(detail, n, "out of memory");
+        return AQ_EAGAIN;
+    }
+    x->up = (upload){r->body, r->len, 0};
+    buf_reset(&x->resp);
     /* Bodies of object GETs are kept whole; other bodies are error XML. */
-    c->resp_keep = r->method->body_is_object && r->key;
-    c->too_big = false;
-    c->ctype[0] = '\0';
-    c->errbuf[0] = '\0';
-    set_common(c, url, hdrs);
-    r->method->setup(c->h, r, &up);
+    x->resp_keep = r->method->body_is_object && r->key;
+    x->too_big = false;
+    x->ctype[0] = '\0';
+    x->errbuf[0] = '\0';
+    set_common(c, x, url);
+    r->method->setup(x->h, r, &x->up);
     c->requests++;
-    CURLcode cc = perform_quiet(c->h);
-    curl_slist_free_all(hdrs);
+    return 0;
+}
+
+/* Classifies the finished attempt of r in slot x: 0, AQ_ENOTFOUND, AQ_EPERM
+ * or AQ_EAGAIN, with the reason in detail. */
+static int attempt_finish(s3 *c, s3_xfer *x, const s3_req *r, char *detail, size_t n)
+{
+    curl_slist_free_all(x->hdrs);
+    x->hdrs = NULL;
     long fresh = 0;
-    if (curl_easy_getinfo(c->h, CURLINFO_NUM_CONNECTS, &fresh) == CURLE_OK && fresh > 0)
+    if (curl_easy_getinfo(x->h, CURLINFO_NUM_CONNECTS, &fresh) == CURLE_OK && fresh > 0)
         c->connections += (unsigned long)fresh;
-    if (cc != CURLE_OK && c->too_big) {
+    if (x->cc != CURLE_OK && x->too_big) {
         snprintf(detail, n, "object larger than %zu bytes (refused: not an avatar of ours)",
                  c->max_object);
         return AQ_EPERM;
     }
-    if (cc != CURLE_OK) {
-        snprintf(detail, n, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc));
-        return curl_transient(cc) ? AQ_EAGAIN : AQ_EPERM;
+    if (x->cc != CURLE_OK) {
+        snprintf(detail, n, "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->cc));
+        return curl_transient(x->cc) ? AQ_EAGAIN : AQ_EPERM;
     }
     long status = 0;
-    curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
-    return classify_status(c, r, status, detail, n);
+    curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
+    return classify_status(x, r, status, detail, n);
+}
+
+/* What a message calls r's target: its key, or the bucket (and query). */
+static void target_name(const s3 *c, const s3_req *r, char *out, size_t n)
+{
+    if (r->key)
+        snprintf(out, n, "%s", r->key);
+    else
+        snprintf(out, n, "bucket '%s'%s%s", c->bucket, r->query ? "?" : "",
+                 r->query ? r->query : "");
+}
+
+/* The state of one run_many call: which requests still need an attempt,
+ * and each request's last outcome. */
+typedef struct s3_round {
+    size_t n;                    /* requests, at most S3_PARALLEL */
+    int rc[S3_PARALLEL];         /* last outcome; -1 before the first */
+    char detail[S3_PARALLEL][400];
+    int attempts;                /* rounds run */
+} s3_round;
+
+/* Runs one attempt of every request whose last outcome was AQ_EAGAIN (all
+ * of them in the first round), together. */
+static void run_round(s3 *c, const s3_req *r, s3_round *st)
+{
+    size_t slot_of[S3_PARALLEL], k = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        if (st->rc[i] != -1 && st->rc[i] != AQ_EAGAIN)
+            continue;
+        /* slots are used from 0 up, so perform_all takes a count */
+        st->rc[i] = attempt_start(c, &c->x[k], &r[i], c->url[i], st->detail[i],
+                                  sizeof st->detail[i]);
+        if (st->rc[i] == 0)
+            slot_of[k++] = i;
+    }
+    perform_all(c, k);
+    for (size_t j = 0; j < k; j++) {
+        size_t i = slot_of[j];
+        st->rc[i] = attempt_finish(c, &c->x[j], &r[i], st->detail[i], sizeof st->detail[i]);
+    }
+    st->attempts++;
+}
+
+/* The first request of st with an outcome other than 0 and AQ_EAGAIN, or
+ * with AQ_EAGAIN when want_again; n when none. */
+static size_t first_with(const s3_round *st, bool want_again)
+{
+    for (size_t i = 0; i < st->n; i++)
+        if (want_again ? st->rc[i] == AQ_EAGAIN : (st->rc[i] != 0 && st->rc[i] != AQ_EAGAIN))
+            return i;
+    return st->n;
+}
+
+/* Runs the n (<= S3_PARALLEL) requests of r at once, each with its own
+ * retries; a round of attempts waits for all of its transfers, and the
+ * backoff between rounds is one wait shared by the requests that failed.
+ * Returns 0 when all succeeded; else the first permanent outcome (or, when
+ * the retries or the budget are spent, AQ_EAGAIN), the index of that
+ * request in *failed and e naming its method, key and outcome. */
+static int run_many(s3 *c, const s3_req *r, size_t n, size_t *failed, aq_err *e)
+{
+    s3_round st = {.n = n};
+    for (size_t i = 0; i < n; i++) {
+        st.rc[i] = -1;
+        *failed = i;
+        int rc = s3_url(c, r[i].key, r[i].query, c->url[i], sizeof c->url[i], e);
+        if (rc)
+            return rc;
+    }
+    char target[S3_KEY_MAX + 80];
+    int64_t started = mono_ms();
+    for (;;) {
+        run_round(c, r, &st);
+        size_t bad = first_with(&st, false), again = first_with(&st, true);
+        *failed = bad < n ? bad : again;
+        if (bad < n) {
+            target_name(c, &r[bad], target, sizeof target);
+            return err_set(e, st.rc[bad], "S3 %s %s: %s", r[bad].method->name, target,
+                           st.detail[bad]);
+        }
+        if (again == n)
+            return 0;
+        target_name(c, &r[again], target, sizeof target);
+        int64_t wait = retry_backoff_ms(st.attempts - 1, c->backoff_base_ms, c->backoff_max_ms);
+        bool over_budget = c->budget_ms &&
+                           mono_ms() - started + wait + c->timeout_ms > c->budget_ms;
+        if (st.attempts > c->retries || over_budget)
+            return err_set(e, AQ_EAGAIN, "S3 %s %s: gave up after %d attempts%s: %s",
+                           r[again].method->name, target, st.attempts,
+                           over_budget ? " (time budget spent)" : "", st.detail[again]);
+        char nb[24];
+        log_warn("S3 request failed, will retry", "method", r[again].method->name, "key",
+                 target, "attempt", log_int(nb, st.attempts), "error", st.detail[again]);
+        if (retry_sleep_ms(wait, c->stop) != 0)
+            return err_set(e, AQ_EAGAIN, "S3 %s %s: stopped while retrying: %s",
+                           r[again].method->name, target, st.detail[again]);
+    }
 }
 
 /* Runs r with retries; e names the method, key and outcome. */
 static int run(s3 *c, const s3_req *r, aq_err *e)
 {
-    char url[S3_URL_MAX], detail[400];
-    int rc = s3_url(c, r->key, r->query, url, sizeof url, e);
-    if (rc)
-        return rc;
-    char target[S3_KEY_MAX + 80];
-    if (r->key)
-        snprintf(target, sizeof target, "%s", r->key);
-    else
-        snprintf(target, sizeof target, "bucket '%s'%s%s", c->bucket, r->query ? "?" : "",
-                 r->query ? r->query : "");
-    int attempts = 0;
-    int64_t started = mono_ms();
-    for (;;) {
-        rc = attempt(c, r, url, detail, sizeof detail);
-        attempts++;
-        if (rc != AQ_EAGAIN)
-            break;
-        int64_t wait = retry_backoff_ms(attempts - 1, c->backoff_base_ms, c->backoff_max_ms);
-        bool over_budget = c->budget_ms &&
-                           mono_ms() - started + wait + c->timeout_ms > c->budget_ms;
-        if (attempts > c->retries || over_budget) {
-            return err_set(e, AQ_EAGAIN, "S3 %s %s: gave up after %d attempts%s: %s",
-                           r->method->name, target, attempts,
-                           over_budget ? " (time budget spent)" : "", detail);
-        }
-        char nb[24];
-        log_warn("S3 request failed, will retry", "method", r->method->name, "key", target,
-                 "attempt", log_int(nb, attempts), "error", detail);
-        if (retry_sleep_ms(wait, c->stop) != 0)
-            return err_set(e, AQ_EAGAIN, "S3 %s %s: stopped while retrying: %s", r->method->name,
-                           target, detail);
-    }
-    if (rc == 0)
-        return 0;
-    return err_set(e, rc, "S3 %s %s: %s", r->method->name, target, detail);
+    size_t failed;
+    return run_many(c, r, 1, &failed, e);
 }
 
 static int need_key(const char *method, const char *key, aq_err *e)
@@ -662,18 +797,46 @@ static int need_key(const char *method, const char *key, aq_err *e)
     return 0;
 }
 
+/* Fills r as the PUT of o, after checking its key and Content-Type. */
+static int put_req(const s3_object *o, s3_req *r, aq_err *e)
+{
+    if (need_key("PUT", o->key, e))
+        return AQ_EPERM;
+    const char *ct = o->content_type;
+    if (ct && (strlen(ct) > 100 || strpbrk(ct, "\r\n")))
+        return err_set(e, AQ_EPERM, "S3 PUT %s: bad Content-Type '%.100s'", o->key, ct);
+    *r = (s3_req){.method = &M_PUT, .key = o->key, .body = o->data, .len = o->len,
+                  .content_type = ct};
+    hash_sha256_hex(o->data, o->len, r->sha);
+    hash_md5_base64(o->data, o->len, r->md5);
+    return 0;
+}
+
 int s3_put(s3 *c, const char *key, const void *data, size_t len, const char *content_type,
            aq_err *e)
 {
-    if (need_key("PUT", key, e))
-        return AQ_EPERM;
-    if (content_type && (strlen(content_type) > 100 || strpbrk(content_type, "\r\n")))
-        return err_set(e, AQ_EPERM, "S3 PUT %s: bad Content-Type '%.100s'", key, content_type);
-    s3_req r = {.method = &M_PUT, .key = key, .body = data, .len = len,
-                .content_type = content_type};
-    hash_sha256_hex(data, len, r.sha);
-    hash_md5_base64(data, len, r.md5);
-    return run(c, &r, e);
+    s3_object o = {key, data, len, content_type};
+    size_t failed;
+    return s3_put_many(c, &o, 1, &failed, e);
+}
+
+int s3_put_many(s3 *c, const s3_object *objs, size_t n, size_t *failed, aq_err *e)
+{
+    s3_req r[S3_PARALLEL];
+    for (size_t base = 0; base < n; base += S3_PARALLEL) {
+        size_t k = n - base < S3_PARALLEL ? n - base : S3_PARALLEL, bad = 0;
+        int rc = 0;
+        for (size_t i = 0; i < k && rc == 0; i++)
+            if ((rc = put_req(&objs[base + i], &r[i], e)) != 0)
+                bad = i;
+        if (rc == 0)
+            rc = run_many(c, r, k, &bad, e);
+        if (rc) {
+            *failed = base + bad;
+            return rc;
+        }
+    }
+    return 0;
 }
 
 int s3_get(s3 *c, const char *key, buf *out, char *ctype, size_t ctlen, aq_err *e)
@@ -685,10 +848,11 @@ int s3_get(s3 *c, const char *key, buf *out, char *ctype, size_t ctlen, aq_err *
     int rc = run(c, &r, e);
     if (rc)
         return rc;
-    if (buf_append(out, c->resp.data, c->resp.len) < 0)
-        return err_set(e, AQ_EAGAIN, "S3 GET %s: out of memory for %zu bytes", key, c->resp.len);
+    const buf *body = &c->x[0].resp; /* one request: slot 0 ran it */
+    if (buf_append(out, body->data, body->len) < 0)
+        return err_set(e, AQ_EAGAIN, "S3 GET %s: out of memory for %zu bytes", key, body->len);
     if (ctype && ctlen)
-        snprintf(ctype, ctlen, "%s", c->ctype);
+        snprintf(ctype, ctlen, "%s", c->x[0].ctype);
     return 0;
 }
 

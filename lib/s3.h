@@ -5,9 +5,10 @@
  * Requests are signed by libcurl (CURLOPT_AWS_SIGV4 "aws:amz:REGION:s3");
  * every request carries x-amz-content-sha256 (the body's real SHA-256 for
  * uploads, the empty-body hash otherwise) and uploads carry Content-MD5, so a
- * body damaged on the way is refused by the server. One client owns one
- * keep-alive CURL handle: create it after fork(), one per process, and never
- * share it between threads.
+ * body damaged on the way is refused by the server. One client owns a curl
+ * multi handle with its connection cache (keep-alive) and up to 8 transfer
+ * handles, made on first use: create it after fork() and never share it
+ * between threads (one per thread).
  *
  * Failures are classified where they happen: connection errors, timeouts,
  * 5xx, 429, throttling codes (SlowDown, RequestTimeout, ...) and codes for a
@@ -78,6 +79,22 @@ void s3_close(s3 *c);
  * all. Returns 0 or AQ_EPERM / AQ_EAGAIN. */
 int s3_put(s3 *c, const char *key, const void *data, size_t len,
            const char *content_type, aq_err *e);
+
+/* One object to upload with s3_put_many. */
+typedef struct s3_object {
+    const char *key;
+    const void *data;
+    size_t len;
+    const char *content_type;  /* NULL: none */
+} s3_object;
+
+/* Uploads the n objects as s3_put does each, up to 8 at once over
+ * parallel keep-alive connections, each with its own retries (one backoff
+ * wait shared by those that failed). Returns 0 when all are stored, else
+ * AQ_EPERM / AQ_EAGAIN with the index of the object e names in *failed;
+ * others may have been stored meanwhile. Not all-or-nothing across objects:
+ * each object is whole or absent. */
+int s3_put_many(s3 *c, const s3_object *objs, size_t n, size_t *failed, aq_err *e);
 
 /* Appends the object's bytes to out and, when ctype is non-NULL, copies its
  * Content-Type into ctype (ctlen bytes; "" when the server sent none).

@@ -169,6 +169,26 @@ int storage_put(storage *s, const char *key, const void *data, size_t len,
     return rc < 0 ? rc : s->ops->put(s->st, key, data, len, content_type, e);
 }
 
+int storage_put_many(storage *s, const storage_item *items, size_t n, size_t *failed, aq_err *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        *failed = i;
+        int rc = storage_key_check(items[i].key, e);
+        if (rc < 0)
+            return rc;
+    }
+    if (s->ops->put_many)
+        return s->ops->put_many(s->st, items, n, failed, e);
+    for (size_t i = 0; i < n; i++) {
+        *failed = i;
+        const storage_item *it = &items[i];
+        int rc = s->ops->put(s->st, it->key, it->data, it->len, it->content_type, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int storage_get(storage *s, const char *key, buf *out, aq_err *e)
 {
     int rc = storage_key_check(key, e);

@@ -14,6 +14,14 @@
 #include "config.h"
 #include "error.h"
 
+/* One object for storage_put_many. */
+typedef struct storage_item {
+    const char *key;
+    const void *data;
+    size_t len;
+    const char *content_type;
+} storage_item;
+
 typedef struct storage_ops {
     const char *name;                              /* "local", "s3" */
     int (*open)(const aq_config *c, void **st, aq_err *e);
@@ -24,6 +32,11 @@ typedef struct storage_ops {
     /* Stores data whole or not at all (temp + rename / checksummed upload). */
     int (*put)(void *st, const char *key, const void *data, size_t len,
                const char *content_type, aq_err *e);
+    /* MAY be NULL (then put is called for each item in turn): stores the n
+     * items as put does each, possibly at the same time (S3 uploads them in
+     * parallel: one wait for the round trip instead of n). On failure sets
+     * *failed to the item e describes; others may have been stored. */
+    int (*put_many)(void *st, const storage_item *items, size_t n, size_t *failed, aq_err *e);
     /* Appends the object's bytes to out; AQ_ENOTFOUND when absent. */
     int (*get)(void *st, const char *key, buf *out, aq_err *e);
     /* Removes the object; absent is success. */
@@ -61,6 +74,12 @@ void storage_close(storage *s);
 /* Thin wrappers over s->ops. */
 int storage_put(storage *s, const char *key, const void *data, size_t len,
                 const char *content_type, aq_err *e);
+/* Stores the n items, each whole or not at all, through the backend's
+ * put_many when it has one (in parallel), else one put after another.
+ * Every key is checked before anything is sent. Returns 0, or an AQ_E*
+ * code with *failed the index of the item e describes (others may have
+ * been stored). */
+int storage_put_many(storage *s, const storage_item *items, size_t n, size_t *failed, aq_err *e);
 int storage_get(storage *s, const char *key, buf *out, aq_err *e);
 int storage_del(storage *s, const char *key, aq_err *e);
 int storage_check(storage *s, aq_err *e);

@@ -110,6 +110,28 @@ static int s3s_put(void *st, const char *key, const void *data, size_t len,
     return rc ? rc : s3_put(s->client, key, data, len, content_type, e);
 }
 
+/* The keys were checked by storage_put_many; a batch goes to s3_put_many
+ * in pieces of a fixed size, copied into its own item type. */
+static int s3s_put_many(void *st, const storage_item *items, size_t n, size_t *failed, aq_err *e)
+{
+    s3_store *s = st;
+    enum { PIECE = 16 };
+    s3_object objs[PIECE];
+    for (size_t base = 0; base < n; base += PIECE) {
+        size_t k = n - base < PIECE ? n - base : PIECE, bad = 0;
+        for (size_t i = 0; i < k; i++) {
+            const storage_item *it = &items[base + i];
+            objs[i] = (s3_object){it->key, it->data, it->len, it->content_type};
+        }
+        int rc = s3_put_many(s->client, objs, k, &bad, e);
+        if (rc) {
+            *failed = base + bad;
+            return rc;
+        }
+    }
+    return 0;
+}
+
 static int s3s_get(void *st, const char *key, buf *out, aq_err *e)
 {
     s3_store *s = st;
@@ -183,6 +205,7 @@ const storage_ops storage_s3_ops = {
     .open = s3s_open,
     .open_more = s3s_open_more,
     .put = s3s_put,
+    .put_many = s3s_put_many,
     .get = s3s_get,
     .del = s3s_del,
     .check = s3s_check,

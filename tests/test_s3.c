@@ -550,7 +550,7 @@ static void canned_read_request(int fd, FILE *log)
     fwrite(req, 1, (size_t)(end - req) + 4, log);
     fputs("----\n", log);
     fflush(log);
-    /* Drain a small body (no Expect: 100-continue below 1 KB). */
+    /* Drain the body (we send no Expect: 100-continue below 1 MiB). */
     const char *cl = strcasestr(req, "\r\ncontent-length:");
     size_t body = cl ? strtoul(cl + 17, NULL, 10) : 0, have = n - (size_t)(end + 4 - req);
     while (have < body) {
@@ -561,8 +561,39 @@ static void canned_read_request(int fd, FILE *log)
     }
 }
 
-static void canned_start(canned *cs, const char *const *responses)
+/* The responder's loop: takes rounds[r] connections (1 when rounds is NULL
+ * or spent), reads a request on each, then answers them in turn with the
+ * next rounds[r] responses; again until the responses run out. A round of
+ * several proves requests were in flight at once: a client that sends one
+ * at a time never gets an answer. */
+static void canned_serve(int ls, const char *path, const size_t *rounds,
+                         const char *const *responses)
 {
+    FILE *log = fopen(path, "w");
+    int fds[16];
+    for (size_t i = 0, together = 1; log && responses[i]; i += together) {
+        together = rounds && *rounds ? *rounds++ : 1;
+        for (size_t j = 0; j < together; j++) {
+            if ((fds[j] = accept(ls, NULL, NULL)) < 0)
+                _exit(1);
+            canned_read_request(fds[j], log);
+        }
+        for (size_t j = 0; j < together && responses[i + j]; j++) {
+            ssize_t w = write(fds[j], responses[i + j], strlen(responses[i + j]));
+            (void)w;
+            shutdown(fds[j], SHUT_WR);
+            close(fds[j]);
+        }
+    }
+    _exit(0);
+}
+
+/* Starts the responder (see canned_serve) on a free loopback port; rounds
+ * is 0-terminated, each at most 16. */
+static void canned_start_rounds(canned *cs, const size_t *rounds, const char *const *responses)
+{
+    for (const size_t *r = rounds; r && *r; r++)
+        ck_assert_uint_le(*r, 16);
     memset(cs, 0, sizeof *cs);
     sup_tmpdir(cs->dir, sizeof cs->dir);
     snprintf(cs->log, sizeof cs->log, "%s/requests.log", cs->dir);
@@ -583,20 +614,14 @@ static void canned_start(canned *cs, const char *const *responses)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(1);
-        FILE *log = fopen(cs->log, "w");
-        for (size_t i = 0; log && responses[i]; i++) {
-            int fd = accept(ls, NULL, NULL);
-            if (fd < 0)
-                _exit(1);
-            canned_read_request(fd, log);
-            ssize_t w = write(fd, responses[i], strlen(responses[i]));
-            (void)w;
-            shutdown(fd, SHUT_WR);
-            close(fd);
-        }
-        _exit(0);
+        canned_serve(ls, cs->log, rounds, responses);
     }
     close(ls);
+}
+
+static void canned_start(canned *cs, const char *const *responses)
+{
+    canned_start_rounds(cs, NULL, responses);
 }
 
 static void canned_stop(canned *cs)
@@ -759,6 +784,123 @@ START_TEST(test_headers_sent_with_an_upload)
     ck_assert_msg(!strstr(t, "canned-secret"), "secret on the wire");
     buf_free(&log);
     canned_stop(&cs);
+}
+END_TEST
+
+/* Five objects named avatars/p/SIZE.png, for the put_many tests. */
+typedef struct five {
+    char keys[5][32];
+    s3_object objs[5];
+} five;
+
+static void five_fill(five *f)
+{
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(f->keys[i], sizeof f->keys[i], "avatars/p/%zu.png", (size_t)32 << i);
+        f->objs[i] = (s3_object){f->keys[i], "data", 4, "image/png"};
+    }
+}
+
+/* The five uploads of one call reach the server at the same time: the
+ * responder answers none until all five requests are in. */
+START_TEST(test_put_many_sends_in_parallel)
+{
+    static const char *const answers[] = {OK_EMPTY, OK_EMPTY, OK_EMPTY, OK_EMPTY, OK_EMPTY, NULL};
+    static const size_t rounds[] = {5, 0};
+    canned cs;
+    canned_start_rounds(&cs, rounds, answers);
+    s3 *c = canned_client(&cs, 0);
+    five f;
+    five_fill(&f);
+    aq_err e = {0};
+    size_t failed = 99;
+    ck_assert_msg(s3_put_many(c, f.objs, 5, &failed, &e) == 0, "put_many: %s", e.msg);
+    ck_assert_uint_eq(s3_requests(c), 5);
+    ck_assert_int_eq(canned_requests(&cs), 5);
+    s3_close(c);
+    canned_stop(&cs);
+}
+END_TEST
+
+/* Only the uploads that failed go again, together: two of the first five
+ * are throttled, and the responder's second round wants exactly two. */
+START_TEST(test_put_many_retries_only_the_failed)
+{
+    static const char *const answers[] = {
+        XML_ERROR("503", "Slow Down", SlowDown), OK_EMPTY, TOO_MANY, OK_EMPTY, OK_EMPTY,
+        OK_EMPTY, OK_EMPTY, NULL,
+    };
+    static const size_t rounds[] = {5, 2, 0};
+    canned cs;
+    canned_start_rounds(&cs, rounds, answers);
+    s3 *c = canned_client(&cs, 3);
+    five f;
+    five_fill(&f);
+    aq_err e = {0};
+    size_t failed = 99;
+    ck_assert_msg(s3_put_many(c, f.objs, 5, &failed, &e) == 0, "put_many: %s", e.msg);
+    ck_assert_uint_eq(s3_requests(c), 7);
+    ck_assert_int_eq(canned_requests(&cs), 7);
+    s3_close(c);
+    canned_stop(&cs);
+}
+END_TEST
+
+/* A permanent answer to one upload fails the call at once, naming that
+ * upload's key and index; nothing is retried. */
+START_TEST(test_put_many_names_the_refused_upload)
+{
+    static const char *const answers[] = {
+        OK_EMPTY, OK_EMPTY, XML_ERROR("403", "Forbidden", AccessDenied), OK_EMPTY, OK_EMPTY, NULL,
+    };
+    static const size_t rounds[] = {5, 0};
+    canned cs;
+    canned_start_rounds(&cs, rounds, answers);
+    s3 *c = canned_client(&cs, 3);
+    five f;
+    five_fill(&f);
+    aq_err e = {0};
+    size_t failed = 99;
+    ck_assert_int_eq(s3_put_many(c, f.objs, 5, &failed, &e), AQ_EPERM);
+    ck_assert_uint_lt(failed, 5);
+    char want[96];
+    snprintf(want, sizeof want, "S3 PUT %s: 403 AccessDenied", f.keys[failed]);
+    ck_assert_msg(strstr(e.msg, want), "%s (want %s)", e.msg, want);
+    ck_assert_uint_eq(s3_requests(c), 5);
+    s3_close(c);
+    canned_stop(&cs);
+}
+END_TEST
+
+/* More objects than run at once (8) all arrive, byte for byte, at the real
+ * server, over at most one keep-alive connection per parallel slot. */
+START_TEST(test_put_many_round_trip_past_one_wave)
+{
+    s3_opts o = opts_for(srv);
+    s3 *c = client(&o);
+    enum { N = 11 };
+    s3_object objs[N];
+    char keys[N][32];
+    uint8_t data[N][300];
+    for (size_t i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "avatars/w/%zu.png", 16 + i);
+        fill_random(data[i], sizeof data[i], (unsigned)i + 1);
+        objs[i] = (s3_object){keys[i], data[i], sizeof data[i], "image/png"};
+    }
+    aq_err e = {0};
+    size_t failed = 99;
+    for (int pass = 0; pass < 2; pass++)
+        ck_assert_msg(s3_put_many(c, objs, N, &failed, &e) == 0, "put_many: %s", e.msg);
+    ck_assert_uint_eq(s3_requests(c), 2 * N);
+    ck_assert_uint_le(s3_connections(c), 8); /* the second pass reused them */
+    for (size_t i = 0; i < N; i++) {
+        buf out = BUF_INIT;
+        ck_assert_msg(s3_get(c, keys[i], &out, NULL, 0, &e) == 0, "get: %s", e.msg);
+        ck_assert_uint_eq(out.len, sizeof data[i]);
+        ck_assert(memcmp(out.data, data[i], sizeof data[i]) == 0);
+        buf_free(&out);
+    }
+    s3_close(c);
 }
 END_TEST
 
@@ -969,6 +1111,7 @@ static Suite *s3_suite(void)
     tcase_add_test(live, test_https_round_trip_and_untrusted_certificate);
     tcase_add_test(live, test_backend_ops);
     tcase_add_test(live, test_bad_keys_refused_before_sending);
+    tcase_add_test(live, test_put_many_round_trip_past_one_wave);
     suite_add_tcase(s, live);
 
     TCase *answers = tcase_create("answers");
@@ -978,6 +1121,9 @@ static Suite *s3_suite(void)
     tcase_add_test(answers, test_permanent_answers_are_not_retried);
     tcase_add_test(answers, test_headers_sent_with_an_upload);
     tcase_add_test(answers, test_virtual_hosted_request_on_the_wire);
+    tcase_add_test(answers, test_put_many_sends_in_parallel);
+    tcase_add_test(answers, test_put_many_retries_only_the_failed);
+    tcase_add_test(answers, test_put_many_names_the_refused_upload);
     suite_add_tcase(s, answers);
 
     TCase *offline = tcase_create("offline");
