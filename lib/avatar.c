@@ -1,5 +1,6 @@
 #include "avatar.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,14 +129,12 @@ static size_t file_count(const job_request *r)
     return r->format == JOB_FORMAT_SVG && r->nsizes > 0 ? 1 : r->nsizes;
 }
 
-/* Renders each file of r into ctx->out[i] and names it keys[i], then
- * stores them all with one storage_put_many (S3 uploads them in parallel).
- * e names the key that failed. */
-static int render_and_put(avatar_ctx *ctx, const job_request *r, char (*keys)[512], aq_err *e)
+/* Renders each file of r into ctx->out[i], names it keys[i] and
+ * describes it in items[i]. e names the key that failed. */
+static int render_files(avatar_ctx *ctx, const job_request *r, char (*keys)[512],
+                        storage_item *items, aq_err *e)
 {
-    size_t n = file_count(r), failed = 0;
-    storage_item items[JOB_SIZES_MAX];
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < file_count(r); i++) {
         avatar_key_fmt(ctx->prefix, r->id, r->sizes[i], r->format, keys[i], sizeof keys[i]);
         int rc = avatar_png(ctx, r, r->sizes[i], e);
         if (rc) {
@@ -148,7 +147,39 @@ static int render_and_put(avatar_ctx *ctx, const job_request *r, char (*keys)[51
         items[i] = (storage_item){keys[i], ctx->out[i].data, ctx->out[i].len,
                                   job_format_mime(r->format)};
     }
-    int rc = storage_put_many(ctx->store, items, n, &failed, e);
+    return 0;
+}
+
+/* Takes ctx->gate when there is one (a signal cannot make it fail). */
+static void gate_enter(avatar_ctx *ctx)
+{
+    while (ctx->gate && sem_wait(ctx->gate) != 0 && errno == EINTR)
+        ;
+}
+
+/* Leaves the gate, and with it the render buffer (the next job through
+ * the gate may be another thread's). */
+static void gate_leave(avatar_ctx *ctx)
+{
+    if (!ctx->gate)
+        return;
+    render_image_free(&ctx->img);
+    sem_post(ctx->gate);
+}
+
+/* Renders each file of r into ctx->out[i] and names it keys[i], then
+ * stores them all with one storage_put_many (S3 uploads them in parallel).
+ * e names the key that failed. */
+static int render_and_put(avatar_ctx *ctx, const job_request *r, char (*keys)[512], aq_err *e)
+{
+    size_t n = file_count(r), failed = 0;
+    storage_item items[JOB_SIZES_MAX];
+    gate_enter(ctx);
+    int rc = render_files(ctx, r, keys, items, e);
+    gate_leave(ctx);
+    if (rc)
+        return rc;
+    rc = storage_put_many(ctx->store, items, n, &failed, e);
     if (rc)
         err_prefix(e, "%s: ", keys[failed]);
     return rc;

@@ -4,6 +4,8 @@
 #ifndef AQ_AVATAR_H
 #define AQ_AVATAR_H
 
+#include <semaphore.h>
+
 #include "buf.h"
 #include "error.h"
 #include "job.h"
@@ -20,6 +22,11 @@ typedef struct avatar_ctx {
     buf png;               /* reused across jobs */
     buf out[JOB_SIZES_MAX]; /* avatar_store: each size's file, all held
                                until they are uploaded together */
+    sem_t *gate;           /* NULL, or taken around avatar_store's rendering
+                              (a process with many job threads renders on
+                              as many at once as it has cores, and img is
+                              freed after each job, so memory follows the
+                              cores, not the threads) */
 } avatar_ctx;
 
 /* Sets up ctx (no allocation yet). */

@@ -6,6 +6,7 @@
 #include "pngenc.h"
 
 #include <png.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -62,29 +63,42 @@ static const png_recipe *recipe_for(const render_image *img)
  * and faults it in again on the next encode, which cost more than the
  * compression itself for small avatars. So libpng's allocations (zlib's
  * included: libpng routes them through these callbacks) come from a small
- * per-thread cache of blocks that are kept for the next encode. */
-#define CACHE_SLOTS 16
+ * cache of blocks that are kept for the next encode. The cache is the
+ * process's, not each thread's: a worker has many job threads but only a
+ * few encode at a time, and per-thread caches kept 300 KB in every one of
+ * them. */
+#define CACHE_SLOTS 32
 
 typedef struct block {
     size_t size;
     max_align_t align[]; /* the caller's memory starts here */
 } block;
 
-static _Thread_local block *cache[CACHE_SLOTS];
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static block *cache[CACHE_SLOTS];
 
-static png_voidp cache_malloc(png_structp png, png_alloc_size_t size)
+/* The smallest cached block that fits size without wasting more than half
+ * of it, taken out of the cache; NULL when none. */
+static block *cache_take(size_t size)
 {
-    (void)png;
+    pthread_mutex_lock(&cache_lock);
     int best = -1;
     for (int i = 0; i < CACHE_SLOTS; i++)
         if (cache[i] && cache[i]->size >= size && cache[i]->size <= 2 * size + 256 &&
             (best < 0 || cache[i]->size < cache[best]->size))
             best = i;
-    block *b;
-    if (best >= 0) {
-        b = cache[best];
+    block *b = best >= 0 ? cache[best] : NULL;
+    if (best >= 0)
         cache[best] = NULL;
-    } else {
+    pthread_mutex_unlock(&cache_lock);
+    return b;
+}
+
+static png_voidp cache_malloc(png_structp png, png_alloc_size_t size)
+{
+    (void)png;
+    block *b = cache_take(size);
+    if (!b) {
         b = malloc(sizeof(block) + size);
         if (!b)
             return NULL;
@@ -99,20 +113,24 @@ static void cache_free(png_structp png, png_voidp ptr)
     if (!ptr)
         return;
     block *b = (block *)((char *)ptr - offsetof(block, align));
-    for (int i = 0; i < CACHE_SLOTS; i++)
+    pthread_mutex_lock(&cache_lock);
+    for (int i = 0; i < CACHE_SLOTS && b; i++)
         if (!cache[i]) {
             cache[i] = b;
-            return;
+            b = NULL;
         }
+    pthread_mutex_unlock(&cache_lock);
     free(b);
 }
 
 void pngenc_release(void)
 {
+    pthread_mutex_lock(&cache_lock);
     for (int i = 0; i < CACHE_SLOTS; i++) {
         free(cache[i]);
         cache[i] = NULL;
     }
+    pthread_mutex_unlock(&cache_lock);
 }
 
 typedef struct write_state {

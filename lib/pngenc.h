@@ -21,9 +21,10 @@ int pngenc_encode(const render_image *img, buf *out, aq_err *e);
  * the contact sheet. Returns 0 or AQ_EPERM. */
 int pngenc_encode_rgb(const uint8_t *rgb, int width, int height, buf *out, aq_err *e);
 
-/* Frees the memory the calling thread keeps between encodes (libpng and
- * zlib state, about 300 KB). Optional: for leak checkers and long idle
- * periods; the next encode just allocates again. */
+/* Frees the memory the process keeps between encodes (libpng and zlib
+ * state, about 300 KB per encode that ran at the same time; shared by all
+ * threads). Optional: for leak checkers and long idle periods; the next
+ * encode just allocates again. Safe while other threads encode. */
 void pngenc_release(void);
 
 /* Decodes PNG bytes into 8-bit RGBA (*rgba malloc'd, width*height*4).

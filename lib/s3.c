@@ -53,7 +53,7 @@ struct s3 {
     CURLM *multi;                /* runs the transfers; holds the connection
                                     cache they share (keep-alive) */
     s3_xfer x[S3_PARALLEL];
-    char url[S3_PARALLEL][S3_URL_MAX]; /* of the requests of a run_many call */
+    char *url[S3_PARALLEL];      /* of the requests of a run_many call */
     struct curl_slist *connect_to;
     char *ca_file;               /* NULL: curl's default bundle */
     char scheme[8];
@@ -599,6 +599,11 @@ static void set_common(s3 *c, s3_xfer *x, const char *url)
     curl_easy_setopt(h, CURLOPT_URL, url); /* curl keeps a copy */
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    /* A worker keeps 5 handles in each of its job threads: curl's default
+     * buffers (64 KiB up, 16 KiB down, each) cost it megabytes of RSS, and
+     * avatars and S3's answers are a few KiB. */
+    curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 4096L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
     curl_easy_setopt(h, CURLOPT_AWS_SIGV4, c->sigv4);
@@ -737,6 +742,58 @@ static size_t first_with(const s3_round *st, bool want_again)
     return st->n;
 }
 
+/* Makes c->url[i] for each of the n requests (freed by run_many). */
+static int urls_make(s3 *c, const s3_req *r, size_t n, size_t *failed, aq_err *e)
+{
+    char url[S3_URL_MAX];
+    for (size_t i = 0; i < n; i++) {
+        *failed = i;
+        int rc = s3_url(c, r[i].key, r[i].query, url, sizeof url, e);
+        if (rc)
+            return rc;
+        if (!(c->url[i] = strdup(url)))
+            return err_set(e, AQ_EAGAIN, "s3: out of memory");
+    }
+    return 0;
+}
+
+/* The rounds of attempts of run_many, until every request succeeded, one
+ * failed for good, or the retries or the budget ran out. */
+static int rounds_run(s3 *c, const s3_req *r, s3_round *st, size_t *failed, aq_err *e)
+{
+    size_t n = st->n;
+    for (size_t i = 0; i < n; i++)
+        st->rc[i] = -1;
+    char target[S3_KEY_MAX + 80];
+    int64_t started = mono_ms();
+    for (;;) {
+        run_round(c, r, st);
+        size_t bad = first_with(st, false), again = first_with(st, true);
+        *failed = bad < n ? bad : again;
+        if (bad < n) {
+            target_name(c, &r[bad], target, sizeof target);
+            return err_set(e, st->rc[bad], "S3 %s %s: %s", r[bad].method->name, target,
+                           st->detail[bad]);
+        }
+        if (again == n)
+            return 0;
+        target_name(c, &r[again], target, sizeof target);
+        int64_t wait = retry_backoff_ms(st->attempts - 1, c->backoff_base_ms, c->backoff_max_ms);
+        bool over_budget = c->budget_ms &&
+                           mono_ms() - started + wait + c->timeout_ms > c->budget_ms;
+        if (st->attempts > c->retries || over_budget)
+            return err_set(e, AQ_EAGAIN, "S3 %s %s: gave up after %d attempts%s: %s",
+                           r[again].method->name, target, st->attempts,
+                           over_budget ? " (time budget spent)" : "", st->detail[again]);
+        char nb[24];
+        log_warn("S3 request failed, will retry", "method", r[again].method->name, "key",
+                 target, "attempt", log_int(nb, st->attempts), "error", st->detail[again]);
+        if (retry_sleep_ms(wait, c->stop) != 0)
+            return err_set(e, AQ_EAGAIN, "S3 %s %s: stopped while retrying: %s",
+                           r[again].method->name, target, st->detail[again]);
+    }
+}
+
 /* Runs the n (<= S3_PARALLEL) requests of r at once, each with its own
  * retries; a round of attempts waits for all of its transfers, and the
  * backoff between rounds is one wait shared by the requests that failed.
@@ -746,41 +803,14 @@ static size_t first_with(const s3_round *st, bool want_again)
 static int run_many(s3 *c, const s3_req *r, size_t n, size_t *failed, aq_err *e)
 {
     s3_round st = {.n = n};
+    int rc = urls_make(c, r, n, failed, e);
+    if (rc == 0)
+        rc = rounds_run(c, r, &st, failed, e);
     for (size_t i = 0; i < n; i++) {
-        st.rc[i] = -1;
-        *failed = i;
-        int rc = s3_url(c, r[i].key, r[i].query, c->url[i], sizeof c->url[i], e);
-        if (rc)
-            return rc;
+        free(c->url[i]);
+        c->url[i] = NULL;
     }
-    char target[S3_KEY_MAX + 80];
-    int64_t started = mono_ms();
-    for (;;) {
-        run_round(c, r, &st);
-        size_t bad = first_with(&st, false), again = first_with(&st, true);
-        *failed = bad < n ? bad : again;
-        if (bad < n) {
-            target_name(c, &r[bad], target, sizeof target);
-            return err_set(e, st.rc[bad], "S3 %s %s: %s", r[bad].method->name, target,
-                           st.detail[bad]);
-        }
-        if (again == n)
-            return 0;
-        target_name(c, &r[again], target, sizeof target);
-        int64_t wait = retry_backoff_ms(st.attempts - 1, c->backoff_base_ms, c->backoff_max_ms);
-        bool over_budget = c->budget_ms &&
-                           mono_ms() - started + wait + c->timeout_ms > c->budget_ms;
-        if (st.attempts > c->retries || over_budget)
-            return err_set(e, AQ_EAGAIN, "S3 %s %s: gave up after %d attempts%s: %s",
-                           r[again].method->name, target, st.attempts,
-                           over_budget ? " (time budget spent)" : "", st.detail[again]);
-        char nb[24];
-        log_warn("S3 request failed, will retry", "method", r[again].method->name, "key",
-                 target, "attempt", log_int(nb, st.attempts), "error", st.detail[again]);
-        if (retry_sleep_ms(wait, c->stop) != 0)
-            return err_set(e, AQ_EAGAIN, "S3 %s %s: stopped while retrying: %s",
-                           r[again].method->name, target, st.detail[again]);
-    }
+    return rc;
 }
 
 /* Runs r with retries; e names the method, key and outcome. */

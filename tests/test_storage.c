@@ -17,7 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <semaphore.h>
+
+#include "avatar.h"
 #include "config.h"
+#include "job.h"
 #include "storage.h"
 #include "support.h"
 
@@ -450,6 +454,79 @@ START_TEST(full_disk_is_transient_read_only_is_permanent)
 }
 END_TEST
 
+/* storage_put_many without a backend put_many (local): every key is
+ * checked before anything is written, the bad one named by index; good
+ * batches land whole. */
+START_TEST(put_many_checks_every_key_first)
+{
+    storage s = {0};
+    aq_err e = {0};
+    ck_assert_int_eq(storage_open_local(&s, root, false, &e), 0);
+    storage_item items[3] = {{"avatars/m/32.png", "a", 1, "image/png"},
+                             {"avatars/m/64.png", "bb", 2, "image/png"},
+                             {"avatars/../m.png", "c", 1, "image/png"}};
+    size_t failed = 99;
+    ck_assert_int_eq(storage_put_many(&s, items, 3, &failed, &e), AQ_EPERM);
+    ck_assert_uint_eq(failed, 2);
+    buf b = BUF_INIT;
+    ck_assert_int_eq(storage_get(&s, "avatars/m/32.png", &b, &e), AQ_ENOTFOUND);
+    ck_assert_msg(storage_put_many(&s, items, 2, &failed, &e) == 0, "%s", e.msg);
+    ck_assert_int_eq(storage_get(&s, "avatars/m/64.png", &b, &e), 0);
+    ck_assert_uint_eq(b.len, 2);
+    ck_assert(memcmp(b.data, "bb", 2) == 0);
+    buf_free(&b);
+    storage_close(&s);
+}
+END_TEST
+
+/* avatar_store through a render gate: the gate is given back, the render
+ * buffer is freed with it, and the stored files are the bytes a gate-less
+ * render makes. */
+START_TEST(avatar_store_through_a_gate)
+{
+    storage s = {0};
+    aq_err e = {0};
+    ck_assert_int_eq(storage_open_local(&s, root, false, &e), 0);
+    aq_config *cfg = calloc(1, sizeof *cfg);
+    config_defaults(cfg);
+    job_limits lim;
+    ck_assert_int_eq(job_limits_from_config(&lim, cfg, &e), 0);
+    static const char doc[] = "{\"v\":1,\"id\":\"gated\",\"seed\":\"g\",\"sizes\":[32,512,64]}";
+    job_request r;
+    ck_assert_msg(job_parse(doc, sizeof doc - 1, &lim, &r, &e) == 0, "%s", e.msg);
+    sem_t gate;
+    sem_init(&gate, 0, 1);
+    avatar_ctx ctx;
+    avatar_init(&ctx, &s, NULL, "avatars", "test");
+    ctx.gate = &gate;
+    char *outputs = NULL;
+    ck_assert_msg(avatar_store(&ctx, &r, 1, NULL, &outputs, &e) == 0, "%s", e.msg);
+    int v = -1;
+    sem_getvalue(&gate, &v);
+    ck_assert_int_eq(v, 1);
+    ck_assert_ptr_null(ctx.img.pixels);
+    ck_assert_msg(strstr(outputs, "\"512\":\"avatars/gated/512.png\""), "%s", outputs);
+    avatar_ctx plain;
+    avatar_init(&plain, &s, NULL, "avatars", "test");
+    for (size_t i = 0; i < r.nsizes; i++) {
+        char key[128];
+        avatar_key("avatars", "gated", r.sizes[i], key, sizeof key);
+        buf b = BUF_INIT;
+        ck_assert_int_eq(storage_get(&s, key, &b, &e), 0);
+        ck_assert_int_eq(avatar_png(&plain, &r, r.sizes[i], &e), 0);
+        ck_assert_uint_eq(b.len, plain.png.len);
+        ck_assert(memcmp(b.data, plain.png.data, b.len) == 0);
+        buf_free(&b);
+    }
+    free(outputs);
+    avatar_free(&plain);
+    avatar_free(&ctx);
+    sem_destroy(&gate);
+    free(cfg);
+    storage_close(&s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("storage");
@@ -464,6 +541,8 @@ int main(void)
     tcase_add_test(tc, check_and_open_errors);
     tcase_add_test(tc, abandoned_temp_files_are_swept);
     tcase_add_test(tc, full_disk_is_transient_read_only_is_permanent);
+    tcase_add_test(tc, put_many_checks_every_key_first);
+    tcase_add_test(tc, avatar_store_through_a_gate);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

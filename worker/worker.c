@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +123,8 @@ typedef struct wk {
     int freek[SLOT_JOBS_MAX];
     int nfree;
     pool p;
+    sem_t render_gate;     /* the job threads' avatar_ctx.gate: as many
+                              render at once as the process may use cores */
     const char *hang_seed;
     cb_sender *cb;         /* completion callbacks: its own thread */
 } wk;
@@ -310,15 +313,28 @@ static void *job_thread(void *arg)
         pool_finished(&t->w->p, j);
     }
     avatar_free(&t->ctx);
-    pngenc_release(); /* the encoder's per-thread block cache */
     storage_close(&t->store);
     free(t);
     return NULL;
 }
 
+/* The cores this process may run on (its affinity mask; a container's
+ * cpuset is smaller than the machine). */
+static int usable_cores(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
 static void pool_start(wk *w)
 {
     pool *p = &w->p;
+    /* Rendering is all CPU: more threads at it than cores only adds
+     * memory (each holds an image and an encoder) and switches. */
+    sem_init(&w->render_gate, 0, (unsigned)usable_cores());
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work_cv, NULL);
     pthread_cond_init(&p->done_cv, NULL);
@@ -339,6 +355,7 @@ static void pool_start(wk *w)
         }
         t->w = w;
         avatar_init(&t->ctx, &t->store, NULL, w->c->storage.prefix, w->id);
+        t->ctx.gate = &w->render_gate;
         if (pthread_create(&p->th[i], &at, job_thread, t) != 0) {
             log_error("worker cannot start a job thread", "worker", w->id);
             exit(1);
@@ -358,6 +375,8 @@ static void pool_stop(wk *w)
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->nthreads; i++)
         pthread_join(p->th[i], NULL);
+    sem_destroy(&w->render_gate);
+    pngenc_release(); /* the encoder's cached blocks */
 }
 
 static void pool_give(pool *p, job *j)
