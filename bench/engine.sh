@@ -57,6 +57,7 @@ fi
 export AQ_BENCH_REDIS_URL=$REDIS_URL AQ_BENCH_OWN_REDIS=1
 if s3_up || s3_up; then
     export AQ_BENCH_S3_ENDPOINT=$S3_ENDPOINT AQ_BENCH_S3_BUCKET=bench
+    export AQ_BENCH_S3_PID=${SERVER_PIDS[-1]} # its CPU: is the store the limit?
 else
     echo "engine: S3 test server did not start: $(tail -3 "$SERVERS_DIR/s3.log")"
 fi

@@ -278,6 +278,8 @@ async function bullmqS3(url, delay, round) {
   }
 }
 
+const busy = (r) => (Number.isFinite(r.s3busy) ? `${Math.round(r.s3busy * 100)} %` : 'n/a')
+
 async function figS3() {
   if (!process.env.AQ_BENCH_S3_ENDPOINT) {
     console.log('s3: skipped (no S3 test server: AQ_BENCH_S3_ENDPOINT)')
@@ -291,14 +293,15 @@ async function figS3() {
       for (let r = 1; r <= ROUNDS; r++) {
         const none = { rate: NaN }
         await fresh()
-        const a = await guarded(`s3 +${delay} ms avatarq`, () => avatarqS3(url, delay, r), none)
+        const a = await guarded(`s3 +${delay} ms avatarq`, () => withS3Busy(() => avatarqS3(url, delay, r)), none)
         await fresh()
-        const b = await guarded(`s3 +${delay} ms BullMQ`, () => bullmqS3(url, delay, r), none)
+        const b = await guarded(`s3 +${delay} ms BullMQ`, () => withS3Busy(() => bullmqS3(url, delay, r)), none)
         as.push(a)
         bs.push(b)
         console.log(
-          `s3 +${delay} ms${roundTag(r)}: avatarq ${f1(a.rate)} jobs/s${note(a)}; ` +
-            `BullMQ + aws-sdk ${f1(b.rate)} jobs/s${note(b)}`,
+          `s3 +${delay} ms${roundTag(r)}: avatarq ${f1(a.rate)} jobs/s${note(a)} ` +
+            `(S3 server ${busy(a)} of a core); BullMQ + aws-sdk ${f1(b.rate)} jobs/s${note(b)} ` +
+            `(S3 server ${busy(b)})`,
         )
       }
     } finally {
@@ -306,6 +309,18 @@ async function figS3() {
     }
     figures[`s3_${delay}`] = { a: bestOf(as, ['rate'], []), b: bestOf(bs, ['rate'], []) }
   }
+}
+
+/** The S3 test server's CPU share (1 = one core busy) while fn runs, beside
+ *  fn's result: when it nears 1 the store, a single Node process, is what
+ *  limits the rate, not the worker under test. */
+async function withS3Busy(fn) {
+  const pid = Number(process.env.AQ_BENCH_S3_PID || 0)
+  const cpu = () => (pid ? c.cpuUs(pid) : NaN)
+  const [c0, t0] = [cpu(), c.monoUs()]
+  const out = await fn()
+  out.s3busy = (cpu() - c0) / (c.monoUs() - t0)
+  return out
 }
 
 // ------------------------------------------------------------------ drain
