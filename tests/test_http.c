@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "http_harness.h"
+#include "support_http.h"
 
 static hx H;
 

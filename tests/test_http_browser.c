@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "http_harness.h"
+#include "support_http.h"
 #include "pngenc.h"
 
 static hx H;

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_harness.h"
+#include "support_http.h"
 #include "support_s3.h"
 
 static hx H;
