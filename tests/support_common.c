@@ -1,6 +1,7 @@
 #include "support.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -172,6 +173,118 @@ int sup_stop(pid_t pid, int sig, int timeout_ms)
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
     }
+    return st;
+}
+
+/* ---- processes that must not outlive their test ---- */
+
+void sup_pidfile(char *out, size_t n, pid_t runner)
+{
+    snprintf(out, n, "/tmp/avatarq-test-%d.pids", (int)runner);
+}
+
+void sup_track(pid_t pid)
+{
+    char path[64];
+    sup_pidfile(path, sizeof path, getppid());
+    FILE *f = fopen(path, "a");
+    if (f) {
+        fprintf(f, "%d\n", (int)pid);
+        fclose(f);
+    }
+}
+
+void sup_untrack(pid_t pid)
+{
+    char path[64], tmp[80];
+    sup_pidfile(path, sizeof path, getppid());
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *in = fopen(path, "r"), *out = in ? fopen(tmp, "w") : NULL;
+    int p;
+    while (in && out && fscanf(in, "%d", &p) == 1)
+        if (p != (int)pid)
+            fprintf(out, "%d\n", p);
+    if (out) {
+        fclose(out);
+        rename(tmp, path);
+    }
+    if (in)
+        fclose(in);
+}
+
+/* The parent pid of process pid (from /proc/PID/stat), or 0. */
+static pid_t parent_of(int pid)
+{
+    char path[64], stat[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *rp = strrchr(stat, ')'); /* the name may hold spaces */
+    int ppid = 0;
+    return rp && sscanf(rp + 2, "%*c %d", &ppid) == 1 ? (pid_t)ppid : 0;
+}
+
+void sup_kill_tree(pid_t pid)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        int child = atoi(de->d_name);
+        if (child > 1 && parent_of(child) == pid) {
+            kill(-child, SIGKILL);
+            kill(child, SIGKILL);
+        }
+    }
+    if (d)
+        closedir(d);
+    kill(-pid, SIGKILL); /* sup_spawn made it a group leader */
+    kill(pid, SIGKILL);
+}
+
+void sup_kill_listed(pid_t runner)
+{
+    char path[64];
+    sup_pidfile(path, sizeof path, runner);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    int pid;
+    while (fscanf(f, "%d", &pid) == 1)
+        if (pid > 1) {
+            sup_kill_tree(pid);
+            waitpid(pid, NULL, WNOHANG);
+        }
+    fclose(f);
+    unlink(path);
+}
+
+void sup_reap_strays(void)
+{
+    sup_kill_listed(getpid());
+}
+
+static void kill_listed_of_runner(void)
+{
+    sup_kill_listed(getppid());
+}
+
+void sup_kill_listed_at_exit(void)
+{
+    static pid_t installed;
+    if (installed != getpid())
+        atexit(kill_listed_of_runner);
+    installed = getpid();
+}
+
+int sup_stop_tracked(pid_t pid, int sig, int timeout_ms)
+{
+    int st = sup_stop(pid, sig, timeout_ms);
+    if (pid > 0)
+        sup_untrack(pid); /* reaped either way (sup_stop SIGKILLs a laggard) */
     return st;
 }
 

@@ -40,7 +40,7 @@ void hx_start(hx *h, const char *http_extra)
     buf_free(&out);
     char *argv[] = {(char *)sup_bin("avatarq-http"), "-c", h->w.cfg, NULL};
     h->pid = sup_spawn(argv, NULL, h->log);
-    wh_track(h->pid);
+    sup_track(h->pid);
     if (!sup_wait_port(h->port, 20000)) {
         hx_show_log(h);
         ck_abort_msg("avatarq-http did not listen on %d", h->port);
@@ -52,8 +52,7 @@ int hx_stop(hx *h)
 {
     if (h->pid <= 0)
         return 0;
-    int st = sup_stop(h->pid, SIGTERM, 10000);
-    wh_untrack(h->pid);
+    int st = sup_stop_tracked(h->pid, SIGTERM, 10000);
     h->pid = 0;
     return st;
 }
@@ -62,7 +61,7 @@ int hx_stop(hx *h)
  * its teardown nor an atexit handler runs: every temp dir a test makes is
  * listed in a file named after the Check runner, and the runner's unchecked
  * teardown (hx_reap_strays) removes what is left, after killing what is
- * left (wh_reap_strays). */
+ * left (sup_reap_strays). */
 static void hx_dirfile(char *out, size_t n, pid_t runner)
 {
     snprintf(out, n, "/tmp/avatarq-hx-%d.dirs", (int)runner);
@@ -81,7 +80,7 @@ void hx_track_dir(const char *dir)
 
 void hx_reap_strays(void)
 {
-    wh_reap_strays();
+    sup_reap_strays();
     char path[64], line[512];
     hx_dirfile(path, sizeof path, getpid());
     FILE *f = fopen(path, "r");

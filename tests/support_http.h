@@ -48,7 +48,7 @@ int hx_stop(hx *h);
  * teardown removes it. */
 void hx_track_dir(const char *dir);
 /* For the runner's unchecked teardown: kills what a failed test left
- * (wh_reap_strays) and removes the directories it listed (kept with
+ * (sup_reap_strays) and removes the directories it listed (kept with
  * AQ_TEST_KEEP). */
 void hx_reap_strays(void);
 /* Zeroes h, then a Redis and the temp dir, both tracked; nothing of

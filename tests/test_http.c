@@ -387,7 +387,7 @@ START_TEST(t_api_dead_and_control)
     hx_free(&r);
     int st = sup_wait(H.w.pid, 30000);
     ck_assert_msg(st != -1, "the fleet did not stop on a posted stop");
-    wh_untrack(H.w.pid);
+    sup_untrack(H.w.pid);
     H.w.pid = 0;
 }
 END_TEST

@@ -196,7 +196,7 @@ static void cdp_open(cdp *c)
                "about:blank", (char *)NULL);
         _exit(127);
     }
-    wh_track(pid);
+    sup_track(pid);
     close(cmd[0]);
     close(ev[1]);
     *c = (cdp){.pid = pid, .to = cmd[1], .from = ev[0], .in = BUF_INIT, .next_id = 1};
@@ -209,7 +209,7 @@ static void cdp_close(cdp *c)
     if (sup_stop(c->pid, SIGTERM, 10000) == -1)
         kill(-c->pid, SIGKILL);
     kill(-c->pid, SIGKILL); /* its helpers share the process group */
-    wh_untrack(c->pid);
+    sup_untrack(c->pid);
     buf_free(&c->in);
 }
 
@@ -380,7 +380,7 @@ START_TEST(t_dashboard_buttons)
     ck_assert_str_eq(cdp_eval(&c, "window.confirm = () => true, document.getElementById('btn-stop').click(), 'ok'"), "ok");
     int st = sup_wait(H.w.pid, 30000);
     ck_assert_msg(st != -1, "the fleet did not stop from the Stop button");
-    wh_untrack(H.w.pid);
+    sup_untrack(H.w.pid);
     H.w.pid = 0;
     ck_assert_str_eq(last_control(), "stop");
     cdp_close(&c);

@@ -18,7 +18,7 @@ static char s3conf[768];
 
 static void setup(void)
 {
-    wh_kill_listed(getppid());
+    sup_kill_listed(getppid());
     hx_prepare(&H);
     S3 = sup_s3_new();
     sup_s3_start(S3, "avatars");
