@@ -28,9 +28,15 @@ void sup_sleep_ms(int ms);
  * terminated, may be NULL), stdout/stderr appended to log_path (NULL: inherit).
  * Returns the pid. The child gets its own process group. (A server may
  * outlive the test child that started it: test_queue's outage tests restart
- * Redis in one test for the next; the worker tests track what they start in
- * support_worker.c and kill it even when a test fails.) */
+ * Redis in one test for the next; tests track what they start with
+ * sup_track below, so that it is killed even when a test fails.) */
 pid_t sup_spawn(char *const argv[], char *const env[], const char *log_path);
+/* sup_spawn in the directory cwd (NULL: this one); argv[0] without a slash
+ * is looked up in $PATH. Like sup_free_port, sup_wait_port, sup_stop and
+ * sup_write_file it makes no Check assertion unless it fails, so the
+ * benchmarks (not Check tests: a passing assertion would end them) use it
+ * too. */
+pid_t sup_spawn_in(const char *cwd, char *const argv[], char *const env[], const char *log_path);
 /* Sends sig and waits up to timeout_ms; returns the raw wait status or -1 if
  * still running (then SIGKILLs it and reaps). */
 int sup_stop(pid_t pid, int sig, int timeout_ms);

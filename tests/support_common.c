@@ -85,12 +85,13 @@ void sup_rmtree(const char *path)
 
 int sup_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
     socklen_t len = sizeof a;
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    /* ck_abort only on failure (see sup_spawn_in: benchmarks call this) */
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        ck_abort_msg("no free port: %s", strerror(errno));
     close(fd);
     return ntohs(a.sin_port);
 }
@@ -119,6 +120,11 @@ void sup_sleep_ms(int ms)
 
 pid_t sup_spawn(char *const argv[], char *const env[], const char *log_path)
 {
+    return sup_spawn_in(NULL, argv, env, log_path);
+}
+
+pid_t sup_spawn_in(const char *cwd, char *const argv[], char *const env[], const char *log_path)
+{
     pid_t pid = fork();
     /* ck_abort only on failure: a passing ck_assert records a mark point,
      * which exits a process that is not a Check test (the benchmarks link
@@ -142,7 +148,11 @@ pid_t sup_spawn(char *const argv[], char *const env[], const char *log_path)
         }
         for (size_t i = 0; env && env[i]; i++)
             putenv(env[i]);
-        execv(argv[0], argv);
+        if (cwd && chdir(cwd) != 0) {
+            fprintf(stderr, "chdir %s: %s\n", cwd, strerror(errno));
+            _exit(126);
+        }
+        execvp(argv[0], argv);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
@@ -337,7 +347,8 @@ const char *sup_test_bin(const char *name)
 void sup_write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
+    if (!f) /* ck_abort only on failure (see sup_spawn_in) */
+        ck_abort_msg("open %s: %s", path, strerror(errno));
     fputs(text, f);
     fclose(f);
 }
