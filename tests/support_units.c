@@ -2,6 +2,7 @@
 #include "support_units.h"
 
 #include <check.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,14 @@ bool un_have_tool(const char *name)
     return sup_run(cmd, NULL, false) == 0;
 }
 
+bool un_missing(const char *tool, const char *what)
+{
+    if (un_have_tool(tool))
+        return false;
+    fprintf(stderr, "note: %s not installed; %s skipped\n", tool, what);
+    return true;
+}
+
 void un_man_dir(const char *dir, const char *root)
 {
     char cmd[4 * PATH_MAX];
@@ -29,6 +38,16 @@ void un_man_dir(const char *dir, const char *root)
              "cp '%s'/man/*.8 '%s/man/man8/'",
         dir, dir, root, dir, root, dir);
     ck_assert_msg(sup_run(cmd, NULL, false) == 0, "cannot copy the man pages of %s", root);
+}
+
+void un_fixture(char *bindir, char *tmp, const char *root)
+{
+    const char *dir = getenv("AQ_BIN_DIR");
+    if (!dir || !*dir)
+        dir = "bin";
+    ck_assert_msg(realpath(dir, bindir) != NULL, "AQ_BIN_DIR %s: %s", dir, strerror(errno));
+    sup_tmpdir(tmp, PATH_MAX);
+    un_man_dir(tmp, root);
 }
 
 bool un_verify(const char *dir, const char *path, buf *out)

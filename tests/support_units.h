@@ -16,10 +16,19 @@
 
 /* True when the shell finds the program name. */
 bool un_have_tool(const char *name);
+/* True, after a note on stderr ("note: TOOL not installed; WHAT
+ * skipped"), when the program tool is not there: the caller skips the
+ * check named what. */
+bool un_missing(const char *tool, const char *what);
 /* Copies the man pages of root/man into dir/man/man1 and dir/man/man8, so
  * that verify's Documentation= check (MANPATH=dir/man) reads ours and not
  * an installed copy. Fails the test when it cannot. */
 void un_man_dir(const char *dir, const char *root);
+/* A unit test's fixture: bindir (PATH_MAX bytes) gets the absolute
+ * directory of the programs under test ($AQ_BIN_DIR, else ./bin), tmp
+ * (PATH_MAX bytes) a fresh temp dir holding the man pages of root
+ * (un_man_dir). Fails the test when the programs' directory is missing. */
+void un_fixture(char *bindir, char *tmp, const char *root);
 /* `systemd-analyze verify` of the unit file at path, with MANPATH=dir/man;
  * the output into out. True when it exits 0 without a word: verify exits 0
  * on unknown keys or unparsable values ("ignoring"), so any output at all

@@ -29,10 +29,7 @@ static char bindir[PATH_MAX];
 
 static void setup(void)
 {
-    const char *dir = getenv("AQ_BIN_DIR");
-    ck_assert_msg(realpath(dir && *dir ? dir : "bin", bindir), "no bin dir");
-    sup_tmpdir(tmp, sizeof tmp);
-    un_man_dir(tmp, ".");
+    un_fixture(bindir, tmp, ".");
     char cmd[8 * PATH_MAX];
     /* the unit filled in as install.sh does */
     snprintf(cmd, sizeof cmd,
@@ -48,10 +45,8 @@ static void teardown(void)
 
 START_TEST(t_verify_cleanly)
 {
-    if (!un_have_tool("systemd-analyze")) {
-        fprintf(stderr, "note: systemd-analyze not installed; verify skipped\n");
+    if (un_missing("systemd-analyze", "verify"))
         return;
-    }
     char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/" UNIT, tmp);
     buf out = BUF_INIT;
@@ -63,10 +58,8 @@ END_TEST
 
 START_TEST(t_exposure_at_most_2)
 {
-    if (!un_have_tool("systemd-analyze")) {
-        fprintf(stderr, "note: systemd-analyze not installed; security skipped\n");
+    if (un_missing("systemd-analyze", "security"))
         return;
-    }
     char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/" UNIT, tmp);
     double level = un_exposure(path);

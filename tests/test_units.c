@@ -155,12 +155,7 @@ static const char *unit_value(const char *text, const char *key)
 static void setup(void)
 {
     find_root();
-    char b[PATH_MAX];
-    const char *dir = getenv("AQ_BIN_DIR");
-    FMT(b, "%s", dir && *dir ? dir : "bin");
-    ck_assert_msg(realpath(b, bindir) != NULL, "AQ_BIN_DIR %s: %s", b, strerror(errno));
-    sup_tmpdir(tmp, sizeof tmp);
-    un_man_dir(tmp, root);
+    un_fixture(bindir, tmp, root);
 }
 
 static void teardown(void)
@@ -172,10 +167,8 @@ static void teardown(void)
 
 START_TEST(units_verify_cleanly)
 {
-    if (!un_have_tool("systemd-analyze")) {
-        fprintf(stderr, "note: systemd-analyze not installed; verify skipped\n");
+    if (un_missing("systemd-analyze", "verify"))
         return;
-    }
     render_unit(UNIT, tmp, UNIT);
     render_unit(TEMPLATE, tmp, TEMPLATE);
     render_unit(TEMPLATE, tmp, "avatarq-worker@thumbs.service");
@@ -195,10 +188,8 @@ END_TEST
 
 START_TEST(units_exposure_at_most_2)
 {
-    if (!un_have_tool("systemd-analyze")) {
-        fprintf(stderr, "note: systemd-analyze not installed; security skipped\n");
+    if (un_missing("systemd-analyze", "security"))
         return;
-    }
     render_unit(UNIT, tmp, UNIT);
     render_unit(TEMPLATE, tmp, "avatarq-worker@thumbs.service");
     const char *units[] = {UNIT, "avatarq-worker@thumbs.service"};
@@ -326,10 +317,8 @@ END_TEST
  * state directories and the config's permissions the unit expects. */
 START_TEST(sysusers_and_tmpfiles_apply)
 {
-    if (!un_have_tool("systemd-sysusers") || !un_have_tool("systemd-tmpfiles")) {
-        fprintf(stderr, "note: systemd-sysusers/tmpfiles not installed; skipped\n");
+    if (un_missing("systemd-sysusers", "sysusers") || un_missing("systemd-tmpfiles", "tmpfiles"))
         return;
-    }
     if (geteuid() != 0) {
         fprintf(stderr, "note: not root, tmpfiles cannot chown; skipped\n");
         return;
@@ -604,10 +593,8 @@ END_TEST
 
 START_TEST(man_pages_format_without_warnings)
 {
-    if (!un_have_tool("groff")) {
-        fprintf(stderr, "note: groff not installed; man page check skipped\n");
+    if (un_missing("groff", "man page check"))
         return;
-    }
     static const char *const pages[] = {"man/avatarq.1", "man/avatarq-worker.8"};
     for (size_t i = 0; i < 2; i++) {
         char cmd[PATH_MAX + 128];
@@ -645,10 +632,8 @@ static const char MAN_COVERAGE[] =
 
 START_TEST(man_pages_cover_every_option_and_key)
 {
-    if (!un_have_tool("groff")) {
-        fprintf(stderr, "note: groff not installed; man page coverage skipped\n");
+    if (un_missing("groff", "man page coverage"))
         return;
-    }
     char script[PATH_MAX + 32], cmd[3 * PATH_MAX];
     FMT(script, "%s/coverage.sh", tmp);
     sup_write_file(script, MAN_COVERAGE);
