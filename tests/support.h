@@ -112,5 +112,8 @@ long long sup_redis_int(const sup_redis *r, const char *fmt, ...)
 
 /* Writes text to path (creating it). */
 void sup_write_file(const char *path, const char *text);
+/* Reads the whole file at path into out (replacing what it held; not
+ * NUL-terminated); false when it cannot be opened. */
+bool sup_read_file(const char *path, buf *out);
 
 #endif

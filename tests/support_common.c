@@ -352,3 +352,17 @@ void sup_write_file(const char *path, const char *text)
     fputs(text, f);
     fclose(f);
 }
+
+bool sup_read_file(const char *path, buf *out)
+{
+    buf_reset(out);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_append(out, chunk, n);
+    fclose(f);
+    return true;
+}

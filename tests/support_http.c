@@ -185,6 +185,20 @@ long hx_req(hx *h, hx_resp *out, const char *method, const char *path, const cha
     return out->status;
 }
 
+long hx_wait_status(hx *h, const char *method, const char *path, long want, int timeout_ms)
+{
+    long st = -1;
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        hx_resp r;
+        st = hx_req(h, &r, method, path, NULL, HX_AUTH, NULL);
+        hx_free(&r);
+        if (st == want)
+            break;
+        sup_sleep_ms(50);
+    }
+    return st;
+}
+
 void hx_free(hx_resp *r)
 {
     buf_free(&r->body);

@@ -65,6 +65,9 @@ void hx_teardown(hx *h);
  * ending with NULL. Fills out (free with hx_free); returns the status, -1
  * when no reply came. */
 long hx_req(hx *h, hx_resp *out, const char *method, const char *path, const char *body, ...);
+/* Repeats a request without a body (method, path, HX_AUTH) until its status
+ * is want, up to timeout_ms; returns the last status. */
+long hx_wait_status(hx *h, const char *method, const char *path, long want, int timeout_ms);
 /* Frees what hx_req put in r. */
 void hx_free(hx_resp *r);
 /* The value of header name in r (static buffer, valid until the next

@@ -76,20 +76,23 @@ static void assert_workers_listed(const char *dom)
 }
 
 /* False, with a note, on a machine without Chromium (tests/deps.sh installs it). */
-static bool have_chromium(void)
+/* The fleet up with its two workers; false (the test is skipped, with a
+ * note) where chromium is not installed. */
+static bool fleet_for_chromium(void)
 {
-    if (sup_run("command -v chromium >/dev/null 2>&1", NULL, false) == 0)
-        return true;
-    fprintf(stderr, "note: chromium not installed (tests/deps.sh); browser test skipped\n");
-    return false;
+    if (sup_run("command -v chromium >/dev/null 2>&1", NULL, false) != 0) {
+        fprintf(stderr, "note: chromium not installed (tests/deps.sh); browser test skipped\n");
+        return false;
+    }
+    wh_start(&H.w, NULL);
+    ck_assert(wh_wait_int(&H.w, 2, 20000, "SCARD " WH_NS ":workers"));
+    return true;
 }
 
 START_TEST(t_dashboard_in_chromium)
 {
-    if (!have_chromium())
+    if (!fleet_for_chromium())
         return;
-    wh_start(&H.w, NULL);
-    ck_assert(wh_wait_int(&H.w, 2, 20000, "SCARD " WH_NS ":workers"));
     char frag[128];
     snprintf(frag, sizeof frag, "#token=%s", HX_TOKEN);
 
@@ -336,10 +339,8 @@ static const char *last_control(void)
  * Resume and Stop buttons reach the fleet. */
 START_TEST(t_dashboard_buttons)
 {
-    if (!have_chromium())
+    if (!fleet_for_chromium())
         return;
-    wh_start(&H.w, NULL);
-    ck_assert(wh_wait_int(&H.w, 2, 20000, "SCARD " WH_NS ":workers"));
     wh_push_str(&H.w, "{\"v\":1,\"id\":\"broken-2\",\"seed\":\"x\",\"filter\":\"blur\"}");
     ck_assert(wh_wait_int(&H.w, 1, 30000, "LLEN " WH_NS ":dead"));
 
