@@ -37,6 +37,9 @@ pid_t sup_spawn(char *const argv[], char *const env[], const char *log_path);
  * benchmarks (not Check tests: a passing assertion would end them) use it
  * too. */
 pid_t sup_spawn_in(const char *cwd, char *const argv[], char *const env[], const char *log_path);
+/* In a forked child about to exec a server: stdin from /dev/null, stdout
+ * and stderr appended to log_path (NULL: inherited). */
+void sup_child_stdio(const char *log_path);
 /* Sends sig and waits up to timeout_ms; returns the raw wait status or -1 if
  * still running (then SIGKILLs it and reaps). */
 int sup_stop(pid_t pid, int sig, int timeout_ms);

@@ -118,6 +118,23 @@ void sup_sleep_ms(int ms)
         ;
 }
 
+void sup_child_stdio(const char *log_path)
+{
+    if (log_path) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+    }
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) {
+        dup2(devnull, 0);
+        close(devnull);
+    }
+}
+
 pid_t sup_spawn(char *const argv[], char *const env[], const char *log_path)
 {
     return sup_spawn_in(NULL, argv, env, log_path);
@@ -133,19 +150,7 @@ pid_t sup_spawn_in(const char *cwd, char *const argv[], char *const env[], const
         ck_abort_msg("fork: %s", strerror(errno));
     if (pid == 0) {
         setpgid(0, 0);
-        if (log_path) {
-            int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-            if (fd >= 0) {
-                dup2(fd, 1);
-                dup2(fd, 2);
-                close(fd);
-            }
-        }
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0) {
-            dup2(devnull, 0);
-            close(devnull);
-        }
+        sup_child_stdio(log_path);
         for (size_t i = 0; env && env[i]; i++)
             putenv(env[i]);
         if (cwd && chdir(cwd) != 0) {
