@@ -2,8 +2,9 @@
  * test_http_browser.c) share, on top of support_worker (a throwaway Redis,
  * config.ini in a temp dir, the real worker fleet): the real
  * bin/avatarq-http on a free port with an [http] section, and real HTTP
- * requests through libcurl. Every process started is tracked in the worker
- * support's pid file, so a failing test leaves nothing running. (It was
+ * requests through libcurl. Every process started is tracked in the pid
+ * file of support.h (sup_track), so a failing test leaves nothing running,
+ * and its temp dirs are listed for hx_reap_strays. (It was
  * tests/http_harness.h, a header of static functions; the names are
  * unchanged.) */
 #ifndef AQ_SUPPORT_HTTP_H
