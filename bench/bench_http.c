@@ -25,7 +25,6 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -44,6 +43,7 @@
 #include "job.h"
 #include "meta.h"
 #include "storage.h"
+#include "support.h"
 
 #define MAX_CONNS 1024
 #define RBUF 65536
@@ -221,58 +221,12 @@ static void on_signal(int sig)
     _exit(128 + sig);
 }
 
+/* sup_spawn_in of the test support, the pid kept for stop_kids. */
 static pid_t spawn(char *const argv[], const char *log, const char *cwd)
 {
-    pid_t pid = fork();
-    if (pid == 0) {
-        setpgid(0, 0);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        if (cwd && chdir(cwd) != 0)
-            _exit(126);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
+    pid_t pid = sup_spawn_in(cwd, argv, NULL, log);
     kids[nkids++] = pid;
     return pid;
-}
-
-static bool wait_port(int port, double seconds)
-{
-    for (double t0 = now_s(); now_s() - t0 < seconds; usleep(50000)) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-        int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-        close(fd);
-        if (rc == 0)
-            return true;
-    }
-    return false;
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    socklen_t len = sizeof sa;
-    bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
 }
 
 /* ---- the stored avatar, made as a worker makes it ---- */
@@ -419,12 +373,12 @@ static int start_nginx(const char *dir, const char *root, int port)
              "    location / { add_header Cache-Control \"public, max-age=31536000, immutable\"; }\n  }\n}\n",
              dir, dir, dir, dir, dir, dir, dir, port, root);
     snprintf(path, sizeof path, "%s/nginx.conf", dir);
-    write_text(path, conf);
+    sup_write_file(path, conf);
     char log[600];
     snprintf(log, sizeof log, "%s/nginx.out", dir);
     char *argv[] = {"nginx", "-p", (char *)dir, "-c", path, NULL};
     serves(port, spawn(argv, log, NULL));
-    return wait_port(port, 10) ? 0 : -1;
+    return sup_wait_port(port, 10000) ? 0 : -1;
 }
 
 static int start_dicebear(const char *dir, int port)
@@ -441,7 +395,7 @@ static int start_dicebear(const char *dir, int port)
     snprintf(ports, sizeof ports, "%d", port);
     char *argv[] = {"node", "server.mjs", ports, FONT, NULL};
     serves(port, spawn(argv, log, peer));
-    return wait_port(port, 20) ? 0 : -1;
+    return sup_wait_port(port, 20000) ? 0 : -1;
 }
 
 /* One run's settings and scratch. */
@@ -462,9 +416,9 @@ static int prepare(bench *b)
         return -1;
     chmod(b->dir, 0755); /* nginx's workers run as www-data */
     snprintf(b->root, sizeof b->root, "%s/root", b->dir);
-    b->hport = free_port();
-    b->nport = free_port();
-    b->dport = free_port();
+    b->hport = sup_free_port();
+    b->nport = sup_free_port();
+    b->dport = sup_free_port();
     const char *redis = getenv("AQ_BENCH_REDIS_URL");
     char text[2048], cmd[700], bin[600], log[600];
     snprintf(text, sizeof text,
@@ -472,7 +426,7 @@ static int prepare(bench *b)
              "path = %s/meta.db\n[http]\nlisten = 127.0.0.1:%d\nthreads = 2\n[log]\nlevel = warn\n",
              redis && *redis ? redis : "redis://127.0.0.1:1/0", b->root, b->dir, b->hport);
     snprintf(b->conf, sizeof b->conf, "%s/config.ini", b->dir);
-    write_text(b->conf, text);
+    sup_write_file(b->conf, text);
     aq_err e = {0};
     if (config_load(&b->cfg, b->conf, &e) != 0 || make_avatar(b->dir, &b->cfg) != 0) {
         fprintf(stderr, "bench_http: %s\n", e.msg);
@@ -485,7 +439,7 @@ static int prepare(bench *b)
     snprintf(log, sizeof log, "%s/http.log", b->dir);
     char *argv[] = {bin, "-c", b->conf, NULL};
     serves(b->hport, spawn(argv, log, NULL));
-    if (!wait_port(b->hport, 10)) {
+    if (!sup_wait_port(b->hport, 10000)) {
         fprintf(stderr, "bench_http: avatarq-http did not start (see %s)\n", log);
         return -1;
     }

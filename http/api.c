@@ -13,28 +13,17 @@
 #define JOBS_PER_POST 1000
 #define LIST_MAX 1000
 
-/* The thread's Redis handle, or NULL after answering 503. */
-static queue *api_queue(hreq *r, enum MHD_Result *res)
-{
-    aq_err e;
-    err_clear(&e);
-    hctx *c = hctx_get();
-    queue *q = c ? hctx_queue(c, &e) : NULL;
-    if (!q)
-        *res = http_error(r, 503, "redis unavailable: %s", c ? e.msg : "out of memory");
-    return q;
-}
+/* What a handler needs before it can answer, as api_need found it. Zeroed
+ * ({0}) it holds a cleared error and MHD_NO. */
+typedef struct api_call {
+    enum MHD_Result res;     /* the answer already queued when api_need said no */
+    const char *id;          /* API_ID: the path's {id}, valid */
+    queue *q;                /* API_QUEUE: the thread's Redis handle */
+    meta *m;                 /* API_META: the thread's metadata handle */
+    aq_err e;                /* for the handler's own library calls */
+} api_call;
 
-static meta *api_meta(hreq *r, enum MHD_Result *res)
-{
-    aq_err e;
-    err_clear(&e);
-    hctx *c = hctx_get();
-    meta *m = c ? hctx_meta(c, &e) : NULL;
-    if (!m)
-        *res = http_error(r, 503, "database unavailable: %s", c ? e.msg : "out of memory");
-    return m;
-}
+enum { API_ID = 1, API_QUEUE = 2, API_META = 4 };
 
 static bool path_id(hreq *r, enum MHD_Result *res)
 {
@@ -44,6 +33,31 @@ static bool path_id(hreq *r, enum MHD_Result *res)
     *res = http_error(r, 400, "id: '%s' is not a valid id ([A-Za-z0-9._-]{1,64}, not starting with '.')",
                       log_printable(r->cap[0], r->cap_len[0], p, sizeof p));
     return false;
+}
+
+/* 503 naming the store that cannot be reached (and why); false. */
+static bool api_unavailable(hreq *r, api_call *a, const char *what, const hctx *c)
+{
+    a->res = http_error(r, 503, "%s unavailable: %s", what, c ? a->e.msg : "out of memory");
+    return false;
+}
+
+/* Checks and opens what needs (API_* bits) asks for, in this order: the
+ * path's {id} (400 when it is not a valid id), the Redis handle, the
+ * metadata handle (503 with the reason when one cannot be opened). True
+ * when everything is there; false after answering, a->res the answer. */
+static bool api_need(hreq *r, int needs, api_call *a)
+{
+    if ((needs & API_ID) && !path_id(r, &a->res))
+        return false;
+    if (needs & API_ID)
+        a->id = r->capbuf[0];
+    hctx *c = hctx_get();
+    if ((needs & API_QUEUE) && !(a->q = c ? hctx_queue(c, &a->e) : NULL))
+        return api_unavailable(r, a, "redis", c);
+    if ((needs & API_META) && !(a->m = c ? hctx_meta(c, &a->e) : NULL))
+        return api_unavailable(r, a, "database", c);
+    return true;
 }
 
 /* ---- POST /v1/jobs ---- */
@@ -207,28 +221,26 @@ enum MHD_Result http_jobs_post(hreq *r)
     if (qname && (strlen(qname) > 64 || !job_id_valid(qname)))
         return http_error(r, 400, "queue: not a queue name ([A-Za-z0-9._-]{1,64})");
     posted p = {0};
-    queue *q = NULL;
-    if (!post_parse(r, &p, &res) || !(q = api_queue(r, &res))) {
+    api_call a = {0};
+    if (!post_parse(r, &p, &a.res) || !api_need(r, API_QUEUE, &a)) {
         posted_free(&p);
-        return res;
+        return a.res;
     }
-    aq_err e;
-    err_clear(&e);
     char last[48] = "0-0";
     queue_item *items = calloc(p.n, sizeof *items);
-    int rc = items ? 0 : err_set(&e, AQ_EAGAIN, "out of memory");
+    int rc = items ? 0 : err_set(&a.e, AQ_EAGAIN, "out of memory");
     /* the stream position before the push: no event of ours is missed */
     if (rc == 0 && wait)
-        rc = queue_events_last(q, last, &e);
+        rc = queue_events_last(a.q, last, &a.e);
     for (size_t i = 0; rc == 0 && i < p.n; i++)
         items[i] = (queue_item){p.ids[i], p.docs[i], strlen(p.docs[i]), http_now_ms()};
     if (rc == 0)
-        rc = queue_enqueue_many(q, qname, items, p.n, &e);
+        rc = queue_enqueue_many(a.q, qname, items, p.n, &a.e);
     free(items);
     if (rc != 0)
-        res = http_fail(r, &e, 500);
+        res = http_fail(r, &a.e, 500);
     else if (wait)
-        res = post_wait(r, q, &p, last, timeout_s);
+        res = post_wait(r, a.q, &p, last, timeout_s);
     else {
         json_t *ids = json_array();
         for (size_t i = 0; i < p.n; i++)
@@ -243,16 +255,13 @@ enum MHD_Result http_jobs_post(hreq *r)
 
 enum MHD_Result http_job_get(hreq *r)
 {
-    enum MHD_Result res = MHD_NO;
-    queue *q;
-    if (!path_id(r, &res) || !(q = api_queue(r, &res)))
-        return res;
+    api_call a = {0};
+    if (!api_need(r, API_ID | API_QUEUE, &a))
+        return a.res;
     queue_job j;
-    aq_err e;
-    err_clear(&e);
-    if (queue_job_get(q, r->capbuf[0], &j, &e) != 0)
-        return http_fail(r, &e, 500);
-    json_t *o = job_json(r->capbuf[0], &j);
+    if (queue_job_get(a.q, a.id, &j, &a.e) != 0)
+        return http_fail(r, &a.e, 500);
+    json_t *o = job_json(a.id, &j);
     queue_job_free(&j);
     return http_json(r, 200, o);
 }
@@ -326,27 +335,23 @@ static int on_event(const char *id, const char *state, const char *worker, const
  * newest first; ids whose row is gone (deleted since) are skipped. */
 static enum MHD_Result avatars_latest(hreq *r)
 {
-    enum MHD_Result res = MHD_NO;
+    api_call a = {0};
     long want;
-    queue *q;
-    meta *m;
-    if (!http_arg_int(r, "latest", 1, LATEST_MAX, 12, &want, &res) || !(q = api_queue(r, &res)) ||
-        !(m = api_meta(r, &res)))
-        return res;
+    if (!http_arg_int(r, "latest", 1, LATEST_MAX, 12, &want, &a.res) ||
+        !api_need(r, API_QUEUE | API_META, &a))
+        return a.res;
     latest *l = calloc(1, sizeof *l);
     if (!l)
         return http_error(r, 503, "out of memory");
     l->want = (size_t)want;
-    aq_err e;
-    err_clear(&e);
-    if (queue_view_events(q, LATEST_SCAN, on_event, l, &e) != 0) {
+    if (queue_view_events(a.q, LATEST_SCAN, on_event, l, &a.e) != 0) {
         free(l);
-        return http_fail(r, &e, 500);
+        return http_fail(r, &a.e, 500);
     }
     hctx *c = hctx_get();
     json_t *rows = json_array();
     for (size_t i = 0; i < l->n; i++)
-        if (meta_get(m, l->ids[i], &c->row, &e) == 0)
+        if (meta_get(a.m, l->ids[i], &c->row, &a.e) == 0)
             json_array_append_new(rows, row_json(&c->row));
     free(l);
     return http_json(r, 200, json_pack("{s:o, s:n}", "avatars", rows, "next"));
@@ -354,24 +359,21 @@ static enum MHD_Result avatars_latest(hreq *r)
 
 enum MHD_Result http_avatars_list(hreq *r)
 {
-    enum MHD_Result res = MHD_NO;
+    api_call a = {0};
     long limit;
     if (http_arg(r, "latest"))
         return avatars_latest(r);
-    if (!http_arg_int(r, "limit", 1, LIST_MAX, 50, &limit, &res))
-        return res;
+    if (!http_arg_int(r, "limit", 1, LIST_MAX, 50, &limit, &a.res))
+        return a.res;
     const char *after = http_arg(r, "after");
     if (after && after[0] && (strlen(after) > JOB_ID_MAX || !job_id_valid(after)))
         return http_error(r, 400, "after: not an avatar id");
-    meta *m = api_meta(r, &res);
-    if (!m)
-        return res;
+    if (!api_need(r, API_META, &a))
+        return a.res;
     json_t *rows = json_array();
-    aq_err e;
-    err_clear(&e);
-    if (meta_list(m, after ? after : "", (int)limit, list_row, rows, &e) != 0) {
+    if (meta_list(a.m, after ? after : "", (int)limit, list_row, rows, &a.e) != 0) {
         json_decref(rows);
-        return http_fail(r, &e, 500);
+        return http_fail(r, &a.e, 500);
     }
     size_t n = json_array_size(rows);
     json_t *last = n ? json_object_get(json_array_get(rows, n - 1), "id") : NULL;
@@ -379,68 +381,63 @@ enum MHD_Result http_avatars_list(hreq *r)
     return http_json(r, 200, json_pack("{s:o, s:o}", "avatars", rows, "next", next));
 }
 
+/* The metadata row of the path's {id} (in the thread's scratch row); NULL
+ * after answering (a bad id, the database unavailable, no such avatar). */
+static const meta_row *api_row(hreq *r, api_call *a)
+{
+    if (!api_need(r, API_ID | API_META, a))
+        return NULL;
+    hctx *c = hctx_get(); /* there: api_need opened its database */
+    if (meta_get(a->m, a->id, &c->row, &a->e) == 0)
+        return &c->row;
+    a->res = http_fail(r, &a->e, 500);
+    return NULL;
+}
+
 enum MHD_Result http_avatar_get(hreq *r)
 {
-    enum MHD_Result res = MHD_NO;
-    meta *m;
-    if (!path_id(r, &res) || !(m = api_meta(r, &res)))
-        return res;
-    hctx *c = hctx_get();
-    aq_err e;
-    err_clear(&e);
-    if (meta_get(m, r->capbuf[0], &c->row, &e) != 0)
-        return http_fail(r, &e, 500);
-    return http_json(r, 200, row_json(&c->row));
+    api_call a = {0};
+    const meta_row *w = api_row(r, &a);
+    return w ? http_json(r, 200, row_json(w)) : a.res;
 }
 
 /* Deleting is a job like any other (the worker removes files and row). */
 enum MHD_Result http_avatar_delete(hreq *r)
 {
-    enum MHD_Result res = MHD_NO;
-    meta *m;
-    queue *q;
-    if (!path_id(r, &res) || !(m = api_meta(r, &res)))
-        return res;
-    hctx *c = hctx_get();
-    aq_err e;
-    err_clear(&e);
-    if (meta_get(m, r->capbuf[0], &c->row, &e) != 0)
-        return http_fail(r, &e, 500);
-    if (!(q = api_queue(r, &res)))
-        return res;
+    api_call a = {0};
+    /* Redis only after the row: an unknown id is a 404 even while Redis is down */
+    if (!api_row(r, &a) || !api_need(r, API_QUEUE, &a))
+        return a.res;
     job_request *jr = malloc(sizeof *jr);
     if (!jr)
         return http_error(r, 503, "out of memory");
     job_init(jr, &G.limits);
     jr->type = JOB_DELETE;
-    snprintf(jr->id, sizeof jr->id, "%.*s", JOB_ID_MAX, r->capbuf[0]);
+    snprintf(jr->id, sizeof jr->id, "%.*s", JOB_ID_MAX, a.id);
     jr->id_given = true;
     jr->created_at = http_now_ms();
-    char *doc = job_finish(jr, &G.limits, &e) == 0 ? job_to_json(jr) : NULL;
+    char *doc = job_finish(jr, &G.limits, &a.e) == 0 ? job_to_json(jr) : NULL;
     int64_t created = jr->created_at;
     free(jr);
     if (!doc)
-        return http_error(r, 500, "delete job: %s", e.msg[0] ? e.msg : "out of memory");
-    int rc = queue_enqueue(q, NULL, r->capbuf[0], doc, strlen(doc), created, &e);
+        return http_error(r, 500, "delete job: %s", a.e.msg[0] ? a.e.msg : "out of memory");
+    int rc = queue_enqueue(a.q, NULL, a.id, doc, strlen(doc), created, &a.e);
     free(doc);
     if (rc != 0)
-        return http_fail(r, &e, 500);
-    return http_json(r, 202, json_pack("{s:s, s:s}", "id", r->capbuf[0], "state", "queued"));
+        return http_fail(r, &a.e, 500);
+    return http_json(r, 202, json_pack("{s:s, s:s}", "id", a.id, "state", "queued"));
 }
 
 /* ---- operators ---- */
 
 enum MHD_Result http_stats(hreq *r)
 {
-    enum MHD_Result res = MHD_NO;
-    queue *q = api_queue(r, &res);
-    if (!q)
-        return res;
+    api_call a = {0};
+    if (!api_need(r, API_QUEUE, &a))
+        return a.res;
     queue_stats s;
-    aq_err e;
-    err_clear(&e);
-    if (queue_stats_get(q, &s, &e) != 0)
-        return http_fail(r, &e, 500);
+    if (queue_stats_get(a.q, &s, &a.e) != 0)
+        return http_fail(r, &a.e, 500);
     json_t *o = json_pack(
         "{s:s, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:I}", "queue",
         G.cfg->redis.queue, "queued", (json_int_t)s.queued, "processing",
@@ -467,16 +464,13 @@ static int worker_row(const queue_worker_info *w, void *ud)
 
 enum MHD_Result http_workers(hreq *r)
 {
-    enum MHD_Result res = MHD_NO;
-    queue *q = api_queue(r, &res);
-    if (!q)
-        return res;
+    api_call a = {0};
+    if (!api_need(r, API_QUEUE, &a))
+        return a.res;
     json_t *arr = json_array();
-    aq_err e;
-    err_clear(&e);
-    if (queue_workers(q, worker_row, arr, &e) != 0) {
+    if (queue_workers(a.q, worker_row, arr, &a.e) != 0) {
         json_decref(arr);
-        return http_fail(r, &e, 500);
+        return http_fail(r, &a.e, 500);
     }
     return http_json(r, 200, json_pack("{s:o}", "workers", arr));
 }
@@ -492,40 +486,32 @@ static int dead_row(const char *doc, void *ud)
 
 enum MHD_Result http_dead_list(hreq *r)
 {
-    enum MHD_Result res = MHD_NO;
+    api_call a = {0};
     long offset, limit;
-    if (!http_arg_int(r, "offset", 0, 100000000, 0, &offset, &res) ||
-        !http_arg_int(r, "limit", 1, LIST_MAX, 50, &limit, &res))
-        return res;
-    queue *q = api_queue(r, &res);
-    if (!q)
-        return res;
+    if (!http_arg_int(r, "offset", 0, 100000000, 0, &offset, &a.res) ||
+        !http_arg_int(r, "limit", 1, LIST_MAX, 50, &limit, &a.res) || !api_need(r, API_QUEUE, &a))
+        return a.res;
     json_t *arr = json_array();
-    aq_err e;
-    err_clear(&e);
     queue_stats s;
-    if (queue_dead_list(q, offset, offset + limit - 1, dead_row, arr, &e) != 0 ||
-        queue_stats_get(q, &s, &e) != 0) {
+    if (queue_dead_list(a.q, offset, offset + limit - 1, dead_row, arr, &a.e) != 0 ||
+        queue_stats_get(a.q, &s, &a.e) != 0) {
         json_decref(arr);
-        return http_fail(r, &e, 500);
+        return http_fail(r, &a.e, 500);
     }
     return http_json(r, 200, json_pack("{s:o, s:I}", "dead", arr, "total", (json_int_t)s.dead));
 }
 
 enum MHD_Result http_dead_retry(hreq *r)
 {
-    enum MHD_Result res = MHD_NO;
-    queue *q;
-    if (!path_id(r, &res) || !(q = api_queue(r, &res)))
-        return res;
+    api_call a = {0};
+    if (!api_need(r, API_ID | API_QUEUE, &a))
+        return a.res;
     int n = 0;
-    aq_err e;
-    err_clear(&e);
-    if (queue_dead_retry(q, r->capbuf[0], false, &n, &e) != 0)
-        return http_fail(r, &e, 500);
+    if (queue_dead_retry(a.q, a.id, false, &n, &a.e) != 0)
+        return http_fail(r, &a.e, 500);
     if (n == 0)
-        return http_error(r, 404, "no dead letter with id %s", r->capbuf[0]);
-    return http_json(r, 200, json_pack("{s:s, s:i}", "id", r->capbuf[0], "retried", n));
+        return http_error(r, 404, "no dead letter with id %s", a.id);
+    return http_json(r, 200, json_pack("{s:s, s:i}", "id", a.id, "retried", n));
 }
 
 static const char *const CONTROL_CMDS[] = {"quiet", "resume", "stop"};
@@ -554,20 +540,17 @@ enum MHD_Result http_control(hreq *r)
     size_t i = 0;
     while (cmd && i < 3 && strcmp(cmd, CONTROL_CMDS[i]) != 0)
         i++;
-    enum MHD_Result res = MHD_NO;
-    queue *q = NULL;
-    aq_err e;
-    err_clear(&e);
+    api_call a = {0};
     if (!json_is_object(body))
-        res = http_error(r, 400, "body: expected {\"cmd\": \"quiet|resume|stop\", \"target\": ...}");
+        a.res = http_error(r, 400, "body: expected {\"cmd\": \"quiet|resume|stop\", \"target\": ...}");
     else if (!cmd || i == 3)
-        res = http_error(r, 400, "cmd: expected one of quiet, resume, stop");
+        a.res = http_error(r, 400, "cmd: expected one of quiet, resume, stop");
     else if (!target || !valid_target(target))
-        res = http_error(r, 400, "target: expected \"all\", \"host:HOST\" or \"worker:HOST:PID\"");
-    else if ((q = api_queue(r, &res)) && queue_control_post(q, target, cmd, &e) != 0)
-        res = http_fail(r, &e, 500);
-    else if (q)
-        res = http_json(r, 202, json_pack("{s:s, s:s}", "cmd", cmd, "target", target));
+        a.res = http_error(r, 400, "target: expected \"all\", \"host:HOST\" or \"worker:HOST:PID\"");
+    else if (api_need(r, API_QUEUE, &a) && queue_control_post(a.q, target, cmd, &a.e) != 0)
+        a.res = http_fail(r, &a.e, 500);
+    else if (a.q)
+        a.res = http_json(r, 202, json_pack("{s:s, s:s}", "cmd", cmd, "target", target));
     json_decref(body);
-    return res;
+    return a.res;
 }

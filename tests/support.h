@@ -28,14 +28,53 @@ void sup_sleep_ms(int ms);
  * terminated, may be NULL), stdout/stderr appended to log_path (NULL: inherit).
  * Returns the pid. The child gets its own process group. (A server may
  * outlive the test child that started it: test_queue's outage tests restart
- * Redis in one test for the next; the worker tests track what they start in
- * support_worker.c and kill it even when a test fails.) */
+ * Redis in one test for the next; tests track what they start with
+ * sup_track below, so that it is killed even when a test fails.) */
 pid_t sup_spawn(char *const argv[], char *const env[], const char *log_path);
+/* sup_spawn in the directory cwd (NULL: this one); argv[0] without a slash
+ * is looked up in $PATH. Like sup_free_port, sup_wait_port, sup_stop and
+ * sup_write_file it makes no Check assertion unless it fails, so the
+ * benchmarks (not Check tests: a passing assertion would end them) use it
+ * too. */
+pid_t sup_spawn_in(const char *cwd, char *const argv[], char *const env[], const char *log_path);
+/* In a forked child about to exec a server: stdin from /dev/null, stdout
+ * and stderr appended to log_path (NULL: inherited). */
+void sup_child_stdio(const char *log_path);
 /* Sends sig and waits up to timeout_ms; returns the raw wait status or -1 if
  * still running (then SIGKILLs it and reaps). */
 int sup_stop(pid_t pid, int sig, int timeout_ms);
 /* Waits up to timeout_ms for pid to exit; raw status, or -1 on timeout. */
 int sup_wait(pid_t pid, int timeout_ms);
+
+/* ---- processes that must not outlive their test ----
+ * A failing check ends the test process at once (Check's _exit): neither
+ * its teardown nor its atexit handlers run. So every process a test starts
+ * is listed in one pid file named after the Check runner (the test's
+ * parent), and forgotten once it was stopped and reaped cleanly; whatever
+ * stays listed is killed by the next teardown or by the runner's unchecked
+ * teardown (sup_reap_strays). */
+
+/* The pid file of the Check runner with pid runner. */
+void sup_pidfile(char *out, size_t n, pid_t runner);
+/* Lists pid (a process group leader, as sup_spawn makes it) for cleanup. */
+void sup_track(pid_t pid);
+/* Forgets pid (stopped and reaped cleanly): only strays stay listed. */
+void sup_untrack(pid_t pid);
+/* SIGKILLs pid's children by their ids (found in /proc), then pid's group
+ * and pid: avatarq-worker puts each worker process in a group of its own,
+ * and a worker waiting for a Redis that is gone would outlive its
+ * supervisor. */
+void sup_kill_tree(pid_t pid);
+/* sup_kill_tree on every pid listed in runner's pid file (reaping what is
+ * our child and gone), then removes the file. */
+void sup_kill_listed(pid_t runner);
+/* For the runner's unchecked teardown: kills whatever a test child left. */
+void sup_reap_strays(void);
+/* Makes the calling test process kill what is listed for its runner when it
+ * exits (an atexit handler, installed once per process). */
+void sup_kill_listed_at_exit(void);
+/* sup_stop, then sup_untrack: for a tracked process. */
+int sup_stop_tracked(pid_t pid, int sig, int timeout_ms);
 
 /* Runs a command line through /bin/sh, capturing stdout (+stderr when
  * merge_stderr) into out (NUL-terminated); returns its exit status (0-255),
@@ -76,5 +115,8 @@ long long sup_redis_int(const sup_redis *r, const char *fmt, ...)
 
 /* Writes text to path (creating it). */
 void sup_write_file(const char *path, const char *text);
+/* Reads the whole file at path into out (replacing what it held; not
+ * NUL-terminated); false when it cannot be opened. */
+bool sup_read_file(const char *path, buf *out);
 
 #endif

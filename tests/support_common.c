@@ -1,6 +1,7 @@
 #include "support.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -84,12 +85,13 @@ void sup_rmtree(const char *path)
 
 int sup_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
     socklen_t len = sizeof a;
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    /* ck_abort only on failure (see sup_spawn_in: benchmarks call this) */
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        ck_abort_msg("no free port: %s", strerror(errno));
     close(fd);
     return ntohs(a.sin_port);
 }
@@ -116,7 +118,29 @@ void sup_sleep_ms(int ms)
         ;
 }
 
+void sup_child_stdio(const char *log_path)
+{
+    if (log_path) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+    }
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) {
+        dup2(devnull, 0);
+        close(devnull);
+    }
+}
+
 pid_t sup_spawn(char *const argv[], char *const env[], const char *log_path)
+{
+    return sup_spawn_in(NULL, argv, env, log_path);
+}
+
+pid_t sup_spawn_in(const char *cwd, char *const argv[], char *const env[], const char *log_path)
 {
     pid_t pid = fork();
     /* ck_abort only on failure: a passing ck_assert records a mark point,
@@ -126,22 +150,14 @@ pid_t sup_spawn(char *const argv[], char *const env[], const char *log_path)
         ck_abort_msg("fork: %s", strerror(errno));
     if (pid == 0) {
         setpgid(0, 0);
-        if (log_path) {
-            int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-            if (fd >= 0) {
-                dup2(fd, 1);
-                dup2(fd, 2);
-                close(fd);
-            }
-        }
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0) {
-            dup2(devnull, 0);
-            close(devnull);
-        }
+        sup_child_stdio(log_path);
         for (size_t i = 0; env && env[i]; i++)
             putenv(env[i]);
-        execv(argv[0], argv);
+        if (cwd && chdir(cwd) != 0) {
+            fprintf(stderr, "chdir %s: %s\n", cwd, strerror(errno));
+            _exit(126);
+        }
+        execvp(argv[0], argv);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
@@ -172,6 +188,118 @@ int sup_stop(pid_t pid, int sig, int timeout_ms)
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
     }
+    return st;
+}
+
+/* ---- processes that must not outlive their test ---- */
+
+void sup_pidfile(char *out, size_t n, pid_t runner)
+{
+    snprintf(out, n, "/tmp/avatarq-test-%d.pids", (int)runner);
+}
+
+void sup_track(pid_t pid)
+{
+    char path[64];
+    sup_pidfile(path, sizeof path, getppid());
+    FILE *f = fopen(path, "a");
+    if (f) {
+        fprintf(f, "%d\n", (int)pid);
+        fclose(f);
+    }
+}
+
+void sup_untrack(pid_t pid)
+{
+    char path[64], tmp[80];
+    sup_pidfile(path, sizeof path, getppid());
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *in = fopen(path, "r"), *out = in ? fopen(tmp, "w") : NULL;
+    int p;
+    while (in && out && fscanf(in, "%d", &p) == 1)
+        if (p != (int)pid)
+            fprintf(out, "%d\n", p);
+    if (out) {
+        fclose(out);
+        rename(tmp, path);
+    }
+    if (in)
+        fclose(in);
+}
+
+/* The parent pid of process pid (from /proc/PID/stat), or 0. */
+static pid_t parent_of(int pid)
+{
+    char path[64], stat[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *rp = strrchr(stat, ')'); /* the name may hold spaces */
+    int ppid = 0;
+    return rp && sscanf(rp + 2, "%*c %d", &ppid) == 1 ? (pid_t)ppid : 0;
+}
+
+void sup_kill_tree(pid_t pid)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        int child = atoi(de->d_name);
+        if (child > 1 && parent_of(child) == pid) {
+            kill(-child, SIGKILL);
+            kill(child, SIGKILL);
+        }
+    }
+    if (d)
+        closedir(d);
+    kill(-pid, SIGKILL); /* sup_spawn made it a group leader */
+    kill(pid, SIGKILL);
+}
+
+void sup_kill_listed(pid_t runner)
+{
+    char path[64];
+    sup_pidfile(path, sizeof path, runner);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    int pid;
+    while (fscanf(f, "%d", &pid) == 1)
+        if (pid > 1) {
+            sup_kill_tree(pid);
+            waitpid(pid, NULL, WNOHANG);
+        }
+    fclose(f);
+    unlink(path);
+}
+
+void sup_reap_strays(void)
+{
+    sup_kill_listed(getpid());
+}
+
+static void kill_listed_of_runner(void)
+{
+    sup_kill_listed(getppid());
+}
+
+void sup_kill_listed_at_exit(void)
+{
+    static pid_t installed;
+    if (installed != getpid())
+        atexit(kill_listed_of_runner);
+    installed = getpid();
+}
+
+int sup_stop_tracked(pid_t pid, int sig, int timeout_ms)
+{
+    int st = sup_stop(pid, sig, timeout_ms);
+    if (pid > 0)
+        sup_untrack(pid); /* reaped either way (sup_stop SIGKILLs a laggard) */
     return st;
 }
 
@@ -224,7 +352,22 @@ const char *sup_test_bin(const char *name)
 void sup_write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
+    if (!f) /* ck_abort only on failure (see sup_spawn_in) */
+        ck_abort_msg("open %s: %s", path, strerror(errno));
     fputs(text, f);
     fclose(f);
+}
+
+bool sup_read_file(const char *path, buf *out)
+{
+    buf_reset(out);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_append(out, chunk, n);
+    fclose(f);
+    return true;
 }

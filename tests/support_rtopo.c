@@ -1,7 +1,6 @@
 #include "support_rtopo.h"
 
 #include <check.h>
-#include <dirent.h>
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -21,111 +20,17 @@
 
 static char dir[256];
 
-/* ---- pids ---- */
-
-static void pidfile(char *out, size_t n, pid_t runner)
-{
-    snprintf(out, n, "/tmp/avatarq-rt-%d.pids", (int)runner);
-}
-
-static void track(pid_t pid)
-{
-    char path[64];
-    pidfile(path, sizeof path, getppid());
-    FILE *f = fopen(path, "a");
-    if (f) {
-        fprintf(f, "%d\n", (int)pid);
-        fclose(f);
-    }
-}
-
-static void untrack(pid_t pid)
-{
-    char path[64], tmp[80];
-    pidfile(path, sizeof path, getppid());
-    snprintf(tmp, sizeof tmp, "%s.new", path);
-    FILE *in = fopen(path, "r"), *out = in ? fopen(tmp, "w") : NULL;
-    int p;
-    while (in && out && fscanf(in, "%d", &p) == 1)
-        if (p != (int)pid)
-            fprintf(out, "%d\n", p);
-    if (out) {
-        fclose(out);
-        rename(tmp, path);
-    }
-    if (in)
-        fclose(in);
-}
-
-/* SIGKILLs pid's children by their ids (found in /proc), then pid's group:
- * avatarq-worker puts each worker process in its own group, and a worker
- * waiting for a Redis that is gone would outlive its supervisor. */
-static void kill_tree(pid_t pid)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        char path[300], stat[512];
-        int child = atoi(de->d_name);
-        if (child <= 1)
-            continue;
-        snprintf(path, sizeof path, "/proc/%d/stat", child);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t n = fread(stat, 1, sizeof stat - 1, f);
-        fclose(f);
-        stat[n] = '\0';
-        const char *rp = strrchr(stat, ')'); /* the name may hold spaces */
-        int ppid = 0;
-        if (rp && sscanf(rp + 2, "%*c %d", &ppid) == 1 && ppid == pid) {
-            kill(-child, SIGKILL);
-            kill(child, SIGKILL);
-        }
-    }
-    if (d)
-        closedir(d);
-    kill(-pid, SIGKILL); /* sup_spawn made it a group leader */
-    kill(pid, SIGKILL);
-}
-
-static void kill_listed(pid_t runner)
-{
-    char path[64];
-    pidfile(path, sizeof path, runner);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    int pid;
-    while (fscanf(f, "%d", &pid) == 1) {
-        if (pid > 1) {
-            kill_tree(pid);
-            waitpid(pid, NULL, WNOHANG);
-        }
-    }
-    fclose(f);
-    unlink(path);
-}
-
-static void at_exit(void)
-{
-    kill_listed(getppid());
-}
-
 void rt_begin(void)
 {
-    static bool registered;
-    if (!registered)
-        atexit(at_exit);
-    registered = true;
-    kill_listed(getppid()); /* whatever an earlier failed test left */
+    sup_kill_listed_at_exit();
+    sup_kill_listed(getppid()); /* whatever an earlier failed test left */
     srand((unsigned)getpid());
     sup_tmpdir(dir, sizeof dir);
 }
 
 void rt_end(void)
 {
-    kill_listed(getppid());
+    sup_kill_listed(getppid());
     if (dir[0] && !getenv("AQ_TEST_KEEP"))
         sup_rmtree(dir);
     dir[0] = '\0';
@@ -133,7 +38,7 @@ void rt_end(void)
 
 void rt_reap_strays(void)
 {
-    kill_listed(getpid());
+    sup_reap_strays();
 }
 
 const char *rt_dir(void)
@@ -154,7 +59,7 @@ pid_t rt_spawn(char *const argv[], const char *log)
 {
     pid_t pid = sup_spawn(argv, NULL, log);
     ck_assert_msg(pid > 0, "cannot start %s", argv[0]);
-    track(pid);
+    sup_track(pid);
     return pid;
 }
 
@@ -163,16 +68,16 @@ void rt_kill(pid_t pid, int sig)
     if (pid <= 0)
         return;
     if (waitpid(pid, NULL, WNOHANG) != 0) { /* gone already (or reaped by sup_wait) */
-        untrack(pid);
+        sup_untrack(pid);
         return;
     }
     kill(pid, sig);
     /* longer than rt_config's shutdown_timeout_s: a worker stop is graceful */
     if (sup_wait(pid, 30000) == -1) { /* a laggard: it and its children */
-        kill_tree(pid);
+        sup_kill_tree(pid);
         waitpid(pid, NULL, 0);
     }
-    untrack(pid);
+    sup_untrack(pid);
 }
 
 /* ---- servers ---- */

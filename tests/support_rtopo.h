@@ -3,10 +3,10 @@
  * sentinels, a 3 x 2 cluster; plus a job flow through the real programs
  * (bin/avatarq batch, bin/avatarq-worker) and the checks on its outcome.
  *
- * Every process started is listed in a pid file named after the Check
- * runner; rt_end (the test's teardown), an atexit handler in the test child
- * and rt_reap_strays (the runner's unchecked teardown) kill what is listed,
- * so a failed assertion leaves nothing running. */
+ * Every process started is listed in the pid file of support.h
+ * (sup_track); rt_end (the test's teardown), an atexit handler in the test
+ * child and rt_reap_strays (the runner's unchecked teardown) kill what is
+ * listed, so a failed assertion leaves nothing running. */
 #ifndef AQ_TEST_RTOPO_H
 #define AQ_TEST_RTOPO_H
 

@@ -2,7 +2,6 @@
 
 #include <check.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,17 +46,7 @@ static void become_server(const sup_s3 *s, pid_t parent, int delay_ms)
     snprintf(log, sizeof log, "%s/server.log", s->dir);
     snprintf(data, sizeof data, "%s/data", s->dir);
     snprintf(port, sizeof port, "%d", s->port);
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-        close(fd);
-    }
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) {
-        dup2(devnull, 0);
-        close(devnull);
-    }
+    sup_child_stdio(log);
     if (s->secret[0])
         setenv("AQ_S3_TEST_SECRET", s->secret, 1);
     else

@@ -22,63 +22,26 @@
 /* The harness of the running test, for the atexit handler. */
 static wh *wh_current;
 
-void wh_pidfile(char *out, size_t n, pid_t runner)
-{
-    snprintf(out, n, "/tmp/avatarq-wh-%d.pids", (int)runner);
-}
-
-/* Remembers pid (a process group leader) for cleanup. */
+/* The wh_ names of the tracking in support_common.c, which the worker
+ * tests call. */
 void wh_track(pid_t pid)
 {
-    char path[64];
-    wh_pidfile(path, sizeof path, getppid());
-    FILE *f = fopen(path, "a");
-    if (f) {
-        fprintf(f, "%d\n", (int)pid);
-        fclose(f);
-    }
+    sup_track(pid);
 }
 
-/* Forgets pid (stopped and reaped cleanly): only strays stay listed. */
 void wh_untrack(pid_t pid)
 {
-    char path[64], tmp[80];
-    wh_pidfile(path, sizeof path, getppid());
-    snprintf(tmp, sizeof tmp, "%s.new", path);
-    FILE *in = fopen(path, "r"), *out = in ? fopen(tmp, "w") : NULL;
-    int p;
-    while (in && out && fscanf(in, "%d", &p) == 1)
-        if (p != (int)pid)
-            fprintf(out, "%d\n", p);
-    if (out) {
-        fclose(out);
-        rename(tmp, path);
-    }
-    if (in)
-        fclose(in);
+    sup_untrack(pid);
 }
 
 void wh_kill_listed(pid_t runner)
 {
-    char path[64];
-    wh_pidfile(path, sizeof path, runner);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    int pid;
-    while (fscanf(f, "%d", &pid) == 1)
-        if (pid > 1) {
-            kill(-pid, SIGKILL);
-            kill(pid, SIGKILL);
-        }
-    fclose(f);
-    unlink(path);
+    sup_kill_listed(runner);
 }
 
-/* For the parent's unchecked teardown: kills whatever a test child left. */
 void wh_reap_strays(void)
 {
-    wh_kill_listed(getpid());
+    sup_reap_strays();
 }
 
 void wh_atexit(void)
@@ -87,7 +50,7 @@ void wh_atexit(void)
         kill(wh_current->pid, SIGKILL);
         waitpid(wh_current->pid, NULL, 0);
     }
-    wh_kill_listed(getppid());
+    sup_kill_listed(getppid());
 }
 
 /* Default [worker] keys; a test's worker_extra replaces any of them
@@ -149,7 +112,7 @@ void wh_setup(wh *h, bool aof, const char *worker_extra)
     atexit(wh_atexit);
     sup_tmpdir(h->dir, sizeof h->dir);
     sup_redis_start(&h->r, aof);
-    wh_track(h->r.pid);
+    sup_track(h->r.pid);
     snprintf(h->cfg, sizeof h->cfg, "%s/config.ini", h->dir);
     snprintf(h->log, sizeof h->log, "%s/worker.log", h->dir);
     snprintf(h->root, sizeof h->root, "%s/root", h->dir);
@@ -172,7 +135,7 @@ pid_t wh_start(wh *h, char *const env[])
 {
     char *argv[] = {(char *)sup_test_bin("avatarq-worker"), "-c", h->cfg, NULL};
     h->pid = sup_spawn(argv, env, h->log);
-    wh_track(h->pid);
+    sup_track(h->pid);
     return h->pid;
 }
 
@@ -180,9 +143,7 @@ pid_t wh_start(wh *h, char *const env[])
  * be killed). */
 int wh_stop(wh *h, int sig, int timeout_ms)
 {
-    int st = sup_stop(h->pid, sig, timeout_ms);
-    if (h->pid > 0)
-        wh_untrack(h->pid); /* reaped either way (sup_stop SIGKILLs a laggard) */
+    int st = sup_stop_tracked(h->pid, sig, timeout_ms);
     h->pid = 0;
     return st;
 }
@@ -193,13 +154,13 @@ void wh_redis_stop(wh *h)
     pid_t pid = h->r.pid;
     sup_redis_stop(&h->r);
     if (pid > 0)
-        wh_untrack(pid);
+        sup_untrack(pid);
 }
 
 void wh_redis_restart(wh *h)
 {
     sup_redis_restart(&h->r);
-    wh_track(h->r.pid);
+    sup_track(h->r.pid);
     wh_connect(h);
 }
 
@@ -217,7 +178,7 @@ void wh_teardown(wh *h)
     sup_rmtree(h->r.dir);
     /* what is still listed was left by an earlier test that failed (Check
      * skips the teardown of a failed test): stop it now */
-    wh_kill_listed(getppid());
+    sup_kill_listed(getppid());
     if (!getenv("AQ_TEST_KEEP"))
         sup_rmtree(h->dir);
     wh_current = NULL;

@@ -5,10 +5,10 @@
  * dir, short intervals), the real bin/avatarq-worker, and a direct hiredis
  * connection for pushing raw documents (any bytes) and reading keys.
  *
- * Cleanup even when a test fails: every pid started is written to a pid file
- * named after the Check runner (the parent); an atexit handler in the test
- * child and the unchecked teardown in the parent (wh_reap_strays) both kill
- * what is listed, so a failed assertion or a Check timeout leaves nothing
+ * Cleanup even when a test fails: every pid started is listed in the pid
+ * file of support.h (sup_track); an atexit handler in the test child and
+ * the unchecked teardown in the parent (wh_reap_strays) both kill what is
+ * listed, so a failed assertion or a Check timeout leaves nothing
  * running. (It was tests/worker_harness.h, 400 lines of static functions;
  * the function names are unchanged.) */
 #ifndef AQ_SUPPORT_WORKER_H
@@ -45,17 +45,14 @@ typedef struct wh {
     redisContext *rc;
 } wh;
 
-/* The pid file of the Check runner with pid runner. */
-void wh_pidfile(char *out, size_t n, pid_t runner);
-/* Remembers pid (a process group leader) for cleanup. */
+/* sup_track, sup_untrack, sup_kill_listed and sup_reap_strays of
+ * support.h under the names the worker tests know. */
 void wh_track(pid_t pid);
-/* Forgets pid (stopped and reaped cleanly): only strays stay listed. */
 void wh_untrack(pid_t pid);
-/* SIGKILLs every process group listed in runner's pid file, then removes it. */
 void wh_kill_listed(pid_t runner);
-/* For the parent's unchecked teardown: kills whatever a test child left. */
 void wh_reap_strays(void);
-/* The test child's atexit handler (wh_setup installs it). */
+/* The test child's atexit handler (wh_setup installs it): kills the
+ * supervisor of the running test and whatever is listed for the runner. */
 void wh_atexit(void);
 /* True when text has a line starting with "key =" or "key=". */
 bool wh_has_key(const char *text, const char *key);

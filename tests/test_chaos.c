@@ -475,20 +475,6 @@ static void read_rows(rows *rs)
     ck_assert_int_eq(count, rs->total);
 }
 
-static bool read_file(const char *path, buf *out)
-{
-    out->len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return false;
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(out, chunk, n);
-    fclose(f);
-    return true;
-}
-
 /* Every file of every job: present, decodes at its size, its sha256 is the
  * one in the metadata row, and its bytes are those a fresh render of the
  * same document gives (so no job's file landed under another id). Returns
@@ -514,7 +500,7 @@ static int check_files(const rows *rs)
             wh_png_path(&H, id, SIZES[k], path, sizeof path);
             uint8_t *rgba = NULL;
             int w = 0, h = 0;
-            bool ok = read_file(path, &file) &&
+            bool ok = sup_read_file(path, &file) &&
                       pngenc_decode(file.data, file.len, &rgba, &w, &h, &e) == 0 &&
                       w == SIZES[k] && h == SIZES[k];
             free(rgba);

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "http_harness.h"
+#include "support_http.h"
 
 static hx H;
 
@@ -31,20 +31,6 @@ static void start_workers(void)
 {
     wh_start(&H.w, NULL);
     ck_assert_msg(wh_wait_int(&H.w, 1, 20000, "SCARD " WH_NS ":workers"), "workers did not register");
-}
-
-static bool read_file(const char *path, buf *out)
-{
-    buf_reset(out);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return false;
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(out, chunk, n);
-    fclose(f);
-    return true;
 }
 
 /* POST /v1/jobs?wait=1 with doc; asserts it is done and returns its id. */
@@ -85,7 +71,7 @@ START_TEST(t_stored_avatar_caching)
     ck_assert_int_eq(hx_req(&H, &r, "GET", "/avatars/user-1/128.png", NULL, NULL), 200);
     wh_png_path(&H.w, "user-1", 128, path, sizeof path);
     buf file = BUF_INIT;
-    ck_assert(read_file(path, &file));
+    ck_assert(sup_read_file(path, &file));
     ck_assert_uint_eq(r.body.len, file.len);
     ck_assert(memcmp(r.body.data, file.data, file.len) == 0);
     ck_assert_str_eq(hx_header(&r, "Content-Type"), "image/png");
@@ -151,7 +137,7 @@ START_TEST(t_stored_avatar_caching)
 
     /* the same id made again from another seed: new bytes, new ETag, at once */
     post_and_wait("{\"id\":\"user-1\",\"seed\":\"bob\",\"sizes\":[64,128]}", id);
-    ck_assert(read_file(path, &file));
+    ck_assert(sup_read_file(path, &file));
     ck_assert_int_eq(hx_req(&H, &r, "GET", "/avatars/user-1/128.png", NULL, NULL), 200);
     ck_assert_uint_eq(r.body.len, file.len);
     ck_assert(memcmp(r.body.data, file.data, file.len) == 0);
@@ -175,7 +161,7 @@ START_TEST(t_render_same_bytes_as_stored)
                   "\"scheme\":\"ocean\",\"angle\":45,\"filter\":\"sepia\"}", id);
     wh_png_path(&H.w, "r1", 96, path, sizeof path);
     buf file = BUF_INIT;
-    ck_assert(read_file(path, &file));
+    ck_assert(sup_read_file(path, &file));
 
     /* the same options by URL: the same bytes, no token, no Redis needed */
     hx_resp r;
@@ -335,13 +321,7 @@ START_TEST(t_api_jobs_and_avatars)
     for (int i = 0; i < 400 && wh_exists(path); i++)
         sup_sleep_ms(50);
     ck_assert_msg(!wh_exists(path), "delete job did not remove the file");
-    long st = 0;
-    for (int i = 0; i < 400 && (st = hx_req(&H, &r, "GET", "/v1/avatars/a1", NULL, HX_AUTH, NULL)) != 404; i++) {
-        hx_free(&r);
-        sup_sleep_ms(50);
-    }
-    ck_assert_int_eq(st, 404);
-    hx_free(&r);
+    ck_assert_int_eq(hx_wait_status(&H, "GET", "/v1/avatars/a1", 404, 20000), 404);
     ck_assert_int_eq(hx_req(&H, &r, "DELETE", "/v1/avatars/a1", NULL, HX_AUTH, NULL), 404);
     hx_free(&r);
 }
@@ -387,7 +367,7 @@ START_TEST(t_api_dead_and_control)
     hx_free(&r);
     int st = sup_wait(H.w.pid, 30000);
     ck_assert_msg(st != -1, "the fleet did not stop on a posted stop");
-    wh_untrack(H.w.pid);
+    sup_untrack(H.w.pid);
     H.w.pid = 0;
 }
 END_TEST
@@ -575,13 +555,7 @@ START_TEST(t_redis_down)
 
     /* Redis back: the API recovers without a restart */
     wh_redis_restart(&H.w);
-    long st = 0;
-    for (int i = 0; i < 200 && (st = hx_req(&H, &r, "GET", "/v1/stats", NULL, HX_AUTH, NULL)) != 200; i++) {
-        hx_free(&r);
-        sup_sleep_ms(50);
-    }
-    ck_assert_int_eq(st, 200);
-    hx_free(&r);
+    ck_assert_int_eq(hx_wait_status(&H, "GET", "/v1/stats", 200, 10000), 200);
 }
 END_TEST
 

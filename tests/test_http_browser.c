@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "http_harness.h"
+#include "support_http.h"
 #include "pngenc.h"
 
 static hx H;
@@ -76,20 +76,23 @@ static void assert_workers_listed(const char *dom)
 }
 
 /* False, with a note, on a machine without Chromium (tests/deps.sh installs it). */
-static bool have_chromium(void)
+/* The fleet up with its two workers; false (the test is skipped, with a
+ * note) where chromium is not installed. */
+static bool fleet_for_chromium(void)
 {
-    if (sup_run("command -v chromium >/dev/null 2>&1", NULL, false) == 0)
-        return true;
-    fprintf(stderr, "note: chromium not installed (tests/deps.sh); browser test skipped\n");
-    return false;
+    if (sup_run("command -v chromium >/dev/null 2>&1", NULL, false) != 0) {
+        fprintf(stderr, "note: chromium not installed (tests/deps.sh); browser test skipped\n");
+        return false;
+    }
+    wh_start(&H.w, NULL);
+    ck_assert(wh_wait_int(&H.w, 2, 20000, "SCARD " WH_NS ":workers"));
+    return true;
 }
 
 START_TEST(t_dashboard_in_chromium)
 {
-    if (!have_chromium())
+    if (!fleet_for_chromium())
         return;
-    wh_start(&H.w, NULL);
-    ck_assert(wh_wait_int(&H.w, 2, 20000, "SCARD " WH_NS ":workers"));
     char frag[128];
     snprintf(frag, sizeof frag, "#token=%s", HX_TOKEN);
 
@@ -196,7 +199,7 @@ static void cdp_open(cdp *c)
                "about:blank", (char *)NULL);
         _exit(127);
     }
-    wh_track(pid);
+    sup_track(pid);
     close(cmd[0]);
     close(ev[1]);
     *c = (cdp){.pid = pid, .to = cmd[1], .from = ev[0], .in = BUF_INIT, .next_id = 1};
@@ -209,7 +212,7 @@ static void cdp_close(cdp *c)
     if (sup_stop(c->pid, SIGTERM, 10000) == -1)
         kill(-c->pid, SIGKILL);
     kill(-c->pid, SIGKILL); /* its helpers share the process group */
-    wh_untrack(c->pid);
+    sup_untrack(c->pid);
     buf_free(&c->in);
 }
 
@@ -336,10 +339,8 @@ static const char *last_control(void)
  * Resume and Stop buttons reach the fleet. */
 START_TEST(t_dashboard_buttons)
 {
-    if (!have_chromium())
+    if (!fleet_for_chromium())
         return;
-    wh_start(&H.w, NULL);
-    ck_assert(wh_wait_int(&H.w, 2, 20000, "SCARD " WH_NS ":workers"));
     wh_push_str(&H.w, "{\"v\":1,\"id\":\"broken-2\",\"seed\":\"x\",\"filter\":\"blur\"}");
     ck_assert(wh_wait_int(&H.w, 1, 30000, "LLEN " WH_NS ":dead"));
 
@@ -380,7 +381,7 @@ START_TEST(t_dashboard_buttons)
     ck_assert_str_eq(cdp_eval(&c, "window.confirm = () => true, document.getElementById('btn-stop').click(), 'ok'"), "ok");
     int st = sup_wait(H.w.pid, 30000);
     ck_assert_msg(st != -1, "the fleet did not stop from the Stop button");
-    wh_untrack(H.w.pid);
+    sup_untrack(H.w.pid);
     H.w.pid = 0;
     ck_assert_str_eq(last_control(), "stop");
     cdp_close(&c);

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_harness.h"
+#include "support_http.h"
 #include "support_s3.h"
 
 static hx H;
@@ -18,7 +18,7 @@ static char s3conf[768];
 
 static void setup(void)
 {
-    wh_kill_listed(getppid());
+    sup_kill_listed(getppid());
     hx_prepare(&H);
     S3 = sup_s3_new();
     sup_s3_start(S3, "avatars");

@@ -20,31 +20,21 @@
 
 #include "buf.h"
 #include "support.h"
+#include "support_units.h"
 
 #define UNIT "avatarq-http.service"
 
 static char tmp[PATH_MAX];
 static char bindir[PATH_MAX];
 
-static bool have_tool(const char *name)
-{
-    char cmd[8 * PATH_MAX];
-    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", name);
-    return sup_run(cmd, NULL, false) == 0;
-}
-
 static void setup(void)
 {
-    const char *dir = getenv("AQ_BIN_DIR");
-    ck_assert_msg(realpath(dir && *dir ? dir : "bin", bindir), "no bin dir");
-    sup_tmpdir(tmp, sizeof tmp);
+    un_fixture(bindir, tmp, ".");
     char cmd[8 * PATH_MAX];
-    /* the unit filled in as install.sh does; our man pages where man looks */
+    /* the unit filled in as install.sh does */
     snprintf(cmd, sizeof cmd,
-             "mkdir -p '%s/man/man1' '%s/man/man8' && cp man/avatarq.1 '%s/man/man1/' && "
-             "cp man/avatarq-http.8 man/avatarq-worker.8 '%s/man/man8/' && "
              "sed -e 's#@BINDIR@#%s#g' -e 's#@SYSCONFDIR@#/etc#g' systemd/" UNIT " > '%s/" UNIT "'",
-             tmp, tmp, tmp, tmp, bindir, tmp);
+             bindir, tmp);
     ck_assert_int_eq(sup_run(cmd, NULL, false), 0);
 }
 
@@ -55,42 +45,27 @@ static void teardown(void)
 
 START_TEST(t_verify_cleanly)
 {
-    if (!have_tool("systemd-analyze")) {
-        fprintf(stderr, "note: systemd-analyze not installed; verify skipped\n");
+    if (un_missing("systemd-analyze", "verify"))
         return;
-    }
-    char cmd[8 * PATH_MAX];
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/" UNIT, tmp);
     buf out = BUF_INIT;
-    snprintf(cmd, sizeof cmd, "MANPATH='%s/man' SYSTEMD_LOG_COLOR=0 systemd-analyze verify '%s/" UNIT "'",
-             tmp, tmp);
-    int rc = sup_run(cmd, &out, true);
-    ck_assert_msg(rc == 0 && out.len == 0, "verify: exit %d: %s", rc, out.len ? (char *)out.data : "");
-    /* not vacuous: a misspelt key is reported */
-    snprintf(cmd, sizeof cmd, "sed 's/^NotifyAccess=/NotifyAcces=/' '%s/" UNIT "' > '%s/bad.service' && "
-             "MANPATH='%s/man' systemd-analyze verify '%s/bad.service'", tmp, tmp, tmp, tmp);
-    sup_run(cmd, &out, true);
-    ck_assert_msg(out.len && strstr((char *)out.data, "NotifyAcces"), "verify missed a bad key");
+    ck_assert_msg(un_verify(tmp, path, &out), "verify: %s", out.len ? (char *)out.data : "");
     buf_free(&out);
+    un_verify_catches(tmp, path, "NotifyAccess");
 }
 END_TEST
 
 START_TEST(t_exposure_at_most_2)
 {
-    if (!have_tool("systemd-analyze")) {
-        fprintf(stderr, "note: systemd-analyze not installed; security skipped\n");
+    if (un_missing("systemd-analyze", "security"))
         return;
-    }
-    char cmd[8 * PATH_MAX];
-    buf out = BUF_INIT;
-    snprintf(cmd, sizeof cmd, "systemd-analyze security --offline=yes --no-pager '%s/" UNIT "'", tmp);
-    sup_run(cmd, &out, true);
-    const char *line = out.len ? strstr((char *)out.data, "Overall exposure level for ") : NULL;
-    const char *colon = line ? strchr(line, ':') : NULL;
-    double level = colon ? strtod(colon + 1, NULL) : -1;
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/" UNIT, tmp);
+    double level = un_exposure(path);
     fprintf(stderr, UNIT ": exposure %.1f\n", level);
-    ck_assert_msg(level >= 0, "no exposure figure: %s", out.len ? (char *)out.data : "");
+    ck_assert_msg(level >= 0, "no exposure figure");
     ck_assert_msg(level <= 2.0, "exposure %.1f is above 2.0", level);
-    buf_free(&out);
 }
 END_TEST
 
@@ -150,36 +125,9 @@ END_TEST
  * CapabilityBoundingSet=), under strace; every kind of request is made, and
  * the trace must hold only system calls of SystemCallFilter=@system-service
  * ~@privileged @resources, sockets of RestrictAddressFamilies=, no
- * writable+executable mapping (MemoryDenyWriteExecute=) and no write refused
- * by the read-only system. */
-
-static const char ALLOWED_CMD[] =
-    "expand() { systemd-analyze syscall-filter \"$1\" | sed 1d | sed 's/^ *//' | "
-    "grep -v '^#' | grep . | while read -r n; do case \"$n\" in @*) expand \"$n\" ;; "
-    "*) echo \"$n\" ;; esac; done; }; "
-    "comm -23 <(expand @system-service | sort -u) <({ expand @privileged; expand @resources; } | sort -u)";
-
-static const char SANDBOX[] =
-    "d=$0; t=$1; shift; "
-    "mount --make-rprivate / && mount --bind \"$d\" \"$d\" && mount -o remount,bind,ro / && "
-    "exec setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs --inh-caps=-all "
-    "--bounding-set=-all -- strace -f -qq -o \"$d/$t\" \"$@\"";
-
-static bool sandbox_possible(void)
-{
-#if defined(__SANITIZE_ADDRESS__)
-    fprintf(stderr, "note: sanitizer build; its runtime makes calls the production build does not; skipped\n");
-    return false;
-#endif
-    if (!have_tool("systemd-analyze") || !have_tool("strace") || !have_tool("setpriv") ||
-        !have_tool("unshare") || geteuid() != 0 ||
-        sup_run("strace -f -qq -o /dev/null true", NULL, false) != 0 ||
-        sup_run("unshare --mount --propagation private true", NULL, false) != 0) {
-        fprintf(stderr, "note: no root, strace, setpriv, unshare or mount namespaces; sandbox audit skipped\n");
-        return false;
-    }
-    return true;
-}
+ * writable+executable mapping (MemoryDenyWriteExecute=), no write refused
+ * by the read-only system and only per-process files of /proc
+ * (ProcSubset=pid): tests/support_units.c. */
 
 static long get(int port, const char *path, const char *method)
 {
@@ -201,7 +149,7 @@ static long get(int port, const char *path, const char *method)
 
 START_TEST(t_sandboxed_server)
 {
-    if (!sandbox_possible())
+    if (!un_sandbox_possible())
         return;
     char dir[PATH_MAX + 16], conf[PATH_MAX + 64], text[4 * PATH_MAX], cmd[8 * PATH_MAX];
     snprintf(dir, sizeof dir, "%s/audit", tmp);
@@ -230,9 +178,8 @@ START_TEST(t_sandboxed_server)
     char log[PATH_MAX + 32], prog[PATH_MAX + 32];
     snprintf(log, sizeof log, "%s/http.log", dir);
     snprintf(prog, sizeof prog, "%s/avatarq-http", bindir);
-    char *argv[] = {"/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/bin/sh",
-                    "-c", (char *)SANDBOX, dir, "http.trace", prog, "-c", conf, NULL};
-    pid_t tracer = prepared == 0 ? sup_spawn(argv, NULL, log) : 0;
+    char *argv[] = {prog, "-c", conf, NULL};
+    pid_t tracer = prepared == 0 ? un_sandbox_spawn(dir, "http.trace", argv, log) : 0;
     bool up = tracer > 0 && sup_wait_port(port, 30000);
     static const struct {
         const char *method, *path;
@@ -269,24 +216,8 @@ START_TEST(t_sandboxed_server)
     char allowed[PATH_MAX + 32], trace[PATH_MAX + 32];
     snprintf(allowed, sizeof allowed, "%s/allowed.txt", tmp);
     snprintf(trace, sizeof trace, "%s/http.trace", dir);
-    snprintf(cmd, sizeof cmd, "bash -c \"$(cat <<'EOS'\n%s\nEOS\n)\" > '%s'", ALLOWED_CMD, allowed);
-    ck_assert_int_eq(sup_run(cmd, NULL, false), 0);
-    static const struct {
-        const char *what, *fmt;
-    } checks[] = {
-        {"system calls outside @system-service ~@privileged @resources",
-         "sed -E 's/^[0-9]+ +//' '%1$s' | grep -oE '^[a-z_0-9]+\\(' | tr -d '(' | sort -u | comm -23 - '%2$s' | tr '\\n' ' '"},
-        {"sockets outside AF_UNIX AF_INET AF_INET6",
-         "grep -oE 'socket\\((AF_[A-Z0-9]+|[0-9]+)' '%1$s' | sort -u | grep -vE 'AF_(UNIX|INET|INET6)$' | tr '\\n' ' '"},
-        {"writable and executable mappings",
-         "grep -E '(mmap|mprotect|pkey_mprotect)\\(' '%1$s' | grep PROT_WRITE | grep PROT_EXEC | head -3"},
-        {"writes on the read-only system", "grep -E '= -1 EROFS' '%1$s' | head -3"},
-    };
-    for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
-        snprintf(cmd, sizeof cmd, checks[i].fmt, trace, allowed);
-        ck_assert_int_eq(sup_run(cmd, &out, false), 0);
-        ck_assert_msg(out.len == 0, "%s: %s", checks[i].what, (char *)out.data);
-    }
+    un_allowed_syscalls(allowed);
+    un_audit_trace("avatarq-http", trace, allowed, 10);
     /* not vacuous: the image went out with sendfile, as nobody */
     snprintf(cmd, sizeof cmd, "grep -c 'sendfile(' '%s'", trace);
     sup_run(cmd, &out, false);

@@ -26,6 +26,7 @@
 #include "support.h"
 #include "support_pg.h"
 #include "support_s3.h"
+#include "support_units.h"
 
 #define UNIT "avatarq-worker.service"
 #define TEMPLATE "avatarq-worker@.service"
@@ -149,30 +150,12 @@ static const char *unit_value(const char *text, const char *key)
     return NULL;
 }
 
-static bool have_tool(const char *name)
-{
-    char cmd[256];
-    FMT(cmd, "command -v %s >/dev/null 2>&1", name);
-    return sup_run(cmd, NULL, false) == 0;
-}
-
 /* ---- fixture ---- */
 
 static void setup(void)
 {
     find_root();
-    char b[PATH_MAX];
-    const char *dir = getenv("AQ_BIN_DIR");
-    FMT(b, "%s", dir && *dir ? dir : "bin");
-    ck_assert_msg(realpath(b, bindir) != NULL, "AQ_BIN_DIR %s: %s", b, strerror(errno));
-    sup_tmpdir(tmp, sizeof tmp);
-    /* Man pages where `man` finds them, so verify's Documentation= check
-     * looks at ours and not at an installed copy. */
-    char cmd[3 * PATH_MAX];
-    FMT(cmd, "mkdir -p '%s/man/man1' '%s/man/man8' && cp '%s/man/avatarq.1' '%s/man/man1/' && "
-             "cp '%s/man/avatarq-worker.8' '%s/man/man8/'",
-             tmp, tmp, root, tmp, root, tmp);
-    ck_assert_int_eq(sup_run(cmd, NULL, false), 0);
+    un_fixture(bindir, tmp, root);
 }
 
 static void teardown(void)
@@ -182,72 +165,38 @@ static void teardown(void)
 
 /* ---- tests ---- */
 
-/* verify exits 0 even on unknown keys or unparsable values ("ignoring"), so
- * any output at all is a failure. */
 START_TEST(units_verify_cleanly)
 {
-    if (!have_tool("systemd-analyze")) {
-        fprintf(stderr, "note: systemd-analyze not installed; verify skipped\n");
+    if (un_missing("systemd-analyze", "verify"))
         return;
-    }
     render_unit(UNIT, tmp, UNIT);
     render_unit(TEMPLATE, tmp, TEMPLATE);
     render_unit(TEMPLATE, tmp, "avatarq-worker@thumbs.service");
     const char *units[] = {UNIT, TEMPLATE, "avatarq-worker@thumbs.service"};
+    char p[PATH_MAX + 64];
     for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
-        char cmd[4 * PATH_MAX];
-        FMT(cmd, "MANPATH='%s/man' SYSTEMD_LOG_COLOR=0 systemd-analyze verify '%s/%s'",
-                 tmp, tmp, units[i]);
+        FMT(p, "%s/%s", tmp, units[i]);
         buf out = BUF_INIT;
-        int rc = sup_run(cmd, &out, true);
-        ck_assert_msg(rc == 0 && out.len == 0, "verify %s: exit %d:\n%s", units[i], rc,
+        ck_assert_msg(un_verify(tmp, p, &out), "verify %s:\n%s", units[i],
                       out.data ? (char *)out.data : "");
         buf_free(&out);
     }
-    /* The check is not vacuous: a misspelt key is reported. */
-    char cmd[4 * PATH_MAX];
-    FMT(cmd, "sed 's/^KillMode=/KillMod=/' '%s/%s' > '%s/bad.service' && "
-             "MANPATH='%s/man' systemd-analyze verify '%s/bad.service'",
-             tmp, UNIT, tmp, tmp, tmp);
-    buf out = BUF_INIT;
-    sup_run(cmd, &out, true);
-    ck_assert_msg(out.data && strstr((char *)out.data, "KillMod"), "verify missed a bad key: %s",
-                  out.data ? (char *)out.data : "");
-    buf_free(&out);
+    FMT(p, "%s/%s", tmp, UNIT);
+    un_verify_catches(tmp, p, "KillMode");
 }
 END_TEST
 
-/* The "Overall exposure level for X: 1.2 OK" figure, or -1. */
-static double exposure(const char *unit_path)
-{
-    char cmd[2 * PATH_MAX];
-    FMT(cmd, "systemd-analyze security --offline=yes --no-pager '%s'", unit_path);
-    buf out = BUF_INIT;
-    sup_run(cmd, &out, true);
-    double level = -1;
-    const char *line = out.data ? strstr((char *)out.data, "Overall exposure level for ") : NULL;
-    const char *colon = line ? strchr(line, ':') : NULL;
-    if (colon)
-        level = strtod(colon + 1, NULL);
-    if (level < 0)
-        fprintf(stderr, "security output:\n%s\n", out.data ? (char *)out.data : "");
-    buf_free(&out);
-    return level;
-}
-
 START_TEST(units_exposure_at_most_2)
 {
-    if (!have_tool("systemd-analyze")) {
-        fprintf(stderr, "note: systemd-analyze not installed; security skipped\n");
+    if (un_missing("systemd-analyze", "security"))
         return;
-    }
     render_unit(UNIT, tmp, UNIT);
     render_unit(TEMPLATE, tmp, "avatarq-worker@thumbs.service");
     const char *units[] = {UNIT, "avatarq-worker@thumbs.service"};
     for (size_t i = 0; i < 2; i++) {
         char p[PATH_MAX + 64];
         FMT(p, "%s/%s", tmp, units[i]);
-        double level = exposure(p);
+        double level = un_exposure(p);
         fprintf(stderr, "%s: exposure %.1f\n", units[i], level);
         ck_assert_msg(level >= 0, "%s: no exposure figure", units[i]);
         ck_assert_msg(level <= 2.0, "%s: exposure %.1f is above 2.0", units[i], level);
@@ -368,10 +317,8 @@ END_TEST
  * state directories and the config's permissions the unit expects. */
 START_TEST(sysusers_and_tmpfiles_apply)
 {
-    if (!have_tool("systemd-sysusers") || !have_tool("systemd-tmpfiles")) {
-        fprintf(stderr, "note: systemd-sysusers/tmpfiles not installed; skipped\n");
+    if (un_missing("systemd-sysusers", "sysusers") || un_missing("systemd-tmpfiles", "tmpfiles"))
         return;
-    }
     if (geteuid() != 0) {
         fprintf(stderr, "note: not root, tmpfiles cannot chown; skipped\n");
         return;
@@ -495,91 +442,6 @@ static bool file_has(const char *path, const char *needle)
     return has;
 }
 
-/* One system call name per line: what the filter allows. */
-static const char ALLOWED_CMD[] =
-    "expand() { systemd-analyze syscall-filter \"$1\" | sed 1d | sed 's/^ *//' | "
-    "grep -v '^#' | grep . | while read -r n; do case \"$n\" in @*) expand \"$n\" ;; "
-    "*) echo \"$n\" ;; esac; done; }; "
-    "comm -23 <(expand @system-service | sort -u) <({ expand @privileged; expand @resources; } | sort -u)";
-
-/* In a mount namespace of its own, / is read-only and only the data
- * directory ($0) is writable, as with ProtectSystem=strict and
- * StateDirectory= (a bind remount changes this namespace's view only);
- * then, as nobody without capabilities, strace runs the program ($2...)
- * and writes its trace to $0/$1. */
-static const char SANDBOX[] =
-    "d=$0; t=$1; shift; "
-    "mount --make-rprivate / && mount --bind \"$d\" \"$d\" && mount -o remount,bind,ro / && "
-    "exec setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs --inh-caps=-all "
-    "--bounding-set=-all -- strace -f -qq -o \"$d/$t\" \"$@\"";
-
-/* Checks one trace against the unit's limits; allowed holds the filter's
- * system call names. min_work: how many write-like calls real work makes. */
-static void audit_trace(const char *what, const char *trace, const char *allowed, int min_work)
-{
-    char check[4 * PATH_MAX];
-    buf out = BUF_INIT;
-    FMT(check,
-        "sed -E 's/^[0-9]+ +//' '%s' | grep -oE '^[a-z_0-9]+\\(' | tr -d '(' | sort -u | "
-        "comm -23 - '%s' | tr '\\n' ' '",
-        trace, allowed);
-    ck_assert_int_eq(sup_run(check, &out, false), 0);
-    ck_assert_msg(out.len == 0, "%s: system calls outside @system-service ~@privileged @resources: %s", what,
-                  (char *)out.data);
-    /* The check is not vacuous: the trace holds the calls of real work. */
-    FMT(check, "grep -cE '^[0-9]+ +(sendto|write|writev|openat|rename|renameat2)\\(' '%s'", trace);
-    sup_run(check, &out, false);
-    ck_assert_msg(atoi((char *)out.data) >= min_work, "%s: trace too thin: %s", what, (char *)out.data);
-
-    FMT(check,
-        "grep -oE 'socket\\((AF_[A-Z0-9]+|[0-9]+)' '%s' | sort -u | grep -vE 'AF_(UNIX|INET|INET6)$' | "
-        "tr '\\n' ' '",
-        trace);
-    sup_run(check, &out, false);
-    ck_assert_msg(out.len == 0, "%s: sockets outside AF_UNIX AF_INET AF_INET6: %s", what, (char *)out.data);
-    FMT(check, "grep -E '(mmap|mprotect|pkey_mprotect)\\(' '%s' | grep 'PROT_WRITE' | grep 'PROT_EXEC' | head -3",
-        trace);
-    sup_run(check, &out, false);
-    ck_assert_msg(out.len == 0, "%s: writable and executable mappings: %s", what, (char *)out.data);
-    /* ProtectSystem=strict: nothing it tried to write outside its data
-     * directory, not even a failure it shrugged off. */
-    FMT(check, "grep -E '= -1 EROFS' '%s' | head -3", trace);
-    sup_run(check, &out, false);
-    ck_assert_msg(out.len == 0, "%s: writes on the read-only system: %s", what, (char *)out.data);
-    /* ProcSubset=pid: only the per-process parts of /proc. */
-    FMT(check,
-        "grep -oE '\"/proc/[^\"]*\"' '%s' | grep -vE '^\"/proc/(self|thread-self|[0-9]+)(/[^\"]*)?\"$' | "
-        "sort -u | head -5 | tr '\\n' ' '",
-        trace);
-    sup_run(check, &out, false);
-    ck_assert_msg(out.len == 0, "%s: /proc files outside ProcSubset=pid: %s", what, (char *)out.data);
-    buf_free(&out);
-}
-
-/* False, with a note, where the sandbox cannot be emulated. */
-static bool sandbox_possible(void)
-{
-#if defined(__SANITIZE_ADDRESS__)
-    fprintf(stderr, "note: sanitizer build; its runtime makes calls the production build does not; skipped\n");
-    return false;
-#endif
-    if (!have_tool("systemd-analyze") || !have_tool("strace") || !have_tool("setpriv") ||
-        !have_tool("unshare")) {
-        fprintf(stderr, "note: systemd-analyze, strace, setpriv or unshare missing; sandbox audit skipped\n");
-        return false;
-    }
-    if (geteuid() != 0) {
-        fprintf(stderr, "note: not root, cannot become nobody; sandbox audit skipped\n");
-        return false;
-    }
-    if (sup_run("strace -f -qq -o /dev/null true", NULL, false) != 0 ||
-        sup_run("unshare --mount --propagation private true", NULL, false) != 0) {
-        fprintf(stderr, "note: no ptrace or no mount namespaces here; sandbox audit skipped\n");
-        return false;
-    }
-    return true;
-}
-
 /* Makes the world-writable data directory dir (below tmp) and its
  * config.ini: our Redis, two processes, and the backends' sections. */
 static void sandbox_setup(char *dir, size_t n, const char *backends)
@@ -604,9 +466,8 @@ static void sandboxed_worker(const char *dir, bool reload)
     FMT(conf, "%s/config.ini", dir);
     FMT(log, "%s/worker.log", dir);
     FMT(worker, "%s/avatarq-worker", bindir);
-    char *argv[] = {"/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/bin/sh",
-                    "-c", (char *)SANDBOX, (char *)dir, "worker.trace", worker, "-c", conf, NULL};
-    pid_t tracer = sup_spawn(argv, NULL, log);
+    char *argv[] = {worker, "-c", conf, NULL};
+    pid_t tracer = un_sandbox_spawn(dir, "worker.trace", argv, log);
     push_job("audit-1", "pixel");
     push_job("audit-2", "gradient");
     bool done = job_done("audit-1", 60000) && job_done("audit-2", 60000);
@@ -642,9 +503,8 @@ static void sandboxed_health(const char *dir)
     FMT(conf, "%s/config.ini", dir);
     FMT(log, "%s/health.log", dir);
     FMT(cli, "%s/avatarq", bindir);
-    char *argv[] = {"/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/bin/sh",
-                    "-c", (char *)SANDBOX, (char *)dir, "health.trace", cli, "-c", conf, "health", NULL};
-    int st = sup_wait(sup_spawn(argv, NULL, log), 60000);
+    char *argv[] = {cli, "-c", conf, "health", NULL};
+    int st = sup_wait(un_sandbox_spawn(dir, "health.trace", argv, log), 60000);
     ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "health failed (%d):\n%s", st,
                   file_has(log, "") ? read_text(log) : "");
     ck_assert_msg(file_has(log, "ok redis") && file_has(log, "ok database") && file_has(log, "ok storage"),
@@ -654,29 +514,20 @@ static void sandboxed_health(const char *dir)
 /* Audits both traces of dir against the filter. */
 static void audit_traces(const char *dir)
 {
-    char names[PATH_MAX + 64], script[PATH_MAX + 64], cmd[3 * PATH_MAX];
+    char names[PATH_MAX + 64];
     FMT(names, "%s/allowed", dir);
-    FMT(script, "%s/allowed.sh", dir);
-    sup_write_file(script, ALLOWED_CMD);
-    FMT(cmd, "bash '%s' > '%s'", script, names);
-    ck_assert_int_eq(sup_run(cmd, NULL, false), 0);
-    FMT(cmd, "grep -cx read '%s'", names);
-    buf out = BUF_INIT;
-    sup_run(cmd, &out, false);
-    ck_assert_msg(atoi((char *)out.data) == 1, "could not list the filter's system calls");
-    buf_free(&out);
-
+    un_allowed_syscalls(names);
     char trace[PATH_MAX + 32];
     FMT(trace, "%s/health.trace", dir);
-    audit_trace("avatarq health", trace, names, 5);
+    un_audit_trace("avatarq health", trace, names, 5);
     FMT(trace, "%s/worker.trace", dir);
-    audit_trace("avatarq-worker", trace, names, 20);
+    un_audit_trace("avatarq-worker", trace, names, 20);
 }
 
 /* Local storage and SQLite, with a reload. */
 START_TEST(local_backends_stay_within_the_sandbox)
 {
-    if (!sandbox_possible())
+    if (!un_sandbox_possible())
         return;
     char dir[PATH_MAX + 16], backends[3 * PATH_MAX];
     FMT(dir, "%s/audit", tmp);
@@ -697,9 +548,9 @@ static void remote_up(void)
 {
     redis_up();
     remote_ok = false;
-    if (!sandbox_possible())
+    if (!un_sandbox_possible())
         return;
-    if (!sup_pg_available() || !have_tool("node")) {
+    if (!sup_pg_available() || !un_have_tool("node")) {
         fprintf(stderr, "note: no PostgreSQL or no node for the S3 server; remote sandbox audit skipped\n");
         return;
     }
@@ -742,10 +593,8 @@ END_TEST
 
 START_TEST(man_pages_format_without_warnings)
 {
-    if (!have_tool("groff")) {
-        fprintf(stderr, "note: groff not installed; man page check skipped\n");
+    if (un_missing("groff", "man page check"))
         return;
-    }
     static const char *const pages[] = {"man/avatarq.1", "man/avatarq-worker.8"};
     for (size_t i = 0; i < 2; i++) {
         char cmd[PATH_MAX + 128];
@@ -783,10 +632,8 @@ static const char MAN_COVERAGE[] =
 
 START_TEST(man_pages_cover_every_option_and_key)
 {
-    if (!have_tool("groff")) {
-        fprintf(stderr, "note: groff not installed; man page coverage skipped\n");
+    if (un_missing("groff", "man page coverage"))
         return;
-    }
     char script[PATH_MAX + 32], cmd[3 * PATH_MAX];
     FMT(script, "%s/coverage.sh", tmp);
     sup_write_file(script, MAN_COVERAGE);

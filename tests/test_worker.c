@@ -29,26 +29,12 @@ static void teardown(void)
 
 /* ---- helpers ---- */
 
-static bool read_file(const char *path, buf *out)
-{
-    buf_reset(out);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return false;
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(out, chunk, n);
-    fclose(f);
-    return true;
-}
-
 static void assert_png(const char *id, int size)
 {
     char path[512];
     wh_png_path(&H, id, size, path, sizeof path);
     buf b = BUF_INIT;
-    ck_assert_msg(read_file(path, &b), "missing %s", path);
+    ck_assert_msg(sup_read_file(path, &b), "missing %s", path);
     uint8_t *rgba = NULL;
     int w = 0, h = 0;
     aq_err e = {0};
@@ -356,11 +342,11 @@ START_TEST(t_same_job_twice)
     char path[512];
     wh_png_path(&H, "twice", 128, path, sizeof path);
     buf first = BUF_INIT, second = BUF_INIT;
-    ck_assert(read_file(path, &first));
+    ck_assert(sup_read_file(path, &first));
     wh_push_str(&H, doc);
     ck_assert(wh_wait_int(&H, 2, 20000, "HGET " WH_NS ":stats done"));
     ck_assert(wh_wait_state(&H, "twice", "done", 20000));
-    ck_assert(read_file(path, &second));
+    ck_assert(sup_read_file(path, &second));
     ck_assert_int_eq(first.len, second.len);
     ck_assert(memcmp(first.data, second.data, first.len) == 0);
     ck_assert_int_eq(meta_rows(), 1);

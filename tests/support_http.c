@@ -1,40 +1,15 @@
-/* http_harness: what the avatarq-http tests share, on top of worker_harness
- * (a throwaway Redis, config.ini in a temp dir, the real worker fleet): the
- * real bin/avatarq-http on a free port with an [http] section, and real HTTP
- * requests through libcurl. Every process started is tracked in the
- * worker harness's pid file, so a failing test leaves nothing running.
- * Header-only, like worker_harness.h. */
-#ifndef AQ_HTTP_HARNESS_H
-#define AQ_HTTP_HARNESS_H
+/* support_http: see support_http.h. */
+#include "support_http.h"
 
-#include <curl/curl.h>
-#include <stdarg.h>
-#include <strings.h>
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-#include "support_worker.h"
-
-#define HX_TOKEN "test-token-0123456789abcdef"
-/* every helper is static and may go unused by one of the test files */
-#define HX_FN static __attribute__((unused))
-
-typedef struct hx {
-    wh w;
-    pid_t pid;             /* avatarq-http, 0 when not running */
-    int port;
-    char log[320];
-    char base[64];         /* http://127.0.0.1:PORT */
-    const char *sections;  /* more config sections after [http] (e.g. [storage.s3]) */
-} hx;
-
-typedef struct hx_resp {
-    long status;
-    buf body;              /* NUL-terminated */
-    char headers[16384];
-} hx_resp;
-
-static hx *hx_current;
-
-HX_FN void hx_show_log(const hx *h)
+void hx_show_log(const hx *h)
 {
     char cmd[400];
     snprintf(cmd, sizeof cmd, "tail -n 30 '%s' >&2", h->log);
@@ -45,7 +20,7 @@ HX_FN void hx_show_log(const hx *h)
 /* Writes config.ini with an [http] section (listen on a fresh port, the
  * token, short timeouts) plus http_extra lines, then starts avatarq-http
  * and waits until it accepts connections. */
-HX_FN void hx_start(hx *h, const char *http_extra)
+void hx_start(hx *h, const char *http_extra)
 {
     h->port = sup_free_port();
     snprintf(h->base, sizeof h->base, "http://127.0.0.1:%d", h->port);
@@ -65,7 +40,7 @@ HX_FN void hx_start(hx *h, const char *http_extra)
     buf_free(&out);
     char *argv[] = {(char *)sup_bin("avatarq-http"), "-c", h->w.cfg, NULL};
     h->pid = sup_spawn(argv, NULL, h->log);
-    wh_track(h->pid);
+    sup_track(h->pid);
     if (!sup_wait_port(h->port, 20000)) {
         hx_show_log(h);
         ck_abort_msg("avatarq-http did not listen on %d", h->port);
@@ -73,12 +48,11 @@ HX_FN void hx_start(hx *h, const char *http_extra)
 }
 
 /* SIGTERM; returns the raw wait status (-1: had to be killed). */
-HX_FN int hx_stop(hx *h)
+int hx_stop(hx *h)
 {
     if (h->pid <= 0)
         return 0;
-    int st = sup_stop(h->pid, SIGTERM, 10000);
-    wh_untrack(h->pid);
+    int st = sup_stop_tracked(h->pid, SIGTERM, 10000);
     h->pid = 0;
     return st;
 }
@@ -87,13 +61,13 @@ HX_FN int hx_stop(hx *h)
  * its teardown nor an atexit handler runs: every temp dir a test makes is
  * listed in a file named after the Check runner, and the runner's unchecked
  * teardown (hx_reap_strays) removes what is left, after killing what is
- * left (wh_reap_strays). */
-HX_FN void hx_dirfile(char *out, size_t n, pid_t runner)
+ * left (sup_reap_strays). */
+static void hx_dirfile(char *out, size_t n, pid_t runner)
 {
     snprintf(out, n, "/tmp/avatarq-hx-%d.dirs", (int)runner);
 }
 
-HX_FN void hx_track_dir(const char *dir)
+void hx_track_dir(const char *dir)
 {
     char path[64];
     hx_dirfile(path, sizeof path, getppid());
@@ -104,9 +78,9 @@ HX_FN void hx_track_dir(const char *dir)
     }
 }
 
-HX_FN void hx_reap_strays(void)
+void hx_reap_strays(void)
 {
-    wh_reap_strays();
+    sup_reap_strays();
     char path[64], line[512];
     hx_dirfile(path, sizeof path, getpid());
     FILE *f = fopen(path, "r");
@@ -121,17 +95,16 @@ HX_FN void hx_reap_strays(void)
 }
 
 /* Redis and the temp dir, nothing started yet (then hx_start). */
-HX_FN void hx_prepare(hx *h)
+void hx_prepare(hx *h)
 {
     memset(h, 0, sizeof *h);
-    hx_current = h;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     wh_setup(&h->w, false, NULL);
     hx_track_dir(h->w.dir);
     hx_track_dir(h->w.r.dir);
 }
 
-HX_FN void hx_setup(hx *h, const char *http_extra)
+void hx_setup(hx *h, const char *http_extra)
 {
     hx_prepare(h);
     hx_start(h, http_extra);
@@ -139,7 +112,7 @@ HX_FN void hx_setup(hx *h, const char *http_extra)
 
 /* Stops everything; the server must exit 0 on SIGTERM (under ASan that
  * also means: no leak), else the test fails with its log. */
-HX_FN void hx_teardown(hx *h)
+void hx_teardown(hx *h)
 {
     if (getenv("AQ_TEST_VERBOSE"))
         hx_show_log(h);
@@ -149,7 +122,6 @@ HX_FN void hx_teardown(hx *h)
     if (!clean)
         hx_show_log(h);
     wh_teardown(&h->w);
-    hx_current = NULL;
     ck_assert_msg(clean, "avatarq-http did not exit 0 on SIGTERM (status %d)", st);
 }
 
@@ -173,7 +145,7 @@ static size_t hx_on_header(char *p, size_t size, size_t n, void *ud)
 /* One request: method, path (appended to the base URL as is: no
  * normalisation of "..") and body (NULL: none), then extra header lines
  * ending with NULL. Fills out (free with hx_free); returns the status. */
-HX_FN long hx_req(hx *h, hx_resp *out, const char *method, const char *path, const char *body,
+long hx_req(hx *h, hx_resp *out, const char *method, const char *path, const char *body,
                   ...)
 {
     memset(out, 0, sizeof *out);
@@ -213,13 +185,27 @@ HX_FN long hx_req(hx *h, hx_resp *out, const char *method, const char *path, con
     return out->status;
 }
 
-HX_FN void hx_free(hx_resp *r)
+long hx_wait_status(hx *h, const char *method, const char *path, long want, int timeout_ms)
+{
+    long st = -1;
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        hx_resp r;
+        st = hx_req(h, &r, method, path, NULL, HX_AUTH, NULL);
+        hx_free(&r);
+        if (st == want)
+            break;
+        sup_sleep_ms(50);
+    }
+    return st;
+}
+
+void hx_free(hx_resp *r)
 {
     buf_free(&r->body);
 }
 
 /* The value of header name in r (static buffer), or NULL. */
-HX_FN const char *hx_header(const hx_resp *r, const char *name)
+const char *hx_header(const hx_resp *r, const char *name)
 {
     static char v[1024];
     size_t n = strlen(name);
@@ -236,7 +222,7 @@ HX_FN const char *hx_header(const hx_resp *r, const char *name)
 }
 
 /* The body parsed as JSON (to json_decref); aborts the test when it is not. */
-HX_FN json_t *hx_json(const hx_resp *r)
+json_t *hx_json(const hx_resp *r)
 {
     json_error_t je;
     json_t *j = json_loadb((const char *)r->body.data, r->body.len, 0, &je);
@@ -245,7 +231,7 @@ HX_FN json_t *hx_json(const hx_resp *r)
 }
 
 /* The "error" of a JSON error reply (static copy). */
-HX_FN const char *hx_error(const hx_resp *r)
+const char *hx_error(const hx_resp *r)
 {
     static char msg[1024];
     json_t *j = hx_json(r);
@@ -253,7 +239,3 @@ HX_FN const char *hx_error(const hx_resp *r)
     json_decref(j);
     return msg;
 }
-
-#define HX_AUTH "Authorization: Bearer " HX_TOKEN
-
-#endif
