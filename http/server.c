@@ -177,21 +177,29 @@ enum MHD_Result http_send_kept(hreq *r, int status, struct MHD_Response *resp)
     return MHD_queue_response(r->conn, (unsigned)status, resp);
 }
 
+/* A response owning the JSON text s (freed with it, or here when none can
+ * be made), typed and never cached; NULL when out of memory. */
+static struct MHD_Response *json_response(char *s)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(s);
+        return NULL;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    return resp;
+}
+
 enum MHD_Result http_json(hreq *r, int status, json_t *j)
 {
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!s)
         return http_error(r, 500, "out of memory");
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(s);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/json");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    return http_send(r, status, resp);
+    struct MHD_Response *resp = json_response(s);
+    return resp ? http_send(r, status, resp) : MHD_NO;
 }
 
 enum MHD_Result http_error(hreq *r, int status, const char *fmt, ...)
@@ -211,16 +219,9 @@ enum MHD_Result http_error(hreq *r, int status, const char *fmt, ...)
     json_t *j = json_pack("{s:o, s:i}", "error", m, "status", status);
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    if (!s)
+    struct MHD_Response *resp = s ? json_response(s) : NULL;
+    if (!resp)
         return MHD_NO;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(s);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/json");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (status == 401)
         MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"avatarq\"");
     if (status == 503)
