@@ -41,6 +41,8 @@
 /* While jobs are in flight and the queue looked empty, look again this
  * often (a process holding nothing blocks in its take instead). */
 #define POLL_MS 5
+/* After a blocking take, the first look for more (2: at least 1 ms). */
+#define PROBE_MS 2
 /* A finished job waits at most this long for others to share its call,
  * while the job threads still have work queued (otherwise it goes at once). */
 #define LINGER_MS 2
@@ -110,6 +112,8 @@ typedef struct wk {
     bool registered;       /* in NS:workers with a live heartbeat key */
     bool doubt;            /* a call lost its reply: reconcile first */
     bool more;             /* the queue may hold more: take without waiting */
+    int64_t next_poll;     /* mono ms: with jobs in flight, look at the
+                              queue again from then on */
     int conc;              /* job threads */
     int hold;              /* jobs a process may hold: the threads' work plus
                             * as much again prefetched, so that they never
@@ -680,7 +684,12 @@ static void take_blocking(wk *w, int src)
     redis_state(w, 0, &e);
     if (rc == 0)
         return;
-    w->more = true;
+    /* The queue may hold more, but a process that was idle usually meets
+     * an empty one: look again soon rather than at once, so a lone job's
+     * outcome does not wait behind (and share the cores with) a take that
+     * finds nothing; its own call takes next anyway. A burst waits at most
+     * PROBE_MS for the process to take the rest. */
+    w->next_poll = mono_ms() + PROBE_MS;
     if (doc)
         admit(w, &doc, &len, NULL, src, 1);
     else
@@ -848,20 +857,27 @@ static bool call_now(const wk *w)
     return w->npending && mono_ms() - w->pending_since >= LINGER_MS;
 }
 
+/* How long the dispatcher may wait for a finished job before its next look
+ * at the queue is due (1 to POLL_MS ms). */
+static int poll_wait(const wk *w)
+{
+    int64_t left = w->next_poll - mono_ms();
+    return left < 1 ? 1 : left > POLL_MS ? POLL_MS : (int)left;
+}
+
 static void engine(wk *w)
 {
-    int64_t next_poll = 0;
     for (;;) {
         job *fin = pool_collect(&w->p, 0);
         if (fin)
             finish_batch(w, fin);
         int cap = capacity(w);
-        bool poll_due = cap > 0 && w->inflight > 0 && mono_ms() >= next_poll;
+        bool poll_due = cap > 0 && w->inflight > 0 && mono_ms() >= w->next_poll;
         bool want_take = cap > 0 && (w->more || poll_due);
         if (w->npending ? call_now(w) : want_take) {
             cycle(w, cap);
             if (poll_due)
-                next_poll = mono_ms() + POLL_MS;
+                w->next_poll = mono_ms() + POLL_MS;
             if (g_terms >= 2 && w->npending)
                 return; /* told to give up: the rest stays in the processing list */
             continue;
@@ -889,7 +905,7 @@ static void engine(wk *w)
             take_blocking(w, queue_take_first(w->q));
             continue;
         }
-        fin = pool_collect(&w->p, w->npending ? 1 : cap > 0 ? POLL_MS : 50);
+        fin = pool_collect(&w->p, w->npending ? 1 : cap > 0 ? poll_wait(w) : 50);
         if (fin)
             finish_batch(w, fin);
         if (g_terms >= 2)
