@@ -6,9 +6,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-static void redis_spawn(sup_redis *r, bool aof)
+/* True once the child pid has exited (it is reaped then). */
+static bool exited(pid_t pid)
+{
+    int st;
+    return waitpid(pid, &st, WNOHANG) == pid;
+}
+
+/* Whether the server answering on r->port is the one we spawned, not a
+ * process that took the port between sup_free_port and our bind (ours
+ * then exits with "Address already in use"). */
+static bool redis_is_ours(const sup_redis *r)
+{
+    char want[32];
+    int n = snprintf(want, sizeof want, "process_id:%d", (int)r->pid);
+    const char *at = strstr(sup_redis_str(r, "INFO server"), want);
+    return at && (at[n] < '0' || at[n] > '9');
+}
+
+/* Spawns redis-server on r->port and waits until it answers PING (an AOF
+ * may take a while to load). False when it could not have the port. */
+static bool redis_spawn(sup_redis *r, bool aof)
 {
     char port[16], log[300];
     snprintf(port, sizeof port, "%d", r->port);
@@ -17,14 +38,21 @@ static void redis_spawn(sup_redis *r, bool aof)
                     "--dir", r->dir, "--save", "", "--appendonly", aof ? "yes" : "no",
                     "--appendfsync", aof ? "always" : "everysec", "--daemonize", "no", NULL};
     r->pid = sup_spawn(argv, NULL, log);
-    ck_assert_msg(sup_wait_port(r->port, 10000), "redis-server did not start on %d", r->port);
-    /* Loading an AOF: wait until it answers PING with PONG. */
-    for (int i = 0; i < 500; i++) {
-        if (strcmp(sup_redis_str(r, "PING"), "PONG") == 0)
-            return;
+    for (int i = 0; i < 1500; i++) {
+        if (exited(r->pid)) {
+            r->pid = 0;
+            return false;
+        }
+        if (strcmp(sup_redis_str(r, "PING"), "PONG") == 0) {
+            if (redis_is_ours(r))
+                return true;
+            sup_redis_stop(r);
+            return false;
+        }
         sup_sleep_ms(20);
     }
     ck_abort_msg("redis-server on %d never answered PING", r->port);
+    return false;
 }
 
 void sup_redis_start(sup_redis *r, bool aof)
@@ -32,14 +60,19 @@ void sup_redis_start(sup_redis *r, bool aof)
     memset(r, 0, sizeof *r);
     sup_tmpdir(r->dir, sizeof r->dir);
     r->aof = aof;
-    r->port = sup_free_port();
-    snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
-    redis_spawn(r, aof);
+    for (int tries = 0; tries < 5; tries++) {
+        r->port = sup_free_port();
+        snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
+        if (redis_spawn(r, aof))
+            return;
+    }
+    ck_abort_msg("redis-server could not get a free port in 5 tries (see %s/redis.log)", r->dir);
 }
 
 void sup_redis_restart(sup_redis *r)
 {
-    redis_spawn(r, r->aof);
+    ck_assert_msg(redis_spawn(r, r->aof), "redis-server could not have port %d again (see %s/redis.log)",
+                  r->port, r->dir);
 }
 
 void sup_redis_stop(sup_redis *r)
