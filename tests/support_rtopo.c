@@ -101,7 +101,25 @@ static void write_conf(rt_srv *s, bool sentinel, const char *lines)
     sup_write_file(s->conf, text);
 }
 
-static void spawn_server(rt_srv *s, bool sentinel)
+/* Whether the server listening on s->port is the process we spawned, not
+ * one that took the port between our pick and its bind (ours then exits
+ * with "Address already in use"). A TLS-only server is only checked to be
+ * alive (redis-cli would need its certificates). */
+static bool server_is_ours(const rt_srv *s)
+{
+    if (waitpid(s->pid, NULL, WNOHANG) != 0)
+        return false;
+    if (s->tls)
+        return true;
+    char want[32];
+    int n = snprintf(want, sizeof want, "process_id:%d", (int)s->pid);
+    const char *at = strstr(rt_cli("-p %d info server", s->port), want);
+    return at && (at[n] < '0' || at[n] > '9');
+}
+
+/* Starts the server of s->conf; false when the port turned out not to be
+ * ours (the process is stopped then). */
+static bool spawn_server(rt_srv *s, bool sentinel)
 {
     char log[340];
     snprintf(log, sizeof log, "%s/server.log", s->dir);
@@ -109,6 +127,11 @@ static void spawn_server(rt_srv *s, bool sentinel)
     s->pid = rt_spawn(argv, log);
     ck_assert_msg(sup_wait_port(s->port, 15000), "%s did not listen on %d (see %s)", argv[0], s->port,
                   log);
+    if (server_is_ours(s))
+        return true;
+    rt_kill(s->pid, SIGKILL);
+    s->pid = 0;
+    return false;
 }
 
 static bool port_free(int port)
@@ -138,17 +161,24 @@ static int cluster_port(void)
 void rt_server(rt_srv *s, const char *name, bool sentinel, const char *lines)
 {
     memset(s, 0, sizeof *s);
-    s->port = lines && strstr(lines, "cluster-enabled yes") ? cluster_port() : sup_free_port();
+    lines = lines ? lines : "";
     snprintf(s->dir, sizeof s->dir, "%s/%s", dir, name);
     ck_assert_int_eq(mkdir(s->dir, 0700), 0);
     snprintf(s->conf, sizeof s->conf, "%s/%s.conf", s->dir, name);
-    write_conf(s, sentinel, lines ? lines : "");
-    spawn_server(s, sentinel);
+    s->tls = strstr(lines, "TLSPORT") != NULL;
+    for (int tries = 0; tries < 5; tries++) { /* a new port when one was taken */
+        s->port = strstr(lines, "cluster-enabled yes") ? cluster_port() : sup_free_port();
+        write_conf(s, sentinel, lines);
+        if (spawn_server(s, sentinel))
+            return;
+    }
+    ck_abort_msg("%s: no port of its own in 5 tries (see %s)", name, s->dir);
 }
 
 void rt_server_restart(rt_srv *s, bool sentinel)
 {
-    spawn_server(s, sentinel);
+    ck_assert_msg(spawn_server(s, sentinel), "port %d taken meanwhile (see %s)", s->port,
+                  s->dir);
 }
 
 static const char *trimmed(buf *b)

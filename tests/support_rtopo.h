@@ -20,6 +20,7 @@ typedef struct rt_srv {
     int port;
     char dir[300];
     char conf[340];
+    bool tls;          /* TLS only (redis-cli cannot ask it who it is) */
 } rt_srv;
 
 /* A temp dir for this test (rt_dir()) and the cleanup handler. */
