@@ -801,24 +801,44 @@ static void five_fill(five *f)
     }
 }
 
+/* What put_five saw: the call's result and message, the index it named,
+ * the requests the client sent and those the responder read. */
+typedef struct put_seen {
+    int rc;
+    aq_err e;
+    size_t failed;
+    unsigned long sent;
+    int read;
+} put_seen;
+
+/* s3_put_many of f's five objects against a responder that answers in
+ * rounds (see canned_serve), with retries. */
+static put_seen put_five(const char *const *answers, const size_t *rounds, int retries, five *f)
+{
+    canned cs;
+    canned_start_rounds(&cs, rounds, answers);
+    s3 *c = canned_client(&cs, retries);
+    five_fill(f);
+    put_seen r = {.failed = 99};
+    r.rc = s3_put_many(c, f->objs, 5, &r.failed, &r.e);
+    r.sent = s3_requests(c);
+    s3_close(c);
+    r.read = canned_requests(&cs);
+    canned_stop(&cs);
+    return r;
+}
+
 /* The five uploads of one call reach the server at the same time: the
  * responder answers none until all five requests are in. */
 START_TEST(test_put_many_sends_in_parallel)
 {
     static const char *const answers[] = {OK_EMPTY, OK_EMPTY, OK_EMPTY, OK_EMPTY, OK_EMPTY, NULL};
     static const size_t rounds[] = {5, 0};
-    canned cs;
-    canned_start_rounds(&cs, rounds, answers);
-    s3 *c = canned_client(&cs, 0);
     five f;
-    five_fill(&f);
-    aq_err e = {0};
-    size_t failed = 99;
-    ck_assert_msg(s3_put_many(c, f.objs, 5, &failed, &e) == 0, "put_many: %s", e.msg);
-    ck_assert_uint_eq(s3_requests(c), 5);
-    ck_assert_int_eq(canned_requests(&cs), 5);
-    s3_close(c);
-    canned_stop(&cs);
+    put_seen r = put_five(answers, rounds, 0, &f);
+    ck_assert_msg(r.rc == 0, "put_many: %s", r.e.msg);
+    ck_assert_uint_eq(r.sent, 5);
+    ck_assert_int_eq(r.read, 5);
 }
 END_TEST
 
@@ -831,18 +851,11 @@ START_TEST(test_put_many_retries_only_the_failed)
         OK_EMPTY, OK_EMPTY, NULL,
     };
     static const size_t rounds[] = {5, 2, 0};
-    canned cs;
-    canned_start_rounds(&cs, rounds, answers);
-    s3 *c = canned_client(&cs, 3);
     five f;
-    five_fill(&f);
-    aq_err e = {0};
-    size_t failed = 99;
-    ck_assert_msg(s3_put_many(c, f.objs, 5, &failed, &e) == 0, "put_many: %s", e.msg);
-    ck_assert_uint_eq(s3_requests(c), 7);
-    ck_assert_int_eq(canned_requests(&cs), 7);
-    s3_close(c);
-    canned_stop(&cs);
+    put_seen r = put_five(answers, rounds, 3, &f);
+    ck_assert_msg(r.rc == 0, "put_many: %s", r.e.msg);
+    ck_assert_uint_eq(r.sent, 7);
+    ck_assert_int_eq(r.read, 7);
 }
 END_TEST
 
@@ -854,21 +867,14 @@ START_TEST(test_put_many_names_the_refused_upload)
         OK_EMPTY, OK_EMPTY, XML_ERROR("403", "Forbidden", AccessDenied), OK_EMPTY, OK_EMPTY, NULL,
     };
     static const size_t rounds[] = {5, 0};
-    canned cs;
-    canned_start_rounds(&cs, rounds, answers);
-    s3 *c = canned_client(&cs, 3);
     five f;
-    five_fill(&f);
-    aq_err e = {0};
-    size_t failed = 99;
-    ck_assert_int_eq(s3_put_many(c, f.objs, 5, &failed, &e), AQ_EPERM);
-    ck_assert_uint_lt(failed, 5);
+    put_seen r = put_five(answers, rounds, 3, &f);
+    ck_assert_int_eq(r.rc, AQ_EPERM);
+    ck_assert_uint_lt(r.failed, 5);
     char want[96];
-    snprintf(want, sizeof want, "S3 PUT %s: 403 AccessDenied", f.keys[failed]);
-    ck_assert_msg(strstr(e.msg, want), "%s (want %s)", e.msg, want);
-    ck_assert_uint_eq(s3_requests(c), 5);
-    s3_close(c);
-    canned_stop(&cs);
+    snprintf(want, sizeof want, "S3 PUT %s: 403 AccessDenied", f.keys[r.failed]);
+    ck_assert_msg(strstr(r.e.msg, want), "%s (want %s)", r.e.msg, want);
+    ck_assert_uint_eq(r.sent, 5);
 }
 END_TEST
 
