@@ -118,52 +118,6 @@ typedef struct queue_job {
 int queue_job_get(queue *q, const char *id, queue_job *j, aq_err *e);
 void queue_job_free(queue_job *j);
 
-/* ---- workers: one job per call ----
- * The first engine's calls. The worker now uses the batched calls below
- * (queue_cycle, queue_start_many, queue_take_bounded); these remain for the
- * unit tests that pin each per-job rule one call at a time, and are due to
- * go once those tests drive the batched calls (the rules live twice, in
- * LUA_START/ACK/FAIL and in LUA_START_MANY/CYCLE, until then). */
-
-/* BLMOVE NS:queue:Q -> NS:processing:worker (RIGHT LEFT), waiting up to
- * timeout_ms. Returns 1 with *doc (malloc'd, NUL-terminated, *len bytes),
- * 0 on timeout, or < 0. After a take that lost its connection (the move may
- * have happened, its reply lost), the next take of the same worker first
- * returns the newest doc of its processing list, if any: a worker calls
- * take only while it holds no job. */
-int queue_take(queue *q, const char *worker, int timeout_ms, char **doc,
-               size_t *len, aq_err *e);
-
-/* Marks id running on worker: attempts+1, started_at, worker, queue; counts
- * `started` (and `enqueued` when the job had no live hash: a raw LPUSH);
- * adds an event. *attempts receives the new attempt number. Idempotent:
- * called again while the job is still running on the same worker (a retry
- * after a lost reply) it changes nothing and returns the same number. A job
- * cancelled before it started gets *attempts 0: drop its document. */
-int queue_start(queue *q, const char *worker, const char *id, int64_t created_at,
-                int *attempts, aq_err *e);
-
-/* One script: LREM the doc from NS:processing:worker; state=done,
- * finished_at, duration_ms, outputs; EXPIRE result_ttl_s; counts `done`; adds
- * an event. If the doc is no longer in the processing list (taken back by
- * recovery meanwhile) it is removed from the queue instead if still there;
- * if neither, nothing is recorded and *stale is set (the current holder will
- * record it). */
-int queue_ack(queue *q, const char *worker, const char *doc, size_t len,
-              const char *id, const char *outputs_json, int64_t duration_ms,
-              bool *stale, aq_err *e);
-
-/* One script: LREM from processing; when retry_doc is non-NULL, ZADD it to
- * NS:delayed at due_ms, state=retrying, counts `retried`; otherwise LPUSH
- * dead_doc (the job JSON with error, failed_at, attempts) to NS:dead, LTRIM
- * it to dead_max, state=dead with error, EXPIRE result_ttl_s, counts `failed`
- * and `dead` (and `enqueued` for a document that never started: no live job
- * hash). id may be "" (document without a usable id: no job hash).
- * Adds an event. */
-int queue_fail(queue *q, const char *worker, const char *doc, size_t len,
-               const char *id, const char *error, const char *retry_doc,
-               int64_t due_ms, const char *dead_doc, bool *stale, aq_err *e);
-
 /* ---- heartbeats (the supervisor beats for its worker processes) ---- */
 typedef struct queue_beat {
     const char *worker;       /* HOST:PID-NONCE */
@@ -289,14 +243,28 @@ typedef struct queue_taken {
 } queue_taken;
 void queue_taken_free(queue_taken *t);
 
-/* One script: records every outcome of outs as queue_ack / queue_fail would
- * (counters added once per call; one `done` event for all done ids), adds
- * hist (may be NULL) to NS:metrics, then moves up to want documents of at
- * most limit bytes from the queue to NS:processing:worker (stopping before a
- * larger one, which it flags). Transport failures: AQ_EAGAIN, and whether
- * the script ran is unknown: outcomes may be sent again (a second record of
- * one is stale), and documents it may have moved are found with
- * queue_processing. */
+/* One script: records every outcome of outs, then adds hist (may be NULL)
+ * to NS:metrics, then moves up to want documents of at most limit bytes
+ * from the queue to NS:processing:worker (stopping before a larger one,
+ * which it flags). Each outcome first claims its doc: it must leave
+ * NS:processing:worker or (taken back by recovery, not taken again) the
+ * queue in this very script; found in neither, it is stale: someone else
+ * holds it and records it, and nothing is recorded here. A job cancelled
+ * while it ran is only unparked (o->cancelled). Then, by kind:
+ *  - DONE: hash state=done, worker, finished_at, duration_ms, outputs,
+ *    EXPIRE result_ttl_s; counts `done`;
+ *  - RETRY: retry_doc ZADDed to NS:delayed at due_ms, hash state=retrying
+ *    with error (no TTL); counts `retried`; one `retrying` event;
+ *  - DEAD, REFUSED: dead_doc LPUSHed to NS:dead (LTRIM to dead_max), hash
+ *    state=dead with error and finished_at, EXPIRE result_ttl_s; counts
+ *    `failed` and `dead`, and `enqueued` for a document with no live hash
+ *    (it never started: a raw LPUSH); one `dead` event;
+ *  - DROP: nothing more.
+ * id "" (a document without a usable id) touches no hash. Counters are
+ * added once per call; all done ids share one `done` event (field ids).
+ * Transport failures: AQ_EAGAIN, and whether the script ran is unknown:
+ * outcomes may be sent again (a second record of one is stale), and
+ * documents it may have moved are found with queue_processing. */
 int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
                 const queue_hist *hist, int want, size_t limit, queue_taken *taken,
                 aq_err *e);
@@ -308,7 +276,15 @@ typedef struct queue_start_item {
                                * (outcome QUEUE_DROP) */
     const char *queue;        /* MAY: the queue it came from (NULL = default) */
 } queue_start_item;
-/* queue_start for n jobs in one script (one `running` event for them all). */
+/* Marks n jobs running on worker in one script: per job attempts+1,
+ * started_at, worker, queue; counts `started` (and `enqueued` for a job
+ * with no live hash: a raw LPUSH, or an id pushed again after it was done
+ * or dead, which starts a new run at attempt 1, created_at from the item or
+ * now); one `running` event (field ids) for them all. items[i].attempts
+ * receives the new attempt number. Idempotent per job: a job still running
+ * on this very worker (a retry after a lost reply) changes nothing and gets
+ * the same number. A job cancelled before it started gets 0: drop its
+ * document (QUEUE_DROP). id "" counts started and enqueued, touches no hash. */
 int queue_start_many(queue *q, const char *worker, queue_start_item *items, size_t n,
                      aq_err *e);
 
@@ -352,8 +328,9 @@ int queue_take_count(const queue *q);
 
 /* Removes from NS:processing:worker the first document of exactly big->size
  * bytes (over limit) and records it dead: NS:dead gets {"raw": head,
- * "raw_bytes", "raw_sha256", "error", "failed_at", "attempts"}; counts as
- * queue_fail does. */
+ * "raw_bytes", "raw_sha256", "error", "failed_at", "attempts"}; counts
+ * `enqueued`, `failed` and `dead` (it never started) and adds a `dead`
+ * event. */
 int queue_bury_oversized(queue *q, const char *worker, const queue_big *big, size_t limit,
                          const char *error, aq_err *e);
 

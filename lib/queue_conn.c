@@ -171,7 +171,7 @@ static int q_send(queue *q, int n, const char **v, const size_t *l, bool durable
 /* The scripts whose writes must reach min_replicas_ack replicas (WAIT): the
  * ones that record a job or its outcome. */
 static const bool script_durable[S_COUNT] = {
-    [S_ENQUEUE] = true, [S_ACK] = true, [S_FAIL] = true, [S_CYCLE] = true,
+    [S_ENQUEUE] = true, [S_CYCLE] = true,
     [S_REQUEUE] = true, [S_BURY_BIG] = true,
 };
 

@@ -3,8 +3,11 @@
  *   queue_conn.c     the handle: connect, AUTH/SELECT, scripts loaded per
  *                    connection, argument vectors, one command, pipelines
  *   queue_scripts.c  every Lua script, in one table indexed by S_*
- *   queue_jobs.c     a job's life: enqueue, take, start, ack, fail, the
- *                    batched cycle of the worker engine, promote, requeue
+ *   queue_jobs.c     a job's life: enqueue, cancel, the job hash, promote,
+ *                    requeue
+ *   queue_batch.c    the worker engine's calls: the cycle (outcomes plus
+ *                    the next take), the batch start, the bounded take,
+ *                    what a worker holds, several take queues
  *   queue_fleet.c    heartbeats, registration, recovery, workers, control
  *   queue_views.c    what operators read: stats, dead letters, events
  *   queue_dead.c     dead-letter documents (pure JSON, no Redis)
@@ -43,9 +46,6 @@
 
 enum {
     S_ENQUEUE,
-    S_START,
-    S_ACK,
-    S_FAIL,
     S_PROMOTE,
     S_REQUEUE,
     S_FORGET,
@@ -78,10 +78,6 @@ struct queue {
     aq_config cfg;               /* a copy: the caller may reload its own */
     char where[300];             /* "host:port" or the socket path, for messages */
     char sha[S_COUNT][41];
-    /* The worker whose last take lost its connection: the move may have
-     * happened with the reply lost, so its processing list is looked at
-     * first on the next take (else the job would sit there unseen). */
-    char take_doubt[160];
     /* [worker] queues (queue_set_takes): names, weights, and the smooth
      * weighted round robin's running credits */
     int ntake;

@@ -101,7 +101,7 @@
  * somewhere: the cancellation is taken back, state is the restored one) or
  * 'full' (the queue holds max_queue_length documents already).
  * A job in flight keeps its hash, attempts and all: re-enqueueing its id
- * never resets them. A document without id is counted by queue_start
+ * never resets them. A document without id is counted by queue_start_many
  * instead (no hash here). */
 static const char LUA_ENQUEUE[] =
     LUA_EVENT
@@ -177,103 +177,6 @@ static const char LUA_CANCEL[] =
     "batch_count(ARGV[4], redis.call('HGET', KEYS[1], 'batch'), 'cancelled', 1, ARGV[2],\n"
     "  {ttl = ARGV[5], maxlen = ARGV[3], publish = ARGV[6]})\n"
     "return {'cancelled', st}\n";
-
-/* KEYS: job, stats, events.
- * ARGV: worker, id, qname, now, created_at, maxlen, result_ttl.
- * Returns the attempt number, or 0 for a job cancelled before it started
- * (the caller drops its document).
- * No hash, or a hash in a final state, means a job that did not come through
- * queue_enqueue (a raw LPUSH, or the same id pushed again): count it as
- * enqueued and start its attempts from zero. The job already running on
- * this very worker means a retried start whose reply was lost: nothing
- * changes (a worker runs one job at a time, and any requeue in between
- * would have changed the state). */
-static const char LUA_START[] =
-    LUA_EVENT
-    LUA_UNPARK
-    "if ARGV[2] == '' then\n"
-    "  redis.call('HINCRBY', KEYS[2], 'enqueued', 1)\n"
-    "  redis.call('HINCRBY', KEYS[2], 'started', 1)\n"
-    "  return 1\n"
-    "end\n"
-    "local st = redis.call('HGET', KEYS[1], 'state')\n"
-    "if st == 'running' and redis.call('HGET', KEYS[1], 'worker') == ARGV[1] then\n"
-    "  return tonumber(redis.call('HGET', KEYS[1], 'attempts'))\n"
-    "end\n"
-    "if st == 'cancelled' and redis.call('HEXISTS', KEYS[1], 'parked') == 1 then\n"
-    "  unpark(KEYS[1], ARGV[7])\n"
-    "  return 0\n"
-    "end\n"
-    "if st == false or st == 'done' or st == 'dead' or st == 'cancelled' then\n"
-    "  redis.call('DEL', KEYS[1])\n"
-    "  redis.call('HINCRBY', KEYS[2], 'enqueued', 1)\n"
-    "  local created = ARGV[5]\n"
-    "  if created == '0' then created = ARGV[4] end\n"
-    "  redis.call('HSET', KEYS[1], 'created_at', created, 'attempts', 0)\n"
-    "end\n"
-    "local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)\n"
-    "redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[1], 'queue', ARGV[3],\n"
-    "  'started_at', ARGV[4])\n"
-    "redis.call('PERSIST', KEYS[1])\n"
-    "redis.call('HINCRBY', KEYS[2], 'started', 1)\n"
-    "event(KEYS[3], ARGV[6], ARGV[2], 'running', ARGV[1], '')\n"
-    "return n\n";
-
-/* The doc must leave the worker's processing list, or (taken back by
- * recovery and not yet taken again) the queue, in this very script; when it
- * is in neither, someone else holds it and will record it. */
-#define LUA_CLAIM                                                              \
-    "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 and\n"                   \
-    "   redis.call('LREM', KEYS[5], -1, ARGV[1]) == 0 then return 0 end\n"
-
-/* KEYS: processing, job, stats, events, queue.
- * ARGV: doc, id, worker, now, duration_ms, outputs, result_ttl, maxlen. */
-static const char LUA_ACK[] =
-    LUA_EVENT
-    LUA_CLAIM
-    "if ARGV[2] ~= '' then\n"
-    "  redis.call('HSET', KEYS[2], 'state', 'done', 'worker', ARGV[3], 'error', '',\n"
-    "    'finished_at', ARGV[4], 'duration_ms', ARGV[5], 'outputs', ARGV[6])\n"
-    "  redis.call('EXPIRE', KEYS[2], ARGV[7])\n"
-    "end\n"
-    "redis.call('HINCRBY', KEYS[3], 'done', 1)\n"
-    "event(KEYS[4], ARGV[8], ARGV[2], 'done', ARGV[3], '')\n"
-    "return 1\n";
-
-/* KEYS: processing, job, stats, events, queue, delayed, dead.
- * ARGV: doc, id, worker, now, error, mode (retry|dead), retry_doc, due_ms,
- *       dead_doc, result_ttl, maxlen, dead_max.
- * A document refused before it ever started (no live hash: a raw LPUSH of
- * garbage) is counted `enqueued` here, as queue_start counts the others, so
- * that enqueued = done + dead + in flight. */
-static const char LUA_FAIL[] =
-    LUA_EVENT
-    LUA_CLAIM
-    "if ARGV[6] == 'retry' then\n"
-    "  redis.call('ZADD', KEYS[6], ARGV[8], ARGV[7])\n"
-    "  if ARGV[2] ~= '' then\n"
-    "    redis.call('HSET', KEYS[2], 'state', 'retrying', 'worker', ARGV[3], 'error', ARGV[5])\n"
-    "  end\n"
-    "  redis.call('HINCRBY', KEYS[3], 'retried', 1)\n"
-    "  event(KEYS[4], ARGV[11], ARGV[2], 'retrying', ARGV[3], ARGV[5])\n"
-    "  return 1\n"
-    "end\n"
-    "redis.call('LPUSH', KEYS[7], ARGV[9])\n"
-    "redis.call('LTRIM', KEYS[7], 0, tonumber(ARGV[12]) - 1)\n"
-    "local st = false\n"
-    "if ARGV[2] ~= '' then st = redis.call('HGET', KEYS[2], 'state') end\n"
-    "if st == false or st == 'done' or st == 'dead' then\n"
-    "  redis.call('HINCRBY', KEYS[3], 'enqueued', 1)\n"
-    "end\n"
-    "if ARGV[2] ~= '' then\n"
-    "  redis.call('HSET', KEYS[2], 'state', 'dead', 'worker', ARGV[3], 'error', ARGV[5],\n"
-    "    'finished_at', ARGV[4])\n"
-    "  redis.call('EXPIRE', KEYS[2], ARGV[10])\n"
-    "end\n"
-    "redis.call('HINCRBY', KEYS[3], 'failed', 1)\n"
-    "redis.call('HINCRBY', KEYS[3], 'dead', 1)\n"
-    "event(KEYS[4], ARGV[11], ARGV[2], 'dead', ARGV[3], ARGV[5])\n"
-    "return 1\n";
 
 /* KEYS: delayed, default queue, events.  ARGV: now, limit, ns, maxlen, result_ttl.
  * ZRANGEBYSCORE and ZREM in one script: a due job moves exactly once however
@@ -427,6 +330,12 @@ static const char LUA_DEAD_RETRY[] =
  * order: one byte per wanted document, 'a' + the index of the take queue to
  * try first for it (weights are applied in C); an empty preferred queue
  * falls through to the others in their listed order.
+ * Each outcome's doc must leave the worker's processing list or (taken back
+ * by recovery and not yet taken again) the queue in this very script; in
+ * neither, someone else holds it and will record it: claimed 0, nothing
+ * recorded. A dead letter of a document with no live hash (it never
+ * started) counts it `enqueued` too, as LUA_START_MANY counts the others,
+ * so that enqueued = done + dead + in flight.
  * Returns {claimed flags (1, 0, or 2 = cancelled while running: nothing
  * recorded), taken docs, oversized (0, or 1 + index of its queue, 0 = the
  * default), index of each taken doc's queue}.
@@ -555,14 +464,22 @@ static const char LUA_CYCLE[] =
     "end\n"
     "return {claimed, taken, over, from}\n";
 
-/* queue_start for a batch. KEYS: stats, events.
+/* queue_start_many. KEYS: stats, events.
  * ARGV: ns, worker, qname, now, maxlen, n, result_ttl, then n triples (id,
  * created_at, queue or '' for qname).
  * Returns the attempt number of each, 0 for a job cancelled before it
- * started (its parked document is the caller's to drop). The rules of
- * LUA_START, per job, in as few calls as each case allows (this runs for
- * every job); one `running` event (field ids) for the batch. A hash in
- * state queued or retrying has no TTL, so nothing needs PERSIST. */
+ * started (its parked document is the caller's to drop). Per job, in as few
+ * calls as each case allows (this runs for every job):
+ *  - the job already running on this very worker: a retried start whose
+ *    reply was lost (any requeue in between would have changed the state):
+ *    nothing changes, the same attempt number;
+ *  - no hash, or a hash in a final state: a job that did not come through
+ *    an enqueue (a raw LPUSH, or the same id pushed again after it ended):
+ *    counted enqueued, a fresh hash whose attempts start from zero;
+ *  - else attempts + 1, state running.
+ * One `running` event (field ids) for the batch. A hash in state queued or
+ * retrying has no TTL, and a fresh one none either, so nothing needs
+ * PERSIST. */
 static const char LUA_START_MANY[] =
     LUA_UNPARK
     "local ns, worker, qdef, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
@@ -730,8 +647,7 @@ static const char LUA_CB_RETURN[] =
     "return n\n";
 
 const char *const script_body[S_COUNT] = {
-    [S_ENQUEUE] = LUA_ENQUEUE, [S_START] = LUA_START,     [S_ACK] = LUA_ACK,
-    [S_FAIL] = LUA_FAIL,       [S_PROMOTE] = LUA_PROMOTE, [S_REQUEUE] = LUA_REQUEUE,
+    [S_ENQUEUE] = LUA_ENQUEUE, [S_PROMOTE] = LUA_PROMOTE, [S_REQUEUE] = LUA_REQUEUE,
     [S_FORGET] = LUA_FORGET,   [S_UNLOCK] = LUA_UNLOCK,   [S_DEAD_RETRY] = LUA_DEAD_RETRY,
     [S_CYCLE] = LUA_CYCLE,     [S_START_MANY] = LUA_START_MANY, [S_BURY_BIG] = LUA_BURY_BIG,
     [S_HELD] = LUA_HELD,

@@ -19,6 +19,7 @@
 #include "job.h"
 #include "queue.h"
 #include "support.h"
+#include "support_queue.h"
 
 static sup_redis R;
 static char NS[32], DIR_[256], CONF[300];
@@ -244,7 +245,9 @@ START_TEST(bad_requests_are_named)
 END_TEST
 
 /* A stand-in worker in a child process: takes the job, starts it, waits a
- * little and acknowledges it. */
+ * little and acknowledges it, through the worker engine's batched calls (a
+ * batch of one: their `running` and `done` events name it in field `ids`,
+ * which avatarq_wait must follow). */
 static void fake_worker(int delay_ms)
 {
     aq_config cfg;
@@ -254,7 +257,7 @@ static void fake_worker(int delay_ms)
     queue *q = queue_open(&cfg, &e);
     char *doc;
     size_t len;
-    if (!q || queue_take(q, "fake:1", 10000, &doc, &len, &e) != 1)
+    if (!q || sq_take(q, "fake:1", 10000, &doc, &len, &e) != 1)
         _exit(3);
     job_limits lim;
     job_request jr;
@@ -262,11 +265,11 @@ static void fake_worker(int delay_ms)
         _exit(4);
     int attempts;
     bool stale;
-    if (queue_start(q, "fake:1", jr.id, jr.created_at, &attempts, &e) < 0)
+    if (sq_start(q, "fake:1", jr.id, jr.created_at, &attempts, &e) < 0 || attempts != 1)
         _exit(5);
     sup_sleep_ms(delay_ms);
-    if (queue_ack(q, "fake:1", doc, len, jr.id, "{\"64\":\"avatars/x/64.png\"}", delay_ms, &stale,
-                  &e) < 0)
+    if (sq_done(q, "fake:1", doc, len, jr.id, "{\"64\":\"avatars/x/64.png\"}", delay_ms, &stale,
+                &e) < 0 || stale)
         _exit(6);
     free(doc);
     queue_close(q);

@@ -1,6 +1,9 @@
 /* lib/queue against a real redis-server: every function, the stale-ack and
  * exactly-once guarantees, recovery of silent workers, reconnects after a
- * Redis restart and EVALSHA after SCRIPT FLUSH.
+ * Redis restart and EVALSHA after SCRIPT FLUSH. The worker's side goes
+ * through the worker engine's batched calls (queue_cycle, queue_start_many,
+ * queue_take_bounded), mostly one job at a time (support_queue.h), so each
+ * per-job rule of their scripts is pinned on its own.
  *
  * One redis-server per test case (started in the parent by an unchecked
  * fixture, stopped by PID even when a test fails); each test runs in its own
@@ -26,6 +29,7 @@
 #include "queue.h"
 #include "retry.h"
 #include "support.h"
+#include "support_queue.h"
 
 static sup_redis R;
 static char NS[32];
@@ -158,35 +162,63 @@ static void enqueue(const char *id)
     ck_assert_msg(queue_enqueue(Q, NULL, id, d, strlen(d), 0, &e) == 0, "enqueue: %s", e.msg);
 }
 
-/* Takes one job for worker w, which must be the doc of id. */
+/* Takes one job for worker w (queue_cycle wanting one, as the worker engine
+ * takes), which must be the doc of id. */
 static void take_expect(const char *w, const char *id)
 {
     aq_err e = {0};
     char *doc;
     size_t len;
-    int rc = queue_take(Q, w, 1000, &doc, &len, &e);
+    int rc = sq_take(Q, w, 0, &doc, &len, &e);
     ck_assert_msg(rc == 1, "take: %d %s", rc, e.msg);
     ck_assert_str_eq(doc, doc_of(id));
     ck_assert_uint_eq(len, strlen(doc));
     free(doc);
 }
 
+/* Marks id running on w (queue_start_many, a batch of one); its attempt. */
 static int start(const char *w, const char *id)
 {
     aq_err e = {0};
     int attempts = -1;
-    ck_assert_msg(queue_start(Q, w, id, 0, &attempts, &e) == 0, "start: %s", e.msg);
+    ck_assert_msg(sq_start(Q, w, id, 0, &attempts, &e) == 0, "start: %s", e.msg);
     return attempts;
 }
 
-static bool ack(const char *w, const char *id)
+/* Records o for w (queue_cycle taking nothing); true when it was stale. */
+static bool finish(const char *w, queue_outcome *o)
 {
     aq_err e = {0};
-    bool stale = true;
+    ck_assert_msg(sq_finish(Q, w, o, &e) == 0, "cycle: %s", e.msg);
+    return o->stale;
+}
+
+/* Acknowledges id's doc as done; true when the ack was stale. */
+static bool ack(const char *w, const char *id)
+{
     const char *d = doc_of(id);
-    ck_assert_msg(queue_ack(Q, w, d, strlen(d), id, "{\"64\":\"k\"}", 12, &stale, &e) == 0,
-                  "ack: %s", e.msg);
-    return stale;
+    queue_outcome o = {.doc = d, .len = strlen(d), .id = id, .kind = QUEUE_DONE,
+                       .outputs = "{\"64\":\"k\"}", .duration_ms = 12};
+    return finish(w, &o);
+}
+
+/* A failed attempt of id's doc, retried at due; true when stale. */
+static bool retry_at(const char *w, const char *id, const char *error, int64_t due)
+{
+    const char *d = doc_of(id);
+    queue_outcome o = {.doc = d, .len = strlen(d), .id = id, .kind = QUEUE_RETRY,
+                       .error = error, .retry_doc = d, .due_ms = due};
+    return finish(w, &o);
+}
+
+/* A final failure of doc (as taken): dead_doc goes to NS:dead; kind is
+ * QUEUE_DEAD or QUEUE_REFUSED. True when stale. */
+static bool bury(const char *w, const char *doc, size_t len, const char *id,
+                 queue_outcome_kind kind, const char *error, const char *dead_doc)
+{
+    queue_outcome o = {.doc = doc, .len = len, .id = id, .kind = kind, .error = error,
+                       .dead_doc = dead_doc};
+    return finish(w, &o);
 }
 
 /* A stand-in for the worker's ident: id and max_attempts from the JSON. */
@@ -286,9 +318,27 @@ START_TEST(take_is_fifo_and_waits)
     aq_err e = {0};
     char *doc = (char *)1;
     size_t len = 1;
-    ck_assert_int_eq(queue_take(Q, "h:1", 200, &doc, &len, &e), 0); /* waits, then times out */
+    queue_big big;
+    /* the idle worker's blocking take waits, then times out */
+    ck_assert_int_eq(queue_take_bounded(Q, "h:1", 200, 64 * 1024, &doc, &len, &big, &e), 0);
     ck_assert_ptr_null(doc);
-    ck_assert_int_eq(queue_take(Q, "h:1", 0, &doc, &len, &e), 0);   /* no wait at all */
+    ck_assert_int_eq(sq_take(Q, "h:1", 0, &doc, &len, &e), 0); /* the cycle never waits */
+    ck_assert_ptr_null(doc);
+
+    /* one cycle takes several in order, and only as many as it wants */
+    enqueue("f4");
+    enqueue("f5");
+    enqueue("f6");
+    queue_taken t;
+    ck_assert_int_eq(queue_cycle(Q, "h:2", NULL, 0, NULL, 2, 64 * 1024, &t, &e), 0);
+    ck_assert_uint_eq(t.n, 2);
+    ck_assert_str_eq(t.doc[0], doc_of("f4"));
+    ck_assert_str_eq(t.doc[1], doc_of("f5"));
+    ck_assert_uint_eq(t.len[1], strlen(doc_of("f5")));
+    ck_assert(!t.oversized);
+    queue_taken_free(&t);
+    ck_assert_int_eq(raw_int("LLEN %s", K("processing:h:2")), 2);
+    take_expect("h:2", "f6");
 
     /* a job pushed while we block is taken */
     pid_t pid = fork();
@@ -301,8 +351,10 @@ START_TEST(take_is_fifo_and_waits)
         redisFree(c);
         _exit(0);
     }
-    ck_assert_int_eq(queue_take(Q, "h:1", 10000, &doc, &len, &e), 1);
+    ck_assert_int_eq(queue_take_bounded(Q, "h:1", 10000, 64 * 1024, &doc, &len, &big, &e), 1);
     ck_assert_str_eq(doc, "late");
+    ck_assert_uint_eq(len, 4);
+    ck_assert_int_eq(raw_int("LPOS %s late", K("processing:h:1")), 0);
     free(doc);
     waitpid(pid, NULL, 0);
 }
@@ -316,10 +368,13 @@ START_TEST(start_counts_attempts_and_raw_pushes)
     ck_assert_str_eq(hget(K("job:s1"), "state"), "running");
     ck_assert_str_eq(hget(K("job:s1"), "worker"), "h:1");
     ck_assert_int_gt(atoll(hget(K("job:s1"), "started_at")), 0);
-    ck_assert_str_eq(last_event(), "id=s1 state=running worker=h:1 error=");
+    /* the batch's one `running` entry names its ids in field `ids` */
+    ck_assert_str_eq(last_event(), "ids=s1 state=running worker=h:1 error=");
+    long long events = raw_int("XLEN %s", K("events"));
     /* a retried start (its reply lost) on the same worker changes nothing */
     ck_assert_int_eq(start("h:1", "s1"), 1);
     ck_assert_str_eq(hget(K("stats"), "started"), "1");
+    ck_assert_int_eq(raw_int("XLEN %s", K("events")), events);
     /* the next run, after the job was put back, is attempt 2 */
     aq_err e = {0};
     int rec = 0, dead = 0;
@@ -333,7 +388,7 @@ START_TEST(start_counts_attempts_and_raw_pushes)
     raw("LPUSH %s %s", K("queue:default"), doc_of("raw1"));
     take_expect("h:1", "raw1");
     int attempts = 0;
-    ck_assert_int_eq(queue_start(Q, "h:1", "raw1", 777, &attempts, &e), 0);
+    ck_assert_int_eq(sq_start(Q, "h:1", "raw1", 777, &attempts, &e), 0);
     ck_assert_int_eq(attempts, 1);
     ck_assert_str_eq(hget(K("job:raw1"), "created_at"), "777");
     ck_assert_str_eq(hget(K("stats"), "enqueued"), "2");
@@ -345,6 +400,32 @@ START_TEST(start_counts_attempts_and_raw_pushes)
     ck_assert_int_eq(start("h:1", "raw1"), 1);
     ck_assert_str_eq(hget(K("stats"), "enqueued"), "3");
     ck_assert_int_eq(raw_int("TTL %s", K("job:raw1")), -1);
+
+    /* ... and after it went dead */
+    const char *d = doc_of("raw1");
+    ck_assert(!bury("h:1", d, strlen(d), "raw1", QUEUE_DEAD, "bad", d));
+    ck_assert_str_eq(hget(K("job:raw1"), "state"), "dead");
+    raw("LPUSH %s %s", K("queue:default"), doc_of("raw1"));
+    take_expect("h:1", "raw1");
+    ck_assert_int_eq(start("h:1", "raw1"), 1);
+    ck_assert_str_eq(hget(K("job:raw1"), "state"), "running");
+    ck_assert_str_eq(hget(K("job:raw1"), "error"), "");
+    ck_assert_str_eq(hget(K("stats"), "enqueued"), "4");
+    ck_assert_int_eq(raw_int("TTL %s", K("job:raw1")), -1);
+
+    /* a batch: each job its own attempt, one `running` entry for all, a
+     * document without an id counted enqueued and started */
+    enqueue("s2");
+    raw("HSET %s attempts 4", K("job:s2"));
+    queue_start_item it[3] = {{.id = "s2"}, {.id = "s3", .created_at = 5}, {.id = ""}};
+    ck_assert_int_eq(queue_start_many(Q, "h:3", it, 3, &e), 0);
+    ck_assert_int_eq(it[0].attempts, 5);
+    ck_assert_int_eq(it[1].attempts, 1);
+    ck_assert_int_eq(it[2].attempts, 1);
+    ck_assert_str_eq(last_event(), "ids=s2 s3 state=running worker=h:3 error=");
+    ck_assert_str_eq(hget(K("job:s3"), "created_at"), "5");
+    ck_assert_str_eq(hget(K("stats"), "started"), "8");
+    ck_assert_str_eq(hget(K("stats"), "enqueued"), "7");
 }
 END_TEST
 
@@ -363,12 +444,34 @@ START_TEST(ack_records_done_once)
     ck_assert_int_gt(ttl, 3500);
     ck_assert_int_le(ttl, 3600);
     ck_assert_str_eq(hget(K("stats"), "done"), "1");
-    ck_assert_str_eq(last_event(), "id=k1 state=done worker=h:1 error=");
+    ck_assert_str_eq(last_event(), "ids=k1 state=done worker=h:1 error=");
     /* a second ack of the same doc finds it nowhere: stale, nothing counted */
+    long long events = raw_int("XLEN %s", K("events"));
     ck_assert(ack("h:1", "k1"));
     ck_assert_str_eq(hget(K("stats"), "done"), "1");
+    ck_assert_int_eq(raw_int("XLEN %s", K("events")), events);
 
+    /* two acks in one call: counted twice, one `done` entry naming both */
+    enqueue("k2");
+    enqueue("k3");
+    take_expect("h:1", "k2");
+    take_expect("h:1", "k3");
+    queue_outcome o[2];
+    for (int i = 0; i < 2; i++) {
+        const char *d = doc_of(i ? "k3" : "k2");
+        o[i] = (queue_outcome){.doc = d, .len = strlen(d), .id = i ? "k3" : "k2",
+                               .kind = QUEUE_DONE, .outputs = "{}", .duration_ms = 1};
+    }
     aq_err e = {0};
+    queue_taken t;
+    ck_assert_int_eq(queue_cycle(Q, "h:1", o, 2, NULL, 0, 64 * 1024, &t, &e), 0);
+    queue_taken_free(&t);
+    ck_assert(!o[0].stale && !o[1].stale);
+    ck_assert_str_eq(hget(K("stats"), "done"), "3");
+    ck_assert_int_eq(raw_int("XLEN %s", K("events")), events + 3); /* 2 queued + 1 done */
+    ck_assert_str_eq(last_event(), "ids=k2 k3 state=done worker=h:1 error=");
+    ck_assert_str_eq(hget(K("job:k3"), "state"), "done");
+
     queue_job j;
     ck_assert_int_eq(queue_job_get(Q, "k1", &j, &e), 0);
     ck_assert_str_eq(j.state, "done");
@@ -413,27 +516,26 @@ START_TEST(stale_ack_after_recovery)
     take_expect("A:1", "r3");
     ck_assert_int_eq(queue_requeue_worker(Q, "A:1", &IDENT, &rec, &dead, &e), 0);
     take_expect("B:2", "r3");
-    bool stale = false;
-    const char *d = doc_of("r3");
-    ck_assert_int_eq(queue_fail(Q, "A:1", d, strlen(d), "r3", "boom", d, now_ms(), NULL, &stale, &e),
-                     0);
-    ck_assert(stale);
+    ck_assert(retry_at("A:1", "r3", "boom", now_ms()));
     ck_assert_int_eq(raw_int("ZCARD %s", K("delayed")), 0);
+    const char *d = doc_of("r3");
+    ck_assert(bury("A:1", d, strlen(d), "r3", QUEUE_DEAD, "boom", d));
+    ck_assert_int_eq(raw_int("LLEN %s", K("dead")), 0);
+    ck_assert_int_eq(raw_int("LLEN %s", K("processing:B:2")), 1);
+    ck_assert_str_eq(hget(K("stats"), "retried"), "");
+    ck_assert_str_eq(hget(K("stats"), "dead"), "");
 }
 END_TEST
 
 START_TEST(fail_retry_and_dead)
 {
     aq_err e = {0};
-    bool stale = true;
     enqueue("x1");
     take_expect("h:1", "x1");
     start("h:1", "x1");
     const char *d = doc_of("x1");
     int64_t due = now_ms() + 5000;
-    ck_assert_int_eq(queue_fail(Q, "h:1", d, strlen(d), "x1", "s3: 503", d, due, NULL, &stale, &e),
-                     0);
-    ck_assert(!stale);
+    ck_assert(!retry_at("h:1", "x1", "s3: 503", due));
     ck_assert_int_eq(raw_int("LLEN %s", K("processing:h:1")), 0);
     ck_assert_int_eq(raw_int("ZSCORE %s %s", K("delayed"), d), due);
     ck_assert_str_eq(hget(K("job:x1"), "state"), "retrying");
@@ -448,30 +550,32 @@ START_TEST(fail_retry_and_dead)
     start("h:1", "x2");
     d = doc_of("x2");
     char *dd = queue_dead_doc(d, strlen(d), "sizes[0]: 9 is below 16", 42, 1);
-    ck_assert_int_eq(queue_fail(Q, "h:1", d, strlen(d), "x2", "sizes[0]: 9 is below 16", NULL, 0,
-                                dd, &stale, &e), 0);
-    ck_assert(!stale);
+    ck_assert(!bury("h:1", d, strlen(d), "x2", QUEUE_DEAD, "sizes[0]: 9 is below 16", dd));
     redisReply *r = raw("LINDEX %s 0", K("dead"));
     ck_assert_str_eq(r->str, dd);
     ck_assert_str_eq(dd, "{\"v\":1,\"id\":\"x2\",\"seed\":\"x2\",\"error\":\"sizes[0]: 9 is "
                          "below 16\",\"failed_at\":42,\"attempts\":1}");
     free(dd);
+    ck_assert_int_eq(raw_int("LLEN %s", K("processing:h:1")), 0);
     ck_assert_str_eq(hget(K("job:x2"), "state"), "dead");
     ck_assert_str_eq(hget(K("job:x2"), "error"), "sizes[0]: 9 is below 16");
     ck_assert_int_gt(raw_int("TTL %s", K("job:x2")), 0);
     ck_assert_str_eq(hget(K("stats"), "failed"), "1");
     ck_assert_str_eq(hget(K("stats"), "dead"), "1");
+    ck_assert_str_eq(last_event(), "id=x2 state=dead worker=h:1 error=sizes[0]: 9 is below 16");
 
-    /* a document without a usable id: dead letter, no hash */
+    /* a document without a usable id (the worker refuses it): dead letter,
+     * no hash */
     raw("LPUSH %s %s", K("queue:default"), "not json");
     char *doc;
     size_t len;
-    ck_assert_int_eq(queue_take(Q, "h:1", 1000, &doc, &len, &e), 1);
+    ck_assert_int_eq(sq_take(Q, "h:1", 0, &doc, &len, &e), 1);
     dd = queue_dead_doc(doc, len, "not JSON", 43, 0);
     ck_assert_str_eq(dd, "{\"raw\":\"not json\",\"raw_bytes\":8,\"error\":\"not JSON\","
                          "\"failed_at\":43,\"attempts\":0}");
-    ck_assert_int_eq(queue_fail(Q, "h:1", doc, len, "", "not JSON", NULL, 0, dd, &stale, &e), 0);
+    ck_assert(!bury("h:1", doc, len, "", QUEUE_REFUSED, "not JSON", dd));
     ck_assert_int_eq(raw_int("EXISTS %s", K("job:")), 0);
+    ck_assert_int_eq(raw_int("LLEN %s", K("processing:h:1")), 0);
     /* it never started, so it is counted enqueued here: enqueued = done + dead */
     ck_assert_str_eq(hget(K("stats"), "enqueued"), "3");
     free(dd);
@@ -484,7 +588,7 @@ START_TEST(fail_retry_and_dead)
         enqueue(id);
         take_expect("h:1", id);
         d = doc_of(id);
-        ck_assert_int_eq(queue_fail(Q, "h:1", d, strlen(d), id, "bad", NULL, 0, d, &stale, &e), 0);
+        ck_assert(!bury("h:1", d, strlen(d), id, QUEUE_DEAD, "bad", d));
     }
     ck_assert_int_eq(raw_int("LLEN %s", K("dead")), 3);
     r = raw("LINDEX %s 0", K("dead"));
@@ -699,7 +803,7 @@ START_TEST(requeue_worker_back_or_dead)
     ck_assert_int_eq(queue_enqueue(Q, NULL, "q9", d, strlen(d), 0, &e), 0);
     char *doc;
     size_t len;
-    ck_assert_int_eq(queue_take(Q, "W:3", 1000, &doc, &len, &e), 1);
+    ck_assert_int_eq(sq_take(Q, "W:3", 0, &doc, &len, &e), 1);
     free(doc);
     raw("HSET %s attempts 3", K("job:q9"));
     ck_assert_int_eq(queue_requeue_worker(Q, "W:3", &IDENT, &rec, &dead, &e), 0);
@@ -830,10 +934,7 @@ START_TEST(stats_add_up)
     ack("S:1", "st0");
     take_expect("S:1", "st1");
     start("S:1", "st1");
-    const char *d = doc_of("st1");
-    bool stale;
-    ck_assert_int_eq(queue_fail(Q, "S:1", d, strlen(d), "st1", "x", d, now_ms() + 60000, NULL,
-                                &stale, &e), 0);
+    ck_assert(!retry_at("S:1", "st1", "x", now_ms() + 60000));
     take_expect("S:1", "st2");
     queue_stats s;
     ck_assert_int_eq(queue_stats_get(Q, &s, &e), 0);
@@ -865,7 +966,6 @@ static int collect_dead(const char *doc, void *ud)
 START_TEST(dead_list_retry_purge)
 {
     aq_err e = {0};
-    bool stale;
     const char *ids[] = {"y1", "y2"};
     for (int i = 0; i < 2; i++) {
         enqueue(ids[i]);
@@ -873,8 +973,7 @@ START_TEST(dead_list_retry_purge)
         start("h:1", ids[i]);
         const char *d = doc_of(ids[i]);
         char *dd = queue_dead_doc(d, strlen(d), "always fails", 1, 1);
-        ck_assert_int_eq(queue_fail(Q, "h:1", d, strlen(d), ids[i], "always fails", NULL, 0, dd,
-                                    &stale, &e), 0);
+        ck_assert(!bury("h:1", d, strlen(d), ids[i], QUEUE_DEAD, "always fails", dd));
         free(dd);
     }
     char *raw_dead = queue_dead_doc("oops", 4, "not JSON", 1, 0);
@@ -1024,9 +1123,10 @@ START_TEST(restart_then_reconnect)
     if (pid == 0) {
         char *doc;
         size_t len;
+        queue_big big;
         aq_err e2 = {0};
         queue *q = queue_open(&CFG, &e2);
-        int r2 = q ? queue_take(q, "h:1", 20000, &doc, &len, &e2) : -99;
+        int r2 = q ? queue_take_bounded(q, "h:1", 20000, 64 * 1024, &doc, &len, &big, &e2) : -99;
         queue_close(q);
         _exit(r2 == AQ_EAGAIN ? 0 : 1);
     }
@@ -1116,38 +1216,88 @@ static pid_t proxy_start(int listen_port, const char *flag)
     return pid;
 }
 
-START_TEST(take_with_lost_reply)
+/* A handle on R through a cutting proxy (proxy_start) whose flag file is
+ * cut.PID.tag; *proxy receives the proxy's pid. */
+static queue *open_cut(const char *tag, char flag[300], pid_t *proxy)
 {
-    char flag[300];
-    snprintf(flag, sizeof flag, "%s/cut.%d", R.dir, (int)getpid());
+    snprintf(flag, 300, "%s/cut.%d.%s", R.dir, (int)getpid(), tag);
     int port = sup_free_port();
-    pid_t proxy = proxy_start(port, flag);
+    *proxy = proxy_start(port, flag);
     aq_config via = CFG;
     via.redis.port = port;
     aq_err e = {0};
     queue *q = queue_open(&via, &e);
     if (!q) {
-        kill(proxy, SIGKILL);
+        kill(*proxy, SIGKILL);
         ck_abort_msg("open through the proxy: %s", e.msg);
     }
-    raw("LPUSH %s %s", K("queue:default"), "{\"id\":\"CUTME\"}");
-    char *doc = NULL;
-    size_t len;
-    int rc = queue_take(q, "W:9", 1000, &doc, &len, &e);
-    ck_assert_int_eq(access(flag, F_OK), 0); /* the proxy did cut it */
-    ck_assert_int_eq(rc, AQ_EAGAIN);
-    ck_assert_int_eq(raw_int("LLEN %s", K("processing:W:9")), 1); /* moved, reply lost */
-    /* the next take hands over that job instead of leaving it stranded */
-    rc = queue_take(q, "W:9", 1000, &doc, &len, &e);
-    ck_assert_msg(rc == 1, "take after the lost reply: %d %s", rc, e.msg);
-    ck_assert_str_eq(doc, "{\"id\":\"CUTME\"}");
-    free(doc);
-    ck_assert_int_eq(raw_int("LLEN %s", K("processing:W:9")), 1);
-    /* and then takes normally again */
-    ck_assert_int_eq(queue_take(q, "W:9", 0, &doc, &len, &e), 0);
+    return q;
+}
+
+static void close_cut(queue *q, pid_t proxy)
+{
     queue_close(q);
     kill(proxy, SIGKILL); /* its relays follow (PDEATHSIG) */
     waitpid(proxy, NULL, 0);
+}
+
+/* A take whose reply is lost leaves the job in the worker's processing
+ * list, where queue_processing (the worker's reconcile) finds it: never
+ * stranded. For the cycle, the outcomes it carried are sent again and
+ * counted once. */
+START_TEST(take_with_lost_reply)
+{
+    char flag[300];
+    pid_t proxy;
+    queue *q = open_cut("take", flag, &proxy);
+    aq_err e = {0};
+    /* the idle worker's blocking take */
+    raw("LPUSH %s %s", K("queue:default"), "{\"id\":\"CUTME\"}");
+    char *doc = NULL;
+    size_t len;
+    queue_big big;
+    int rc = queue_take_bounded(q, "W:9", 1000, 64 * 1024, &doc, &len, &big, &e);
+    ck_assert_int_eq(access(flag, F_OK), 0); /* the proxy did cut it */
+    ck_assert_int_eq(rc, AQ_EAGAIN);
+    ck_assert_ptr_null(doc);
+    ck_assert_int_eq(raw_int("LLEN %s", K("processing:W:9")), 1); /* moved, reply lost */
+    /* the worker's next look at what it holds hands over that job */
+    queue_taken t;
+    rc = queue_processing(q, "W:9", 64 * 1024, &t, &e);
+    ck_assert_msg(rc == 0, "processing after the lost reply: %d %s", rc, e.msg);
+    ck_assert_uint_eq(t.n, 1);
+    ck_assert_str_eq(t.doc[0], "{\"id\":\"CUTME\"}");
+    queue_taken_free(&t);
+    ck_assert_int_eq(raw_int("LLEN %s", K("processing:W:9")), 1);
+    /* and then takes normally again */
+    ck_assert_int_eq(sq_take(q, "W:9", 0, &doc, &len, &e), 0);
+    close_cut(q, proxy);
+
+    /* the cycle: it records k1 done and takes the next; its reply is lost */
+    q = open_cut("cycle", flag, &proxy);
+    enqueue("k1");
+    take_expect("W:8", "k1");
+    start("W:8", "k1");
+    raw("LPUSH %s %s", K("queue:default"), "{\"id\":\"CUTME2\"}");
+    const char *d = doc_of("k1");
+    queue_outcome o = {.doc = d, .len = strlen(d), .id = "k1", .kind = QUEUE_DONE,
+                       .outputs = "{}", .duration_ms = 1};
+    rc = queue_cycle(q, "W:8", &o, 1, NULL, 1, 64 * 1024, &t, &e);
+    ck_assert_int_eq(access(flag, F_OK), 0);
+    ck_assert_int_eq(rc, AQ_EAGAIN);
+    ck_assert_str_eq(hget(K("job:k1"), "state"), "done"); /* it did run */
+    ck_assert_str_eq(hget(K("stats"), "done"), "1");
+    /* the outcome sent again finds its document gone: stale, counted once */
+    rc = queue_cycle(q, "W:8", &o, 1, NULL, 0, 64 * 1024, &t, &e);
+    ck_assert_msg(rc == 0, "cycle after the lost reply: %d %s", rc, e.msg);
+    queue_taken_free(&t);
+    ck_assert(o.stale);
+    ck_assert_str_eq(hget(K("stats"), "done"), "1");
+    ck_assert_int_eq(queue_processing(q, "W:8", 64 * 1024, &t, &e), 0);
+    ck_assert_uint_eq(t.n, 1);
+    ck_assert_str_eq(t.doc[0], "{\"id\":\"CUTME2\"}");
+    queue_taken_free(&t);
+    close_cut(q, proxy);
 }
 END_TEST
 
