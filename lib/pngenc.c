@@ -2,9 +2,14 @@
  *
  * Encoding choices come from measurements (bench/bench_render.c):
  * the pixel data of an avatar is tiny once packed to its real bit depth, so
- * zlib time dominates and depends on the settings per kind of image. */
+ * compression time dominates and depends on the settings per kind of image.
+ * Avatars are compressed by libdeflate (one call over the whole image data,
+ * SIMD Adler-32), not by libpng's zlib stream: measured at 256 px it takes
+ * 30-50 % less time than zlib for smaller output. libpng still writes every
+ * chunk (signature, IHDR, PLTE, tRNS, the IDAT libdeflate filled, IEND). */
 #include "pngenc.h"
 
+#include <libdeflate.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdbool.h>
@@ -17,21 +22,25 @@
 typedef struct png_recipe {
     int max_colors;        /* palette images up to this many colours */
     int bit_depth;         /* palette index bits */
-    int level;             /* zlib level */
-    int strategy;          /* zlib strategy */
-    int filters;           /* PNG row filters libpng may pick from */
+    int level;             /* compression level (libdeflate's for avatars) */
+    int strategy;          /* zlib strategy (pngenc_encode_rgb) */
+    int filters;           /* PNG row filters libpng may pick from (pngenc_encode_rgb;
+                              avatars are written unfiltered) */
 } png_recipe;
 
 /* Palette images: the first recipe whose max_colors holds the image.
  * Measured over many seeds at 256 px (bench/bench_render.c and a sweep of
- * level x strategy x filter x memLevel): without a row filter at level 3,
- * 1-bit grids take ~25 us and ~220 bytes, 4-bit rings and waves ~100-140 us
- * and 1.5-1.8 KB, 8-bit gradients ~170 us and ~3.7 KB. Higher levels cost
- * 2-20x the time for 10-40% fewer bytes; SUB/UP filters did not pay on
- * these images (their rows repeat or are flat runs already, and a filter
- * only adds bytes for zlib to chew). */
+ * libdeflate levels 1-8 and row filters), without a row filter: 1-bit
+ * grids take ~16 us at any level up to 6, which codes them in ~155 bytes
+ * (zlib level 3: ~25 us, ~220 bytes); 4-bit rings and waves ~60 us and
+ * 1.5-1.8 KB at level 3, where levels 5-6 took 10-40 % more time for 5-10 %
+ * fewer bytes; 8-bit gradients ~110 us, 3.2 KB and emoji ~160 us, 6.3 KB at
+ * level 3 (zlib level 3: 150 us, 3.5 KB and 270 us, 7.0 KB), where level 6
+ * took 1.6x the time on emoji. SUB/UP filters did not pay on these images
+ * (their rows repeat or are flat runs already, and a filter only adds
+ * bytes to chew). */
 static const png_recipe palette_recipes[] = {
-    {2, 1, 3, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
+    {2, 1, 6, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
     {4, 2, 3, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
     {16, 4, 3, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
     {256, 8, 3, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
@@ -39,11 +48,10 @@ static const png_recipe palette_recipes[] = {
 
 static const png_recipe truecolour_recipe = {0, 8, 6, Z_DEFAULT_STRATEGY, PNG_FILTER_SUB};
 
-/* Truecolour avatars (emoji on a gradient, RGBA after rounding): measured
- * at 256 px over solid, linear and radial backgrounds, level 1 without a
- * row filter takes 240-640 us where level 6 with SUB took 2-4x that; flat
+/* Truecolour avatars (emoji on a gradient, RGBA after rounding): flat
  * artwork and backgrounds whose rows repeat shifted (linear, see
- * render_emoji.c) leave zlib long matches that a filter would only break. */
+ * render_emoji.c) leave long matches that a row filter would only break;
+ * libdeflate level 1 is the fast end, as zlib level 1 was. */
 static const png_recipe avatar_truecolour_recipe = {0, 8, 1, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE};
 
 static const png_recipe *recipe_for(const render_image *img)
@@ -107,12 +115,23 @@ static void cache_free(png_structp png, png_voidp ptr)
     free(b);
 }
 
+/* libdeflate compressors (one per level, each some hundred KB of match
+ * tables) and the image data buffer, kept per thread between encodes. */
+#define MAX_LEVEL 12
+static _Thread_local struct libdeflate_compressor *compressors[MAX_LEVEL + 1];
+static _Thread_local buf scratch;
+
 void pngenc_release(void)
 {
     for (int i = 0; i < CACHE_SLOTS; i++) {
         free(cache[i]);
         cache[i] = NULL;
     }
+    for (int i = 0; i <= MAX_LEVEL; i++) {
+        libdeflate_free_compressor(compressors[i]);
+        compressors[i] = NULL;
+    }
+    buf_free(&scratch);
 }
 
 typedef struct write_state {
@@ -193,13 +212,10 @@ static int trns_count(const png_job *img)
     return n;
 }
 
-static int encode_rows(png_structp png, png_infop info, const png_job *img,
-                       const png_recipe *rc, uint8_t *rowbuf)
+/* IHDR, PLTE and tRNS of img, written. */
+static void write_header(png_structp png, png_infop info, const png_job *img, const png_recipe *rc)
 {
     int width = img->width, height = img->height;
-    png_set_compression_level(png, rc->level);
-    png_set_compression_strategy(png, rc->strategy);
-    png_set_filter(png, PNG_FILTER_TYPE_BASE, rc->filters);
     if (img->ncolors) {
         png_color pal[256];
         for (int i = 0; i < img->ncolors; i++)
@@ -217,26 +233,65 @@ static int encode_rows(png_structp png, png_infop info, const png_job *img,
                      PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_BASE, PNG_FILTER_TYPE_BASE);
     }
     png_write_info(png, info);
-    size_t stride = img->ncolors ? (size_t)width : (size_t)width * (img->rgba ? 4 : 3);
-    const uint8_t *prev = NULL;
-    for (int y = 0; y < height; y++) {
-        const uint8_t *row = img->pixels + (size_t)y * stride;
-        if (img->ncolors && rc->bit_depth < 8) {
-            /* avatars repeat rows a lot: pack a row only when it changed */
-            if (!prev || memcmp(prev, row, (size_t)width) != 0)
-                packers[rc->bit_depth](row, width, rowbuf);
-            prev = row;
-            row = rowbuf;
-        }
-        png_write_row(png, row);
-    }
-    png_write_end(png, info);
-    return 0;
 }
 
-static int encode(const png_job *job, const png_recipe *rc, buf *out, aq_err *e)
+static size_t row_bytes(const png_job *img, const png_recipe *rc)
 {
-    uint8_t rowbuf[RENDER_MAX_SIZE / 2];      /* a packed row: <= 4 bits/px */
+    if (img->ncolors)
+        return ((size_t)img->width * (size_t)rc->bit_depth + 7) / 8;
+    return (size_t)img->width * (img->rgba ? 4 : 3);
+}
+
+/* libpng compresses the rows itself (pngenc_encode_rgb). */
+static void write_rows_zlib(png_structp png, png_infop info, const png_job *img, const png_recipe *rc)
+{
+    png_set_compression_level(png, rc->level);
+    png_set_compression_strategy(png, rc->strategy);
+    png_set_filter(png, PNG_FILTER_TYPE_BASE, rc->filters);
+    write_header(png, info, img, rc);
+    size_t stride = row_bytes(img, rc);
+    for (int y = 0; y < img->height; y++)
+        png_write_row(png, img->pixels + (size_t)y * stride);
+    png_write_end(png, info);
+}
+
+/* The image data of an avatar, unfiltered (filter byte 0 before each row,
+ * indexes packed to the bit depth), compressed by libdeflate into *idat.
+ * Memory is the thread's scratch. Returns the compressed length, 0 when
+ * out of memory. */
+static size_t deflate_rows(const png_job *img, const png_recipe *rc, const uint8_t **idat)
+{
+    size_t rb = row_bytes(img, rc), raw = (rb + 1) * (size_t)img->height;
+    size_t stride = img->ncolors ? (size_t)img->width : rb;
+    if (!compressors[rc->level] && !(compressors[rc->level] = libdeflate_alloc_compressor(rc->level)))
+        return 0;
+    size_t bound = libdeflate_zlib_compress_bound(compressors[rc->level], raw);
+    buf_reset(&scratch);
+    if (buf_reserve(&scratch, raw + bound) < 0)
+        return 0;
+    uint8_t *o = scratch.data;
+    const uint8_t *prev = NULL;
+    for (int y = 0; y < img->height; y++, o += rb + 1) {
+        const uint8_t *row = img->pixels + (size_t)y * stride;
+        o[0] = PNG_FILTER_VALUE_NONE;
+        if (img->ncolors && rc->bit_depth < 8 && prev && memcmp(prev, row, (size_t)img->width) == 0)
+            memcpy(o + 1, o - rb, rb); /* avatars repeat rows a lot: pack a row only when it changed */
+        else if (img->ncolors && rc->bit_depth < 8)
+            packers[rc->bit_depth](row, img->width, o + 1);
+        else
+            memcpy(o + 1, row, rb);
+        prev = row;
+    }
+    *idat = scratch.data + raw;
+    return libdeflate_zlib_compress(compressors[rc->level], scratch.data, raw, scratch.data + raw, bound);
+}
+
+/* The write itself, separate from encode() so that no local variable of
+ * the caller lives across the setjmp. idat: the avatar path's compressed
+ * data (see the top of this file); NULL: libpng's zlib compresses. */
+static int write_png(const png_job *job, const png_recipe *rc, const uint8_t *idat, size_t idat_len,
+                     buf *out, aq_err *e)
+{
     size_t start = out->len;
     write_state ws = {out, 0};
     png_structp png = png_create_write_struct_2(PNG_LIBPNG_VER_STRING, e, error_cb, warning_cb,
@@ -254,9 +309,25 @@ static int encode(const png_job *job, const png_recipe *rc, buf *out, aq_err *e)
         return AQ_EPERM;
     }
     png_set_write_fn(png, &ws, write_cb, flush_cb);
-    encode_rows(png, info, job, rc, rowbuf);
+    if (idat) {
+        write_header(png, info, job, rc);
+        png_write_chunk(png, (png_const_bytep) "IDAT", idat, idat_len);
+        png_write_chunk(png, (png_const_bytep) "IEND", NULL, 0);
+    } else {
+        write_rows_zlib(png, info, job, rc);
+    }
     png_destroy_write_struct(&png, &info);
     return 0;
+}
+
+/* own: the avatar path (libdeflate), else libpng's zlib. */
+static int encode(const png_job *job, const png_recipe *rc, bool own, buf *out, aq_err *e)
+{
+    const uint8_t *idat = NULL;
+    size_t idat_len = own ? deflate_rows(job, rc, &idat) : 0;
+    if (own && idat_len == 0)
+        return err_set(e, AQ_EPERM, "png: out of memory");
+    return write_png(job, rc, idat, idat_len, out, e);
 }
 
 int pngenc_encode(const render_image *img, buf *out, aq_err *e)
@@ -267,7 +338,7 @@ int pngenc_encode(const render_image *img, buf *out, aq_err *e)
                        img->size, img->size, img->ncolors);
     png_job job = {img->size, img->size, img->ncolors, img->palette, img->pixels,
                    img->has_alpha ? img->alpha : NULL, img->has_alpha && !img->ncolors};
-    return encode(&job, rc, out, e);
+    return encode(&job, rc, true, out, e);
 }
 
 int pngenc_encode_rgb(const uint8_t *rgb, int width, int height, buf *out, aq_err *e)
@@ -275,7 +346,7 @@ int pngenc_encode_rgb(const uint8_t *rgb, int width, int height, buf *out, aq_er
     if (!rgb || width < 1 || height < 1 || width > 16384 || height > 16384)
         return err_set(e, AQ_EPERM, "png: cannot encode a %dx%d picture", width, height);
     png_job job = {width, height, 0, NULL, rgb, NULL, false};
-    return encode(&job, &truecolour_recipe, out, e);
+    return encode(&job, &truecolour_recipe, false, out, e);
 }
 
 /* Decoding goes through libpng's simplified API, which catches libpng's

@@ -1,7 +1,8 @@
 /* pngenc: render_image -> PNG bytes in memory through libpng, and back (for
  * tests and `avatarq get`). Named pngenc, not png, so as not to shadow
  * libpng's <png.h>. Indexed images become palette PNGs at the smallest bit
- * depth that holds their colours (1, 2, 4 or 8 bits); truecolour images RGB8.
+ * depth that holds their colours (1, 2, 4 or 8 bits); truecolour images RGB8
+ * or RGBA8. Avatars' image data is compressed by libdeflate.
  * The same image always gives the same bytes (no time chunks). */
 #ifndef AQ_PNGENC_H
 #define AQ_PNGENC_H
@@ -22,7 +23,8 @@ int pngenc_encode(const render_image *img, buf *out, aq_err *e);
 int pngenc_encode_rgb(const uint8_t *rgb, int width, int height, buf *out, aq_err *e);
 
 /* Frees the memory the calling thread keeps between encodes (libpng and
- * zlib state, about 300 KB). Optional: for leak checkers and long idle
+ * zlib state, libdeflate compressors and the image data buffer, about
+ * 1 MB). Optional: for leak checkers and long idle
  * periods; the next encode just allocates again. */
 void pngenc_release(void);
 
