@@ -77,8 +77,14 @@ static void linear_plane(int size, uint32_t phase, const uint8_t *map, uint8_t *
     int a = 0, b = -1;
     integer_direction(render_sin(phase), -render_cos(phase), &a, &b);
     int64_t half = (int64_t)size * ((a < 0 ? -a : a) + (b < 0 ? -b : b)); /* |u| <= half */
-    for (int64_t u = 0; u <= 2 * half; u++)
-        lut[u] = map[u * (RAMP - 1) / (2 * half)];
+    /* lut[u] = map[u * (RAMP - 1) / (2 * half)], the quotient kept as it
+     * grows instead of a 64-bit division per entry */
+    int64_t q = 0, r = 0;
+    for (int64_t u = 0; u <= 2 * half; u++, r += RAMP - 1) {
+        for (; r >= 2 * half; r -= 2 * half)
+            q++;
+        lut[u] = map[q];
+    }
     for (int y = 0; y < size; y++) {
         int64_t u = (int64_t)a * (1 - size) + (int64_t)b * (2 * y + 1 - size) + half;
         uint8_t *o = t + (size_t)y * (size_t)size;
@@ -301,7 +307,11 @@ static int draw_indexed(const render_params *p, const emoji_plan *e, int size, c
         for (int x = 0; x < art->px; x++) {
             if (!a[x])
                 continue;
-            int k = entry_of(pb, art, a[x], d[x]);
+            /* an opaque entry met before has its palette entry already: the
+             * inside of the artwork takes only this test */
+            int k = pb->opaque[a[x]];
+            if (k < 0)
+                k = entry_of(pb, art, a[x], d[x]);
             if (k < 0) {
                 rc = -1;
                 break;
