@@ -85,10 +85,29 @@ static void linear_plane(int size, uint32_t phase, const uint8_t *map, uint8_t *
             q++;
         lut[u] = map[q];
     }
+    /* row y + |a| is row y moved sideways by sh pixels: copy what it
+     * shares and look up only the new pixels (a = 0: every row is one
+     * value) */
+    int k = a < 0 ? -a : a, sh = a < 0 ? -b : b;
     for (int y = 0; y < size; y++) {
-        int64_t u = (int64_t)a * (1 - size) + (int64_t)b * (2 * y + 1 - size) + half;
+        int64_t u0 = (int64_t)a * (1 - size) + (int64_t)b * (2 * y + 1 - size) + half;
         uint8_t *o = t + (size_t)y * (size_t)size;
-        for (int x = 0; x < size; x++, u += 2 * a)
+        int from = 0, to = size; /* the columns still to look up */
+        if (k == 0) {
+            memset(o, lut[u0], (size_t)size);
+            continue;
+        }
+        if (y >= k && sh > -size && sh < size) {
+            const uint8_t *src = o - (size_t)k * (size_t)size;
+            if (sh >= 0) {
+                memcpy(o, src + sh, (size_t)(size - sh));
+                from = size - sh;
+            } else {
+                memcpy(o - sh, src, (size_t)(size + sh));
+                to = -sh;
+            }
+        }
+        for (int64_t x = from, u = u0 + 2 * a * from; x < to; x++, u += 2 * a)
             o[x] = lut[u];
     }
 }
