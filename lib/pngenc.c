@@ -11,6 +11,7 @@
 
 #include <libdeflate.h>
 #include <png.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -199,6 +200,7 @@ typedef struct png_job {
     const uint8_t *pixels;
     const uint8_t *alpha;     /* palette: opacity per entry; NULL = opaque */
     bool rgba;                /* truecolour with alpha */
+    const char *plane_key;    /* render_image.plane_key of an indexed image, or "" */
 } png_job;
 
 /* Number of leading palette entries tRNS must list (up to the last one
@@ -255,6 +257,119 @@ static void write_rows_zlib(png_structp png, png_infop info, const png_job *img,
     png_write_end(png, info);
 }
 
+/* ---- compressed image data kept by plane key ----
+ * Many avatars share their pixel indexes and differ in the palette only
+ * (an emoji on one colour: the same indexes for every seed that picks that
+ * emoji, whatever the colours; render.h, plane_key). Their image data is
+ * then the same bytes, so the process keeps the compressed data of the
+ * last IDAT_SLOTS keys (at most IDAT_BYTES, entries up to IDAT_ENTRY_MAX)
+ * and copies it instead of compressing again. The key names the recipe
+ * too (bit depth, level). Shared by the threads; copies are made under
+ * the lock, so an entry can go at any time. */
+#define IDAT_SLOTS 512
+#define IDAT_BYTES (4u << 20)
+#define IDAT_ENTRY_MAX (128u << 10)
+#define IDAT_KEY (RENDER_PLANE_KEY + 16)
+
+typedef struct idat_entry {
+    uint64_t hash;            /* of key, compared first */
+    char key[IDAT_KEY];
+    uint8_t *data;            /* NULL: slot empty */
+    size_t len;
+    uint64_t used;            /* clock of the last use */
+} idat_entry;
+
+static idat_entry idat_cache[IDAT_SLOTS];
+static size_t idat_total;
+static uint64_t idat_clock;
+static pthread_mutex_t idat_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t key_hash(const char *k)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 0x100000001b3ull;
+    return h;
+}
+
+/* The cached data of key copied to out (cap bytes); its length, or 0 when
+ * there is none. */
+static size_t idat_find(const char *key, uint64_t hash, uint8_t *out, size_t cap)
+{
+    size_t len = 0;
+    pthread_mutex_lock(&idat_mu);
+    for (int i = 0; i < IDAT_SLOTS; i++) {
+        idat_entry *c = &idat_cache[i];
+        if (c->data && c->hash == hash && strcmp(c->key, key) == 0 && c->len <= cap) {
+            memcpy(out, c->data, c->len);
+            len = c->len;
+            c->used = ++idat_clock;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&idat_mu);
+    return len;
+}
+
+/* The least recently used entry that holds data, or NULL. Under idat_mu. */
+static idat_entry *idat_oldest(void)
+{
+    idat_entry *old = NULL;
+    for (int i = 0; i < IDAT_SLOTS; i++)
+        if (idat_cache[i].data && (!old || idat_cache[i].used < old->used))
+            old = &idat_cache[i];
+    return old;
+}
+
+static void idat_drop(idat_entry *c)
+{
+    idat_total -= c->len;
+    free(c->data);
+    c->data = NULL;
+}
+
+/* Keeps a copy of data under key, evicting the least recently used
+ * entries as needed; nothing when memory is short (the cache is only a
+ * saving). */
+static void idat_keep(const char *key, uint64_t hash, const uint8_t *data, size_t len)
+{
+    uint8_t *copy = len <= IDAT_ENTRY_MAX ? malloc(len) : NULL;
+    if (!copy)
+        return;
+    memcpy(copy, data, len);
+    pthread_mutex_lock(&idat_mu);
+    for (int i = 0; i < IDAT_SLOTS; i++)
+        if (idat_cache[i].data && idat_cache[i].hash == hash && strcmp(idat_cache[i].key, key) == 0) {
+            pthread_mutex_unlock(&idat_mu); /* another thread kept it meanwhile */
+            free(copy);
+            return;
+        }
+    idat_entry *old;
+    while (idat_total + len > IDAT_BYTES && (old = idat_oldest()) != NULL)
+        idat_drop(old);
+    idat_entry *slot = NULL;
+    for (int i = 0; i < IDAT_SLOTS && !slot; i++)
+        if (!idat_cache[i].data)
+            slot = &idat_cache[i];
+    if (!slot) {
+        slot = idat_oldest();
+        idat_drop(slot);
+    }
+    *slot = (idat_entry){hash, "", copy, len, ++idat_clock};
+    snprintf(slot->key, sizeof slot->key, "%s", key);
+    idat_total += len;
+    pthread_mutex_unlock(&idat_mu);
+}
+
+void pngenc_forget(void)
+{
+    pthread_mutex_lock(&idat_mu);
+    for (int i = 0; i < IDAT_SLOTS; i++)
+        if (idat_cache[i].data)
+            idat_drop(&idat_cache[i]);
+    pthread_mutex_unlock(&idat_mu);
+}
+
 /* The image data of an avatar, unfiltered (filter byte 0 before each row,
  * indexes packed to the bit depth), compressed by libdeflate into *idat.
  * Memory is the thread's scratch. Returns the compressed length, 0 when
@@ -269,6 +384,16 @@ static size_t deflate_rows(const png_job *img, const png_recipe *rc, const uint8
     buf_reset(&scratch);
     if (buf_reserve(&scratch, raw + bound) < 0)
         return 0;
+    *idat = scratch.data + raw;
+    char key[IDAT_KEY];
+    uint64_t hash = 0;
+    if (img->ncolors && img->plane_key[0]) {
+        snprintf(key, sizeof key, "%d/%d %s", rc->bit_depth, rc->level, img->plane_key);
+        hash = key_hash(key);
+        size_t got = idat_find(key, hash, scratch.data + raw, bound);
+        if (got)
+            return got;
+    }
     uint8_t *o = scratch.data;
     const uint8_t *prev = NULL;
     for (int y = 0; y < img->height; y++, o += rb + 1) {
@@ -282,8 +407,10 @@ static size_t deflate_rows(const png_job *img, const png_recipe *rc, const uint8
             memcpy(o + 1, row, rb);
         prev = row;
     }
-    *idat = scratch.data + raw;
-    return libdeflate_zlib_compress(compressors[rc->level], scratch.data, raw, scratch.data + raw, bound);
+    size_t len = libdeflate_zlib_compress(compressors[rc->level], scratch.data, raw, scratch.data + raw, bound);
+    if (len && hash)
+        idat_keep(key, hash, scratch.data + raw, len);
+    return len;
 }
 
 /* The write itself, separate from encode() so that no local variable of
@@ -337,7 +464,7 @@ int pngenc_encode(const render_image *img, buf *out, aq_err *e)
         return err_set(e, AQ_EPERM, "png: cannot encode a %dx%d image of %d colours",
                        img->size, img->size, img->ncolors);
     png_job job = {img->size, img->size, img->ncolors, img->palette, img->pixels,
-                   img->has_alpha ? img->alpha : NULL, img->has_alpha && !img->ncolors};
+                   img->has_alpha ? img->alpha : NULL, img->has_alpha && !img->ncolors, img->plane_key};
     return encode(&job, rc, true, out, e);
 }
 
@@ -345,7 +472,7 @@ int pngenc_encode_rgb(const uint8_t *rgb, int width, int height, buf *out, aq_er
 {
     if (!rgb || width < 1 || height < 1 || width > 16384 || height > 16384)
         return err_set(e, AQ_EPERM, "png: cannot encode a %dx%d picture", width, height);
-    png_job job = {width, height, 0, NULL, rgb, NULL, false};
+    png_job job = {width, height, 0, NULL, rgb, NULL, false, ""};
     return encode(&job, &truecolour_recipe, false, out, e);
 }
 

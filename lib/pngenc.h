@@ -28,6 +28,12 @@ int pngenc_encode_rgb(const uint8_t *rgb, int width, int height, buf *out, aq_er
  * periods; the next encode just allocates again. */
 void pngenc_release(void);
 
+/* Empties the process's cache of compressed image data (see pngenc.c:
+ * images whose render_image.plane_key matches one encoded before reuse its
+ * compressed data; at most 4 MB). For tests and memory pressure; encodes
+ * give the same bytes either way. */
+void pngenc_forget(void);
+
 /* Decodes PNG bytes into 8-bit RGBA (*rgba malloc'd, width*height*4).
  * Returns 0 or AQ_EPERM with the reason. */
 int pngenc_decode(const uint8_t *data, size_t len, uint8_t **rgba,

@@ -10,6 +10,7 @@
  * so the background is the same on every machine; the artwork's own
  * pixels come from librsvg (the same for a pinned artwork and librsvg). */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -338,12 +339,17 @@ static int draw_indexed(const render_params *p, const emoji_plan *e, int size, c
             d[x] = (uint8_t)k;
         }
     }
+    /* the indexes follow from the artwork, its place, the background's
+     * kind, steps and (linear) direction: not from the colours */
+    if (rc == 0)
+        snprintf(img->plane_key, sizeof img->plane_key, "emoji %s %d/%d bg %d steps %d phase %u", e->name,
+                 art->px, size, (int)e->bg, pb->steps, e->bg == RENDER_BG_LINEAR ? (unsigned)e->phase : 0u);
     free(pb);
     return rc;
 }
 
 /* Transparent background: the artwork's own entries, unpremultiplied. */
-static int draw_clear(int size, const emoji_art *art, render_image *img)
+static int draw_clear(int size, const char *art_name, const emoji_art *art, render_image *img)
 {
     size_t n = (size_t)size * (size_t)size;
     if (render_reserve(img, n) < 0)
@@ -363,6 +369,7 @@ static int draw_clear(int size, const emoji_art *art, render_image *img)
     for (int y = 0; y < art->px; y++)
         memcpy(img->pixels + (size_t)(y + off) * (size_t)size + (size_t)off, art->idx + (size_t)y * (size_t)art->px,
                (size_t)art->px);
+    snprintf(img->plane_key, sizeof img->plane_key, "emoji %s %d/%d clear", art_name, art->px, size);
     return 0;
 }
 
@@ -416,7 +423,7 @@ int render_emoji(const render_params *p, int size, render_image *img)
     emoji_art art;
     if (emoji_art_get(e.name, size * e.pct / 100, &art, why, sizeof why) != 0)
         return render_fail("emoji: %s", why);
-    int rc = e.bg == RENDER_BG_TRANSPARENT ? draw_clear(size, &art, img)
+    int rc = e.bg == RENDER_BG_TRANSPARENT ? draw_clear(size, e.name, &art, img)
              : draw_indexed(p, &e, size, &art, img) == 0 ? 0
                                                           : draw_truecolour(p, &e, size, &art, img);
     emoji_art_put(&art);

@@ -545,6 +545,58 @@ START_TEST(initials_from_seed)
 }
 END_TEST
 
+/* Emoji avatars on one colour share their pixel indexes (render.h,
+ * plane_key), and the PNG encoder reuses the compressed data it made for
+ * the first for the next ones. Each must still be its own picture, the one
+ * its lossless WebP shows (WebP is encoded from the pixels, never from that
+ * cache), and its bytes those of a fresh encode. Rounded corners change
+ * the indexes: that one must not take the shared data. */
+START_TEST(emoji_plane_cache)
+{
+    static const char *const looks[] = {
+        "\"primary\":\"#ff0000\",\"foreign\":\"#123456\"",
+        "\"primary\":\"#00ff00\",\"foreign\":\"#fedcba\"",
+        "\"scheme\":\"ocean\",\"filter\":\"sepia\"",
+        "\"primary\":\"#00ff00\",\"foreign\":\"#fedcba\",\"radius\":30",
+    };
+    enum { N = sizeof looks / sizeof *looks };
+    buf png[N], fresh = BUF_INIT, webp = BUF_INIT;
+    char doc[400];
+    pngenc_forget();
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < N; i++) {
+            snprintf(doc, sizeof doc,
+                     "{\"seed\":\"pc%d\",\"style\":\"emoji\",\"emoji\":\"\xf0\x9f\xa6\x8a\",\"background\":\"solid\","
+                     "\"emoji_size\":\"large\",\"sizes\":[128],%s%s}",
+                     i, looks[i], pass ? ",\"format\":\"webp\"" : "");
+            if (pass == 0) {
+                png[i] = (buf)BUF_INIT;
+                make(doc, &png[i]); /* i > 0: the first one's data, from the cache */
+                continue;
+            }
+            make(doc, &webp);
+            picture a = decode(JOB_FORMAT_PNG, &png[i], 128), b = decode(JOB_FORMAT_WEBP, &webp, 128);
+            int differ = 0;
+            for (int k = 0; k < 128 * 128; k++) /* colour under alpha 0 is free in WebP */
+                differ += a.rgba[4 * k + 3] ? memcmp(a.rgba + 4 * k, b.rgba + 4 * k, 4) != 0 : b.rgba[4 * k + 3] != 0;
+            ck_assert_msg(differ == 0, "look %d: %d pixels of the PNG and the WebP differ", i, differ);
+            free(a.rgba), free(b.rgba);
+            /* the same request with nothing cached: the same bytes */
+            doc[strlen(doc) - strlen(",\"format\":\"webp\"}")] = '\0';
+            strcat(doc, "}");
+            pngenc_forget();
+            make(doc, &fresh);
+            ck_assert_msg(fresh.len == png[i].len && memcmp(fresh.data, png[i].data, fresh.len) == 0,
+                          "look %d: cached bytes differ from a fresh encode", i);
+        }
+    ck_assert_msg(png[0].len != png[1].len || memcmp(png[0].data, png[1].data, png[0].len) != 0,
+                  "two colourings gave one file");
+    for (int i = 0; i < N; i++)
+        buf_free(&png[i]);
+    buf_free(&fresh), buf_free(&webp);
+}
+END_TEST
+
 /* ---- goldens ---- */
 
 /* SHA-256 of the bytes, looked at once (AQ_TEST_DUMP=DIR writes them).
@@ -905,6 +957,7 @@ int main(void)
     tcase_add_test(tc, initials_from_seed);
     tcase_add_test(tc, initials_more_scripts);
     tcase_add_test(tc, golden_bytes);
+    tcase_add_test(tc, emoji_plane_cache);
     tcase_add_loop_test(tc, bad_documents, 0, (int)(sizeof bad / sizeof *bad));
     suite_add_tcase(s, tc);
     TCase *io = tcase_create("storage and cli");
