@@ -142,10 +142,12 @@ int avatar_store(avatar_ctx *ctx, const job_request *r, int attempts, meta_row *
             err_prefix(e, "%s: ", key);
             break;
         }
+        bytes += again ? 0 : (int64_t)ctx->png.len;
+        if (!row && !outputs)
+            continue; /* nobody reads the keys and digests (render -d) */
         hash_sha256_hex(ctx->png.data, ctx->png.len, sum);
         json_object_set_new(keys, name, json_string(key));
         json_object_set_new(sums, name, json_string(sum));
-        bytes += again ? 0 : (int64_t)ctx->png.len;
     }
     if (rc == 0 && row)
         rc = fill_row(ctx, r, attempts, keys, sums, bytes, row, e);
