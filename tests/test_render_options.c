@@ -18,6 +18,7 @@
 #include "job.h"
 #include "meta.h"
 #include "pngenc.h"
+#include "quantize.h"
 #include "render.h"
 #include "storage.h"
 #include "support.h"
@@ -545,6 +546,49 @@ START_TEST(initials_from_seed)
 }
 END_TEST
 
+/* The quantizer (emoji artwork): a picture of few colours keeps them
+ * exactly; one of 60,000 distinct colours (its colour table grows many
+ * times) gets the most entries allowed, every visible pixel an entry near
+ * its colour, equal colours one entry, and the same answer every time. */
+START_TEST(quantize_few_and_many)
+{
+    enum { N = 240 * 250 };
+    uint8_t *rgba = malloc(N * 4), *idx = malloc(N), *idx2 = malloc(N);
+    uint8_t pal[256][4], pal2[256][4];
+    static const uint8_t five[5][4] = {{255, 0, 0, 255}, {0, 255, 0, 255}, {0, 0, 255, 128}, {9, 9, 9, 255}, {0, 0, 0, 0}};
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < N; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        memcpy(rgba + 4 * i, five[x % 5], 4);
+    }
+    ck_assert_int_eq(quantize_rgba(rgba, N, 96, pal, idx), 5); /* 4 colours + the transparent entry */
+    for (int i = 0; i < N; i++)
+        ck_assert(rgba[4 * i + 3] ? memcmp(pal[idx[i]], rgba + 4 * i, 4) == 0 : idx[i] == 0);
+    for (int i = 0; i < N; i++) { /* 60,000 distinct opaque colours, shuffled, some twice */
+        int c = i < 60000 ? i * 7919 % 60000 : i % 997;
+        rgba[4 * i] = (uint8_t)(c * 37), rgba[4 * i + 1] = (uint8_t)(c >> 3), rgba[4 * i + 2] = (uint8_t)(c * 11 >> 4);
+        rgba[4 * i + 3] = 255;
+    }
+    ck_assert_int_eq(quantize_rgba(rgba, N, 96, pal, idx), 96);
+    ck_assert_int_eq(quantize_rgba(rgba, N, 96, pal2, idx2), 96);
+    ck_assert(memcmp(pal, pal2, 96 * 4) == 0 && memcmp(idx, idx2, N) == 0);
+    long err = 0;
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_ne(idx[i], 0);
+        for (int k = 0; k < 3; k++)
+            err += abs(rgba[4 * i + k] - pal[idx[i]][k]);
+    }
+    ck_assert_msg(err / (3L * N) < 24, "mean error %ld per channel", err / (3L * N));
+    static int first[997];
+    for (int i = 0; i < 60000; i++)
+        if (i * 7919 % 60000 < 997)
+            first[i * 7919 % 60000] = i;
+    for (int i = 60000; i < N; i++) /* the repeats: the entry of the first pixel of their colour */
+        ck_assert_int_eq(idx[i], idx[first[i % 997]]);
+    free(rgba), free(idx), free(idx2);
+}
+END_TEST
+
 /* Emoji avatars on one colour share their pixel indexes (render.h,
  * plane_key), and the PNG encoder reuses the compressed data it made for
  * the first for the next ones. Each must still be its own picture, the one
@@ -958,6 +1002,7 @@ int main(void)
     tcase_add_test(tc, initials_more_scripts);
     tcase_add_test(tc, golden_bytes);
     tcase_add_test(tc, emoji_plane_cache);
+    tcase_add_test(tc, quantize_few_and_many);
     tcase_add_loop_test(tc, bad_documents, 0, (int)(sizeof bad / sizeof *bad));
     suite_add_tcase(s, tc);
     TCase *io = tcase_create("storage and cli");
