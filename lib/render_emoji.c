@@ -70,8 +70,8 @@ static void integer_direction(int32_t dx, int32_t dy, int *ra, int *rb)
 
 /* Linear: the ramp position is u = a*X + b*Y for the integer direction
  * (a, b) nearest the angle (X, Y: pixel centres from the middle, in half
- * pixels), so row y + b is row y moved sideways by a pixels and zlib codes
- * most rows as one long match. u -> ramp position -> step (map) is one
+ * pixels), so row y + |a| is row y moved sideways by b pixels and the
+ * compressor codes most rows as one long match. u -> ramp position -> step (map) is one
  * table (lut, 2 * size * 2 * MAX_DIR + 1 bytes). */
 static void linear_plane(int size, uint32_t phase, const uint8_t *map, uint8_t *t, uint8_t *lut)
 {
