@@ -447,6 +447,10 @@ static int write_png(const png_job *job, const png_recipe *rc, const uint8_t *id
     return 0;
 }
 
+/* Scratch a thread keeps between encodes: enough for 1024 px avatars; a
+ * bigger one's memory goes back once it is written. */
+#define SCRATCH_KEEP (4u << 20)
+
 /* own: the avatar path (libdeflate), else libpng's zlib. */
 static int encode(const png_job *job, const png_recipe *rc, bool own, buf *out, aq_err *e)
 {
@@ -454,7 +458,10 @@ static int encode(const png_job *job, const png_recipe *rc, bool own, buf *out, 
     size_t idat_len = own ? deflate_rows(job, rc, &idat) : 0;
     if (own && idat_len == 0)
         return err_set(e, AQ_EPERM, "png: out of memory");
-    return write_png(job, rc, idat, idat_len, out, e);
+    int st = write_png(job, rc, idat, idat_len, out, e);
+    if (scratch.cap > SCRATCH_KEEP)
+        buf_free(&scratch);
+    return st;
 }
 
 int pngenc_encode(const render_image *img, buf *out, aq_err *e)
