@@ -11,7 +11,7 @@
 #   make install    PREFIX=/usr/local DESTDIR=...
 
 PKGS      := hiredis jansson inih libpq sqlite3 libcurl libssl libcrypto libpng libsystemd \
-             libwebp cairo gobject-2.0 harfbuzz freetype2
+             libwebp cairo gobject-2.0 harfbuzz freetype2 libdeflate
 # Only bin/avatarq-http links the HTTP server library.
 HTTP_PKGS := libmicrohttpd
 # Libraries loaded at run time with dlopen(): only their headers are needed

@@ -6,10 +6,14 @@
 # geometric styles, DiceBear fun-emoji and initials through
 # @dicebear/converter), each peer once per run. Prints wall and CPU seconds
 # of both and the ratios; never pass/fail.
+# avatarq's runs are short (tenths of a second): each is timed REPEAT times
+# (default 5) and the median printed; the peers' runs take seconds and are
+# timed once. STYLES="pixel emoji" limits the styles; AQ_BULK_DEBUG=1 prints
+# every run's "wall user sys" on stderr.
 #   bash bench/render_bulk.sh [BIN_DIR] [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bindir=${1:-bin} n=${2:-2000} size=256
+bindir=${1:-bin} n=${2:-2000} size=256 repeat=${REPEAT:-5}
 peers=bench/peers/render
 [ -d "$peers/node_modules/@dicebear/converter" ] ||
     (cd "$peers" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
@@ -20,13 +24,23 @@ seq 1 "$n" | sed 's/^/user-/' >"$tmp/seeds"
 
 # Wall seconds of one command (whole process, output into a fresh dir) into
 # $secs, its CPU seconds (user + system, children included) into $cpu, the
-# number of files it wrote into $files. On a busy machine wall time says
-# little; CPU time is the fairer measure of work for both sides.
+# number of files it wrote into $files: the median of $1 runs (by wall time;
+# CPU of the same run), in milliseconds, from bash's own clock. On a busy
+# machine wall time says little; CPU time is the fairer measure of work for
+# both sides, and the median of several runs keeps both steady from one run
+# of this script to the next (a 0.1 s run read to 10 ms moved by 20 %).
 secs=0 cpu=0 files=0
 timed() {
-    rm -rf "$tmp/out"
-    /usr/bin/time -f '%e %U %S' -o "$tmp/time" "$@" >/dev/null
-    read -r secs user sys <"$tmp/time"
+    local runs=$1 r
+    shift
+    : >"$tmp/times"
+    for ((r = 0; r < runs; r++)); do
+        rm -rf "$tmp/out"
+        local TIMEFORMAT='%3R %3U %3S'
+        { time "$@" >/dev/null 2>&1; } 2>>"$tmp/times"
+    done
+    [ -z "${AQ_BULK_DEBUG:-}" ] || cat "$tmp/times" >&2
+    read -r secs user sys < <(sort -n "$tmp/times" | sed -n "$(((runs + 1) / 2))p")
     cpu=$(echo "$user + $sys" | bc)
     files=$(find "$tmp/out" -type f | wc -l)
 }
@@ -36,15 +50,15 @@ peer_for() {
     case $1 in emoji) echo dicebear-fun-emoji ;; initials) echo dicebear-initials ;; *) echo jdenticon ;; esac
 }
 
-echo "bulk render: $n distinct seeds at $size px into $(df --output=fstype "$tmp" | tail -1), $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
+echo "bulk render: $n distinct seeds at $size px into $(df --output=fstype "$tmp" | tail -1), $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg); avatarq: median of $repeat runs"
 printf '%-9s %8s %8s   %-19s %8s %8s   %8s %8s\n' style "wall s" "CPU s" peer "wall s" "CPU s" "x wall" "x CPU"
-for style in pixel classic wave gradient emoji initials; do
-    timed "$bindir/avatarq" render --seeds "$tmp/seeds" -d "$tmp/out" --size "$size" --style "$style"
+for style in ${STYLES:-pixel classic wave gradient emoji initials}; do
+    timed "$repeat" "$bindir/avatarq" render --seeds "$tmp/seeds" -d "$tmp/out" --size "$size" --style "$style"
     s=$secs c=$cpu
     [ "$files" = "$n" ] || echo "  ($style: $files files of $n)"
     peer=$(peer_for "$style")
     if [ -z "${peer_secs[$peer]:-}" ]; then
-        timed node "$peers/peer.mjs" files "$peer" "$size" "$tmp/seeds" "$tmp/out"
+        timed 1 node "$peers/peer.mjs" files "$peer" "$size" "$tmp/seeds" "$tmp/out"
         peer_secs[$peer]=$secs peer_cpu[$peer]=$cpu
         [ "$files" = "$n" ] || echo "  ($peer: $files files of $n)"
     fi

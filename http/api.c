@@ -295,7 +295,11 @@ static json_t *row_json(const meta_row *w)
     {
         char name[16], url[128];
         snprintf(name, sizeof name, "%lld", (long long)json_integer_value(s));
-        snprintf(url, sizeof url, "/avatars/%s/%s.png", w->id, name);
+        /* the path the stored format implies (images.c serves it) */
+        if (strcmp(w->format, "svg") == 0)
+            snprintf(url, sizeof url, "/avatars/%s/avatar.svg", w->id);
+        else
+            snprintf(url, sizeof url, "/avatars/%s/%s.%s", w->id, name, strcmp(w->format, "webp") == 0 ? "webp" : "png");
         json_object_set_new(urls, name, json_string(url));
     }
     json_object_set_new(o, "urls", urls);

@@ -1,6 +1,8 @@
-/* images: GET|HEAD /avatars/{id}/{size}.png (stored avatars) and
- * GET|HEAD /render/{style}/{seed}.png (rendered on the fly by the worker's
- * own path: job_parse validates, avatar_png renders and encodes).
+/* images: GET|HEAD /avatars/{id}/{size}.png, /avatars/{id}/{size}.webp and
+ * /avatars/{id}/avatar.svg (stored avatars, at the key the format they were
+ * made in implies) and GET|HEAD /render/{style}/{seed}.png (rendered on the
+ * fly by the worker's own path: job_parse validates, avatar_png renders and
+ * encodes).
  *
  * Stored avatars on local storage go out as file-descriptor responses, which
  * libmicrohttpd sends with sendfile(2). Their ETag is the SHA-256 the worker
@@ -55,6 +57,18 @@ static bool valid_size(hreq *r, const char *s, size_t len, long *size, enum MHD_
     return false;
 }
 
+/* The stored format a URL asks for: its last segment ends in .webp or is
+ * avatar.svg (the routes allow nothing else), else PNG. */
+static job_format url_format(const hreq *r)
+{
+    size_t n = strlen(r->url);
+    if (n >= 5 && strcmp(r->url + n - 5, ".webp") == 0)
+        return JOB_FORMAT_WEBP;
+    if (n >= 11 && strcmp(r->url + n - 11, "/avatar.svg") == 0)
+        return JOB_FORMAT_SVG;
+    return JOB_FORMAT_PNG;
+}
+
 /* True when If-None-Match lists etag (or "*"). */
 static bool etag_listed(const char *inm, const char *etag)
 {
@@ -104,6 +118,17 @@ static void image_headers(struct MHD_Response *resp, const char *etag, const cha
         MHD_add_response_header(resp, "Last-Modified", date);
 }
 
+/* What a 200 carries about its body: the type, and no sniffing. An SVG is
+ * active content (scripts, external loads) when opened as a page: its CSP
+ * lets it draw with inline styles and nothing else. */
+static void body_headers(struct MHD_Response *resp, job_format f)
+{
+    MHD_add_response_header(resp, "Content-Type", job_format_mime(f));
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (f == JOB_FORMAT_SVG)
+        MHD_add_response_header(resp, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+}
+
 static enum MHD_Result send_304(hreq *r, const char *etag, const char *date)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
@@ -113,14 +138,15 @@ static enum MHD_Result send_304(hreq *r, const char *etag, const char *date)
     return http_send(r, 304, resp);
 }
 
-/* The hex digest of size in a metadata row's sha256 JSON, or "". */
+/* The hex digest of size in a metadata row's sha256 JSON, or "". size 0:
+ * the first size's (an SVG is one file for every size: one digest). */
 static void row_sha(const meta_row *row, long size, char hex[65])
 {
     hex[0] = '\0';
     json_t *o = json_loads(row->sha256, 0, NULL);
     char name[16];
     snprintf(name, sizeof name, "%ld", size);
-    const char *v = json_string_value(json_object_get(o, name));
+    const char *v = json_string_value(size ? json_object_get(o, name) : json_object_iter_value(json_object_iter(o)));
     if (v && strlen(v) == 64)
         memcpy(hex, v, 65);
     json_decref(o);
@@ -168,21 +194,22 @@ static bool same_file(const http_file *f, const char *key, const struct stat *st
 }
 
 /* A 200 response for the open file fd (taken: MHD closes it). */
-static struct MHD_Response *file_response(int fd, off_t size, const char *etag, const char *date)
+static struct MHD_Response *file_response(int fd, off_t size, job_format fmt, const char *etag,
+                                          const char *date)
 {
     struct MHD_Response *resp = MHD_create_response_from_fd64((uint64_t)size, fd);
     if (!resp) {
         close(fd);
         return NULL;
     }
-    MHD_add_response_header(resp, "Content-Type", "image/png");
+    body_headers(resp, fmt);
     image_headers(resp, etag, date);
     return resp;
 }
 
 /* Opens key into slot f: identity, validators and the 200 response.
  * Returns 0, AQ_ENOTFOUND, or -1 with errno. */
-static int file_load(hctx *c, http_file *f, const char *key, const char *id, long size)
+static int file_load(hctx *c, http_file *f, const char *key, const char *id, long size, job_format fmt)
 {
     int fd = openat(G.root_fd, key, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
@@ -205,7 +232,7 @@ static int file_load(hctx *c, http_file *f, const char *key, const char *id, lon
     f->size = st.st_size;
     snprintf(f->etag, sizeof f->etag, "\"%s\"", hex);
     http_date(st.st_mtime, f->last_modified);
-    f->ok = file_response(fd, st.st_size, f->etag, f->last_modified);
+    f->ok = file_response(fd, st.st_size, fmt, f->etag, f->last_modified);
     return f->ok ? 0 : -1;
 }
 
@@ -226,10 +253,45 @@ static size_t key_slot(const char *key)
     return h % HTTP_FILE_SLOTS;
 }
 
+/* 404 for an avatar that is not stored at this URL. When the metadata row
+ * says it was made in another format or at other sizes, the reply says so
+ * and names a URL that serves it, so a client that guessed the format
+ * (png by default) learns the right path. */
+static enum MHD_Result not_stored(hreq *r, hctx *c, const char *id, long size, job_format fmt)
+{
+    aq_err e;
+    err_clear(&e);
+    meta *m = hctx_meta(c, &e);
+    char at[32] = "";
+    if (fmt != JOB_FORMAT_SVG)
+        snprintf(at, sizeof at, " at size %ld", size);
+    if (!m || meta_get(m, id, &c->row, &e) != 0)
+        return http_error(r, 404, "no avatar %s%s", id, at);
+    int found = job_format_find(c->row.format[0] ? c->row.format : "png");
+    job_format stored = found < 0 ? JOB_FORMAT_PNG : (job_format)found;
+    /* the size asked for when it was made, else the first that was */
+    json_t *sizes = json_loads(c->row.sizes, 0, NULL), *v;
+    long pick = (long)json_integer_value(json_array_get(sizes, 0));
+    size_t i;
+    json_array_foreach(sizes, i, v)
+        pick = json_integer_value(v) == size ? size : pick;
+    json_decref(sizes);
+    char url[128];
+    if (stored == JOB_FORMAT_SVG)
+        snprintf(url, sizeof url, "/avatars/%s/avatar.svg", id);
+    else
+        snprintf(url, sizeof url, "/avatars/%s/%ld.%s", id, pick, job_format_ext(stored));
+    if (stored != fmt)
+        return http_error(r, 404, "avatar %s is stored as %s, not %s: GET %s", id, job_format_name(stored),
+                          job_format_name(fmt), url);
+    return http_error(r, 404, "no avatar %s%s (sizes stored: %s, e.g. GET %s)", id, at, c->row.sizes, url);
+}
+
 /* Local storage: one fstatat per request when the file is in the thread's
  * cache and unchanged; the cached response goes out as is (CORS replies,
  * which differ per origin, get a fresh one). */
-static enum MHD_Result serve_local(hreq *r, hctx *c, const char *id, long size, const char *key)
+static enum MHD_Result serve_local(hreq *r, hctx *c, const char *id, long size, job_format fmt,
+                                   const char *key)
 {
     struct stat st;
     http_file *f = &c->files[key_slot(key)];
@@ -239,13 +301,13 @@ static enum MHD_Result serve_local(hreq *r, hctx *c, const char *id, long size, 
         if (strcmp(f->key, key) == 0)
             hctx_file_drop(f);
         if (err == ENOENT || err == ENOTDIR)
-            return http_error(r, 404, "no avatar %s at size %ld", id, size);
+            return not_stored(r, c, id, size, fmt);
         return http_error(r, 500, "%s: %s", key, strerror(err));
     }
     if (!same_file(f, key, &st)) {
-        rc = file_load(c, f, key, id, size);
+        rc = file_load(c, f, key, id, size, fmt);
         if (rc == AQ_ENOTFOUND)
-            return http_error(r, 404, "no avatar %s at size %ld", id, size);
+            return not_stored(r, c, id, size, fmt);
         if (rc != 0)
             return http_error(r, 500, "%s: cannot read", key);
     }
@@ -257,13 +319,14 @@ static enum MHD_Result serve_local(hreq *r, hctx *c, const char *id, long size, 
     if (!http_wants_cors(r))
         return http_send_kept(r, 200, f->ok);
     int fd = openat(G.root_fd, key, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    struct MHD_Response *resp = fd >= 0 ? file_response(fd, f->size, f->etag, f->last_modified) : NULL;
+    struct MHD_Response *resp = fd >= 0 ? file_response(fd, f->size, fmt, f->etag, f->last_modified) : NULL;
     return resp ? http_send(r, 200, resp) : http_error(r, 500, "%s: cannot read", key);
 }
 
 /* S3: the object through this server. The ETag is the metadata row's digest
  * when there is one, else the digest of the bytes fetched. */
-static enum MHD_Result serve_s3(hreq *r, hctx *c, const char *id, long size, const char *key)
+static enum MHD_Result serve_s3(hreq *r, hctx *c, const char *id, long size, job_format fmt,
+                                const char *key)
 {
     aq_err e;
     err_clear(&e);
@@ -290,7 +353,7 @@ static enum MHD_Result serve_s3(hreq *r, hctx *c, const char *id, long size, con
     if (rc != 0) {
         buf_free(&b);
         if (rc == AQ_ENOTFOUND)
-            return http_error(r, 404, "no avatar %s at size %ld", id, size);
+            return not_stored(r, c, id, size, fmt);
         return http_error(r, 503, "storage: %s", e.msg);
     }
     if (!hex[0])
@@ -305,7 +368,7 @@ static enum MHD_Result serve_s3(hreq *r, hctx *c, const char *id, long size, con
         buf_free(&b);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, "Content-Type", "image/png");
+    body_headers(resp, fmt);
     image_headers(resp, etag, lm);
     return http_send(r, 200, resp);
 }
@@ -313,16 +376,18 @@ static enum MHD_Result serve_s3(hreq *r, hctx *c, const char *id, long size, con
 enum MHD_Result http_avatar_image(hreq *r)
 {
     enum MHD_Result res = MHD_NO;
-    long size;
-    if (!valid_id(r, 0, &res) || !valid_size(r, r->cap[1], r->cap_len[1], &size, &res))
+    job_format fmt = url_format(r);
+    long size = 0; /* SVG: one file for every size, no size in its URL */
+    if (!valid_id(r, 0, &res) ||
+        (fmt != JOB_FORMAT_SVG && !valid_size(r, r->cap[1], r->cap_len[1], &size, &res)))
         return res;
     hctx *c = hctx_get();
     if (!c)
         return http_error(r, 503, "out of memory");
     char key[600];
-    avatar_key(G.cfg->storage.prefix, r->capbuf[0], (int)size, key, sizeof key);
-    return G.local ? serve_local(r, c, r->capbuf[0], size, key)
-                   : serve_s3(r, c, r->capbuf[0], size, key);
+    avatar_key_fmt(G.cfg->storage.prefix, r->capbuf[0], (int)size, fmt, key, sizeof key);
+    return G.local ? serve_local(r, c, r->capbuf[0], size, fmt, key)
+                   : serve_s3(r, c, r->capbuf[0], size, fmt, key);
 }
 
 /* ---- /render ---- */

@@ -30,6 +30,8 @@ typedef struct route {
 
 static const route ROUTES[] = {
     {"/avatars/{id}/{size}.png", "GET", http_avatar_image, ACCESS_PUBLIC},
+    {"/avatars/{id}/{size}.webp", "GET", http_avatar_image, ACCESS_PUBLIC},
+    {"/avatars/{id}/avatar.svg", "GET", http_avatar_image, ACCESS_PUBLIC},
     {"/render/{style}/{seed*}.png", "GET", http_render, ACCESS_PUBLIC},
     {"/v1/jobs", "POST", http_jobs_post, ACCESS_TOKEN},
     {"/v1/jobs/{id}", "GET", http_job_get, ACCESS_TOKEN},

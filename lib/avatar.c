@@ -197,13 +197,15 @@ int avatar_store(avatar_ctx *ctx, const job_request *r, int attempts, meta_row *
     json_t *keyobj = json_object(), *sums = json_object();
     int64_t bytes = 0;
     for (size_t i = 0; i < r->nsizes; i++) {
-        char name[16], sum[65];
         size_t f = i < file_count(r) ? i : 0; /* SVG: every size is file 0 */
+        bytes += f == i ? (int64_t)ctx->out[f].len : 0;
+        if (!row && !outputs)
+            continue; /* nobody reads the keys and digests (render -d) */
+        char name[16], sum[65];
         snprintf(name, sizeof name, "%d", r->sizes[i]);
         hash_sha256_hex(ctx->out[f].data, ctx->out[f].len, sum);
         json_object_set_new(keyobj, name, json_string(keys[f]));
         json_object_set_new(sums, name, json_string(sum));
-        bytes += f == i ? (int64_t)ctx->out[f].len : 0;
     }
     if (row)
         rc = fill_row(ctx, r, attempts, keyobj, sums, bytes, row, e);

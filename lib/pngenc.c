@@ -2,9 +2,14 @@
  *
  * Encoding choices come from measurements (bench/bench_render.c):
  * the pixel data of an avatar is tiny once packed to its real bit depth, so
- * zlib time dominates and depends on the settings per kind of image. */
+ * compression time dominates and depends on the settings per kind of image.
+ * Avatars are compressed by libdeflate (one call over the whole image data,
+ * SIMD Adler-32), not by libpng's zlib stream: measured at 256 px it takes
+ * 30-50 % less time than zlib for smaller output. libpng still writes every
+ * chunk (signature, IHDR, PLTE, tRNS, the IDAT libdeflate filled, IEND). */
 #include "pngenc.h"
 
+#include <libdeflate.h>
 #include <png.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -18,21 +23,25 @@
 typedef struct png_recipe {
     int max_colors;        /* palette images up to this many colours */
     int bit_depth;         /* palette index bits */
-    int level;             /* zlib level */
-    int strategy;          /* zlib strategy */
-    int filters;           /* PNG row filters libpng may pick from */
+    int level;             /* compression level (libdeflate's for avatars) */
+    int strategy;          /* zlib strategy (pngenc_encode_rgb) */
+    int filters;           /* PNG row filters libpng may pick from (pngenc_encode_rgb;
+                              avatars are written unfiltered) */
 } png_recipe;
 
 /* Palette images: the first recipe whose max_colors holds the image.
  * Measured over many seeds at 256 px (bench/bench_render.c and a sweep of
- * level x strategy x filter x memLevel): without a row filter at level 3,
- * 1-bit grids take ~25 us and ~220 bytes, 4-bit rings and waves ~100-140 us
- * and 1.5-1.8 KB, 8-bit gradients ~170 us and ~3.7 KB. Higher levels cost
- * 2-20x the time for 10-40% fewer bytes; SUB/UP filters did not pay on
- * these images (their rows repeat or are flat runs already, and a filter
- * only adds bytes for zlib to chew). */
+ * libdeflate levels 1-8 and row filters), without a row filter: 1-bit
+ * grids take ~16 us at any level up to 6, which codes them in ~155 bytes
+ * (zlib level 3: ~25 us, ~220 bytes); 4-bit rings and waves ~60 us and
+ * 1.5-1.8 KB at level 3, where levels 5-6 took 10-40 % more time for 5-10 %
+ * fewer bytes; 8-bit gradients ~110 us, 3.2 KB and emoji ~160 us, 6.3 KB at
+ * level 3 (zlib level 3: 150 us, 3.5 KB and 270 us, 7.0 KB), where level 6
+ * took 1.6x the time on emoji. SUB/UP filters did not pay on these images
+ * (their rows repeat or are flat runs already, and a filter only adds
+ * bytes to chew). */
 static const png_recipe palette_recipes[] = {
-    {2, 1, 3, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
+    {2, 1, 6, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
     {4, 2, 3, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
     {16, 4, 3, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
     {256, 8, 3, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE},
@@ -40,11 +49,10 @@ static const png_recipe palette_recipes[] = {
 
 static const png_recipe truecolour_recipe = {0, 8, 6, Z_DEFAULT_STRATEGY, PNG_FILTER_SUB};
 
-/* Truecolour avatars (emoji on a gradient, RGBA after rounding): measured
- * at 256 px over solid, linear and radial backgrounds, level 1 without a
- * row filter takes 240-640 us where level 6 with SUB took 2-4x that; flat
+/* Truecolour avatars (emoji on a gradient, RGBA after rounding): flat
  * artwork and backgrounds whose rows repeat shifted (linear, see
- * render_emoji.c) leave zlib long matches that a filter would only break. */
+ * render_emoji.c) leave long matches that a row filter would only break;
+ * libdeflate level 1 is the fast end, as zlib level 1 was. */
 static const png_recipe avatar_truecolour_recipe = {0, 8, 1, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE};
 
 static const png_recipe *recipe_for(const render_image *img)
@@ -123,6 +131,55 @@ static void cache_free(png_structp png, png_voidp ptr)
     free(b);
 }
 
+/* What one encode works with: libdeflate compressors (one per level, each
+ * some hundred KB of match tables, made on first use) and the image data
+ * buffer. Kits wait in a process-wide pool between encodes, not in each
+ * thread: a worker has many job threads but only as many encode at once as
+ * it has cores (its render gate), and kits per thread kept a megabyte in
+ * every one of them. */
+#define MAX_LEVEL 12
+typedef struct kit {
+    struct libdeflate_compressor *compressors[MAX_LEVEL + 1];
+    buf scratch;
+    struct kit *next;
+} kit;
+
+static pthread_mutex_t kit_lock = PTHREAD_MUTEX_INITIALIZER;
+static kit *idle_kits;
+
+/* Scratch a kit keeps between encodes: enough for 1024 px avatars; a
+ * bigger one's memory goes back once it is written. */
+#define SCRATCH_KEEP (4u << 20)
+
+/* An idle kit, or a new one; NULL when out of memory. */
+static kit *kit_take(void)
+{
+    pthread_mutex_lock(&kit_lock);
+    kit *k = idle_kits;
+    if (k)
+        idle_kits = k->next;
+    pthread_mutex_unlock(&kit_lock);
+    return k ? k : calloc(1, sizeof(kit));
+}
+
+static void kit_give(kit *k)
+{
+    if (k->scratch.cap > SCRATCH_KEEP)
+        buf_free(&k->scratch);
+    pthread_mutex_lock(&kit_lock);
+    k->next = idle_kits;
+    idle_kits = k;
+    pthread_mutex_unlock(&kit_lock);
+}
+
+static void kit_free(kit *k)
+{
+    for (int i = 0; i <= MAX_LEVEL; i++)
+        libdeflate_free_compressor(k->compressors[i]);
+    buf_free(&k->scratch);
+    free(k);
+}
+
 void pngenc_release(void)
 {
     pthread_mutex_lock(&cache_lock);
@@ -131,6 +188,15 @@ void pngenc_release(void)
         cache[i] = NULL;
     }
     pthread_mutex_unlock(&cache_lock);
+    pthread_mutex_lock(&kit_lock);
+    kit *k = idle_kits;
+    idle_kits = NULL;
+    pthread_mutex_unlock(&kit_lock);
+    while (k) {
+        kit *next = k->next;
+        kit_free(k);
+        k = next;
+    }
 }
 
 typedef struct write_state {
@@ -198,6 +264,7 @@ typedef struct png_job {
     const uint8_t *pixels;
     const uint8_t *alpha;     /* palette: opacity per entry; NULL = opaque */
     bool rgba;                /* truecolour with alpha */
+    const char *plane_key;    /* render_image.plane_key of an indexed image, or "" */
 } png_job;
 
 /* Number of leading palette entries tRNS must list (up to the last one
@@ -211,13 +278,10 @@ static int trns_count(const png_job *img)
     return n;
 }
 
-static int encode_rows(png_structp png, png_infop info, const png_job *img,
-                       const png_recipe *rc, uint8_t *rowbuf)
+/* IHDR, PLTE and tRNS of img, written. */
+static void write_header(png_structp png, png_infop info, const png_job *img, const png_recipe *rc)
 {
     int width = img->width, height = img->height;
-    png_set_compression_level(png, rc->level);
-    png_set_compression_strategy(png, rc->strategy);
-    png_set_filter(png, PNG_FILTER_TYPE_BASE, rc->filters);
     if (img->ncolors) {
         png_color pal[256];
         for (int i = 0; i < img->ncolors; i++)
@@ -235,26 +299,191 @@ static int encode_rows(png_structp png, png_infop info, const png_job *img,
                      PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_BASE, PNG_FILTER_TYPE_BASE);
     }
     png_write_info(png, info);
-    size_t stride = img->ncolors ? (size_t)width : (size_t)width * (img->rgba ? 4 : 3);
-    const uint8_t *prev = NULL;
-    for (int y = 0; y < height; y++) {
-        const uint8_t *row = img->pixels + (size_t)y * stride;
-        if (img->ncolors && rc->bit_depth < 8) {
-            /* avatars repeat rows a lot: pack a row only when it changed */
-            if (!prev || memcmp(prev, row, (size_t)width) != 0)
-                packers[rc->bit_depth](row, width, rowbuf);
-            prev = row;
-            row = rowbuf;
-        }
-        png_write_row(png, row);
-    }
-    png_write_end(png, info);
-    return 0;
 }
 
-static int encode(const png_job *job, const png_recipe *rc, buf *out, aq_err *e)
+static size_t row_bytes(const png_job *img, const png_recipe *rc)
 {
-    uint8_t rowbuf[RENDER_MAX_SIZE / 2];      /* a packed row: <= 4 bits/px */
+    if (img->ncolors)
+        return ((size_t)img->width * (size_t)rc->bit_depth + 7) / 8;
+    return (size_t)img->width * (img->rgba ? 4 : 3);
+}
+
+/* libpng compresses the rows itself (pngenc_encode_rgb). */
+static void write_rows_zlib(png_structp png, png_infop info, const png_job *img, const png_recipe *rc)
+{
+    png_set_compression_level(png, rc->level);
+    png_set_compression_strategy(png, rc->strategy);
+    png_set_filter(png, PNG_FILTER_TYPE_BASE, rc->filters);
+    write_header(png, info, img, rc);
+    size_t stride = row_bytes(img, rc);
+    for (int y = 0; y < img->height; y++)
+        png_write_row(png, img->pixels + (size_t)y * stride);
+    png_write_end(png, info);
+}
+
+/* ---- compressed image data kept by plane key ----
+ * Many avatars share their pixel indexes and differ in the palette only
+ * (an emoji on one colour: the same indexes for every seed that picks that
+ * emoji, whatever the colours; render.h, plane_key). Their image data is
+ * then the same bytes, so the process keeps the compressed data of the
+ * last IDAT_SLOTS keys (at most IDAT_BYTES, entries up to IDAT_ENTRY_MAX)
+ * and copies it instead of compressing again. The key names the recipe
+ * too (bit depth, level). Shared by the threads; copies are made under
+ * the lock, so an entry can go at any time. */
+#define IDAT_SLOTS 512
+#define IDAT_BYTES (4u << 20)
+#define IDAT_ENTRY_MAX (128u << 10)
+#define IDAT_KEY (RENDER_PLANE_KEY + 16)
+
+typedef struct idat_entry {
+    uint64_t hash;            /* of key, compared first */
+    char key[IDAT_KEY];
+    uint8_t *data;            /* NULL: slot empty */
+    size_t len;
+    uint64_t used;            /* clock of the last use */
+} idat_entry;
+
+static idat_entry idat_cache[IDAT_SLOTS];
+static size_t idat_total;
+static uint64_t idat_clock;
+static pthread_mutex_t idat_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t key_hash(const char *k)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 0x100000001b3ull;
+    return h;
+}
+
+/* The cached data of key copied to out (cap bytes); its length, or 0 when
+ * there is none. */
+static size_t idat_find(const char *key, uint64_t hash, uint8_t *out, size_t cap)
+{
+    size_t len = 0;
+    pthread_mutex_lock(&idat_mu);
+    for (int i = 0; i < IDAT_SLOTS; i++) {
+        idat_entry *c = &idat_cache[i];
+        if (c->data && c->hash == hash && strcmp(c->key, key) == 0 && c->len <= cap) {
+            memcpy(out, c->data, c->len);
+            len = c->len;
+            c->used = ++idat_clock;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&idat_mu);
+    return len;
+}
+
+/* The least recently used entry that holds data, or NULL. Under idat_mu. */
+static idat_entry *idat_oldest(void)
+{
+    idat_entry *old = NULL;
+    for (int i = 0; i < IDAT_SLOTS; i++)
+        if (idat_cache[i].data && (!old || idat_cache[i].used < old->used))
+            old = &idat_cache[i];
+    return old;
+}
+
+static void idat_drop(idat_entry *c)
+{
+    idat_total -= c->len;
+    free(c->data);
+    c->data = NULL;
+}
+
+/* Keeps a copy of data under key, evicting the least recently used
+ * entries as needed; nothing when memory is short (the cache is only a
+ * saving). */
+static void idat_keep(const char *key, uint64_t hash, const uint8_t *data, size_t len)
+{
+    uint8_t *copy = len <= IDAT_ENTRY_MAX ? malloc(len) : NULL;
+    if (!copy)
+        return;
+    memcpy(copy, data, len);
+    pthread_mutex_lock(&idat_mu);
+    for (int i = 0; i < IDAT_SLOTS; i++)
+        if (idat_cache[i].data && idat_cache[i].hash == hash && strcmp(idat_cache[i].key, key) == 0) {
+            pthread_mutex_unlock(&idat_mu); /* another thread kept it meanwhile */
+            free(copy);
+            return;
+        }
+    idat_entry *old;
+    while (idat_total + len > IDAT_BYTES && (old = idat_oldest()) != NULL)
+        idat_drop(old);
+    idat_entry *slot = NULL;
+    for (int i = 0; i < IDAT_SLOTS && !slot; i++)
+        if (!idat_cache[i].data)
+            slot = &idat_cache[i];
+    if (!slot) {
+        slot = idat_oldest();
+        idat_drop(slot);
+    }
+    *slot = (idat_entry){hash, "", copy, len, ++idat_clock};
+    snprintf(slot->key, sizeof slot->key, "%s", key);
+    idat_total += len;
+    pthread_mutex_unlock(&idat_mu);
+}
+
+void pngenc_forget(void)
+{
+    pthread_mutex_lock(&idat_mu);
+    for (int i = 0; i < IDAT_SLOTS; i++)
+        if (idat_cache[i].data)
+            idat_drop(&idat_cache[i]);
+    pthread_mutex_unlock(&idat_mu);
+}
+
+/* The image data of an avatar, unfiltered (filter byte 0 before each row,
+ * indexes packed to the bit depth), compressed by libdeflate into *idat.
+ * Memory is k's. Returns the compressed length, 0 when out of memory. */
+static size_t deflate_rows(const png_job *img, const png_recipe *rc, kit *k, const uint8_t **idat)
+{
+    struct libdeflate_compressor **compressors = k->compressors;
+    buf *sc = &k->scratch;
+    size_t rb = row_bytes(img, rc), raw = (rb + 1) * (size_t)img->height;
+    size_t stride = img->ncolors ? (size_t)img->width : rb;
+    if (!compressors[rc->level] && !(compressors[rc->level] = libdeflate_alloc_compressor(rc->level)))
+        return 0;
+    size_t bound = libdeflate_zlib_compress_bound(compressors[rc->level], raw);
+    buf_reset(sc);
+    if (buf_reserve(sc, raw + bound) < 0)
+        return 0;
+    *idat = sc->data + raw;
+    char key[IDAT_KEY];
+    uint64_t hash = 0;
+    if (img->ncolors && img->plane_key[0]) {
+        snprintf(key, sizeof key, "%d/%d %s", rc->bit_depth, rc->level, img->plane_key);
+        hash = key_hash(key);
+        size_t got = idat_find(key, hash, sc->data + raw, bound);
+        if (got)
+            return got;
+    }
+    uint8_t *o = sc->data;
+    const uint8_t *prev = NULL;
+    for (int y = 0; y < img->height; y++, o += rb + 1) {
+        const uint8_t *row = img->pixels + (size_t)y * stride;
+        o[0] = PNG_FILTER_VALUE_NONE;
+        if (img->ncolors && rc->bit_depth < 8 && prev && memcmp(prev, row, (size_t)img->width) == 0)
+            memcpy(o + 1, o - rb, rb); /* avatars repeat rows a lot: pack a row only when it changed */
+        else if (img->ncolors && rc->bit_depth < 8)
+            packers[rc->bit_depth](row, img->width, o + 1);
+        else
+            memcpy(o + 1, row, rb);
+        prev = row;
+    }
+    size_t len = libdeflate_zlib_compress(compressors[rc->level], sc->data, raw, sc->data + raw, bound);
+    if (len && hash)
+        idat_keep(key, hash, sc->data + raw, len);
+    return len;
+}
+
+/* The write itself, separate from encode() so that no local variable of
+ * the caller lives across the setjmp. idat: the avatar path's compressed
+ * data (see the top of this file); NULL: libpng's zlib compresses. */
+static int write_png(const png_job *job, const png_recipe *rc, const uint8_t *idat, size_t idat_len,
+                     buf *out, aq_err *e)
+{
     size_t start = out->len;
     write_state ws = {out, 0};
     png_structp png = png_create_write_struct_2(PNG_LIBPNG_VER_STRING, e, error_cb, warning_cb,
@@ -272,9 +501,31 @@ static int encode(const png_job *job, const png_recipe *rc, buf *out, aq_err *e)
         return AQ_EPERM;
     }
     png_set_write_fn(png, &ws, write_cb, flush_cb);
-    encode_rows(png, info, job, rc, rowbuf);
+    if (idat) {
+        write_header(png, info, job, rc);
+        png_write_chunk(png, (png_const_bytep) "IDAT", idat, idat_len);
+        png_write_chunk(png, (png_const_bytep) "IEND", NULL, 0);
+    } else {
+        write_rows_zlib(png, info, job, rc);
+    }
     png_destroy_write_struct(&png, &info);
     return 0;
+}
+
+/* own: the avatar path (libdeflate, with a kit from the pool), else
+ * libpng's zlib. */
+static int encode(const png_job *job, const png_recipe *rc, bool own, buf *out, aq_err *e)
+{
+    if (!own)
+        return write_png(job, rc, NULL, 0, out, e);
+    kit *k = kit_take();
+    const uint8_t *idat = NULL;
+    size_t idat_len = k ? deflate_rows(job, rc, k, &idat) : 0;
+    int st = idat_len ? write_png(job, rc, idat, idat_len, out, e)
+                      : err_set(e, AQ_EPERM, "png: out of memory");
+    if (k)
+        kit_give(k);
+    return st;
 }
 
 int pngenc_encode(const render_image *img, buf *out, aq_err *e)
@@ -284,16 +535,16 @@ int pngenc_encode(const render_image *img, buf *out, aq_err *e)
         return err_set(e, AQ_EPERM, "png: cannot encode a %dx%d image of %d colours",
                        img->size, img->size, img->ncolors);
     png_job job = {img->size, img->size, img->ncolors, img->palette, img->pixels,
-                   img->has_alpha ? img->alpha : NULL, img->has_alpha && !img->ncolors};
-    return encode(&job, rc, out, e);
+                   img->has_alpha ? img->alpha : NULL, img->has_alpha && !img->ncolors, img->plane_key};
+    return encode(&job, rc, true, out, e);
 }
 
 int pngenc_encode_rgb(const uint8_t *rgb, int width, int height, buf *out, aq_err *e)
 {
     if (!rgb || width < 1 || height < 1 || width > 16384 || height > 16384)
         return err_set(e, AQ_EPERM, "png: cannot encode a %dx%d picture", width, height);
-    png_job job = {width, height, 0, NULL, rgb, NULL, false};
-    return encode(&job, &truecolour_recipe, out, e);
+    png_job job = {width, height, 0, NULL, rgb, NULL, false, ""};
+    return encode(&job, &truecolour_recipe, false, out, e);
 }
 
 /* Decoding goes through libpng's simplified API, which catches libpng's

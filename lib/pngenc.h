@@ -1,7 +1,8 @@
 /* pngenc: render_image -> PNG bytes in memory through libpng, and back (for
  * tests and `avatarq get`). Named pngenc, not png, so as not to shadow
  * libpng's <png.h>. Indexed images become palette PNGs at the smallest bit
- * depth that holds their colours (1, 2, 4 or 8 bits); truecolour images RGB8.
+ * depth that holds their colours (1, 2, 4 or 8 bits); truecolour images RGB8
+ * or RGBA8. Avatars' image data is compressed by libdeflate.
  * The same image always gives the same bytes (no time chunks). */
 #ifndef AQ_PNGENC_H
 #define AQ_PNGENC_H
@@ -22,10 +23,17 @@ int pngenc_encode(const render_image *img, buf *out, aq_err *e);
 int pngenc_encode_rgb(const uint8_t *rgb, int width, int height, buf *out, aq_err *e);
 
 /* Frees the memory the process keeps between encodes (libpng and zlib
- * state, about 300 KB per encode that ran at the same time; shared by all
- * threads). Optional: for leak checkers and long idle periods; the next
- * encode just allocates again. Safe while other threads encode. */
+ * state, libdeflate compressors and image data buffers: about 1 MB per
+ * encode that ran at the same time, shared by all threads). Optional: for
+ * leak checkers and long idle periods; the next encode just allocates
+ * again. Safe while other threads encode. */
 void pngenc_release(void);
+
+/* Empties the process's cache of compressed image data (see pngenc.c:
+ * images whose render_image.plane_key matches one encoded before reuse its
+ * compressed data; at most 4 MB). For tests and memory pressure; encodes
+ * give the same bytes either way. */
+void pngenc_forget(void);
 
 /* Decodes PNG bytes into 8-bit RGBA (*rgba malloc'd, width*height*4).
  * Returns 0 or AQ_EPERM with the reason. */

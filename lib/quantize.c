@@ -13,30 +13,18 @@
 typedef struct colour {
     uint32_t v;          /* r | g << 8 | b << 16 | a << 24 */
     uint32_t count;
-    int box;
 } colour;
 
 typedef struct box {
     size_t lo, hi;       /* colours[lo..hi) */
+    int ch, range;       /* its widest channel and that channel's range */
 } box;
 
 static int channel_of(uint32_t v, int c) { return (int)(v >> (8 * c)) & 255; }
 
 
-static int cmp_value(const void *a, const void *b)
-{
-    uint32_t x = ((const colour *)a)->v, y = ((const colour *)b)->v;
-    return (x > y) - (x < y);
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* The channel with the widest range in the box, and that range. */
-static int widest(const colour *c, const box *b, int *range)
+static void widest(const colour *c, box *b)
 {
     int lo[4] = {255, 255, 255, 255}, hi[4] = {0, 0, 0, 0};
     for (size_t i = b->lo; i < b->hi; i++)
@@ -49,35 +37,63 @@ static int widest(const colour *c, const box *b, int *range)
     for (int k = 1; k < 4; k++)
         if (hi[k] - lo[k] > hi[best] - lo[best])
             best = k;
-    *range = hi[best] - lo[best];
-    return best;
+    b->range = hi[best] - lo[best];
+    b->ch = best;
 }
 
-static _Thread_local int cmp_ch;
-
-static int cmp_along(const void *a, const void *b)
+/* A box of colours [lo, hi), measured once (split_one looks at every box
+ * for every split). */
+static box box_of(const colour *c, size_t lo, size_t hi)
 {
-    uint32_t x = ((const colour *)a)->v, y = ((const colour *)b)->v;
-    int d = channel_of(x, cmp_ch) - channel_of(y, cmp_ch);
-    return d ? d : (x > y) - (x < y);
+    box b = {lo, hi, 0, 0};
+    widest(c, &b);
+    return b;
+}
+
+/* Sorts c[0..n) by the key (byte ch of v, then v) - ch 0..3, or 4 for v
+ * alone - with stable counting passes over v's bytes from the lowest, then
+ * over byte ch: the order a comparison sort on that key gives, without a
+ * comparator call per step (the sorts were a third of rasterising an
+ * emoji). tmp holds n colours. A pass whose byte is the same for every
+ * colour changes nothing and is skipped. */
+static void sort_along(colour *c, size_t n, int ch, colour *tmp)
+{
+    static const int passes[5][5] = {
+        {0, 1, 2, 3, 0}, {0, 1, 2, 3, 1}, {0, 1, 2, 3, 2}, {0, 1, 2, 3, 3}, {0, 1, 2, 3, -1},
+    };
+    colour *from = c, *to = tmp;
+    for (int p = 0; p < 5 && passes[ch][p] >= 0; p++) {
+        int shift = 8 * passes[ch][p];
+        size_t count[257] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[((from[i].v >> shift) & 255) + 1]++;
+        if (n == 0 || count[((from[0].v >> shift) & 255) + 1] == n)
+            continue;
+        for (int k = 0; k < 256; k++)
+            count[k + 1] += count[k];
+        for (size_t i = 0; i < n; i++)
+            to[count[(from[i].v >> shift) & 255]++] = from[i];
+        colour *t = from;
+        from = to, to = t;
+    }
+    if (from != c)
+        memcpy(c, from, n * sizeof *c);
 }
 
 /* Splits the widest splittable box; returns 0 when none can be split. */
-static int split_one(colour *c, box *boxes, int *nbox)
+static int split_one(colour *c, box *boxes, int *nbox, colour *tmp)
 {
     int pick = -1, pick_range = 0, pick_ch = 0;
     for (int i = 0; i < *nbox; i++) {
         if (boxes[i].hi - boxes[i].lo < 2)
             continue;
-        int range, ch = widest(c, &boxes[i], &range);
-        if (range > pick_range)
-            pick = i, pick_range = range, pick_ch = ch;
+        if (boxes[i].range > pick_range)
+            pick = i, pick_range = boxes[i].range, pick_ch = boxes[i].ch;
     }
     if (pick < 0)
         return 0;
     box *b = &boxes[pick];
-    cmp_ch = pick_ch;
-    qsort(c + b->lo, b->hi - b->lo, sizeof *c, cmp_along);
+    sort_along(c + b->lo, b->hi - b->lo, pick_ch, tmp);
     uint64_t total = 0, run = 0;
     for (size_t i = b->lo; i < b->hi; i++)
         total += c[i].count;
@@ -88,10 +104,93 @@ static int split_one(colour *c, box *boxes, int *nbox)
         if (2 * run >= total)
             break;
     }
-    boxes[*nbox] = (box){cut, b->hi};
-    b->hi = cut;
+    boxes[*nbox] = box_of(c, cut, b->hi);
+    *b = box_of(c, b->lo, cut);
     (*nbox)++;
     return 1;
+}
+
+/* Distinct colours by value: an open-addressed table (value 0 marks an
+ * empty slot; transparent pixels, the only ones that could be 0, are not
+ * counted), so each pixel costs one hash probe instead of a place in a
+ * sort of every pixel. */
+typedef struct slot {
+    uint32_t v, count;
+    int box;
+} slot;
+
+typedef struct table {
+    slot *s;
+    uint32_t mask;
+    int shift;
+    size_t used;
+} table;
+
+static slot *table_at(const table *t, uint32_t v)
+{
+    uint32_t i = (v * 0x9e3779b1u) >> t->shift;
+    while (t->s[i].v && t->s[i].v != v)
+        i = (i + 1) & t->mask;
+    return &t->s[i];
+}
+
+static uint32_t pixel_value(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* An empty table of 2^bits slots. Returns 0 or -1. */
+static int table_init(table *t, int bits)
+{
+    t->s = calloc((size_t)1 << bits, sizeof *t->s);
+    t->mask = (uint32_t)(((size_t)1 << bits) - 1);
+    t->shift = 32 - bits;
+    t->used = 0;
+    return t->s ? 0 : -1;
+}
+
+/* Counts one pixel of value v, doubling the table when half full (a few
+ * thousand colours is usual: sizing it for every pixel cost more in
+ * clearing and scanning than the counting). Returns 0 or -1. */
+static int table_count(table *t, uint32_t v)
+{
+    slot *s = table_at(t, v);
+    if (!s->v) {
+        if (2 * (t->used + 1) > (size_t)t->mask + 1) {
+            table old = *t;
+            if (table_init(t, 33 - old.shift) < 0) {
+                *t = old;
+                return -1;
+            }
+            for (uint32_t i = 0; i <= old.mask; i++)
+                if (old.s[i].v)
+                    *table_at(t, old.s[i].v) = old.s[i];
+            t->used = old.used;
+            free(old.s);
+            s = table_at(t, v);
+        }
+        s->v = v;
+        t->used++;
+    }
+    s->count++;
+    return 0;
+}
+
+/* The distinct colours of the picture that are not fully transparent,
+ * with their pixel counts, into c (sorted by value; c holds 2n colours,
+ * the upper half scratch), counted through t. Returns how many, or -1
+ * when out of memory. */
+static long distinct(const uint8_t *rgba, size_t n, table *t, colour *c)
+{
+    for (size_t i = 0; i < n; i++)
+        if (rgba[4 * i + 3] && table_count(t, pixel_value(rgba + 4 * i)) < 0)
+            return -1;
+    size_t nc = 0;
+    for (uint32_t i = 0; i <= t->mask; i++)
+        if (t->s[i].v)
+            c[nc++] = (colour){t->s[i].v, t->s[i].count};
+    sort_along(c, nc, 4, c + n);
+    return (long)nc;
 }
 
 int quantize_rgba(const uint8_t *rgba, size_t n, int max, uint8_t pal[][4], uint8_t *idx)
@@ -100,32 +199,20 @@ int quantize_rgba(const uint8_t *rgba, size_t n, int max, uint8_t pal[][4], uint
         max = 2;
     if (max > 256)
         max = 256;
-    uint32_t *v = malloc(n * sizeof *v + 1);
-    colour *c = malloc(n * sizeof *c + 1);
+    table t = {NULL, 0, 0, 0};
+    colour *c = malloc(2 * n * sizeof *c + 1); /* the colours, then sort_along's scratch */
     box *boxes = malloc(256 * sizeof *boxes);
-    if (!v || !c || !boxes) {
-        free(v), free(c), free(boxes);
+    long got = c && boxes && table_init(&t, 12) == 0 ? distinct(rgba, n, &t, c) : -1;
+    if (got < 0) {
+        free(t.s), free(c), free(boxes);
         return -1;
     }
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *p = rgba + 4 * i;
-        if (p[3])
-            v[m++] = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-    }
-    qsort(v, m, sizeof *v, cmp_u32);
-    size_t nc = 0;
-    for (size_t i = 0; i < m; i++) {
-        if (nc && c[nc - 1].v == v[i])
-            c[nc - 1].count++;
-        else
-            c[nc++] = (colour){v[i], 1, 0};
-    }
+    size_t nc = (size_t)got;
     int nbox = 0;
     if (nc) {
-        boxes[0] = (box){0, nc};
+        boxes[0] = box_of(c, 0, nc);
         nbox = 1;
-        while (nbox < max - 1 && split_one(c, boxes, &nbox))
+        while (nbox < max - 1 && split_one(c, boxes, &nbox, c + n))
             ;
     }
     memset(pal[0], 0, 4);
@@ -135,23 +222,16 @@ int quantize_rgba(const uint8_t *rgba, size_t n, int max, uint8_t pal[][4], uint
             for (int k = 0; k < 4; k++)
                 sum[k] += (uint64_t)channel_of(c[i].v, k) * c[i].count;
             cnt += c[i].count;
-            c[i].box = b + 1;
+            table_at(&t, c[i].v)->box = b + 1;
         }
         for (int k = 0; k < 4; k++)
             pal[b + 1][k] = (uint8_t)((sum[k] + cnt / 2) / cnt);
     }
-    /* pixel -> its colour (binary search by value) -> its box */
-    qsort(c, nc, sizeof *c, cmp_value);
+    /* pixel -> its colour's box */
     for (size_t i = 0; i < n; i++) {
         const uint8_t *p = rgba + 4 * i;
-        if (!p[3]) {
-            idx[i] = 0;
-            continue;
-        }
-        colour key = {(uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24, 0, 0};
-        const colour *hit = bsearch(&key, c, nc, sizeof *c, cmp_value);
-        idx[i] = (uint8_t)(hit ? hit->box : 0);
+        idx[i] = p[3] ? (uint8_t)table_at(&t, pixel_value(p))->box : 0;
     }
-    free(v), free(c), free(boxes);
+    free(t.s), free(c), free(boxes);
     return nbox + 1;
 }

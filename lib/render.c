@@ -249,8 +249,14 @@ int render_make(const render_params *p, int size, render_image *img)
     img->size = size;
     img->has_alpha = false;
     img->bg_ramp = 0;
+    img->plane_key[0] = '\0';
     if (styles[p->style].draw(p, size, img) < 0)
         return -1;
+    /* rounding adds palette entries where corners cut pixels: the indexes
+     * then depend on more than the style's key (dropping the background
+     * and filtering change the palette only) */
+    if (p->radius > 0)
+        img->plane_key[0] = '\0';
     if (p->background == RENDER_BG_TRANSPARENT && img->ncolors && !img->has_alpha &&
         render_drop_background(img) < 0)
         return render_fail("background: style %s has no background to drop", styles[p->style].name);

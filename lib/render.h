@@ -32,6 +32,7 @@ typedef enum { RENDER_EMOJI_AUTO = 0, RENDER_EMOJI_SMALL, RENDER_EMOJI_MEDIUM, R
 
 #define RENDER_EMOJI_MAX 96    /* bytes of an artwork name ("1f469-200d-...") */
 #define RENDER_TEXT_MAX 64     /* bytes of the initials (UTF-8) */
+#define RENDER_PLANE_KEY 160   /* bytes of render_image.plane_key */
 
 /* The resolved request for one avatar, independent of its size. */
 typedef struct render_params {
@@ -63,9 +64,14 @@ typedef struct render_image {
     int bg_ramp;           /* set by a style: palette entries 0..bg_ramp fade from
                               the background to entry bg_ramp (0: no background
                               that can be made transparent) */
+    char plane_key[RENDER_PLANE_KEY]; /* indexed images: a name for the pixel
+                              indexes. Two images of one non-empty key have the same
+                              size, ncolors and pixels[] (their palettes may differ),
+                              so an encoder may reuse what it made of one for the
+                              other; "" when the style does not promise that */
 } render_image;
 
-#define RENDER_IMAGE_INIT {0, 0, {{0, 0, 0}}, NULL, 0, false, {0}, 0}
+#define RENDER_IMAGE_INIT {0, 0, {{0, 0, 0}}, NULL, 0, false, {0}, 0, ""}
 
 /* Bytes per pixel of img (1 indexed, 3 RGB, 4 RGBA). */
 static inline int render_image_bpp(const render_image *img)

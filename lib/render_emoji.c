@@ -9,6 +9,8 @@
  * primary in the corners. The ramp position of a pixel is integer maths,
  * so the background is the same on every machine; the artwork's own
  * pixels come from librsvg (the same for a pinned artwork and librsvg). */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,20 +70,45 @@ static void integer_direction(int32_t dx, int32_t dy, int *ra, int *rb)
 
 /* Linear: the ramp position is u = a*X + b*Y for the integer direction
  * (a, b) nearest the angle (X, Y: pixel centres from the middle, in half
- * pixels), so row y + b is row y moved sideways by a pixels and zlib codes
- * most rows as one long match. u -> ramp position is one table (lut,
- * 2 * size * 2 * MAX_DIR + 1 bytes). */
-static void linear_plane(int size, uint32_t phase, uint8_t *t, uint8_t *lut)
+ * pixels), so row y + |a| is row y moved sideways by b pixels and the
+ * compressor codes most rows as one long match. u -> ramp position -> step (map) is one
+ * table (lut, 2 * size * 2 * MAX_DIR + 1 bytes). */
+static void linear_plane(int size, uint32_t phase, const uint8_t *map, uint8_t *t, uint8_t *lut)
 {
     int a = 0, b = -1;
     integer_direction(render_sin(phase), -render_cos(phase), &a, &b);
     int64_t half = (int64_t)size * ((a < 0 ? -a : a) + (b < 0 ? -b : b)); /* |u| <= half */
-    for (int64_t u = 0; u <= 2 * half; u++)
-        lut[u] = (uint8_t)(u * (RAMP - 1) / (2 * half));
+    /* lut[u] = map[u * (RAMP - 1) / (2 * half)], the quotient kept as it
+     * grows instead of a 64-bit division per entry */
+    int64_t q = 0, r = 0;
+    for (int64_t u = 0; u <= 2 * half; u++, r += RAMP - 1) {
+        for (; r >= 2 * half; r -= 2 * half)
+            q++;
+        lut[u] = map[q];
+    }
+    /* row y + |a| is row y moved sideways by sh pixels: copy what it
+     * shares and look up only the new pixels (a = 0: every row is one
+     * value) */
+    int k = a < 0 ? -a : a, sh = a < 0 ? -b : b;
     for (int y = 0; y < size; y++) {
-        int64_t u = (int64_t)a * (1 - size) + (int64_t)b * (2 * y + 1 - size) + half;
+        int64_t u0 = (int64_t)a * (1 - size) + (int64_t)b * (2 * y + 1 - size) + half;
         uint8_t *o = t + (size_t)y * (size_t)size;
-        for (int x = 0; x < size; x++, u += 2 * a)
+        int from = 0, to = size; /* the columns still to look up */
+        if (k == 0) {
+            memset(o, lut[u0], (size_t)size);
+            continue;
+        }
+        if (y >= k && sh > -size && sh < size) {
+            const uint8_t *src = o - (size_t)k * (size_t)size;
+            if (sh >= 0) {
+                memcpy(o, src + sh, (size_t)(size - sh));
+                from = size - sh;
+            } else {
+                memcpy(o - sh, src, (size_t)(size + sh));
+                to = -sh;
+            }
+        }
+        for (int64_t x = from, u = u0 + 2 * a * from; x < to; x++, u += 2 * a)
             o[x] = lut[u];
     }
 }
@@ -89,8 +116,8 @@ static void linear_plane(int size, uint32_t phase, uint8_t *t, uint8_t *lut)
 /* Radial: the ramp position grows with the distance from the centre,
  * reaching the end in the corners. Squared distances against a table of
  * squared thresholds, walked outwards from the centre of each row: no
- * square root per pixel. */
-static void radial_plane(int size, uint8_t *t)
+ * square root per pixel. Into t, size x size. */
+static void radial_ramp(int size, uint8_t *t)
 {
     int64_t thr[RAMP];          /* thr[k]: smallest squared distance of position k */
     int64_t rmax2 = 2 * (int64_t)size * size; /* corner, in half pixels squared */
@@ -114,19 +141,94 @@ static void radial_plane(int size, uint8_t *t)
     }
 }
 
-/* The ramp position (0..RAMP-1, foreign -> primary) of every pixel of the
- * background into t; lut is scratch for the linear table. */
-static void background_plane(const emoji_plan *e, int size, uint8_t *t, uint8_t *lut)
+/* The radial ramp depends on the size alone, and a worker draws a few
+ * sizes over and over: the process keeps the ramps of the first RADIAL_SLOTS
+ * sizes up to RADIAL_MAX px (at most 8 MB), shared by its threads. A slot,
+ * once filled, is never changed or freed, so readers need the lock only to
+ * find it. */
+#define RADIAL_SLOTS 8
+#define RADIAL_MAX 1024
+
+static struct {
+    int size;
+    uint8_t *ramp;
+} radial_slots[RADIAL_SLOTS];
+static pthread_mutex_t radial_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static uint8_t *radial_find(int size)
 {
+    uint8_t *r = NULL;
+    pthread_mutex_lock(&radial_mu);
+    for (int i = 0; i < RADIAL_SLOTS && !r && radial_slots[i].ramp; i++)
+        if (radial_slots[i].size == size)
+            r = radial_slots[i].ramp;
+    pthread_mutex_unlock(&radial_mu);
+    return r;
+}
+
+/* The ramp at size: the process's, or drawn into scratch (size * size
+ * bytes) when there is no slot for it. */
+static const uint8_t *radial_ramp_cached(int size, uint8_t *scratch)
+{
+    uint8_t *r = radial_find(size);
+    if (r)
+        return r;
+    uint8_t *fresh = size <= RADIAL_MAX ? malloc((size_t)size * (size_t)size) : NULL;
+    radial_ramp(size, fresh ? fresh : scratch);
+    if (!fresh)
+        return scratch;
+    pthread_mutex_lock(&radial_mu);
+    int i = 0;
+    while (i < RADIAL_SLOTS && radial_slots[i].ramp && radial_slots[i].size != size)
+        i++;
+    if (i < RADIAL_SLOTS && !radial_slots[i].ramp)
+        radial_slots[i].size = size, radial_slots[i].ramp = fresh, r = fresh;
+    else if (i < RADIAL_SLOTS)
+        r = radial_slots[i].ramp; /* another thread's, drawn meanwhile */
+    pthread_mutex_unlock(&radial_mu);
+    if (r != fresh) {
+        if (!r) /* every slot taken by other sizes */
+            memcpy(r = scratch, fresh, (size_t)size * (size_t)size);
+        free(fresh);
+    }
+    return r;
+}
+
+/* Radial, mapped to steps: the ramp is symmetric about the middle row, so
+ * the lower half is the upper half's rows copied. */
+static void radial_plane(int size, const uint8_t *map, uint8_t *t, uint8_t *scratch)
+{
+    const uint8_t *r = radial_ramp_cached(size, scratch);
+    size_t s = (size_t)size;
+    for (size_t y = 0; y < (s + 1) / 2; y++)
+        for (size_t x = 0; x < s; x++)
+            t[y * s + x] = map[r[y * s + x]];
+    for (size_t y = (s + 1) / 2; y < s; y++)
+        memcpy(t + y * s, t + (s - 1 - y) * s, s);
+}
+
+/* The background step (0..steps-1, foreign -> primary) of every pixel
+ * into t: ramp position k (0..RAMP-1) is step k * steps / RAMP. scratch
+ * holds lut_bytes(size) bytes. */
+static void background_plane(const emoji_plan *e, int size, int steps, uint8_t *t, uint8_t *scratch)
+{
+    uint8_t map[RAMP];
+    for (int k = 0; k < RAMP; k++)
+        map[k] = (uint8_t)(k * steps / RAMP);
     if (e->bg == RENDER_BG_LINEAR)
-        linear_plane(size, e->phase, t, lut);
+        linear_plane(size, e->phase, map, t, scratch);
     else if (e->bg == RENDER_BG_RADIAL)
-        radial_plane(size, t);
+        radial_plane(size, map, t, scratch);
     else
         memset(t, 0, (size_t)size * (size_t)size);
 }
 
-static size_t lut_bytes(int size) { return (size_t)size * 4 * MAX_DIR + 1; }
+/* Scratch bytes background_plane() needs beyond the plane. */
+static size_t lut_bytes(int size)
+{
+    size_t lin = (size_t)size * 4 * MAX_DIR + 1, rad = (size_t)size * (size_t)size;
+    return lin > rad ? lin : rad;
+}
 
 /* ---- the palette picture: what nearly every emoji avatar becomes ---- */
 
@@ -211,15 +313,13 @@ static int draw_indexed(const render_params *p, const emoji_plan *e, int size, c
     img->ncolors = 0;
     img->has_alpha = false;
     uint8_t *px = img->pixels;
-    background_plane(e, size, px, px + n);
     pb->steps = e->bg == RENDER_BG_SOLID ? 1 : ramp_steps(p->foreign, p->primary);
+    background_plane(e, size, pb->steps, px, px + n);
     pb->group = (pb->steps + GROUPS - 1) / GROUPS;
     for (int i = 0; i < pb->steps; i++)
         pb->ramp[i] = pb->steps == 1 ? p->foreign : color_mix(p->foreign, p->primary, i, pb->steps - 1);
     for (int i = 0; i < pb->steps; i++)
         add_colour(pb, pb->ramp[i]);
-    for (size_t i = 0; i < n; i++)
-        px[i] = (uint8_t)(px[i] * pb->steps / RAMP);
     int off = (size - art->px) / 2, rc = 0;
     for (int y = 0; y < art->px && rc == 0; y++) {
         const uint8_t *a = art->idx + (size_t)y * (size_t)art->px;
@@ -227,7 +327,11 @@ static int draw_indexed(const render_params *p, const emoji_plan *e, int size, c
         for (int x = 0; x < art->px; x++) {
             if (!a[x])
                 continue;
-            int k = entry_of(pb, art, a[x], d[x]);
+            /* an opaque entry met before has its palette entry already: the
+             * inside of the artwork takes only this test */
+            int k = pb->opaque[a[x]];
+            if (k < 0)
+                k = entry_of(pb, art, a[x], d[x]);
             if (k < 0) {
                 rc = -1;
                 break;
@@ -235,12 +339,17 @@ static int draw_indexed(const render_params *p, const emoji_plan *e, int size, c
             d[x] = (uint8_t)k;
         }
     }
+    /* the indexes follow from the artwork, its place, the background's
+     * kind, steps and (linear) direction: not from the colours */
+    if (rc == 0)
+        snprintf(img->plane_key, sizeof img->plane_key, "emoji %s %d/%d bg %d steps %d phase %u", e->name,
+                 art->px, size, (int)e->bg, pb->steps, e->bg == RENDER_BG_LINEAR ? (unsigned)e->phase : 0u);
     free(pb);
     return rc;
 }
 
 /* Transparent background: the artwork's own entries, unpremultiplied. */
-static int draw_clear(int size, const emoji_art *art, render_image *img)
+static int draw_clear(int size, const char *art_name, const emoji_art *art, render_image *img)
 {
     size_t n = (size_t)size * (size_t)size;
     if (render_reserve(img, n) < 0)
@@ -260,6 +369,7 @@ static int draw_clear(int size, const emoji_art *art, render_image *img)
     for (int y = 0; y < art->px; y++)
         memcpy(img->pixels + (size_t)(y + off) * (size_t)size + (size_t)off, art->idx + (size_t)y * (size_t)art->px,
                (size_t)art->px);
+    snprintf(img->plane_key, sizeof img->plane_key, "emoji %s %d/%d clear", art_name, art->px, size);
     return 0;
 }
 
@@ -272,7 +382,7 @@ static int draw_truecolour(const render_params *p, const emoji_plan *e, int size
     if (render_reserve(img, n * 4 + lut_bytes(size)) < 0)
         return -1;
     uint8_t *t = img->pixels + n * 3; /* the plane after the RGB pixels */
-    background_plane(e, size, t, t + n);
+    background_plane(e, size, RAMP, t, t + n);
     aq_rgb ramp[RAMP];
     for (int i = 0; i < RAMP; i++)
         ramp[i] = color_mix(p->foreign, p->primary, i, RAMP - 1);
@@ -313,7 +423,7 @@ int render_emoji(const render_params *p, int size, render_image *img)
     emoji_art art;
     if (emoji_art_get(e.name, size * e.pct / 100, &art, why, sizeof why) != 0)
         return render_fail("emoji: %s", why);
-    int rc = e.bg == RENDER_BG_TRANSPARENT ? draw_clear(size, &art, img)
+    int rc = e.bg == RENDER_BG_TRANSPARENT ? draw_clear(size, e.name, &art, img)
              : draw_indexed(p, &e, size, &art, img) == 0 ? 0
                                                           : draw_truecolour(p, &e, size, &art, img);
     emoji_art_put(&art);

@@ -69,19 +69,40 @@ static void integer_direction(int32_t sx, int32_t sy, int *a, int *b)
 }
 
 /* The light band: a bump of amp palette steps (negative: lighter) that
- * falls off as (1 - d^2/w^2)^2 over distance d from its centre. */
+ * falls off as (1 - d^2/w^2)^2 over distance d from its centre:
+ * amp * (f / w)^2 / w^2 with f = w^2 - d^2, in integers. */
 typedef struct band {
     int64_t centre, width;   /* in units of u */
     int amp;
 } band;
 
-static int band_at(const band *bd, int64_t u)
+/* u -> palette index for u = 0..span into lut: the ramp from LIGHT_END to
+ * the last step plus the band, clamped. The quotients u * k / span and
+ * f / width are carried from one u to the next (the numerator moves by a
+ * known amount, so the quotient moves by a step or two): one division per
+ * u instead of four, the same integers. */
+static void gradient_lut(const band *bd, int64_t span, uint8_t *lut)
 {
-    int64_t d = u - bd->centre;
-    if (d <= -bd->width || d >= bd->width)
-        return 0;
-    int64_t w2 = bd->width * bd->width, f = w2 - d * d;   /* w^2 (1 - d^2/w^2) */
-    return (int)(bd->amp * (f / bd->width) * (f / bd->width) / w2);
+    const int64_t k = STEPS - 1 - LIGHT_END, w = bd->width, w2 = w * w;
+    int64_t rq = 0, rr = span / 2;           /* (u * k + span / 2) = rq * span + rr */
+    for (; rr >= span; rr -= span)
+        rq++;
+    int64_t d0 = -bd->centre, f = w2 - d0 * d0; /* f and f / w = bq rem br at u */
+    int64_t bq = f / w, br = f % w;
+    if (br < 0)
+        br += w, bq--;                       /* floor division: the remainder stays in 0..w-1 */
+    for (int64_t u = 0; u <= span; u++) {
+        int64_t d = u - bd->centre, v = LIGHT_END + rq;
+        if (d > -w && d < w) /* f > 0 here: floor and C's division agree */
+            v += bd->amp * bq * bq / w2;
+        lut[u] = (uint8_t)(v < 0 ? 0 : v > STEPS - 1 ? STEPS - 1 : v);
+        for (rr += k; rr >= span; rr -= span)
+            rq++;
+        for (br -= 2 * d + 1; br < 0; br += w) /* f(u + 1) = f(u) - (2d + 1) */
+            bq--;
+        for (; br >= w; br -= w)
+            bq++;
+    }
 }
 
 int render_gradient(const render_params *p, int size, render_image *img)
@@ -107,11 +128,7 @@ int render_gradient(const render_params *p, int size, render_image *img)
         .amp = -render_rng_range(&rng, 35, 60),
     };
     uint8_t *lut = img->pixels + npix;
-    for (int64_t u = 0; u <= span; u++) {
-        int64_t v = LIGHT_END + (u * (STEPS - 1 - LIGHT_END) + span / 2) / span;
-        v += band_at(&bd, u);
-        lut[u] = (uint8_t)(v < 0 ? 0 : v > STEPS - 1 ? STEPS - 1 : v);
-    }
+    gradient_lut(&bd, span, lut);
 
     /* Row y is row y - |a| moved by s = b * sign(a) pixels (see the top of
      * the file): copy what it shares and look up only the s new pixels. */

@@ -12,7 +12,7 @@ PKGS=(build-essential pkg-config clang libclang-rt-14-dev
       redis-server redis-tools redis-sentinel postgresql sqlite3 nodejs npm systemd strace openssl
       libmicrohttpd-dev chromium prometheus nginx-light fonts-dejavu-core
       libwebp-dev librsvg2-dev libharfbuzz-dev libfreetype-dev fonts-noto-core fonts-noto-cjk
-      webp librsvg2-bin bc time python3)
+      webp librsvg2-bin bc time python3 libdeflate-dev libxml2-utils)
 
 missing=()
 for p in "${PKGS[@]}"; do

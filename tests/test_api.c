@@ -388,7 +388,7 @@ START_TEST(example_program_enqueues)
     snprintf(cmd, sizeof cmd,
              "cc -std=c11 -Wall -Wextra -Werror %s -Iinclude -o %s examples/enqueue.c "
              "%s $(pkg-config --libs hiredis jansson inih libpq sqlite3 libcurl "
-             "libssl libcrypto libpng libsystemd libwebp cairo gobject-2.0 harfbuzz freetype2) -lm",
+             "libssl libcrypto libpng libsystemd libwebp cairo gobject-2.0 harfbuzz freetype2 libdeflate) -lm",
              san, bin, lib);
     buf out = BUF_INIT;
     int rc = sup_run(cmd, &out, true);

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "emoji.h"
+#include "pngenc.h"
 #include "support_http.h"
 
 static hx H;
@@ -150,6 +152,154 @@ START_TEST(t_stored_avatar_caching)
     ck_assert_int_eq(hx_req(&H, &r, "GET", "/avatars/user-1/128.png", NULL, NULL), 404);
     hx_free(&r);
     buf_free(&file);
+}
+END_TEST
+
+/* The URL of a stored avatar follows the format it was made in: WebP at
+ * /avatars/ID/SIZE.webp, SVG at /avatars/ID/avatar.svg (one file for every
+ * size), each with its type; asking with the wrong format or size names
+ * the right URL. The bytes are the worker's files, and decode (dwebp) or
+ * parse and draw (librsvg). avatarq get finds both too. */
+static void save(const char *path, const hx_resp *r)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(r->body.data, 1, r->body.len, f), r->body.len);
+    fclose(f);
+}
+
+/* GET path: 200, the bytes of the stored file, the type and headers. */
+static void get_stored(const char *path, const char *file, const char *type, hx_resp *r)
+{
+    ck_assert_int_eq(hx_req(&H, r, "GET", path, NULL, NULL), 200);
+    buf want = BUF_INIT;
+    ck_assert_msg(sup_read_file(file, &want), "%s not stored", file);
+    ck_assert_uint_eq(r->body.len, want.len);
+    ck_assert(memcmp(r->body.data, want.data, want.len) == 0);
+    buf_free(&want);
+    ck_assert_str_eq(hx_header(r, "Content-Type"), type);
+    ck_assert_str_eq(hx_header(r, "X-Content-Type-Options"), "nosniff");
+    ck_assert_str_eq(hx_header(r, "Cache-Control"), "public, max-age=31536000, immutable");
+}
+
+/* A 404 whose message holds want. */
+static void missing(const char *path, const char *want)
+{
+    hx_resp r;
+    ck_assert_int_eq(hx_req(&H, &r, "GET", path, NULL, NULL), 404);
+    ck_assert_msg(strstr(hx_error(&r), want), "%s: '%s' lacks '%s'", path, hx_error(&r), want);
+    hx_free(&r);
+}
+
+/* The API row's url and digest for size. */
+static void api_row(const char *id, const char *size, char url[128], char etag[80])
+{
+    hx_resp r;
+    char path[128];
+    snprintf(path, sizeof path, "/v1/avatars/%s", id);
+    ck_assert_int_eq(hx_req(&H, &r, "GET", path, NULL, HX_AUTH, NULL), 200);
+    json_t *row = hx_json(&r);
+    snprintf(url, 128, "%s", json_string_value(json_object_get(json_object_get(row, "urls"), size)));
+    snprintf(etag, 80, "\"%s\"", json_string_value(json_object_get(json_object_get(row, "sha256"), size)));
+    json_decref(row);
+    hx_free(&r);
+}
+
+START_TEST(t_stored_webp_and_svg)
+{
+    start_workers();
+    char id[65], file[512], url[128], etag[80], inm[120], cmd[1400];
+    hx_resp r;
+    buf out = BUF_INIT;
+
+    /* WebP */
+    post_and_wait("{\"id\":\"w1\",\"seed\":\"alice\",\"style\":\"wave\",\"format\":\"webp\",\"sizes\":[64,128]}", id);
+    api_row("w1", "128", url, etag);
+    ck_assert_str_eq(url, "/avatars/w1/128.webp");
+    snprintf(file, sizeof file, "%s/avatars/w1/128.webp", H.w.root);
+    get_stored(url, file, "image/webp", &r);
+    ck_assert_str_eq(hx_header(&r, "ETag"), etag);
+    ck_assert_ptr_null(strstr(r.headers, "Content-Security-Policy"));
+    char got[600], png[600];
+    snprintf(got, sizeof got, "%s/got.webp", H.w.dir);
+    snprintf(png, sizeof png, "%s/got.png", H.w.dir);
+    save(got, &r);
+    hx_free(&r);
+    snprintf(cmd, sizeof cmd, "dwebp -quiet '%s' -o '%s'", got, png);
+    ck_assert_int_eq(sup_run(cmd, &out, true), 0);
+    ck_assert(sup_read_file(png, &out));
+    uint8_t *rgba;
+    int w, h;
+    aq_err e;
+    err_clear(&e);
+    ck_assert_msg(pngenc_decode(out.data, out.len, &rgba, &w, &h, &e) == 0, "%s", e.msg);
+    ck_assert_int_eq(w, 128);
+    ck_assert_int_eq(h, 128);
+    free(rgba);
+    snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
+    ck_assert_int_eq(hx_req(&H, &r, "GET", url, NULL, inm, NULL), 304);
+    hx_free(&r);
+    ck_assert_int_eq(hx_req(&H, &r, "HEAD", "/avatars/w1/64.webp", NULL, NULL), 200);
+    ck_assert_str_eq(hx_header(&r, "Content-Type"), "image/webp");
+    ck_assert_uint_eq(r.body.len, 0);
+    hx_free(&r);
+    /* the wrong format or size: 404 naming what is stored and where */
+    missing("/avatars/w1/128.png", "avatar w1 is stored as webp, not png: GET /avatars/w1/128.webp");
+    missing("/avatars/w1/avatar.svg", "avatar w1 is stored as webp, not svg: GET /avatars/w1/64.webp");
+    missing("/avatars/w1/256.webp", "no avatar w1 at size 256 (sizes stored: [64,128]");
+
+    /* SVG: one file for every size, at avatar.svg */
+    post_and_wait("{\"id\":\"s1\",\"seed\":\"bob\",\"style\":\"pixel\",\"format\":\"svg\",\"radius\":20,"
+                  "\"sizes\":[64,128]}", id);
+    api_row("s1", "64", url, etag);
+    ck_assert_str_eq(url, "/avatars/s1/avatar.svg");
+    snprintf(file, sizeof file, "%s/avatars/s1/avatar.svg", H.w.root);
+    get_stored(url, file, "image/svg+xml", &r);
+    ck_assert_str_eq(hx_header(&r, "Content-Security-Policy"), "default-src 'none'; style-src 'unsafe-inline'");
+    ck_assert_str_eq(hx_header(&r, "ETag"), etag);
+    ck_assert_ptr_nonnull(strstr((const char *)r.body.data, "<svg"));
+    uint8_t *pm = NULL;
+    char why[256];
+    ck_assert_msg(emoji_svg_draw(r.body.data, r.body.len, 64, &pm, why, sizeof why) == 0, "svg: %s", why);
+    int ink = 0;
+    for (int i = 0; i < 64 * 64; i++)
+        ink += pm[4 * i + 3] == 255;
+    free(pm);
+    ck_assert_int_gt(ink, 64 * 64 / 2); /* drawn: an opaque picture with rounded corners */
+    snprintf(got, sizeof got, "%s/got.svg", H.w.dir);
+    save(got, &r);
+    hx_free(&r);
+    snprintf(cmd, sizeof cmd, "xmllint --noout '%s'", got);
+    ck_assert_int_eq(sup_run(cmd, &out, true), 0);
+    snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
+    ck_assert_int_eq(hx_req(&H, &r, "GET", url, NULL, inm, NULL), 304);
+    hx_free(&r);
+    missing("/avatars/s1/64.png", "avatar s1 is stored as svg, not png: GET /avatars/s1/avatar.svg");
+    missing("/avatars/s1/64.webp", "avatar s1 is stored as svg, not webp: GET /avatars/s1/avatar.svg");
+    /* a PNG avatar asked as SVG, and an id nobody made */
+    post_and_wait("{\"id\":\"p1\",\"seed\":\"carol\",\"sizes\":[64]}", id);
+    missing("/avatars/p1/avatar.svg", "avatar p1 is stored as png, not svg: GET /avatars/p1/64.png");
+    missing("/avatars/nobody/avatar.svg", "no avatar nobody");
+    missing("/avatars/nobody/64.webp", "no avatar nobody at size 64");
+    ck_assert_int_eq(hx_req(&H, &r, "GET", "/avatars/.x/avatar.svg", NULL, NULL), 400);
+    hx_free(&r);
+
+    /* avatarq get follows the stored format as well */
+    snprintf(got, sizeof got, "%s/cli.out", H.w.dir);
+    static const struct {
+        const char *id, *size, *file;
+    } gets[] = {{"w1", "128", "w1/128.webp"}, {"s1", "64", "s1/avatar.svg"}};
+    for (size_t i = 0; i < sizeof gets / sizeof *gets; i++) {
+        snprintf(cmd, sizeof cmd, "'%s' -c '%s' get %s --size %s -o '%s'", sup_bin("avatarq"), H.w.cfg, gets[i].id,
+                 gets[i].size, got);
+        ck_assert_int_eq(sup_run(cmd, &out, true), 0);
+        buf a = BUF_INIT, b = BUF_INIT;
+        snprintf(file, sizeof file, "%s/avatars/%s", H.w.root, gets[i].file);
+        ck_assert(sup_read_file(got, &a) && sup_read_file(file, &b));
+        ck_assert(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
+        buf_free(&a), buf_free(&b);
+    }
+    buf_free(&out);
 }
 END_TEST
 
@@ -675,6 +825,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, t_stored_avatar_caching);
+    tcase_add_test(tc, t_stored_webp_and_svg);
     tcase_add_test(tc, t_render_same_bytes_as_stored);
     tcase_add_test(tc, t_api_jobs_and_avatars);
     tcase_add_test(tc, t_api_dead_and_control);

@@ -1,14 +1,16 @@
 /* avatarq-http with [storage] backend = s3: stored avatars come from the
  * signature-checking S3 test server through the server (streamed, not
  * redirected), with the recorded SHA-256 as ETag and 304s, the same bytes
- * /render gives; an unknown size is 404; the S3 server down is 503 naming
- * the storage while /render still works. */
+ * /render gives; WebP and SVG avatars at the paths their format implies,
+ * with their types; an unknown size or the wrong format is 404; the S3
+ * server down is 503 naming the storage while /render still works. */
 #include <check.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "support_http.h"
 #include "support_s3.h"
 
@@ -74,6 +76,45 @@ START_TEST(t_s3_images)
     hx_free(&r);
     ck_assert_int_eq(hx_req(&H, &r, "GET", "/avatars/s3-1/128.png", NULL, NULL), 404);
     hx_free(&r);
+
+    /* WebP and SVG: the object whose digest the row recorded, typed */
+    static const struct {
+        const char *doc, *id, *size, *url, *type, *wrong, *says;
+    } fmts[] = {
+        {"{\"id\":\"s3-w\",\"seed\":\"eve\",\"style\":\"wave\",\"format\":\"webp\",\"sizes\":[64]}", "s3-w",
+         "64", "/avatars/s3-w/64.webp", "image/webp", "/avatars/s3-w/64.png",
+         "avatar s3-w is stored as webp, not png: GET /avatars/s3-w/64.webp"},
+        {"{\"id\":\"s3-s\",\"seed\":\"eve\",\"style\":\"pixel\",\"format\":\"svg\",\"sizes\":[64,96]}", "s3-s",
+         "96", "/avatars/s3-s/avatar.svg", "image/svg+xml", "/avatars/s3-s/96.webp",
+         "avatar s3-s is stored as svg, not webp: GET /avatars/s3-s/avatar.svg"},
+    };
+    for (size_t i = 0; i < sizeof fmts / sizeof *fmts; i++) {
+        ck_assert_int_eq(hx_req(&H, &r, "POST", "/v1/jobs?wait=1&timeout=60", fmts[i].doc, HX_AUTH, NULL), 200);
+        hx_free(&r);
+        char path[100], hex[65];
+        snprintf(path, sizeof path, "/v1/avatars/%s", fmts[i].id);
+        ck_assert_int_eq(hx_req(&H, &r, "GET", path, NULL, HX_AUTH, NULL), 200);
+        row = hx_json(&r);
+        snprintf(etag, sizeof etag, "\"%s\"",
+                 json_string_value(json_object_get(json_object_get(row, "sha256"), fmts[i].size)));
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(row, "urls"), fmts[i].size)), fmts[i].url);
+        json_decref(row);
+        hx_free(&r);
+        ck_assert_int_eq(hx_req(&H, &img, "GET", fmts[i].url, NULL, NULL), 200);
+        ck_assert_str_eq(hx_header(&img, "Content-Type"), fmts[i].type);
+        ck_assert_str_eq(hx_header(&img, "X-Content-Type-Options"), "nosniff");
+        ck_assert_str_eq(hx_header(&img, "ETag"), etag);
+        hash_sha256_hex(img.body.data, img.body.len, hex);
+        ck_assert_msg(strncmp(etag + 1, hex, 64) == 0, "%s: body digest %s, ETag %s", fmts[i].url, hex, etag);
+        bool svg = strcmp(fmts[i].type, "image/svg+xml") == 0;
+        const char *csp = hx_header(&img, "Content-Security-Policy");
+        ck_assert_msg(svg ? csp && strcmp(csp, "default-src 'none'; style-src 'unsafe-inline'") == 0 : !csp,
+                      "%s: CSP %s", fmts[i].url, csp ? csp : "(none)");
+        hx_free(&img);
+        ck_assert_int_eq(hx_req(&H, &r, "GET", fmts[i].wrong, NULL, NULL), 404);
+        ck_assert_msg(strstr(hx_error(&r), fmts[i].says), "%s: %s", fmts[i].wrong, hx_error(&r));
+        hx_free(&r);
+    }
 
     /* the S3 server gone: 503 naming the storage; renders go on */
     ck_assert(wh_stop(&H.w, SIGTERM, 30000) != -1);

@@ -114,7 +114,7 @@ START_TEST(static_archive_links_with_clashing_names)
     char dist[PATH_MAX], args[2 * PATH_MAX];
     dist_dir(dist, sizeof dist);
     FMT(args, "'%s/libavatarq.a' $(pkg-config --libs hiredis jansson inih libpq sqlite3 libcurl "
-              "libssl libcrypto libpng libsystemd libwebp cairo gobject-2.0 harfbuzz freetype2) -lm",
+              "libssl libcrypto libpng libsystemd libwebp cairo gobject-2.0 harfbuzz freetype2 libdeflate) -lm",
               dist);
     build_and_run("static", args);
 }

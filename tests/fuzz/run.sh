@@ -19,7 +19,7 @@ targets=("$@")
 ((${#targets[@]})) || targets=(job config)
 
 command -v clang >/dev/null || { echo "fuzz: clang is missing (apt-get install clang)" >&2; exit 1; }
-pkgs="hiredis jansson inih libpq sqlite3 libcurl libssl libcrypto libpng libsystemd libwebp cairo gobject-2.0 harfbuzz freetype2 librsvg-2.0"
+pkgs="hiredis jansson inih libpq sqlite3 libcurl libssl libcrypto libpng libsystemd libwebp cairo gobject-2.0 harfbuzz freetype2 libdeflate librsvg-2.0"
 cflags="-g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -Ilib -Iinclude -DAQ_VERSION=\"fuzz\" $(pkg-config --cflags $pkgs)"
