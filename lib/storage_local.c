@@ -52,8 +52,9 @@ typedef struct local_st {
     uint32_t host;       /* FNV-1a of the host name, in temp names */
     uint32_t nonce;      /* random per open: temp names unique across hosts */
     unsigned long seq;   /* and per put within this process */
-    dev_t fresh_dev;     /* the directory this process created last: */
-    ino_t fresh_ino;     /* nothing stale can be in it */
+    pid_t pid;           /* ours, in temp names (a handle is opened after fork) */
+    char fresh[PATH_MAX]; /* the directory (key prefix) this handle created
+                             last: nothing stale can be in it */
 } local_st;
 
 /* errno values that may pass on their own; everything else is permanent. */
@@ -174,9 +175,12 @@ static int write_all(int fd, const void *data, size_t len)
 static int local_temp_open(local_st *s, int dfd, const char *leaf, char *name, size_t n)
 {
     for (int tries = 0; tries < 8; tries++) {
-        snprintf(name, n, ".%.100s.tmp-%08x-%ld-%08x-%lu", leaf, s->host, (long)getpid(), s->nonce,
+        snprintf(name, n, ".%.100s.tmp-%08x-%ld-%08x-%lu", leaf, s->host, (long)s->pid, s->nonce,
                  ++s->seq);
-        int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        /* file_mode has the umask taken off already, so the kernel taking
+         * it off again gives exactly file_mode: no fchmod needed */
+        int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                        s->file_mode);
         if (fd >= 0 || errno != EEXIST)
             return fd;
     }
@@ -198,25 +202,27 @@ static bool local_temp_stale(const local_st *s, int dfd, const char *name)
     if (!t || sscanf(t, ".tmp-%8x-%ld-%8x-%lu%n", &host, &pid, &nonce, &seq, &end) != 4 || t[end])
         return false;
     if (host == s->host)
-        return pid > 0 && pid != getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+        return pid > 0 && pid != s->pid && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
     struct stat sb;   /* another host's writer: we cannot ask, so wait long */
     return fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode) &&
            time(NULL) - sb.st_mtime > LOCAL_STALE_S;
 }
 
-/* Removes abandoned temporary files from directory dfd, unless this process
- * made it (fresh, or the last one it made): then there can be none. */
-static void local_sweep(local_st *s, int dfd, bool fresh)
+/* Removes abandoned temporary files from directory dfd (key's directory,
+ * dir_len bytes of it), unless this handle made it (fresh, or the last one
+ * it made): then there can be none. Told apart by name, with no system
+ * call: a directory removed and made again by another process meanwhile
+ * keeps its strays until another writer sweeps it. */
+static void local_sweep(local_st *s, int dfd, const char *key, size_t dir_len, bool fresh)
 {
-    struct stat sb;
-    if (fstat(dfd, &sb) < 0)
-        return;
+    if (dir_len >= sizeof s->fresh)
+        fresh = false;
     if (fresh) {
-        s->fresh_dev = sb.st_dev;
-        s->fresh_ino = sb.st_ino;
+        memcpy(s->fresh, key, dir_len);
+        s->fresh[dir_len] = '\0';
         return;
     }
-    if (sb.st_dev == s->fresh_dev && sb.st_ino == s->fresh_ino)
+    if (strlen(s->fresh) == dir_len && memcmp(s->fresh, key, dir_len) == 0)
         return;
     int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -244,7 +250,7 @@ static int local_put_once(local_st *s, const char *key, const void *data, size_t
         *raced = errno == ENOENT;
         return local_fail(s, e, errno, "put", key, "mkdir");
     }
-    local_sweep(s, dfd, fresh);
+    local_sweep(s, dfd, key, (size_t)(leaf - key), fresh);
     char tmp[NAME_MAX + 1];
     int fd = local_temp_open(s, dfd, leaf, tmp, sizeof tmp);
     if (fd < 0) {
@@ -254,7 +260,6 @@ static int local_put_once(local_st *s, const char *key, const void *data, size_t
         return local_fail(s, e, err, "put", key, "create temporary file");
     }
     const char *step = NULL;
-    fchmod(fd, s->file_mode);   /* temp files start 0600-ish; the configured mode minus umask */
     if (write_all(fd, data, len) < 0)
         step = "write";
     else if (s->fsync && fdatasync(fd) < 0)
@@ -482,6 +487,7 @@ int storage_local_open_modes(const char *root, bool fsync, int file_mode, int di
                        root, strerror(err));
     }
     s->host = storage_local_host_tag();
+    s->pid = getpid();
     if (getrandom(&s->nonce, sizeof s->nonce, GRND_NONBLOCK) != sizeof s->nonce)
         s->nonce = (uint32_t)getpid() ^ (uint32_t)(uintptr_t)s;
     *st = s;
