@@ -69,22 +69,6 @@ static const field_spec batch_fields[] = {
 int queue_batch_get(queue *q, const char *id, queue_batch_info *out, aq_err *e)
 {
     memset(out, 0, sizeof *out);
-    int rc = check_id(id, false, e);
-    if (rc < 0)
-        return rc;
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "batch:%s", id);
-    qargs a = {0};
-    arg_s(&a, "HGETALL");
-    arg_s(&a, key);
-    redisReply *r;
-    if ((rc = q_run(q, &a, "batch", &r, e)) < 0)
-        return rc;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-        freeReplyObject(r);
-        return err_set(e, AQ_ENOTFOUND, "batch %s: not found", id);
-    }
-    store_fields(out, batch_fields, sizeof batch_fields / sizeof batch_fields[0], r);
-    freeReplyObject(r);
-    return 0;
+    return q_hash_get(q, "batch", id, batch_fields, sizeof batch_fields / sizeof batch_fields[0],
+                      out, e);
 }

@@ -428,13 +428,11 @@ int check_id(const char *id, bool allow_empty, aq_err *e)
     return 0;
 }
 
-/* ---- the job hash ---- */
-
-
+/* ---- hashes into structs (job, batch, worker) ---- */
 
 /* Stores one field of a flat HGETALL reply into the struct at base, by a
  * table of {name, type, offset}. */
-void store_field(void *base, int type, size_t off, size_t size, const redisReply *v)
+static void store_field(void *base, int type, size_t off, size_t size, const redisReply *v)
 {
     char *p = (char *)base + off;
     switch (type) {
@@ -470,3 +468,26 @@ void store_fields(void *base, const field_spec *t, size_t n, const redisReply *h
     }
 }
 
+
+int q_hash_get(queue *q, const char *family, const char *id, const field_spec *t, size_t n,
+               void *base, aq_err *e)
+{
+    int rc = check_id(id, false, e);
+    if (rc < 0)
+        return rc;
+    char key[QUEUE_KEY_MAX], what[80];
+    queue_keyf(q, key, sizeof key, "%s:%s", family, id);
+    snprintf(what, sizeof what, "%s %s", family, id);
+    qargs a = {0};
+    arg_s(&a, "HGETALL");
+    arg_s(&a, key);
+    redisReply *r;
+    if ((rc = q_run(q, &a, what, &r, e)) < 0)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+        rc = err_set(e, AQ_ENOTFOUND, "%s: not found", what);
+    else
+        store_fields(base, t, n, r);
+    freeReplyObject(r);
+    return rc;
+}

@@ -161,5 +161,10 @@ typedef struct field_spec {
 /* Stores every field of a flat HGETALL reply that the table t names into
  * the struct at base. */
 void store_fields(void *base, const field_spec *t, size_t n, const redisReply *hash);
+/* HGETALL of NS:FAMILY:ID (family "job", "batch") into the struct at base
+ * through the table t (n fields): 0, AQ_EPERM for an id that could not be
+ * a job's, or AQ_ENOTFOUND "FAMILY ID: not found". */
+int q_hash_get(queue *q, const char *family, const char *id, const field_spec *t, size_t n,
+               void *base, aq_err *e);
 
 #endif

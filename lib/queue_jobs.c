@@ -246,24 +246,7 @@ static const field_spec job_fields[] = {
 int queue_job_get(queue *q, const char *id, queue_job *j, aq_err *e)
 {
     memset(j, 0, sizeof *j);
-    int rc = check_id(id, false, e);
-    if (rc < 0)
-        return rc;
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "job:%s", id);
-    qargs a = {0};
-    arg_s(&a, "HGETALL");
-    arg_s(&a, key);
-    redisReply *r;
-    if ((rc = q_run(q, &a, "HGETALL job", &r, e)) < 0)
-        return rc;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-        freeReplyObject(r);
-        return err_set(e, AQ_ENOTFOUND, "job %s: not found", id);
-    }
-    store_fields(j, job_fields, sizeof job_fields / sizeof job_fields[0], r);
-    freeReplyObject(r);
-    return 0;
+    return q_hash_get(q, "job", id, job_fields, sizeof job_fields / sizeof job_fields[0], j, e);
 }
 
 void queue_job_free(queue_job *j)
