@@ -16,11 +16,9 @@ int queue_batch_open(queue *q, const char *id, const char *qname, const char *ca
     int rc = check_id(id, false, e);
     if (rc < 0)
         return rc;
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "batch:%s", id);
     qargs a;
     arg_script(&a, q, S_BATCH_OPEN, 1);
-    arg_s(&a, key);
+    arg_key(&a, q, "batch:%s", id);
     arg_s(&a, qname_or_default(q, qname));
     arg_s(&a, callback_url ? callback_url : "");
     arg_i(&a, now_ms());
@@ -35,13 +33,10 @@ int queue_batch_seal(queue *q, const char *id, aq_err *e)
     int rc = check_id(id, false, e);
     if (rc < 0)
         return rc;
-    char key[QUEUE_KEY_MAX], ns[80];
-    queue_keyf(q, key, sizeof key, "batch:%s", id);
-    ns_prefix(q, ns, sizeof ns);
     qargs a;
     arg_script(&a, q, S_BATCH_SEAL, 1);
-    arg_s(&a, key);
-    arg_s(&a, ns);
+    arg_key(&a, q, "batch:%s", id);
+    arg_ns(&a, q);
     arg_s(&a, id);
     arg_i(&a, now_ms());
     arg_i(&a, result_ttl(q));

@@ -15,19 +15,15 @@ int queue_callback_take(queue *q, const char *worker, int timeout_ms, char **ent
 {
     *entry = NULL;
     *len = 0;
-    char src[QUEUE_KEY_MAX], dst[QUEUE_KEY_MAX], secs[32];
-    queue_keyf(q, src, sizeof src, "callbacks");
-    queue_keyf(q, dst, sizeof dst, "callbacks:sending:%s", worker);
     if (timeout_ms < 1)
         timeout_ms = 1;
-    snprintf(secs, sizeof secs, "%d.%03d", timeout_ms / 1000, timeout_ms % 1000);
-    qargs a = {0};
-    arg_s(&a, "BLMOVE");
-    arg_s(&a, src);
-    arg_s(&a, dst);
+    qargs a;
+    arg_cmd(&a, "BLMOVE");
+    arg_key(&a, q, "callbacks");
+    arg_key(&a, q, "callbacks:sending:%s", worker);
     arg_s(&a, "RIGHT");
     arg_s(&a, "LEFT");
-    arg_s(&a, secs);
+    arg_secs(&a, timeout_ms);
     int rc = queue_ensure(q, e);
     if (rc < 0)
         return rc;
@@ -120,14 +116,11 @@ int queue_callback_take_many(queue *q, const char *worker, int max, queue_taken 
                              aq_err *e)
 {
     memset(out, 0, sizeof *out);
-    char keys[3][QUEUE_KEY_MAX];
-    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "callbacks:delayed");
-    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "callbacks");
-    queue_keyf(q, keys[2], QUEUE_KEY_MAX, "callbacks:sending:%s", worker);
     qargs a;
     arg_script(&a, q, S_CB_TAKE, 3);
-    for (int i = 0; i < 3; i++)
-        arg_s(&a, keys[i]);
+    arg_key(&a, q, "callbacks:delayed");
+    arg_key(&a, q, "callbacks");
+    arg_key(&a, q, "callbacks:sending:%s", worker);
     arg_i(&a, now_ms());
     arg_i(&a, max > 0 ? max : 1);
     redisReply *r;
@@ -156,13 +149,10 @@ int queue_callback_take_many(queue *q, const char *worker, int max, queue_taken 
 
 int queue_callback_return(queue *q, const char *worker, int *moved, aq_err *e)
 {
-    char keys[2][QUEUE_KEY_MAX];
-    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "callbacks:sending:%s", worker);
-    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "callbacks");
     qargs a;
     arg_script(&a, q, S_CB_RETURN, 2);
-    arg_s(&a, keys[0]);
-    arg_s(&a, keys[1]);
+    arg_key(&a, q, "callbacks:sending:%s", worker);
+    arg_key(&a, q, "callbacks");
     long long n = 0;
     int rc = q_script_int(q, S_CB_RETURN, &a, "callback return", &n, e);
     if (moved)

@@ -112,11 +112,49 @@ void arg_i(qargs *a, int64_t v)
     arg_s(a, a->num[a->n]);
 }
 
-/* Starts an EVALSHA vector for script s with nkeys keys to follow. */
-void arg_script(qargs *a, const queue *q, int s, int nkeys)
+/* "NS:" + fmt into out (queue_keyf, arg_key). */
+static void key_vf(const queue *q, char *out, size_t n, const char *fmt, va_list ap)
+{
+    int k = snprintf(out, n, "%s:", q->cfg.redis.ns);
+    if (k >= 0 && (size_t)k < n)
+        vsnprintf(out + k, n - (size_t)k, fmt, ap);
+}
+
+void arg_key(qargs *a, const queue *q, const char *fmt, ...)
+{
+    if (a->nkey >= QUEUE_ARG_KEYS)
+        abort(); /* as arg_b: a fixed vector overflowing is a programming error */
+    char *out = a->key[a->nkey++];
+    va_list ap;
+    va_start(ap, fmt);
+    key_vf(q, out, QUEUE_KEY_MAX, fmt, ap);
+    va_end(ap);
+    arg_s(a, out);
+}
+
+void arg_secs(qargs *a, int ms)
+{
+    if (a->n >= QUEUE_ARGS_MAX)
+        abort();
+    snprintf(a->num[a->n], sizeof a->num[a->n], "%d.%03d", ms / 1000, ms % 1000);
+    arg_s(a, a->num[a->n]);
+}
+
+void arg_ns(qargs *a, const queue *q)
+{
+    arg_key(a, q, "%s", "");
+}
+
+void arg_cmd(qargs *a, const char *cmd)
 {
     a->n = 0;
-    arg_s(a, "EVALSHA");
+    a->nkey = 0;
+    arg_s(a, cmd);
+}
+
+void arg_script(qargs *a, const queue *q, int s, int nkeys)
+{
+    arg_cmd(a, "EVALSHA");
     arg_s(a, q->sha[s]);
     arg_i(a, nkeys);
 }
@@ -381,12 +419,9 @@ int queue_ensure(queue *q, aq_err *e)
 
 void queue_keyf(const queue *q, char *out, size_t n, const char *fmt, ...)
 {
-    int k = snprintf(out, n, "%s:", q->cfg.redis.ns);
-    if (k < 0 || (size_t)k >= n)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(out + k, n - (size_t)k, fmt, ap);
+    key_vf(q, out, n, fmt, ap);
     va_end(ap);
 }
 
@@ -475,12 +510,11 @@ int q_hash_get(queue *q, const char *family, const char *id, const field_spec *t
     int rc = check_id(id, false, e);
     if (rc < 0)
         return rc;
-    char key[QUEUE_KEY_MAX], what[80];
-    queue_keyf(q, key, sizeof key, "%s:%s", family, id);
+    char what[80];
     snprintf(what, sizeof what, "%s %s", family, id);
-    qargs a = {0};
-    arg_s(&a, "HGETALL");
-    arg_s(&a, key);
+    qargs a;
+    arg_cmd(&a, "HGETALL");
+    arg_key(&a, q, "%s:%s", family, id);
     redisReply *r;
     if ((rc = q_run(q, &a, what, &r, e)) < 0)
         return rc;

@@ -89,11 +89,18 @@ struct queue {
 
 /* ---- argument vectors ---- */
 
+#define QUEUE_ARG_KEYS 8
+
 typedef struct qargs {
     int n;
     const char *v[QUEUE_ARGS_MAX];
     size_t l[QUEUE_ARGS_MAX];
     char num[QUEUE_ARGS_MAX][24];
+    /* key names made by arg_key: they live exactly as long as the vector
+     * that points at them (a name on a shorter-lived stack frame was a
+     * real bug once) */
+    int nkey;
+    char key[QUEUE_ARG_KEYS][QUEUE_KEY_MAX];
 } qargs;
 
 /* Appends one argument (bytes, a C string, an integer). A full vector aborts:
@@ -101,8 +108,18 @@ typedef struct qargs {
 void arg_b(qargs *a, const char *p, size_t len);
 void arg_s(qargs *a, const char *s);
 void arg_i(qargs *a, int64_t v);
+/* Appends the key name "NS:" + fmt (queue_keyf), kept in the vector itself
+ * (at most QUEUE_ARG_KEYS per vector). */
+void arg_key(qargs *a, const queue *q, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Appends a blocking command's timeout: ms as seconds ("1.500"). */
+void arg_secs(qargs *a, int ms);
+/* Appends "NS:", the prefix a script builds the keys it only learns inside
+ * Redis from (kept in the vector as arg_key's). */
+void arg_ns(qargs *a, const queue *q);
 /* Starts an EVALSHA vector for script s with nkeys keys to follow. */
 void arg_script(qargs *a, const queue *q, int s, int nkeys);
+/* Starts a plain command's vector (a may be reused: nothing of it is kept). */
+void arg_cmd(qargs *a, const char *cmd);
 
 /* ---- sending ---- */
 
