@@ -164,6 +164,78 @@ bool is_noscript(const redisReply *r)
     return r && r->type == REDIS_REPLY_ERROR && first_word_is(r->str, "NOSCRIPT");
 }
 
+/* ---- growable argument vectors (a batch has no fixed size) ---- */
+
+int qvec_grow(qvec *a, int need)
+{
+    if (a->n + need <= a->cap)
+        return 0;
+    int cap = a->cap ? a->cap : 64;
+    while (cap < a->n + need)
+        cap *= 2;
+    const char **v = realloc(a->v, (size_t)cap * sizeof *v);
+    if (v)
+        a->v = v;
+    size_t *l = realloc(a->l, (size_t)cap * sizeof *l);
+    if (l)
+        a->l = l;
+    char(*num)[24] = realloc(a->num, (size_t)cap * sizeof *num);
+    if (num)
+        a->num = num;
+    if (!v || !l || !num)
+        return -1;
+    a->cap = cap;
+    return 0;
+}
+
+/* Numbers live in a->num, which may move when the vector grows: they are
+ * pointed at only once the vector is complete (qvec_fix). */
+#define QVEC_NUM ((const char *)1)
+
+void qvec_b(qvec *a, const char *p, size_t len)
+{
+    a->v[a->n] = p ? p : "";
+    a->l[a->n] = p ? len : 0;
+    a->n++;
+}
+
+void qvec_s(qvec *a, const char *s)
+{
+    qvec_b(a, s, s ? strlen(s) : 0);
+}
+
+void qvec_i(qvec *a, int64_t x)
+{
+    snprintf(a->num[a->n], sizeof a->num[a->n], "%" PRId64, x);
+    a->l[a->n] = strlen(a->num[a->n]);
+    a->v[a->n] = QVEC_NUM;
+    a->n++;
+}
+
+void qvec_fix(qvec *a)
+{
+    for (int i = 0; i < a->n; i++)
+        if (a->v[i] == QVEC_NUM)
+            a->v[i] = a->num[i];
+}
+
+void qvec_free(qvec *a)
+{
+    free(a->v);
+    free(a->l);
+    free(a->num);
+}
+
+void qvec_head(qvec *a, char keys[][QUEUE_KEY_MAX], int nkeys)
+{
+    qvec_s(a, "EVALSHA");
+    qvec_s(a, "");
+    qvec_i(a, nkeys);
+    for (int i = 0; i < nkeys; i++)
+        qvec_s(a, keys[i]);
+}
+
+
 /* ---- one command ---- */
 
 /* Sends a and returns its reply in *out (to freeReplyObject), or < 0 with

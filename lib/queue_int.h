@@ -121,6 +121,27 @@ void arg_script(qargs *a, const queue *q, int s, int nkeys);
 /* Starts a plain command's vector (a may be reused: nothing of it is kept). */
 void arg_cmd(qargs *a, const char *cmd);
 
+/* A growable vector for the batch scripts (queue_cycle, queue_start_many,
+ * queue_callback_finish). qvec_grow makes room for need more arguments
+ * (-1: out of memory); the appenders do not grow it, so size it first.
+ * Numbers (qvec_i) live in an array that moves as it grows: qvec_fix points
+ * at them once the vector is complete, before it is sent. qvec_head starts
+ * an EVALSHA vector (the SHA is filled by q_script_argv) with nkeys keys;
+ * the vector points into keys, which must outlive it. */
+typedef struct qvec {
+    int n, cap;
+    const char **v;
+    size_t *l;
+    char (*num)[24];
+} qvec;
+int qvec_grow(qvec *a, int need);
+void qvec_b(qvec *a, const char *p, size_t len);
+void qvec_s(qvec *a, const char *s);
+void qvec_i(qvec *a, int64_t x);
+void qvec_fix(qvec *a);
+void qvec_free(qvec *a);
+void qvec_head(qvec *a, char keys[][QUEUE_KEY_MAX], int nkeys);
+
 /* ---- sending ---- */
 
 /* True when s starts with the word `word`. */
