@@ -2,9 +2,7 @@
  * counting itself happens in the enqueue, outcome, cancel and requeue
  * scripts (LUA_FINAL in queue_scripts.c), so a batch's counts move in the
  * same script as its jobs' states. */
-#include <hiredis/hiredis.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "queue_int.h"
@@ -49,21 +47,20 @@ int queue_batch_seal(queue *q, const char *id, aq_err *e)
 }
 
 static const field_spec batch_fields[] = {
-    {"state", F_STR, offsetof(queue_batch_info, state), sizeof ((queue_batch_info *)0)->state},
-    {"queue", F_STR, offsetof(queue_batch_info, queue), sizeof ((queue_batch_info *)0)->queue},
-    {"total", F_I64, offsetof(queue_batch_info, total), 0},
-    {"pending", F_I64, offsetof(queue_batch_info, pending), 0},
-    {"done", F_I64, offsetof(queue_batch_info, done), 0},
-    {"dead", F_I64, offsetof(queue_batch_info, dead), 0},
-    {"cancelled", F_I64, offsetof(queue_batch_info, cancelled), 0},
-    {"created_at", F_I64, offsetof(queue_batch_info, created_at), 0},
-    {"finished_at", F_I64, offsetof(queue_batch_info, finished_at), 0},
-    {"sealed", F_INT, offsetof(queue_batch_info, sealed), 0},
+    FIELD_STR(queue_batch_info, state),
+    FIELD_STR(queue_batch_info, queue),
+    FIELD(queue_batch_info, total, F_I64),
+    FIELD(queue_batch_info, pending, F_I64),
+    FIELD(queue_batch_info, done, F_I64),
+    FIELD(queue_batch_info, dead, F_I64),
+    FIELD(queue_batch_info, cancelled, F_I64),
+    FIELD(queue_batch_info, created_at, F_I64),
+    FIELD(queue_batch_info, finished_at, F_I64),
+    FIELD(queue_batch_info, sealed, F_INT),
 };
 
 int queue_batch_get(queue *q, const char *id, queue_batch_info *out, aq_err *e)
 {
     memset(out, 0, sizeof *out);
-    return q_hash_get(q, "batch", id, batch_fields, sizeof batch_fields / sizeof batch_fields[0],
-                      out, e);
+    return q_hash_get(q, "batch", id, batch_fields, FIELDS_N(batch_fields), out, e);
 }

@@ -89,7 +89,6 @@ void set_timeout(queue *q, int extra_ms)
 
 /* ---- argument vectors ---- */
 
-
 void arg_b(qargs *a, const char *p, size_t len)
 {
     if (a->n >= QUEUE_ARGS_MAX)

@@ -225,16 +225,16 @@ int queue_recover_dead(queue *q, const queue_requeue *how, int *recovered, int *
 }
 
 static const field_spec worker_fields[] = {
-    {"host", F_STR, offsetof(queue_worker_info, host), sizeof ((queue_worker_info *)0)->host},
-    {"pid", F_LONG, offsetof(queue_worker_info, pid), 0},
-    {"state", F_STR, offsetof(queue_worker_info, state), sizeof ((queue_worker_info *)0)->state},
-    {"job", F_STR, offsetof(queue_worker_info, job), sizeof ((queue_worker_info *)0)->job},
-    {"queue", F_STR, offsetof(queue_worker_info, queue), sizeof ((queue_worker_info *)0)->queue},
-    {"started_at", F_I64, offsetof(queue_worker_info, started_at), 0},
-    {"beat_at", F_I64, offsetof(queue_worker_info, beat_at), 0},
-    {"done", F_I64, offsetof(queue_worker_info, done), 0},
-    {"failed", F_I64, offsetof(queue_worker_info, failed), 0},
-    {"rss_kb", F_I64, offsetof(queue_worker_info, rss_kb), 0},
+    FIELD_STR(queue_worker_info, host),
+    FIELD(queue_worker_info, pid, F_LONG),
+    FIELD_STR(queue_worker_info, state),
+    FIELD_STR(queue_worker_info, job),
+    FIELD_STR(queue_worker_info, queue),
+    FIELD(queue_worker_info, started_at, F_I64),
+    FIELD(queue_worker_info, beat_at, F_I64),
+    FIELD(queue_worker_info, done, F_I64),
+    FIELD(queue_worker_info, failed, F_I64),
+    FIELD(queue_worker_info, rss_kb, F_I64),
 };
 
 /* A dead worker has no hash left: host and pid come from its id
@@ -266,7 +266,7 @@ int queue_workers(queue *q, int (*fn)(const queue_worker_info *w, void *ud), voi
         worker_from_id(&w, m->element[i]->str);
         w.alive = r->type == REDIS_REPLY_ARRAY && r->elements > 0;
         if (w.alive)
-            store_fields(&w, worker_fields, sizeof worker_fields / sizeof worker_fields[0], r);
+            store_fields(&w, worker_fields, FIELDS_N(worker_fields), r);
         freeReplyObject(r);
         if (!stop && fn)
             stop = fn(&w, ud);

@@ -196,6 +196,11 @@ typedef struct field_spec {
     int type;
     size_t off, size;
 } field_spec;
+/* A table row for member m of struct T, stored from the hash field of the
+ * same name: FIELD for numbers and F_DUP, FIELD_STR for char arrays. */
+#define FIELD(T, m, type) {#m, type, offsetof(T, m), 0}
+#define FIELD_STR(T, m) {#m, F_STR, offsetof(T, m), sizeof ((T *)0)->m}
+#define FIELDS_N(t) (sizeof (t) / sizeof (t)[0])
 /* Stores every field of a flat HGETALL reply that the table t names into
  * the struct at base. */
 void store_fields(void *base, const field_spec *t, size_t n, const redisReply *hash);

@@ -221,22 +221,22 @@ int queue_cancel(queue *q, const char *id, char *before, aq_err *e)
 }
 
 static const field_spec job_fields[] = {
-    {"state", F_STR, offsetof(queue_job, state), sizeof ((queue_job *)0)->state},
-    {"queue", F_STR, offsetof(queue_job, queue), sizeof ((queue_job *)0)->queue},
-    {"worker", F_STR, offsetof(queue_job, worker), sizeof ((queue_job *)0)->worker},
-    {"error", F_STR, offsetof(queue_job, error), sizeof ((queue_job *)0)->error},
-    {"attempts", F_INT, offsetof(queue_job, attempts), 0},
-    {"created_at", F_I64, offsetof(queue_job, created_at), 0},
-    {"started_at", F_I64, offsetof(queue_job, started_at), 0},
-    {"finished_at", F_I64, offsetof(queue_job, finished_at), 0},
-    {"duration_ms", F_I64, offsetof(queue_job, duration_ms), 0},
-    {"outputs", F_DUP, offsetof(queue_job, outputs), 0},
+    FIELD_STR(queue_job, state),
+    FIELD_STR(queue_job, queue),
+    FIELD_STR(queue_job, worker),
+    FIELD_STR(queue_job, error),
+    FIELD(queue_job, attempts, F_INT),
+    FIELD(queue_job, created_at, F_I64),
+    FIELD(queue_job, started_at, F_I64),
+    FIELD(queue_job, finished_at, F_I64),
+    FIELD(queue_job, duration_ms, F_I64),
+    FIELD(queue_job, outputs, F_DUP),
 };
 
 int queue_job_get(queue *q, const char *id, queue_job *j, aq_err *e)
 {
     memset(j, 0, sizeof *j);
-    return q_hash_get(q, "job", id, job_fields, sizeof job_fields / sizeof job_fields[0], j, e);
+    return q_hash_get(q, "job", id, job_fields, FIELDS_N(job_fields), j, e);
 }
 
 void queue_job_free(queue_job *j)
