@@ -110,11 +110,12 @@ void arg_s(qargs *a, const char *s);
 void arg_i(qargs *a, int64_t v);
 /* Appends the key name "NS:" + fmt (queue_keyf), kept in the vector itself
  * (at most QUEUE_ARG_KEYS per vector). */
-void arg_key(qargs *a, const queue *q, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void arg_key(qargs *a, const queue *q, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Appends a blocking command's timeout: ms as seconds ("1.500"). */
 void arg_secs(qargs *a, int ms);
-/* Appends "NS:", the prefix a script builds the keys it only learns inside
- * Redis from (kept in the vector as arg_key's). */
+/* Appends "NS:", from which a script builds the keys it only learns inside
+ * Redis (kept in the vector like arg_key's names). */
 void arg_ns(qargs *a, const queue *q);
 /* Starts an EVALSHA vector for script s with nkeys keys to follow. */
 void arg_script(qargs *a, const queue *q, int s, int nkeys);
