@@ -40,85 +40,6 @@ void queue_taken_free(queue_taken *t)
     memset(t, 0, sizeof *t);
 }
 
-/* ---- a growable argument vector (a batch has no fixed size) ---- */
-
-typedef struct qvec {
-    int n, cap;
-    const char **v;
-    size_t *l;
-    char (*num)[24];
-} qvec;
-
-static int qvec_grow(qvec *a, int need)
-{
-    if (a->n + need <= a->cap)
-        return 0;
-    int cap = a->cap ? a->cap : 64;
-    while (cap < a->n + need)
-        cap *= 2;
-    const char **v = realloc(a->v, (size_t)cap * sizeof *v);
-    if (v)
-        a->v = v;
-    size_t *l = realloc(a->l, (size_t)cap * sizeof *l);
-    if (l)
-        a->l = l;
-    char(*num)[24] = realloc(a->num, (size_t)cap * sizeof *num);
-    if (num)
-        a->num = num;
-    if (!v || !l || !num)
-        return -1;
-    a->cap = cap;
-    return 0;
-}
-
-/* Numbers live in a->num, which may move when the vector grows: they are
- * pointed at only once the vector is complete (qvec_fix). */
-#define QVEC_NUM ((const char *)1)
-
-static void qvec_b(qvec *a, const char *p, size_t len)
-{
-    a->v[a->n] = p ? p : "";
-    a->l[a->n] = p ? len : 0;
-    a->n++;
-}
-
-static void qvec_s(qvec *a, const char *s)
-{
-    qvec_b(a, s, s ? strlen(s) : 0);
-}
-
-static void qvec_i(qvec *a, int64_t x)
-{
-    snprintf(a->num[a->n], sizeof a->num[a->n], "%" PRId64, x);
-    a->l[a->n] = strlen(a->num[a->n]);
-    a->v[a->n] = QVEC_NUM;
-    a->n++;
-}
-
-static void qvec_fix(qvec *a)
-{
-    for (int i = 0; i < a->n; i++)
-        if (a->v[i] == QVEC_NUM)
-            a->v[i] = a->num[i];
-}
-
-static void qvec_free(qvec *a)
-{
-    free(a->v);
-    free(a->l);
-    free(a->num);
-}
-
-/* The EVALSHA head (filled by q_script_argv), nkeys and the keys. */
-static void qvec_head(qvec *a, char keys[][QUEUE_KEY_MAX], int nkeys)
-{
-    qvec_s(a, "EVALSHA");
-    qvec_s(a, "");
-    qvec_i(a, nkeys);
-    for (int i = 0; i < nkeys; i++)
-        qvec_s(a, keys[i]);
-}
-
 /* ---- queue_cycle ---- */
 
 static const char *const KIND_CODE[] = {[QUEUE_DONE] = "d", [QUEUE_RETRY] = "r",
@@ -480,13 +401,15 @@ int queue_take_bounded_from(queue *q, int from, const char *worker, int timeout_
         return rc;
     if (timeout_ms < 1)
         timeout_ms = 1;
-    char src[QUEUE_KEY_MAX], dst[QUEUE_KEY_MAX], secs[32];
-    queue_keyf(q, src, sizeof src, "queue:%s", queue_take_name(q, from));
-    queue_keyf(q, dst, sizeof dst, "processing:%s", worker);
-    snprintf(secs, sizeof secs, "%d.%03d", timeout_ms / 1000, timeout_ms % 1000);
-    const char *v[] = {"BLMOVE", src, dst, "RIGHT", "LEFT", secs};
-    if (rconn_append(q->rc, 6, v, NULL, e) < 0)
-        return transport_error(q, "take", e);
+    qargs a;
+    arg_cmd(&a, "BLMOVE");
+    arg_key(&a, q, "queue:%s", queue_take_name(q, from));
+    arg_key(&a, q, "processing:%s", worker);
+    arg_s(&a, "RIGHT");
+    arg_s(&a, "LEFT");
+    arg_secs(&a, timeout_ms);
+    if ((rc = q_append(q, &a, "take", e)) < 0)
+        return rc;
     big_sink sink = {.md = EVP_MD_CTX_new(), .big = big};
     if (!sink.md)
         return err_set(e, AQ_EAGAIN, "take: out of memory");
@@ -528,15 +451,12 @@ int queue_bury_oversized(queue *q, const char *worker, const queue_big *big, siz
                                     now_ms(), 1);
     if (!dead)
         return err_set(e, AQ_EAGAIN, "bury: out of memory");
-    char keys[4][QUEUE_KEY_MAX];
-    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "processing:%s", worker);
-    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "stats");
-    queue_keyf(q, keys[2], QUEUE_KEY_MAX, "events");
-    queue_keyf(q, keys[3], QUEUE_KEY_MAX, "dead");
     qargs a;
     arg_script(&a, q, S_BURY_BIG, 4);
-    for (int i = 0; i < 4; i++)
-        arg_s(&a, keys[i]);
+    arg_key(&a, q, "processing:%s", worker);
+    arg_key(&a, q, "stats");
+    arg_key(&a, q, "events");
+    arg_key(&a, q, "dead");
     arg_i(&a, (int64_t)big->size);
     arg_i(&a, (int64_t)limit);
     arg_s(&a, dead);
@@ -573,11 +493,9 @@ static int held_big(const redisReply *sizes, const redisReply *heads, queue_take
 int queue_processing(queue *q, const char *worker, size_t limit, queue_taken *out, aq_err *e)
 {
     memset(out, 0, sizeof *out);
-    char keys[1][QUEUE_KEY_MAX];
-    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "processing:%s", worker);
     qargs a;
     arg_script(&a, q, S_HELD, 1);
-    arg_s(&a, keys[0]);
+    arg_key(&a, q, "processing:%s", worker);
     arg_i(&a, (int64_t)limit);
     redisReply *r;
     int rc = q_script(q, S_HELD, &a, "processing", &r, e);

@@ -2,9 +2,7 @@
  * counting itself happens in the enqueue, outcome, cancel and requeue
  * scripts (LUA_FINAL in queue_scripts.c), so a batch's counts move in the
  * same script as its jobs' states. */
-#include <hiredis/hiredis.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "queue_int.h"
@@ -16,11 +14,9 @@ int queue_batch_open(queue *q, const char *id, const char *qname, const char *ca
     int rc = check_id(id, false, e);
     if (rc < 0)
         return rc;
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "batch:%s", id);
     qargs a;
     arg_script(&a, q, S_BATCH_OPEN, 1);
-    arg_s(&a, key);
+    arg_key(&a, q, "batch:%s", id);
     arg_s(&a, qname_or_default(q, qname));
     arg_s(&a, callback_url ? callback_url : "");
     arg_i(&a, now_ms());
@@ -35,13 +31,10 @@ int queue_batch_seal(queue *q, const char *id, aq_err *e)
     int rc = check_id(id, false, e);
     if (rc < 0)
         return rc;
-    char key[QUEUE_KEY_MAX], ns[80];
-    queue_keyf(q, key, sizeof key, "batch:%s", id);
-    ns_prefix(q, ns, sizeof ns);
     qargs a;
     arg_script(&a, q, S_BATCH_SEAL, 1);
-    arg_s(&a, key);
-    arg_s(&a, ns);
+    arg_key(&a, q, "batch:%s", id);
+    arg_ns(&a, q);
     arg_s(&a, id);
     arg_i(&a, now_ms());
     arg_i(&a, result_ttl(q));
@@ -54,37 +47,20 @@ int queue_batch_seal(queue *q, const char *id, aq_err *e)
 }
 
 static const field_spec batch_fields[] = {
-    {"state", F_STR, offsetof(queue_batch_info, state), sizeof ((queue_batch_info *)0)->state},
-    {"queue", F_STR, offsetof(queue_batch_info, queue), sizeof ((queue_batch_info *)0)->queue},
-    {"total", F_I64, offsetof(queue_batch_info, total), 0},
-    {"pending", F_I64, offsetof(queue_batch_info, pending), 0},
-    {"done", F_I64, offsetof(queue_batch_info, done), 0},
-    {"dead", F_I64, offsetof(queue_batch_info, dead), 0},
-    {"cancelled", F_I64, offsetof(queue_batch_info, cancelled), 0},
-    {"created_at", F_I64, offsetof(queue_batch_info, created_at), 0},
-    {"finished_at", F_I64, offsetof(queue_batch_info, finished_at), 0},
-    {"sealed", F_INT, offsetof(queue_batch_info, sealed), 0},
+    FIELD_STR(queue_batch_info, state),
+    FIELD_STR(queue_batch_info, queue),
+    FIELD(queue_batch_info, total, F_I64),
+    FIELD(queue_batch_info, pending, F_I64),
+    FIELD(queue_batch_info, done, F_I64),
+    FIELD(queue_batch_info, dead, F_I64),
+    FIELD(queue_batch_info, cancelled, F_I64),
+    FIELD(queue_batch_info, created_at, F_I64),
+    FIELD(queue_batch_info, finished_at, F_I64),
+    FIELD(queue_batch_info, sealed, F_INT),
 };
 
 int queue_batch_get(queue *q, const char *id, queue_batch_info *out, aq_err *e)
 {
     memset(out, 0, sizeof *out);
-    int rc = check_id(id, false, e);
-    if (rc < 0)
-        return rc;
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "batch:%s", id);
-    qargs a = {0};
-    arg_s(&a, "HGETALL");
-    arg_s(&a, key);
-    redisReply *r;
-    if ((rc = q_run(q, &a, "batch", &r, e)) < 0)
-        return rc;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-        freeReplyObject(r);
-        return err_set(e, AQ_ENOTFOUND, "batch %s: not found", id);
-    }
-    store_fields(out, batch_fields, sizeof batch_fields / sizeof batch_fields[0], r);
-    freeReplyObject(r);
-    return 0;
+    return q_hash_get(q, "batch", id, batch_fields, FIELDS_N(batch_fields), out, e);
 }

@@ -15,19 +15,15 @@ int queue_callback_take(queue *q, const char *worker, int timeout_ms, char **ent
 {
     *entry = NULL;
     *len = 0;
-    char src[QUEUE_KEY_MAX], dst[QUEUE_KEY_MAX], secs[32];
-    queue_keyf(q, src, sizeof src, "callbacks");
-    queue_keyf(q, dst, sizeof dst, "callbacks:sending:%s", worker);
     if (timeout_ms < 1)
         timeout_ms = 1;
-    snprintf(secs, sizeof secs, "%d.%03d", timeout_ms / 1000, timeout_ms % 1000);
-    qargs a = {0};
-    arg_s(&a, "BLMOVE");
-    arg_s(&a, src);
-    arg_s(&a, dst);
+    qargs a;
+    arg_cmd(&a, "BLMOVE");
+    arg_key(&a, q, "callbacks");
+    arg_key(&a, q, "callbacks:sending:%s", worker);
     arg_s(&a, "RIGHT");
     arg_s(&a, "LEFT");
-    arg_s(&a, secs);
+    arg_secs(&a, timeout_ms);
     int rc = queue_ensure(q, e);
     if (rc < 0)
         return rc;
@@ -54,26 +50,6 @@ int queue_callback_take(queue *q, const char *worker, int timeout_ms, char **ent
 static const char *const CB_MODE[] = {
     [QUEUE_CB_SENT] = "sent", [QUEUE_CB_RETRY] = "retry", [QUEUE_CB_GAVE_UP] = "gave_up"};
 
-/* A growable argument vector for a batch of entries. */
-typedef struct cbvec {
-    size_t n;
-    const char **v;
-    size_t *l;
-    char (*num)[24];
-} cbvec;
-
-static void cb_put(cbvec *a, const char *p, size_t len)
-{
-    a->v[a->n] = p ? p : "";
-    a->l[a->n++] = p ? len : 0;
-}
-
-static void cb_int(cbvec *a, int64_t x)
-{
-    snprintf(a->num[a->n], sizeof a->num[a->n], "%lld", (long long)x);
-    cb_put(a, a->num[a->n], strlen(a->num[a->n]));
-}
-
 int queue_callback_finish(queue *q, const char *worker, const queue_cb_done *done, size_t n,
                           aq_err *e)
 {
@@ -84,35 +60,26 @@ int queue_callback_finish(queue *q, const char *worker, const queue_cb_done *don
     queue_keyf(q, keys[1], QUEUE_KEY_MAX, "callbacks:delayed");
     queue_keyf(q, keys[2], QUEUE_KEY_MAX, "callbacks:dead");
     queue_keyf(q, keys[3], QUEUE_KEY_MAX, "stats");
-    size_t cap = 9 + 4 * n;
-    cbvec a = {0, calloc(cap, sizeof *a.v), calloc(cap, sizeof *a.l), calloc(cap, sizeof *a.num)};
-    int rc = 0;
-    if (!a.v || !a.l || !a.num) {
-        rc = err_set(e, AQ_EAGAIN, "callback finish: out of memory");
-        goto out;
+    qvec a = {0};
+    if (qvec_grow(&a, 9 + 4 * (int)n) < 0) {
+        qvec_free(&a);
+        return err_set(e, AQ_EAGAIN, "callback finish: out of memory");
     }
-    cb_put(&a, "EVALSHA", 7);
-    cb_put(&a, "", 0);
-    cb_int(&a, 4);
-    for (int i = 0; i < 4; i++)
-        cb_put(&a, keys[i], strlen(keys[i]));
-    cb_int(&a, (int64_t)n);
-    cb_int(&a, dead_max(q));
+    qvec_head(&a, keys, 4);
+    qvec_i(&a, (int64_t)n);
+    qvec_i(&a, dead_max(q));
     for (size_t i = 0; i < n; i++) {
-        cb_put(&a, done[i].entry, done[i].len);
-        cb_put(&a, CB_MODE[done[i].how], strlen(CB_MODE[done[i].how]));
-        const char *again = done[i].retry_entry ? done[i].retry_entry : "";
-        cb_put(&a, again, strlen(again));
-        cb_int(&a, done[i].due_ms);
+        qvec_b(&a, done[i].entry, done[i].len);
+        qvec_s(&a, CB_MODE[done[i].how]);
+        qvec_s(&a, done[i].retry_entry ? done[i].retry_entry : "");
+        qvec_i(&a, done[i].due_ms);
     }
+    qvec_fix(&a);
     redisReply *r;
-    rc = q_script_argv(q, S_CB_FINISH, (int)a.n, a.v, a.l, "callback finish", &r, e);
+    int rc = q_script_argv(q, S_CB_FINISH, a.n, a.v, a.l, "callback finish", &r, e);
     if (rc == 0)
         freeReplyObject(r);
-out:
-    free(a.v);
-    free(a.l);
-    free(a.num);
+    qvec_free(&a);
     return rc;
 }
 
@@ -120,14 +87,11 @@ int queue_callback_take_many(queue *q, const char *worker, int max, queue_taken 
                              aq_err *e)
 {
     memset(out, 0, sizeof *out);
-    char keys[3][QUEUE_KEY_MAX];
-    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "callbacks:delayed");
-    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "callbacks");
-    queue_keyf(q, keys[2], QUEUE_KEY_MAX, "callbacks:sending:%s", worker);
     qargs a;
     arg_script(&a, q, S_CB_TAKE, 3);
-    for (int i = 0; i < 3; i++)
-        arg_s(&a, keys[i]);
+    arg_key(&a, q, "callbacks:delayed");
+    arg_key(&a, q, "callbacks");
+    arg_key(&a, q, "callbacks:sending:%s", worker);
     arg_i(&a, now_ms());
     arg_i(&a, max > 0 ? max : 1);
     redisReply *r;
@@ -156,13 +120,10 @@ int queue_callback_take_many(queue *q, const char *worker, int max, queue_taken 
 
 int queue_callback_return(queue *q, const char *worker, int *moved, aq_err *e)
 {
-    char keys[2][QUEUE_KEY_MAX];
-    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "callbacks:sending:%s", worker);
-    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "callbacks");
     qargs a;
     arg_script(&a, q, S_CB_RETURN, 2);
-    arg_s(&a, keys[0]);
-    arg_s(&a, keys[1]);
+    arg_key(&a, q, "callbacks:sending:%s", worker);
+    arg_key(&a, q, "callbacks");
     long long n = 0;
     int rc = q_script_int(q, S_CB_RETURN, &a, "callback return", &n, e);
     if (moved)

@@ -89,7 +89,6 @@ void set_timeout(queue *q, int extra_ms)
 
 /* ---- argument vectors ---- */
 
-
 void arg_b(qargs *a, const char *p, size_t len)
 {
     if (a->n >= QUEUE_ARGS_MAX)
@@ -112,11 +111,49 @@ void arg_i(qargs *a, int64_t v)
     arg_s(a, a->num[a->n]);
 }
 
-/* Starts an EVALSHA vector for script s with nkeys keys to follow. */
-void arg_script(qargs *a, const queue *q, int s, int nkeys)
+/* "NS:" + fmt into out (queue_keyf, arg_key). */
+static void key_vf(const queue *q, char *out, size_t n, const char *fmt, va_list ap)
+{
+    int k = snprintf(out, n, "%s:", q->cfg.redis.ns);
+    if (k >= 0 && (size_t)k < n)
+        vsnprintf(out + k, n - (size_t)k, fmt, ap);
+}
+
+void arg_key(qargs *a, const queue *q, const char *fmt, ...)
+{
+    if (a->nkey >= QUEUE_ARG_KEYS)
+        abort(); /* as arg_b: a fixed vector overflowing is a programming error */
+    char *out = a->key[a->nkey++];
+    va_list ap;
+    va_start(ap, fmt);
+    key_vf(q, out, QUEUE_KEY_MAX, fmt, ap);
+    va_end(ap);
+    arg_s(a, out);
+}
+
+void arg_secs(qargs *a, int ms)
+{
+    if (a->n >= QUEUE_ARGS_MAX)
+        abort();
+    snprintf(a->num[a->n], sizeof a->num[a->n], "%d.%03d", ms / 1000, ms % 1000);
+    arg_s(a, a->num[a->n]);
+}
+
+void arg_ns(qargs *a, const queue *q)
+{
+    arg_key(a, q, "%s", "");
+}
+
+void arg_cmd(qargs *a, const char *cmd)
 {
     a->n = 0;
-    arg_s(a, "EVALSHA");
+    a->nkey = 0;
+    arg_s(a, cmd);
+}
+
+void arg_script(qargs *a, const queue *q, int s, int nkeys)
+{
+    arg_cmd(a, "EVALSHA");
     arg_s(a, q->sha[s]);
     arg_i(a, nkeys);
 }
@@ -125,6 +162,78 @@ bool is_noscript(const redisReply *r)
 {
     return r && r->type == REDIS_REPLY_ERROR && first_word_is(r->str, "NOSCRIPT");
 }
+
+/* ---- growable argument vectors (a batch has no fixed size) ---- */
+
+int qvec_grow(qvec *a, int need)
+{
+    if (a->n + need <= a->cap)
+        return 0;
+    int cap = a->cap ? a->cap : 64;
+    while (cap < a->n + need)
+        cap *= 2;
+    const char **v = realloc(a->v, (size_t)cap * sizeof *v);
+    if (v)
+        a->v = v;
+    size_t *l = realloc(a->l, (size_t)cap * sizeof *l);
+    if (l)
+        a->l = l;
+    char(*num)[24] = realloc(a->num, (size_t)cap * sizeof *num);
+    if (num)
+        a->num = num;
+    if (!v || !l || !num)
+        return -1;
+    a->cap = cap;
+    return 0;
+}
+
+/* Numbers live in a->num, which may move when the vector grows: they are
+ * pointed at only once the vector is complete (qvec_fix). */
+#define QVEC_NUM ((const char *)1)
+
+void qvec_b(qvec *a, const char *p, size_t len)
+{
+    a->v[a->n] = p ? p : "";
+    a->l[a->n] = p ? len : 0;
+    a->n++;
+}
+
+void qvec_s(qvec *a, const char *s)
+{
+    qvec_b(a, s, s ? strlen(s) : 0);
+}
+
+void qvec_i(qvec *a, int64_t x)
+{
+    snprintf(a->num[a->n], sizeof a->num[a->n], "%" PRId64, x);
+    a->l[a->n] = strlen(a->num[a->n]);
+    a->v[a->n] = QVEC_NUM;
+    a->n++;
+}
+
+void qvec_fix(qvec *a)
+{
+    for (int i = 0; i < a->n; i++)
+        if (a->v[i] == QVEC_NUM)
+            a->v[i] = a->num[i];
+}
+
+void qvec_free(qvec *a)
+{
+    free(a->v);
+    free(a->l);
+    free(a->num);
+}
+
+void qvec_head(qvec *a, char keys[][QUEUE_KEY_MAX], int nkeys)
+{
+    qvec_s(a, "EVALSHA");
+    qvec_s(a, "");
+    qvec_i(a, nkeys);
+    for (int i = 0; i < nkeys; i++)
+        qvec_s(a, keys[i]);
+}
+
 
 /* ---- one command ---- */
 
@@ -381,12 +490,9 @@ int queue_ensure(queue *q, aq_err *e)
 
 void queue_keyf(const queue *q, char *out, size_t n, const char *fmt, ...)
 {
-    int k = snprintf(out, n, "%s:", q->cfg.redis.ns);
-    if (k < 0 || (size_t)k >= n)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(out + k, n - (size_t)k, fmt, ap);
+    key_vf(q, out, n, fmt, ap);
     va_end(ap);
 }
 
@@ -428,13 +534,11 @@ int check_id(const char *id, bool allow_empty, aq_err *e)
     return 0;
 }
 
-/* ---- the job hash ---- */
-
-
+/* ---- hashes into structs (job, batch, worker) ---- */
 
 /* Stores one field of a flat HGETALL reply into the struct at base, by a
  * table of {name, type, offset}. */
-void store_field(void *base, int type, size_t off, size_t size, const redisReply *v)
+static void store_field(void *base, int type, size_t off, size_t size, const redisReply *v)
 {
     char *p = (char *)base + off;
     switch (type) {
@@ -470,3 +574,25 @@ void store_fields(void *base, const field_spec *t, size_t n, const redisReply *h
     }
 }
 
+
+int q_hash_get(queue *q, const char *family, const char *id, const field_spec *t, size_t n,
+               void *base, aq_err *e)
+{
+    int rc = check_id(id, false, e);
+    if (rc < 0)
+        return rc;
+    char what[80];
+    snprintf(what, sizeof what, "%s %s", family, id);
+    qargs a;
+    arg_cmd(&a, "HGETALL");
+    arg_key(&a, q, "%s:%s", family, id);
+    redisReply *r;
+    if ((rc = q_run(q, &a, what, &r, e)) < 0)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+        rc = err_set(e, AQ_ENOTFOUND, "%s: not found", what);
+    else
+        store_fields(base, t, n, r);
+    freeReplyObject(r);
+    return rc;
+}

@@ -25,16 +25,12 @@ int queue_heartbeat(queue *q, const queue_beat *beats, size_t n, aq_err *e)
     int rc = queue_ensure(q, e);
     if (rc < 0)
         return rc;
-    char key[QUEUE_KEY_MAX], set[QUEUE_KEY_MAX];
-    queue_keyf(q, set, sizeof set, "workers");
     int64_t now = now_ms();
     qargs a;
     for (size_t i = 0; i < n; i++) {
         const queue_beat *b = &beats[i];
-        queue_keyf(q, key, sizeof key, "worker:%s", b->worker);
-        a.n = 0;
-        arg_s(&a, "HSET");
-        arg_s(&a, key);
+        arg_cmd(&a, "HSET");
+        arg_key(&a, q, "worker:%s", b->worker);
         arg_s(&a, "host");
         arg_s(&a, b->host);
         arg_s(&a, "pid");
@@ -59,15 +55,13 @@ int queue_heartbeat(queue *q, const queue_beat *beats, size_t n, aq_err *e)
         arg_i(&a, b->inflight);
         if ((rc = q_append(q, &a, "heartbeat", e)) < 0)
             return rc;
-        a.n = 0;
-        arg_s(&a, "EXPIRE");
-        arg_s(&a, key);
+        arg_cmd(&a, "EXPIRE");
+        arg_key(&a, q, "worker:%s", b->worker);
         arg_i(&a, q->cfg.worker.heartbeat_ttl_s > 0 ? q->cfg.worker.heartbeat_ttl_s : 10);
         if ((rc = q_append(q, &a, "heartbeat", e)) < 0)
             return rc;
-        a.n = 0;
-        arg_s(&a, "SADD");
-        arg_s(&a, set);
+        arg_cmd(&a, "SADD");
+        arg_key(&a, q, "workers");
         arg_s(&a, b->worker);
         if ((rc = q_append(q, &a, "heartbeat", e)) < 0)
             return rc;
@@ -80,17 +74,13 @@ int queue_worker_gone(queue *q, const char *worker, aq_err *e)
     int rc = queue_ensure(q, e);
     if (rc < 0)
         return rc;
-    char key[QUEUE_KEY_MAX], set[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "worker:%s", worker);
-    queue_keyf(q, set, sizeof set, "workers");
-    qargs a = {0};
-    arg_s(&a, "DEL");
-    arg_s(&a, key);
+    qargs a;
+    arg_cmd(&a, "DEL");
+    arg_key(&a, q, "worker:%s", worker);
     if ((rc = q_append(q, &a, "worker gone", e)) < 0)
         return rc;
-    a.n = 0;
-    arg_s(&a, "SREM");
-    arg_s(&a, set);
+    arg_cmd(&a, "SREM");
+    arg_key(&a, q, "workers");
     arg_s(&a, worker);
     if ((rc = q_append(q, &a, "worker gone", e)) < 0)
         return rc;
@@ -106,11 +96,9 @@ static int lock_take(queue *q, char token[65], bool *got, aq_err *e)
     int64_t seedv[3] = {now_ms(), mono_ms(), (int64_t)getpid()};
     hash_sha256(seedv, sizeof seedv, rnd);
     hash_hex(rnd, 16, token);
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "lock:recovery");
-    qargs a = {0};
-    arg_s(&a, "SET");
-    arg_s(&a, key);
+    qargs a;
+    arg_cmd(&a, "SET");
+    arg_key(&a, q, "lock:recovery");
     arg_s(&a, token);
     arg_s(&a, "NX");
     arg_s(&a, "PX");
@@ -127,11 +115,9 @@ static int lock_take(queue *q, char token[65], bool *got, aq_err *e)
 
 static void lock_release(queue *q, const char *token)
 {
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "lock:recovery");
     qargs a;
     arg_script(&a, q, S_UNLOCK, 1);
-    arg_s(&a, key);
+    arg_key(&a, q, "lock:recovery");
     arg_s(&a, token);
     /* Failing to release only delays the next recovery by the lock's TTL. */
     queue_ensure(q, NULL);
@@ -144,21 +130,17 @@ static void lock_release(queue *q, const char *token)
 static int worker_keys_pipeline(queue *q, const char *cmd, const char *what,
                                 redisReply **members, size_t *n, aq_err *e)
 {
-    char set[QUEUE_KEY_MAX], key[QUEUE_KEY_MAX];
-    queue_keyf(q, set, sizeof set, "workers");
-    qargs a = {0};
-    arg_s(&a, "SMEMBERS");
-    arg_s(&a, set);
+    qargs a;
+    arg_cmd(&a, "SMEMBERS");
+    arg_key(&a, q, "workers");
     int rc = q_run(q, &a, what, members, e);
     if (rc < 0)
         return rc;
     redisReply *m = *members;
     *n = m->type == REDIS_REPLY_ARRAY ? m->elements : 0;
     for (size_t i = 0; i < *n && rc == 0; i++) {
-        queue_keyf(q, key, sizeof key, "worker:%s", m->element[i]->str);
-        a.n = 0;
-        arg_s(&a, cmd);
-        arg_s(&a, key);
+        arg_cmd(&a, cmd);
+        arg_key(&a, q, "worker:%s", m->element[i]->str);
         rc = q_append(q, &a, what, e);
     }
     return rc;
@@ -200,14 +182,11 @@ static int silent_workers(queue *q, char ***out, size_t *n, aq_err *e)
 
 static int forget_worker(queue *q, const char *worker, aq_err *e)
 {
-    char keys[3][QUEUE_KEY_MAX];
-    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "worker:%s", worker);
-    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "processing:%s", worker);
-    queue_keyf(q, keys[2], QUEUE_KEY_MAX, "workers");
     qargs a;
     arg_script(&a, q, S_FORGET, 3);
-    for (int i = 0; i < 3; i++)
-        arg_s(&a, keys[i]);
+    arg_key(&a, q, "worker:%s", worker);
+    arg_key(&a, q, "processing:%s", worker);
+    arg_key(&a, q, "workers");
     arg_s(&a, worker);
     return q_script_int(q, S_FORGET, &a, "forget worker", NULL, e);
 }
@@ -246,16 +225,16 @@ int queue_recover_dead(queue *q, const queue_requeue *how, int *recovered, int *
 }
 
 static const field_spec worker_fields[] = {
-    {"host", F_STR, offsetof(queue_worker_info, host), sizeof ((queue_worker_info *)0)->host},
-    {"pid", F_LONG, offsetof(queue_worker_info, pid), 0},
-    {"state", F_STR, offsetof(queue_worker_info, state), sizeof ((queue_worker_info *)0)->state},
-    {"job", F_STR, offsetof(queue_worker_info, job), sizeof ((queue_worker_info *)0)->job},
-    {"queue", F_STR, offsetof(queue_worker_info, queue), sizeof ((queue_worker_info *)0)->queue},
-    {"started_at", F_I64, offsetof(queue_worker_info, started_at), 0},
-    {"beat_at", F_I64, offsetof(queue_worker_info, beat_at), 0},
-    {"done", F_I64, offsetof(queue_worker_info, done), 0},
-    {"failed", F_I64, offsetof(queue_worker_info, failed), 0},
-    {"rss_kb", F_I64, offsetof(queue_worker_info, rss_kb), 0},
+    FIELD_STR(queue_worker_info, host),
+    FIELD(queue_worker_info, pid, F_LONG),
+    FIELD_STR(queue_worker_info, state),
+    FIELD_STR(queue_worker_info, job),
+    FIELD_STR(queue_worker_info, queue),
+    FIELD(queue_worker_info, started_at, F_I64),
+    FIELD(queue_worker_info, beat_at, F_I64),
+    FIELD(queue_worker_info, done, F_I64),
+    FIELD(queue_worker_info, failed, F_I64),
+    FIELD(queue_worker_info, rss_kb, F_I64),
 };
 
 /* A dead worker has no hash left: host and pid come from its id
@@ -287,7 +266,7 @@ int queue_workers(queue *q, int (*fn)(const queue_worker_info *w, void *ud), voi
         worker_from_id(&w, m->element[i]->str);
         w.alive = r->type == REDIS_REPLY_ARRAY && r->elements > 0;
         if (w.alive)
-            store_fields(&w, worker_fields, sizeof worker_fields / sizeof worker_fields[0], r);
+            store_fields(&w, worker_fields, FIELDS_N(worker_fields), r);
         freeReplyObject(r);
         if (!stop && fn)
             stop = fn(&w, ud);
@@ -301,11 +280,9 @@ int queue_workers(queue *q, int (*fn)(const queue_worker_info *w, void *ud), voi
 
 int queue_control_post(queue *q, const char *target, const char *cmd, aq_err *e)
 {
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "control");
-    qargs a = {0};
-    arg_s(&a, "XADD");
-    arg_s(&a, key);
+    qargs a;
+    arg_cmd(&a, "XADD");
+    arg_key(&a, q, "control");
     arg_s(&a, "MAXLEN");
     arg_s(&a, "~");
     arg_s(&a, QUEUE_CONTROL_MAXLEN);
@@ -344,12 +321,11 @@ int queue_control_read(queue *q, char last_id[48], queue_control *out, size_t ma
     *n = 0;
     if (max == 0)
         return 0;
-    char key[QUEUE_KEY_MAX], from[64];
-    queue_keyf(q, key, sizeof key, "control");
+    char from[64];
     snprintf(from, sizeof from, "(%s", last_id[0] ? last_id : "0");
-    qargs a = {0};
-    arg_s(&a, "XRANGE");
-    arg_s(&a, key);
+    qargs a;
+    arg_cmd(&a, "XRANGE");
+    arg_key(&a, q, "control");
     arg_s(&a, from);
     arg_s(&a, "+");
     arg_s(&a, "COUNT");

@@ -89,11 +89,18 @@ struct queue {
 
 /* ---- argument vectors ---- */
 
+#define QUEUE_ARG_KEYS 8
+
 typedef struct qargs {
     int n;
     const char *v[QUEUE_ARGS_MAX];
     size_t l[QUEUE_ARGS_MAX];
     char num[QUEUE_ARGS_MAX][24];
+    /* key names made by arg_key: they live exactly as long as the vector
+     * that points at them (a name on a shorter-lived stack frame was a
+     * real bug once) */
+    int nkey;
+    char key[QUEUE_ARG_KEYS][QUEUE_KEY_MAX];
 } qargs;
 
 /* Appends one argument (bytes, a C string, an integer). A full vector aborts:
@@ -101,8 +108,40 @@ typedef struct qargs {
 void arg_b(qargs *a, const char *p, size_t len);
 void arg_s(qargs *a, const char *s);
 void arg_i(qargs *a, int64_t v);
+/* Appends the key name "NS:" + fmt (queue_keyf), kept in the vector itself
+ * (at most QUEUE_ARG_KEYS per vector). */
+void arg_key(qargs *a, const queue *q, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Appends a blocking command's timeout: ms as seconds ("1.500"). */
+void arg_secs(qargs *a, int ms);
+/* Appends "NS:", from which a script builds the keys it only learns inside
+ * Redis (kept in the vector like arg_key's names). */
+void arg_ns(qargs *a, const queue *q);
 /* Starts an EVALSHA vector for script s with nkeys keys to follow. */
 void arg_script(qargs *a, const queue *q, int s, int nkeys);
+/* Starts a plain command's vector (a may be reused: nothing of it is kept). */
+void arg_cmd(qargs *a, const char *cmd);
+
+/* A growable vector for the batch scripts (queue_cycle, queue_start_many,
+ * queue_callback_finish). qvec_grow makes room for need more arguments
+ * (-1: out of memory); the appenders do not grow it, so size it first.
+ * Numbers (qvec_i) live in an array that moves as it grows: qvec_fix points
+ * at them once the vector is complete, before it is sent. qvec_head starts
+ * an EVALSHA vector (the SHA is filled by q_script_argv) with nkeys keys;
+ * the vector points into keys, which must outlive it. */
+typedef struct qvec {
+    int n, cap;
+    const char **v;
+    size_t *l;
+    char (*num)[24];
+} qvec;
+int qvec_grow(qvec *a, int need);
+void qvec_b(qvec *a, const char *p, size_t len);
+void qvec_s(qvec *a, const char *s);
+void qvec_i(qvec *a, int64_t x);
+void qvec_fix(qvec *a);
+void qvec_free(qvec *a);
+void qvec_head(qvec *a, char keys[][QUEUE_KEY_MAX], int nkeys);
 
 /* ---- sending ---- */
 
@@ -158,8 +197,18 @@ typedef struct field_spec {
     int type;
     size_t off, size;
 } field_spec;
+/* A table row for member m of struct T, stored from the hash field of the
+ * same name: FIELD for numbers and F_DUP, FIELD_STR for char arrays. */
+#define FIELD(T, m, type) {#m, type, offsetof(T, m), 0}
+#define FIELD_STR(T, m) {#m, F_STR, offsetof(T, m), sizeof ((T *)0)->m}
+#define FIELDS_N(t) (sizeof (t) / sizeof (t)[0])
 /* Stores every field of a flat HGETALL reply that the table t names into
  * the struct at base. */
 void store_fields(void *base, const field_spec *t, size_t n, const redisReply *hash);
+/* HGETALL of NS:FAMILY:ID (family "job", "batch") into the struct at base
+ * through the table t (n fields): 0, AQ_EPERM for an id that could not be
+ * a job's, or AQ_ENOTFOUND "FAMILY ID: not found". */
+int q_hash_get(queue *q, const char *family, const char *id, const field_spec *t, size_t n,
+               void *base, aq_err *e);
 
 #endif

@@ -23,22 +23,20 @@
 /* ------------------------------------------------------------------ */
 /* producers */
 
-/* keys[6] holds the namespace prefix (an argument, not a key: the vector
- * points into keys, which the caller keeps until the call is sent). */
-static void enqueue_args(queue *q, qargs *a, char keys[7][QUEUE_KEY_MAX], const char *qname,
-                         const char *id, const char *doc, size_t len, int64_t created_at,
-                         int64_t run_at, bool always, const char *batch)
+/* The LUA_ENQUEUE vector of one job (doc and the strings stay the
+ * caller's until the call is sent). */
+static void enqueue_args(queue *q, qargs *a, const char *qname, const char *id, const char *doc,
+                         size_t len, int64_t created_at, int64_t run_at, bool always,
+                         const char *batch)
 {
-    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "queue:%s", qname);
-    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "job:%s", id);
-    queue_keyf(q, keys[2], QUEUE_KEY_MAX, "stats");
-    queue_keyf(q, keys[3], QUEUE_KEY_MAX, "events");
-    queue_keyf(q, keys[4], QUEUE_KEY_MAX, "delayed");
-    queue_keyf(q, keys[5], QUEUE_KEY_MAX, "cancelled");
     int64_t now = now_ms();
     arg_script(a, q, S_ENQUEUE, 6);
-    for (int i = 0; i < 6; i++)
-        arg_s(a, keys[i]);
+    arg_key(a, q, "queue:%s", qname);
+    arg_key(a, q, "job:%s", id);
+    arg_key(a, q, "stats");
+    arg_key(a, q, "events");
+    arg_key(a, q, "delayed");
+    arg_key(a, q, "cancelled");
     arg_b(a, doc, len);
     arg_s(a, id);
     arg_s(a, qname);
@@ -49,8 +47,7 @@ static void enqueue_args(queue *q, qargs *a, char keys[7][QUEUE_KEY_MAX], const 
     arg_i(a, now);
     arg_s(a, always ? "1" : "0");
     arg_s(a, batch ? batch : "");
-    ns_prefix(q, keys[6], QUEUE_KEY_MAX);
-    arg_s(a, keys[6]);
+    arg_ns(a, q);
 }
 
 static const char *const ENQ_NAMES[] = {
@@ -99,8 +96,7 @@ int queue_enqueue_ex(queue *q, queue_enq *j, aq_err *e)
     if (rc < 0)
         return rc;
     qargs a;
-    char keys[7][QUEUE_KEY_MAX];
-    enqueue_args(q, &a, keys, qname_or_default(q, j->qname), j->id ? j->id : "", j->doc,
+    enqueue_args(q, &a, qname_or_default(q, j->qname), j->id ? j->id : "", j->doc,
                  j->len, j->created_at, j->run_at, j->always, j->batch);
     redisReply *r;
     if ((rc = q_script(q, S_ENQUEUE, &a, "enqueue", &r, e)) < 0)
@@ -138,10 +134,9 @@ int queue_enqueue_many_ex(queue *q, queue_enq *jobs, size_t n, aq_err *e)
     if (rc < 0)
         return rc;
     qargs a;
-    char keys[7][QUEUE_KEY_MAX];
     for (size_t i = 0; i < n; i++) {
         const queue_enq *j = &jobs[i];
-        enqueue_args(q, &a, keys, qname_or_default(q, j->qname), j->id ? j->id : "", j->doc,
+        enqueue_args(q, &a, qname_or_default(q, j->qname), j->id ? j->id : "", j->doc,
                      j->len, j->created_at, j->run_at, j->always, j->batch);
         if ((rc = q_append(q, &a, "enqueue", e)) < 0)
             return rc;
@@ -197,21 +192,16 @@ int queue_cancel(queue *q, const char *id, char *before, aq_err *e)
     int rc = check_id(id, false, e);
     if (rc < 0)
         return rc;
-    char keys[4][QUEUE_KEY_MAX];
-    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "job:%s", id);
-    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "stats");
-    queue_keyf(q, keys[2], QUEUE_KEY_MAX, "events");
-    queue_keyf(q, keys[3], QUEUE_KEY_MAX, "cancelled");
     qargs a;
     arg_script(&a, q, S_CANCEL, 4);
-    for (int i = 0; i < 4; i++)
-        arg_s(&a, keys[i]);
+    arg_key(&a, q, "job:%s", id);
+    arg_key(&a, q, "stats");
+    arg_key(&a, q, "events");
+    arg_key(&a, q, "cancelled");
     arg_s(&a, id);
     arg_i(&a, now_ms());
     arg_i(&a, events_max(q));
-    char ns[80];
-    ns_prefix(q, ns, sizeof ns);
-    arg_s(&a, ns);
+    arg_ns(&a, q);
     arg_i(&a, result_ttl(q));
     arg_s(&a, q->cfg.callbacks.publish ? "1" : "0");
     redisReply *r;
@@ -231,39 +221,22 @@ int queue_cancel(queue *q, const char *id, char *before, aq_err *e)
 }
 
 static const field_spec job_fields[] = {
-    {"state", F_STR, offsetof(queue_job, state), sizeof ((queue_job *)0)->state},
-    {"queue", F_STR, offsetof(queue_job, queue), sizeof ((queue_job *)0)->queue},
-    {"worker", F_STR, offsetof(queue_job, worker), sizeof ((queue_job *)0)->worker},
-    {"error", F_STR, offsetof(queue_job, error), sizeof ((queue_job *)0)->error},
-    {"attempts", F_INT, offsetof(queue_job, attempts), 0},
-    {"created_at", F_I64, offsetof(queue_job, created_at), 0},
-    {"started_at", F_I64, offsetof(queue_job, started_at), 0},
-    {"finished_at", F_I64, offsetof(queue_job, finished_at), 0},
-    {"duration_ms", F_I64, offsetof(queue_job, duration_ms), 0},
-    {"outputs", F_DUP, offsetof(queue_job, outputs), 0},
+    FIELD_STR(queue_job, state),
+    FIELD_STR(queue_job, queue),
+    FIELD_STR(queue_job, worker),
+    FIELD_STR(queue_job, error),
+    FIELD(queue_job, attempts, F_INT),
+    FIELD(queue_job, created_at, F_I64),
+    FIELD(queue_job, started_at, F_I64),
+    FIELD(queue_job, finished_at, F_I64),
+    FIELD(queue_job, duration_ms, F_I64),
+    FIELD(queue_job, outputs, F_DUP),
 };
 
 int queue_job_get(queue *q, const char *id, queue_job *j, aq_err *e)
 {
     memset(j, 0, sizeof *j);
-    int rc = check_id(id, false, e);
-    if (rc < 0)
-        return rc;
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "job:%s", id);
-    qargs a = {0};
-    arg_s(&a, "HGETALL");
-    arg_s(&a, key);
-    redisReply *r;
-    if ((rc = q_run(q, &a, "HGETALL job", &r, e)) < 0)
-        return rc;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-        freeReplyObject(r);
-        return err_set(e, AQ_ENOTFOUND, "job %s: not found", id);
-    }
-    store_fields(j, job_fields, sizeof job_fields / sizeof job_fields[0], r);
-    freeReplyObject(r);
-    return 0;
+    return q_hash_get(q, "job", id, job_fields, FIELDS_N(job_fields), j, e);
 }
 
 void queue_job_free(queue_job *j)
@@ -284,18 +257,14 @@ int queue_promote_due_next(queue *q, int64_t now, int limit, int *moved, int64_t
         *moved = 0;
     if (next_due)
         *next_due = -1;
-    char keys[3][QUEUE_KEY_MAX], ns[80];
-    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "delayed");
-    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "queue:%s", q->cfg.redis.queue);
-    queue_keyf(q, keys[2], QUEUE_KEY_MAX, "events");
-    ns_prefix(q, ns, sizeof ns);
     qargs a;
     arg_script(&a, q, S_PROMOTE, 3);
-    for (int i = 0; i < 3; i++)
-        arg_s(&a, keys[i]);
+    arg_key(&a, q, "delayed");
+    arg_key(&a, q, "queue:%s", q->cfg.redis.queue);
+    arg_key(&a, q, "events");
     arg_i(&a, now);
     arg_i(&a, limit > 0 ? limit : 100);
-    arg_s(&a, ns);
+    arg_ns(&a, q);
     arg_i(&a, events_max(q));
     arg_i(&a, result_ttl(q));
     redisReply *r;
@@ -323,14 +292,11 @@ int queue_promote_due(queue *q, int64_t now, int limit, int *moved, aq_err *e)
  * requeue may have to build. */
 static int read_attempts(queue *q, char (*ids)[65], size_t n, int *attempts, aq_err *e)
 {
-    char key[QUEUE_KEY_MAX];
     qargs a;
     int rc;
     for (size_t i = 0; i < n; i++) {
-        queue_keyf(q, key, sizeof key, "job:%s", ids[i]);
-        a.n = 0;
-        arg_s(&a, "HGET");
-        arg_s(&a, key);
+        arg_cmd(&a, "HGET");
+        arg_key(&a, q, "job:%s", ids[i]);
         arg_s(&a, "attempts");
         if ((rc = q_append(q, &a, "requeue", e)) < 0)
             return rc;
@@ -398,24 +364,20 @@ static int requeue_one(queue *q, const char *worker, const queue_requeue *how, r
                                  : queue_dead_doc(d->doc, d->len, err, now_ms(), d->attempts);
     if (!dead_doc)
         return err_set(e, AQ_EAGAIN, "requeue: out of memory");
-    char keys[7][QUEUE_KEY_MAX], ns[80];
-    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "processing:%s", worker);
-    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "job:%s", d->id);
-    queue_keyf(q, keys[2], QUEUE_KEY_MAX, "queue:%s", q->cfg.redis.queue);
-    queue_keyf(q, keys[3], QUEUE_KEY_MAX, "dead");
-    queue_keyf(q, keys[4], QUEUE_KEY_MAX, "stats");
-    queue_keyf(q, keys[5], QUEUE_KEY_MAX, "events");
-    queue_keyf(q, keys[6], QUEUE_KEY_MAX, "delayed");
-    ns_prefix(q, ns, sizeof ns);
     qargs a;
     arg_script(&a, q, S_REQUEUE, 7);
-    for (int i = 0; i < 7; i++)
-        arg_s(&a, keys[i]);
+    arg_key(&a, q, "processing:%s", worker);
+    arg_key(&a, q, "job:%s", d->id);
+    arg_key(&a, q, "queue:%s", q->cfg.redis.queue);
+    arg_key(&a, q, "dead");
+    arg_key(&a, q, "stats");
+    arg_key(&a, q, "events");
+    arg_key(&a, q, "delayed");
     arg_b(&a, d->doc, d->len);
     arg_s(&a, d->id);
     arg_s(&a, mode);
     arg_s(&a, dead_doc);
-    arg_s(&a, ns);
+    arg_ns(&a, q);
     arg_s(&a, worker);
     arg_i(&a, now_ms());
     arg_i(&a, result_ttl(q));
@@ -445,11 +407,9 @@ int queue_requeue_worker(queue *q, const char *worker, const queue_requeue *how,
         *dead = 0;
     if (!how || !how->ident)
         return err_set(e, AQ_EPERM, "requeue: no ident function given");
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "processing:%s", worker);
-    qargs a = {0};
-    arg_s(&a, "LRANGE");
-    arg_s(&a, key);
+    qargs a;
+    arg_cmd(&a, "LRANGE");
+    arg_key(&a, q, "processing:%s", worker);
     arg_s(&a, "0");
     arg_s(&a, "-1");
     redisReply *r;

@@ -81,9 +81,17 @@
     "  batch_count(ns, batch, state, 1, now, o)\n"                             \
     "end\n"
 
-/* A cancelled job whose parked document has just been dropped: the hash
- * ends like any final one. */
+/* The cancel rule's other half (LUA_CANCEL is the first): a job cancelled
+ * while its document waited keeps that document where it was and names
+ * the state it had in `parked`. parked(jk, st) gives that state (false
+ * when the job st is the state of is not such a one); wherever the
+ * document next surfaces it is dropped and unpark(jk, ttl) ends the hash
+ * like any final one, unless an enqueue revives the job first. */
 #define LUA_UNPARK                                                             \
+    "local function parked(jk, st)\n"                                         \
+    "  if st ~= 'cancelled' then return false end\n"                          \
+    "  return redis.call('HGET', jk, 'parked')\n"                              \
+    "end\n"                                                                   \
     "local function unpark(jk, ttl)\n"                                         \
     "  redis.call('HDEL', jk, 'parked')\n"                                     \
     "  redis.call('EXPIRE', jk, ttl)\n"                                        \
@@ -105,6 +113,7 @@
  * instead (no hash here). */
 static const char LUA_ENQUEUE[] =
     LUA_EVENT
+    LUA_UNPARK
     "local batch, ns = ARGV[10], ARGV[11]\n"
     "local function count(delta_pending, field, delta)\n"
     "  if batch == '' then return end\n"
@@ -112,7 +121,8 @@ static const char LUA_ENQUEUE[] =
     "  if redis.call('EXISTS', bk) == 0 then return end\n"
     "  redis.call('HINCRBY', bk, 'pending', delta_pending)\n"
     "  redis.call('HINCRBY', bk, field, delta)\n"
-    "end\n"    "local id = ARGV[2]\n"
+    "end\n"
+    "local id = ARGV[2]\n"
     "if id ~= '' and ARGV[9] == '1' then\n"
     "  local st = redis.call('HGET', KEYS[2], 'state')\n"
     "  if st == 'running' or st == 'retrying' then\n"
@@ -125,17 +135,15 @@ static const char LUA_ENQUEUE[] =
     "  if st == 'queued' or st == 'running' or st == 'retrying' or st == 'scheduled' then\n"
     "    return {'exists', st}\n"
     "  end\n"
-    "  if st == 'cancelled' then\n"
-    "    local parked = redis.call('HGET', KEYS[2], 'parked')\n"
-    "    if parked then\n"
-    "      redis.call('HSET', KEYS[2], 'state', parked, 'error', '')\n"
-    "      redis.call('HDEL', KEYS[2], 'parked', 'finished_at')\n"
-    "      redis.call('SREM', KEYS[6], id)\n"
-    "      batch = redis.call('HGET', KEYS[2], 'batch') or ''\n"
-    "      count(1, 'cancelled', -1)\n"
-    "      event(KEYS[4], ARGV[5], id, parked, '', '')\n"
-    "      return {'revived', parked}\n"
-    "    end\n"
+    "  local was = parked(KEYS[2], st)\n"
+    "  if was then\n"
+    "    redis.call('HSET', KEYS[2], 'state', was, 'error', '')\n"
+    "    redis.call('HDEL', KEYS[2], 'parked', 'finished_at')\n"
+    "    redis.call('SREM', KEYS[6], id)\n"
+    "    batch = redis.call('HGET', KEYS[2], 'batch') or ''\n"
+    "    count(1, 'cancelled', -1)\n"
+    "    event(KEYS[4], ARGV[5], id, was, '', '')\n"
+    "    return {'revived', was}\n"
     "  end\n"
     "end\n"
     "local cap = tonumber(ARGV[6])\n"
@@ -197,7 +205,7 @@ static const char LUA_PROMOTE[] =
     "       j.id:match('^[%w_-][%w._-]*$') then\n"
     "      local jk = ARGV[3] .. 'job:' .. j.id\n"
     "      local st = redis.call('HGET', jk, 'state')\n"
-    "      if st == 'cancelled' and redis.call('HEXISTS', jk, 'parked') == 1 then\n"
+    "      if parked(jk, st) then\n"
     "        unpark(jk, ARGV[5])\n"
     "        target = false\n"
     "      elseif st then\n"
@@ -231,8 +239,7 @@ static const char LUA_REQUEUE[] =
     LUA_FINAL
     "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
     "local id, mode, err = ARGV[2], ARGV[3], ARGV[11]\n"
-    "if id ~= '' and redis.call('HGET', KEYS[2], 'state') == 'cancelled' and\n"
-    "   redis.call('HEXISTS', KEYS[2], 'parked') == 1 then\n"
+    "if id ~= '' and parked(KEYS[2], redis.call('HGET', KEYS[2], 'state')) then\n"
     "  redis.call('SREM', ARGV[5] .. 'cancelled', id)\n"
     "  unpark(KEYS[2], ARGV[8])\n"
     "  return 4\n"
@@ -498,7 +505,7 @@ static const char LUA_START_MANY[] =
     "    local st = h[1]\n"
     "    if st == 'running' and h[2] == worker then\n"
     "      out[i] = tonumber(h[3])\n"
-    "    elseif st == 'cancelled' and redis.call('HEXISTS', jk, 'parked') == 1 then\n"
+    "    elseif parked(jk, st) then\n"
     "      unpark(jk, ttl)\n"
     "      out[i] = 0\n"
     "    else\n"

@@ -52,18 +52,14 @@ int queue_stats_get(queue *q, queue_stats *s, aq_err *e)
     int rc = queue_ensure(q, e);
     if (rc < 0)
         return rc;
-    char k[5][QUEUE_KEY_MAX];
-    queue_keyf(q, k[0], QUEUE_KEY_MAX, "queue:%s", q->cfg.redis.queue);
-    queue_keyf(q, k[1], QUEUE_KEY_MAX, "delayed");
-    queue_keyf(q, k[2], QUEUE_KEY_MAX, "dead");
-    queue_keyf(q, k[3], QUEUE_KEY_MAX, "stats");
-    queue_keyf(q, k[4], QUEUE_KEY_MAX, "workers");
+    char queued[QUEUE_KEY_MAX];
+    snprintf(queued, sizeof queued, "queue:%s", q->cfg.redis.queue);
     static const char *const cmds[5] = {"LLEN", "ZCARD", "LLEN", "HGETALL", "SMEMBERS"};
+    const char *const keys[5] = {queued, "delayed", "dead", "stats", "workers"};
     qargs a;
     for (int i = 0; i < 5; i++) {
-        a.n = 0;
-        arg_s(&a, cmds[i]);
-        arg_s(&a, k[i]);
+        arg_cmd(&a, cmds[i]);
+        arg_key(&a, q, "%s", keys[i]);
         if ((rc = q_append(q, &a, "stats", e)) < 0)
             return rc;
     }
@@ -84,11 +80,8 @@ int queue_stats_get(queue *q, queue_stats *s, aq_err *e)
         /* processing: every registered worker's list, one more pipeline */
         size_t nw = r[4]->type == REDIS_REPLY_ARRAY ? r[4]->elements : 0;
         for (size_t i = 0; i < nw && rc == 0; i++) {
-            char key[QUEUE_KEY_MAX];
-            queue_keyf(q, key, sizeof key, "processing:%s", r[4]->element[i]->str);
-            a.n = 0;
-            arg_s(&a, "LLEN");
-            arg_s(&a, key);
+            arg_cmd(&a, "LLEN");
+            arg_key(&a, q, "processing:%s", r[4]->element[i]->str);
             rc = q_append(q, &a, "stats", e);
         }
         for (size_t i = 0; i < nw && rc == 0; i++) {
@@ -108,11 +101,9 @@ int queue_stats_get(queue *q, queue_stats *s, aq_err *e)
 int queue_dead_list(queue *q, long start, long stop, int (*fn)(const char *doc, void *ud),
                     void *ud, aq_err *e)
 {
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "dead");
-    qargs a = {0};
-    arg_s(&a, "LRANGE");
-    arg_s(&a, key);
+    qargs a;
+    arg_cmd(&a, "LRANGE");
+    arg_key(&a, q, "dead");
     arg_i(&a, start);
     arg_i(&a, stop);
     redisReply *r;
@@ -131,20 +122,16 @@ int queue_dead_list(queue *q, long start, long stop, int (*fn)(const char *doc, 
 static int dead_retry_one(queue *q, const redisReply *dead, const char *doc, size_t doclen,
                           const char *id, long long *moved, aq_err *e)
 {
-    char keys[4][QUEUE_KEY_MAX], ns[80];
-    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "dead");
-    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "job:%s", id);
-    queue_keyf(q, keys[2], QUEUE_KEY_MAX, "queue:%s", q->cfg.redis.queue);
-    queue_keyf(q, keys[3], QUEUE_KEY_MAX, "events");
-    ns_prefix(q, ns, sizeof ns);
     qargs a;
     arg_script(&a, q, S_DEAD_RETRY, 4);
-    for (int i = 0; i < 4; i++)
-        arg_s(&a, keys[i]);
+    arg_key(&a, q, "dead");
+    arg_key(&a, q, "job:%s", id);
+    arg_key(&a, q, "queue:%s", q->cfg.redis.queue);
+    arg_key(&a, q, "events");
     arg_b(&a, dead->str, dead->len);
     arg_b(&a, doc, doclen);
     arg_s(&a, id);
-    arg_s(&a, ns);
+    arg_ns(&a, q);
     arg_s(&a, q->cfg.redis.queue);
     arg_i(&a, events_max(q));
     arg_i(&a, now_ms());
@@ -160,14 +147,12 @@ int queue_dead_retry(queue *q, const char *id, bool all, int *n, aq_err *e)
         if (rc < 0)
             return rc;
     }
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "dead");
     /* Page through the list; every document moved shifts the rest left.
      * Bounded by the length it had: retried jobs that die again meanwhile
      * land at the head and are not met a second time. */
-    qargs la = {0};
-    arg_s(&la, "LLEN");
-    arg_s(&la, key);
+    qargs la;
+    arg_cmd(&la, "LLEN");
+    arg_key(&la, q, "dead");
     redisReply *lr;
     int rc = q_run(q, &la, "dead retry", &lr, e);
     if (rc < 0)
@@ -176,9 +161,9 @@ int queue_dead_retry(queue *q, const char *id, bool all, int *n, aq_err *e)
     freeReplyObject(lr);
     long start = 0;
     while (left > 0) {
-        qargs a = {0};
-        arg_s(&a, "LRANGE");
-        arg_s(&a, key);
+        qargs a;
+        arg_cmd(&a, "LRANGE");
+        arg_key(&a, q, "dead");
         arg_i(&a, start);
         arg_i(&a, start + QUEUE_PAGE - 1);
         redisReply *r;
@@ -225,16 +210,13 @@ int queue_dead_purge(queue *q, int *n, aq_err *e)
     int rc = queue_ensure(q, e);
     if (rc < 0)
         return rc;
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "dead");
     /* MULTI/EXEC: the count is of exactly what was deleted. */
     static const char *const cmds[] = {"MULTI", "LLEN", "DEL", "EXEC"};
     qargs a;
     for (size_t i = 0; i < 4; i++) {
-        a.n = 0;
-        arg_s(&a, cmds[i]);
+        arg_cmd(&a, cmds[i]);
         if (i == 1 || i == 2)
-            arg_s(&a, key);
+            arg_key(&a, q, "dead");
         if ((rc = q_append(q, &a, "dead purge", e)) < 0)
             return rc;
     }
@@ -258,11 +240,9 @@ int queue_dead_purge(queue *q, int *n, aq_err *e)
 /* The newest count entries of NS:events (XREVRANGE), into *r. */
 static int events_newest(queue *q, int count, redisReply **r, aq_err *e)
 {
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "events");
-    qargs a = {0};
-    arg_s(&a, "XREVRANGE");
-    arg_s(&a, key);
+    qargs a;
+    arg_cmd(&a, "XREVRANGE");
+    arg_key(&a, q, "events");
     arg_s(&a, "+");
     arg_s(&a, "-");
     arg_s(&a, "COUNT");
@@ -303,16 +283,14 @@ int queue_events_wait(queue *q, char last_id[48], int block_ms, const char *id, 
                       aq_err *e)
 {
     *seen = false;
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "events");
-    qargs a = {0};
-    arg_s(&a, "XREAD");
+    qargs a;
+    arg_cmd(&a, "XREAD");
     arg_s(&a, "COUNT");
     arg_s(&a, "1000");
     arg_s(&a, "BLOCK");
     arg_i(&a, block_ms > 0 ? block_ms : 1);
     arg_s(&a, "STREAMS");
-    arg_s(&a, key);
+    arg_key(&a, q, "events");
     arg_s(&a, last_id);
     int rc = queue_ensure(q, e);
     if (rc < 0)
@@ -347,8 +325,8 @@ int queue_events_wait(queue *q, char last_id[48], int block_ms, const char *id, 
  * is renamed or forbidden (managed Redis). */
 static int policy_from_info(queue *q, char *out, size_t n, aq_err *e)
 {
-    qargs a = {0};
-    arg_s(&a, "INFO");
+    qargs a;
+    arg_cmd(&a, "INFO");
     arg_s(&a, "memory");
     redisReply *r;
     int rc = q_run(q, &a, "INFO memory", &r, e);
@@ -370,8 +348,8 @@ int queue_maxmemory_policy(queue *q, char *out, size_t n, aq_err *e)
 {
     if (n)
         out[0] = '\0';
-    qargs a = {0};
-    arg_s(&a, "CONFIG");
+    qargs a;
+    arg_cmd(&a, "CONFIG");
     arg_s(&a, "GET");
     arg_s(&a, "maxmemory-policy");
     redisReply *r;
@@ -388,7 +366,6 @@ int queue_maxmemory_policy(queue *q, char *out, size_t n, aq_err *e)
     freeReplyObject(r);
     return policy_from_info(q, out, n, e);
 }
-
 
 /* ---- views for the HTTP service (avatarq-http) ---- */
 
@@ -414,8 +391,7 @@ static int queue_view_one(queue *q, const char *key, size_t skip, queue_view_fn 
     qargs a;
     int rc = 0;
     for (int i = 0; i < 2 && rc == 0; i++) {
-        a.n = 0;
-        arg_s(&a, cmds[i][0]);
+        arg_cmd(&a, cmds[i][0]);
         arg_s(&a, key);
         if (cmds[i][2])
             arg_s(&a, cmds[i][2]);
@@ -444,8 +420,8 @@ int queue_view_queues(queue *q, queue_view_fn fn, void *ud, aq_err *e)
     char cursor[32] = "0";
     int rc = 0;
     do {
-        qargs a = {0};
-        arg_s(&a, "SCAN");
+        qargs a;
+        arg_cmd(&a, "SCAN");
         arg_s(&a, cursor);
         arg_s(&a, "MATCH");
         arg_s(&a, pattern);
@@ -479,11 +455,9 @@ int queue_view_queue(queue *q, const char *name, queue_view_fn fn, void *ud, aq_
 int queue_view_hash(queue *q, const char *suffix,
                     int (*fn)(const char *field, const char *value, void *ud), void *ud, aq_err *e)
 {
-    char key[QUEUE_KEY_MAX];
-    queue_keyf(q, key, sizeof key, "%s", suffix);
-    qargs a = {0};
-    arg_s(&a, "HGETALL");
-    arg_s(&a, key);
+    qargs a;
+    arg_cmd(&a, "HGETALL");
+    arg_key(&a, q, "%s", suffix);
     redisReply *r;
     int rc = q_run(q, &a, "HGETALL", &r, e);
     if (rc < 0)

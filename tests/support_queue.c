@@ -2,6 +2,7 @@
  * support_queue.h. */
 #include "support_queue.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,4 +73,50 @@ int sq_done(queue *q, const char *worker, const char *doc, size_t len, const cha
     if (stale)
         *stale = rc == 0 && o.stale;
     return rc;
+}
+
+/* Starts the n documents of t in one call; ids are read from the documents
+ * (kept parsed until the call returns: items point into them). */
+static int start_taken(queue *q, const char *worker, const queue_taken *t, int *attempts,
+                       aq_err *e)
+{
+    if (t->n == 0)
+        return 0;
+    queue_start_item *items = calloc(t->n, sizeof *items);
+    json_t **docs = calloc(t->n, sizeof *docs);
+    if (!items || !docs) {
+        free(items);
+        free(docs);
+        return err_set(e, AQ_EAGAIN, "start: out of memory");
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        docs[i] = json_loadb(t->doc[i], t->len[i], 0, NULL);
+        const char *id = json_string_value(json_object_get(docs[i], "id"));
+        items[i] = (queue_start_item){.id = id ? id : "", .queue = queue_take_name(q, t->from[i])};
+    }
+    int rc = queue_start_many(q, worker, items, t->n, e);
+    for (size_t i = 0; i < t->n; i++) {
+        attempts[i] = items[i].attempts;
+        json_decref(docs[i]);
+    }
+    free(items);
+    free(docs);
+    return rc;
+}
+
+int sq_take_start(queue *q, const char *worker, int want, queue_taken *t, int *attempts,
+                  aq_err *e)
+{
+    int rc = queue_cycle(q, worker, NULL, 0, NULL, want, JOB_MAX_DOC, t, e);
+    if (rc < 0)
+        return rc;
+    if ((rc = start_taken(q, worker, t, attempts, e)) < 0)
+        queue_taken_free(t);
+    return rc;
+}
+
+int sq_drop(queue *q, const char *worker, const char *doc, const char *id, aq_err *e)
+{
+    queue_outcome o = {.doc = doc, .len = strlen(doc), .id = id, .kind = QUEUE_DROP};
+    return sq_finish(q, worker, &o, e);
 }

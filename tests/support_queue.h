@@ -1,7 +1,7 @@
-/* support_queue: one job at a time through the worker engine's batched
- * calls (lib/queue.h: queue_cycle, queue_start_many, queue_take_bounded),
- * for the tests that pin a per-job rule of the queue: take one, start it,
- * record its outcome. The rules themselves live only in the batch scripts;
+/* support_queue: jobs through the worker engine's batched calls
+ * (lib/queue.h: queue_cycle, queue_start_many, queue_take_bounded), for the
+ * tests that pin a per-job rule of the queue: take one (or a worker's
+ * batch), start it, record its outcome. The rules themselves live only in the batch scripts;
  * these are thin wrappers that build a batch of one. They make no Check
  * assertion (callers check the return codes), so a benchmark may use them
  * too. */
@@ -36,5 +36,19 @@ int sq_finish(queue *q, const char *worker, queue_outcome *o, aq_err *e);
  * back in the queue (someone else holds it: nothing was recorded). */
 int sq_done(queue *q, const char *worker, const char *doc, size_t len, const char *id,
             const char *outputs, int64_t duration_ms, bool *stale, aq_err *e);
+
+/* What a worker does with its take: one queue_cycle wanting up to want
+ * documents (none recorded), then one queue_start_many for all of them,
+ * each named by its document's "id" ("" when it has none) and the queue it
+ * came from. Returns 0 with t filled (free with queue_taken_free) and
+ * attempts[i] the attempt number of t->doc[i] (0: cancelled before it
+ * started, drop it with sq_drop); attempts has room for want. On failure t
+ * holds nothing. */
+int sq_take_start(queue *q, const char *worker, int want, queue_taken *t, int *attempts,
+                  aq_err *e);
+
+/* sq_finish of QUEUE_DROP for doc (NUL-terminated, as taken): a job
+ * cancelled before it started only leaves the processing list. */
+int sq_drop(queue *q, const char *worker, const char *doc, const char *id, aq_err *e);
 
 #endif

@@ -20,6 +20,7 @@
 #include "queue.h"
 #include "retry.h"
 #include "support.h"
+#include "support_queue.h"
 #include "support_worker.h"
 
 static wh H;
@@ -78,38 +79,14 @@ static const char *state_of(const char *id)
     return out;
 }
 
-/* What a worker does with its take: queue_cycle(want) then
- * queue_start_many. Fills taken and the attempts of each. */
+/* What a finished job stored, as the worker records it. */
+#define OUTPUTS "{\"32\":\"avatars/x/32.png\"}"
+
+/* What a worker does with its take (sq_take_start), which must succeed. */
 static void take_start(queue *q, const char *w, int want, queue_taken *t, int *attempts)
 {
     aq_err e = {0};
-    ck_assert_msg(queue_cycle(q, w, NULL, 0, NULL, want, 65536, t, &e) == 0, "cycle: %s", e.msg);
-    queue_start_item items[64];
-    json_t *ids[64];
-    ck_assert_uint_le(t->n, 64);
-    for (size_t i = 0; i < t->n; i++) {
-        ids[i] = json_loads(t->doc[i], 0, NULL);
-        items[i] = (queue_start_item){.id = json_string_value(json_object_get(ids[i], "id")),
-                                      .queue = queue_take_name(q, t->from[i])};
-    }
-    ck_assert_msg(queue_start_many(q, w, items, t->n, &e) == 0, "start: %s", e.msg);
-    for (size_t i = 0; i < t->n; i++) {
-        attempts[i] = items[i].attempts;
-        json_decref(ids[i]);
-    }
-}
-
-/* Records one outcome of kind k for doc (as taken) by worker w. */
-static queue_outcome record(queue *q, const char *w, const char *doc, const char *id,
-                            queue_outcome_kind k)
-{
-    queue_outcome o = {.doc = doc, .len = strlen(doc), .id = id, .kind = k,
-                       .outputs = "{\"32\":\"avatars/x/32.png\"}", .duration_ms = 3};
-    queue_taken t;
-    aq_err e = {0};
-    ck_assert_msg(queue_cycle(q, w, &o, 1, NULL, 0, 65536, &t, &e) == 0, "cycle: %s", e.msg);
-    queue_taken_free(&t);
-    return o;
+    ck_assert_msg(sq_take_start(q, w, want, t, attempts, &e) == 0, "take+start: %s", e.msg);
 }
 
 /* ---- deduplication ---- */
@@ -144,19 +121,18 @@ START_TEST(t_dedup_never_resets_a_job_in_flight)
     /* retrying: still the same job */
     queue_outcome o = {.doc = t.doc[0], .len = t.len[0], .id = "j1", .kind = QUEUE_RETRY,
                        .error = "boom", .retry_doc = doc_of("j1"), .due_ms = now_ms() + 60000};
-    queue_taken t2;
     aq_err e = {0};
-    ck_assert(queue_cycle(q, "h:1", &o, 1, NULL, 0, 65536, &t2, &e) == 0);
+    ck_assert_msg(sq_finish(q, "h:1", &o, &e) == 0, "retry: %s", e.msg);
     ck_assert_int_eq(enq(q, NULL, "j1", 0, st), QUEUE_ENQ_EXISTS);
     ck_assert_str_eq(st, "retrying");
     ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":job:j1 attempts"), 1);
     queue_taken_free(&t);
-    queue_taken_free(&t2);
 
     /* a done job's id is a new job */
     ck_assert_int_eq(enq(q, NULL, "j2", 0, st), QUEUE_ENQ_DONE);
     take_start(q, "h:1", 4, &t, att);
-    record(q, "h:1", t.doc[0], "j2", QUEUE_DONE);
+    ck_assert_msg(sq_done(q, "h:1", t.doc[0], t.len[0], "j2", OUTPUTS, 3, NULL, &e) == 0,
+                  "done: %s", e.msg);
     ck_assert_str_eq(state_of("j2"), "done");
     ck_assert_int_eq(enq(q, NULL, "j2", 0, st), QUEUE_ENQ_DONE);
     ck_assert_str_eq(state_of("j2"), "queued");
@@ -265,7 +241,7 @@ START_TEST(t_cancel_queued)
     ck_assert_uint_eq(t.n, 2);
     ck_assert_int_eq(att[0], 0); /* c1: cancelled, drop it */
     ck_assert_int_eq(att[1], 1);
-    record(q, "h:1", t.doc[0], "c1", QUEUE_DROP);
+    ck_assert_msg(sq_drop(q, "h:1", t.doc[0], "c1", &e) == 0, "drop: %s", e.msg);
     ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":processing:h:1"), 1);
     ck_assert_str_eq(state_of("c1"), "cancelled");
     ck_assert_int_gt(wh_int(&H, "TTL " WH_NS ":job:c1"), 0);
@@ -313,7 +289,9 @@ START_TEST(t_cancel_running_and_revive)
     char before[16];
     ck_assert_int_eq(queue_cancel(q, "r1", before, &e), 0);
     ck_assert_str_eq(before, "running");
-    queue_outcome o = record(q, "h:1", t.doc[0], "r1", QUEUE_DONE);
+    queue_outcome o = {.doc = t.doc[0], .len = t.len[0], .id = "r1", .kind = QUEUE_DONE,
+                       .outputs = OUTPUTS, .duration_ms = 3};
+    ck_assert_msg(sq_finish(q, "h:1", &o, &e) == 0, "done: %s", e.msg);
     ck_assert(o.cancelled);
     ck_assert(!o.stale);
     ck_assert_str_eq(state_of("r1"), "cancelled");
