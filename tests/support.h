@@ -3,6 +3,7 @@
 #ifndef AQ_TEST_SUPPORT_H
 #define AQ_TEST_SUPPORT_H
 
+#include <check.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -118,5 +119,10 @@ void sup_write_file(const char *path, const char *text);
 /* Reads the whole file at path into out (replacing what it held; not
  * NUL-terminated); false when it cannot be opened. */
 bool sup_read_file(const char *path, buf *out);
+
+/* Runs every test of s with Check's defaults (each test in a child of its
+ * own unless CK_FORK=no) and returns the exit status for main: 0 when all
+ * passed, 1 otherwise. */
+int sup_run_suite(Suite *s);
 
 #endif

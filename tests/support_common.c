@@ -371,3 +371,12 @@ bool sup_read_file(const char *path, buf *out)
     fclose(f);
     return true;
 }
+
+int sup_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "color.h"
+#include "support.h"
 
 static int same(aq_rgb a, aq_rgb b) { return a.r == b.r && a.g == b.g && a.b == b.b; }
 
@@ -257,9 +258,5 @@ int main(void)
     tcase_add_test(tc, hsl_round_trip);
     tcase_add_test(tc, mix_ends_and_middle);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return sup_run_suite(s);
 }

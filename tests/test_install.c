@@ -442,9 +442,5 @@ int main(void)
     tcase_add_test(link, pkg_config_program_links_and_enqueues);
     suite_add_tcase(s, link);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return sup_run_suite(s);
 }

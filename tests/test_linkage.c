@@ -151,9 +151,5 @@ int main(void)
     tcase_add_test(tc, static_archive_links_with_clashing_names);
     tcase_add_test(tc, shared_library_links_with_clashing_names);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return sup_run_suite(s);
 }

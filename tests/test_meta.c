@@ -804,9 +804,5 @@ int main(void)
     tcase_add_test(tc, pg_idle_restart_is_invisible);
     tcase_add_test(tc, pg_restart_during_a_run);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return sup_run_suite(s);
 }

@@ -153,9 +153,5 @@ int main(void)
     tcase_add_test(tc, t_delete_job_removes_the_row);
     tcase_add_test(tc, t_restart_during_500_jobs);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return sup_run_suite(s);
 }

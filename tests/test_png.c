@@ -8,6 +8,7 @@
 
 #include "pngenc.h"
 #include "render.h"
+#include "support.h"
 
 /* An indexed test image: index (x*7 + y*3) % ncolors, distinct colours. */
 static void make_indexed(render_image *img, int size, int ncolors)
@@ -348,10 +349,7 @@ int main(void)
     tcase_add_test(tc, decode_garbage);
     tcase_add_test(tc, decode_huge_header);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = sup_run_suite(s);
     pngenc_release();
-    return failed ? 1 : 0;
+    return rc;
 }

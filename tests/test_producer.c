@@ -942,9 +942,5 @@ static Suite *producer_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(producer_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return sup_run_suite(producer_suite());
 }

@@ -1020,9 +1020,5 @@ int main(void)
     tcase_add_test(queue, cli_enqueue_carries_options);
     tcase_add_test(queue, worker_end_to_end);
     suite_add_tcase(s, queue);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return sup_run_suite(s);
 }

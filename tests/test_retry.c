@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "retry.h"
+#include "support.h"
 
 START_TEST(cap_table)
 {
@@ -166,9 +167,5 @@ int main(void)
     tcase_add_test(tc, sleep_and_stop);
     tcase_add_test(tc, clocks);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return sup_run_suite(s);
 }

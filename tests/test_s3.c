@@ -1141,9 +1141,5 @@ static Suite *s3_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(s3_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return sup_run_suite(s3_suite());
 }

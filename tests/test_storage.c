@@ -544,9 +544,5 @@ int main(void)
     tcase_add_test(tc, put_many_checks_every_key_first);
     tcase_add_test(tc, avatar_store_through_a_gate);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return sup_run_suite(s);
 }

@@ -679,9 +679,5 @@ int main(void)
     tcase_set_timeout(rb, 240);
     tcase_add_test(rb, remote_backends_stay_within_the_sandbox);
     suite_add_tcase(s, rb);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return sup_run_suite(s);
 }
