@@ -102,6 +102,13 @@ typedef struct sup_redis {
 void sup_redis_start(sup_redis *r, bool aof);
 /* Starts it again on the same port and dir (after sup_redis_stop). */
 void sup_redis_restart(sup_redis *r);
+/* For a test that restarts Redis in its own (forked) child, where the
+ * parent's sup_redis keeps the first pid: notes the running server's pid in
+ * r->dir, and from the parent's teardown stops that noted server when it is
+ * still a redis-server (the parent then stops r as usual). */
+void sup_redis_note_pid(const sup_redis *r);
+void sup_redis_stop_noted(const sup_redis *r);
+/* Stops the server r names (SIGTERM, then SIGKILL after 10 s). */
 void sup_redis_stop(sup_redis *r);
 /* Runs redis-cli against r with args (shell words), output into out. Returns
  * exit status. */

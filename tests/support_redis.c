@@ -128,3 +128,43 @@ long long sup_redis_int(const sup_redis *r, const char *fmt, ...)
     va_end(ap);
     return atoll(trimmed(&out));
 }
+
+/* The file where sup_redis_note_pid leaves the pid. */
+static void noted_path(const sup_redis *r, char *path, size_t n)
+{
+    snprintf(path, n, "%s/current.pid", r->dir);
+}
+
+void sup_redis_note_pid(const sup_redis *r)
+{
+    char path[300], text[32];
+    noted_path(r, path, sizeof path);
+    snprintf(text, sizeof text, "%d\n", (int)r->pid);
+    sup_write_file(path, text);
+}
+
+void sup_redis_stop_noted(const sup_redis *r)
+{
+    char path[300], comm[64] = "";
+    noted_path(r, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    int pid = 0;
+    if (f) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    snprintf(path, sizeof path, "/proc/%d/comm", pid);
+    f = pid > 0 ? fopen(path, "r") : NULL;
+    if (f) {
+        if (!fgets(comm, sizeof comm, f))
+            comm[0] = '\0';
+        fclose(f);
+    }
+    if (strncmp(comm, "redis-server", 12) != 0)
+        return; /* none noted, or gone and its pid reused */
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 500 && kill(pid, 0) == 0; i++)
+        sup_sleep_ms(20);
+    kill(pid, SIGKILL);
+}

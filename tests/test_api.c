@@ -427,28 +427,7 @@ static void redis_up_aof(void)
  * pid in a file so that this teardown stops that server too. */
 static void redis_down_aof(void)
 {
-    char path[300], comm[64] = "";
-    snprintf(path, sizeof path, "%s/current.pid", R.dir);
-    FILE *f = fopen(path, "r");
-    int pid = 0;
-    if (f) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    snprintf(path, sizeof path, "/proc/%d/comm", pid);
-    f = pid > 0 ? fopen(path, "r") : NULL;
-    if (f) {
-        if (!fgets(comm, sizeof comm, f))
-            comm[0] = '\0';
-        fclose(f);
-    }
-    if (strncmp(comm, "redis-server", 12) == 0) {
-        kill(pid, SIGTERM);
-        for (int i = 0; i < 500 && kill(pid, 0) == 0; i++)
-            sup_sleep_ms(20);
-        kill(pid, SIGKILL);
-    }
+    sup_redis_stop_noted(&R);
     redis_down();
 }
 
@@ -484,10 +463,7 @@ START_TEST(wait_rides_out_a_restart)
     ck_assert_msg(blocked, "the waiter never blocked in XREAD");
     sup_redis_stop(&R);
     sup_redis_restart(&R);
-    char path[300], text[32];
-    snprintf(path, sizeof path, "%s/current.pid", R.dir);
-    snprintf(text, sizeof text, "%d\n", (int)R.pid);
-    sup_write_file(path, text);
+    sup_redis_note_pid(&R);
     redisFree(RAW);
     RAW = redisConnect("127.0.0.1", R.port);
     ck_assert_int_eq(raw_int("LLEN %s:queue:default", NS), 1); /* kept by the AOF */

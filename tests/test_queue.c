@@ -1066,36 +1066,12 @@ END_TEST
  * the teardown stops that one, checking it is still a redis-server. */
 static void note_pid(void)
 {
-    char path[300], text[32];
-    snprintf(path, sizeof path, "%s/current.pid", R.dir);
-    snprintf(text, sizeof text, "%d\n", (int)R.pid);
-    sup_write_file(path, text);
+    sup_redis_note_pid(&R);
 }
 
 static void outage_down(void)
 {
-    char path[300], comm[64] = "";
-    snprintf(path, sizeof path, "%s/current.pid", R.dir);
-    FILE *f = fopen(path, "r");
-    int pid = 0;
-    if (f) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    snprintf(path, sizeof path, "/proc/%d/comm", pid);
-    f = pid > 0 ? fopen(path, "r") : NULL;
-    if (f) {
-        if (!fgets(comm, sizeof comm, f))
-            comm[0] = '\0';
-        fclose(f);
-    }
-    if (strncmp(comm, "redis-server", 12) == 0) {
-        kill(pid, SIGTERM);
-        for (int i = 0; i < 500 && kill(pid, 0) == 0; i++)
-            sup_sleep_ms(20);
-        kill(pid, SIGKILL);
-    }
+    sup_redis_stop_noted(&R);
     redis_down();
 }
 
