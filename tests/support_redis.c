@@ -38,6 +38,14 @@ static bool redis_spawn(sup_redis *r, bool aof)
                     "--dir", r->dir, "--save", "", "--appendonly", aof ? "yes" : "no",
                     "--appendfsync", aof ? "always" : "everysec", "--daemonize", "no", NULL};
     r->pid = sup_spawn(argv, NULL, log);
+    /* the port first, quietly (redis-cli complains on stderr until then) */
+    for (int i = 0; i < 1500 && !sup_wait_port(r->port, 0); i++) {
+        if (exited(r->pid)) {
+            r->pid = 0;
+            return false;
+        }
+        sup_sleep_ms(20);
+    }
     for (int i = 0; i < 1500; i++) {
         if (exited(r->pid)) {
             r->pid = 0;
