@@ -132,4 +132,8 @@ bool sup_read_file(const char *path, buf *out);
  * passed, 1 otherwise. */
 int sup_run_suite(Suite *s);
 
+/* The number a pid file starts with (postmaster.pid, a noted pid); 0 when
+ * the file is missing or starts with something else. */
+pid_t sup_read_pid(const char *path);
+
 #endif

@@ -380,3 +380,15 @@ int sup_run_suite(Suite *s)
     srunner_free(sr);
     return failed ? 1 : 0;
 }
+
+pid_t sup_read_pid(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+    if (f) {
+        if (fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return pid > 0 ? (pid_t)pid : 0;
+}

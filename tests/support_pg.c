@@ -121,14 +121,7 @@ static pid_t read_pid(const sup_pg *p)
 {
     char path[300];
     snprintf(path, sizeof path, "%s/data/postmaster.pid", p->dir);
-    FILE *f = fopen(path, "r");
-    long pid = 0;
-    if (f) {
-        if (fscanf(f, "%ld", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    return (pid_t)pid;
+    return sup_read_pid(path);
 }
 
 /* Gone, or a zombie nobody reaps (pg_ctl detaches the server, and PID 1 in

@@ -155,15 +155,9 @@ void sup_redis_stop_noted(const sup_redis *r)
 {
     char path[300], comm[64] = "";
     noted_path(r, path, sizeof path);
-    FILE *f = fopen(path, "r");
-    int pid = 0;
-    if (f) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
+    int pid = (int)sup_read_pid(path);
     snprintf(path, sizeof path, "/proc/%d/comm", pid);
-    f = pid > 0 ? fopen(path, "r") : NULL;
+    FILE *f = pid > 0 ? fopen(path, "r") : NULL;
     if (f) {
         if (!fgets(comm, sizeof comm, f))
             comm[0] = '\0';
