@@ -16,22 +16,9 @@
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Appends printf output to a growing text. */
-static void out(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void out(buf *b, const char *fmt, ...)
-{
-    char tmp[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        buf_append(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 static void head(buf *b, const char *name, const char *type, const char *help)
 {
-    out(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* A label value as the text format wants it: \\, \" and \n escaped. */
@@ -105,14 +92,14 @@ static int queue_metrics(buf *b, queue *q, aq_err *e)
     char l[200];
     head(b, "avatarq_queue_jobs", "gauge", "Jobs waiting in each queue.");
     for (size_t i = 0; rc == 0 && i < v->n; i++)
-        out(b, "avatarq_queue_jobs{queue=\"%s\"} %lld\n", label(v->name[i], l, sizeof l),
+        buf_printf(b, "avatarq_queue_jobs{queue=\"%s\"} %lld\n", label(v->name[i], l, sizeof l),
             (long long)v->len[i]);
     head(b, "avatarq_queue_oldest_job_age_seconds", "gauge",
          "Age of the oldest waiting job in each queue (0 when empty or unknown).");
     for (size_t i = 0; rc == 0 && i < v->n; i++) {
         double age = v->len[i] && v->oldest_ms[i] > 0 && now > v->oldest_ms[i]
                          ? (double)(now - v->oldest_ms[i]) / 1000.0 : 0.0;
-        out(b, "avatarq_queue_oldest_job_age_seconds{queue=\"%s\"} %.3f\n",
+        buf_printf(b, "avatarq_queue_oldest_job_age_seconds{queue=\"%s\"} %.3f\n",
             label(v->name[i], l, sizeof l), age);
     }
     free(v);
@@ -135,7 +122,7 @@ static int stats_metrics(buf *b, queue *q, aq_err *e)
     };
     for (size_t i = 0; i < NELEM(gauges); i++) {
         head(b, gauges[i].name, "gauge", gauges[i].help);
-        out(b, "%s %lld\n", gauges[i].name, (long long)gauges[i].v);
+        buf_printf(b, "%s %lld\n", gauges[i].name, (long long)gauges[i].v);
     }
     const struct {
         const char *event;
@@ -145,7 +132,7 @@ static int stats_metrics(buf *b, queue *q, aq_err *e)
                   {"recovered", s.recovered}};
     head(b, "avatarq_jobs_total", "counter", "Job events since the namespace was created.");
     for (size_t i = 0; i < NELEM(events); i++)
-        out(b, "avatarq_jobs_total{event=\"%s\"} %lld\n", events[i].event, (long long)events[i].v);
+        buf_printf(b, "avatarq_jobs_total{event=\"%s\"} %lld\n", events[i].event, (long long)events[i].v);
     return 0;
 }
 
@@ -167,7 +154,7 @@ static int on_worker(const queue_worker_info *w, void *ud)
         if (strcmp(w->state, WORKER_STATES[i]) == 0)
             v->by_state[i]++;
     char l[200];
-    out(&v->rss, "avatarq_worker_resident_memory_bytes{worker=\"%s\"} %lld\n",
+    buf_printf(&v->rss, "avatarq_worker_resident_memory_bytes{worker=\"%s\"} %lld\n",
         label(w->id, l, sizeof l), (long long)w->rss_kb * 1024);
     return 0;
 }
@@ -179,7 +166,7 @@ static int worker_metrics(buf *b, queue *q, aq_err *e)
     if (rc == 0) {
         head(b, "avatarq_workers", "gauge", "Live worker processes by state.");
         for (size_t i = 0; i < NELEM(WORKER_STATES); i++)
-            out(b, "avatarq_workers{state=\"%s\"} %lld\n", WORKER_STATES[i], (long long)v.by_state[i]);
+            buf_printf(b, "avatarq_workers{state=\"%s\"} %lld\n", WORKER_STATES[i], (long long)v.by_state[i]);
         head(b, "avatarq_worker_resident_memory_bytes", "gauge",
              "Resident memory of each live worker process.");
         buf_append(b, v.rss.data, v.rss.len);
@@ -234,12 +221,12 @@ static int duration_metrics(buf *b, queue *q, aq_err *e)
     long long cum = 0;
     for (size_t i = 0; i < NBUCKETS; i++) {
         cum += h.bucket[i];
-        out(b, "avatarq_job_duration_seconds_bucket{le=\"%s\"} %lld\n", BUCKETS[i].le, cum);
+        buf_printf(b, "avatarq_job_duration_seconds_bucket{le=\"%s\"} %lld\n", BUCKETS[i].le, cum);
     }
     /* the +Inf bucket and _count must agree; a reader racing a writer's
      * HINCRBYs may see them apart by a job: trust the buckets */
-    out(b, "avatarq_job_duration_seconds_sum %.3f\n", (double)h.sum_ms / 1000.0);
-    out(b, "avatarq_job_duration_seconds_count %lld\n", cum);
+    buf_printf(b, "avatarq_job_duration_seconds_sum %.3f\n", (double)h.sum_ms / 1000.0);
+    buf_printf(b, "avatarq_job_duration_seconds_count %lld\n", cum);
     return 0;
 }
 
@@ -252,7 +239,7 @@ static void on_counter(const char *route, int status, uint64_t n, void *ud)
         snprintf(code, sizeof code, "%d", status);
     else
         snprintf(code, sizeof code, "other");
-    out(ud, "avatarq_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
+    buf_printf(ud, "avatarq_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
         label(route, l, sizeof l), code, (unsigned long long)n);
 }
 
@@ -274,11 +261,11 @@ enum MHD_Result http_metrics(hreq *r)
     if (rc != 0)
         log_warn("metrics without redis", "error", e.msg);
     head(&b, "avatarq_redis_up", "gauge", "1 when this scrape could read Redis.");
-    out(&b, "avatarq_redis_up %d\n", rc == 0);
+    buf_printf(&b, "avatarq_redis_up %d\n", rc == 0);
     head(&b, "avatarq_http_requests_total", "counter", "HTTP requests answered, by route and status.");
     http_counters(on_counter, &b);
     head(&b, "avatarq_http_start_time_seconds", "gauge", "When this avatarq-http started.");
-    out(&b, "avatarq_http_start_time_seconds %.3f\n", (double)G.started_ms / 1000.0);
+    buf_printf(&b, "avatarq_http_start_time_seconds %.3f\n", (double)G.started_ms / 1000.0);
     struct MHD_Response *resp = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         buf_free(&b);

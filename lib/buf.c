@@ -1,5 +1,6 @@
 #include "buf.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,30 @@ int buf_append(buf *b, const void *p, size_t n)
         memcpy(b->data + b->len, p, n);
     b->len += n;
     return 0;
+}
+
+int buf_vprintf(buf *b, const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    if (n < 0 || buf_reserve(b, (size_t)n + 1) < 0) {
+        va_end(again);
+        return -1;
+    }
+    vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, again);
+    va_end(again);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int buf_printf(buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 void buf_reset(buf *b) { b->len = 0; }

@@ -24,13 +24,11 @@ typedef struct svg_out {
 __attribute__((format(printf, 2, 3)))
 static void put(svg_out *o, const char *fmt, ...)
 {
-    char tmp[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp || buf_append(o->b, tmp, (size_t)n) < 0)
+    if (buf_vprintf(o->b, fmt, ap) < 0)
         o->failed = 1;
+    va_end(ap);
 }
 
 static void hex_of(const render_params *p, aq_rgb c, char out[8])
