@@ -9,6 +9,7 @@
  * both emoji sizes for every default avatar size (32..512 px: ~40 MB). */
 #include "emoji.h"
 #include "quantize.h"
+#include "utf8.h"
 
 #include <cairo.h>
 #include <dlfcn.h>
@@ -37,29 +38,6 @@ int emoji_known(const char *name)
     return bsearch(name, emoji_names, (size_t)emoji_names_count, sizeof emoji_names[0], cmp_name) != NULL;
 }
 
-/* Decodes UTF-8 (already known valid by jansson for documents, but CLI text
- * is checked here too). Returns the number of code points, or -1. */
-static int decode_utf8(const char *s, size_t len, uint32_t *cp, int max)
-{
-    int n = 0;
-    for (size_t i = 0; i < len;) {
-        unsigned char c = (unsigned char)s[i];
-        int extra = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
-        if (extra < 0 || n == max || (size_t)extra >= len - i)
-            return -1;
-        uint32_t v = extra ? c & (0x3f >> extra) : c;
-        for (int k = 1; k <= extra; k++) {
-            unsigned char d = (unsigned char)s[i + (size_t)k];
-            if ((d & 0xc0) != 0x80)
-                return -1;
-            v = (v << 6) | (d & 0x3f);
-        }
-        cp[n++] = v;
-        i += (size_t)extra + 1;
-    }
-    return n;
-}
-
 /* Joins cp[0..n) as hex with '-', leaving out U+FE0F when drop_vs16. */
 static void join_hex(const uint32_t *cp, int n, int drop_vs16, char *out, size_t size)
 {
@@ -76,7 +54,7 @@ static void join_hex(const uint32_t *cp, int n, int drop_vs16, char *out, size_t
 int emoji_name_of(const char *s, size_t len, char *out, size_t n, char *why, size_t whyn)
 {
     uint32_t cp[MAX_CODEPOINTS];
-    int count = len ? decode_utf8(s, len, cp, MAX_CODEPOINTS) : 0;
+    int count = len ? utf8_decode(s, len, cp, MAX_CODEPOINTS) : 0;
     if (count <= 0) {
         snprintf(why, whyn, len ? "not UTF-8 text of at most %d code points" : "empty", MAX_CODEPOINTS);
         return -1;
