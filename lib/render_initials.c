@@ -187,15 +187,23 @@ typedef struct placed {
 } placed;
 
 /* Whether font f has a glyph for every character of text. */
+/* text shaped with fs's font (script and direction guessed from it); the
+ * caller destroys the buffer. */
+static hb_buffer_t *shape(font_state *fs, const char *text)
+{
+    hb_buffer_t *b = hb_buffer_create();
+    hb_buffer_add_utf8(b, text, -1, 0, -1);
+    hb_buffer_guess_segment_properties(b);
+    hb_shape(fs->hb, b, NULL, 0);
+    return b;
+}
+
 static bool font_covers(const char *text, int f, int em)
 {
     font_state *fs = font_open(f, em);
     if (!fs)
         return false;
-    hb_buffer_t *b = hb_buffer_create();
-    hb_buffer_add_utf8(b, text, -1, 0, -1);
-    hb_buffer_guess_segment_properties(b);
-    hb_shape(fs->hb, b, NULL, 0);
+    hb_buffer_t *b = shape(fs, text);
     unsigned n = 0;
     hb_glyph_info_t *info = hb_buffer_get_glyph_infos(b, &n);
     bool all = true;
@@ -213,10 +221,7 @@ static int layout(const char *text, int f, int em, placed *out, int box[4])
     if (!fs)
         return render_fail("initials: font %s cannot be opened (install fonts-noto-core, fonts-noto-cjk)",
                            fonts[f].path);
-    hb_buffer_t *b = hb_buffer_create();
-    hb_buffer_add_utf8(b, text, -1, 0, -1);
-    hb_buffer_guess_segment_properties(b);
-    hb_shape(fs->hb, b, NULL, 0);
+    hb_buffer_t *b = shape(fs, text);
     unsigned n = 0;
     hb_glyph_info_t *info = hb_buffer_get_glyph_infos(b, &n);
     hb_glyph_position_t *pos = hb_buffer_get_glyph_positions(b, &n);
