@@ -188,6 +188,16 @@ int cli_positional(const char *cmd, int argc, char **argv, int want, const char 
     return 0;
 }
 
+int cli_no_options(const char *cmd, int argc, char **argv, int want, const char *what)
+{
+    static const struct option none[] = {{NULL, 0, NULL, 0}};
+    opterr = 0;
+    int c = getopt_long(argc, argv, ":", none, NULL);
+    if (c != -1)
+        return cli_getopt_fail(argv[0], c, argv);
+    return cli_positional(cmd, argc, argv, want, what);
+}
+
 /* ---- job options ---- */
 
 const struct option cli_job_longopts[CLI_JOB_NLONGOPTS + 1] = {

@@ -88,6 +88,10 @@ int cli_getopt_fail(const char *cmd, int c, char **argv);
  * (what names them in the message). */
 int cli_positional(const char *cmd, int argc, char **argv, int want, const char *what);
 
+/* For a command that takes no options: any option fails with status 2 (as
+ * cli_getopt_fail, named after argv[0]), then as cli_positional. */
+int cli_no_options(const char *cmd, int argc, char **argv, int want, const char *what);
+
 /* Job options shared by enqueue and batch: getopt_long values CLI_OPT_*,
  * their option table, and the request they build for the public API. */
 enum {

@@ -512,12 +512,7 @@ int cmd_status(cli_ctx *ctx, int argc, char **argv)
 
 int cmd_cancel(cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option longopts[] = {{NULL, 0, NULL, 0}};
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1)
-        return cli_getopt_fail(argv[0], c, argv);
-    int rc = cli_positional(argv[0], argc, argv, 1, "ID");
+    int rc = cli_no_options(argv[0], argc, argv, 1, "ID");
     if (rc)
         return rc;
     const char *id = argv[optind];

@@ -369,9 +369,8 @@ static int dead_retry(queue *q, int argc, char **argv)
 
 static int dead_purge(queue *q, int argc, char **argv)
 {
-    static const struct option longopts[] = {{NULL, 0, NULL, 0}};
-    int rc = parse_flags(argc, argv, longopts, NULL);
-    if (rc || (rc = cli_positional("dead", argc, argv, 0, "")))
+    int rc = cli_no_options("dead", argc, argv, 0, "");
+    if (rc)
         return rc;
     aq_err e;
     err_clear(&e);
@@ -540,9 +539,8 @@ static int check_storage(const aq_config *cfg)
 
 int cmd_health(cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option longopts[] = {{NULL, 0, NULL, 0}};
-    int rc = parse_flags(argc, argv, longopts, NULL);
-    if (rc || (rc = cli_positional(argv[0], argc, argv, 0, "")))
+    int rc = cli_no_options(argv[0], argc, argv, 0, "");
+    if (rc)
         return rc;
     static int (*const checks[])(const aq_config *) = {check_redis, check_database,
                                                         check_storage};

@@ -666,12 +666,7 @@ int cmd_sheet(cli_ctx *ctx, int argc, char **argv)
 int cmd_schemes(cli_ctx *ctx, int argc, char **argv)
 {
     (void)ctx;
-    static const struct option longopts[] = {{NULL, 0, NULL, 0}};
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1)
-        return cli_getopt_fail(argv[0], c, argv);
-    int rc = cli_positional(argv[0], argc, argv, 0, "");
+    int rc = cli_no_options(argv[0], argc, argv, 0, "");
     if (rc)
         return rc;
     bool swatch = cli_tty();
@@ -708,12 +703,7 @@ static const struct style_about {
 int cmd_styles(cli_ctx *ctx, int argc, char **argv)
 {
     (void)ctx;
-    static const struct option longopts[] = {{NULL, 0, NULL, 0}};
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1)
-        return cli_getopt_fail(argv[0], c, argv);
-    int rc = cli_positional(argv[0], argc, argv, 0, "");
+    int rc = cli_no_options(argv[0], argc, argv, 0, "");
     if (rc)
         return rc;
     for (int s = 0; s < render_style_count(); s++) {
