@@ -796,7 +796,7 @@ static bool section_known(const char *section)
     return false;
 }
 
-static int processes_default(void)
+int config_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > 256 ? 256 : (int)n;
@@ -810,7 +810,7 @@ void config_defaults(aq_config *c)
         if (KEYS[i].def)
             KEYS[i].set(c, &KEYS[i], KEYS[i].def, why); /* defaults always parse (tested) */
     }
-    c->worker.processes = processes_default();
+    c->worker.processes = config_cpus();
 }
 
 /* The environment name of a key: AVATARQ_STORAGE_S3_BUCKET. */

@@ -125,6 +125,10 @@ typedef struct aq_config {
 /* Fills c with every default of docs/protocol.md. */
 void config_defaults(aq_config *c);
 
+/* The online CPUs, 1 to 256: the default of [worker] processes, of
+ * `render -j`, and how many job threads of a worker render at once. */
+int config_cpus(void);
+
 /* Loads defaults, then the file (path, or when NULL ./config.ini if it exists,
  * else /etc/avatarq/config.ini if it exists, else no file), then the
  * environment overrides, then validates. An explicit path that cannot be read

@@ -399,12 +399,6 @@ static int render_parallel(FILE *in, const render_opts *o, const job_limits *l, 
     return 0;
 }
 
-static long cpu_count(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 256 ? 256 : n;
-}
-
 static int render_dir(const render_opts *o, const job_limits *l, const char *cmd)
 {
     aq_err e;
@@ -426,7 +420,7 @@ static int render_dir(const render_opts *o, const job_limits *l, const char *cmd
     avatar_init(&av, &store, NULL, "", "cli");
     render_tally t = {0, 0, 0, 0};
     int64_t t0 = mono_ms();
-    long nproc = o->jobs ? o->jobs : cpu_count();
+    long nproc = o->jobs ? o->jobs : config_cpus();
     int prc = 0;
     if (in && nproc > 1)
         prc = render_parallel(in, o, l, cmd, nproc, &t);

@@ -18,7 +18,6 @@
 #include <jansson.h>
 #include <malloc.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,23 +321,12 @@ static void *job_thread(void *arg)
     return NULL;
 }
 
-/* The cores this process may run on (its affinity mask; a container's
- * cpuset is smaller than the machine). */
-static int usable_cores(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
 static void pool_start(wk *w)
 {
     pool *p = &w->p;
     /* Rendering is all CPU: more threads at it than cores only adds
      * memory (each holds an image and an encoder) and switches. */
-    sem_init(&w->render_gate, 0, (unsigned)usable_cores());
+    sem_init(&w->render_gate, 0, (unsigned)config_cpus());
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work_cv, NULL);
     pthread_cond_init(&p->done_cv, NULL);
