@@ -53,7 +53,6 @@ struct s3 {
     CURLM *multi;                /* runs the transfers; holds the connection
                                     cache they share (keep-alive) */
     s3_xfer x[S3_PARALLEL];
-    char *url[S3_PARALLEL];      /* of the requests of a run_many call */
     struct curl_slist *connect_to;
     char *ca_file;               /* NULL: curl's default bundle */
     char scheme[8];
@@ -701,10 +700,12 @@ static void target_name(const s3 *c, const s3_req *r, char *out, size_t n)
                  r->query ? r->query : "");
 }
 
-/* The state of one run_many call: which requests still need an attempt,
- * and each request's last outcome. */
+/* The state of one run_many call: the requests' URLs, which still need an
+ * attempt, and each one's last outcome. */
 typedef struct s3_round {
     size_t n;                    /* requests, at most S3_PARALLEL */
+    char *url[S3_PARALLEL];      /* malloc'd: S3_URL_MAX each would fill a
+                                    job thread's small stack */
     int rc[S3_PARALLEL];         /* last outcome; -1 before the first */
     char detail[S3_PARALLEL][400];
     int attempts;                /* rounds run */
@@ -719,7 +720,7 @@ static void run_round(s3 *c, const s3_req *r, s3_round *st)
         if (st->rc[i] != -1 && st->rc[i] != AQ_EAGAIN)
             continue;
         /* slots are used from 0 up, so perform_all takes a count */
-        st->rc[i] = attempt_start(c, &c->x[k], &r[i], c->url[i], st->detail[i],
+        st->rc[i] = attempt_start(c, &c->x[k], &r[i], st->url[i], st->detail[i],
                                   sizeof st->detail[i]);
         if (st->rc[i] == 0)
             slot_of[k++] = i;
@@ -742,16 +743,16 @@ static size_t first_with(const s3_round *st, bool want_again)
     return st->n;
 }
 
-/* Makes c->url[i] for each of the n requests (freed by run_many). */
-static int urls_make(s3 *c, const s3_req *r, size_t n, size_t *failed, aq_err *e)
+/* Makes st->url[i] for each request of st (freed by run_many). */
+static int urls_make(const s3 *c, const s3_req *r, s3_round *st, size_t *failed, aq_err *e)
 {
     char url[S3_URL_MAX];
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < st->n; i++) {
         *failed = i;
         int rc = s3_url(c, r[i].key, r[i].query, url, sizeof url, e);
         if (rc)
             return rc;
-        if (!(c->url[i] = strdup(url)))
+        if (!(st->url[i] = strdup(url)))
             return err_set(e, AQ_EAGAIN, "s3: out of memory");
     }
     return 0;
@@ -803,13 +804,11 @@ static int rounds_run(s3 *c, const s3_req *r, s3_round *st, size_t *failed, aq_e
 static int run_many(s3 *c, const s3_req *r, size_t n, size_t *failed, aq_err *e)
 {
     s3_round st = {.n = n};
-    int rc = urls_make(c, r, n, failed, e);
+    int rc = urls_make(c, r, &st, failed, e);
     if (rc == 0)
         rc = rounds_run(c, r, &st, failed, e);
-    for (size_t i = 0; i < n; i++) {
-        free(c->url[i]);
-        c->url[i] = NULL;
-    }
+    for (size_t i = 0; i < n; i++)
+        free(st.url[i]);
     return rc;
 }
 
