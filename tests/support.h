@@ -108,6 +108,10 @@ void sup_redis_restart(sup_redis *r);
  * still a redis-server (the parent then stops r as usual). */
 void sup_redis_note_pid(const sup_redis *r);
 void sup_redis_stop_noted(const sup_redis *r);
+/* Whether the text of a Redis or Sentinel INFO server reply says it is
+ * process pid (a port can be taken by another server between our pick and
+ * its bind). */
+bool sup_redis_info_is(const char *info, pid_t pid);
 /* Stops the server r names (SIGTERM, then SIGKILL after 10 s). */
 void sup_redis_stop(sup_redis *r);
 /* Runs redis-cli against r with args (shell words), output into out. Returns

@@ -21,9 +21,14 @@ static bool exited(pid_t pid)
  * then exits with "Address already in use"). */
 static bool redis_is_ours(const sup_redis *r)
 {
+    return sup_redis_info_is(sup_redis_str(r, "INFO server"), r->pid);
+}
+
+bool sup_redis_info_is(const char *info, pid_t pid)
+{
     char want[32];
-    int n = snprintf(want, sizeof want, "process_id:%d", (int)r->pid);
-    const char *at = strstr(sup_redis_str(r, "INFO server"), want);
+    int n = snprintf(want, sizeof want, "process_id:%d", (int)pid);
+    const char *at = strstr(info, want);
     return at && (at[n] < '0' || at[n] > '9');
 }
 

@@ -111,10 +111,7 @@ static bool server_is_ours(const rt_srv *s)
         return false;
     if (s->tls)
         return true;
-    char want[32];
-    int n = snprintf(want, sizeof want, "process_id:%d", (int)s->pid);
-    const char *at = strstr(rt_cli("-p %d info server", s->port), want);
-    return at && (at[n] < '0' || at[n] > '9');
+    return sup_redis_info_is(rt_cli("-p %d info server", s->port), s->pid);
 }
 
 /* Starts the server of s->conf; false when the port turned out not to be
