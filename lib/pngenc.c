@@ -66,79 +66,28 @@ static const png_recipe *recipe_for(const render_image *img)
 }
 
 /* ---- memory ----
- * Every encode makes a libpng write struct and a zlib deflate state of about
- * 300 KB. With plain malloc, glibc gives that back to the kernel on free
- * and faults it in again on the next encode, which cost more than the
- * compression itself for small avatars. So libpng's allocations (zlib's
- * included: libpng routes them through these callbacks) come from a small
- * cache of blocks that are kept for the next encode. The cache is the
- * process's, not each thread's: a worker has many job threads but only a
- * few encode at a time, and per-thread caches kept 300 KB in every one of
- * them. */
-#define CACHE_SLOTS 32
+ * Every encode makes a libpng write struct (and, for the contact sheet, a
+ * zlib deflate state of about 300 KB). With plain malloc, glibc gives that
+ * back to the kernel on free and faults it in again on the next encode,
+ * which cost more than the compression itself for small avatars. So an
+ * encode works with a kit: libpng's allocations (zlib's included: libpng
+ * routes them through the callbacks below) come from the kit's blocks, kept
+ * for the next encode, beside the kit's libdeflate compressors (one per
+ * level, each some hundred KB of match tables, made on first use) and its
+ * image data buffer. Kits wait in a process-wide pool between encodes, not
+ * in each thread: a worker has many job threads but only as many encode at
+ * once as it has cores (its render gate), and per-thread memory kept a
+ * megabyte in every one of them. */
+#define MAX_LEVEL 12
+#define KIT_BLOCKS 16
 
 typedef struct block {
     size_t size;
     max_align_t align[]; /* the caller's memory starts here */
 } block;
 
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static block *cache[CACHE_SLOTS];
-
-/* The smallest cached block that fits size without wasting more than half
- * of it, taken out of the cache; NULL when none. */
-static block *cache_take(size_t size)
-{
-    pthread_mutex_lock(&cache_lock);
-    int best = -1;
-    for (int i = 0; i < CACHE_SLOTS; i++)
-        if (cache[i] && cache[i]->size >= size && cache[i]->size <= 2 * size + 256 &&
-            (best < 0 || cache[i]->size < cache[best]->size))
-            best = i;
-    block *b = best >= 0 ? cache[best] : NULL;
-    if (best >= 0)
-        cache[best] = NULL;
-    pthread_mutex_unlock(&cache_lock);
-    return b;
-}
-
-static png_voidp cache_malloc(png_structp png, png_alloc_size_t size)
-{
-    (void)png;
-    block *b = cache_take(size);
-    if (!b) {
-        b = malloc(sizeof(block) + size);
-        if (!b)
-            return NULL;
-        b->size = size;
-    }
-    return b->align;
-}
-
-static void cache_free(png_structp png, png_voidp ptr)
-{
-    (void)png;
-    if (!ptr)
-        return;
-    block *b = (block *)((char *)ptr - offsetof(block, align));
-    pthread_mutex_lock(&cache_lock);
-    for (int i = 0; i < CACHE_SLOTS && b; i++)
-        if (!cache[i]) {
-            cache[i] = b;
-            b = NULL;
-        }
-    pthread_mutex_unlock(&cache_lock);
-    free(b);
-}
-
-/* What one encode works with: libdeflate compressors (one per level, each
- * some hundred KB of match tables, made on first use) and the image data
- * buffer. Kits wait in a process-wide pool between encodes, not in each
- * thread: a worker has many job threads but only as many encode at once as
- * it has cores (its render gate), and kits per thread kept a megabyte in
- * every one of them. */
-#define MAX_LEVEL 12
 typedef struct kit {
+    block *blocks[KIT_BLOCKS];
     struct libdeflate_compressor *compressors[MAX_LEVEL + 1];
     buf scratch;
     struct kit *next;
@@ -150,6 +99,40 @@ static kit *idle_kits;
 /* Scratch a kit keeps between encodes: enough for 1024 px avatars; a
  * bigger one's memory goes back once it is written. */
 #define SCRATCH_KEEP (4u << 20)
+
+/* libpng's malloc: the smallest of the kit's blocks that fits size without
+ * wasting more than half of it, else a new one. */
+static png_voidp kit_malloc(png_structp png, png_alloc_size_t size)
+{
+    kit *k = png_get_mem_ptr(png);
+    int best = -1;
+    for (int i = 0; i < KIT_BLOCKS; i++)
+        if (k->blocks[i] && k->blocks[i]->size >= size && k->blocks[i]->size <= 2 * size + 256 &&
+            (best < 0 || k->blocks[i]->size < k->blocks[best]->size))
+            best = i;
+    block *b = best >= 0 ? k->blocks[best] : malloc(sizeof(block) + size);
+    if (best >= 0)
+        k->blocks[best] = NULL;
+    else if (b)
+        b->size = size;
+    return b ? b->align : NULL;
+}
+
+/* libpng's free: the block goes back to the kit (or to the system when the
+ * kit holds KIT_BLOCKS already). */
+static void kit_release_block(png_structp png, png_voidp ptr)
+{
+    if (!ptr)
+        return;
+    kit *k = png_get_mem_ptr(png);
+    block *b = (block *)((char *)ptr - offsetof(block, align));
+    for (int i = 0; i < KIT_BLOCKS; i++)
+        if (!k->blocks[i]) {
+            k->blocks[i] = b;
+            return;
+        }
+    free(b);
+}
 
 /* An idle kit, or a new one; NULL when out of memory. */
 static kit *kit_take(void)
@@ -174,6 +157,8 @@ static void kit_give(kit *k)
 
 static void kit_free(kit *k)
 {
+    for (int i = 0; i < KIT_BLOCKS; i++)
+        free(k->blocks[i]);
     for (int i = 0; i <= MAX_LEVEL; i++)
         libdeflate_free_compressor(k->compressors[i]);
     buf_free(&k->scratch);
@@ -182,12 +167,6 @@ static void kit_free(kit *k)
 
 void pngenc_release(void)
 {
-    pthread_mutex_lock(&cache_lock);
-    for (int i = 0; i < CACHE_SLOTS; i++) {
-        free(cache[i]);
-        cache[i] = NULL;
-    }
-    pthread_mutex_unlock(&cache_lock);
     pthread_mutex_lock(&kit_lock);
     kit *k = idle_kits;
     idle_kits = NULL;
@@ -480,14 +459,15 @@ static size_t deflate_rows(const png_job *img, const png_recipe *rc, kit *k, con
 
 /* The write itself, separate from encode() so that no local variable of
  * the caller lives across the setjmp. idat: the avatar path's compressed
- * data (see the top of this file); NULL: libpng's zlib compresses. */
+ * data (see the top of this file); NULL: libpng's zlib compresses. libpng
+ * allocates from k. */
 static int write_png(const png_job *job, const png_recipe *rc, const uint8_t *idat, size_t idat_len,
-                     buf *out, aq_err *e)
+                     kit *k, buf *out, aq_err *e)
 {
     size_t start = out->len;
     write_state ws = {out, 0};
     png_structp png = png_create_write_struct_2(PNG_LIBPNG_VER_STRING, e, error_cb, warning_cb,
-                                                NULL, cache_malloc, cache_free);
+                                                k, kit_malloc, kit_release_block);
     if (!png)
         return err_set(e, AQ_EPERM, "png: out of memory");
     png_infop info = png_create_info_struct(png);
@@ -512,19 +492,18 @@ static int write_png(const png_job *job, const png_recipe *rc, const uint8_t *id
     return 0;
 }
 
-/* own: the avatar path (libdeflate, with a kit from the pool), else
+/* With a kit from the pool. own: the avatar path (libdeflate), else
  * libpng's zlib. */
 static int encode(const png_job *job, const png_recipe *rc, bool own, buf *out, aq_err *e)
 {
-    if (!own)
-        return write_png(job, rc, NULL, 0, out, e);
     kit *k = kit_take();
+    if (!k)
+        return err_set(e, AQ_EPERM, "png: out of memory");
     const uint8_t *idat = NULL;
-    size_t idat_len = k ? deflate_rows(job, rc, k, &idat) : 0;
-    int st = idat_len ? write_png(job, rc, idat, idat_len, out, e)
-                      : err_set(e, AQ_EPERM, "png: out of memory");
-    if (k)
-        kit_give(k);
+    size_t idat_len = own ? deflate_rows(job, rc, k, &idat) : 0;
+    int st = own && !idat_len ? err_set(e, AQ_EPERM, "png: out of memory")
+                              : write_png(job, rc, idat, idat_len, k, out, e);
+    kit_give(k);
     return st;
 }
 
