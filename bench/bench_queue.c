@@ -2,12 +2,12 @@
  * AQ_BENCH_REDIS_URL, without rendering: enqueue (one round trip each, and
  * pipelined batches), the worker engine's take + start + ack with one and
  * two processes, and promoting due retries. The take + start + ack loop is
- * the worker's: queue_cycle records the previous batch done and takes the
- * next one, queue_start_many marks it running (two round trips per batch),
- * in batches of 1 (two round trips per job; the first engine's one-job
- * calls took three) and of BATCH_ENGINE (what a worker holding that many
- * jobs sends). Prints figures; never passes or fails. Uses a namespace of
- * its own and deletes it afterwards. */
+ * the worker's: each queue_cycle records the batch it started last time
+ * done, starts the batch it took last time and takes the next one (one
+ * round trip per batch), in batches of 1 (one round trip per job; the
+ * first engine's one-job calls took three) and of BATCH_ENGINE (what a
+ * worker holding that many jobs sends). Prints figures; never passes or
+ * fails. Uses a namespace of its own and deletes it afterwards. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,28 +98,31 @@ static void id_of(const char *doc, char id[80])
         sscanf(p + 6, "%79[^\"]", id);
 }
 
-/* Marks the batch in held running and makes its outcomes (done) for the
- * next cycle. */
-static int start_batch(queue *q, const char *worker, const queue_taken *held, char (*ids)[80],
-                       queue_start_item *items, queue_outcome *outs, queue_hist *h, aq_err *e)
+/* The start items of the batch just taken (ids[i] receives each id). */
+static void starts_of(const queue_taken *t, char (*ids)[80], queue_start_item *items)
 {
-    for (size_t i = 0; i < held->n; i++) {
-        id_of(held->doc[i], ids[i]);
+    for (size_t i = 0; i < t->n; i++) {
+        id_of(t->doc[i], ids[i]);
         items[i] = (queue_start_item){.id = ids[i]};
     }
-    int rc = queue_start_many(q, worker, items, held->n, e);
-    for (size_t i = 0; rc == 0 && i < held->n; i++) {
-        outs[i] = (queue_outcome){.doc = held->doc[i], .len = held->len[i], .id = ids[i],
+}
+
+/* The outcomes (done) of the batch just started, for the next cycle. */
+static void outcomes_of(const queue_taken *t, char (*ids)[80], queue_outcome *outs,
+                        queue_hist *h)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        outs[i] = (queue_outcome){.doc = t->doc[i], .len = t->len[i], .id = ids[i],
                                   .kind = QUEUE_DONE, .outputs = "{\"128\":\"k\"}",
                                   .duration_ms = 1};
         queue_hist_add(h, 1);
     }
-    return rc;
 }
 
 /* The worker engine's take + start + ack, batch jobs at a time, until the
- * queue is empty: each queue_cycle records the previous batch done (and
- * its duration histogram, as the worker does) and takes the next. Returns
+ * queue is empty: each queue_cycle records the batch started by the
+ * previous call done (and its duration histogram, as the worker does),
+ * starts the batch the previous call took, and takes the next. Returns
  * the jobs recorded done. */
 static long drain(const char *worker, int batch)
 {
@@ -127,34 +130,38 @@ static long drain(const char *worker, int batch)
     aq_err e = {0};
     queue_outcome *outs = calloc((size_t)batch, sizeof *outs);
     queue_start_item *items = calloc((size_t)batch, sizeof *items);
-    char(*ids)[80] = calloc((size_t)batch, sizeof *ids);
-    queue_taken held = {0};
+    char(*ids)[80] = calloc((size_t)batch, sizeof *ids);   /* of the batch to start */
+    char(*rids)[80] = calloc((size_t)batch, sizeof *rids); /* of the batch running */
+    queue_taken run = {0}, took = {0};
     queue_hist h = {0};
-    size_t n = 0;
     long done = 0;
-    while (outs && items && ids) {
+    while (outs && items && ids && rids) {
         queue_taken next;
-        if (queue_cycle(q, worker, outs, n, &h, batch, JOB_MAX_DOC, &next, &e) < 0) {
+        starts_of(&took, ids, items);
+        if (queue_cycle(q, worker, outs, run.n, &h, items, took.n, batch, JOB_MAX_DOC, &next,
+                        &e) < 0) {
             fprintf(stderr, "cycle: %s\n", e.msg);
             break;
         }
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < run.n; i++)
             done += !outs[i].stale;
         memset(&h, 0, sizeof h);
-        queue_taken_free(&held);
-        held = next;
-        n = held.n;
-        if (n == 0)
+        queue_taken_free(&run);
+        run = took; /* started now: done in the next call */
+        took = next;
+        char(*swap)[80] = rids;
+        rids = ids;
+        ids = swap;
+        outcomes_of(&run, rids, outs, &h);
+        if (run.n == 0 && took.n == 0)
             break;
-        if (start_batch(q, worker, &held, ids, items, outs, &h, &e) < 0) {
-            fprintf(stderr, "start: %s\n", e.msg);
-            break;
-        }
     }
-    queue_taken_free(&held);
+    queue_taken_free(&run);
+    queue_taken_free(&took);
     free(outs);
     free(items);
     free(ids);
+    free(rids);
     queue_close(q);
     return done;
 }
@@ -279,8 +286,8 @@ int main(void)
     cleanup(raw, CFG.redis.ns);
     bench_enqueue_batch(q);
     cleanup(raw, CFG.redis.ns);
-    printf("take+start+ack: the worker engine's queue_cycle + queue_start_many, two round\n"
-           "trips per batch (the ack of a batch rides with the next take)\n");
+    printf("take+start+ack: the worker engine's queue_cycle, one round trip per batch\n"
+           "(a batch's start and then its ack ride with the next takes)\n");
     const int batches[] = {1, BATCH_ENGINE};
     for (int procs = 1; procs <= 2; procs++)
         for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {

@@ -176,10 +176,10 @@ int queue_recover_dead(queue *q, const queue_requeue *how, int *recovered, int *
                        aq_err *e);
 
 /* ---- the worker engine: batched calls ----
- * A worker process holds up to `concurrency` jobs. Its dispatcher sends the
- * outcomes of finished jobs and asks for more in ONE script (queue_cycle),
- * and marks the new ones running in one more (queue_start_many), so Redis
- * sees two calls per batch instead of three per job. */
+ * A worker process holds up to twice `concurrency` jobs. Its dispatcher
+ * sends the outcomes of finished jobs, marks the jobs it took in its last
+ * call running and asks for more in ONE script (queue_cycle), so Redis sees
+ * one call per batch instead of three per job. */
 
 /* QUEUE_REFUSED: a document that never became a job (it breaks the
  * protocol): dead like QUEUE_DEAD, but the hash of the id it carries turns
@@ -243,8 +243,18 @@ typedef struct queue_taken {
 } queue_taken;
 void queue_taken_free(queue_taken *t);
 
+typedef struct queue_start_item {
+    const char *id;           /* "" for a document without a usable id */
+    int64_t created_at;
+    int attempts;             /* out; 0: cancelled before it started, drop it
+                               * (outcome QUEUE_DROP) */
+    const char *queue;        /* MAY: the queue it came from (NULL = default) */
+} queue_start_item;
+
 /* One script: records every outcome of outs, then adds hist (may be NULL)
- * to NS:metrics, then moves up to want documents of at most limit bytes
+ * to NS:metrics, then marks the nstarts jobs of starts running as
+ * queue_start_many does (starts[i].attempts receives each one's attempt
+ * number), then moves up to want documents of at most limit bytes
  * from the queue to NS:processing:worker (stopping before a larger one,
  * which it flags). Each outcome first claims its doc: it must leave
  * NS:processing:worker or (taken back by recovery, not taken again) the
@@ -266,17 +276,11 @@ void queue_taken_free(queue_taken *t);
  * outcomes may be sent again (a second record of one is stale), and
  * documents it may have moved are found with queue_processing. */
 int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
-                const queue_hist *hist, int want, size_t limit, queue_taken *taken,
-                aq_err *e);
+                const queue_hist *hist, queue_start_item *starts, size_t nstarts, int want,
+                size_t limit, queue_taken *taken, aq_err *e);
 
-typedef struct queue_start_item {
-    const char *id;           /* "" for a document without a usable id */
-    int64_t created_at;
-    int attempts;             /* out; 0: cancelled before it started, drop it
-                               * (outcome QUEUE_DROP) */
-    const char *queue;        /* MAY: the queue it came from (NULL = default) */
-} queue_start_item;
-/* Marks n jobs running on worker in one script: per job attempts+1,
+/* Marks n jobs running on worker in one script (a queue_cycle that
+ * records and takes nothing): per job attempts+1,
  * started_at, worker, queue; counts `started` (and `enqueued` for a job
  * with no live hash: a raw LPUSH, or an id pushed again after it was done
  * or dead, which starts a new run at attempt 1, created_at from the item or

@@ -1,7 +1,7 @@
 /* queue_batch: the worker engine's calls. A worker process holds many jobs;
- * its dispatcher records the outcomes of all finished ones and takes new ones
- * in one script (queue_cycle), and marks the new ones running in one more
- * (queue_start_many). queue_take_bounded is the blocking take of an idle
+ * its dispatcher records the outcomes of all finished ones, marks the ones
+ * it took last time running and takes new ones in one script
+ * (queue_cycle). queue_take_bounded is the blocking take of an idle
  * worker, whose reply rconn reads in pieces so that a document over the
  * protocol's limit is never held whole. */
 #include <hiredis/hiredis.h>
@@ -135,17 +135,25 @@ static int taken_from(queue *q, const redisReply *arr, queue_taken *t, aq_err *e
     return 0;
 }
 
-static int cycle_reply(queue *q, redisReply *r, queue_outcome *outs, size_t n, queue_taken *t,
-                       aq_err *e)
+/* Whether r is an array of exactly n elements (Lua gives an empty table
+ * as an empty array). */
+static bool array_of(const redisReply *r, size_t n)
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
-        r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements != n)
+    return r->type == REDIS_REPLY_ARRAY && r->elements == n;
+}
+
+static int cycle_reply(queue *q, redisReply *r, queue_outcome *outs, size_t n,
+                       queue_start_item *starts, size_t nstarts, queue_taken *t, aq_err *e)
+{
+    if (!array_of(r, 5) || !array_of(r->element[0], n) || !array_of(r->element[4], nstarts))
         return err_set(e, AQ_EPERM, "redis %s: cycle: unexpected reply", q->where);
     for (size_t i = 0; i < n; i++) {
         int64_t c = reply_int(r->element[0]->element[i]);
         outs[i].stale = c == 0;
         outs[i].cancelled = c == 2;
     }
+    for (size_t i = 0; i < nstarts; i++)
+        starts[i].attempts = (int)reply_int(r->element[4]->element[i]);
     int64_t over = reply_int(r->element[2]);
     t->oversized = over > 0;
     t->oversized_from = over > 0 ? (int)over - 1 : 0;
@@ -228,13 +236,30 @@ static void take_order(queue *q, char *out, int want)
     out[want] = '\0';
 }
 
+/* The starts of a cycle, after its metrics: the default queue, m, and m
+ * triples (id, created_at, queue or ""). */
+static void cycle_starts(queue *q, qvec *a, const queue_start_item *starts, size_t m)
+{
+    qvec_s(a, q->cfg.redis.queue);
+    qvec_i(a, (int64_t)m);
+    for (size_t i = 0; i < m; i++) {
+        qvec_s(a, starts[i].id ? starts[i].id : "");
+        qvec_i(a, starts[i].created_at);
+        qvec_s(a, starts[i].queue ? starts[i].queue : "");
+    }
+}
+
 int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
-                const queue_hist *hist, int want, size_t limit, queue_taken *taken, aq_err *e)
+                const queue_hist *hist, queue_start_item *starts, size_t nstarts, int want,
+                size_t limit, queue_taken *taken, aq_err *e)
 {
     memset(taken, 0, sizeof *taken);
     for (size_t i = 0; i < n; i++)
         if (check_id(outs[i].id, true, e) < 0)
             return err_prefix(e, "outcome %zu: ", i);
+    for (size_t i = 0; i < nstarts; i++)
+        if (check_id(starts[i].id, true, e) < 0)
+            return err_prefix(e, "start %zu: ", i);
     if (want < 0)
         want = 0;
     int nkeys = 8 + q->ntake;
@@ -252,7 +277,7 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
     ns_prefix(q, ns, sizeof ns);
     char *order = malloc((size_t)want + 1);
     qvec a = {0};
-    if (!order || qvec_grow(&a, 40 + 8 * (int)n + 2 * (QUEUE_HIST_N + 2)) < 0) {
+    if (!order || qvec_grow(&a, 42 + 8 * (int)n + 2 * (QUEUE_HIST_N + 2) + 3 * (int)nstarts) < 0) {
         free(order);
         qvec_free(&a);
         return err_set(e, AQ_EAGAIN, "cycle: out of memory");
@@ -280,6 +305,7 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
     int nm = cycle_metrics(&a, hist);
     snprintf(a.num[nm_at], sizeof a.num[nm_at], "%d", nm);
     a.l[nm_at] = strlen(a.num[nm_at]);
+    cycle_starts(q, &a, starts, nstarts);
     qvec_fix(&a);
     redisReply *r;
     int rc = q_script_argv(q, S_CYCLE, a.n, a.v, a.l, "cycle", &r, e);
@@ -287,69 +313,21 @@ int queue_cycle(queue *q, const char *worker, queue_outcome *outs, size_t n,
     free(order);
     if (rc < 0)
         return rc;
-    rc = cycle_reply(q, r, outs, n, taken, e);
+    rc = cycle_reply(q, r, outs, n, starts, nstarts, taken, e);
     freeReplyObject(r);
     return rc;
 }
 
 /* ---- queue_start_many ---- */
 
-/* The EVALSHA vector of a batch start; it points into keys and ns, which
- * must outlive it. */
-static int start_vector(queue *q, const char *worker, const queue_start_item *items, size_t n,
-                        char keys[2][QUEUE_KEY_MAX], char ns[80], qvec *a, aq_err *e)
-{
-    for (size_t i = 0; i < n; i++)
-        if (check_id(items[i].id, true, e) < 0)
-            return err_prefix(e, "item %zu: ", i);
-    queue_keyf(q, keys[0], QUEUE_KEY_MAX, "stats");
-    queue_keyf(q, keys[1], QUEUE_KEY_MAX, "events");
-    ns_prefix(q, ns, 80);
-    if (qvec_grow(a, 16 + 3 * (int)n) < 0)
-        return err_set(e, AQ_EAGAIN, "start: out of memory");
-    qvec_head(a, keys, 2);
-    qvec_s(a, ns);
-    qvec_s(a, worker);
-    qvec_s(a, q->cfg.redis.queue);
-    qvec_i(a, now_ms());
-    qvec_i(a, events_max(q));
-    qvec_i(a, (int64_t)n);
-    qvec_i(a, result_ttl(q));
-    for (size_t i = 0; i < n; i++) {
-        qvec_s(a, items[i].id ? items[i].id : "");
-        qvec_i(a, items[i].created_at);
-        qvec_s(a, items[i].queue ? items[i].queue : "");
-    }
-    qvec_fix(a);
-    return 0;
-}
-
-static int start_reply(queue *q, redisReply *r, queue_start_item *items, size_t n, aq_err *e)
-{
-    int rc = 0;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != n)
-        rc = err_set(e, AQ_EPERM, "redis %s: start: unexpected reply", q->where);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        items[i].attempts = (int)reply_int(r->element[i]);
-    return rc;
-}
-
 int queue_start_many(queue *q, const char *worker, queue_start_item *items, size_t n,
                      aq_err *e)
 {
     if (n == 0)
         return 0;
-    qvec a = {0};
-    char keys[2][QUEUE_KEY_MAX], ns[80];
-    int rc = start_vector(q, worker, items, n, keys, ns, &a, e);
-    redisReply *r = NULL;
-    if (rc == 0)
-        rc = q_script_argv(q, S_START_MANY, a.n, a.v, a.l, "start", &r, e);
-    qvec_free(&a);
-    if (rc < 0)
-        return rc;
-    rc = start_reply(q, r, items, n, e);
-    freeReplyObject(r);
+    queue_taken t;
+    int rc = queue_cycle(q, worker, NULL, 0, NULL, items, n, 0, 0, &t, e);
+    queue_taken_free(&t);
     return rc;
 }
 

@@ -52,7 +52,6 @@ enum {
     S_UNLOCK,
     S_DEAD_RETRY,
     S_CYCLE,
-    S_START_MANY,
     S_BURY_BIG,
     S_HELD,
     S_CANCEL,

@@ -322,6 +322,70 @@ static const char LUA_DEAD_RETRY[] =
     "redis.call('LPUSH', target, ARGV[2])\n"
     "return 1\n";
 
+/* Marking jobs running (queue_cycle's starts; queue_start_many is a cycle
+ * of starts only):
+ *   start_jobs(ns, worker, qdef, now, maxlen, ttl, p, m, stats, events)
+ * reads m triples (id, created_at, queue or '' for qdef) from ARGV[p] on
+ * and returns the attempt number of each, 0 for a job cancelled before it
+ * started (its parked document is the caller's to drop). Per job, in as few
+ * calls as each case allows (this runs for every job):
+ *  - the job already running on this very worker: a retried start whose
+ *    reply was lost (any requeue in between would have changed the state):
+ *    nothing changes, the same attempt number;
+ *  - no hash, or a hash in a final state: a job that did not come through
+ *    an enqueue (a raw LPUSH, or the same id pushed again after it ended):
+ *    counted enqueued, a fresh hash whose attempts start from zero;
+ *  - else attempts + 1, state running.
+ * One `running` event (field ids) for the batch. A hash in state queued or
+ * retrying has no TTL, and a fresh one none either, so nothing needs
+ * PERSIST. Needs LUA_UNPARK. */
+#define LUA_START \
+    "local function start_jobs(ns, worker, qdef, now, maxlen, ttl, p, m, stats, events)\n" \
+    "  local out, ids, nenq, nstart = {}, {}, 0, 0\n" \
+    "  for i = 1, m do\n" \
+    "    local id, created, qname = ARGV[p], ARGV[p + 1], ARGV[p + 2]\n" \
+    "    p = p + 3\n" \
+    "    if qname == '' then qname = qdef end\n" \
+    "    if id == '' then\n" \
+    "      nenq = nenq + 1\n" \
+    "      nstart = nstart + 1\n" \
+    "      out[i] = 1\n" \
+    "    else\n" \
+    "      local jk = ns .. 'job:' .. id\n" \
+    "      local h = redis.call('HMGET', jk, 'state', 'worker', 'attempts')\n" \
+    "      local st = h[1]\n" \
+    "      if st == 'running' and h[2] == worker then\n" \
+    "        out[i] = tonumber(h[3])\n" \
+    "      elseif parked(jk, st) then\n" \
+    "        unpark(jk, ttl)\n" \
+    "        out[i] = 0\n" \
+    "      else\n" \
+    "        if st == false or st == 'done' or st == 'dead' or st == 'cancelled' then\n" \
+    "          if st then redis.call('DEL', jk) end\n" \
+    "          nenq = nenq + 1\n" \
+    "          if created == '0' then created = now end\n" \
+    "          redis.call('HSET', jk, 'created_at', created, 'attempts', '1', 'state',\n" \
+    "            'running', 'worker', worker, 'queue', qname, 'started_at', now)\n" \
+    "          out[i] = 1\n" \
+    "        else\n" \
+    "          out[i] = (tonumber(h[3]) or 0) + 1\n" \
+    "          redis.call('HSET', jk, 'state', 'running', 'worker', worker, 'queue', qname,\n" \
+    "            'started_at', now, 'attempts', out[i])\n" \
+    "        end\n" \
+    "        ids[#ids + 1] = id\n" \
+    "        nstart = nstart + 1\n" \
+    "      end\n" \
+    "    end\n" \
+    "  end\n" \
+    "  if nstart > 0 then redis.call('HINCRBY', stats, 'started', nstart) end\n" \
+    "  if nenq > 0 then redis.call('HINCRBY', stats, 'enqueued', nenq) end\n" \
+    "  if #ids > 0 then\n" \
+    "    redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'ids',\n" \
+    "      table.concat(ids, ' '), 'state', 'running', 'worker', worker, 'error', '')\n" \
+    "  end\n" \
+    "  return out\n" \
+    "end\n"
+
 /* The worker engine's batch of outcomes plus its next take.
  * KEYS: processing, default queue, stats, events, delayed, dead, metrics,
  *       cancelled, then the take queues (none: take from the default queue).
@@ -333,22 +397,32 @@ static const char LUA_DEAD_RETRY[] =
  *                                            its id's hash only if queued
  *         c: dropped (cancelled before it ran)
  *       a done or dead job sets off final() (callback, NS:done, batch).
- *       then nmetrics pairs (field, increment).
+ *       then nmetrics pairs (field, increment), then the default queue's
+ *       name, m and m starts of 3 (id, created_at, queue or ''): see
+ *       LUA_START.
  * order: one byte per wanted document, 'a' + the index of the take queue to
  * try first for it (weights are applied in C); an empty preferred queue
  * falls through to the others in their listed order.
  * Each outcome's doc must leave the worker's processing list or (taken back
  * by recovery and not yet taken again) the queue in this very script; in
  * neither, someone else holds it and will record it: claimed 0, nothing
- * recorded. A dead letter of a document with no live hash (it never
+ * recorded. Jobs mostly finish in the order they were taken, so the
+ * outcomes usually are the oldest end of the processing list: that run is
+ * read with one LRANGE and cut with one LTRIM, and only the others cost an
+ * LREM each (this runs for every job; a call per job is most of its cost). A dead letter of a document with no live hash (it never
  * started) counts it `enqueued` too, as LUA_START_MANY counts the others,
  * so that enqueued = done + dead + in flight.
+ * Outcomes are recorded first, then the starts (documents the worker took
+ * in an earlier call and has parsed since: their ids are in the documents,
+ * which a script does not parse), then the take.
  * Returns {claimed flags (1, 0, or 2 = cancelled while running: nothing
  * recorded), taken docs, oversized (0, or 1 + index of its queue, 0 = the
- * default), index of each taken doc's queue}.
+ * default), index of each taken doc's queue, attempt number of each start}.
  * Counters are added once for the batch; all done ids share one event
- * (field ids, space-separated), retries and deaths have one each. A take
- * moves a document and moves it straight back when it is over the limit:
+ * (field ids, space-separated), retries and deaths have one each. The
+ * take pops each queue's share with one RPOP and pushes them all with one
+ * LPUSH (the same order as one LMOVE each); a document over the limit goes
+ * back to the right end of its queue with every one popped after it, and
  * the worker reads such a one in pieces (queue_take_bounded). NS:cancelled
  * is looked at once per call and per job only when it is not empty. A
  * worker left holding nothing shows idle in its heartbeat hash at once (the
@@ -358,6 +432,7 @@ static const char LUA_CYCLE[] =
     LUA_EVENT
     LUA_UNPARK
     LUA_FINAL
+    LUA_START
     "local ns, worker, now = ARGV[1], ARGV[2], ARGV[3]\n"
     "local ttl, maxlen, dmax = ARGV[4], ARGV[5], tonumber(ARGV[6])\n"
     "local n, want, limit, nm = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]),\n"
@@ -368,14 +443,36 @@ static const char LUA_CYCLE[] =
     "local ndone, nretry, ndead, nenq = 0, 0, 0, 0\n"
     "local ncanc = 0\n"
     "if n > 0 then ncanc = redis.call('SCARD', KEYS[8]) end\n"
+    "local trimmed = {}\n"
+    "if n > 0 then\n"
+    "  local mine = {}\n"
+    "  for i = 1, n do\n"
+    "    local d = ARGV[6 + 8 * i]\n"
+    "    mine[d] = (mine[d] or 0) + 1\n"
+    "  end\n"
+    "  local tail, t = redis.call('LRANGE', KEYS[1], -n, -1), 0\n"
+    "  for j = #tail, 1, -1 do\n"
+    "    local d = tail[j]\n"
+    "    if (mine[d] or 0) == 0 then break end\n"
+    "    mine[d] = mine[d] - 1\n"
+    "    trimmed[d] = (trimmed[d] or 0) + 1\n"
+    "    t = t + 1\n"
+    "  end\n"
+    "  if t > 0 then redis.call('LTRIM', KEYS[1], 0, -t - 1) end\n"
+    "end\n"
+    "local function claim(doc)\n"
+    "  local k = trimmed[doc]\n"
+    "  if k and k > 0 then trimmed[doc] = k - 1 return true end\n"
+    "  return redis.call('LREM', KEYS[1], 1, doc) == 1 or\n"
+    "         redis.call('LREM', KEYS[2], -1, doc) == 1\n"
+    "end\n"
     "local p = 13\n"
     "for i = 1, n do\n"
     "  local kind, doc, id = ARGV[p], ARGV[p + 1], ARGV[p + 2]\n"
     "  local a, b, c = ARGV[p + 3], ARGV[p + 4], ARGV[p + 5]\n"
     "  local cb, batch = ARGV[p + 6], ARGV[p + 7]\n"
     "  p = p + 8\n"
-    "  local ok = redis.call('LREM', KEYS[1], 1, doc) == 1 or\n"
-    "             redis.call('LREM', KEYS[2], -1, doc) == 1\n"
+    "  local ok = claim(doc)\n"
     "  claimed[i] = ok and 1 or 0\n"
     "  local jk = ns .. 'job:' .. id\n"
     "  if ok and ncanc > 0 and id ~= '' and redis.call('SREM', KEYS[8], id) == 1 then\n"
@@ -434,105 +531,52 @@ static const char LUA_CYCLE[] =
     "  redis.call('HINCRBY', KEYS[7], ARGV[p], ARGV[p + 1])\n"
     "  p = p + 2\n"
     "end\n"
+    "local started = start_jobs(ns, worker, ARGV[p], now, maxlen, ttl, p + 2,\n"
+    "  tonumber(ARGV[p + 1]), KEYS[3], KEYS[4])\n"
     "local nq = #KEYS - 8\n"
-    "local taken, from, over, empty = {}, {}, 0, {}\n"
-    "local function take(k)\n"
-    "  if empty[k] then return false end\n"
-    "  local d = redis.call('LMOVE', KEYS[k == 0 and 2 or 8 + k], KEYS[1], 'RIGHT', 'LEFT')\n"
-    "  if not d then empty[k] = true end\n"
-    "  return d\n"
-    "end\n"
-    "for i = 1, want do\n"
-    "  local d, src = false, 0\n"
-    "  if nq == 0 then d = take(0)\n"
-    "  else\n"
-    "    src = (order:byte(i) or 97) - 96\n"
-    "    if src < 1 or src > nq then src = 1 end\n"
-    "    d = take(src)\n"
-    "    for k = 1, nq do\n"
-    "      if d then break end\n"
-    "      src = k\n"
-    "      d = take(k)\n"
-    "    end\n"
+    "local function qk(k) return KEYS[k == 0 and 2 or 8 + k] end\n"
+    "local taken, from, over = {}, {}, 0\n"
+    "local function pop(k, m)\n"
+    "  if m <= 0 then return 0 end\n"
+    "  local got = redis.call('RPOP', qk(k), m)\n"
+    "  if not got then return m end\n"
+    "  for j = 1, #got do\n"
+    "    taken[#taken + 1] = got[j]\n"
+    "    from[#from + 1] = k\n"
     "  end\n"
-    "  if not d then break end\n"
-    "  if #d > limit then\n"
-    "    redis.call('LMOVE', KEYS[1], KEYS[src == 0 and 2 or 8 + src], 'LEFT', 'RIGHT')\n"
-    "    over = src + 1\n"
+    "  return m - #got\n"
+    "end\n"
+    "if want > 0 and nq == 0 then pop(0, want)\n"
+    "elseif want > 0 then\n"
+    "  local per, short = {}, 0\n"
+    "  for i = 1, want do\n"
+    "    local src = (order:byte(i) or 97) - 96\n"
+    "    if src < 1 or src > nq then src = 1 end\n"
+    "    per[src] = (per[src] or 0) + 1\n"
+    "  end\n"
+    "  for k = 1, nq do short = short + pop(k, per[k] or 0) end\n"
+    "  for k = 1, nq do\n"
+    "    if short == 0 then break end\n"
+    "    short = pop(k, short)\n"
+    "  end\n"
+    "end\n"
+    "for i = 1, #taken do\n"
+    "  if #taken[i] > limit then\n"
+    "    over = from[i] + 1\n"
+    "    for j = #taken, i, -1 do\n"
+    "      redis.call('RPUSH', qk(from[j]), taken[j])\n"
+    "      taken[j], from[j] = nil, nil\n"
+    "    end\n"
     "    break\n"
     "  end\n"
-    "  taken[#taken + 1] = d\n"
-    "  from[#from + 1] = src\n"
     "end\n"
+    "if #taken > 0 then redis.call('LPUSH', KEYS[1], unpack(taken)) end\n"
     "local wk = ns .. 'worker:' .. worker\n"
     "if n > 0 and #taken == 0 and redis.call('LLEN', KEYS[1]) == 0 and\n"
     "   redis.call('EXISTS', wk) == 1 then\n"
     "  redis.call('HSET', wk, 'state', 'idle', 'job', '', 'inflight', 0)\n"
     "end\n"
-    "return {claimed, taken, over, from}\n";
-
-/* queue_start_many. KEYS: stats, events.
- * ARGV: ns, worker, qname, now, maxlen, n, result_ttl, then n triples (id,
- * created_at, queue or '' for qname).
- * Returns the attempt number of each, 0 for a job cancelled before it
- * started (its parked document is the caller's to drop). Per job, in as few
- * calls as each case allows (this runs for every job):
- *  - the job already running on this very worker: a retried start whose
- *    reply was lost (any requeue in between would have changed the state):
- *    nothing changes, the same attempt number;
- *  - no hash, or a hash in a final state: a job that did not come through
- *    an enqueue (a raw LPUSH, or the same id pushed again after it ended):
- *    counted enqueued, a fresh hash whose attempts start from zero;
- *  - else attempts + 1, state running.
- * One `running` event (field ids) for the batch. A hash in state queued or
- * retrying has no TTL, and a fresh one none either, so nothing needs
- * PERSIST. */
-static const char LUA_START_MANY[] =
-    LUA_UNPARK
-    "local ns, worker, qdef, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
-    "local n, ttl = tonumber(ARGV[6]), ARGV[7]\n"
-    "local out, ids, nenq, nstart = {}, {}, 0, 0\n"
-    "for i = 1, n do\n"
-    "  local id, created, qname = ARGV[5 + 3 * i], ARGV[6 + 3 * i], ARGV[7 + 3 * i]\n"
-    "  if qname == '' then qname = qdef end\n"
-    "  if id == '' then\n"
-    "    nenq = nenq + 1\n"
-    "    nstart = nstart + 1\n"
-    "    out[i] = 1\n"
-    "  else\n"
-    "    local jk = ns .. 'job:' .. id\n"
-    "    local h = redis.call('HMGET', jk, 'state', 'worker', 'attempts')\n"
-    "    local st = h[1]\n"
-    "    if st == 'running' and h[2] == worker then\n"
-    "      out[i] = tonumber(h[3])\n"
-    "    elseif parked(jk, st) then\n"
-    "      unpark(jk, ttl)\n"
-    "      out[i] = 0\n"
-    "    else\n"
-    "      if st == false or st == 'done' or st == 'dead' or st == 'cancelled' then\n"
-    "        if st then redis.call('DEL', jk) end\n"
-    "        nenq = nenq + 1\n"
-    "        if created == '0' then created = now end\n"
-    "        redis.call('HSET', jk, 'created_at', created, 'attempts', 1, 'state', 'running',\n"
-    "          'worker', worker, 'queue', qname, 'started_at', now)\n"
-    "        out[i] = 1\n"
-    "      else\n"
-    "        out[i] = (tonumber(h[3]) or 0) + 1\n"
-    "        redis.call('HSET', jk, 'state', 'running', 'worker', worker, 'queue', qname,\n"
-    "          'started_at', now, 'attempts', out[i])\n"
-    "      end\n"
-    "      ids[#ids + 1] = id\n"
-    "      nstart = nstart + 1\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "if nstart > 0 then redis.call('HINCRBY', KEYS[1], 'started', nstart) end\n"
-    "if nenq > 0 then redis.call('HINCRBY', KEYS[1], 'enqueued', nenq) end\n"
-    "if #ids > 0 then\n"
-    "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'ids', table.concat(ids, ' '),\n"
-    "    'state', 'running', 'worker', worker, 'error', '')\n"
-    "end\n"
-    "return out\n";
+    "return {claimed, taken, over, from, started}\n";
 
 /* A document too large to hold, moved to processing by queue_take_bounded.
  * KEYS: processing, stats, events, dead.  ARGV: size, limit, dead_doc,
@@ -656,7 +700,7 @@ static const char LUA_CB_RETURN[] =
 const char *const script_body[S_COUNT] = {
     [S_ENQUEUE] = LUA_ENQUEUE, [S_PROMOTE] = LUA_PROMOTE, [S_REQUEUE] = LUA_REQUEUE,
     [S_FORGET] = LUA_FORGET,   [S_UNLOCK] = LUA_UNLOCK,   [S_DEAD_RETRY] = LUA_DEAD_RETRY,
-    [S_CYCLE] = LUA_CYCLE,     [S_START_MANY] = LUA_START_MANY, [S_BURY_BIG] = LUA_BURY_BIG,
+    [S_CYCLE] = LUA_CYCLE,     [S_BURY_BIG] = LUA_BURY_BIG,
     [S_HELD] = LUA_HELD,
     [S_CANCEL] = LUA_CANCEL,   [S_CB_FINISH] = LUA_CB_FINISH, [S_CB_TAKE] = LUA_CB_TAKE,
     [S_CB_RETURN] = LUA_CB_RETURN, [S_BATCH_OPEN] = LUA_BATCH_OPEN,

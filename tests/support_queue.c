@@ -12,7 +12,7 @@
 static int take_now(queue *q, const char *worker, char **doc, size_t *len, aq_err *e)
 {
     queue_taken t;
-    int rc = queue_cycle(q, worker, NULL, 0, NULL, 1, JOB_MAX_DOC, &t, e);
+    int rc = queue_cycle(q, worker, NULL, 0, NULL, NULL, 0, 1, JOB_MAX_DOC, &t, e);
     if (rc < 0)
         return rc;
     if (t.oversized) {
@@ -58,7 +58,7 @@ int sq_start(queue *q, const char *worker, const char *id, int64_t created_at, i
 int sq_finish(queue *q, const char *worker, queue_outcome *o, aq_err *e)
 {
     queue_taken t;
-    int rc = queue_cycle(q, worker, o, 1, NULL, 0, JOB_MAX_DOC, &t, e);
+    int rc = queue_cycle(q, worker, o, 1, NULL, NULL, 0, 0, JOB_MAX_DOC, &t, e);
     if (rc == 0)
         queue_taken_free(&t);
     return rc;
@@ -107,7 +107,7 @@ static int start_taken(queue *q, const char *worker, const queue_taken *t, int *
 int sq_take_start(queue *q, const char *worker, int want, queue_taken *t, int *attempts,
                   aq_err *e)
 {
-    int rc = queue_cycle(q, worker, NULL, 0, NULL, want, JOB_MAX_DOC, t, e);
+    int rc = queue_cycle(q, worker, NULL, 0, NULL, NULL, 0, want, JOB_MAX_DOC, t, e);
     if (rc < 0)
         return rc;
     if ((rc = start_taken(q, worker, t, attempts, e)) < 0)

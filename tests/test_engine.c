@@ -68,17 +68,43 @@ static void push_hang(const char *prefix, int n)
     }
 }
 
-/* A process with 4 threads holds 8 jobs (4 running, 4 prefetched) and
- * takes no more; a kill -9 returns each of the 8 exactly once, the 12 jobs
- * queued behind them are untouched, and then every job is done once, with
- * its file. */
+/* Pushes n plain documents prefix-0 .. prefix-(n-1) (their seed is their id). */
+static void push_plain(const char *prefix, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char doc[200];
+        snprintf(doc, sizeof doc, "{\"id\":\"%s-%d\",\"seed\":\"%s-%d\",\"sizes\":[32]}",
+                 prefix, i, prefix, i);
+        wh_push_str(&H, doc);
+    }
+}
+
+/* Waits until jobs prefix-0 .. prefix-(n-1) are all running. */
+static void wait_running(const char *prefix, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "%s-%d", prefix, i);
+        ck_assert_msg(wh_wait_state(&H, id, "running", 20000), "%s not running", id);
+    }
+}
+
+/* A process with 4 threads holds 8 jobs (4 running, 4 prefetched: taken,
+ * not yet started, as no thread is about to be free) and takes no more; a
+ * kill -9 returns each of the 8 exactly once, the 12 jobs queued behind
+ * them are untouched, and then every job is done once, with its file: the
+ * 4 that hung on a second attempt, the 4 prefetched ones on their first. */
 START_TEST(t_kill_full_prefetch_returns_each_once)
 {
     wh_write_config(&H, "processes = 1\nconcurrency = 4\nheartbeat_ttl_s = 60\n", NULL);
     wh_start(&H, HANG_ENV);
     pid_t pid = only_worker();
-    push_hang("held", 8);
+    push_hang("held", 4);
+    wait_running("held", 4);
+    push_plain("pre", 4);
     ck_assert_msg(wait_held(pid, 8, 20000), "the process did not take a full prefetch of 8");
+    for (int i = 0; i < 4; i++) /* never started: no hash (a raw push) */
+        ck_assert_int_eq(wh_int(&H, "EXISTS " WH_NS ":job:pre-%d", i), 0);
     for (int i = 0; i < 12; i++) {
         char doc[200];
         snprintf(doc, sizeof doc, "{\"id\":\"behind-%d\",\"seed\":\"behind-%d\",\"sizes\":[32]}", i, i);
@@ -88,14 +114,14 @@ START_TEST(t_kill_full_prefetch_returns_each_once)
     ck_assert_int_eq(held_by(pid), 8);
     kill(pid, SIGKILL);
     ck_assert(wh_wait_gone(pid, 10000));
-    const char *prefix[] = {"held", "behind"};
-    int count[] = {8, 12};
-    for (int p = 0; p < 2; p++)
+    const char *prefix[] = {"held", "pre", "behind"};
+    int count[] = {4, 4, 12};
+    for (int p = 0; p < 3; p++)
         for (int i = 0; i < count[p]; i++) {
             char id[32], path[1024];
             snprintf(id, sizeof id, "%s-%d", prefix[p], i);
             ck_assert_msg(wh_wait_state(&H, id, "done", 30000), "%s not done", id);
-            /* held jobs ran a second attempt (the first hangs), the others one */
+            /* hung jobs ran a second attempt (the first hangs), the others one */
             ck_assert_int_eq(wh_int(&H, "HGET " WH_NS ":job:%s attempts", id), p == 0 ? 2 : 1);
             wh_png_path(&H, id, 32, path, sizeof path);
             ck_assert_msg(wh_exists(path), "%s missing", path);
@@ -114,22 +140,22 @@ END_TEST
 
 /* A job timeout with several jobs in flight: the process is killed, the jobs
  * whose work ran past job_timeout_s take the retry path (counted `retried`,
- * error "timed out"), the others (the two waiting for a thread) go back to
- * the queue (`recovered`), and all four are done. */
+ * error "timed out"), the others (the two prefetched, waiting for a thread)
+ * go back to the queue (`recovered`), and all four are done. */
 START_TEST(t_timeout_with_jobs_in_flight)
 {
     wh_write_config(&H, "processes = 1\nconcurrency = 2\nheartbeat_ttl_s = 60\njob_timeout_s = 2\n"
                         "backoff_base_ms = 10\nbackoff_max_ms = 50\n", NULL);
     wh_start(&H, HANG_ENV);
     pid_t pid = only_worker();
-    push_hang("slow", 4);
+    push_hang("slow", 2);
+    wait_running("slow", 2);
+    push_plain("wait", 2);
     ck_assert_msg(wait_held(pid, 4, 20000), "the process did not take 4 jobs");
     ck_assert_msg(wh_wait_gone(pid, 20000), "the process was not killed at job_timeout_s");
-    for (int i = 0; i < 4; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "slow-%d", i);
-        ck_assert_msg(wh_wait_state(&H, id, "done", 30000), "%s not done", id);
-    }
+    const char *ids[] = {"slow-0", "slow-1", "wait-0", "wait-1"};
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(wh_wait_state(&H, ids[i], "done", 30000), "%s not done", ids[i]);
     /* the two running jobs started within moments of each other: at the
      * kill at least the first is overdue (retried), a second one not yet
      * overdue counts as innocent (recovered); the two waiting for a thread

@@ -330,7 +330,7 @@ START_TEST(take_is_fifo_and_waits)
     enqueue("f5");
     enqueue("f6");
     queue_taken t;
-    ck_assert_int_eq(queue_cycle(Q, "h:2", NULL, 0, NULL, 2, 64 * 1024, &t, &e), 0);
+    ck_assert_int_eq(queue_cycle(Q, "h:2", NULL, 0, NULL, NULL, 0, 2, 64 * 1024, &t, &e), 0);
     ck_assert_uint_eq(t.n, 2);
     ck_assert_str_eq(t.doc[0], doc_of("f4"));
     ck_assert_str_eq(t.doc[1], doc_of("f5"));
@@ -464,7 +464,7 @@ START_TEST(ack_records_done_once)
     }
     aq_err e = {0};
     queue_taken t;
-    ck_assert_int_eq(queue_cycle(Q, "h:1", o, 2, NULL, 0, 64 * 1024, &t, &e), 0);
+    ck_assert_int_eq(queue_cycle(Q, "h:1", o, 2, NULL, NULL, 0, 0, 64 * 1024, &t, &e), 0);
     queue_taken_free(&t);
     ck_assert(!o[0].stale && !o[1].stale);
     ck_assert_str_eq(hget(K("stats"), "done"), "3");
@@ -479,6 +479,129 @@ START_TEST(ack_records_done_once)
     ck_assert_int_eq(j.duration_ms, 12);
     ck_assert_str_eq(j.outputs, "{\"64\":\"k\"}");
     queue_job_free(&j);
+}
+END_TEST
+
+/* The processing list of worker w, left to right, ids joined by ' '. */
+static const char *processing_ids(const char *w)
+{
+    static char out[512];
+    out[0] = '\0';
+    redisReply *r = raw("LRANGE %s 0 -1", K("processing:%s", w));
+    for (size_t i = 0; i < r->elements; i++) {
+        json_t *d = json_loads(r->element[i]->str, 0, NULL);
+        const char *id = d ? json_string_value(json_object_get(d, "id")) : NULL;
+        snprintf(out + strlen(out), sizeof out - strlen(out), "%s%s", i ? " " : "",
+                 id ? id : r->element[i]->str);
+        json_decref(d);
+    }
+    return out;
+}
+
+/* A done outcome of id (its document as doc_of gives it). */
+static queue_outcome done_of(const char *id)
+{
+    const char *d = doc_of(id);
+    return (queue_outcome){.doc = d, .len = strlen(d), .id = id, .kind = QUEUE_DONE,
+                           .outputs = "{}", .duration_ms = 1};
+}
+
+/* The worker's one call per batch: the outcomes it records leave the
+ * processing list whether they are its oldest end (cut at once) or not
+ * (removed one by one), the jobs it took last time start, and it takes
+ * more, in queue order. */
+START_TEST(cycle_records_starts_and_takes_in_one_call)
+{
+    const char *ids[] = {"a1", "a2", "a3", "a4", "a5", "a6"};
+    for (int i = 0; i < 6; i++)
+        enqueue(ids[i]);
+    aq_err e = {0};
+    queue_taken t;
+    ck_assert_int_eq(queue_cycle(Q, "h:1", NULL, 0, NULL, NULL, 0, 4, 64 * 1024, &t, &e), 0);
+    ck_assert_uint_eq(t.n, 4);
+    ck_assert_str_eq(t.doc[0], doc_of("a1"));
+    ck_assert_str_eq(t.doc[3], doc_of("a4"));
+    queue_taken_free(&t);
+    ck_assert_str_eq(processing_ids("h:1"), "a4 a3 a2 a1");
+    /* taken, not yet started: still queued */
+    ck_assert_str_eq(hget(K("job:a1"), "state"), "queued");
+
+    queue_start_item st[4] = {{.id = "a1"}, {.id = "a2"}, {.id = "a3"}, {.id = "a4"}};
+    ck_assert_int_eq(queue_cycle(Q, "h:1", NULL, 0, NULL, st, 4, 0, 64 * 1024, &t, &e), 0);
+    queue_taken_free(&t);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(st[i].attempts, 1);
+        ck_assert_str_eq(hget(K("job:%s", ids[i]), "state"), "running");
+    }
+
+    /* a3 finished before a2: a1 is cut from the end, a3 removed alone */
+    queue_outcome o[2] = {done_of("a3"), done_of("a1")};
+    ck_assert_int_eq(queue_cycle(Q, "h:1", o, 2, NULL, NULL, 0, 2, 64 * 1024, &t, &e), 0);
+    ck_assert(!o[0].stale && !o[1].stale);
+    ck_assert_uint_eq(t.n, 2);
+    queue_taken_free(&t);
+    ck_assert_str_eq(processing_ids("h:1"), "a6 a5 a4 a2");
+    ck_assert_str_eq(hget(K("job:a3"), "state"), "done");
+    ck_assert_str_eq(hget(K("job:a1"), "state"), "done");
+
+    /* the rest done, a5 and a6 started and nothing left to take, all in
+     * one call: one `done` and one `running` event */
+    long long events = raw_int("XLEN %s", K("events"));
+    queue_outcome o2[2] = {done_of("a2"), done_of("a4")};
+    queue_start_item st2[2] = {{.id = "a5"}, {.id = "a6"}};
+    ck_assert_int_eq(queue_cycle(Q, "h:1", o2, 2, NULL, st2, 2, 3, 64 * 1024, &t, &e), 0);
+    ck_assert_uint_eq(t.n, 0);
+    queue_taken_free(&t);
+    ck_assert(!o2[0].stale && !o2[1].stale);
+    ck_assert_int_eq(st2[0].attempts, 1);
+    ck_assert_int_eq(st2[1].attempts, 1);
+    ck_assert_str_eq(processing_ids("h:1"), "a6 a5");
+    ck_assert_str_eq(hget(K("job:a5"), "state"), "running");
+    ck_assert_int_eq(raw_int("XLEN %s", K("events")), events + 2);
+    ck_assert_str_eq(last_event(), "ids=a5 a6 state=running worker=h:1 error=");
+    ck_assert_str_eq(hget(K("stats"), "done"), "4");
+    ck_assert_str_eq(hget(K("stats"), "started"), "6");
+
+    /* two copies of one document: recording one leaves the other */
+    const char *d = doc_of("twin");
+    raw("LPUSH %s %s %s", K("queue:default"), d, d);
+    ck_assert_int_eq(queue_cycle(Q, "h:2", NULL, 0, NULL, NULL, 0, 2, 64 * 1024, &t, &e), 0);
+    ck_assert_uint_eq(t.n, 2);
+    queue_taken_free(&t);
+    queue_outcome tw = done_of("twin");
+    ck_assert_int_eq(queue_cycle(Q, "h:2", &tw, 1, NULL, NULL, 0, 0, 64 * 1024, &t, &e), 0);
+    queue_taken_free(&t);
+    ck_assert(!tw.stale);
+    ck_assert_int_eq(raw_int("LLEN %s", K("processing:h:2")), 1);
+}
+END_TEST
+
+/* A take of several stops before a document over the limit: the ones
+ * before it are taken, it and every one after it stay in the queue in
+ * their order, and it is flagged so the worker reads it in pieces. */
+START_TEST(cycle_take_stops_before_oversized)
+{
+    size_t n = 70 * 1024;
+    char *big = malloc(n);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'b', n);
+    raw("LPUSH %s %s %s %b %s", K("queue:default"), doc_of("o1"), doc_of("o2"), big, n,
+        doc_of("o3"));
+    free(big);
+    aq_err e = {0};
+    queue_taken t;
+    ck_assert_int_eq(queue_cycle(Q, "h:1", NULL, 0, NULL, NULL, 0, 4, 64 * 1024, &t, &e), 0);
+    ck_assert_uint_eq(t.n, 2);
+    ck_assert_str_eq(t.doc[0], doc_of("o1"));
+    ck_assert_str_eq(t.doc[1], doc_of("o2"));
+    ck_assert(t.oversized);
+    ck_assert_int_eq(t.oversized_from, 0);
+    queue_taken_free(&t);
+    ck_assert_str_eq(processing_ids("h:1"), "o2 o1");
+    redisReply *r = raw("LRANGE %s 0 -1", K("queue:default"));
+    ck_assert_uint_eq(r->elements, 2);
+    ck_assert_str_eq(r->element[0]->str, doc_of("o3"));
+    ck_assert_uint_eq(r->element[1]->len, n);
 }
 END_TEST
 
@@ -1258,13 +1381,13 @@ START_TEST(take_with_lost_reply)
     const char *d = doc_of("k1");
     queue_outcome o = {.doc = d, .len = strlen(d), .id = "k1", .kind = QUEUE_DONE,
                        .outputs = "{}", .duration_ms = 1};
-    rc = queue_cycle(q, "W:8", &o, 1, NULL, 1, 64 * 1024, &t, &e);
+    rc = queue_cycle(q, "W:8", &o, 1, NULL, NULL, 0, 1, 64 * 1024, &t, &e);
     ck_assert_int_eq(access(flag, F_OK), 0);
     ck_assert_int_eq(rc, AQ_EAGAIN);
     ck_assert_str_eq(hget(K("job:k1"), "state"), "done"); /* it did run */
     ck_assert_str_eq(hget(K("stats"), "done"), "1");
     /* the outcome sent again finds its document gone: stale, counted once */
-    rc = queue_cycle(q, "W:8", &o, 1, NULL, 0, 64 * 1024, &t, &e);
+    rc = queue_cycle(q, "W:8", &o, 1, NULL, NULL, 0, 0, 64 * 1024, &t, &e);
     ck_assert_msg(rc == 0, "cycle after the lost reply: %d %s", rc, e.msg);
     queue_taken_free(&t);
     ck_assert(o.stale);
@@ -1421,6 +1544,8 @@ static Suite *queue_suite(void)
     tcase_add_test(tc, take_is_fifo_and_waits);
     tcase_add_test(tc, start_counts_attempts_and_raw_pushes);
     tcase_add_test(tc, ack_records_done_once);
+    tcase_add_test(tc, cycle_records_starts_and_takes_in_one_call);
+    tcase_add_test(tc, cycle_take_stops_before_oversized);
     tcase_add_test(tc, stale_ack_after_recovery);
     tcase_add_test(tc, fail_retry_and_dead);
     tcase_add_test(tc, dead_doc_forms);

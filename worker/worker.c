@@ -5,11 +5,14 @@
  * Threads: the dispatcher (the process's main thread) alone talks to Redis
  * and to the metadata database; `concurrency` job threads, each with its own
  * storage handle and render buffers, render and store. The dispatcher sends
- * the outcomes of every job finished since its last call together with its
- * next take in one script (queue_cycle), after writing the finished jobs'
- * metadata rows in one transaction, and marks the new jobs running in one
- * more script (queue_start_many). A process holding nothing blocks in
- * queue_take_bounded, which never holds a document over the size limit.
+ * the outcomes of every job finished since its last call, the start of the
+ * jobs it took in its last call and its next take in one script
+ * (queue_cycle), after writing the finished jobs' metadata rows in one
+ * transaction. A taken job waits for that next call to be marked running
+ * (it is the prefetch: the threads have work meanwhile); when the threads
+ * are about to run out, the call is made at once. A process holding nothing
+ * blocks in queue_take_bounded, which never holds a document over the size
+ * limit.
  *
  * A job's fate after a failure is fate.c's. Delete jobs run on the
  * dispatcher: they need the database, and they are rare. */
@@ -70,6 +73,7 @@ typedef struct job {
     size_t len;
     job_request r;
     int attempts;
+    const char *queue;     /* the queue it came from (queue_take_name) */
     bool refused;          /* its document did not parse */
     int64_t t0;            /* mono ms when its work began */
     /* set by the job thread */
@@ -122,6 +126,8 @@ typedef struct wk {
     job *held[SLOT_JOBS_MAX]; /* by slot entry */
     job *pending, *pending_tail; /* decided outcomes not yet recorded (FIFO) */
     size_t npending;
+    job *unstarted, *unstarted_tail; /* parsed, not yet marked running (FIFO) */
+    int nunstarted;
     queue_hist hist;       /* durations not yet added to NS:metrics */
     int freek[SLOT_JOBS_MAX];
     int nfree;
@@ -433,18 +439,36 @@ static void job_free(wk *w, job *j)
     free(j);
 }
 
+/* Appends j to the list (*head, *tail). */
+static void list_add(job **head, job **tail, job *j)
+{
+    j->next = NULL;
+    if (!*head)
+        *head = j;
+    else
+        (*tail)->next = j;
+    *tail = j;
+}
+
+/* Puts the list l (last element lt, n jobs) back in front of (*head, *tail):
+ * a call that failed returns what it had taken off. */
+static void list_put_back(job **head, job **tail, job *l, job *lt)
+{
+    if (!l)
+        return;
+    lt->next = *head;
+    if (!*head)
+        *tail = lt;
+    *head = l;
+}
+
 /* Appends j to the pending outcomes: recorded in the order decided, so the
  * dead letters of documents taken together land in NS:dead in queue order. */
 static void pend(wk *w, job *j)
 {
-    j->next = NULL;
-    if (!w->pending) {
-        w->pending = j;
+    if (!w->pending)
         w->pending_since = mono_ms();
-    } else {
-        w->pending_tail->next = j;
-    }
-    w->pending_tail = j;
+    list_add(&w->pending, &w->pending_tail, j);
     w->npending++;
 }
 
@@ -528,17 +552,6 @@ static void finish_batch(wk *w, job *fin)
 
 /* ---- taking and starting ---- */
 
-typedef struct start_arg {
-    queue_start_item *items;
-    size_t n;
-} start_arg;
-
-static int op_start(wk *w, void *arg, aq_err *e)
-{
-    start_arg *a = arg;
-    return queue_start_many(w->q, w->id, a->items, a->n, e);
-}
-
 /* A refused document: dead at once, with the parser's message. The id it
  * carries may be another, valid job's: its hash turns dead only while it is
  * the queued hash of this very document (QUEUE_REFUSED). */
@@ -582,14 +595,12 @@ static void drop(wk *w, job *j)
 }
 
 /* Takes over n documents just moved into our processing list (from[i]: the
- * take queue each came from, NULL: all from `src`): parses them, marks the
- * valid ones running in one call, hands them to the threads. */
+ * take queue each came from, NULL: all from `src`): parses them; the valid
+ * ones wait on the unstarted list for the next call to mark them running
+ * (started), a refused one is recorded dead by it. */
 static void admit(wk *w, char **docs, size_t *lens, const int *from, int src, size_t n)
 {
-    job **js = calloc(n ? n : 1, sizeof *js);
-    queue_start_item *items = calloc(n ? n : 1, sizeof *items);
-    size_t m = 0;
-    for (size_t i = 0; js && items && i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         job *j = job_new(w, docs[i], lens[i]);
         docs[i] = NULL;
         if (!j)
@@ -599,37 +610,33 @@ static void admit(wk *w, char **docs, size_t *lens, const int *from, int src, si
             continue;
         }
         /* in the slot before anyone can see it running: the job timeout
-         * covers it even if this process wedges in the start call */
+         * covers it even if this process wedges before its start lands */
         slots_job_begin(w->s, j->k, j->r.id, 1, mono_ms());
-        items[m] = (queue_start_item){.id = j->r.id, .created_at = j->r.created_at,
-                                      .queue = queue_take_name(w->q, from ? from[i] : src)};
-        js[m++] = j;
+        j->queue = queue_take_name(w->q, from ? from[i] : src);
+        list_add(&w->unstarted, &w->unstarted_tail, j);
+        w->nunstarted++;
     }
-    /* The start answers before any job runs: a job cancelled before it
-     * started (attempts 0) must never run. */
-    aq_err e = {0};
-    start_arg a = {items, m};
-    int rc = m ? redis_until_done(w, op_start, &a, &e) : 0;
-    for (size_t i = 0; i < m; i++) {
-        job *j = js[i];
-        if (rc == 0 && items[i].attempts == 0) {
+}
+
+/* The jobs of the list l, just marked running by a call (items[i] is the
+ * i-th job's start), go to the threads; one cancelled before it started
+ * (attempts 0) never runs: it only leaves the processing list. */
+static void started(wk *w, job *l, const queue_start_item *items)
+{
+    size_t i = 0;
+    for (job *j = l, *next; j; j = next, i++) {
+        next = j->next;
+        if (items[i].attempts == 0) {
             drop(w, j);
             continue;
         }
-        j->attempts = rc == 0 && items[i].attempts > 0 ? items[i].attempts : 1;
+        j->attempts = items[i].attempts;
         atomic_store(&w->s->jobs[j->k].attempts, j->attempts);
         if (j->r.type == JOB_DELETE)
             run_delete(w, j);
         else
             pool_give(&w->p, j);
     }
-    if (rc != 0 && m)
-        log_error("could not mark jobs running; doing them anyway", "worker", w->id,
-                  "error", e.msg);
-    for (size_t i = 0; i < n; i++)
-        free(docs[i]);
-    free(js);
-    free(items);
 }
 
 /* Records a document too large to hold as dead (its head, size and, when
@@ -686,7 +693,10 @@ static void take_blocking(wk *w, int src)
 
 /* After a lost reply: documents in our processing list that we do not hold
  * were moved by a call whose reply never came; take them over. Matching is
- * by bytes, each held job matching one copy. */
+ * by bytes, each held job matching one copy. A call takes as many as the
+ * outcomes it records free places for, and while it is being retried those
+ * places are still taken: what does not fit now is looked for again at the
+ * next call (doubt stays), never left in the list unseen. */
 static void reconcile(wk *w)
 {
     queue_taken t;
@@ -705,8 +715,10 @@ static void reconcile(wk *w)
             if (j && !matched[k] && j->len == t.len[i] && memcmp(j->doc, t.doc[i], j->len) == 0)
                 ours = matched[k] = true;
         }
-        if (ours || w->inflight + (int)keep >= w->hold) {
-            free(t.doc[i]); /* held already, or no room: recovery returns it */
+        if (!ours && w->inflight + (int)keep >= w->hold)
+            w->doubt = true; /* no place yet */
+        if (ours || w->doubt) {
+            free(t.doc[i]);
             continue;
         }
         t.doc[keep] = t.doc[i];
@@ -725,8 +737,12 @@ static void reconcile(wk *w)
 /* ---- recording outcomes ---- */
 
 typedef struct cycle_arg {
+    job *fin, *fin_tail;   /* the outcomes it records (off w->pending) */
     queue_outcome *outs;
     size_t n;
+    job *st, *st_tail;     /* the jobs it starts (off w->unstarted) */
+    queue_start_item *starts;
+    size_t nst;
     int want;
     queue_taken taken;
 } cycle_arg;
@@ -735,8 +751,9 @@ static int op_cycle(wk *w, void *arg, aq_err *e)
 {
     cycle_arg *a = arg;
     if (w->doubt && queue_ensure(w->q, e) == 0)
-        reconcile(w);
-    return queue_cycle(w->q, w->id, a->outs, a->n, &w->hist, a->want, JOB_MAX_DOC, &a->taken, e);
+        reconcile(w); /* what it admits waits for the next call */
+    return queue_cycle(w->q, w->id, a->outs, a->n, &w->hist, a->starts, a->nst, a->want,
+                       JOB_MAX_DOC, &a->taken, e);
 }
 
 static void log_outcome(const wk *w, const job *j)
@@ -773,32 +790,55 @@ static void discard(wk *w, job *j)
                  "id", j->r.id);
 }
 
-/* One cycle: every pending outcome, plus a take of up to want documents. */
-static void cycle(wk *w, int want)
+/* Takes the pending outcomes and the unstarted jobs off their lists into
+ * a (the call's own: what reconcile or a refusal adds meanwhile waits for
+ * the next call). Returns -1, lists untouched, when out of memory. */
+static int cycle_load(wk *w, cycle_arg *a)
 {
-    cycle_arg a = {.want = want};
-    a.outs = w->npending ? calloc(w->npending, sizeof *a.outs) : NULL;
-    if (w->npending && !a.outs)
-        return;
-    for (job *j = w->pending; j; j = j->next)
-        a.outs[a.n++] = j->out;
-    aq_err e = {0};
-    int rc = redis_until_done(w, op_cycle, &a, &e);
-    if (rc != 0) {
-        if (rc != AQ_EAGAIN)
-            log_error("could not record outcomes; the jobs stay in the processing list",
-                      "worker", w->id, "error", e.msg);
-        free(a.outs);
-        if (rc != AQ_EAGAIN)
-            nap(w, redis_delay(w), 1, true);
-        return;
+    a->outs = w->npending ? calloc(w->npending, sizeof *a->outs) : NULL;
+    a->starts = w->nunstarted ? calloc((size_t)w->nunstarted, sizeof *a->starts) : NULL;
+    if ((w->npending && !a->outs) || (w->nunstarted && !a->starts)) {
+        free(a->outs);
+        free(a->starts);
+        return -1;
     }
-    memset(&w->hist, 0, sizeof w->hist);
+    for (job *j = w->pending; j; j = j->next)
+        a->outs[a->n++] = j->out;
+    for (job *j = w->unstarted; j; j = j->next)
+        a->starts[a->nst++] = (queue_start_item){.id = j->r.id, .created_at = j->r.created_at,
+                                                 .queue = j->queue};
+    a->fin = w->pending;
+    a->fin_tail = w->pending_tail;
+    a->st = w->unstarted;
+    a->st_tail = w->unstarted_tail;
+    w->pending = w->pending_tail = w->unstarted = w->unstarted_tail = NULL;
+    w->npending = 0;
+    w->nunstarted = 0;
+    return 0;
+}
+
+/* A call that failed: its outcomes and starts go back in front of what
+ * gathered meanwhile, for the next call. */
+static void cycle_unload(wk *w, cycle_arg *a)
+{
+    if (a->fin && !w->pending)
+        w->pending_since = mono_ms();
+    list_put_back(&w->pending, &w->pending_tail, a->fin, a->fin_tail);
+    list_put_back(&w->unstarted, &w->unstarted_tail, a->st, a->st_tail);
+    w->npending += a->n;
+    w->nunstarted += (int)a->nst;
+    free(a->outs);
+    free(a->starts);
+}
+
+/* The recorded outcomes of a: each job is logged, counted and freed. */
+static void recorded(wk *w, cycle_arg *a)
+{
     size_t i = 0;
-    for (job *j = w->pending, *next; j; j = next) {
+    for (job *j = a->fin, *next; j; j = next) {
         next = j->next;
-        j->out.stale = a.outs[i].stale;
-        j->out.cancelled = a.outs[i++].cancelled;
+        j->out.stale = a->outs[i].stale;
+        j->out.cancelled = a->outs[i++].cancelled;
         if (j->out.cancelled)
             discard(w, j);
         log_outcome(w, j);
@@ -806,9 +846,31 @@ static void cycle(wk *w, int want)
             atomic_fetch_add(j->out.kind == QUEUE_DONE ? &w->s->done : &w->s->failed, 1);
         job_free(w, j);
     }
-    w->pending = w->pending_tail = NULL;
-    w->npending = 0;
+}
+
+/* One call: every pending outcome, the start of every unstarted job, plus
+ * a take of up to want documents. */
+static void cycle(wk *w, int want)
+{
+    cycle_arg a = {.want = want};
+    if (cycle_load(w, &a) < 0)
+        return;
+    aq_err e = {0};
+    int rc = redis_until_done(w, op_cycle, &a, &e);
+    if (rc != 0) {
+        if (rc != AQ_EAGAIN)
+            log_error("could not record outcomes; the jobs stay in the processing list",
+                      "worker", w->id, "error", e.msg);
+        cycle_unload(w, &a);
+        if (rc != AQ_EAGAIN)
+            nap(w, redis_delay(w), 1, true);
+        return;
+    }
+    memset(&w->hist, 0, sizeof w->hist);
+    recorded(w, &a);
+    started(w, a.st, a.starts);
     free(a.outs);
+    free(a.starts);
     w->more = want > 0 && a.taken.n == (size_t)want;
     if (a.taken.n)
         admit(w, a.taken.doc, a.taken.len, a.taken.from, 0, a.taken.n);
@@ -826,19 +888,28 @@ static void cycle(wk *w, int want)
 
 /* ---- the dispatcher ---- */
 
+/* How many documents the next call may take: the pending outcomes it
+ * records free their places before it takes. */
 static int capacity(const wk *w)
 {
     if (must_stop(w) || atomic_load(&w->s->quiet))
         return 0;
-    return w->hold - w->inflight;
+    return w->hold - w->inflight + (int)w->npending;
+}
+
+/* Jobs marked running and not finished: the threads' work in hand. */
+static int running_left(const wk *w)
+{
+    return w->inflight - (int)w->npending - w->nunstarted;
 }
 
 /* Whether to make a call now rather than let more outcomes gather: when the
- * jobs not yet finished are about to run out (half the threads' worth), when a thread's worth of outcomes
+ * threads' work in hand is about to run out (half the threads' worth) while
+ * outcomes wait or jobs wait to start, when a thread's worth of outcomes
  * waits, or when the oldest has waited LINGER_MS. */
 static bool call_now(const wk *w)
 {
-    if (w->inflight - (int)w->npending <= w->conc / 2)
+    if ((w->npending || w->nunstarted) && running_left(w) <= w->conc / 2)
         return true;
     if (w->npending >= (size_t)w->conc)
         return true;
@@ -862,7 +933,7 @@ static void engine(wk *w)
         int cap = capacity(w);
         bool poll_due = cap > 0 && w->inflight > 0 && mono_ms() >= w->next_poll;
         bool want_take = cap > 0 && (w->more || poll_due);
-        if (w->npending ? call_now(w) : want_take) {
+        if (call_now(w) || (!w->npending && want_take)) {
             cycle(w, cap);
             if (poll_due)
                 w->next_poll = mono_ms() + POLL_MS;
@@ -885,6 +956,8 @@ static void engine(wk *w)
             }
             if (w->doubt && queue_ensure(w->q, &re) == 0)
                 reconcile(w);
+            if (w->inflight > 0)
+                continue; /* reconcile took jobs over */
             if (queue_take_count(w->q) > 1) { /* every queue first, without waiting */
                 cycle(w, cap);
                 if (w->inflight > 0)
