@@ -20,7 +20,9 @@
 //          their default options otherwise: like avatarq (an NS:events entry
 //          per state change, NS:job:ID kept) they record every job (bee-queue
 //          publishes an event and keeps it in its succeeded set, BullMQ adds
-//          to its events stream and keeps the completed job).
+//          to its events stream and keeps the completed job). Also "floor":
+//          Redis CPU per job of only the hash writes protocol.md asks of
+//          every job (FLOOR_LUA), beside bee-queue's whole job.
 // latency  enqueue -> done at a steady 1,000 jobs/s, 6,000 jobs, the first
 //          1,000 left out as warm-up. The producer (this process) stamps each
 //          job with the monotonic clock (µs) just before sending it and takes
@@ -416,11 +418,44 @@ async function beeDrain() {
   }
 }
 
+// The writes protocol.md asks of every job, alone: its hash read and written
+// to start it (HMGET + HSET: attempts, state, worker, queue, started_at,
+// created_at) and written with its TTL when it ends (HSET + EXPIRE), for
+// FLOOR_JOBS fresh ids in scripts of 1,000 jobs each (so no round trip, no
+// take, no processing list, no counter, no event). What avatarq's drain
+// costs above this is its engine; this much no engine can save while each
+// job keeps a hash with a running state and a TTL.
+const FLOOR_LUA = `
+local ns, now, out = ARGV[1], ARGV[2], '[{"size":64,"key":"k/64.png","bytes":300}]'
+for i = tonumber(ARGV[3]), tonumber(ARGV[4]) do
+  local jk = ns .. 'job:floor-' .. i
+  local h = redis.call('HMGET', jk, 'state', 'worker', 'attempts')
+  if h[1] == false then
+    redis.call('HSET', jk, 'created_at', now, 'attempts', '1', 'state', 'running',
+      'worker', 'host:1-abcd', 'queue', 'default', 'started_at', now)
+  end
+  redis.call('HSET', jk, 'state', 'done', 'worker', 'host:1-abcd', 'error', '',
+    'finished_at', now, 'duration_ms', '1', 'outputs', out)
+  redis.call('EXPIRE', jk, 86400)
+end
+return 0`
+
+const FLOOR_JOBS = 100000 // /proc counts CPU in 10 ms ticks: enough of them
+
+async function contractFloor() {
+  const ns = 'aqbench-floor:'
+  const t0 = c.cpuUs(redisPid)
+  for (let i = 0; i < FLOOR_JOBS; i += 1000)
+    await R.eval(FLOOR_LUA, 0, ns, String(Date.now()), String(i), String(Math.min(FLOOR_JOBS, i + 1000) - 1))
+  return { cpu: (c.cpuUs(redisPid) - t0) / FLOOR_JOBS }
+}
+
 async function figDrain() {
   const systems = [
     ['avatarq', avatarqDrain],
     ['bee', beeDrain],
     ['bullmq', bullmqDrain],
+    ['floor', contractFloor],
   ]
   const out = {}
   for (let r = 1; r <= ROUNDS; r++)
@@ -428,6 +463,10 @@ async function figDrain() {
       await fresh()
       const x = await guarded(`drain ${name}`, fn, { rate: NaN, cpu: NaN, reads: NaN })
       ;(out[name] = out[name] || []).push(x)
+      if (name === 'floor') {
+        console.log(`drain floor${roundTag(r)}: the contract's per-job writes alone, Redis CPU ${f1(x.cpu)} µs/job`)
+        continue
+      }
       console.log(
         `drain ${name}${roundTag(r)}: ${f1(x.rate)} jobs/s, Redis CPU ${f1(x.cpu)} µs/job, ` +
           `${f2(x.reads)} Redis read events/job${note(x)}`,
@@ -606,6 +645,8 @@ function summary() {
       row(`drain rate, 2 processes, jobs/s`, f1(d.avatarq.rate), p, f1(d[k].rate), ratio(d.avatarq.rate, d[k].rate))
       row('Redis read events per job (what arrives together counts once)', f2(d.avatarq.reads), p, f2(d[k].reads), ratio(d.avatarq.reads, d[k].reads))
     }
+    if (d.floor && d.bee)
+      row("the contract's per-job writes alone (see FLOOR_LUA), Redis µs/job", f1(d.floor.cpu), 'bee-queue', f1(d.bee.cpu), ratio(d.floor.cpu, d.bee.cpu))
   }
   const l = figures.latency
   if (l) {
