@@ -450,8 +450,8 @@ static void list_add(job **head, job **tail, job *j)
     *tail = j;
 }
 
-/* Puts the list l (last element lt, n jobs) back in front of (*head, *tail):
- * a call that failed returns what it had taken off. */
+/* Puts the list l (last element lt) back in front of (*head, *tail): a
+ * call that failed returns what it had taken off. */
 static void list_put_back(job **head, job **tail, job *l, job *lt)
 {
     if (!l)
