@@ -121,8 +121,8 @@ void arg_script(qargs *a, const queue *q, int s, int nkeys);
 /* Starts a plain command's vector (a may be reused: nothing of it is kept). */
 void arg_cmd(qargs *a, const char *cmd);
 
-/* A growable vector for the batch scripts (queue_cycle, queue_start_many,
- * queue_callback_finish). qvec_grow makes room for need more arguments
+/* A growable vector for the batch scripts (queue_cycle, which
+ * queue_start_many goes through, and queue_callback_finish). qvec_grow makes room for need more arguments
  * (-1: out of memory); the appenders do not grow it, so size it first.
  * Numbers (qvec_i) live in an array that moves as it grows: qvec_fix points
  * at them once the vector is complete, before it is sent. qvec_head starts

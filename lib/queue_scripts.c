@@ -109,7 +109,7 @@
  * somewhere: the cancellation is taken back, state is the restored one) or
  * 'full' (the queue holds max_queue_length documents already).
  * A job in flight keeps its hash, attempts and all: re-enqueueing its id
- * never resets them. A document without id is counted by queue_start_many
+ * never resets them. A document without id is counted by its start
  * instead (no hash here). */
 static const char LUA_ENQUEUE[] =
     LUA_EVENT
@@ -409,9 +409,10 @@ static const char LUA_DEAD_RETRY[] =
  * recorded. Jobs mostly finish in the order they were taken, so the
  * outcomes usually are the oldest end of the processing list: that run is
  * read with one LRANGE and cut with one LTRIM, and only the others cost an
- * LREM each (this runs for every job; a call per job is most of its cost). A dead letter of a document with no live hash (it never
- * started) counts it `enqueued` too, as LUA_START_MANY counts the others,
- * so that enqueued = done + dead + in flight.
+ * LREM each (this runs for every job; a call per job is most of its cost).
+ * A dead letter of a document with no live hash (it never started) counts
+ * it `enqueued` too, as start_jobs (LUA_START) counts the others, so that
+ * enqueued = done + dead + in flight.
  * Outcomes are recorded first, then the starts (documents the worker took
  * in an earlier call and has parsed since: their ids are in the documents,
  * which a script does not parse), then the take.
@@ -444,10 +445,11 @@ static const char LUA_CYCLE[] =
     "local ncanc = 0\n"
     "if n > 0 then ncanc = redis.call('SCARD', KEYS[8]) end\n"
     "local trimmed = {}\n"
+    "local first = 13\n"
     "if n > 0 then\n"
     "  local mine = {}\n"
     "  for i = 1, n do\n"
-    "    local d = ARGV[6 + 8 * i]\n"
+    "    local d = ARGV[first + 1 + 8 * (i - 1)]\n"
     "    mine[d] = (mine[d] or 0) + 1\n"
     "  end\n"
     "  local tail, t = redis.call('LRANGE', KEYS[1], -n, -1), 0\n"
@@ -466,7 +468,7 @@ static const char LUA_CYCLE[] =
     "  return redis.call('LREM', KEYS[1], 1, doc) == 1 or\n"
     "         redis.call('LREM', KEYS[2], -1, doc) == 1\n"
     "end\n"
-    "local p = 13\n"
+    "local p = first\n"
     "for i = 1, n do\n"
     "  local kind, doc, id = ARGV[p], ARGV[p + 1], ARGV[p + 2]\n"
     "  local a, b, c = ARGV[p + 3], ARGV[p + 4], ARGV[p + 5]\n"
