@@ -19,7 +19,8 @@
 #include "support_worker.h"
 
 static wh H;
-static char *HANG_ENV[] = {"AVATARQ_TEST_HANG_SEED=hang-here", NULL};
+#define HANG_SEED "hang-here"
+static char *HANG_ENV[] = {"AVATARQ_TEST_HANG_SEED=" HANG_SEED, NULL};
 
 static void setup(void)
 {
@@ -58,23 +59,15 @@ static bool wait_held(pid_t pid, long long n, int timeout_ms)
     return false;
 }
 
-static void push_hang(const char *prefix, int n)
+/* Pushes n documents prefix-0 .. prefix-(n-1) with the given seed (NULL:
+ * each its own id; HANG_SEED: each hangs on its first attempt). */
+static void push_jobs(const char *prefix, int n, const char *seed)
 {
     for (int i = 0; i < n; i++) {
-        char doc[200];
-        snprintf(doc, sizeof doc, "{\"id\":\"%s-%d\",\"seed\":\"hang-here\",\"sizes\":[32]}",
-                 prefix, i);
-        wh_push_str(&H, doc);
-    }
-}
-
-/* Pushes n plain documents prefix-0 .. prefix-(n-1) (their seed is their id). */
-static void push_plain(const char *prefix, int n)
-{
-    for (int i = 0; i < n; i++) {
-        char doc[200];
-        snprintf(doc, sizeof doc, "{\"id\":\"%s-%d\",\"seed\":\"%s-%d\",\"sizes\":[32]}",
-                 prefix, i, prefix, i);
+        char id[32], doc[200];
+        snprintf(id, sizeof id, "%s-%d", prefix, i);
+        snprintf(doc, sizeof doc, "{\"id\":\"%s\",\"seed\":\"%s\",\"sizes\":[32]}", id,
+                 seed ? seed : id);
         wh_push_str(&H, doc);
     }
 }
@@ -99,17 +92,13 @@ START_TEST(t_kill_full_prefetch_returns_each_once)
     wh_write_config(&H, "processes = 1\nconcurrency = 4\nheartbeat_ttl_s = 60\n", NULL);
     wh_start(&H, HANG_ENV);
     pid_t pid = only_worker();
-    push_hang("held", 4);
+    push_jobs("held", 4, HANG_SEED);
     wait_running("held", 4);
-    push_plain("pre", 4);
+    push_jobs("pre", 4, NULL);
     ck_assert_msg(wait_held(pid, 8, 20000), "the process did not take a full prefetch of 8");
     for (int i = 0; i < 4; i++) /* never started: no hash (a raw push) */
         ck_assert_int_eq(wh_int(&H, "EXISTS " WH_NS ":job:pre-%d", i), 0);
-    for (int i = 0; i < 12; i++) {
-        char doc[200];
-        snprintf(doc, sizeof doc, "{\"id\":\"behind-%d\",\"seed\":\"behind-%d\",\"sizes\":[32]}", i, i);
-        wh_push_str(&H, doc);
-    }
+    push_jobs("behind", 12, NULL);
     ck_assert_int_eq(wh_int(&H, "LLEN " WH_NS ":queue:default"), 12);
     ck_assert_int_eq(held_by(pid), 8);
     kill(pid, SIGKILL);
@@ -148,9 +137,9 @@ START_TEST(t_timeout_with_jobs_in_flight)
                         "backoff_base_ms = 10\nbackoff_max_ms = 50\n", NULL);
     wh_start(&H, HANG_ENV);
     pid_t pid = only_worker();
-    push_hang("slow", 2);
+    push_jobs("slow", 2, HANG_SEED);
     wait_running("slow", 2);
-    push_plain("wait", 2);
+    push_jobs("wait", 2, NULL);
     ck_assert_msg(wait_held(pid, 4, 20000), "the process did not take 4 jobs");
     ck_assert_msg(wh_wait_gone(pid, 20000), "the process was not killed at job_timeout_s");
     const char *ids[] = {"slow-0", "slow-1", "wait-0", "wait-1"};
@@ -243,11 +232,7 @@ START_TEST(t_batched_events_and_metrics)
     wh_write_config(&H, "processes = 1\nconcurrency = 8\n", NULL);
     wh_start(&H, NULL);
     only_worker();
-    for (int i = 0; i < 200; i++) {
-        char doc[200];
-        snprintf(doc, sizeof doc, "{\"id\":\"b-%d\",\"seed\":\"b-%d\",\"sizes\":[32]}", i, i);
-        wh_push_str(&H, doc);
-    }
+    push_jobs("b", 200, NULL);
     ck_assert(wh_wait_int(&H, 200, 30000, "HGET " WH_NS ":stats done"));
     /* every id is named by exactly one done event */
     redisReply *r = redisCommand(H.rc, "XRANGE " WH_NS ":events - +");
