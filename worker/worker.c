@@ -738,6 +738,7 @@ static void reconcile(wk *w)
 
 typedef struct cycle_arg {
     job *fin, *fin_tail;   /* the outcomes it records (off w->pending) */
+    int64_t fin_since;     /* their w->pending_since */
     queue_outcome *outs;
     size_t n;
     job *st, *st_tail;     /* the jobs it starts (off w->unstarted) */
@@ -809,6 +810,7 @@ static int cycle_load(wk *w, cycle_arg *a)
                                                  .queue = j->queue};
     a->fin = w->pending;
     a->fin_tail = w->pending_tail;
+    a->fin_since = w->pending_since;
     a->st = w->unstarted;
     a->st_tail = w->unstarted_tail;
     w->pending = w->pending_tail = w->unstarted = w->unstarted_tail = NULL;
@@ -821,8 +823,8 @@ static int cycle_load(wk *w, cycle_arg *a)
  * gathered meanwhile, for the next call. */
 static void cycle_unload(wk *w, cycle_arg *a)
 {
-    if (a->fin && !w->pending)
-        w->pending_since = mono_ms();
+    if (a->fin)
+        w->pending_since = a->fin_since; /* the oldest are in front again */
     list_put_back(&w->pending, &w->pending_tail, a->fin, a->fin_tail);
     list_put_back(&w->unstarted, &w->unstarted_tail, a->st, a->st_tail);
     w->npending += a->n;
